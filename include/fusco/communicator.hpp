@@ -1,0 +1,77 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "fusco/expert_map.hpp"
+#include "fusco/options.hpp"
+#include "fusco/plan.hpp"
+#include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
+#include "fusco/topology.hpp"
+
+namespace fusco {
+
+/// One rank's handle on a group of ranks that shuffle MoE tokens together.
+///
+/// plan, dispatch and combine are collective: every rank of the group makes the same call
+/// (same order, same plan), concurrently, each from its own thread. Every wait inside is bounded
+/// by PlanOptions::timeout_ms; a rank that does not arrive makes the others fail with
+/// kTimeout naming it, after which the group reports kAborted and must be recreated.
+/// Argument errors found on one rank are reported on every rank (the call does nothing) and
+/// leave the group usable.
+class Communicator {
+ public:
+  /// `world_size` ranks in this process, one per thread, grouped into nodes by `topology`
+  /// (topology.world_size must equal `world_size`). Element r of the result is rank r.
+  static Result<std::vector<Communicator>> create_local(int world_size, Topology topology);
+
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+  ~Communicator();
+
+  /// This rank.
+  int rank() const;
+  /// Number of ranks in the group.
+  int world_size() const;
+  /// How the group's ranks are grouped into nodes.
+  const Topology& topology() const;
+
+  /// Collective. Plans the shuffle of this rank's tokens.
+  ///
+  /// `topk_idx` [T, k] int32 or int64 host tensor: expert of each (token, slot), -1 for an
+  /// unused slot. `num_experts` E >= 1. `expert_map` gives each expert's owner. T may differ
+  /// between ranks (0 allowed); k, E, the map and `options` must agree on all ranks.
+  /// Returns the plan; its receive layout is expert-major, rows sorted by (local expert,
+  /// source rank, source token, slot).
+  Result<Plan> plan(const TensorView& topk_idx, int64_t num_experts,
+                    const ExpertMap& expert_map, const PlanOptions& options);
+  /// Same, with PlanOptions::from_env().
+  Result<Plan> plan(const TensorView& topk_idx, int64_t num_experts,
+                    const ExpertMap& expert_map = ExpertMap());
+
+  /// Collective. Sends each row of `x` [T, H] to its experts and writes them into `recv`
+  /// [plan.num_recv_rows(), H] (same dtype as x) in the plan's expert-major order. Any dtype.
+  /// H and dtype must agree on all ranks.
+  Status dispatch(const Plan& plan, const TensorView& x, const TensorView& recv);
+
+  /// Collective. Brings expert outputs back: `out`[t] = sum over valid slots j of
+  /// `topk_weights`[t, j] * `expert_out`[row(t, j)], accumulated in fp32 in the plan's fixed
+  /// order and cast to the dtype of expert_out. `expert_out` [num_recv_rows, H] fp32, fp16 or
+  /// bf16; `topk_weights` [T, k] fp32; `out` [T, H] with the dtype of expert_out. A token
+  /// without valid slots gets a zero row.
+  Status combine(const Plan& plan, const TensorView& expert_out, const TensorView& topk_weights,
+                 const TensorView& out);
+
+  /// False once an earlier failure (a timeout) has broken the group; recreate it then.
+  bool usable() const;
+
+  class Impl;
+
+ private:
+  explicit Communicator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fusco

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "fusco/dtype.hpp"
+#include "fusco/status.hpp"
+
+namespace fusco {
+
+/// Where a tensor's memory lives.
+enum class Device : int32_t {
+  kHost = 0,  ///< Ordinary CPU memory.
+  kCuda = 1,  ///< CUDA device memory (used by the CUDA engine).
+};
+
+/// A non-owning view of a C-contiguous tensor: pointer, element type, shape and device.
+/// fusco never frees or resizes the memory behind a view.
+struct TensorView {
+  /// Largest number of dimensions a view carries.
+  static constexpr int kMaxDims = 4;
+
+  void* data = nullptr;                      ///< First element; may be null when numel() == 0.
+  DType dtype = DType::kFloat32;             ///< Element type.
+  int ndim = 0;                              ///< Number of dimensions, 0..kMaxDims.
+  std::array<int64_t, kMaxDims> shape = {};  ///< Extent of each dimension (row-major).
+  Device device = Device::kHost;             ///< Where `data` lives.
+
+  /// A host view of `data` with the given shape (at most kMaxDims dimensions; extra ones
+  /// make the view invalid, which validation reports).
+  static TensorView host(void* data, DType dtype, std::initializer_list<int64_t> shape);
+
+  /// Number of elements (product of the extents; 1 for a 0-d view).
+  int64_t numel() const;
+  /// Total size in bytes.
+  int64_t nbytes() const { return numel() * static_cast<int64_t>(dtype_size(dtype)); }
+  /// Extent of dimension `dim` (0 when dim >= ndim).
+  int64_t size(int dim) const { return dim >= 0 && dim < ndim ? shape[dim] : 0; }
+  /// "[2048, 7168] bf16 host".
+  std::string describe() const;
+};
+
+/// Checks that `view` is a 2-D host tensor with non-negative extents whose size in bytes does
+/// not overflow. The error names `arg` (the caller's argument name) and the offending value.
+Status check_matrix(const TensorView& view, const char* arg);
+
+}  // namespace fusco

@@ -1,0 +1,34 @@
+// The in-process group: world_size ranks as threads of this process.
+
+#include <string>
+
+#include "communicator_impl.hpp"
+#include "fusco/communicator.hpp"
+#include "transport/inproc_transport.hpp"
+
+namespace fusco {
+
+Result<std::vector<Communicator>> Communicator::create_local(int world_size, Topology topology) {
+  constexpr int kMaxLocalRanks = 4096;
+  if (world_size < 1 || world_size > kMaxLocalRanks) {
+    return Status(StatusCode::kInvalidArgument, "world_size = " + std::to_string(world_size) +
+                                                    " is outside [1, " +
+                                                    std::to_string(kMaxLocalRanks) + "]");
+  }
+  FUSCO_RETURN_IF_ERROR(topology.validate());
+  if (topology.world_size != world_size) {
+    return Status(StatusCode::kInvalidArgument,
+                  "topology.world_size = " + std::to_string(topology.world_size) +
+                      " differs from world_size = " + std::to_string(world_size));
+  }
+  auto group = std::make_shared<transport::InprocGroup>(world_size);
+  std::vector<Communicator> comms;
+  comms.reserve(static_cast<size_t>(world_size));
+  for (int r = 0; r < world_size; ++r) {
+    comms.push_back(Communicator(std::make_unique<Impl>(
+        std::make_unique<transport::InprocTransport>(group, r), topology)));
+  }
+  return comms;
+}
+
+}  // namespace fusco

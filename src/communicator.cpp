@@ -1,0 +1,57 @@
+#include "fusco/communicator.hpp"
+
+#include "communicator_impl.hpp"
+#include "engine/engine.hpp"
+#include "plan/planner.hpp"
+
+namespace fusco {
+
+Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+Communicator::~Communicator() = default;
+
+int Communicator::rank() const { return impl_->transport_->rank(); }
+int Communicator::world_size() const { return impl_->transport_->world_size(); }
+const Topology& Communicator::topology() const { return impl_->topology_; }
+bool Communicator::usable() const { return impl_->transport_->health().ok(); }
+
+namespace {
+
+Result<Plan> make(Communicator::Impl& impl, const TensorView& topk_idx, int64_t num_experts,
+                  const ExpertMap& expert_map, const PlanOptions& options, const Status& prior) {
+  FUSCO_RETURN_IF_ERROR(impl.transport_->health());
+  const uint64_t sequence = impl.plans_made_++;
+  auto data = plan::make_plan(*impl.transport_, impl.topology_, sequence, topk_idx, num_experts,
+                              expert_map, options, prior);
+  if (!data.ok()) {
+    return data.status();
+  }
+  return Communicator::Impl::wrap_plan(std::move(data).value());
+}
+
+}  // namespace
+
+Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
+                                const ExpertMap& expert_map, const PlanOptions& options) {
+  return make(*impl_, topk_idx, num_experts, expert_map, options, Status());
+}
+
+Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
+                                const ExpertMap& expert_map) {
+  Result<PlanOptions> options = PlanOptions::from_env();
+  return make(*impl_, topk_idx, num_experts, expert_map,
+              options.ok() ? options.value() : PlanOptions(), options.status());
+}
+
+Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv) {
+  return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+}
+
+Status Communicator::combine(const Plan& plan, const TensorView& expert_out,
+                             const TensorView& topk_weights, const TensorView& out) {
+  return engine::combine(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
+                         topk_weights, out, impl_->workspace_);
+}
+
+}  // namespace fusco

@@ -1,0 +1,26 @@
+#pragma once
+
+#include <memory>
+
+#include "engine/engine.hpp"
+#include "fusco/communicator.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco {
+
+class Communicator::Impl {
+ public:
+  Impl(std::unique_ptr<transport::Transport> transport, Topology topology)
+      : transport_(std::move(transport)), topology_(topology) {}
+
+  static Plan wrap_plan(std::shared_ptr<const detail::PlanData> data) {
+    return Plan(std::move(data));
+  }
+
+  std::unique_ptr<transport::Transport> transport_;
+  Topology topology_;
+  uint64_t plans_made_ = 0;
+  engine::Workspace workspace_;
+};
+
+}  // namespace fusco

@@ -1,0 +1,73 @@
+#include "core/env.hpp"
+
+#include <cstdlib>
+#include <string>
+
+#include "fusco/options.hpp"
+
+namespace fusco::core {
+
+std::optional<std::string> env_string(const char* name) {
+  const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read-only use
+  if (value == nullptr || value[0] == '\0') {
+    return std::nullopt;
+  }
+  return std::string(value);
+}
+
+Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t max) {
+  const std::optional<std::string> text = env_string(name);
+  if (!text) {
+    return fallback;
+  }
+  const std::string range = " (expected an integer in [" + std::to_string(min) + ", " +
+                            std::to_string(max) + "])";
+  char* end = nullptr;
+  errno = 0;
+  const long long value = std::strtoll(text->c_str(), &end, 10);
+  if (errno != 0 || end == text->c_str() || *end != '\0') {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string(name) + "='" + *text + "' is not an integer" + range);
+  }
+  if (value < min || value > max) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string(name) + "=" + *text + " is out of range" + range);
+  }
+  return static_cast<int64_t>(value);
+}
+
+}  // namespace fusco::core
+
+namespace fusco {
+
+Result<PlanOptions> PlanOptions::from_env() {
+  PlanOptions options;
+  if (auto text = core::env_string("FUSCO_DEDUP")) {
+    Result<Dedup> dedup = dedup_from_name(*text);
+    if (!dedup.ok()) {
+      return Status(StatusCode::kInvalidArgument, "FUSCO_DEDUP: " + dedup.status().message());
+    }
+    options.dedup = dedup.value();
+  }
+  if (auto text = core::env_string("FUSCO_RELAY")) {
+    Result<RelayPolicy> relay = relay_policy_from_name(*text);
+    if (!relay.ok()) {
+      return Status(StatusCode::kInvalidArgument, "FUSCO_RELAY: " + relay.status().message());
+    }
+    options.relay = relay.value();
+  }
+  Result<int64_t> chunk = core::env_int("FUSCO_CHUNK_BYTES", options.chunk_bytes, int64_t{1} << 10,
+                                        int64_t{1} << 30);
+  if (!chunk.ok()) {
+    return chunk.status();
+  }
+  options.chunk_bytes = chunk.value();
+  Result<int64_t> timeout = core::env_int("FUSCO_TIMEOUT_MS", options.timeout_ms, 1, 86400000);
+  if (!timeout.ok()) {
+    return timeout.status();
+  }
+  options.timeout_ms = timeout.value();
+  return options;
+}
+
+}  // namespace fusco

@@ -1,0 +1,102 @@
+#include "core/layout.hpp"
+
+#include <limits>
+#include <string>
+
+namespace fusco::core {
+
+Result<ResolvedExpertMap> resolve_expert_map(const ExpertMap& map, int64_t num_experts,
+                                             int world_size) {
+  FUSCO_RETURN_IF_ERROR(map.validate(num_experts, world_size));
+  ResolvedExpertMap resolved;
+  resolved.num_experts = num_experts;
+  resolved.world_size = world_size;
+  const auto experts = static_cast<size_t>(num_experts);
+  resolved.owner.resize(experts);
+  resolved.local_slot.resize(experts);
+  resolved.physical.resize(experts);
+  resolved.rank_begin.assign(static_cast<size_t>(world_size) + 1, 0);
+  const int64_t per_rank = num_experts / world_size;
+  for (size_t e = 0; e < experts; ++e) {
+    resolved.owner[e] =
+        map.is_contiguous() ? static_cast<int32_t>(static_cast<int64_t>(e) / per_rank)
+                            : map.owners()[e];
+  }
+  std::vector<int32_t> next_slot(static_cast<size_t>(world_size), 0);
+  for (size_t e = 0; e < experts; ++e) {
+    resolved.local_slot[e] = next_slot[static_cast<size_t>(resolved.owner[e])]++;
+  }
+  for (int r = 0; r < world_size; ++r) {
+    resolved.rank_begin[static_cast<size_t>(r) + 1] =
+        resolved.rank_begin[static_cast<size_t>(r)] + next_slot[static_cast<size_t>(r)];
+  }
+  for (size_t e = 0; e < experts; ++e) {
+    resolved.physical[e] =
+        resolved.rank_begin[static_cast<size_t>(resolved.owner[e])] + resolved.local_slot[e];
+  }
+  return resolved;
+}
+
+Status check_topk_idx(const TensorView& topk_idx) {
+  FUSCO_RETURN_IF_ERROR(check_matrix(topk_idx, "topk_idx"));
+  if (topk_idx.dtype != DType::kInt32 && topk_idx.dtype != DType::kInt64) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string("topk_idx must be int32 or int64, got ") + dtype_name(topk_idx.dtype));
+  }
+  const int64_t topk = topk_idx.shape[1];
+  if (topk < 1 || topk > kMaxTopk) {
+    return Status(StatusCode::kInvalidArgument, "topk_idx has k = " + std::to_string(topk) +
+                                                    " slots per token; expected 1 <= k <= " +
+                                                    std::to_string(kMaxTopk));
+  }
+  if (topk_idx.shape[0] > std::numeric_limits<int32_t>::max()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "topk_idx has " + std::to_string(topk_idx.shape[0]) +
+                      " tokens; at most 2^31 - 1 are supported");
+  }
+  return Status();
+}
+
+Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap& map) {
+  FUSCO_RETURN_IF_ERROR(check_topk_idx(topk_idx));
+  Layout layout;
+  layout.num_tokens = topk_idx.shape[0];
+  layout.topk = static_cast<int>(topk_idx.shape[1]);
+  const int64_t num_pairs = layout.num_tokens * layout.topk;
+  const int64_t num_physical = map.rank_begin.back();
+  layout.expert_begin.assign(static_cast<size_t>(num_physical) + 1, 0);
+
+  // Pass 1: validate and count rows per physical expert (shifted by one for the scan).
+  int64_t valid = 0;
+  for (int64_t flat = 0; flat < num_pairs; ++flat) {
+    const int64_t expert = read_expert(topk_idx, flat);
+    if (expert == -1) {
+      continue;
+    }
+    if (expert < -1 || expert >= map.num_experts) {
+      return Status(StatusCode::kInvalidArgument,
+                    "topk_idx[" + std::to_string(flat / layout.topk) + ", " +
+                        std::to_string(flat % layout.topk) + "] = " + std::to_string(expert) +
+                        " is outside [-1, num_experts=" + std::to_string(map.num_experts) + ")");
+    }
+    ++layout.expert_begin[static_cast<size_t>(map.physical[static_cast<size_t>(expert)]) + 1];
+    ++valid;
+  }
+  // Pass 2: exclusive scan.
+  for (int64_t p = 0; p < num_physical; ++p) {
+    layout.expert_begin[static_cast<size_t>(p) + 1] += layout.expert_begin[static_cast<size_t>(p)];
+  }
+  // Pass 3: stable placement; scanning pairs in (token, slot) order keeps that order per expert.
+  layout.pairs.resize(static_cast<size_t>(valid));
+  std::vector<int64_t> cursor(layout.expert_begin.begin(), layout.expert_begin.end() - 1);
+  for (int64_t flat = 0; flat < num_pairs; ++flat) {
+    const int64_t expert = read_expert(topk_idx, flat);
+    if (expert >= 0) {
+      const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
+      layout.pairs[static_cast<size_t>(cursor[p]++)] = flat;
+    }
+  }
+  return layout;
+}
+
+}  // namespace fusco::core

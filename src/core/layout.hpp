@@ -1,0 +1,70 @@
+#pragma once
+
+// The layout step: which (token, slot) rows go to which physical expert, in receive order.
+
+#include <cstdint>
+#include <vector>
+
+#include "fusco/expert_map.hpp"
+#include "fusco/host_device.hpp"
+#include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
+
+namespace fusco::core {
+
+/// An expert map resolved for E experts and W ranks. Physical experts are numbered
+/// rank-major: rank r's local slot s is physical expert rank_begin[r] + s.
+struct ResolvedExpertMap {
+  int64_t num_experts = 0;
+  int world_size = 0;
+  std::vector<int32_t> owner;       ///< owner[e]: rank of logical expert e.
+  std::vector<int32_t> local_slot;  ///< local_slot[e]: slot of e on its owner.
+  std::vector<int64_t> physical;    ///< physical[e]: rank_begin[owner[e]] + local_slot[e].
+  std::vector<int64_t> rank_begin;  ///< W + 1 entries: physical experts of rank r.
+
+  int64_t num_local(int rank) const { return rank_begin[rank + 1] - rank_begin[rank]; }
+};
+
+/// Resolves `map` (validated here) for `num_experts` and `world_size`.
+Result<ResolvedExpertMap> resolve_expert_map(const ExpertMap& map, int64_t num_experts,
+                                             int world_size);
+
+/// Valid (token, slot) pairs of one rank sorted by (physical expert, token, slot) with a
+/// counting sort: O(T*k + E) time and memory.
+struct Layout {
+  int64_t num_tokens = 0;
+  int topk = 0;
+  /// P + 1 offsets into `pairs`: the pairs of physical expert p are
+  /// pairs[expert_begin[p] .. expert_begin[p + 1]).
+  std::vector<int64_t> expert_begin;
+  /// Flat indices token * topk + slot of the valid pairs, in (physical expert, token, slot)
+  /// order.
+  std::vector<int64_t> pairs;
+
+  int64_t num_rows() const { return static_cast<int64_t>(pairs.size()); }
+};
+
+/// The token of a flat pair index.
+FUSCO_HOST_DEVICE inline int64_t pair_token(int64_t pair, int topk) { return pair / topk; }
+/// The slot of a flat pair index.
+FUSCO_HOST_DEVICE inline int pair_slot(int64_t pair, int topk) {
+  return static_cast<int>(pair % topk);
+}
+
+/// Largest top-k fusco accepts.
+inline constexpr int kMaxTopk = 1024;
+
+/// Reads expert id (t, j) of an int32 or int64 topk tensor.
+inline int64_t read_expert(const TensorView& topk_idx, int64_t flat) {
+  return topk_idx.dtype == DType::kInt32 ? static_cast<const int32_t*>(topk_idx.data)[flat]
+                                         : static_cast<const int64_t*>(topk_idx.data)[flat];
+}
+
+/// Checks `topk_idx`: 2-D host int32/int64, 1 <= k <= kMaxTopk, T < 2^31.
+Status check_topk_idx(const TensorView& topk_idx);
+
+/// Builds the layout of `topk_idx` ([T, k], -1 = unused slot) under `map`. Fails with
+/// kInvalidArgument naming the first id outside [-1, E) (its token, slot and value).
+Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap& map);
+
+}  // namespace fusco::core

@@ -1,0 +1,76 @@
+#include "fusco/tensor.hpp"
+
+#include <limits>
+#include <string>
+
+namespace fusco {
+
+TensorView TensorView::host(void* data, DType dtype, std::initializer_list<int64_t> shape) {
+  TensorView view;
+  view.data = data;
+  view.dtype = dtype;
+  view.ndim = static_cast<int>(shape.size());
+  int dim = 0;
+  for (int64_t extent : shape) {
+    if (dim < kMaxDims) {
+      view.shape[dim] = extent;
+    }
+    ++dim;
+  }
+  return view;
+}
+
+int64_t TensorView::numel() const {
+  int64_t count = 1;
+  for (int dim = 0; dim < ndim && dim < kMaxDims; ++dim) {
+    count *= shape[dim];
+  }
+  return count;
+}
+
+std::string TensorView::describe() const {
+  std::string text = "[";
+  for (int dim = 0; dim < ndim && dim < kMaxDims; ++dim) {
+    text += (dim > 0 ? ", " : "") + std::to_string(shape[dim]);
+  }
+  text += "] ";
+  text += dtype_name(dtype);
+  text += device == Device::kHost ? " host" : " cuda";
+  return text;
+}
+
+Status check_matrix(const TensorView& view, const char* arg) {
+  const std::string name(arg);
+  if (!dtype_is_valid(static_cast<int32_t>(view.dtype))) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + ": dtype code " + std::to_string(static_cast<int32_t>(view.dtype)) +
+                      " is not a fusco::DType");
+  }
+  if (view.ndim != 2) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " must be 2-D, got ndim " + std::to_string(view.ndim));
+  }
+  if (view.device != Device::kHost) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " must be host memory for this communicator, got " + view.describe());
+  }
+  const int64_t rows = view.shape[0];
+  const int64_t cols = view.shape[1];
+  if (rows < 0 || cols < 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " has a negative extent: " + view.describe());
+  }
+  const int64_t elem = static_cast<int64_t>(dtype_size(view.dtype));
+  const int64_t limit = std::numeric_limits<int64_t>::max() / 2;
+  if (cols > 0 && rows > limit / cols / elem) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " " + view.describe() + " is too large: its size in bytes exceeds 2^62");
+  }
+  if (view.data == nullptr && rows * cols > 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " " + view.describe() + " has a null data pointer");
+  }
+  return Status();
+}
+
+}  // namespace fusco

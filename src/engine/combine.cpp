@@ -1,0 +1,190 @@
+// Combine: the reverse of dispatch. Targets send rows back through the staging windows (under
+// node dedup, one partial sum per (token, node), formed at the relay and rounded to the dtype
+// of the expert output); then every token is reduced in the plan's fixed order, reading rows
+// of this node's ranks directly and the rest from the return buffer.
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/chunk_pump.hpp"
+#include "engine/engine.hpp"
+#include "engine/op_start.hpp"
+#include "engine/plan_checks.hpp"
+#include "engine/row_math.hpp"
+
+namespace fusco::engine {
+
+namespace {
+
+using detail::CombineTerm;
+
+struct CombineSources {
+  std::vector<const std::byte*> rows_of;    // expert_out of every rank
+  std::vector<const float*> weights_of;     // topk_weights of every rank
+  const std::byte* returned = nullptr;      // this rank's return buffer
+  size_t row_bytes = 0;
+};
+
+// Sum of terms [begin, end) in order into acc (first term initialises).
+template <typename E>
+void sum_terms(const detail::PlanData& plan, const CombineSources& src, const float* weights,
+               int64_t token, int64_t begin, int64_t end, float* acc, int64_t hidden) {
+  for (int64_t i = begin; i < end; ++i) {
+    const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
+    const std::byte* row =
+        (term.rank == CombineTerm::kReturnBuffer ? src.returned
+                                                  : src.rows_of[static_cast<size_t>(term.rank)]) +
+        static_cast<size_t>(term.row) * src.row_bytes;
+    const float w = term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[token * plan.topk + term.slot];
+    if (i == begin) {
+      mul_init<E>(acc, row, w, hidden);
+    } else {
+      mul_add<E>(acc, row, w, hidden);
+    }
+  }
+}
+
+template <typename E>
+void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, const float* weights,
+                   std::byte* out, int64_t hidden, Workspace& ws) {
+  float* acc = ws.acc.data();
+  float* total = ws.total.data();
+  for (int64_t t = 0; t < plan.num_tokens; ++t) {
+    std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
+    const int64_t g_begin = plan.token_group_begin[static_cast<size_t>(t)];
+    const int64_t g_end = plan.token_group_begin[static_cast<size_t>(t) + 1];
+    if (g_begin == g_end) {
+      if (src.row_bytes > 0) {
+        std::memset(out_row, 0, src.row_bytes);
+      }
+      continue;
+    }
+    for (int64_t g = g_begin; g < g_end; ++g) {
+      sum_terms<E>(plan, src, weights, t, plan.group_term_begin[static_cast<size_t>(g)],
+                   plan.group_term_begin[static_cast<size_t>(g) + 1], acc, hidden);
+      if (g_end - g_begin == 1) {
+        store_row<E>(acc, out_row, hidden);
+      } else {
+        round_in_place<E>(acc, hidden);
+        add_rows(total, acc, g == g_begin, hidden);
+      }
+    }
+    if (g_end - g_begin > 1) {
+      store_row<E>(total, out_row, hidden);
+    }
+  }
+}
+
+}  // namespace
+
+Status combine(transport::Transport& transport, const detail::PlanData* plan,
+               const TensorView& expert_out, const TensorView& topk_weights, const TensorView& out,
+               Workspace& workspace) {
+  const int me = transport.rank();
+  FUSCO_RETURN_IF_ERROR(transport.health());
+  const Status local = check_combine_args(transport, plan, expert_out, topk_weights, out);
+  const transport::Deadline deadline =
+      transport::Deadline::after_ms(local.ok() ? plan->options.timeout_ms : 60000);
+  const int64_t hidden = local.ok() ? expert_out.shape[1] : 0;
+  const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(expert_out.dtype);
+  const int64_t rows_per_chunk =
+      std::max<int64_t>(1, (local.ok() ? plan->options.chunk_bytes : 1) /
+                               std::max<int64_t>(1, static_cast<int64_t>(row_bytes)));
+  if (local.ok()) {
+    for (const detail::StagedOut& staged : plan->staged_out) {
+      transport.window(staged.target, me)
+          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
+    }
+  }
+
+  OpHeader mine;
+  mine.kind = static_cast<int32_t>(OpKind::kCombine);
+  if (local.ok()) {
+    mine.group_id = plan->group_id;
+    mine.plan_sequence = plan->sequence;
+    mine.hidden = hidden;
+    mine.dtype = static_cast<int32_t>(expert_out.dtype);
+    mine.src = static_cast<const std::byte*>(expert_out.data);
+    mine.weights = static_cast<const float*>(topk_weights.data);
+  }
+  std::vector<const OpHeader*> headers;
+  FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "combine"));
+
+  CombineSources src;
+  src.row_bytes = row_bytes;
+  for (const OpHeader* header : headers) {
+    src.rows_of.push_back(header->src);
+    src.weights_of.push_back(header->weights);
+  }
+  std::byte* returned =
+      workspace.return_buffer(std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));
+  src.returned = returned;
+  workspace.acc.resize(static_cast<size_t>(hidden));
+  workspace.total.resize(static_cast<size_t>(hidden));
+
+  // Outgoing: as a target, send rows (or partial sums) back to each source.
+  std::vector<ChunkStream> outgoing;
+  for (size_t i = 0; i < plan->staged_in.size(); ++i) {
+    const detail::StagedIn& in = plan->staged_in[i];
+    outgoing.push_back({in.source, static_cast<int>(i), &transport.window(me, in.source),
+                        in.return_rows, chunk_count(in.return_rows, rows_per_chunk), 0});
+  }
+  // Incoming: as a source, collect what each target sends back.
+  std::vector<ChunkStream> incoming;
+  for (size_t i = 0; i < plan->staged_out.size(); ++i) {
+    const detail::StagedOut& staged = plan->staged_out[i];
+    incoming.push_back({staged.target, static_cast<int>(i), &transport.window(staged.target, me),
+                        staged.return_rows, chunk_count(staged.return_rows, rows_per_chunk), 0});
+  }
+
+  const DType dtype = expert_out.dtype;
+  float* acc = workspace.acc.data();
+  auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
+    const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
+    if (!plan->partial_sums) {
+      for (int64_t i = 0; i < count; ++i) {
+        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(first + i)];
+        copy_row(slot + static_cast<size_t>(i) * row_bytes,
+                 src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
+                 row_bytes);
+      }
+      return;
+    }
+    const float* weights = src.weights_of[static_cast<size_t>(in.source)];
+    with_combine_type(dtype, [&]<typename E>() {
+      for (int64_t i = 0; i < count; ++i) {
+        const auto entry = static_cast<size_t>(first + i);
+        const int64_t token = in.tokens[entry];
+        for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
+          const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
+          const std::byte* values =
+              src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes;
+          const float w = weights[token * plan->topk + row.slot];
+          if (f == in.fanout_begin[entry]) {
+            mul_init<E>(acc, values, w, hidden);
+          } else {
+            mul_add<E>(acc, values, w, hidden);
+          }
+        }
+        store_row<E>(acc, slot + static_cast<size_t>(i) * row_bytes, hidden);
+      }
+    });
+  };
+  auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
+    const detail::StagedOut& staged = plan->staged_out[static_cast<size_t>(s.index)];
+    copy_row(returned + static_cast<size_t>(staged.return_begin + first) * row_bytes, slot,
+             static_cast<size_t>(count) * row_bytes);
+  };
+  auto no_local_work = [] { return false; };
+  FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
+                                    "combine", produce, consume, no_local_work));
+
+  with_combine_type(dtype, [&]<typename E>() {
+    reduce_tokens<E>(*plan, src, static_cast<const float*>(topk_weights.data),
+                     static_cast<std::byte*>(out.data), hidden, workspace);
+  });
+  // Peers read this rank's expert_out and weights until they are done.
+  return transport.barrier(deadline, "combine (completion)");
+}
+
+}  // namespace fusco::engine

@@ -1,0 +1,108 @@
+// Dispatch: every row is gathered from x and written once into its final expert-major place.
+// Rows for ranks of this node are stored directly; staged entries travel chunk by chunk into
+// the target's staging window, and the target (relay or remote rank) fans each entry out.
+
+#include <algorithm>
+
+#include "engine/chunk_pump.hpp"
+#include "engine/engine.hpp"
+#include "engine/op_start.hpp"
+#include "engine/plan_checks.hpp"
+
+namespace fusco::engine {
+
+Status dispatch(transport::Transport& transport, const detail::PlanData* plan, const TensorView& x,
+                const TensorView& recv) {
+  const int me = transport.rank();
+  FUSCO_RETURN_IF_ERROR(transport.health());
+  const Status local = check_dispatch_args(transport, plan, x, recv);
+  const transport::Deadline deadline =
+      transport::Deadline::after_ms(local.ok() ? plan->options.timeout_ms : 60000);
+  const auto row_bytes =
+      local.ok() ? static_cast<size_t>(x.shape[1]) * dtype_size(x.dtype) : size_t{0};
+  const int64_t rows_per_chunk =
+      local.ok() ? std::max<int64_t>(1, plan->options.chunk_bytes /
+                                            std::max<int64_t>(1, static_cast<int64_t>(row_bytes)))
+                 : 1;
+  if (local.ok()) {
+    // This rank owns its incoming windows; size them before anyone may put.
+    for (const detail::StagedIn& in : plan->staged_in) {
+      transport.window(in.source, me).reserve(
+          std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
+    }
+  }
+
+  OpHeader mine;
+  mine.kind = static_cast<int32_t>(OpKind::kDispatch);
+  if (local.ok()) {
+    mine.group_id = plan->group_id;
+    mine.plan_sequence = plan->sequence;
+    mine.hidden = x.shape[1];
+    mine.dtype = static_cast<int32_t>(x.dtype);
+    mine.src = static_cast<const std::byte*>(x.data);
+    mine.dst = static_cast<std::byte*>(recv.data);
+  }
+  std::vector<const OpHeader*> headers;
+  FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "dispatch"));
+
+  std::vector<std::byte*> recv_of(headers.size());
+  for (size_t r = 0; r < headers.size(); ++r) {
+    recv_of[r] = headers[r]->dst;
+  }
+  const auto* x_rows = static_cast<const std::byte*>(x.data);
+
+  std::vector<ChunkStream> outgoing;
+  for (size_t i = 0; i < plan->staged_out.size(); ++i) {
+    const detail::StagedOut& out = plan->staged_out[i];
+    const auto rows = static_cast<int64_t>(out.tokens.size());
+    outgoing.push_back({out.target, static_cast<int>(i), &transport.window(me, out.target), rows,
+                        chunk_count(rows, rows_per_chunk), 0});
+  }
+  std::vector<ChunkStream> incoming;
+  for (size_t i = 0; i < plan->staged_in.size(); ++i) {
+    const detail::StagedIn& in = plan->staged_in[i];
+    incoming.push_back({in.source, static_cast<int>(i), &transport.window(in.source, me),
+                        in.num_entries(), chunk_count(in.num_entries(), rows_per_chunk), 0});
+  }
+
+  auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
+    const std::vector<int32_t>& tokens = plan->staged_out[static_cast<size_t>(s.index)].tokens;
+    for (int64_t i = 0; i < count; ++i) {
+      copy_row(slot + i * row_bytes,
+               x_rows + static_cast<size_t>(tokens[static_cast<size_t>(first + i)]) * row_bytes,
+               row_bytes);
+    }
+  };
+  auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
+    const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
+    for (int64_t i = 0; i < count; ++i) {
+      const auto entry = static_cast<size_t>(first + i);
+      for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
+        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
+        copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
+                 slot + i * row_bytes, row_bytes);
+      }
+    }
+  };
+  // Direct stores in slices about one chunk long, so staged traffic keeps moving meanwhile.
+  size_t direct_next = 0;
+  auto local_work = [&]() {
+    if (direct_next >= plan->direct.size()) {
+      return false;
+    }
+    const size_t end =
+        std::min(plan->direct.size(), direct_next + static_cast<size_t>(rows_per_chunk));
+    for (; direct_next < end; ++direct_next) {
+      const detail::DirectRow& row = plan->direct[direct_next];
+      copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
+               x_rows + static_cast<size_t>(row.token) * row_bytes, row_bytes);
+    }
+    return true;
+  };
+  FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
+                                    "dispatch", produce, consume, local_work));
+  // Peers store into this rank's recv until they are done; nobody returns before all are.
+  return transport.barrier(deadline, "dispatch (completion)");
+}
+
+}  // namespace fusco::engine

@@ -1,0 +1,44 @@
+#pragma once
+
+// The engine executes a plan over a transport: dispatch gathers rows from x and writes each
+// straight into its final expert-major place (direct stores inside a node, chunks through
+// staging windows across nodes, fanned out by the target); combine brings rows back and
+// reduces them in the plan's fixed order.
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
+#include "plan/plan_data.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::engine {
+
+/// Per-rank scratch memory reused across calls.
+struct Workspace {
+  std::unique_ptr<std::byte[]> return_rows;  // combine: rows and partials coming back
+  size_t return_bytes = 0;
+  std::vector<float> acc;    // one row of fp32 partial sums
+  std::vector<float> total;  // one row of fp32 totals
+
+  std::byte* return_buffer(size_t bytes) {
+    if (bytes > return_bytes) {
+      return_rows.reset(new std::byte[bytes]);
+      return_bytes = bytes;
+    }
+    return return_rows.get();
+  }
+};
+
+/// Collective. See Communicator::dispatch.
+Status dispatch(transport::Transport& transport, const detail::PlanData* plan, const TensorView& x,
+                const TensorView& recv);
+
+/// Collective. See Communicator::combine.
+Status combine(transport::Transport& transport, const detail::PlanData* plan,
+               const TensorView& expert_out, const TensorView& topk_weights, const TensorView& out,
+               Workspace& workspace);
+
+}  // namespace fusco::engine

@@ -1,0 +1,77 @@
+#include "engine/op_start.hpp"
+
+#include <string>
+
+#include "fusco/dtype.hpp"
+
+namespace fusco::engine {
+
+namespace {
+
+Status check_headers(const std::vector<const OpHeader*>& headers, const Status& local, int me,
+                     const char* what) {
+  if (!local.ok()) {
+    return local;
+  }
+  for (size_t r = 0; r < headers.size(); ++r) {
+    if (headers[r]->ok == 0) {
+      return Status(StatusCode::kInvalidArgument,
+                    "rank " + std::to_string(r) + " rejected its arguments to " + what +
+                        " (see its error); nothing was sent");
+    }
+  }
+  const OpHeader& first = *headers[0];
+  for (size_t r = 1; r < headers.size(); ++r) {
+    const OpHeader& other = *headers[r];
+    const std::string where = " (rank 0 vs rank " + std::to_string(r) + ")";
+    if (other.kind != first.kind) {
+      return Status(StatusCode::kMismatch, std::string("ranks are in different collectives: ") +
+                                               (first.kind == 1 ? "dispatch" : "combine") +
+                                               " vs " + (other.kind == 1 ? "dispatch" : "combine") +
+                                               where);
+    }
+    if (other.group_id != first.group_id || other.plan_sequence != first.plan_sequence) {
+      return Status(StatusCode::kMismatch,
+                    "ranks use different plans: plan #" + std::to_string(first.plan_sequence) +
+                        " vs plan #" + std::to_string(other.plan_sequence) + where);
+    }
+    if (other.hidden != first.hidden) {
+      return Status(StatusCode::kMismatch,
+                    "hidden size differs across ranks: " + std::to_string(first.hidden) + " vs " +
+                        std::to_string(other.hidden) + where);
+    }
+    if (other.dtype != first.dtype) {
+      return Status(StatusCode::kMismatch,
+                    std::string("dtype differs across ranks: ") +
+                        dtype_name(static_cast<DType>(first.dtype)) + " vs " +
+                        dtype_name(static_cast<DType>(other.dtype)) + where);
+    }
+  }
+  (void)me;
+  return Status();
+}
+
+}  // namespace
+
+Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
+                std::vector<const OpHeader*>* all, const transport::Deadline& deadline,
+                const char* what) {
+  mine.ok = local.ok() ? 1 : 0;
+  std::vector<const void*> published;
+  FUSCO_RETURN_IF_ERROR(transport.sync(&mine, &published, deadline, what));
+  all->resize(published.size());
+  for (size_t r = 0; r < published.size(); ++r) {
+    (*all)[r] = static_cast<const OpHeader*>(published[r]);
+  }
+  Status verdict = check_headers(*all, local, transport.rank(), what);
+  if (!verdict.ok()) {
+    // Every rank reached the same verdict from the same headers; the barrier keeps each
+    // header alive until all have read it.
+    FUSCO_RETURN_IF_ERROR(transport.barrier(deadline, what));
+    all->clear();
+    return verdict;
+  }
+  return Status();
+}
+
+}  // namespace fusco::engine

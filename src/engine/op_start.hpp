@@ -1,0 +1,37 @@
+#pragma once
+
+// The start of every dispatch and combine: ranks publish what they are about to do and check,
+// all of them on the same data, that they agree. Any disagreement or rejected argument makes
+// every rank return an error before a byte moves, and leaves the group usable.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fusco/status.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::engine {
+
+enum class OpKind : int32_t { kDispatch = 1, kCombine = 2 };
+
+struct OpHeader {
+  int32_t kind = 0;
+  int32_t ok = 0;  // 1 when this rank's arguments passed its local checks
+  uint64_t group_id = 0;
+  uint64_t plan_sequence = 0;
+  int64_t hidden = 0;
+  int32_t dtype = 0;
+  const std::byte* src = nullptr;  // x (dispatch) or expert_out (combine)
+  std::byte* dst = nullptr;        // recv (dispatch)
+  const float* weights = nullptr;  // topk_weights (combine)
+};
+
+/// Publishes `mine` (with mine.ok set from `local`; it must live until the caller's closing
+/// barrier) and checks every rank's header. On success `all` points at every rank's header
+/// until that barrier.
+Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
+                std::vector<const OpHeader*>* all, const transport::Deadline& deadline,
+                const char* what);
+
+}  // namespace fusco::engine

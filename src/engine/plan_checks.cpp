@@ -1,0 +1,90 @@
+#include "engine/plan_checks.hpp"
+
+#include <string>
+
+namespace fusco::engine {
+
+namespace {
+
+Status shape_error(const char* arg, const TensorView& view, const std::string& expected) {
+  return Status(StatusCode::kInvalidArgument,
+                std::string(arg) + " is " + view.describe() + " but must be " + expected);
+}
+
+std::string dims(int64_t rows, int64_t cols) {
+  return "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
+}
+
+}  // namespace
+
+Status check_plan_owner(const transport::Transport& transport, const detail::PlanData* plan) {
+  if (plan == nullptr) {
+    return Status(StatusCode::kInvalidArgument, "plan is empty (make one with Communicator::plan)");
+  }
+  if (plan->group_id != transport.group_id() || plan->rank != transport.rank()) {
+    return Status(StatusCode::kInvalidArgument,
+                  "plan was made by rank " + std::to_string(plan->rank) + " of another group " +
+                      "or rank; this is rank " + std::to_string(transport.rank()));
+  }
+  return Status();
+}
+
+Status check_dispatch_args(const transport::Transport& transport, const detail::PlanData* plan,
+                           const TensorView& x, const TensorView& recv) {
+  FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
+  FUSCO_RETURN_IF_ERROR(check_matrix(x, "x"));
+  FUSCO_RETURN_IF_ERROR(check_matrix(recv, "recv"));
+  const int64_t hidden = x.shape[1];
+  if (x.shape[0] != plan->num_tokens) {
+    return shape_error("x", x, dims(plan->num_tokens, hidden) + " (the plan has " +
+                                   std::to_string(plan->num_tokens) + " tokens)");
+  }
+  if (recv.shape[0] != plan->num_recv_rows || recv.shape[1] != hidden) {
+    return shape_error("recv", recv, dims(plan->num_recv_rows, hidden) +
+                                         " (plan.num_recv_rows() x hidden size of x)");
+  }
+  if (recv.dtype != x.dtype) {
+    return Status(StatusCode::kInvalidArgument, std::string("recv dtype ") +
+                                                    dtype_name(recv.dtype) +
+                                                    " differs from x dtype " + dtype_name(x.dtype));
+  }
+  return Status();
+}
+
+Status check_combine_args(const transport::Transport& transport, const detail::PlanData* plan,
+                          const TensorView& expert_out, const TensorView& topk_weights,
+                          const TensorView& out) {
+  FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
+  FUSCO_RETURN_IF_ERROR(check_matrix(expert_out, "expert_out"));
+  FUSCO_RETURN_IF_ERROR(check_matrix(topk_weights, "topk_weights"));
+  FUSCO_RETURN_IF_ERROR(check_matrix(out, "out"));
+  if (!dtype_supports_combine(expert_out.dtype)) {
+    return Status(StatusCode::kUnsupported,
+                  std::string("combine of expert_out dtype ") + dtype_name(expert_out.dtype) +
+                      " is not offered; use fp32, fp16 or bf16");
+  }
+  const int64_t hidden = expert_out.shape[1];
+  if (expert_out.shape[0] != plan->num_recv_rows) {
+    return shape_error("expert_out", expert_out,
+                       dims(plan->num_recv_rows, hidden) + " (plan.num_recv_rows() rows)");
+  }
+  if (topk_weights.dtype != DType::kFloat32) {
+    return Status(StatusCode::kInvalidArgument, std::string("topk_weights must be fp32, got ") +
+                                                    dtype_name(topk_weights.dtype));
+  }
+  if (topk_weights.shape[0] != plan->num_tokens || topk_weights.shape[1] != plan->topk) {
+    return shape_error("topk_weights", topk_weights,
+                       dims(plan->num_tokens, plan->topk) + " (the plan's tokens x topk)");
+  }
+  if (out.shape[0] != plan->num_tokens || out.shape[1] != hidden) {
+    return shape_error("out", out, dims(plan->num_tokens, hidden) + " (tokens x hidden size)");
+  }
+  if (out.dtype != expert_out.dtype) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string("out dtype ") + dtype_name(out.dtype) +
+                      " differs from expert_out dtype " + dtype_name(expert_out.dtype));
+  }
+  return Status();
+}
+
+}  // namespace fusco::engine

@@ -1,0 +1,34 @@
+#pragma once
+
+// Local argument checks of dispatch and combine (before any rank communicates).
+
+#include <cstring>
+
+#include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
+#include "plan/plan_data.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::engine {
+
+/// The plan exists and was made by this rank of this group.
+Status check_plan_owner(const transport::Transport& transport, const detail::PlanData* plan);
+
+/// dispatch: x [T, H], recv [num_recv_rows, H], same dtype.
+Status check_dispatch_args(const transport::Transport& transport, const detail::PlanData* plan,
+                           const TensorView& x, const TensorView& recv);
+
+/// combine: expert_out [num_recv_rows, H] fp32/fp16/bf16, topk_weights [T, k] fp32,
+/// out [T, H] with the dtype of expert_out.
+Status check_combine_args(const transport::Transport& transport, const detail::PlanData* plan,
+                          const TensorView& expert_out, const TensorView& topk_weights,
+                          const TensorView& out);
+
+/// Copies one row; nothing for empty rows (whose pointers may be null).
+inline void copy_row(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) {
+    std::memcpy(dst, src, bytes);
+  }
+}
+
+}  // namespace fusco::engine

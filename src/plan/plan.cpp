@@ -1,0 +1,48 @@
+// The public Plan handle and its statistics.
+
+#include "fusco/plan.hpp"
+
+#include <sstream>
+
+#include "plan/plan_data.hpp"
+
+namespace fusco {
+
+int Plan::rank() const { return data_->rank; }
+const Topology& Plan::topology() const { return data_->topology; }
+int64_t Plan::num_tokens() const { return data_->num_tokens; }
+int Plan::topk() const { return data_->topk; }
+int64_t Plan::num_experts() const { return data_->num_experts; }
+const std::vector<int64_t>& Plan::tokens_per_expert() const { return data_->tokens_per_expert; }
+int64_t Plan::num_recv_rows() const { return data_->num_recv_rows; }
+const PlanStats& Plan::stats() const { return data_->stats; }
+const PlanOptions& Plan::options() const { return data_->options; }
+
+double PlanStats::dedup_ratio() const {
+  return inter_node_rows == 0 ? 1.0
+                              : static_cast<double>(inter_node_rows_without_dedup) /
+                                    static_cast<double>(inter_node_rows);
+}
+
+std::string PlanStats::to_string(int64_t row_bytes) const {
+  std::ostringstream out;
+  out << "tokens " << num_tokens << ", rows " << logical_rows << ", received rows "
+      << received_rows << "\n";
+  out << "intra-node: " << intra_node_rows << " rows, " << bytes_for(intra_node_rows, row_bytes)
+      << " bytes (+ " << relay_forwarded_rows << " rows forwarded as relay)\n";
+  out << "inter-node: " << inter_node_rows << " rows, " << bytes_for(inter_node_rows, row_bytes)
+      << " bytes (" << inter_node_rows_without_dedup << " without dedup, ratio " << dedup_ratio()
+      << ")\n";
+  out << "rows per destination:";
+  for (int64_t rows : rows_per_destination) {
+    out << ' ' << rows;
+  }
+  out << "\nwire rows per destination:";
+  for (int64_t rows : wire_rows_per_destination) {
+    out << ' ' << rows;
+  }
+  out << '\n';
+  return out.str();
+}
+
+}  // namespace fusco

@@ -1,0 +1,88 @@
+#pragma once
+
+// What a plan holds: everything dispatch and combine need, computed once by the planner.
+
+#include <cstdint>
+#include <vector>
+
+#include "fusco/options.hpp"
+#include "fusco/plan.hpp"
+#include "fusco/topology.hpp"
+
+namespace fusco::detail {
+
+/// A row this rank stores directly into a rank of its own node.
+struct DirectRow {
+  int32_t token;  ///< Source token on this rank.
+  int32_t rank;   ///< Destination rank (same node).
+  int64_t row;    ///< Row in the destination's receive buffer.
+};
+
+/// Where a staged entry's row lands, as seen by the entry's target (relay or remote rank).
+struct FanoutRow {
+  int32_t rank;  ///< Destination rank (on the target's node).
+  int32_t slot;  ///< The source's top-k slot j of this row (selects the combine weight).
+  int64_t row;   ///< Row in the destination's receive buffer.
+};
+
+/// Staged traffic from this rank to one target.
+struct StagedOut {
+  int32_t target = 0;
+  std::vector<int32_t> tokens;  ///< Entry i carries x[tokens[i]].
+  int64_t return_rows = 0;      ///< Rows the target sends back in combine.
+  int64_t return_begin = 0;     ///< Their first row in this rank's combine return buffer.
+};
+
+/// Staged traffic from one source to this rank.
+struct StagedIn {
+  int32_t source = 0;
+  std::vector<int32_t> tokens;        ///< The source's token of each entry.
+  std::vector<int64_t> fanout_begin;  ///< entries + 1 offsets into `fanout`.
+  std::vector<FanoutRow> fanout;      ///< Destination rows of each entry, slot ascending.
+  int64_t return_rows = 0;  ///< Rows sent back in combine: entries (partial sums) or fanout rows.
+
+  int64_t num_entries() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+/// One term of a token's combine sum: weight(slot) * value(rank, row).
+struct CombineTerm {
+  int32_t rank;  ///< Rank whose expert output holds the value, or kReturnBuffer.
+  int32_t slot;  ///< Top-k slot of the weight, or kUnitWeight.
+  int64_t row;   ///< Row in that rank's expert output, or in the combine return buffer.
+
+  static constexpr int32_t kReturnBuffer = -1;
+  static constexpr int32_t kUnitWeight = -1;
+};
+
+struct PlanData {
+  uint64_t group_id = 0;
+  uint64_t sequence = 0;  ///< Plans made so far by the group, at the time of this one.
+  int rank = 0;
+  Topology topology;
+  PlanOptions options;
+  int64_t num_tokens = 0;
+  int topk = 0;
+  int64_t num_experts = 0;
+
+  std::vector<int64_t> tokens_per_expert;
+  int64_t num_recv_rows = 0;
+
+  std::vector<DirectRow> direct;  ///< Sorted by (rank, row).
+  std::vector<StagedOut> staged_out;
+  std::vector<StagedIn> staged_in;
+  /// True under node dedup: targets return one partial sum per entry, rounded to the dtype
+  /// of the expert output; otherwise they return every row unreduced.
+  bool partial_sums = false;
+
+  /// Combine program. Token t's groups are token_group_begin[t] .. [t + 1]; group g's terms
+  /// are group_term_begin[g] .. [g + 1]. out[t] = sum over groups (in order) of the group's
+  /// fp32 sum rounded to the output dtype.
+  std::vector<int64_t> token_group_begin;
+  std::vector<int64_t> group_term_begin;
+  std::vector<CombineTerm> terms;
+  int64_t return_rows_total = 0;
+
+  PlanStats stats;
+};
+
+}  // namespace fusco::detail

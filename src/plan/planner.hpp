@@ -1,0 +1,55 @@
+#pragma once
+
+// The planner: turns one rank's routing into a Plan. make_plan is the collective driver;
+// the steps below it are pure functions of their inputs (no communication), so tests and
+// benchmarks can run one rank's part alone.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/layout.hpp"
+#include "fusco/expert_map.hpp"
+#include "fusco/options.hpp"
+#include "fusco/tensor.hpp"
+#include "fusco/topology.hpp"
+#include "plan/plan_data.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::plan {
+
+using transport::Bytes;
+
+/// Collective: plans this rank's tokens. `sequence` numbers the group's planning calls (all
+/// ranks must be at the same one). A failed `prior` (e.g. a bad environment variable) is
+/// reported like any other argument error: on every rank, after the configuration check.
+Result<std::shared_ptr<const detail::PlanData>> make_plan(
+    transport::Transport& transport, const Topology& topology, uint64_t sequence,
+    const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
+    const PlanOptions& options, const Status& prior);
+
+/// Step 1 (sender): for each destination rank d, the row count of every local expert of d.
+std::vector<Bytes> encode_expert_counts(const core::Layout& layout,
+                                        const core::ResolvedExpertMap& map);
+
+/// Step 2 (receiver): rows per local expert and, for every source, the first receive row of
+/// each local expert's block from it (expert-major, then source rank).
+struct ReceiverOffsets {
+  std::vector<int64_t> tokens_per_expert;
+  int64_t num_recv_rows = 0;
+  std::vector<Bytes> starts;  ///< starts[s]: int64 per local expert, for source s.
+};
+Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& counts_from_sources,
+                                                 int64_t num_local_experts);
+
+/// Step 3 (sender): given the starts from every destination, fills `plan`'s direct rows,
+/// staged lists, combine program and stats; returns the staged metadata for every target.
+Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
+                                             const core::ResolvedExpertMap& map,
+                                             const TensorView& topk_idx,
+                                             const std::vector<Bytes>& starts_from_destinations);
+
+/// Step 4 (target): decodes the staged metadata every source sent into `plan.staged_in`.
+Status decode_staged_in(detail::PlanData& plan, const std::vector<Bytes>& metadata_from_sources);
+
+}  // namespace fusco::plan

@@ -1,0 +1,104 @@
+// Steps 1, 2 and 4 of planning: the count exchange that fixes every row's place in the
+// receiver's expert-major buffer, and the decoding of staged metadata at targets.
+
+#include <string>
+
+#include "core/wire.hpp"
+#include "plan/planner.hpp"
+
+namespace fusco::plan {
+
+std::vector<Bytes> encode_expert_counts(const core::Layout& layout,
+                                        const core::ResolvedExpertMap& map) {
+  std::vector<Bytes> out(static_cast<size_t>(map.world_size));
+  for (int d = 0; d < map.world_size; ++d) {
+    core::WireWriter writer;
+    for (int64_t p = map.rank_begin[static_cast<size_t>(d)];
+         p < map.rank_begin[static_cast<size_t>(d) + 1]; ++p) {
+      writer.put<int64_t>(layout.expert_begin[static_cast<size_t>(p) + 1] -
+                          layout.expert_begin[static_cast<size_t>(p)]);
+    }
+    out[static_cast<size_t>(d)] = writer.take();
+  }
+  return out;
+}
+
+Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& counts_from_sources,
+                                                 int64_t num_local_experts) {
+  const size_t sources = counts_from_sources.size();
+  const auto local = static_cast<size_t>(num_local_experts);
+  std::vector<int64_t> counts(sources * local);
+  for (size_t s = 0; s < sources; ++s) {
+    core::WireReader reader(counts_from_sources[s]);
+    FUSCO_RETURN_IF_ERROR(reader.get_array(counts.data() + s * local, local));
+    if (!reader.done()) {
+      return Status(StatusCode::kInternal, "expert counts from rank " + std::to_string(s) +
+                                               " have the wrong size");
+    }
+  }
+  ReceiverOffsets offsets;
+  offsets.tokens_per_expert.assign(local, 0);
+  for (size_t s = 0; s < sources; ++s) {
+    for (size_t e = 0; e < local; ++e) {
+      offsets.tokens_per_expert[e] += counts[s * local + e];
+    }
+  }
+  // Expert-major: block of expert e starts after all rows of experts < e; inside it, sources
+  // in rank order.
+  std::vector<int64_t> cursor(local, 0);
+  int64_t total = 0;
+  for (size_t e = 0; e < local; ++e) {
+    cursor[e] = total;
+    total += offsets.tokens_per_expert[e];
+  }
+  offsets.num_recv_rows = total;
+  offsets.starts.resize(sources);
+  for (size_t s = 0; s < sources; ++s) {
+    core::WireWriter writer;
+    for (size_t e = 0; e < local; ++e) {
+      writer.put<int64_t>(cursor[e]);
+      cursor[e] += counts[s * local + e];
+    }
+    offsets.starts[s] = writer.take();
+  }
+  return offsets;
+}
+
+Status decode_staged_in(detail::PlanData& plan, const std::vector<Bytes>& metadata_from_sources) {
+  plan.staged_in.clear();
+  for (size_t s = 0; s < metadata_from_sources.size(); ++s) {
+    if (metadata_from_sources[s].empty()) {
+      continue;
+    }
+    core::WireReader reader(metadata_from_sources[s]);
+    int64_t entries = 0;
+    int64_t fanout_rows = 0;
+    FUSCO_RETURN_IF_ERROR(reader.get(&entries));
+    FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
+    detail::StagedIn in;
+    in.source = static_cast<int32_t>(s);
+    in.tokens.resize(static_cast<size_t>(entries));
+    std::vector<int32_t> counts(static_cast<size_t>(entries));
+    in.fanout.resize(static_cast<size_t>(fanout_rows));
+    FUSCO_RETURN_IF_ERROR(reader.get_array(in.tokens.data(), in.tokens.size()));
+    FUSCO_RETURN_IF_ERROR(reader.get_array(counts.data(), counts.size()));
+    FUSCO_RETURN_IF_ERROR(reader.get_array(in.fanout.data(), in.fanout.size()));
+    if (!reader.done()) {
+      return Status(StatusCode::kInternal,
+                    "staged metadata from rank " + std::to_string(s) + " has trailing bytes");
+    }
+    in.fanout_begin.resize(static_cast<size_t>(entries) + 1, 0);
+    for (size_t i = 0; i < counts.size(); ++i) {
+      in.fanout_begin[i + 1] = in.fanout_begin[i] + counts[i];
+    }
+    if (in.fanout_begin.back() != fanout_rows) {
+      return Status(StatusCode::kInternal,
+                    "staged metadata from rank " + std::to_string(s) + " has inconsistent counts");
+    }
+    in.return_rows = plan.partial_sums ? entries : fanout_rows;
+    plan.staged_in.push_back(std::move(in));
+  }
+  return Status();
+}
+
+}  // namespace fusco::plan

@@ -1,0 +1,195 @@
+#include "reference/reference.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <tuple>
+
+#include "core/convert.hpp"
+
+namespace fusco::reference {
+
+namespace {
+
+int owner_of(int64_t expert, int64_t num_experts, const ExpertMap& map, int world_size) {
+  if (map.is_contiguous()) {
+    return static_cast<int>(expert / (num_experts / world_size));
+  }
+  return map.owners()[static_cast<size_t>(expert)];
+}
+
+int64_t slot_of(int64_t expert, int64_t num_experts, const ExpertMap& map, int world_size) {
+  const int owner = owner_of(expert, num_experts, map, world_size);
+  int64_t slot = 0;
+  for (int64_t e = 0; e < expert; ++e) {
+    slot += owner_of(e, num_experts, map, world_size) == owner ? 1 : 0;
+  }
+  return slot;
+}
+
+int64_t expert_at(const TensorView& idx, int64_t token, int slot) {
+  const int64_t flat = token * idx.shape[1] + slot;
+  return idx.dtype == DType::kInt32 ? static_cast<const int32_t*>(idx.data)[flat]
+                                    : static_cast<const int64_t*>(idx.data)[flat];
+}
+
+float load(const TensorView& t, int64_t index) {
+  switch (t.dtype) {
+    case DType::kBFloat16:
+      return core::bf16_to_float(static_cast<const uint16_t*>(t.data)[index]);
+    case DType::kFloat16:
+      return core::fp16_to_float(static_cast<const uint16_t*>(t.data)[index]);
+    default:
+      return static_cast<const float*>(t.data)[index];
+  }
+}
+
+// Rounds to `dtype` and writes the element into `out`.
+void store(float value, DType dtype, std::byte* out) {
+  if (dtype == DType::kFloat32) {
+    std::memcpy(out, &value, 4);
+    return;
+  }
+  const uint16_t bits =
+      dtype == DType::kBFloat16 ? core::float_to_bf16(value) : core::float_to_fp16(value);
+  std::memcpy(out, &bits, 2);
+}
+
+float round_trip(float value, DType dtype) {
+  std::byte bits[4];
+  store(value, dtype, bits);
+  if (dtype == DType::kFloat32) {
+    return value;
+  }
+  uint16_t half;
+  std::memcpy(&half, bits, 2);
+  return dtype == DType::kBFloat16 ? core::bf16_to_float(half) : core::fp16_to_float(half);
+}
+
+}  // namespace
+
+ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
+                             const ExpertMap& expert_map, int world_size) {
+  // Collect (local slot, source, token, slot) per destination, then sort: the definition.
+  std::vector<std::vector<std::tuple<int64_t, int, int64_t, int>>> keyed(
+      static_cast<size_t>(world_size));
+  for (int src = 0; src < world_size; ++src) {
+    const TensorView& idx = topk_idx[static_cast<size_t>(src)];
+    for (int64_t t = 0; t < idx.shape[0]; ++t) {
+      for (int j = 0; j < static_cast<int>(idx.shape[1]); ++j) {
+        const int64_t e = expert_at(idx, t, j);
+        if (e < 0) {
+          continue;
+        }
+        const int d = owner_of(e, num_experts, expert_map, world_size);
+        keyed[static_cast<size_t>(d)].emplace_back(
+            slot_of(e, num_experts, expert_map, world_size), src, t, j);
+      }
+    }
+  }
+  ReceiveLayout layout;
+  layout.rows.resize(static_cast<size_t>(world_size));
+  layout.tokens_per_expert.resize(static_cast<size_t>(world_size));
+  for (int d = 0; d < world_size; ++d) {
+    int64_t local_experts = 0;
+    for (int64_t e = 0; e < num_experts; ++e) {
+      local_experts += owner_of(e, num_experts, expert_map, world_size) == d ? 1 : 0;
+    }
+    auto& rows = keyed[static_cast<size_t>(d)];
+    std::sort(rows.begin(), rows.end());
+    layout.tokens_per_expert[static_cast<size_t>(d)].assign(static_cast<size_t>(local_experts), 0);
+    for (const auto& [slot, src, t, j] : rows) {
+      ++layout.tokens_per_expert[static_cast<size_t>(d)][static_cast<size_t>(slot)];
+      layout.rows[static_cast<size_t>(d)].push_back({src, t, j});
+    }
+  }
+  return layout;
+}
+
+std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
+                                             const std::vector<TensorView>& x) {
+  std::vector<std::vector<std::byte>> out(layout.rows.size());
+  for (size_t d = 0; d < layout.rows.size(); ++d) {
+    for (const RowSource& source : layout.rows[d]) {
+      const TensorView& src = x[static_cast<size_t>(source.rank)];
+      const auto row_bytes = static_cast<size_t>(src.shape[1]) * dtype_size(src.dtype);
+      const auto* begin = static_cast<const std::byte*>(src.data) + source.token * row_bytes;
+      out[d].insert(out[d].end(), begin, begin + row_bytes);
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
+                                            const std::vector<TensorView>& topk_idx,
+                                            const std::vector<TensorView>& weights,
+                                            const std::vector<TensorView>& y, int64_t num_experts,
+                                            const ExpertMap& expert_map, const Topology& topology,
+                                            Dedup dedup) {
+  const int world_size = static_cast<int>(topk_idx.size());
+  // Where did (source, token, slot) land?
+  std::map<std::tuple<int, int64_t, int>, std::pair<int, int64_t>> landed;
+  for (size_t d = 0; d < layout.rows.size(); ++d) {
+    for (size_t row = 0; row < layout.rows[d].size(); ++row) {
+      const RowSource& s = layout.rows[d][row];
+      landed[{s.rank, s.token, s.slot}] = {static_cast<int>(d), static_cast<int64_t>(row)};
+    }
+  }
+  const DType dtype = y[0].dtype;
+  const int64_t hidden = y[0].shape[1];
+  const size_t elem = dtype_size(dtype);
+  std::vector<std::vector<std::byte>> out(static_cast<size_t>(world_size));
+  for (int r = 0; r < world_size; ++r) {
+    const TensorView& idx = topk_idx[static_cast<size_t>(r)];
+    const auto* w = static_cast<const float*>(weights[static_cast<size_t>(r)].data);
+    const int topk = static_cast<int>(idx.shape[1]);
+    out[static_cast<size_t>(r)].assign(static_cast<size_t>(idx.shape[0] * hidden) * elem,
+                                       std::byte{0});
+    for (int64_t t = 0; t < idx.shape[0]; ++t) {
+      // Terms grouped by node when partials are formed, else one group.
+      struct Term {
+        int rank;
+        int64_t row;
+        float weight;
+      };
+      std::map<int, std::vector<Term>> groups;
+      for (int j = 0; j < topk; ++j) {
+        const int64_t e = expert_at(idx, t, j);
+        if (e < 0) {
+          continue;
+        }
+        const int owner = owner_of(e, num_experts, expert_map, world_size);
+        const int node = dedup == Dedup::kNode ? topology.node_of(owner) : 0;
+        const auto [d, row] = landed.at({r, t, j});
+        groups[node].push_back({d, row, w[t * topk + j]});
+      }
+      if (groups.empty()) {
+        continue;  // zero row
+      }
+      for (int64_t h = 0; h < hidden; ++h) {
+        // Every sum starts from its first term: ((a + b) + c) ...
+        float total = 0.0f;
+        bool first_group = true;
+        for (const auto& [node, terms] : groups) {
+          float partial = 0.0f;
+          for (size_t i = 0; i < terms.size(); ++i) {
+            const Term& term = terms[i];
+            const float value =
+                term.weight * load(y[static_cast<size_t>(term.rank)], term.row * hidden + h);
+            partial = i == 0 ? value : partial + value;
+          }
+          if (groups.size() > 1) {
+            partial = round_trip(partial, dtype);
+          }
+          total = first_group ? partial : total + partial;
+          first_group = false;
+        }
+        store(total, dtype,
+              out[static_cast<size_t>(r)].data() + static_cast<size_t>(t * hidden + h) * elem);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace fusco::reference

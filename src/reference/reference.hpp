@@ -1,0 +1,50 @@
+#pragma once
+
+// The test oracle: dispatch and combine written straight from the definitions in DESIGN.md,
+// over all ranks at once, single-threaded and naive. It shares no code with the planner or
+// the engine (only the scalar fp16/bf16 conversions, which have their own tests).
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fusco/expert_map.hpp"
+#include "fusco/options.hpp"
+#include "fusco/tensor.hpp"
+#include "fusco/topology.hpp"
+
+namespace fusco::reference {
+
+/// Where one received row came from.
+struct RowSource {
+  int rank;
+  int64_t token;
+  int slot;
+};
+
+/// What every rank receives: rows in receive order and rows per local expert.
+struct ReceiveLayout {
+  std::vector<std::vector<RowSource>> rows;               ///< rows[d]: rank d's rows.
+  std::vector<std::vector<int64_t>> tokens_per_expert;    ///< per rank, per local expert.
+};
+
+/// Receive layout of all ranks: rows sorted by (local expert, source rank, token, slot).
+/// `topk_idx[r]` is rank r's [T_r, k] int32/int64 routing. Inputs must be valid.
+ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
+                             const ExpertMap& expert_map, int world_size);
+
+/// Dispatch of every rank's `x[r]` [T_r, H]: rank d's received rows, byte for byte.
+std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
+                                             const std::vector<TensorView>& x);
+
+/// Combine: out[r][t] as defined, for rank r's weights [T_r, k] and every rank's expert
+/// output `y[d]` [R_d, H] (fp32, fp16 or bf16). With node partials (dedup = node) each node's
+/// partial is rounded to y's dtype and the partials are added in node order.
+std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
+                                            const std::vector<TensorView>& topk_idx,
+                                            const std::vector<TensorView>& weights,
+                                            const std::vector<TensorView>& y, int64_t num_experts,
+                                            const ExpertMap& expert_map, const Topology& topology,
+                                            Dedup dedup);
+
+}  // namespace fusco::reference

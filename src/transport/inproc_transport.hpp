@@ -1,0 +1,95 @@
+#pragma once
+
+// The in-process transport: ranks are threads of one process sharing an InprocGroup. Direct
+// loads and stores reach every rank; staging windows carry the staged (inter-node) path so it
+// runs exactly as a network transport would drive it.
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "transport/transport.hpp"
+
+namespace fusco::transport {
+
+/// State shared by the ranks of one in-process group.
+class InprocGroup {
+ public:
+  explicit InprocGroup(int world_size);
+
+  int world_size() const { return world_size_; }
+  uint64_t id() const { return id_; }
+
+  Status sync(int rank, const void* mine, std::vector<const void*>* all, const Deadline& deadline,
+              const char* what);
+  StagingWindow& window(int from, int to);
+
+  uint64_t doorbell(int rank) const;
+  void ring(int rank);
+  Status wait_doorbell(int rank, uint64_t seen, const Deadline& deadline,
+                       const std::function<std::string()>& waiting_for);
+
+  Status health() const;
+  /// Marks the group unusable with `reason` and wakes every waiting rank.
+  void break_group(const std::string& reason);
+
+ private:
+  struct Doorbell {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::atomic<uint64_t> count{0};
+  };
+
+  const int world_size_;
+  const uint64_t id_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  uint64_t generation_ = 0;
+  int arrived_ = 0;
+  std::vector<uint64_t> arrived_at_;            // generation + 1 each rank last arrived at
+  std::vector<const void*> published_[2];       // double-buffered by generation parity
+  std::atomic<bool> broken_{false};
+  std::string broken_reason_;                   // guarded by mutex_
+
+  std::mutex windows_mutex_;
+  std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to
+  std::vector<std::unique_ptr<Doorbell>> doorbells_;
+};
+
+/// One rank's view of an InprocGroup.
+class InprocTransport final : public Transport {
+ public:
+  InprocTransport(std::shared_ptr<InprocGroup> group, int rank)
+      : group_(std::move(group)), rank_(rank) {}
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return group_->world_size(); }
+  uint64_t group_id() const override { return group_->id(); }
+  Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
+              const char* what) override {
+    return group_->sync(rank_, mine, all, deadline, what);
+  }
+  Status barrier(const Deadline& deadline, const char* what) override {
+    std::vector<const void*> ignored;
+    return group_->sync(rank_, nullptr, &ignored, deadline, what);
+  }
+  bool can_access_directly(int /*peer*/) const override { return true; }
+  StagingWindow& window(int from, int to) override { return group_->window(from, to); }
+  uint64_t doorbell() const override { return group_->doorbell(rank_); }
+  void ring(int peer) override { group_->ring(peer); }
+  Status wait_doorbell(uint64_t seen, const Deadline& deadline,
+                       const std::function<std::string()>& waiting_for) override {
+    return group_->wait_doorbell(rank_, seen, deadline, waiting_for);
+  }
+  Status health() const override { return group_->health(); }
+
+ private:
+  std::shared_ptr<InprocGroup> group_;
+  int rank_;
+};
+
+}  // namespace fusco::transport

@@ -1,0 +1,67 @@
+#pragma once
+
+// The engine-facing transport interface: the small table of operations the planner and the
+// engine need. Implementations: inproc (ranks are threads of one process).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fusco/status.hpp"
+#include "transport/deadline.hpp"
+#include "transport/staging_window.hpp"
+
+namespace fusco::transport {
+
+using Bytes = std::vector<std::byte>;
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  /// Identifies the group (plans remember it).
+  virtual uint64_t group_id() const = 0;
+
+  /// Collective: publishes `mine` and returns every rank's published pointer in `all`. Each
+  /// pointer stays valid until its owner's next collective call, so readers must finish with
+  /// them before the next barrier or sync.
+  virtual Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
+                      const char* what) = 0;
+  /// Collective: waits until every rank arrives.
+  virtual Status barrier(const Deadline& deadline, const char* what) = 0;
+
+  /// Direct ability: true when this rank may load from and store into `peer`'s memory.
+  virtual bool can_access_directly(int peer) const = 0;
+
+  /// Put ability: the staging window carrying chunks from `from` to `to`.
+  virtual StagingWindow& window(int from, int to) = 0;
+
+  /// The current value of this rank's doorbell (rung by peers when a chunk or a free slot is
+  /// ready for it). Read it before looking for work, then wait_doorbell with it.
+  virtual uint64_t doorbell() const = 0;
+  /// Rings `peer`'s doorbell.
+  virtual void ring(int peer) = 0;
+  /// Waits until the doorbell moves past `seen`. On expiry returns kTimeout whose message is
+  /// built by `waiting_for` (which names the peer) and breaks the group.
+  virtual Status wait_doorbell(uint64_t seen, const Deadline& deadline,
+                               const std::function<std::string()>& waiting_for) = 0;
+
+  /// kAborted when an earlier failure broke the group, else ok.
+  virtual Status health() const = 0;
+};
+
+/// Collective built on sync: `send[d]` goes to rank d; `recv[s]` receives what rank s sent to
+/// this rank.
+Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
+                 const Deadline& deadline, const char* what);
+
+/// Collective built on sync: every rank contributes `bytes` bytes; `out` receives
+/// world_size * bytes, rank-major.
+Status allgather(Transport& transport, const void* mine, size_t bytes, std::byte* out,
+                 const Deadline& deadline, const char* what);
+
+}  // namespace fusco::transport
