@@ -204,32 +204,31 @@ Status UnfusedRank::combine(const TensorView& expert_out, const TensorView& weig
   const auto* w = static_cast<const float*>(weights.data);
   auto* dst = static_cast<std::byte*>(out.data);
   std::vector<float> acc(static_cast<size_t>(hidden));
-  engine::with_combine_type(expert_out.dtype, [&]<typename E>() {
-    for (int64_t t = 0; t < num_tokens_; ++t) {
-      bool first = true;
-      for (int j = 0; j < topk_; ++j) {
-        const int64_t pos = position_of_pair_[static_cast<size_t>(t * topk_ + j)];
-        if (pos < 0) {
-          continue;
-        }
-        const std::byte* row = permuted + static_cast<size_t>(pos) * row_bytes;
-        if (first) {
-          engine::mul_init<E>(acc.data(), row, w[t * topk_ + j], hidden);
-        } else {
-          engine::mul_add<E>(acc.data(), row, w[t * topk_ + j], hidden);
-        }
-        first = false;
+  const DType dtype = expert_out.dtype;
+  for (int64_t t = 0; t < num_tokens_; ++t) {
+    bool first = true;
+    for (int j = 0; j < topk_; ++j) {
+      const int64_t pos = position_of_pair_[static_cast<size_t>(t * topk_ + j)];
+      if (pos < 0) {
+        continue;
       }
-      std::byte* out_row = dst + static_cast<size_t>(t) * row_bytes;
+      const std::byte* row = permuted + static_cast<size_t>(pos) * row_bytes;
       if (first) {
-        if (row_bytes > 0) {
-          std::memset(out_row, 0, row_bytes);
-        }
+        engine::row_mul_init(dtype, acc.data(), row, w[t * topk_ + j], hidden);
       } else {
-        engine::store_row<E>(acc.data(), out_row, hidden);
+        engine::row_mul_add(dtype, acc.data(), row, w[t * topk_ + j], hidden);
       }
+      first = false;
     }
-  });
+    std::byte* out_row = dst + static_cast<size_t>(t) * row_bytes;
+    if (first) {
+      if (row_bytes > 0) {
+        std::memset(out_row, 0, row_bytes);
+      }
+    } else {
+      engine::row_store(dtype, acc.data(), out_row, hidden);
+    }
+  }
   return Status();
 }
 

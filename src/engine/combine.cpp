@@ -25,10 +25,10 @@ struct CombineSources {
   size_t row_bytes = 0;
 };
 
-// Sum of terms [begin, end) in order into acc (first term initialises).
-template <typename E>
-void sum_terms(const detail::PlanData& plan, const CombineSources& src, const float* weights,
-               int64_t token, int64_t begin, int64_t end, float* acc, int64_t hidden) {
+// Sum of terms [begin, end) in order into acc (the first term initialises it).
+void sum_terms(const detail::PlanData& plan, const CombineSources& src, DType dtype,
+               const float* weights, int64_t token, int64_t begin, int64_t end, float* acc,
+               int64_t hidden) {
   for (int64_t i = begin; i < end; ++i) {
     const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
     const std::byte* row =
@@ -37,16 +37,15 @@ void sum_terms(const detail::PlanData& plan, const CombineSources& src, const fl
         static_cast<size_t>(term.row) * src.row_bytes;
     const float w = term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[token * plan.topk + term.slot];
     if (i == begin) {
-      mul_init<E>(acc, row, w, hidden);
+      row_mul_init(dtype, acc, row, w, hidden);
     } else {
-      mul_add<E>(acc, row, w, hidden);
+      row_mul_add(dtype, acc, row, w, hidden);
     }
   }
 }
 
-template <typename E>
-void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, const float* weights,
-                   std::byte* out, int64_t hidden, Workspace& ws) {
+void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DType dtype,
+                   const float* weights, std::byte* out, int64_t hidden, Workspace& ws) {
   float* acc = ws.acc.data();
   float* total = ws.total.data();
   for (int64_t t = 0; t < plan.num_tokens; ++t) {
@@ -60,17 +59,22 @@ void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, cons
       continue;
     }
     for (int64_t g = g_begin; g < g_end; ++g) {
-      sum_terms<E>(plan, src, weights, t, plan.group_term_begin[static_cast<size_t>(g)],
-                   plan.group_term_begin[static_cast<size_t>(g) + 1], acc, hidden);
+      sum_terms(plan, src, dtype, weights, t, plan.group_term_begin[static_cast<size_t>(g)],
+                plan.group_term_begin[static_cast<size_t>(g) + 1], acc, hidden);
       if (g_end - g_begin == 1) {
-        store_row<E>(acc, out_row, hidden);
+        row_store(dtype, acc, out_row, hidden);
       } else {
-        round_in_place<E>(acc, hidden);
-        add_rows(total, acc, g == g_begin, hidden);
+        // Partials are added as the values they are on the wire; the first one starts the sum.
+        row_round(dtype, acc, hidden);
+        if (g == g_begin) {
+          std::memcpy(total, acc, static_cast<size_t>(hidden) * sizeof(float));
+        } else {
+          row_add(total, acc, hidden);
+        }
       }
     }
     if (g_end - g_begin > 1) {
-      store_row<E>(total, out_row, hidden);
+      row_store(dtype, total, out_row, hidden);
     }
   }
 }
@@ -151,24 +155,22 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
       return;
     }
     const float* weights = src.weights_of[static_cast<size_t>(in.source)];
-    with_combine_type(dtype, [&]<typename E>() {
-      for (int64_t i = 0; i < count; ++i) {
-        const auto entry = static_cast<size_t>(first + i);
-        const int64_t token = in.tokens[entry];
-        for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
-          const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-          const std::byte* values =
-              src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes;
-          const float w = weights[token * plan->topk + row.slot];
-          if (f == in.fanout_begin[entry]) {
-            mul_init<E>(acc, values, w, hidden);
-          } else {
-            mul_add<E>(acc, values, w, hidden);
-          }
+    for (int64_t i = 0; i < count; ++i) {
+      const auto entry = static_cast<size_t>(first + i);
+      const int64_t token = in.tokens[entry];
+      for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
+        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
+        const std::byte* values =
+            src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes;
+        const float w = weights[token * plan->topk + row.slot];
+        if (f == in.fanout_begin[entry]) {
+          row_mul_init(dtype, acc, values, w, hidden);
+        } else {
+          row_mul_add(dtype, acc, values, w, hidden);
         }
-        store_row<E>(acc, slot + static_cast<size_t>(i) * row_bytes, hidden);
       }
-    });
+      row_store(dtype, acc, slot + static_cast<size_t>(i) * row_bytes, hidden);
+    }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
     const detail::StagedOut& staged = plan->staged_out[static_cast<size_t>(s.index)];
@@ -179,10 +181,8 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
                                     "combine", produce, consume, no_local_work));
 
-  with_combine_type(dtype, [&]<typename E>() {
-    reduce_tokens<E>(*plan, src, static_cast<const float*>(topk_weights.data),
-                     static_cast<std::byte*>(out.data), hidden, workspace);
-  });
+  reduce_tokens(*plan, src, dtype, static_cast<const float*>(topk_weights.data),
+                static_cast<std::byte*>(out.data), hidden, workspace);
   // Peers read this rank's expert_out and weights until they are done.
   return transport.barrier(deadline, "combine (completion)");
 }

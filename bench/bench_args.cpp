@@ -1,0 +1,143 @@
+#include "bench_args.hpp"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace fusco::bench {
+
+namespace {
+
+Status bad(const std::string& flag, const std::string& value, const std::string& why) {
+  return Status(StatusCode::kInvalidArgument,
+                "flag " + flag + " = '" + value + "': " + why + " (see --help)");
+}
+
+Result<int64_t> integer(const std::string& flag, const std::string& value, int64_t min,
+                        int64_t max) {
+  char* end = nullptr;
+  const long long parsed = std::strtoll(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0') {
+    return bad(flag, value, "not an integer");
+  }
+  if (parsed < min || parsed > max) {
+    return bad(flag, value,
+               "outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  }
+  return static_cast<int64_t>(parsed);
+}
+
+}  // namespace
+
+std::string bench_usage() {
+  return R"(fusco_bench: fused MoE dispatch/combine against the unfused baseline, in-process ranks.
+
+  -r, --ranks N            ranks (threads)                         [8]
+  -p, --ranks-per-node N   ranks per node                          [4]
+  -b, --min-tokens N       tokens per rank, first size             [256]
+  -e, --max-tokens N       tokens per rank, last size              [2048]
+  -f, --factor N           size multiplier between sizes           [2]
+  -H, --hidden N           hidden size                             [7168]
+  -k, --topk N             experts per token                       [8]
+  -E, --experts N          experts (multiple of ranks)             [256]
+  -d, --dtype T            fp32 fp16 bf16 fp8_e4m3 fp8_e5m2 int8 int32 int64  [bf16]
+  -R, --routing S          uniform | zipf:<s> | node-confined | hot:<f>        [uniform]
+  -D, --dedup M            none | rank | node                      [node]
+  -C, --chunk-bytes N      staged-path chunk size in bytes         [1048576]
+  -n, --iters N            timed iterations per size               [5]
+  -w, --warmup N           untimed iterations per size             [1]
+  -c, --check 0|1          check results against the reference     [1]
+      --no-baseline        do not run the unfused baseline
+  -J, --json FILE          also write the results as JSON
+  -s, --seed N             routing and data seed                   [1]
+  -h, --help               this text
+Exit status: 0 when every result is right, 1 when #wrong > 0, 2 on bad flags or errors.
+)";
+}
+
+Result<BenchArgs> parse_bench_args(int argc, char** argv) {
+  BenchArgs args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "-h" || flag == "--help") {
+      args.help = true;
+      continue;
+    }
+    if (flag == "--no-baseline") {
+      args.baseline = false;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      return bad(flag, "", "missing value");
+    }
+    const std::string value = argv[++i];
+    auto set_int = [&](auto* field, int64_t min, int64_t max) -> Status {
+      Result<int64_t> parsed = integer(flag, value, min, max);
+      FUSCO_RETURN_IF_ERROR(parsed.status());
+      *field = static_cast<std::remove_pointer_t<decltype(field)>>(parsed.value());
+      return Status();
+    };
+    Status status;
+    if (flag == "-r" || flag == "--ranks") {
+      status = set_int(&args.ranks, 1, 1024);
+    } else if (flag == "-p" || flag == "--ranks-per-node") {
+      status = set_int(&args.ranks_per_node, 1, 1024);
+    } else if (flag == "-b" || flag == "--min-tokens") {
+      status = set_int(&args.min_tokens, 0, int64_t{1} << 24);
+    } else if (flag == "-e" || flag == "--max-tokens") {
+      status = set_int(&args.max_tokens, 0, int64_t{1} << 24);
+    } else if (flag == "-f" || flag == "--factor") {
+      status = set_int(&args.factor, 2, 1024);
+    } else if (flag == "-H" || flag == "--hidden") {
+      status = set_int(&args.hidden, 1, int64_t{1} << 20);
+    } else if (flag == "-k" || flag == "--topk") {
+      status = set_int(&args.topk, 1, 64);
+    } else if (flag == "-E" || flag == "--experts") {
+      status = set_int(&args.experts, 1, int64_t{1} << 20);
+    } else if (flag == "-C" || flag == "--chunk-bytes") {
+      status = set_int(&args.chunk_bytes, 1, int64_t{1} << 30);
+    } else if (flag == "-n" || flag == "--iters") {
+      status = set_int(&args.iters, 1, 100000);
+    } else if (flag == "-w" || flag == "--warmup") {
+      status = set_int(&args.warmup, 0, 100000);
+    } else if (flag == "-c" || flag == "--check") {
+      int64_t check = 0;
+      status = set_int(&check, 0, 1);
+      args.check = check == 1;
+    } else if (flag == "-s" || flag == "--seed") {
+      status = set_int(&args.seed, 0, INT64_MAX);
+    } else if (flag == "-J" || flag == "--json") {
+      args.json_path = value;
+    } else if (flag == "-d" || flag == "--dtype") {
+      Result<DType> dtype = dtype_from_name(value);
+      status = dtype.status();
+      if (dtype.ok()) args.dtype = dtype.value();
+    } else if (flag == "-R" || flag == "--routing") {
+      Result<testing::RoutingSpec> routing = testing::parse_routing(value);
+      status = routing.status();
+      if (routing.ok()) args.routing = routing.value();
+    } else if (flag == "-D" || flag == "--dedup") {
+      Result<Dedup> dedup = dedup_from_name(value);
+      status = dedup.status();
+      if (dedup.ok()) args.dedup = dedup.value();
+    } else {
+      return bad(flag, value, "unknown flag");
+    }
+    if (!status.ok()) {
+      return Status(StatusCode::kInvalidArgument, flag + ": " + status.message());
+    }
+  }
+  if (args.min_tokens > args.max_tokens) {
+    return bad("-b", std::to_string(args.min_tokens),
+               "larger than -e " + std::to_string(args.max_tokens));
+  }
+  if (args.experts % args.ranks != 0) {
+    return bad("-E", std::to_string(args.experts),
+               "not a multiple of the rank count " + std::to_string(args.ranks));
+  }
+  if (args.topk > args.experts) {
+    return bad("-k", std::to_string(args.topk), "more than the expert count");
+  }
+  return args;
+}
+
+}  // namespace fusco::bench

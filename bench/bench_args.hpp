@@ -1,0 +1,43 @@
+#pragma once
+
+// Command-line flags of fusco_bench (nccl-tests style).
+
+#include <cstdint>
+#include <string>
+
+#include "fusco/dtype.hpp"
+#include "fusco/options.hpp"
+#include "fusco/status.hpp"
+#include "testing/routing.hpp"
+
+namespace fusco::bench {
+
+struct BenchArgs {
+  int ranks = 8;
+  int ranks_per_node = 4;
+  int64_t min_tokens = 256;   // -b
+  int64_t max_tokens = 2048;  // -e
+  int64_t factor = 2;         // -f
+  int64_t hidden = 7168;
+  int topk = 8;
+  int64_t experts = 256;
+  DType dtype = DType::kBFloat16;
+  testing::RoutingSpec routing;
+  Dedup dedup = Dedup::kNode;
+  int64_t chunk_bytes = int64_t{1} << 20;
+  int iters = 5;    // -n
+  int warmup = 1;   // -w
+  bool check = true;     // -c
+  bool baseline = true;  // --no-baseline turns it off
+  std::string json_path;  // -J
+  uint64_t seed = 1;
+  bool help = false;
+};
+
+/// Parses argv; errors name the flag and its value.
+Result<BenchArgs> parse_bench_args(int argc, char** argv);
+
+/// The --help text.
+std::string bench_usage();
+
+}  // namespace fusco::bench

@@ -1,0 +1,360 @@
+// fusco_bench: the standalone benchmark. For each size it runs fusco's fused dispatch and
+// combine and the unfused baseline (permute -> all-to-all -> re-sort) on the same routing, in
+// the same process, checks the results against the reference, and reports time, bandwidth,
+// wire bytes, dedup ratio, speed-up and how close dispatch comes to this machine's memcpy
+// bound. Columns are defined in docs/benchmarks.md.
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "baseline/unfused.hpp"
+#include "bench_args.hpp"
+#include "core/convert.hpp"
+#include "fusco/fusco.hpp"
+#include "rank_timer.hpp"
+#include "reference/reference.hpp"
+#include "testing/rank_threads.hpp"
+#include "testing/routing.hpp"
+
+namespace fusco::bench {
+namespace {
+
+using Buffer = std::vector<std::byte>;
+
+struct SizeResult {
+  int64_t tokens = 0;
+  double recv_rows = 0;  // mean per rank
+  double plan_us = 0, dispatch_us = 0, combine_us = 0;
+  double base_dispatch_us = 0, base_combine_us = 0;
+  double dispatch_algbw = 0, dispatch_busbw = 0, combine_algbw = 0, combine_busbw = 0;
+  double wire_mb = 0;  // inter-node bytes per rank (mean), after dedup
+  double dedup_ratio = 1;
+  double speedup = 0;      // baseline (dispatch + combine) / fusco (dispatch + combine)
+  double bound_ratio = 0;  // dispatch time / memcpy-bound time
+  int64_t wrong = 0;
+};
+
+// Deterministic data: floats in [-1, 1) stored as `dtype` (random bits for other types).
+void fill(Buffer& buffer, DType dtype, int64_t count, uint64_t seed) {
+  buffer.resize(static_cast<size_t>(count) * dtype_size(dtype));
+  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  auto next = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  if (dtype == DType::kBFloat16 || dtype == DType::kFloat16 || dtype == DType::kFloat32) {
+    for (int64_t i = 0; i < count; ++i) {
+      const float v = static_cast<float>(static_cast<int64_t>(next() % 2001) - 1000) / 1000.0f;
+      if (dtype == DType::kFloat32) {
+        std::memcpy(buffer.data() + i * 4, &v, 4);
+      } else {
+        const uint16_t h =
+            dtype == DType::kBFloat16 ? core::float_to_bf16(v) : core::float_to_fp16(v);
+        std::memcpy(buffer.data() + i * 2, &h, 2);
+      }
+    }
+    return;
+  }
+  for (size_t i = 0; i < buffer.size(); ++i) {
+    buffer[i] = static_cast<std::byte>(next());
+  }
+}
+
+// Aggregate memcpy bandwidth with every rank copying concurrently, bytes copied per second.
+Result<double> memcpy_bandwidth(int ranks, int iters) {
+  constexpr size_t kBytes = size_t{64} << 20;
+  std::vector<Buffer> src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks));
+  for (int r = 0; r < ranks; ++r) {
+    src[static_cast<size_t>(r)].assign(kBytes, std::byte{1});
+    dst[static_cast<size_t>(r)].assign(kBytes, std::byte{0});
+  }
+  Result<double> seconds = time_ranks(ranks, 1, iters, [&](int r) {
+    std::memcpy(dst[static_cast<size_t>(r)].data(), src[static_cast<size_t>(r)].data(), kBytes);
+    return Status();
+  });
+  FUSCO_RETURN_IF_ERROR(seconds.status());
+  return static_cast<double>(kBytes) * ranks / seconds.value();
+}
+
+int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
+  if (got.size() != want.size()) {
+    return static_cast<int64_t>(std::max(got.size(), want.size()) / elem);
+  }
+  int64_t wrong = 0;
+  for (size_t i = 0; i < got.size(); i += elem) {
+    wrong += std::memcmp(got.data() + i, want.data() + i, elem) != 0 ? 1 : 0;
+  }
+  return wrong;
+}
+
+Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy_bps) {
+  const int world = args.ranks;
+  const Topology topology = Topology::nodes_of(world, args.ranks_per_node);
+  const size_t elem = dtype_size(args.dtype);
+  const auto row_bytes = static_cast<size_t>(args.hidden) * elem;
+  const bool combines = dtype_supports_combine(args.dtype);
+  const auto ws = static_cast<size_t>(world);
+
+  std::vector<std::vector<int32_t>> ids(ws);
+  std::vector<Buffer> x(ws), recv(ws), out(ws);
+  std::vector<std::vector<float>> weights(ws);
+  for (int r = 0; r < world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r,
+                                        topology, args.seed + static_cast<uint64_t>(tokens));
+    fill(x[rr], args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
+    weights[rr].resize(static_cast<size_t>(tokens * args.topk));
+    for (size_t i = 0; i < weights[rr].size(); ++i) {
+      weights[rr][i] = 1.0f / static_cast<float>(args.topk) + 0.01f * static_cast<float>(i % 7);
+    }
+  }
+  auto view = [&](std::vector<int32_t>& v) {
+    return TensorView::host(v.data(), DType::kInt32, {tokens, args.topk});
+  };
+
+  SizeResult result;
+  result.tokens = tokens;
+  PlanOptions options;
+  options.dedup = args.dedup;
+  options.chunk_bytes = args.chunk_bytes;
+  Result<std::vector<Communicator>> made = Communicator::create_local(world, topology);
+  FUSCO_RETURN_IF_ERROR(made.status());
+  std::vector<Communicator>& comms = made.value();
+  std::vector<Plan> plans(ws);
+  Result<double> plan_s = time_ranks(world, 0, 1, [&](int r) {
+    Result<Plan> plan = comms[static_cast<size_t>(r)].plan(view(ids[static_cast<size_t>(r)]),
+                                                           args.experts, ExpertMap(), options);
+    FUSCO_RETURN_IF_ERROR(plan.status());
+    plans[static_cast<size_t>(r)] = plan.value();
+    return Status();
+  });
+  FUSCO_RETURN_IF_ERROR(plan_s.status());
+  result.plan_us = plan_s.value() * 1e6;
+  int64_t total_rows = 0;
+  double inter_rows = 0, inter_rows_plain = 0;
+  for (int r = 0; r < world; ++r) {
+    const Plan& plan = plans[static_cast<size_t>(r)];
+    total_rows += plan.num_recv_rows();
+    inter_rows += static_cast<double>(plan.stats().inter_node_rows);
+    inter_rows_plain += static_cast<double>(plan.stats().inter_node_rows_without_dedup);
+    recv[static_cast<size_t>(r)].assign(static_cast<size_t>(plan.num_recv_rows()) * row_bytes,
+                                        std::byte{0});
+    out[static_cast<size_t>(r)].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
+  }
+  result.recv_rows = static_cast<double>(total_rows) / world;
+  result.wire_mb = inter_rows * static_cast<double>(row_bytes) / world / 1e6;
+  result.dedup_ratio = inter_rows > 0 ? inter_rows_plain / inter_rows : 1.0;
+
+  auto x_view = [&](int r) {
+    return TensorView::host(x[static_cast<size_t>(r)].data(), args.dtype, {tokens, args.hidden});
+  };
+  auto recv_view = [&](std::vector<Buffer>& buffers, int r, int64_t rows) {
+    return TensorView::host(buffers[static_cast<size_t>(r)].data(), args.dtype,
+                            {rows, args.hidden});
+  };
+  auto w_view = [&](int r) {
+    return TensorView::host(weights[static_cast<size_t>(r)].data(), DType::kFloat32,
+                            {tokens, args.topk});
+  };
+  Result<double> dispatch_s = time_ranks(world, args.warmup, args.iters, [&](int r) {
+    const Plan& plan = plans[static_cast<size_t>(r)];
+    return comms[static_cast<size_t>(r)].dispatch(plan, x_view(r),
+                                                  recv_view(recv, r, plan.num_recv_rows()));
+  });
+  FUSCO_RETURN_IF_ERROR(dispatch_s.status());
+  result.dispatch_us = dispatch_s.value() * 1e6;
+  // Identity experts: the expert output is the received rows.
+  if (combines) {
+    Result<double> combine_s = time_ranks(world, args.warmup, args.iters, [&](int r) {
+      const Plan& plan = plans[static_cast<size_t>(r)];
+      return comms[static_cast<size_t>(r)].combine(plan, recv_view(recv, r, plan.num_recv_rows()),
+                                                   w_view(r), recv_view(out, r, tokens));
+    });
+    FUSCO_RETURN_IF_ERROR(combine_s.status());
+    result.combine_us = combine_s.value() * 1e6;
+  }
+  const double bytes_per_rank = result.recv_rows * static_cast<double>(row_bytes);
+  result.dispatch_algbw = bytes_per_rank / dispatch_s.value() / 1e9;
+  result.dispatch_busbw = result.dispatch_algbw * (world - 1) / world;
+  if (combines) {
+    result.combine_algbw = bytes_per_rank / (result.combine_us / 1e6) / 1e9;
+    result.combine_busbw = result.combine_algbw * (world - 1) / world;
+  }
+  const double bound_s = static_cast<double>(total_rows) * static_cast<double>(row_bytes) / memcpy_bps;
+  result.bound_ratio = bound_s > 0 ? dispatch_s.value() / bound_s : 0;
+
+  if (args.baseline) {
+    std::vector<baseline::UnfusedRank> unfused = baseline::UnfusedRank::create_group(world);
+    std::vector<Buffer> base_recv(ws), base_out(ws);
+    Status prepared = testing::first_error(testing::run_ranks(world, [&](int r) {
+      const auto rr = static_cast<size_t>(r);
+      FUSCO_RETURN_IF_ERROR(unfused[rr].prepare(view(ids[rr]), args.experts, ExpertMap(), 600000));
+      base_recv[rr].assign(static_cast<size_t>(unfused[rr].num_recv_rows()) * row_bytes,
+                           std::byte{0});
+      base_out[rr].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
+      return Status();
+    }));
+    FUSCO_RETURN_IF_ERROR(prepared);
+    Result<double> base_dispatch = time_ranks(world, args.warmup, args.iters, [&](int r) {
+      return unfused[static_cast<size_t>(r)].dispatch(
+          x_view(r), recv_view(base_recv, r, unfused[static_cast<size_t>(r)].num_recv_rows()));
+    });
+    FUSCO_RETURN_IF_ERROR(base_dispatch.status());
+    result.base_dispatch_us = base_dispatch.value() * 1e6;
+    if (combines) {
+      Result<double> base_combine = time_ranks(world, args.warmup, args.iters, [&](int r) {
+        const int64_t rows = unfused[static_cast<size_t>(r)].num_recv_rows();
+        return unfused[static_cast<size_t>(r)].combine(recv_view(base_recv, r, rows), w_view(r),
+                                                       recv_view(base_out, r, tokens));
+      });
+      FUSCO_RETURN_IF_ERROR(base_combine.status());
+      result.base_combine_us = base_combine.value() * 1e6;
+    }
+    result.speedup = (result.base_dispatch_us + result.base_combine_us) /
+                     (result.dispatch_us + result.combine_us);
+    if (args.check) {  // the baseline must agree with fusco's dispatch too
+      for (int r = 0; r < world; ++r) {
+        result.wrong += count_wrong(base_recv[static_cast<size_t>(r)], recv[static_cast<size_t>(r)], elem);
+      }
+    }
+  }
+
+  if (args.check) {
+    std::vector<TensorView> idx_views, x_views, y_views, w_views;
+    std::vector<std::vector<int64_t>> ids64(ws);
+    for (int r = 0; r < world; ++r) {
+      const auto rr = static_cast<size_t>(r);
+      ids64[rr].assign(ids[rr].begin(), ids[rr].end());
+      idx_views.push_back(TensorView::host(ids64[rr].data(), DType::kInt64, {tokens, args.topk}));
+      x_views.push_back(x_view(r));
+      y_views.push_back(recv_view(recv, r, plans[rr].num_recv_rows()));
+      w_views.push_back(w_view(r));
+    }
+    const auto layout = reference::receive_layout(idx_views, args.experts, ExpertMap(), world);
+    {
+      const auto want = reference::dispatch(layout, x_views);
+      for (int r = 0; r < world; ++r) {
+        result.wrong += count_wrong(recv[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
+      }
+    }
+    if (combines) {
+      const auto want = reference::combine(layout, idx_views, w_views, y_views, args.experts,
+                                           ExpertMap(), topology, args.dedup);
+      for (int r = 0; r < world; ++r) {
+        result.wrong += count_wrong(out[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
+      }
+    }
+  }
+  return result;
+}
+
+void print_header(const BenchArgs& args, double memcpy_bps) {
+  std::printf("# fusco_bench %s: %d ranks (%d per node), hidden %ld %s, top-%d of %ld experts, "
+              "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
+              version(), args.ranks, args.ranks_per_node, static_cast<long>(args.hidden),
+              dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
+              args.routing.to_string().c_str(), dedup_name(args.dedup),
+              static_cast<long>(args.chunk_bytes), args.iters, args.warmup);
+  std::printf("# memcpy bandwidth, %d threads x 64 MiB concurrently: %.2f GB/s\n", args.ranks,
+              memcpy_bps / 1e9);
+  std::printf("#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %6s %7s\n",
+              "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw",
+              "busbw", "wire_MB", "dedup", "base_disp", "base_comb", "speedup", "bound",
+              "#wrong");
+}
+
+void print_row(const SizeResult& r) {
+  std::printf("  %8ld %9.0f %9.0f | %10.0f %7.2f %7.2f | %10.0f %7.2f %7.2f | %9.2f %6.2f | "
+              "%10.0f %10.0f %7.2f | %6.2f %7ld\n",
+              static_cast<long>(r.tokens), r.recv_rows, r.plan_us, r.dispatch_us,
+              r.dispatch_algbw, r.dispatch_busbw, r.combine_us, r.combine_algbw, r.combine_busbw,
+              r.wire_mb, r.dedup_ratio, r.base_dispatch_us, r.base_combine_us, r.speedup,
+              r.bound_ratio, static_cast<long>(r.wrong));
+}
+
+void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<SizeResult>& rows) {
+  std::ofstream json(args.json_path);
+  json << "{\n  \"version\": \"" << version() << "\",\n  \"ranks\": " << args.ranks
+       << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"hidden\": " << args.hidden
+       << ", \"dtype\": \"" << dtype_name(args.dtype) << "\", \"topk\": " << args.topk
+       << ", \"experts\": " << args.experts << ", \"routing\": \"" << args.routing.to_string()
+       << "\", \"dedup\": \"" << dedup_name(args.dedup) << "\", \"chunk_bytes\": "
+       << args.chunk_bytes << ", \"iters\": " << args.iters << ",\n  \"memcpy_gbps\": "
+       << memcpy_bps / 1e9 << ",\n  \"results\": [\n";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const SizeResult& r = rows[i];
+    json << "    {\"tokens\": " << r.tokens << ", \"recv_rows\": " << r.recv_rows
+         << ", \"plan_us\": " << r.plan_us << ", \"dispatch_us\": " << r.dispatch_us
+         << ", \"dispatch_algbw\": " << r.dispatch_algbw << ", \"dispatch_busbw\": "
+         << r.dispatch_busbw << ", \"combine_us\": " << r.combine_us
+         << ", \"combine_algbw\": " << r.combine_algbw << ", \"combine_busbw\": "
+         << r.combine_busbw << ", \"wire_mb\": " << r.wire_mb << ", \"dedup_ratio\": "
+         << r.dedup_ratio << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
+         << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
+         << ", \"bound_ratio\": " << r.bound_ratio << ", \"wrong\": " << r.wrong << "}"
+         << (i + 1 < rows.size() ? "," : "") << "\n";
+  }
+  json << "  ]\n}\n";
+}
+
+int run(int argc, char** argv) {
+  Result<BenchArgs> parsed = parse_bench_args(argc, argv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "fusco_bench: %s\n", parsed.status().message().c_str());
+    return 2;
+  }
+  const BenchArgs& args = parsed.value();
+  if (args.help) {
+    std::fputs(bench_usage().c_str(), stdout);
+    return 0;
+  }
+  Result<double> bandwidth = memcpy_bandwidth(args.ranks, 3);
+  if (!bandwidth.ok()) {
+    std::fprintf(stderr, "fusco_bench: %s\n", bandwidth.status().to_string().c_str());
+    return 2;
+  }
+  print_header(args, bandwidth.value());
+  std::vector<SizeResult> rows;
+  for (int64_t tokens = args.min_tokens; tokens <= args.max_tokens;
+       tokens = tokens == 0 ? 1 : tokens * args.factor) {
+    Result<SizeResult> row = run_size(args, tokens, bandwidth.value());
+    if (!row.ok()) {
+      std::fprintf(stderr, "fusco_bench: %ld tokens: %s\n", static_cast<long>(tokens),
+                   row.status().to_string().c_str());
+      return 2;
+    }
+    print_row(row.value());
+    std::fflush(stdout);
+    rows.push_back(row.value());
+  }
+  SizeResult mean;
+  int64_t wrong = 0;
+  for (const SizeResult& r : rows) {
+    mean.dispatch_algbw += r.dispatch_algbw / static_cast<double>(rows.size());
+    mean.dispatch_busbw += r.dispatch_busbw / static_cast<double>(rows.size());
+    mean.combine_algbw += r.combine_algbw / static_cast<double>(rows.size());
+    mean.combine_busbw += r.combine_busbw / static_cast<double>(rows.size());
+    mean.speedup += r.speedup / static_cast<double>(rows.size());
+    mean.bound_ratio += r.bound_ratio / static_cast<double>(rows.size());
+    wrong += r.wrong;
+  }
+  std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong), wrong == 0 ? "OK" : "WRONG");
+  std::printf("# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
+              "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
+              mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
+  if (!args.json_path.empty()) {
+    write_json(args, bandwidth.value(), rows);
+  }
+  return wrong == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace fusco::bench
+
+int main(int argc, char** argv) { return fusco::bench::run(argc, argv); }
