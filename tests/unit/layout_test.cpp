@@ -1,0 +1,88 @@
+// The layout step: counting sort of (token, slot) pairs by physical expert, and the expert map.
+
+#include <gtest/gtest.h>
+
+#include "core/layout.hpp"
+#include "fusco/expert_map.hpp"
+#include "fusco/tensor.hpp"
+
+namespace fusco::core {
+namespace {
+
+TEST(ExpertMap, ContiguousResolvesRankMajor) {
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap(), 8, 4);
+  ASSERT_TRUE(map.ok());
+  EXPECT_EQ(map.value().owner, (std::vector<int32_t>{0, 0, 1, 1, 2, 2, 3, 3}));
+  EXPECT_EQ(map.value().local_slot, (std::vector<int32_t>{0, 1, 0, 1, 0, 1, 0, 1}));
+  EXPECT_EQ(map.value().rank_begin, (std::vector<int64_t>{0, 2, 4, 6, 8}));
+}
+
+TEST(ExpertMap, ExplicitUnevenOwnersGetSlotsInExpertOrder) {
+  Result<ResolvedExpertMap> map =
+      resolve_expert_map(ExpertMap::from_owners({2, 0, 2, 2, 0}), 5, 3);
+  ASSERT_TRUE(map.ok());
+  EXPECT_EQ(map.value().local_slot, (std::vector<int32_t>{0, 0, 1, 2, 1}));
+  EXPECT_EQ(map.value().rank_begin, (std::vector<int64_t>{0, 2, 2, 5}));
+  EXPECT_EQ(map.value().physical, (std::vector<int64_t>{2, 0, 3, 4, 1}));
+  EXPECT_EQ(map.value().num_local(1), 0);
+}
+
+TEST(ExpertMap, FingerprintsDifferForDifferentMaps) {
+  const uint64_t a = ExpertMap::from_owners({0, 1}).fingerprint(2, 2);
+  const uint64_t b = ExpertMap::from_owners({1, 0}).fingerprint(2, 2);
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, ExpertMap::from_owners({0, 1}).fingerprint(2, 2));
+  EXPECT_NE(ExpertMap().fingerprint(4, 2), ExpertMap().fingerprint(8, 2));
+}
+
+TEST(ExpertMap, ValidationNamesTheProblem) {
+  EXPECT_NE(ExpertMap().validate(0, 2).message().find("num_experts must be >= 1, got 0"),
+            std::string::npos);
+  EXPECT_NE(ExpertMap::from_owners({0}).validate(2, 2).message().find(
+                "expert_map has 1 owners but num_experts is 2"),
+            std::string::npos);
+}
+
+TEST(Layout, PairsSortedByPhysicalExpertThenTokenThenSlot) {
+  // 3 tokens, k = 2, 4 experts on 2 ranks.
+  std::vector<int32_t> ids = {3, 0, 0, -1, 3, 3};
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap(), 4, 2);
+  Result<Layout> layout =
+      build_layout(TensorView::host(ids.data(), DType::kInt32, {3, 2}), map.value());
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(layout.value().expert_begin, (std::vector<int64_t>{0, 2, 2, 2, 5}));
+  // Expert 0: (t0, j1), (t1, j0); expert 3: (t0, j0), (t2, j0), (t2, j1).
+  EXPECT_EQ(layout.value().pairs, (std::vector<int64_t>{1, 2, 0, 4, 5}));
+}
+
+TEST(Layout, Int64IdsAndZeroTokens) {
+  std::vector<int64_t> ids;
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap(), 4, 2);
+  Result<Layout> layout =
+      build_layout(TensorView::host(ids.data(), DType::kInt64, {0, 8}), map.value());
+  ASSERT_TRUE(layout.ok());
+  EXPECT_EQ(layout.value().num_rows(), 0);
+  EXPECT_EQ(layout.value().expert_begin.size(), 5u);
+}
+
+TEST(Layout, RejectsIdsOutsideRangeNamingTokenSlotAndValue) {
+  std::vector<int32_t> ids = {0, 1, 2, 4};
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap(), 4, 2);
+  Result<Layout> layout =
+      build_layout(TensorView::host(ids.data(), DType::kInt32, {2, 2}), map.value());
+  ASSERT_FALSE(layout.ok());
+  EXPECT_EQ(layout.status().message(), "topk_idx[1, 1] = 4 is outside [-1, num_experts=4)");
+}
+
+TEST(Layout, RejectsBadShapesAndDtypes) {
+  std::vector<int32_t> ids(4);
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap(), 4, 2);
+  EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {4}), map.value()).ok());
+  EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt8, {2, 2}), map.value()).ok());
+  EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {4, 0}), map.value()).ok());
+  EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {-1, 2}), map.value()).ok());
+  EXPECT_FALSE(build_layout(TensorView::host(nullptr, DType::kInt32, {2, 2}), map.value()).ok());
+}
+
+}  // namespace
+}  // namespace fusco::core

@@ -1,0 +1,55 @@
+// The planner's pure steps, run for one rank alone (no communication).
+
+#include <gtest/gtest.h>
+
+#include "core/wire.hpp"
+#include "plan/planner.hpp"
+
+namespace fusco::plan {
+namespace {
+
+Bytes counts(std::vector<int64_t> values) {
+  core::WireWriter writer;
+  writer.put_array(values.data(), values.size());
+  return writer.take();
+}
+
+std::vector<int64_t> decode(const Bytes& bytes) {
+  std::vector<int64_t> values(bytes.size() / sizeof(int64_t));
+  core::WireReader reader(bytes);
+  EXPECT_TRUE(reader.get_array(values.data(), values.size()).ok());
+  return values;
+}
+
+TEST(ReceiverOffsets, ExpertMajorThenSourceRank) {
+  // Three sources, two local experts.
+  Result<ReceiverOffsets> offsets =
+      compute_receiver_offsets({counts({2, 1}), counts({0, 4}), counts({3, 0})}, 2);
+  ASSERT_TRUE(offsets.ok());
+  EXPECT_EQ(offsets.value().tokens_per_expert, (std::vector<int64_t>{5, 5}));
+  EXPECT_EQ(offsets.value().num_recv_rows, 10);
+  // Expert 0 rows: source 0 at 0, source 1 at 2, source 2 at 2; expert 1 from row 5.
+  EXPECT_EQ(decode(offsets.value().starts[0]), (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{2, 6}));
+  EXPECT_EQ(decode(offsets.value().starts[2]), (std::vector<int64_t>{2, 10}));
+}
+
+TEST(ReceiverOffsets, TruncatedCountsAreAnInternalError) {
+  Result<ReceiverOffsets> offsets = compute_receiver_offsets({counts({1})}, 2);
+  ASSERT_FALSE(offsets.ok());
+  EXPECT_EQ(offsets.status().code(), StatusCode::kInternal);
+}
+
+TEST(ExpertCounts, OneMessagePerDestinationWithItsLocalExperts) {
+  std::vector<int32_t> ids = {0, 3, 3, 2};
+  Result<core::ResolvedExpertMap> map = core::resolve_expert_map(ExpertMap(), 4, 2);
+  Result<core::Layout> layout =
+      core::build_layout(TensorView::host(ids.data(), DType::kInt32, {2, 2}), map.value());
+  const std::vector<Bytes> out = encode_expert_counts(layout.value(), map.value());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(decode(out[0]), (std::vector<int64_t>{1, 0}));
+  EXPECT_EQ(decode(out[1]), (std::vector<int64_t>{1, 2}));
+}
+
+}  // namespace
+}  // namespace fusco::plan
