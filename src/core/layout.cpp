@@ -57,19 +57,17 @@ Status check_topk_idx(const TensorView& topk_idx) {
   return Status();
 }
 
-Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap& map) {
-  FUSCO_RETURN_IF_ERROR(check_topk_idx(topk_idx));
-  Layout layout;
-  layout.num_tokens = topk_idx.shape[0];
-  layout.topk = static_cast<int>(topk_idx.shape[1]);
+namespace {
+
+template <typename Id>
+Status count_and_place(const Id* ids, const ResolvedExpertMap& map, bool place, Layout& layout) {
   const int64_t num_pairs = layout.num_tokens * layout.topk;
   const int64_t num_physical = map.rank_begin.back();
   layout.expert_begin.assign(static_cast<size_t>(num_physical) + 1, 0);
-
   // Pass 1: validate and count rows per physical expert (shifted by one for the scan).
   int64_t valid = 0;
   for (int64_t flat = 0; flat < num_pairs; ++flat) {
-    const int64_t expert = read_expert(topk_idx, flat);
+    const auto expert = static_cast<int64_t>(ids[flat]);
     if (expert == -1) {
       continue;
     }
@@ -82,21 +80,49 @@ Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap&
     ++layout.expert_begin[static_cast<size_t>(map.physical[static_cast<size_t>(expert)]) + 1];
     ++valid;
   }
-  // Pass 2: exclusive scan.
+  // Pass 2: inclusive scan of the shifted counts gives each expert's first position.
   for (int64_t p = 0; p < num_physical; ++p) {
     layout.expert_begin[static_cast<size_t>(p) + 1] += layout.expert_begin[static_cast<size_t>(p)];
+  }
+  if (!place) {
+    return Status();
   }
   // Pass 3: stable placement; scanning pairs in (token, slot) order keeps that order per expert.
   layout.pairs.resize(static_cast<size_t>(valid));
   std::vector<int64_t> cursor(layout.expert_begin.begin(), layout.expert_begin.end() - 1);
   for (int64_t flat = 0; flat < num_pairs; ++flat) {
-    const int64_t expert = read_expert(topk_idx, flat);
+    const auto expert = static_cast<int64_t>(ids[flat]);
     if (expert >= 0) {
       const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
       layout.pairs[static_cast<size_t>(cursor[p]++)] = flat;
     }
   }
+  return Status();
+}
+
+Result<Layout> make_layout(const TensorView& topk_idx, const ResolvedExpertMap& map, bool place) {
+  FUSCO_RETURN_IF_ERROR(check_topk_idx(topk_idx));
+  Layout layout;
+  layout.num_tokens = topk_idx.shape[0];
+  layout.topk = static_cast<int>(topk_idx.shape[1]);
+  if (topk_idx.dtype == DType::kInt32) {
+    FUSCO_RETURN_IF_ERROR(
+        count_and_place(static_cast<const int32_t*>(topk_idx.data), map, place, layout));
+  } else {
+    FUSCO_RETURN_IF_ERROR(
+        count_and_place(static_cast<const int64_t*>(topk_idx.data), map, place, layout));
+  }
   return layout;
+}
+
+}  // namespace
+
+Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap& map) {
+  return make_layout(topk_idx, map, true);
+}
+
+Result<Layout> count_layout(const TensorView& topk_idx, const ResolvedExpertMap& map) {
+  return make_layout(topk_idx, map, false);
 }
 
 }  // namespace fusco::core

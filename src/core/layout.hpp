@@ -41,7 +41,7 @@ struct Layout {
   /// order.
   std::vector<int64_t> pairs;
 
-  int64_t num_rows() const { return static_cast<int64_t>(pairs.size()); }
+  int64_t num_rows() const { return expert_begin.empty() ? 0 : expert_begin.back(); }
 };
 
 /// The token of a flat pair index.
@@ -66,5 +66,9 @@ Status check_topk_idx(const TensorView& topk_idx);
 /// Builds the layout of `topk_idx` ([T, k], -1 = unused slot) under `map`. Fails with
 /// kInvalidArgument naming the first id outside [-1, E) (its token, slot and value).
 Result<Layout> build_layout(const TensorView& topk_idx, const ResolvedExpertMap& map);
+
+/// The counting half of build_layout: validates the ids and fills expert_begin only (pairs
+/// stays empty). The planner places pairs itself while it scans them.
+Result<Layout> count_layout(const TensorView& topk_idx, const ResolvedExpertMap& map);
 
 }  // namespace fusco::core

@@ -15,20 +15,17 @@ class WireWriter {
  public:
   template <typename T>
   void put(const T& value) {
-    static_assert(std::is_trivially_copyable_v<T>);
-    const size_t at = bytes_.size();
-    bytes_.resize(at + sizeof(T));
-    std::memcpy(bytes_.data() + at, &value, sizeof(T));
+    put_array(&value, 1);
   }
   template <typename T>
   void put_array(const T* values, size_t count) {
     static_assert(std::is_trivially_copyable_v<T>);
-    const size_t at = bytes_.size();
-    bytes_.resize(at + count * sizeof(T));
     if (count > 0) {
-      std::memcpy(bytes_.data() + at, values, count * sizeof(T));
+      const auto* bytes = reinterpret_cast<const std::byte*>(values);
+      bytes_.insert(bytes_.end(), bytes, bytes + count * sizeof(T));
     }
   }
+  void reserve(size_t bytes) { bytes_.reserve(bytes); }
   std::vector<std::byte> take() { return std::move(bytes_); }
 
  private:

@@ -67,7 +67,7 @@ struct PlanData {
   std::vector<int64_t> tokens_per_expert;
   int64_t num_recv_rows = 0;
 
-  std::vector<DirectRow> direct;  ///< Sorted by (rank, row).
+  std::vector<DirectRow> direct;  ///< Sorted by (rank, row): stores stream per destination.
   std::vector<StagedOut> staged_out;
   std::vector<StagedIn> staged_in;
   /// True under node dedup: targets return one partial sum per entry, rounded to the dtype

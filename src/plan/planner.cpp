@@ -91,7 +91,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
     local = map.status();
   }
   if (local.ok()) {
-    layout = core::build_layout(topk_idx, map.value());
+    layout = core::count_layout(topk_idx, map.value());
     local = layout.status();
   }
 

@@ -1,6 +1,7 @@
 // Steps 1, 2 and 4 of planning: the count exchange that fixes every row's place in the
 // receiver's expert-major buffer, and the decoding of staged metadata at targets.
 
+#include <cstring>
 #include <string>
 
 #include "core/wire.hpp"
@@ -70,30 +71,44 @@ Status decode_staged_in(detail::PlanData& plan, const std::vector<Bytes>& metada
     if (metadata_from_sources[s].empty()) {
       continue;
     }
+    const std::string from = "staged metadata from rank " + std::to_string(s);
     core::WireReader reader(metadata_from_sources[s]);
     int64_t entries = 0;
     int64_t fanout_rows = 0;
     FUSCO_RETURN_IF_ERROR(reader.get(&entries));
     FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
+    if (entries < 0 || fanout_rows < entries) {
+      return Status(StatusCode::kInternal, from + " has inconsistent counts");
+    }
     detail::StagedIn in;
     in.source = static_cast<int32_t>(s);
     in.tokens.resize(static_cast<size_t>(entries));
-    std::vector<int32_t> counts(static_cast<size_t>(entries));
+    in.fanout_begin.resize(static_cast<size_t>(entries) + 1);
     in.fanout.resize(static_cast<size_t>(fanout_rows));
-    FUSCO_RETURN_IF_ERROR(reader.get_array(in.tokens.data(), in.tokens.size()));
-    FUSCO_RETURN_IF_ERROR(reader.get_array(counts.data(), counts.size()));
-    FUSCO_RETURN_IF_ERROR(reader.get_array(in.fanout.data(), in.fanout.size()));
-    if (!reader.done()) {
-      return Status(StatusCode::kInternal,
-                    "staged metadata from rank " + std::to_string(s) + " has trailing bytes");
+    in.fanout_begin[0] = 0;
+    // Entries: token, fanout count, then the fanout rows.
+    const std::byte* at = metadata_from_sources[s].data() + 2 * sizeof(int64_t);
+    const std::byte* end = metadata_from_sources[s].data() + metadata_from_sources[s].size();
+    for (size_t i = 0; i < static_cast<size_t>(entries); ++i) {
+      int32_t entry[2];
+      if (end - at < static_cast<std::ptrdiff_t>(sizeof(entry))) {
+        return Status(StatusCode::kInternal, from + " is truncated");
+      }
+      std::memcpy(entry, at, sizeof(entry));
+      at += sizeof(entry);
+      const int64_t first = in.fanout_begin[i];
+      const auto bytes = static_cast<std::ptrdiff_t>(entry[1]) *
+                         static_cast<std::ptrdiff_t>(sizeof(detail::FanoutRow));
+      if (entry[1] < 1 || first + entry[1] > fanout_rows || end - at < bytes) {
+        return Status(StatusCode::kInternal, from + " has a bad fanout count");
+      }
+      in.tokens[i] = entry[0];
+      std::memcpy(in.fanout.data() + first, at, static_cast<size_t>(bytes));
+      at += bytes;
+      in.fanout_begin[i + 1] = first + entry[1];
     }
-    in.fanout_begin.resize(static_cast<size_t>(entries) + 1, 0);
-    for (size_t i = 0; i < counts.size(); ++i) {
-      in.fanout_begin[i + 1] = in.fanout_begin[i] + counts[i];
-    }
-    if (in.fanout_begin.back() != fanout_rows) {
-      return Status(StatusCode::kInternal,
-                    "staged metadata from rank " + std::to_string(s) + " has inconsistent counts");
+    if (at != end || in.fanout_begin.back() != fanout_rows) {
+      return Status(StatusCode::kInternal, from + " has trailing bytes or missing rows");
     }
     in.return_rows = plan.partial_sums ? entries : fanout_rows;
     plan.staged_in.push_back(std::move(in));

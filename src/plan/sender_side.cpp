@@ -3,6 +3,10 @@
 // dedup mode; and the combine program fixes each token's summation order.
 
 #include <algorithm>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "core/wire.hpp"
@@ -15,34 +19,104 @@ namespace {
 using detail::CombineTerm;
 using detail::FanoutRow;
 
-struct TargetBuild {
-  std::vector<int32_t> tokens;
-  std::vector<int32_t> counts;  // fanout rows per entry
-  std::vector<FanoutRow> fanout;
-  int64_t last_token = -1;
-};
+// The staged entries for one target, encoded as they are built: a header (entries, fanout
+// rows), then per entry its token, its fanout count and its fanout rows.
+class TargetStream {
+ public:
+  void reserve_rows(int64_t rows) { capacity_rows_ += rows; }
+  void start() {
+    bytes_.resize(kHeader + static_cast<size_t>(capacity_rows_) * (kEntry + sizeof(FanoutRow)));
+    used_ = kHeader;
+    tokens_.reserve(static_cast<size_t>(capacity_rows_));
+  }
+  bool empty() const { return tokens_.empty(); }
+  int64_t entries() const { return static_cast<int64_t>(tokens_.size()); }
+  int64_t fanout_rows() const { return fanout_rows_; }
+  int64_t last_token() const { return tokens_.empty() ? -1 : tokens_.back(); }
 
-Bytes encode_staged(const TargetBuild& target) {
-  core::WireWriter writer;
-  writer.put<int64_t>(static_cast<int64_t>(target.tokens.size()));
-  writer.put<int64_t>(static_cast<int64_t>(target.fanout.size()));
-  writer.put_array(target.tokens.data(), target.tokens.size());
-  writer.put_array(target.counts.data(), target.counts.size());
-  writer.put_array(target.fanout.data(), target.fanout.size());
-  return writer.take();
-}
+  void add_entry(int32_t token) {
+    tokens_.push_back(token);
+    count_at_ = used_ + sizeof(int32_t);
+    const int32_t entry[2] = {token, 0};
+    write(entry, sizeof(entry));
+  }
+  void add_fanout(const FanoutRow& row) {
+    int32_t count;
+    std::memcpy(&count, bytes_.data() + count_at_, sizeof(count));
+    ++count;
+    std::memcpy(bytes_.data() + count_at_, &count, sizeof(count));
+    write(&row, sizeof(row));
+    ++fanout_rows_;
+  }
+  // The encoded message; the tokens move to the caller.
+  Bytes finish(std::vector<int32_t>* tokens) {
+    const int64_t header[2] = {entries(), fanout_rows_};
+    std::memcpy(bytes_.data(), header, sizeof(header));
+    bytes_.resize(used_);
+    *tokens = std::move(tokens_);
+    return std::move(bytes_);
+  }
+
+ private:
+  static constexpr size_t kHeader = 2 * sizeof(int64_t);
+  static constexpr size_t kEntry = 2 * sizeof(int32_t);
+  void write(const void* data, size_t size) {
+    std::memcpy(bytes_.data() + used_, data, size);
+    used_ += size;
+  }
+  Bytes bytes_;
+  std::vector<int32_t> tokens_;
+  size_t used_ = 0;
+  size_t count_at_ = 0;
+  int64_t capacity_rows_ = 0;
+  int64_t fanout_rows_ = 0;
+};
 
 struct SlotOnNode {
-  int node;
-  int slot;
+  int32_t node;
+  int32_t slot;
 };
 
-}  // namespace
+// A combine term whose value comes back from `target`; fixed up to a return-buffer row once
+// every target's return rows are counted.
+CombineTerm pending_return(int target, int slot, int64_t relative_row) {
+  return CombineTerm{-2 - target, slot, relative_row};
+}
 
-Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
-                                             const core::ResolvedExpertMap& map,
-                                             const TensorView& topk_idx,
-                                             const std::vector<Bytes>& starts_from_destinations) {
+// Appends one group per node present in `slots` (which are in slot order), nodes ascending:
+// this node's slots as weighted terms, every other node as its relay's partial (unit weight).
+template <typename CloseGroup>
+void emit_node_groups(const std::vector<SlotOnNode>& slots,
+                      const std::vector<CombineTerm>& slot_term, int my_node,
+                      std::vector<CombineTerm>& terms, CloseGroup&& close_group) {
+  int32_t previous = -1;
+  while (true) {
+    int32_t node = INT32_MAX;  // the smallest node above `previous`
+    for (const SlotOnNode& s : slots) {
+      if (s.node > previous && s.node < node) node = s.node;
+    }
+    if (node == INT32_MAX) {
+      return;
+    }
+    for (const SlotOnNode& s : slots) {
+      if (s.node != node) continue;
+      CombineTerm term = slot_term[static_cast<size_t>(s.slot)];
+      if (node != my_node) {
+        term.slot = CombineTerm::kUnitWeight;
+        terms.push_back(term);
+        break;
+      }
+      terms.push_back(term);
+    }
+    close_group();
+    previous = node;
+  }
+}
+
+template <typename Id>
+Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& layout,
+                                 const core::ResolvedExpertMap& map, const Id* ids,
+                                 const std::vector<Bytes>& starts_from_destinations) {
   const int world = map.world_size;
   const int me = plan.rank;
   const Topology& topo = plan.topology;
@@ -51,7 +125,16 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
   const int my_node = topo.node_of(me);
   const Dedup dedup = plan.options.dedup;
 
-  // Receive row of every valid pair.
+  std::vector<int32_t> node_of_rank(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    node_of_rank[static_cast<size_t>(r)] = topo.node_of(r);
+  }
+  std::vector<int32_t> relay_of_node(static_cast<size_t>(topo.num_nodes()));
+  for (int n = 0; n < topo.num_nodes(); ++n) {
+    relay_of_node[static_cast<size_t>(n)] = topo.rail_relay(n, me);
+  }
+
+  // Receive row of every valid pair (masked pairs are never read).
   std::vector<int64_t> start_of_physical(static_cast<size_t>(map.rank_begin.back()));
   for (int d = 0; d < world; ++d) {
     core::WireReader reader(starts_from_destinations[static_cast<size_t>(d)]);
@@ -59,57 +142,115 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
         reader.get_array(start_of_physical.data() + map.rank_begin[static_cast<size_t>(d)],
                          static_cast<size_t>(map.num_local(d))));
   }
-  std::vector<int64_t> pair_row(static_cast<size_t>(tokens * topk), -1);
-  for (size_t p = 0; p < start_of_physical.size(); ++p) {
-    for (int64_t i = layout.expert_begin[p]; i < layout.expert_begin[p + 1]; ++i) {
-      pair_row[static_cast<size_t>(layout.pairs[static_cast<size_t>(i)])] =
-          start_of_physical[p] + (i - layout.expert_begin[p]);
-    }
-  }
+  // The receive rows of one expert's pairs are consecutive in (token, slot) order, which is
+  // the order of the scan below: each pair takes its expert's next row.
+  std::vector<int64_t> next_row = start_of_physical;
 
-  // Direct rows: ranks of this node, in (rank, row) order so stores stream.
-  plan.direct.clear();
-  for (int d = topo.node_first_rank(my_node); d < topo.node_first_rank(my_node) + topo.node_size(my_node);
-       ++d) {
-    const int64_t first = layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
-    const int64_t last =
-        layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])];
-    for (int64_t i = first; i < last; ++i) {
-      const int64_t pair = layout.pairs[static_cast<size_t>(i)];
-      plan.direct.push_back({static_cast<int32_t>(core::pair_token(pair, topk)),
-                             static_cast<int32_t>(d), pair_row[static_cast<size_t>(pair)]});
-    }
-  }
+  // Direct rows go to ranks of this node; they are laid out in (rank, row) order, so the
+  // stores of dispatch stream through each destination.
+  const int node_first = topo.node_first_rank(my_node);
+  const int node_end = node_first + topo.node_size(my_node);
+  const int64_t direct_first =
+      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(node_first)])];
+  const int64_t direct_end =
+      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(node_end)])];
+  plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{});
 
-  // Staged entries, scanned in (token, slot) order: entries ascend by token and an entry's
-  // fanout rows ascend by slot, which fixes the relay's summation order.
-  std::vector<TargetBuild> targets(static_cast<size_t>(world));
-  std::vector<int64_t> pair_return(static_cast<size_t>(tokens * topk), -1);
+  // One scan in (token, slot) order builds the staged entries and the combine program.
+  // Entries ascend by token and an entry's fanout rows ascend by slot, which fixes the
+  // relay's summation order.
+  std::vector<TargetStream> targets(static_cast<size_t>(world));
   std::vector<int64_t> remote_rows_per_rank(static_cast<size_t>(world), 0);
+  for (int d = 0; d < world; ++d) {
+    if (node_of_rank[static_cast<size_t>(d)] != my_node) {
+      remote_rows_per_rank[static_cast<size_t>(d)] =
+          layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
+          layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
+      const int target = dedup == Dedup::kNode
+                             ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
+                             : d;
+      targets[static_cast<size_t>(target)].reserve_rows(
+          remote_rows_per_rank[static_cast<size_t>(d)]);
+    }
+  }
+  for (TargetStream& stream : targets) {
+    stream.start();
+  }
+  std::vector<SlotOnNode> slots;
+  slots.reserve(static_cast<size_t>(topk));
+  std::vector<CombineTerm> slot_term(static_cast<size_t>(topk));
+  // With at most 64 nodes a token's nodes fit a bit mask: its groups come out in node order
+  // without sorting. node_term[n] is the partial term of the token's entry for node n.
+  const bool node_mask_fits = topo.num_nodes() <= 64;
+  std::vector<CombineTerm> node_term(static_cast<size_t>(topo.num_nodes()));
+  plan.token_group_begin.assign(1, 0);
+  plan.token_group_begin.reserve(static_cast<size_t>(tokens) + 1);
+  plan.group_term_begin.assign(1, 0);
+  plan.group_term_begin.reserve(
+      static_cast<size_t>(std::min<int64_t>(layout.num_rows(),
+                                            tokens * std::min(topk, topo.num_nodes()))) + 1);
+  plan.terms.clear();
+  plan.terms.reserve(static_cast<size_t>(layout.num_rows()));
+  auto close_group = [&] {
+    plan.group_term_begin.push_back(static_cast<int64_t>(plan.terms.size()));
+  };
   for (int64_t t = 0; t < tokens; ++t) {
+    slots.clear();
+    uint64_t nodes = 0;
     for (int j = 0; j < topk; ++j) {
-      const int64_t flat = t * topk + j;
-      const int64_t expert = core::read_expert(topk_idx, flat);
+      const auto flat = static_cast<size_t>(t * topk + j);
+      const auto expert = static_cast<int64_t>(ids[flat]);
       if (expert < 0) {
         continue;
       }
       const int d = map.owner[static_cast<size_t>(expert)];
-      if (topo.same_node(d, me)) {
+      const int node = node_of_rank[static_cast<size_t>(d)];
+      slots.push_back({node, j});
+      nodes |= uint64_t{1} << (node & 63);
+      const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
+      const int64_t row = next_row[p]++;
+      if (node == my_node) {
+        slot_term[static_cast<size_t>(j)] = CombineTerm{d, j, row};
+        plan.direct[static_cast<size_t>(layout.expert_begin[p] - direct_first + row -
+                                        start_of_physical[p])] =
+            detail::DirectRow{static_cast<int32_t>(t), static_cast<int32_t>(d), row};
         continue;
       }
-      ++remote_rows_per_rank[static_cast<size_t>(d)];
-      const int target = dedup == Dedup::kNode ? topo.rail_relay(topo.node_of(d), me) : d;
-      TargetBuild& build = targets[static_cast<size_t>(target)];
-      if (dedup == Dedup::kNone || build.last_token != t) {
-        build.tokens.push_back(static_cast<int32_t>(t));
-        build.counts.push_back(0);
-        build.last_token = t;
+      const int target = dedup == Dedup::kNode ? relay_of_node[static_cast<size_t>(node)] : d;
+      TargetStream& stream = targets[static_cast<size_t>(target)];
+      if (dedup == Dedup::kNone || stream.last_token() != t) {
+        stream.add_entry(static_cast<int32_t>(t));
       }
-      ++build.counts.back();
-      build.fanout.push_back({static_cast<int32_t>(d), j, pair_row[static_cast<size_t>(flat)]});
-      pair_return[static_cast<size_t>(flat)] =
-          static_cast<int64_t>(plan.partial_sums ? build.tokens.size() : build.fanout.size()) - 1;
+      stream.add_fanout({static_cast<int32_t>(d), j, row});
+      const int64_t relative = (plan.partial_sums ? stream.entries() : stream.fanout_rows()) - 1;
+      slot_term[static_cast<size_t>(j)] = pending_return(target, j, relative);
+      node_term[static_cast<size_t>(node)] =
+          pending_return(target, CombineTerm::kUnitWeight, stream.entries() - 1);
     }
+    if (!plan.partial_sums) {
+      if (!slots.empty()) {
+        for (const SlotOnNode& s : slots) {
+          plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
+        }
+        close_group();
+      }
+    } else if (node_mask_fits) {
+      // One group per node, nodes ascending: this node's slots ascending, else the partial.
+      for (; nodes != 0; nodes &= nodes - 1) {
+        const int node = std::countr_zero(nodes);
+        if (node == my_node) {
+          for (const SlotOnNode& s : slots) {
+            if (s.node == my_node) plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
+          }
+        } else {
+          plan.terms.push_back(node_term[static_cast<size_t>(node)]);
+        }
+        close_group();
+      }
+    } else {
+      emit_node_groups(slots, slot_term, my_node, plan.terms, close_group);
+    }
+    plan.token_group_begin.push_back(static_cast<int64_t>(plan.group_term_begin.size()) - 1);
   }
 
   std::vector<Bytes> metadata(static_cast<size_t>(world));
@@ -117,75 +258,25 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
   plan.staged_out.clear();
   int64_t return_rows = 0;
   for (int target = 0; target < world; ++target) {
-    TargetBuild& build = targets[static_cast<size_t>(target)];
-    if (build.tokens.empty()) {
+    TargetStream& stream = targets[static_cast<size_t>(target)];
+    if (stream.empty()) {
       continue;
     }
     detail::StagedOut out;
     out.target = target;
-    out.return_rows = static_cast<int64_t>(plan.partial_sums ? build.tokens.size()
-                                                             : build.fanout.size());
+    out.return_rows = plan.partial_sums ? stream.entries() : stream.fanout_rows();
     out.return_begin = return_rows;
     return_begin[static_cast<size_t>(target)] = return_rows;
     return_rows += out.return_rows;
-    metadata[static_cast<size_t>(target)] = encode_staged(build);
-    out.tokens = std::move(build.tokens);
+    metadata[static_cast<size_t>(target)] = stream.finish(&out.tokens);
     plan.staged_out.push_back(std::move(out));
   }
   plan.return_rows_total = return_rows;
-
-  // Combine program.
-  plan.token_group_begin.assign(1, 0);
-  plan.group_term_begin.assign(1, 0);
-  plan.terms.clear();
-  std::vector<SlotOnNode> slots;
-  auto return_term = [&](int64_t flat, int slot) {
-    const int d = map.owner[static_cast<size_t>(core::read_expert(topk_idx, flat))];
-    const int target = dedup == Dedup::kNode ? topo.rail_relay(topo.node_of(d), me) : d;
-    return CombineTerm{CombineTerm::kReturnBuffer, slot,
-                       return_begin[static_cast<size_t>(target)] +
-                           pair_return[static_cast<size_t>(flat)]};
-  };
-  auto direct_term = [&](int64_t flat, int slot) {
-    const int d = map.owner[static_cast<size_t>(core::read_expert(topk_idx, flat))];
-    return CombineTerm{d, slot, pair_row[static_cast<size_t>(flat)]};
-  };
-  auto close_group = [&] { plan.group_term_begin.push_back(static_cast<int64_t>(plan.terms.size())); };
-  for (int64_t t = 0; t < tokens; ++t) {
-    slots.clear();
-    for (int j = 0; j < topk; ++j) {
-      const int64_t expert = core::read_expert(topk_idx, t * topk + j);
-      if (expert >= 0) {
-        slots.push_back({topo.node_of(map.owner[static_cast<size_t>(expert)]), j});
-      }
+  for (CombineTerm& term : plan.terms) {
+    if (term.rank <= -2) {
+      term.row += return_begin[static_cast<size_t>(-2 - term.rank)];
+      term.rank = CombineTerm::kReturnBuffer;
     }
-    if (!plan.partial_sums) {
-      if (!slots.empty()) {
-        for (const SlotOnNode& s : slots) {
-          const int64_t flat = t * topk + s.slot;
-          plan.terms.push_back(s.node == my_node ? direct_term(flat, s.slot)
-                                                 : return_term(flat, s.slot));
-        }
-        close_group();
-      }
-    } else {
-      std::stable_sort(slots.begin(), slots.end(),
-                       [](const SlotOnNode& a, const SlotOnNode& b) { return a.node < b.node; });
-      for (size_t i = 0; i < slots.size();) {
-        const int node = slots[i].node;
-        if (node == my_node) {
-          for (; i < slots.size() && slots[i].node == node; ++i) {
-            plan.terms.push_back(direct_term(t * topk + slots[i].slot, slots[i].slot));
-          }
-        } else {
-          plan.terms.push_back(return_term(t * topk + slots[i].slot, CombineTerm::kUnitWeight));
-          for (; i < slots.size() && slots[i].node == node; ++i) {
-          }
-        }
-        close_group();
-      }
-    }
-    plan.token_group_begin.push_back(static_cast<int64_t>(plan.group_term_begin.size()) - 1);
   }
 
   // Sender-side statistics.
@@ -215,6 +306,20 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
     stats.inter_node_rows_without_dedup += rows;
   }
   return metadata;
+}
+
+}  // namespace
+
+Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
+                                             const core::ResolvedExpertMap& map,
+                                             const TensorView& topk_idx,
+                                             const std::vector<Bytes>& starts_from_destinations) {
+  if (topk_idx.dtype == DType::kInt32) {
+    return build(plan, layout, map, static_cast<const int32_t*>(topk_idx.data),
+                 starts_from_destinations);
+  }
+  return build(plan, layout, map, static_cast<const int64_t*>(topk_idx.data),
+               starts_from_destinations);
 }
 
 }  // namespace fusco::plan
