@@ -20,8 +20,7 @@ Result<int64_t> integer(const std::string& flag, const std::string& value, int64
     return bad(flag, value, "not an integer");
   }
   if (parsed < min || parsed > max) {
-    return bad(flag, value,
-               "outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    return bad(flag, value, "outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   }
   return static_cast<int64_t>(parsed);
 }

@@ -25,10 +25,10 @@ struct BenchArgs {
   testing::RoutingSpec routing;
   Dedup dedup = Dedup::kNode;
   int64_t chunk_bytes = int64_t{1} << 20;
-  int iters = 5;    // -n
-  int warmup = 1;   // -w
-  bool check = true;     // -c
-  bool baseline = true;  // --no-baseline turns it off
+  int iters = 5;          // -n
+  int warmup = 1;         // -w
+  bool check = true;      // -c
+  bool baseline = true;   // --no-baseline turns it off
   std::string json_path;  // -J
   uint64_t seed = 1;
   bool help = false;

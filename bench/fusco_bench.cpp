@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <fstream>
 #include <memory>
 #include <vector>
@@ -106,8 +107,8 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
   std::vector<std::vector<float>> weights(ws);
   for (int r = 0; r < world; ++r) {
     const auto rr = static_cast<size_t>(r);
-    ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r,
-                                        topology, args.seed + static_cast<uint64_t>(tokens));
+    ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r, topology,
+                                        args.seed + static_cast<uint64_t>(tokens));
     fill(x[rr], args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
     weights[rr].resize(static_cast<size_t>(tokens * args.topk));
     for (size_t i = 0; i < weights[rr].size(); ++i) {
@@ -186,7 +187,8 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
     result.combine_algbw = bytes_per_rank / (result.combine_us / 1e6) / 1e9;
     result.combine_busbw = result.combine_algbw * (world - 1) / world;
   }
-  const double bound_s = static_cast<double>(total_rows) * static_cast<double>(row_bytes) / memcpy_bps;
+  const double bound_s =
+      static_cast<double>(total_rows) * static_cast<double>(row_bytes) / memcpy_bps;
   result.bound_ratio = bound_s > 0 ? dispatch_s.value() / bound_s : 0;
 
   if (args.baseline) {
@@ -220,7 +222,8 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
                      (result.dispatch_us + result.combine_us);
     if (args.check) {  // the baseline must agree with fusco's dispatch too
       for (int r = 0; r < world; ++r) {
-        result.wrong += count_wrong(base_recv[static_cast<size_t>(r)], recv[static_cast<size_t>(r)], elem);
+        result.wrong +=
+            count_wrong(base_recv[static_cast<size_t>(r)], recv[static_cast<size_t>(r)], elem);
       }
     }
   }
@@ -240,14 +243,16 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
     {
       const auto want = reference::dispatch(layout, x_views);
       for (int r = 0; r < world; ++r) {
-        result.wrong += count_wrong(recv[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
+        result.wrong +=
+            count_wrong(recv[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
       }
     }
     if (combines) {
       const auto want = reference::combine(layout, idx_views, w_views, y_views, args.experts,
                                            ExpertMap(), topology, args.dedup);
       for (int r = 0; r < world; ++r) {
-        result.wrong += count_wrong(out[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
+        result.wrong +=
+            count_wrong(out[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
       }
     }
   }
@@ -255,27 +260,28 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
 }
 
 void print_header(const BenchArgs& args, double memcpy_bps) {
-  std::printf("# fusco_bench %s: %d ranks (%d per node), hidden %ld %s, top-%d of %ld experts, "
-              "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
-              version(), args.ranks, args.ranks_per_node, static_cast<long>(args.hidden),
-              dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
-              args.routing.to_string().c_str(), dedup_name(args.dedup),
-              static_cast<long>(args.chunk_bytes), args.iters, args.warmup);
+  std::printf(
+      "# fusco_bench %s: %d ranks (%d per node), hidden %ld %s, top-%d of %ld experts, "
+      "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
+      version(), args.ranks, args.ranks_per_node, static_cast<long>(args.hidden),
+      dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
+      args.routing.to_string().c_str(), dedup_name(args.dedup), static_cast<long>(args.chunk_bytes),
+      args.iters, args.warmup);
   std::printf("# memcpy bandwidth, %d threads x 64 MiB concurrently: %.2f GB/s\n", args.ranks,
               memcpy_bps / 1e9);
-  std::printf("#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %6s %7s\n",
-              "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw",
-              "busbw", "wire_MB", "dedup", "base_disp", "base_comb", "speedup", "bound",
-              "#wrong");
+  std::printf(
+      "#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %6s %7s\n",
+      "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw", "busbw",
+      "wire_MB", "dedup", "base_disp", "base_comb", "speedup", "bound", "#wrong");
 }
 
 void print_row(const SizeResult& r) {
-  std::printf("  %8ld %9.0f %9.0f | %10.0f %7.2f %7.2f | %10.0f %7.2f %7.2f | %9.2f %6.2f | "
-              "%10.0f %10.0f %7.2f | %6.2f %7ld\n",
-              static_cast<long>(r.tokens), r.recv_rows, r.plan_us, r.dispatch_us,
-              r.dispatch_algbw, r.dispatch_busbw, r.combine_us, r.combine_algbw, r.combine_busbw,
-              r.wire_mb, r.dedup_ratio, r.base_dispatch_us, r.base_combine_us, r.speedup,
-              r.bound_ratio, static_cast<long>(r.wrong));
+  std::printf(
+      "  %8ld %9.0f %9.0f | %10.0f %7.2f %7.2f | %10.0f %7.2f %7.2f | %9.2f %6.2f | "
+      "%10.0f %10.0f %7.2f | %6.2f %7ld\n",
+      static_cast<long>(r.tokens), r.recv_rows, r.plan_us, r.dispatch_us, r.dispatch_algbw,
+      r.dispatch_busbw, r.combine_us, r.combine_algbw, r.combine_busbw, r.wire_mb, r.dedup_ratio,
+      r.base_dispatch_us, r.base_combine_us, r.speedup, r.bound_ratio, static_cast<long>(r.wrong));
 }
 
 void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<SizeResult>& rows) {
@@ -284,18 +290,18 @@ void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<Size
        << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"hidden\": " << args.hidden
        << ", \"dtype\": \"" << dtype_name(args.dtype) << "\", \"topk\": " << args.topk
        << ", \"experts\": " << args.experts << ", \"routing\": \"" << args.routing.to_string()
-       << "\", \"dedup\": \"" << dedup_name(args.dedup) << "\", \"chunk_bytes\": "
-       << args.chunk_bytes << ", \"iters\": " << args.iters << ",\n  \"memcpy_gbps\": "
-       << memcpy_bps / 1e9 << ",\n  \"results\": [\n";
+       << "\", \"dedup\": \"" << dedup_name(args.dedup)
+       << "\", \"chunk_bytes\": " << args.chunk_bytes << ", \"iters\": " << args.iters
+       << ",\n  \"memcpy_gbps\": " << memcpy_bps / 1e9 << ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const SizeResult& r = rows[i];
     json << "    {\"tokens\": " << r.tokens << ", \"recv_rows\": " << r.recv_rows
          << ", \"plan_us\": " << r.plan_us << ", \"dispatch_us\": " << r.dispatch_us
-         << ", \"dispatch_algbw\": " << r.dispatch_algbw << ", \"dispatch_busbw\": "
-         << r.dispatch_busbw << ", \"combine_us\": " << r.combine_us
-         << ", \"combine_algbw\": " << r.combine_algbw << ", \"combine_busbw\": "
-         << r.combine_busbw << ", \"wire_mb\": " << r.wire_mb << ", \"dedup_ratio\": "
-         << r.dedup_ratio << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
+         << ", \"dispatch_algbw\": " << r.dispatch_algbw
+         << ", \"dispatch_busbw\": " << r.dispatch_busbw << ", \"combine_us\": " << r.combine_us
+         << ", \"combine_algbw\": " << r.combine_algbw << ", \"combine_busbw\": " << r.combine_busbw
+         << ", \"wire_mb\": " << r.wire_mb << ", \"dedup_ratio\": " << r.dedup_ratio
+         << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
          << ", \"bound_ratio\": " << r.bound_ratio << ", \"wrong\": " << r.wrong << "}"
          << (i + 1 < rows.size() ? "," : "") << "\n";
@@ -344,10 +350,12 @@ int run(int argc, char** argv) {
     mean.bound_ratio += r.bound_ratio / static_cast<double>(rows.size());
     wrong += r.wrong;
   }
-  std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong), wrong == 0 ? "OK" : "WRONG");
-  std::printf("# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
-              "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
-              mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
+  std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong),
+              wrong == 0 ? "OK" : "WRONG");
+  std::printf(
+      "# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
+      "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
+      mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
   if (!args.json_path.empty()) {
     write_json(args, bandwidth.value(), rows);
   }
@@ -357,4 +365,11 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace fusco::bench
 
-int main(int argc, char** argv) { return fusco::bench::run(argc, argv); }
+int main(int argc, char** argv) {
+  try {
+    return fusco::bench::run(argc, argv);
+  } catch (const std::exception& error) {  // allocation failure of a too-large size
+    std::fprintf(stderr, "fusco_bench: %s\n", error.what());
+    return 2;
+  }
+}

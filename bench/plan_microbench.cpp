@@ -53,8 +53,8 @@ void BM_PlanOneRank(benchmark::State& state) {
   const int world = static_cast<int>(state.range(3));
   const int ranks_per_node = static_cast<int>(state.range(4));
   const Topology topo = Topology::nodes_of(world, ranks_per_node);
-  const std::vector<int32_t> ids = testing::generate_routing(
-      testing::RoutingSpec{}, tokens, topk, experts, 0, topo, 42);
+  const std::vector<int32_t> ids =
+      testing::generate_routing(testing::RoutingSpec{}, tokens, topk, experts, 0, topo, 42);
   const TensorView idx =
       TensorView::host(const_cast<int32_t*>(ids.data()), DType::kInt32, {tokens, topk});
   const int64_t local = experts / world;

@@ -47,8 +47,9 @@ inline Result<double> time_ranks(int ranks, int warmup, int iters,
   for (int it = warmup; it < total; ++it) {
     double slowest = 0;
     for (int r = 0; r < ranks; ++r) {
-      slowest = std::max(slowest, seconds[static_cast<size_t>(it) * static_cast<size_t>(ranks) +
-                                          static_cast<size_t>(r)]);
+      slowest = std::max(
+          slowest,
+          seconds[static_cast<size_t>(it) * static_cast<size_t>(ranks) + static_cast<size_t>(r)]);
     }
     sum += slowest;
   }

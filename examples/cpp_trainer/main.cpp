@@ -4,10 +4,9 @@
 // and combine the results with the router weights. It checks the output against a dense
 // computation and prints the plan statistics.
 
-#include <fusco/fusco.hpp>
-
 #include <cmath>
 #include <cstdio>
+#include <fusco/fusco.hpp>
 #include <random>
 #include <thread>
 #include <vector>

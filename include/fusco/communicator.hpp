@@ -45,8 +45,8 @@ class Communicator {
   /// between ranks (0 allowed); k, E, the map and `options` must agree on all ranks.
   /// Returns the plan; its receive layout is expert-major, rows sorted by (local expert,
   /// source rank, source token, slot).
-  Result<Plan> plan(const TensorView& topk_idx, int64_t num_experts,
-                    const ExpertMap& expert_map, const PlanOptions& options);
+  Result<Plan> plan(const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
+                    const PlanOptions& options);
   /// Same, with PlanOptions::from_env().
   Result<Plan> plan(const TensorView& topk_idx, int64_t num_experts,
                     const ExpertMap& expert_map = ExpertMap());

@@ -79,10 +79,10 @@ class [[nodiscard]] Result {
 }  // namespace fusco
 
 /// Returns the Status of `expr` from the enclosing function when it is not ok.
-#define FUSCO_RETURN_IF_ERROR(expr)          \
-  do {                                       \
-    ::fusco::Status fusco_status_ = (expr);  \
-    if (!fusco_status_.ok()) {               \
-      return fusco_status_;                  \
-    }                                        \
+#define FUSCO_RETURN_IF_ERROR(expr)         \
+  do {                                      \
+    ::fusco::Status fusco_status_ = (expr); \
+    if (!fusco_status_.ok()) {              \
+      return fusco_status_;                 \
+    }                                       \
   } while (false)

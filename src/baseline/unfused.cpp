@@ -29,6 +29,7 @@ void copy_rows(std::byte* dst, const std::byte* src, int64_t rows, size_t row_by
 std::vector<UnfusedRank> UnfusedRank::create_group(int world_size) {
   auto group = std::make_shared<transport::InprocGroup>(world_size);
   std::vector<UnfusedRank> ranks;
+  ranks.reserve(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
     ranks.push_back(UnfusedRank(std::make_unique<transport::InprocTransport>(group, r)));
   }
@@ -89,7 +90,8 @@ Status UnfusedRank::prepare(const TensorView& topk_idx, int64_t num_experts,
   send_offsets_.assign(static_cast<size_t>(world), 0);
   for (int d = 0; d < world; ++d) {
     core::WireWriter writer;
-    for (int64_t p = m.rank_begin[static_cast<size_t>(d)]; p < m.rank_begin[static_cast<size_t>(d) + 1]; ++p) {
+    for (int64_t p = m.rank_begin[static_cast<size_t>(d)];
+         p < m.rank_begin[static_cast<size_t>(d) + 1]; ++p) {
       writer.put(per_physical[static_cast<size_t>(p)]);
       send_counts_[static_cast<size_t>(d)] += per_physical[static_cast<size_t>(p)];
     }
@@ -108,7 +110,8 @@ Status UnfusedRank::prepare(const TensorView& topk_idx, int64_t num_experts,
   chunk_rows_.assign(static_cast<size_t>(world) * experts, 0);
   for (int s = 0; s < world; ++s) {
     core::WireReader reader(received[static_cast<size_t>(s)]);
-    FUSCO_RETURN_IF_ERROR(reader.get_array(chunk_rows_.data() + static_cast<size_t>(s) * experts, experts));
+    FUSCO_RETURN_IF_ERROR(
+        reader.get_array(chunk_rows_.data() + static_cast<size_t>(s) * experts, experts));
   }
   recv_counts_.assign(static_cast<size_t>(world), 0);
   recv_offsets_.assign(static_cast<size_t>(world), 0);

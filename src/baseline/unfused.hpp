@@ -52,8 +52,8 @@ class UnfusedRank {
   int64_t timeout_ms_ = 60000;
   int64_t num_tokens_ = 0;
   int topk_ = 0;
-  std::vector<int64_t> permuted_pair_;  // permuted row i holds pair (token * k + slot)
-  std::vector<int64_t> position_of_pair_;  // inverse; -1 for unused slots
+  std::vector<int64_t> permuted_pair_;               // permuted row i holds pair (token * k + slot)
+  std::vector<int64_t> position_of_pair_;            // inverse; -1 for unused slots
   std::vector<int64_t> send_counts_, send_offsets_;  // per destination rank, in rows
   std::vector<int64_t> recv_counts_, recv_offsets_;  // per source rank, source-major
   // Chunk (source s, local expert e): rows in source-major and expert-major order.

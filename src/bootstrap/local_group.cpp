@@ -25,8 +25,8 @@ Result<std::vector<Communicator>> Communicator::create_local(int world_size, Top
   std::vector<Communicator> comms;
   comms.reserve(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
-    comms.push_back(Communicator(std::make_unique<Impl>(
-        std::make_unique<transport::InprocTransport>(group, r), topology)));
+    comms.push_back(Communicator(
+        std::make_unique<Impl>(std::make_unique<transport::InprocTransport>(group, r), topology)));
   }
   return comms;
 }

@@ -50,12 +50,12 @@ Result<DType> dtype_from_name(std::string_view name) {
     DType dtype;
   };
   static constexpr Alias kAliases[] = {
-      {"fp32", DType::kFloat32},      {"float32", DType::kFloat32},
-      {"fp16", DType::kFloat16},      {"float16", DType::kFloat16},
-      {"bf16", DType::kBFloat16},     {"bfloat16", DType::kBFloat16},
+      {"fp32", DType::kFloat32},        {"float32", DType::kFloat32},
+      {"fp16", DType::kFloat16},        {"float16", DType::kFloat16},
+      {"bf16", DType::kBFloat16},       {"bfloat16", DType::kBFloat16},
       {"fp8_e4m3", DType::kFloat8E4M3}, {"e4m3", DType::kFloat8E4M3},
       {"fp8_e5m2", DType::kFloat8E5M2}, {"e5m2", DType::kFloat8E5M2},
-      {"int8", DType::kInt8},         {"int32", DType::kInt32},
+      {"int8", DType::kInt8},           {"int32", DType::kInt32},
       {"int64", DType::kInt64},
   };
   for (const Alias& alias : kAliases) {

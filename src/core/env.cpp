@@ -20,8 +20,8 @@ Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t
   if (!text) {
     return fallback;
   }
-  const std::string range = " (expected an integer in [" + std::to_string(min) + ", " +
-                            std::to_string(max) + "])";
+  const std::string range =
+      " (expected an integer in [" + std::to_string(min) + ", " + std::to_string(max) + "])";
   char* end = nullptr;
   errno = 0;
   const long long value = std::strtoll(text->c_str(), &end, 10);
@@ -56,8 +56,8 @@ Result<PlanOptions> PlanOptions::from_env() {
     }
     options.relay = relay.value();
   }
-  Result<int64_t> chunk = core::env_int("FUSCO_CHUNK_BYTES", options.chunk_bytes, int64_t{1} << 10,
-                                        int64_t{1} << 30);
+  Result<int64_t> chunk =
+      core::env_int("FUSCO_CHUNK_BYTES", options.chunk_bytes, int64_t{1} << 10, int64_t{1} << 30);
   if (!chunk.ok()) {
     return chunk.status();
   }

@@ -26,9 +26,9 @@ Status ExpertMap::validate(int64_t num_experts, int world_size) const {
     return Status();
   }
   if (static_cast<int64_t>(owners_.size()) != num_experts) {
-    return Status(StatusCode::kInvalidArgument,
-                  "expert_map has " + std::to_string(owners_.size()) + " owners but num_experts is " +
-                      std::to_string(num_experts));
+    return Status(StatusCode::kInvalidArgument, "expert_map has " + std::to_string(owners_.size()) +
+                                                    " owners but num_experts is " +
+                                                    std::to_string(num_experts));
   }
   for (size_t e = 0; e < owners_.size(); ++e) {
     if (owners_[e] < 0 || owners_[e] >= world_size) {

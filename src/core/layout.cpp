@@ -18,8 +18,8 @@ Result<ResolvedExpertMap> resolve_expert_map(const ExpertMap& map, int64_t num_e
   resolved.rank_begin.assign(static_cast<size_t>(world_size) + 1, 0);
   const int64_t per_rank = num_experts / world_size;
   for (size_t e = 0; e < experts; ++e) {
-    resolved.owner[e] =
-        map.is_contiguous() ? static_cast<int32_t>(static_cast<int64_t>(e) / per_rank)
+    resolved.owner[e] = map.is_contiguous()
+                            ? static_cast<int32_t>(static_cast<int64_t>(e) / per_rank)
                             : map.owners()[e];
   }
   std::vector<int32_t> next_slot(static_cast<size_t>(world_size), 0);
@@ -40,19 +40,20 @@ Result<ResolvedExpertMap> resolve_expert_map(const ExpertMap& map, int64_t num_e
 Status check_topk_idx(const TensorView& topk_idx) {
   FUSCO_RETURN_IF_ERROR(check_matrix(topk_idx, "topk_idx"));
   if (topk_idx.dtype != DType::kInt32 && topk_idx.dtype != DType::kInt64) {
-    return Status(StatusCode::kInvalidArgument,
-                  std::string("topk_idx must be int32 or int64, got ") + dtype_name(topk_idx.dtype));
+    return Status(
+        StatusCode::kInvalidArgument,
+        std::string("topk_idx must be int32 or int64, got ") + dtype_name(topk_idx.dtype));
   }
   const int64_t topk = topk_idx.shape[1];
   if (topk < 1 || topk > kMaxTopk) {
-    return Status(StatusCode::kInvalidArgument, "topk_idx has k = " + std::to_string(topk) +
-                                                    " slots per token; expected 1 <= k <= " +
-                                                    std::to_string(kMaxTopk));
+    return Status(StatusCode::kInvalidArgument,
+                  "topk_idx has k = " + std::to_string(topk) +
+                      " slots per token; expected 1 <= k <= " + std::to_string(kMaxTopk));
   }
   if (topk_idx.shape[0] > std::numeric_limits<int32_t>::max()) {
-    return Status(StatusCode::kInvalidArgument,
-                  "topk_idx has " + std::to_string(topk_idx.shape[0]) +
-                      " tokens; at most 2^31 - 1 are supported");
+    return Status(StatusCode::kInvalidArgument, "topk_idx has " +
+                                                    std::to_string(topk_idx.shape[0]) +
+                                                    " tokens; at most 2^31 - 1 are supported");
   }
   return Status();
 }

@@ -52,14 +52,13 @@ Status PlanOptions::validate() const {
                   "options.relay has invalid code " + std::to_string(static_cast<int>(relay)));
   }
   if (chunk_bytes < 1 || chunk_bytes > (int64_t{1} << 30)) {
-    return Status(StatusCode::kInvalidArgument, "options.chunk_bytes = " +
-                                                    std::to_string(chunk_bytes) +
-                                                    " is outside [1, 2^30]");
+    return Status(StatusCode::kInvalidArgument,
+                  "options.chunk_bytes = " + std::to_string(chunk_bytes) + " is outside [1, 2^30]");
   }
   if (timeout_ms < 1 || timeout_ms > 86400000) {
-    return Status(StatusCode::kInvalidArgument, "options.timeout_ms = " +
-                                                    std::to_string(timeout_ms) +
-                                                    " is outside [1, 86400000]");
+    return Status(
+        StatusCode::kInvalidArgument,
+        "options.timeout_ms = " + std::to_string(timeout_ms) + " is outside [1, 86400000]");
   }
   return Status();
 }

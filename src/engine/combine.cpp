@@ -19,9 +19,9 @@ namespace {
 using detail::CombineTerm;
 
 struct CombineSources {
-  std::vector<const std::byte*> rows_of;    // expert_out of every rank
-  std::vector<const float*> weights_of;     // topk_weights of every rank
-  const std::byte* returned = nullptr;      // this rank's return buffer
+  std::vector<const std::byte*> rows_of;  // expert_out of every rank
+  std::vector<const float*> weights_of;   // topk_weights of every rank
+  const std::byte* returned = nullptr;    // this rank's return buffer
   size_t row_bytes = 0;
 };
 
@@ -33,9 +33,10 @@ void sum_terms(const detail::PlanData& plan, const CombineSources& src, DType dt
     const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
     const std::byte* row =
         (term.rank == CombineTerm::kReturnBuffer ? src.returned
-                                                  : src.rows_of[static_cast<size_t>(term.rank)]) +
+                                                 : src.rows_of[static_cast<size_t>(term.rank)]) +
         static_cast<size_t>(term.row) * src.row_bytes;
-    const float w = term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[token * plan.topk + term.slot];
+    const float w =
+        term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[token * plan.topk + term.slot];
     if (i == begin) {
       row_mul_init(dtype, acc, row, w, hidden);
     } else {
@@ -120,8 +121,8 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     src.rows_of.push_back(header->src);
     src.weights_of.push_back(header->weights);
   }
-  std::byte* returned =
-      workspace.return_buffer(std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));
+  std::byte* returned = workspace.return_buffer(
+      std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));
   src.returned = returned;
   workspace.acc.resize(static_cast<size_t>(hidden));
   workspace.total.resize(static_cast<size_t>(hidden));
@@ -148,9 +149,10 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     if (!plan->partial_sums) {
       for (int64_t i = 0; i < count; ++i) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(first + i)];
-        copy_row(slot + static_cast<size_t>(i) * row_bytes,
-                 src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-                 row_bytes);
+        copy_row(
+            slot + static_cast<size_t>(i) * row_bytes,
+            src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
+            row_bytes);
       }
       return;
     }

@@ -27,8 +27,8 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
   if (local.ok()) {
     // This rank owns its incoming windows; size them before anyone may put.
     for (const detail::StagedIn& in : plan->staged_in) {
-      transport.window(in.source, me).reserve(
-          std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
+      transport.window(in.source, me)
+          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
     }
   }
 

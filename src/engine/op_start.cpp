@@ -15,9 +15,9 @@ Status check_headers(const std::vector<const OpHeader*>& headers, const Status& 
   }
   for (size_t r = 0; r < headers.size(); ++r) {
     if (headers[r]->ok == 0) {
-      return Status(StatusCode::kInvalidArgument,
-                    "rank " + std::to_string(r) + " rejected its arguments to " + what +
-                        " (see its error); nothing was sent");
+      return Status(StatusCode::kInvalidArgument, "rank " + std::to_string(r) +
+                                                      " rejected its arguments to " + what +
+                                                      " (see its error); nothing was sent");
     }
   }
   const OpHeader& first = *headers[0];
@@ -26,14 +26,13 @@ Status check_headers(const std::vector<const OpHeader*>& headers, const Status& 
     const std::string where = " (rank 0 vs rank " + std::to_string(r) + ")";
     if (other.kind != first.kind) {
       return Status(StatusCode::kMismatch, std::string("ranks are in different collectives: ") +
-                                               (first.kind == 1 ? "dispatch" : "combine") +
-                                               " vs " + (other.kind == 1 ? "dispatch" : "combine") +
-                                               where);
+                                               (first.kind == 1 ? "dispatch" : "combine") + " vs " +
+                                               (other.kind == 1 ? "dispatch" : "combine") + where);
     }
     if (other.group_id != first.group_id || other.plan_sequence != first.plan_sequence) {
-      return Status(StatusCode::kMismatch,
-                    "ranks use different plans: plan #" + std::to_string(first.plan_sequence) +
-                        " vs plan #" + std::to_string(other.plan_sequence) + where);
+      return Status(StatusCode::kMismatch, "ranks use different plans: plan #" +
+                                               std::to_string(first.plan_sequence) + " vs plan #" +
+                                               std::to_string(other.plan_sequence) + where);
     }
     if (other.hidden != first.hidden) {
       return Status(StatusCode::kMismatch,
@@ -41,10 +40,10 @@ Status check_headers(const std::vector<const OpHeader*>& headers, const Status& 
                         std::to_string(other.hidden) + where);
     }
     if (other.dtype != first.dtype) {
-      return Status(StatusCode::kMismatch,
-                    std::string("dtype differs across ranks: ") +
-                        dtype_name(static_cast<DType>(first.dtype)) + " vs " +
-                        dtype_name(static_cast<DType>(other.dtype)) + where);
+      return Status(StatusCode::kMismatch, std::string("dtype differs across ranks: ") +
+                                               dtype_name(static_cast<DType>(first.dtype)) +
+                                               " vs " +
+                                               dtype_name(static_cast<DType>(other.dtype)) + where);
     }
   }
   (void)me;

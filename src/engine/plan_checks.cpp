@@ -36,12 +36,14 @@ Status check_dispatch_args(const transport::Transport& transport, const detail::
   FUSCO_RETURN_IF_ERROR(check_matrix(recv, "recv"));
   const int64_t hidden = x.shape[1];
   if (x.shape[0] != plan->num_tokens) {
-    return shape_error("x", x, dims(plan->num_tokens, hidden) + " (the plan has " +
-                                   std::to_string(plan->num_tokens) + " tokens)");
+    return shape_error("x", x,
+                       dims(plan->num_tokens, hidden) + " (the plan has " +
+                           std::to_string(plan->num_tokens) + " tokens)");
   }
   if (recv.shape[0] != plan->num_recv_rows || recv.shape[1] != hidden) {
-    return shape_error("recv", recv, dims(plan->num_recv_rows, hidden) +
-                                         " (plan.num_recv_rows() x hidden size of x)");
+    return shape_error(
+        "recv", recv,
+        dims(plan->num_recv_rows, hidden) + " (plan.num_recv_rows() x hidden size of x)");
   }
   if (recv.dtype != x.dtype) {
     return Status(StatusCode::kInvalidArgument, std::string("recv dtype ") +
@@ -59,9 +61,9 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
   FUSCO_RETURN_IF_ERROR(check_matrix(topk_weights, "topk_weights"));
   FUSCO_RETURN_IF_ERROR(check_matrix(out, "out"));
   if (!dtype_supports_combine(expert_out.dtype)) {
-    return Status(StatusCode::kUnsupported,
-                  std::string("combine of expert_out dtype ") + dtype_name(expert_out.dtype) +
-                      " is not offered; use fp32, fp16 or bf16");
+    return Status(StatusCode::kUnsupported, std::string("combine of expert_out dtype ") +
+                                                dtype_name(expert_out.dtype) +
+                                                " is not offered; use fp32, fp16 or bf16");
   }
   const int64_t hidden = expert_out.shape[1];
   if (expert_out.shape[0] != plan->num_recv_rows) {
@@ -69,8 +71,8 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
                        dims(plan->num_recv_rows, hidden) + " (plan.num_recv_rows() rows)");
   }
   if (topk_weights.dtype != DType::kFloat32) {
-    return Status(StatusCode::kInvalidArgument, std::string("topk_weights must be fp32, got ") +
-                                                    dtype_name(topk_weights.dtype));
+    return Status(StatusCode::kInvalidArgument,
+                  std::string("topk_weights must be fp32, got ") + dtype_name(topk_weights.dtype));
   }
   if (topk_weights.shape[0] != plan->num_tokens || topk_weights.shape[1] != plan->topk) {
     return shape_error("topk_weights", topk_weights,
@@ -80,9 +82,9 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
     return shape_error("out", out, dims(plan->num_tokens, hidden) + " (tokens x hidden size)");
   }
   if (out.dtype != expert_out.dtype) {
-    return Status(StatusCode::kInvalidArgument,
-                  std::string("out dtype ") + dtype_name(out.dtype) +
-                      " differs from expert_out dtype " + dtype_name(expert_out.dtype));
+    return Status(StatusCode::kInvalidArgument, std::string("out dtype ") + dtype_name(out.dtype) +
+                                                    " differs from expert_out dtype " +
+                                                    dtype_name(expert_out.dtype));
   }
   return Status();
 }

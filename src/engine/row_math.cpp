@@ -23,12 +23,12 @@ FUSCO_ROW_KERNEL void mul_init_f32(float* __restrict acc, const float* __restric
                                    int64_t n) {
   for (int64_t h = 0; h < n; ++h) acc[h] = w * src[h];
 }
-FUSCO_ROW_KERNEL void mul_init_bf16(float* __restrict acc, const uint16_t* __restrict src,
-                                    float w, int64_t n) {
+FUSCO_ROW_KERNEL void mul_init_bf16(float* __restrict acc, const uint16_t* __restrict src, float w,
+                                    int64_t n) {
   for (int64_t h = 0; h < n; ++h) acc[h] = w * load_bf16(src[h]);
 }
-FUSCO_ROW_KERNEL void mul_init_fp16(float* __restrict acc, const uint16_t* __restrict src,
-                                    float w, int64_t n) {
+FUSCO_ROW_KERNEL void mul_init_fp16(float* __restrict acc, const uint16_t* __restrict src, float w,
+                                    int64_t n) {
   for (int64_t h = 0; h < n; ++h) acc[h] = w * load_fp16(src[h]);
 }
 FUSCO_ROW_KERNEL void mul_add_f32(float* __restrict acc, const float* __restrict src, float w,
@@ -46,12 +46,10 @@ FUSCO_ROW_KERNEL void mul_add_fp16(float* __restrict acc, const uint16_t* __rest
 FUSCO_ROW_KERNEL void store_f32(const float* __restrict acc, float* __restrict out, int64_t n) {
   for (int64_t h = 0; h < n; ++h) out[h] = acc[h];
 }
-FUSCO_ROW_KERNEL void store_bf16(const float* __restrict acc, uint16_t* __restrict out,
-                                 int64_t n) {
+FUSCO_ROW_KERNEL void store_bf16(const float* __restrict acc, uint16_t* __restrict out, int64_t n) {
   for (int64_t h = 0; h < n; ++h) out[h] = core::float_to_bf16(acc[h]);
 }
-FUSCO_ROW_KERNEL void store_fp16(const float* __restrict acc, uint16_t* __restrict out,
-                                 int64_t n) {
+FUSCO_ROW_KERNEL void store_fp16(const float* __restrict acc, uint16_t* __restrict out, int64_t n) {
   for (int64_t h = 0; h < n; ++h) out[h] = core::float_to_fp16(acc[h]);
 }
 FUSCO_ROW_KERNEL void round_bf16(float* __restrict acc, int64_t n) {

@@ -26,8 +26,8 @@ double PlanStats::dedup_ratio() const {
 
 std::string PlanStats::to_string(int64_t row_bytes) const {
   std::ostringstream out;
-  out << "tokens " << num_tokens << ", rows " << logical_rows << ", received rows "
-      << received_rows << "\n";
+  out << "tokens " << num_tokens << ", rows " << logical_rows << ", received rows " << received_rows
+      << "\n";
   out << "intra-node: " << intra_node_rows << " rows, " << bytes_for(intra_node_rows, row_bytes)
       << " bytes (+ " << relay_forwarded_rows << " rows forwarded as relay)\n";
   out << "inter-node: " << inter_node_rows << " rows, " << bytes_for(inter_node_rows, row_bytes)

@@ -48,7 +48,8 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
       return differs("the plan call count (ranks called plan a different number of times)",
                      first.sequence, other.sequence);
     }
-    if (other.topk != first.topk) return differs("topk (topk_idx.shape[1])", first.topk, other.topk);
+    if (other.topk != first.topk)
+      return differs("topk (topk_idx.shape[1])", first.topk, other.topk);
     if (other.num_experts != first.num_experts) {
       return differs("num_experts", first.num_experts, other.num_experts);
     }
@@ -109,8 +110,8 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   config.sequence = sequence;
   std::vector<PlanConfig> configs(static_cast<size_t>(world));
   FUSCO_RETURN_IF_ERROR(transport::allgather(transport, &config, sizeof(config),
-                                             reinterpret_cast<std::byte*>(configs.data()),
-                                             deadline, "plan (configuration check)"));
+                                             reinterpret_cast<std::byte*>(configs.data()), deadline,
+                                             "plan (configuration check)"));
   FUSCO_RETURN_IF_ERROR(local);
   FUSCO_RETURN_IF_ERROR(compare_configs(configs, me));
 

@@ -33,8 +33,8 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
     core::WireReader reader(counts_from_sources[s]);
     FUSCO_RETURN_IF_ERROR(reader.get_array(counts.data() + s * local, local));
     if (!reader.done()) {
-      return Status(StatusCode::kInternal, "expert counts from rank " + std::to_string(s) +
-                                               " have the wrong size");
+      return Status(StatusCode::kInternal,
+                    "expert counts from rank " + std::to_string(s) + " have the wrong size");
     }
   }
   ReceiverOffsets offsets;

@@ -166,9 +166,10 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       remote_rows_per_rank[static_cast<size_t>(d)] =
           layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
           layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
-      const int target = dedup == Dedup::kNode
-                             ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
-                             : d;
+      const int target =
+          dedup == Dedup::kNode
+              ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
+              : d;
       targets[static_cast<size_t>(target)].reserve_rows(
           remote_rows_per_rank[static_cast<size_t>(d)]);
     }
@@ -186,9 +187,9 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   plan.token_group_begin.assign(1, 0);
   plan.token_group_begin.reserve(static_cast<size_t>(tokens) + 1);
   plan.group_term_begin.assign(1, 0);
-  plan.group_term_begin.reserve(
-      static_cast<size_t>(std::min<int64_t>(layout.num_rows(),
-                                            tokens * std::min(topk, topo.num_nodes()))) + 1);
+  plan.group_term_begin.reserve(static_cast<size_t>(std::min<int64_t>(
+                                    layout.num_rows(), tokens * std::min(topk, topo.num_nodes()))) +
+                                1);
   plan.terms.clear();
   plan.terms.reserve(static_cast<size_t>(layout.num_rows()));
   auto close_group = [&] {

@@ -82,8 +82,8 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
           continue;
         }
         const int d = owner_of(e, num_experts, expert_map, world_size);
-        keyed[static_cast<size_t>(d)].emplace_back(
-            slot_of(e, num_experts, expert_map, world_size), src, t, j);
+        keyed[static_cast<size_t>(d)].emplace_back(slot_of(e, num_experts, expert_map, world_size),
+                                                   src, t, j);
       }
     }
   }

@@ -24,8 +24,8 @@ struct RowSource {
 
 /// What every rank receives: rows in receive order and rows per local expert.
 struct ReceiveLayout {
-  std::vector<std::vector<RowSource>> rows;               ///< rows[d]: rank d's rows.
-  std::vector<std::vector<int64_t>> tokens_per_expert;    ///< per rank, per local expert.
+  std::vector<std::vector<RowSource>> rows;             ///< rows[d]: rank d's rows.
+  std::vector<std::vector<int64_t>> tokens_per_expert;  ///< per rank, per local expert.
 };
 
 /// Receive layout of all ranks: rows sorted by (local expert, source rank, token, slot).

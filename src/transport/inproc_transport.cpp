@@ -24,9 +24,8 @@ InprocGroup::InprocGroup(int world_size)
 Status InprocGroup::health() const {
   if (broken_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> lock(mutex_);
-    return Status(StatusCode::kAborted,
-                  "the group is unusable after an earlier failure (" + broken_reason_ +
-                      "); recreate the communicators");
+    return Status(StatusCode::kAborted, "the group is unusable after an earlier failure (" +
+                                            broken_reason_ + "); recreate the communicators");
   }
   return Status();
 }
@@ -64,9 +63,8 @@ Status InprocGroup::sync(int rank, const void* mine, std::vector<const void*>* a
     cv_.notify_all();
     return Status();
   }
-  const bool done = cv_.wait_until(lock, deadline.at, [&] {
-    return generation_ != generation || broken_.load();
-  });
+  const bool done = cv_.wait_until(lock, deadline.at,
+                                   [&] { return generation_ != generation || broken_.load(); });
   if (generation_ != generation) {
     *all = slots;
     return Status();

@@ -50,10 +50,10 @@ class InprocGroup {
   std::condition_variable cv_;
   uint64_t generation_ = 0;
   int arrived_ = 0;
-  std::vector<uint64_t> arrived_at_;            // generation + 1 each rank last arrived at
-  std::vector<const void*> published_[2];       // double-buffered by generation parity
+  std::vector<uint64_t> arrived_at_;       // generation + 1 each rank last arrived at
+  std::vector<const void*> published_[2];  // double-buffered by generation parity
   std::atomic<bool> broken_{false};
-  std::string broken_reason_;                   // guarded by mutex_
+  std::string broken_reason_;  // guarded by mutex_
 
   std::mutex windows_mutex_;
   std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to

@@ -80,8 +80,8 @@ TEST(Errors, Plan_ExpertIdOutOfRange_NamesTokenSlotAndValueOnThatRank_OthersToo)
       ids[3] = 99;  // token 1, slot 1
     }
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts,
-              ExpertMap(), options())
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
+              options())
         .status();
   });
   EXPECT_EQ(statuses[1].code(), StatusCode::kInvalidArgument);
@@ -100,8 +100,8 @@ TEST(Errors, Plan_IdBelowMinusOne_IsRejected) {
     std::vector<int64_t> ids(kTokens * kTopk, 0);
     ids[0] = -2;
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt64, {kTokens, kTopk}), kExperts,
-              ExpertMap(), options())
+        .plan(TensorView::host(ids.data(), DType::kInt64, {kTokens, kTopk}), kExperts, ExpertMap(),
+              options())
         .status();
   });
   EXPECT_TRUE(contains(statuses[0], "topk_idx[0, 0] = -2")) << statuses[0].message();
@@ -113,8 +113,8 @@ TEST(Errors, Plan_NumExpertsDiffersAcrossRanks_IsMismatchOnEveryRank) {
   const auto statuses = run_ranks(kWorld, [&](int r) {
     std::vector<int32_t> ids = good_ids();
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}),
-              r == 2 ? 16 : kExperts, ExpertMap(), options())
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), r == 2 ? 16 : kExperts,
+              ExpertMap(), options())
         .status();
   });
   for (const Status& s : statuses) {
@@ -131,8 +131,8 @@ TEST(Errors, Plan_TopkDiffersAcrossRanks_IsMismatch) {
     std::vector<int32_t> ids = good_ids();
     const int64_t topk = r == 3 ? 1 : kTopk;
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens * kTopk / topk, topk}),
-              kExperts, ExpertMap(), options())
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens * kTopk / topk, topk}), kExperts,
+              ExpertMap(), options())
         .status();
   });
   EXPECT_EQ(statuses[0].code(), StatusCode::kMismatch);
@@ -189,8 +189,8 @@ TEST(Errors, Plan_BadOptions_NameFieldAndRange) {
     PlanOptions o = options();
     o.chunk_bytes = 0;
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts,
-              ExpertMap(), o)
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
+              o)
         .status();
   });
   EXPECT_TRUE(contains(statuses[0], "options.chunk_bytes = 0 is outside [1, 2^30]"))
@@ -232,9 +232,9 @@ TEST(Errors, Dispatch_WrongTokenCount_OnOneRank_AllFailAndGroupStaysUsable) {
     const int64_t tokens = r == 2 ? kTokens + 1 : kTokens;
     std::vector<float> x(static_cast<size_t>(tokens * kHidden));
     std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
-    return comm.dispatch(plan, TensorView::host(x.data(), DType::kFloat32, {tokens, kHidden}),
-                         TensorView::host(recv.data(), DType::kFloat32,
-                                          {plan.num_recv_rows(), kHidden}));
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {tokens, kHidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
   });
   EXPECT_TRUE(contains(statuses[2], "x is [6, 3] fp32 host but must be [5, 3]"))
       << statuses[2].message();
@@ -249,9 +249,9 @@ TEST(Errors, Dispatch_HiddenDiffersAcrossRanks_IsMismatch) {
     const int64_t hidden = r == 1 ? kHidden + 1 : kHidden;
     std::vector<float> x(static_cast<size_t>(kTokens * hidden));
     std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * hidden));
-    return comm.dispatch(plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, hidden}),
-                         TensorView::host(recv.data(), DType::kFloat32,
-                                          {plan.num_recv_rows(), hidden}));
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, hidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), hidden}));
   });
   for (const Status& s : statuses) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch);
@@ -265,9 +265,9 @@ TEST(Errors, Dispatch_NotTwoDimensional_IsRejected) {
   const auto statuses = with_plan(g, [](int, Communicator& comm, const Plan& plan) {
     std::vector<float> x(kTokens * kHidden);
     std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
-    return comm.dispatch(plan, TensorView::host(x.data(), DType::kFloat32, {kTokens * kHidden}),
-                         TensorView::host(recv.data(), DType::kFloat32,
-                                          {plan.num_recv_rows(), kHidden}));
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens * kHidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
   });
   EXPECT_TRUE(contains(statuses[0], "x must be 2-D, got ndim 1")) << statuses[0].message();
   expect_group_works(g);
@@ -280,8 +280,7 @@ TEST(Errors, Combine_Fp8IsNotOffered) {
     std::vector<float> w(kTokens * kTopk);
     std::vector<uint8_t> out(kTokens * kHidden);
     return comm.combine(
-        plan,
-        TensorView::host(y.data(), DType::kFloat8E4M3, {plan.num_recv_rows(), kHidden}),
+        plan, TensorView::host(y.data(), DType::kFloat8E4M3, {plan.num_recv_rows(), kHidden}),
         TensorView::host(w.data(), DType::kFloat32, {kTokens, kTopk}),
         TensorView::host(out.data(), DType::kFloat8E4M3, {kTokens, kHidden}));
   });
@@ -347,8 +346,8 @@ TEST(Errors, RankThatNeverArrives_OthersTimeOutNamingIt_ThenGroupMustBeRecreated
     }
     std::vector<int32_t> ids = good_ids();
     return g.comms[static_cast<size_t>(r)]
-        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts,
-              ExpertMap(), quick)
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
+              quick)
         .status();
   });
   int timeouts = 0;

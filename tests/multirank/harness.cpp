@@ -109,10 +109,11 @@ Outcome run_case(const Case& c) {
     outcome.stats[r] = plan.value().stats();
     x[r] = random_elements(c.dtype, tokens * c.hidden, c.seed * 31 + r);
     const int64_t rows = plan.value().num_recv_rows();
-    outcome.recv[r].assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
-    FUSCO_RETURN_IF_ERROR(comm.dispatch(plan.value(),
-                                        TensorView::host(x[r].data(), c.dtype, {tokens, c.hidden}),
-                                        TensorView::host(outcome.recv[r].data(), c.dtype, {rows, c.hidden})));
+    outcome.recv[r].assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype),
+                           std::byte{0x5a});
+    FUSCO_RETURN_IF_ERROR(
+        comm.dispatch(plan.value(), TensorView::host(x[r].data(), c.dtype, {tokens, c.hidden}),
+                      TensorView::host(outcome.recv[r].data(), c.dtype, {rows, c.hidden})));
     if (!combines) {
       return Status();
     }
@@ -123,14 +124,16 @@ Outcome run_case(const Case& c) {
     for (float& v : weights[r]) {
       v = w(rng);
     }
-    outcome.out[r].assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
+    outcome.out[r].assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype),
+                          std::byte{0x5a});
     return comm.combine(plan.value(), TensorView::host(y[r].data(), c.dtype, {rows, c.hidden}),
                         TensorView::host(weights[r].data(), DType::kFloat32, {tokens, c.topk}),
                         TensorView::host(outcome.out[r].data(), c.dtype, {tokens, c.hidden}));
   });
   for (int r = 0; r < c.world; ++r) {
     EXPECT_TRUE(statuses[static_cast<size_t>(r)].ok())
-        << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string() << "\n" << c.describe();
+        << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string() << "\n"
+        << c.describe();
   }
   if (!first_error(statuses).ok()) {
     return outcome;
@@ -164,12 +167,12 @@ Outcome run_case(const Case& c) {
   for (int r = 0; r < c.world; ++r) {
     const auto rr = static_cast<size_t>(r);
     if (got.tokens_per_expert[rr] != layout.tokens_per_expert[rr]) {
-      return ::testing::AssertionFailure() << "tokens_per_expert differs on rank " << r << ": "
-                                           << c.describe();
+      return ::testing::AssertionFailure()
+             << "tokens_per_expert differs on rank " << r << ": " << c.describe();
     }
     if (got.recv[rr] != want_recv[rr]) {
-      return ::testing::AssertionFailure() << "dispatch result differs on rank " << r << ": "
-                                           << c.describe();
+      return ::testing::AssertionFailure()
+             << "dispatch result differs on rank " << r << ": " << c.describe();
     }
   }
   if (!dtype_supports_combine(c.dtype)) {
@@ -191,8 +194,8 @@ Outcome run_case(const Case& c) {
       while (first < want_out[rr].size() && got.out[rr][first] == want_out[rr][first]) {
         ++first;
       }
-      return ::testing::AssertionFailure() << "combine result differs on rank " << r
-                                           << " at byte " << first << ": " << c.describe();
+      return ::testing::AssertionFailure() << "combine result differs on rank " << r << " at byte "
+                                           << first << ": " << c.describe();
     }
   }
   return ::testing::AssertionSuccess();

@@ -21,13 +21,13 @@ struct Case {
   int64_t experts = 8;
   int64_t hidden = 16;
   DType dtype = DType::kBFloat16;
-  int64_t tokens_each = 24;            // used when `tokens` is empty
-  std::vector<int64_t> tokens;         // per rank
+  int64_t tokens_each = 24;     // used when `tokens` is empty
+  std::vector<int64_t> tokens;  // per rank
   Dedup dedup = Dedup::kNode;
-  int64_t chunk_bytes = 256;           // small, so the staged path runs many chunks
-  std::vector<int32_t> owners;         // explicit expert map when not empty
-  double masked = 0.1;                 // probability of an unused slot
-  double masked_token = 0.05;          // probability of a token with no slot at all
+  int64_t chunk_bytes = 256;    // small, so the staged path runs many chunks
+  std::vector<int32_t> owners;  // explicit expert map when not empty
+  double masked = 0.1;          // probability of an unused slot
+  double masked_token = 0.05;   // probability of a token with no slot at all
   bool int32_ids = false;
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;

@@ -60,7 +60,8 @@ TEST(PlanStats, NodeDedupSendsEachTokenOncePerRemoteNode_TheMinimum) {
     for (int64_t t = 0; t < routed.tokens(r); ++t) {
       std::set<int> nodes;
       for (int j = 0; j < routed.topk; ++j) {
-        const int64_t e = routed.ids[static_cast<size_t>(r)][static_cast<size_t>(t * routed.topk + j)];
+        const int64_t e =
+            routed.ids[static_cast<size_t>(r)][static_cast<size_t>(t * routed.topk + j)];
         const int node = e < 0 ? -1 : routed.topo.node_of(static_cast<int>(e / per_rank));
         if (e >= 0 && node != routed.topo.node_of(r)) {
           nodes.insert(node);
@@ -85,7 +86,8 @@ TEST(PlanStats, RankDedupSendsEachTokenOncePerRemoteRank) {
     for (int64_t t = 0; t < routed.tokens(r); ++t) {
       std::set<int> ranks;
       for (int j = 0; j < routed.topk; ++j) {
-        const int64_t e = routed.ids[static_cast<size_t>(r)][static_cast<size_t>(t * routed.topk + j)];
+        const int64_t e =
+            routed.ids[static_cast<size_t>(r)][static_cast<size_t>(t * routed.topk + j)];
         const int owner = static_cast<int>(e / per_rank);
         if (e >= 0 && !routed.topo.same_node(owner, r)) ranks.insert(owner);
       }
@@ -153,15 +155,17 @@ TEST(IdentityExperts, CombineOfDispatchIsXTimesSumOfWeights) {
       for (int64_t t = 0; t < tokens; ++t) {
         float sum = 0;
         for (int j = 0; j < c.topk; ++j) {
-          sum += ids[static_cast<size_t>(t * c.topk + j)] >= 0 ? w[static_cast<size_t>(t * c.topk + j)] : 0.0f;
+          sum += ids[static_cast<size_t>(t * c.topk + j)] >= 0
+                     ? w[static_cast<size_t>(t * c.topk + j)]
+                     : 0.0f;
         }
         for (int64_t h = 0; h < c.hidden; ++h) {
           const float want = x[static_cast<size_t>(t * c.hidden + h)] * sum;
           const float got = out[static_cast<size_t>(t * c.hidden + h)];
           if (std::fabs(got - want) > 1e-5f) {
             return Status(StatusCode::kInternal, "token " + std::to_string(t) + ": " +
-                                                     std::to_string(got) + " != " +
-                                                     std::to_string(want));
+                                                     std::to_string(got) +
+                                                     " != " + std::to_string(want));
           }
         }
       }

@@ -1,8 +1,9 @@
 // The layout step: counting sort of (token, slot) pairs by physical expert, and the expert map.
 
+#include "core/layout.hpp"
+
 #include <gtest/gtest.h>
 
-#include "core/layout.hpp"
 #include "fusco/expert_map.hpp"
 #include "fusco/tensor.hpp"
 
@@ -18,8 +19,7 @@ TEST(ExpertMap, ContiguousResolvesRankMajor) {
 }
 
 TEST(ExpertMap, ExplicitUnevenOwnersGetSlotsInExpertOrder) {
-  Result<ResolvedExpertMap> map =
-      resolve_expert_map(ExpertMap::from_owners({2, 0, 2, 2, 0}), 5, 3);
+  Result<ResolvedExpertMap> map = resolve_expert_map(ExpertMap::from_owners({2, 0, 2, 2, 0}), 5, 3);
   ASSERT_TRUE(map.ok());
   EXPECT_EQ(map.value().local_slot, (std::vector<int32_t>{0, 0, 1, 2, 1}));
   EXPECT_EQ(map.value().rank_begin, (std::vector<int64_t>{0, 2, 2, 5}));
@@ -80,7 +80,8 @@ TEST(Layout, RejectsBadShapesAndDtypes) {
   EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {4}), map.value()).ok());
   EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt8, {2, 2}), map.value()).ok());
   EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {4, 0}), map.value()).ok());
-  EXPECT_FALSE(build_layout(TensorView::host(ids.data(), DType::kInt32, {-1, 2}), map.value()).ok());
+  EXPECT_FALSE(
+      build_layout(TensorView::host(ids.data(), DType::kInt32, {-1, 2}), map.value()).ok());
   EXPECT_FALSE(build_layout(TensorView::host(nullptr, DType::kInt32, {2, 2}), map.value()).ok());
 }
 

@@ -33,9 +33,8 @@ TEST(Result, HoldsValueOrStatus_OkStatusWithoutValueIsInternalError) {
 
 TEST(DType, SizesAndNamesRoundTrip) {
   const std::pair<DType, size_t> sizes[] = {
-      {DType::kFloat32, 4}, {DType::kFloat16, 2},    {DType::kBFloat16, 2},
-      {DType::kFloat8E4M3, 1}, {DType::kFloat8E5M2, 1}, {DType::kInt8, 1},
-      {DType::kInt32, 4},   {DType::kInt64, 8}};
+      {DType::kFloat32, 4},    {DType::kFloat16, 2}, {DType::kBFloat16, 2}, {DType::kFloat8E4M3, 1},
+      {DType::kFloat8E5M2, 1}, {DType::kInt8, 1},    {DType::kInt32, 4},    {DType::kInt64, 8}};
   for (const auto& [dtype, size] : sizes) {
     EXPECT_EQ(dtype_size(dtype), size);
     Result<DType> parsed = dtype_from_name(dtype_name(dtype));
@@ -95,9 +94,9 @@ TEST(Convert, Fp16KnownValues) {
   EXPECT_EQ(core::float_to_fp16(1.0f), 0x3c00);
   EXPECT_EQ(core::float_to_fp16(-2.5f), 0xc100);
   EXPECT_EQ(core::float_to_fp16(65504.0f), 0x7bff);
-  EXPECT_EQ(core::float_to_fp16(65520.0f), 0x7c00);        // rounds up to infinity
+  EXPECT_EQ(core::float_to_fp16(65520.0f), 0x7c00);  // rounds up to infinity
   EXPECT_EQ(core::float_to_fp16(65519.0f), 0x7bff);
-  EXPECT_EQ(core::float_to_fp16(5.9604644775390625e-8f), 0x0001);  // smallest subnormal
+  EXPECT_EQ(core::float_to_fp16(5.9604644775390625e-8f), 0x0001);   // smallest subnormal
   EXPECT_EQ(core::float_to_fp16(2.98023223876953125e-8f), 0x0000);  // tie to even: zero
   EXPECT_EQ(core::float_to_fp16(8.94069671630859375e-8f), 0x0002);  // 1.5 ulp: tie to even
   EXPECT_EQ(core::fp16_to_float(0x0001), 5.9604644775390625e-8f);

@@ -88,8 +88,8 @@ TEST(Routing, ParsesEveryScenarioAndRejectsOthers) {
 
 TEST(Routing, TokensPickDistinctExpertsAndNodeConfinedStaysHome) {
   const Topology topo = Topology::nodes_of(8, 4);
-  const auto ids = testing::generate_routing(testing::parse_routing("node-confined").value(), 50,
-                                             8, 64, 5, topo, 3);
+  const auto ids = testing::generate_routing(testing::parse_routing("node-confined").value(), 50, 8,
+                                             64, 5, topo, 3);
   for (int t = 0; t < 50; ++t) {
     for (int j = 0; j < 8; ++j) {
       const int32_t e = ids[static_cast<size_t>(t * 8 + j)];
@@ -99,8 +99,8 @@ TEST(Routing, TokensPickDistinctExpertsAndNodeConfinedStaysHome) {
       }
     }
   }
-  const auto hot = testing::generate_routing(testing::parse_routing("hot:1").value(), 20, 4, 64,
-                                             0, topo, 3);
+  const auto hot =
+      testing::generate_routing(testing::parse_routing("hot:1").value(), 20, 4, 64, 0, topo, 3);
   for (int t = 0; t < 20; ++t) {
     EXPECT_EQ(hot[static_cast<size_t>(t * 4)], 0);
   }

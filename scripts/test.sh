@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds fusco and runs every test: style checks, the release build's tests (unit, in-process
+# multi-rank, installed-package, public headers, GPU tests that skip without a GPU), a
+# benchmark smoke run that must report no wrong value, then the unit and multi-rank tests
+# again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+
+scripts/install_deps.sh
+
+echo "== release build"
+scripts/configure.sh build -DCMAKE_BUILD_TYPE=Release -DFUSCO_WERROR=ON
+cmake --build build -j "$jobs"
+
+echo "== style"
+scripts/check_style.sh build
+
+echo "== benchmark smoke runs"
+build/bench/fusco_bench -r 6 -p 4 -b 16 -e 64 -f 4 -H 1000 -k 6 -E 48 -n 2 -w 1 -c 1
+build/bench/fusco_bench -r 5 -p 2 -b 33 -e 33 -H 7 -k 3 -E 10 -d fp16 -D rank -R zipf:1.1 -n 1 -c 1
+build/bench/fusco_plan_microbench --benchmark_min_time=0.05
+
+echo "== sanitizers: address + undefined"
+scripts/configure.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=address,undefined \
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF
+cmake --build build-asan -j "$jobs"
+(cd build-asan && ctest --output-on-failure -j "$jobs")
+
+echo "== sanitizers: thread"
+scripts/configure.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=thread \
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF
+cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests
+(cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts)\.')
+
+echo "== release tests"
+(cd build && ctest --output-on-failure -j "$jobs")
