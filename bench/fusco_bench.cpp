@@ -35,6 +35,7 @@ struct SizeResult {
   double wire_mb = 0;  // inter-node bytes per rank (mean), after dedup
   double dedup_ratio = 1;
   double speedup = 0;      // baseline (dispatch + combine) / fusco (dispatch + combine)
+  double memcpy_gbps = 0;  // all ranks copying their received bytes concurrently
   double bound_ratio = 0;  // dispatch time / memcpy-bound time
   int64_t wrong = 0;
 };
@@ -67,21 +68,25 @@ void fill(Buffer& buffer, DType dtype, int64_t count, uint64_t seed) {
   }
 }
 
-// Aggregate memcpy bandwidth with every rank copying concurrently, bytes copied per second.
-Result<double> memcpy_bandwidth(int ranks, int iters) {
-  constexpr size_t kBytes = size_t{64} << 20;
-  std::vector<Buffer> src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks));
-  for (int r = 0; r < ranks; ++r) {
-    src[static_cast<size_t>(r)].assign(kBytes, std::byte{1});
-    dst[static_cast<size_t>(r)].assign(kBytes, std::byte{0});
+// Per-rank buffers for the memcpy bound: each rank copies as many bytes as it receives in
+// dispatch, in pieces of kCopyPiece, concurrently with the other ranks.
+constexpr size_t kCopyPiece = size_t{64} << 20;
+
+struct CopyBuffers {
+  std::vector<Buffer> src, dst;
+  explicit CopyBuffers(int ranks) : src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks)) {
+    for (int r = 0; r < ranks; ++r) {
+      src[static_cast<size_t>(r)].assign(kCopyPiece, std::byte{1});
+      dst[static_cast<size_t>(r)].assign(kCopyPiece, std::byte{0});
+    }
   }
-  Result<double> seconds = time_ranks(ranks, 1, iters, [&](int r) {
-    std::memcpy(dst[static_cast<size_t>(r)].data(), src[static_cast<size_t>(r)].data(), kBytes);
-    return Status();
-  });
-  FUSCO_RETURN_IF_ERROR(seconds.status());
-  return static_cast<double>(kBytes) * ranks / seconds.value();
-}
+  void copy(int rank, size_t bytes) {
+    for (size_t done = 0; done < bytes; done += kCopyPiece) {
+      std::memcpy(dst[static_cast<size_t>(rank)].data(), src[static_cast<size_t>(rank)].data(),
+                  std::min(kCopyPiece, bytes - done));
+    }
+  }
+};
 
 int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
   if (got.size() != want.size()) {
@@ -94,7 +99,7 @@ int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
   return wrong;
 }
 
-Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy_bps) {
+Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& copies) {
   const int world = args.ranks;
   const Topology topology = Topology::nodes_of(world, args.ranks_per_node);
   const size_t elem = dtype_size(args.dtype);
@@ -128,15 +133,15 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
   FUSCO_RETURN_IF_ERROR(made.status());
   std::vector<Communicator>& comms = made.value();
   std::vector<Plan> plans(ws);
-  Result<double> plan_s = time_ranks(world, 0, 1, [&](int r) {
+  Result<std::vector<double>> plan_s = time_steps(world, 0, 1, {[&](int r) {
     Result<Plan> plan = comms[static_cast<size_t>(r)].plan(view(ids[static_cast<size_t>(r)]),
                                                            args.experts, ExpertMap(), options);
     FUSCO_RETURN_IF_ERROR(plan.status());
     plans[static_cast<size_t>(r)] = plan.value();
     return Status();
-  });
+  }});
   FUSCO_RETURN_IF_ERROR(plan_s.status());
-  result.plan_us = plan_s.value() * 1e6;
+  result.plan_us = plan_s.value()[0] * 1e6;
   int64_t total_rows = 0;
   double inter_rows = 0, inter_rows_plain = 0;
   for (int r = 0; r < world; ++r) {
@@ -163,37 +168,10 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
     return TensorView::host(weights[static_cast<size_t>(r)].data(), DType::kFloat32,
                             {tokens, args.topk});
   };
-  Result<double> dispatch_s = time_ranks(world, args.warmup, args.iters, [&](int r) {
-    const Plan& plan = plans[static_cast<size_t>(r)];
-    return comms[static_cast<size_t>(r)].dispatch(plan, x_view(r),
-                                                  recv_view(recv, r, plan.num_recv_rows()));
-  });
-  FUSCO_RETURN_IF_ERROR(dispatch_s.status());
-  result.dispatch_us = dispatch_s.value() * 1e6;
-  // Identity experts: the expert output is the received rows.
-  if (combines) {
-    Result<double> combine_s = time_ranks(world, args.warmup, args.iters, [&](int r) {
-      const Plan& plan = plans[static_cast<size_t>(r)];
-      return comms[static_cast<size_t>(r)].combine(plan, recv_view(recv, r, plan.num_recv_rows()),
-                                                   w_view(r), recv_view(out, r, tokens));
-    });
-    FUSCO_RETURN_IF_ERROR(combine_s.status());
-    result.combine_us = combine_s.value() * 1e6;
-  }
-  const double bytes_per_rank = result.recv_rows * static_cast<double>(row_bytes);
-  result.dispatch_algbw = bytes_per_rank / dispatch_s.value() / 1e9;
-  result.dispatch_busbw = result.dispatch_algbw * (world - 1) / world;
-  if (combines) {
-    result.combine_algbw = bytes_per_rank / (result.combine_us / 1e6) / 1e9;
-    result.combine_busbw = result.combine_algbw * (world - 1) / world;
-  }
-  const double bound_s =
-      static_cast<double>(total_rows) * static_cast<double>(row_bytes) / memcpy_bps;
-  result.bound_ratio = bound_s > 0 ? dispatch_s.value() / bound_s : 0;
-
+  std::vector<baseline::UnfusedRank> unfused;
+  std::vector<Buffer> base_recv(ws), base_out(ws);
   if (args.baseline) {
-    std::vector<baseline::UnfusedRank> unfused = baseline::UnfusedRank::create_group(world);
-    std::vector<Buffer> base_recv(ws), base_out(ws);
+    unfused = baseline::UnfusedRank::create_group(world);
     Status prepared = testing::first_error(testing::run_ranks(world, [&](int r) {
       const auto rr = static_cast<size_t>(r);
       FUSCO_RETURN_IF_ERROR(unfused[rr].prepare(view(ids[rr]), args.experts, ExpertMap(), 600000));
@@ -203,21 +181,51 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
       return Status();
     }));
     FUSCO_RETURN_IF_ERROR(prepared);
-    Result<double> base_dispatch = time_ranks(world, args.warmup, args.iters, [&](int r) {
+  }
+
+  // Side by side, every iteration: memcpy of the received bytes, fusco dispatch and combine
+  // (identity experts: the expert output is the received rows), baseline dispatch and combine.
+  std::vector<RankStep> steps;
+  steps.push_back([&](int r) {
+    copies.copy(r, static_cast<size_t>(plans[static_cast<size_t>(r)].num_recv_rows()) * row_bytes);
+    return Status();
+  });
+  steps.push_back([&](int r) {
+    const Plan& plan = plans[static_cast<size_t>(r)];
+    return comms[static_cast<size_t>(r)].dispatch(plan, x_view(r),
+                                                  recv_view(recv, r, plan.num_recv_rows()));
+  });
+  if (combines) {
+    steps.push_back([&](int r) {
+      const Plan& plan = plans[static_cast<size_t>(r)];
+      return comms[static_cast<size_t>(r)].combine(plan, recv_view(recv, r, plan.num_recv_rows()),
+                                                   w_view(r), recv_view(out, r, tokens));
+    });
+  }
+  if (args.baseline) {
+    steps.push_back([&](int r) {
       return unfused[static_cast<size_t>(r)].dispatch(
           x_view(r), recv_view(base_recv, r, unfused[static_cast<size_t>(r)].num_recv_rows()));
     });
-    FUSCO_RETURN_IF_ERROR(base_dispatch.status());
-    result.base_dispatch_us = base_dispatch.value() * 1e6;
     if (combines) {
-      Result<double> base_combine = time_ranks(world, args.warmup, args.iters, [&](int r) {
+      steps.push_back([&](int r) {
         const int64_t rows = unfused[static_cast<size_t>(r)].num_recv_rows();
         return unfused[static_cast<size_t>(r)].combine(recv_view(base_recv, r, rows), w_view(r),
                                                        recv_view(base_out, r, tokens));
       });
-      FUSCO_RETURN_IF_ERROR(base_combine.status());
-      result.base_combine_us = base_combine.value() * 1e6;
     }
+  }
+  Result<std::vector<double>> timed = time_steps(world, args.warmup, args.iters, steps);
+  FUSCO_RETURN_IF_ERROR(timed.status());
+  size_t at = 0;
+  const double copy_s = timed.value()[at++];
+  const double dispatch_s = timed.value()[at++];
+  const double combine_s = combines ? timed.value()[at++] : 0.0;
+  result.dispatch_us = dispatch_s * 1e6;
+  result.combine_us = combine_s * 1e6;
+  if (args.baseline) {
+    result.base_dispatch_us = timed.value()[at++] * 1e6;
+    result.base_combine_us = combines ? timed.value()[at++] * 1e6 : 0.0;
     result.speedup = (result.base_dispatch_us + result.base_combine_us) /
                      (result.dispatch_us + result.combine_us);
     if (args.check) {  // the baseline must agree with fusco's dispatch too
@@ -226,7 +234,21 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
             count_wrong(base_recv[static_cast<size_t>(r)], recv[static_cast<size_t>(r)], elem);
       }
     }
+    unfused.clear();
+    base_recv.clear();
+    base_out.clear();
   }
+  const double bytes_per_rank = result.recv_rows * static_cast<double>(row_bytes);
+  result.dispatch_algbw = bytes_per_rank / dispatch_s / 1e9;
+  result.dispatch_busbw = result.dispatch_algbw * (world - 1) / world;
+  if (combines) {
+    result.combine_algbw = bytes_per_rank / combine_s / 1e9;
+    result.combine_busbw = result.combine_algbw * (world - 1) / world;
+  }
+  // The memcpy bound: the received bytes copied at this machine's concurrent memcpy speed.
+  const double total_bytes = static_cast<double>(total_rows) * static_cast<double>(row_bytes);
+  result.memcpy_gbps = copy_s > 0 ? total_bytes / copy_s / 1e9 : 0.0;
+  result.bound_ratio = copy_s > 0 ? dispatch_s / copy_s : 0.0;
 
   if (args.check) {
     std::vector<TensorView> idx_views, x_views, y_views, w_views;
@@ -259,7 +281,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, double memcpy
   return result;
 }
 
-void print_header(const BenchArgs& args, double memcpy_bps) {
+void print_header(const BenchArgs& args) {
   std::printf(
       "# fusco_bench %s: %d ranks (%d per node), hidden %ld %s, top-%d of %ld experts, "
       "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
@@ -267,24 +289,25 @@ void print_header(const BenchArgs& args, double memcpy_bps) {
       dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
       args.routing.to_string().c_str(), dedup_name(args.dedup), static_cast<long>(args.chunk_bytes),
       args.iters, args.warmup);
-  std::printf("# memcpy bandwidth, %d threads x 64 MiB concurrently: %.2f GB/s\n", args.ranks,
-              memcpy_bps / 1e9);
+  std::printf("# times: median over iterations of the slowest rank; every iteration runs memcpy,\n"
+              "# fusco and the baseline side by side (see docs/benchmarks.md)\n");
   std::printf(
-      "#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %6s %7s\n",
+      "#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %7s %6s %7s\n",
       "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw", "busbw",
-      "wire_MB", "dedup", "base_disp", "base_comb", "speedup", "bound", "#wrong");
+      "wire_MB", "dedup", "base_disp", "base_comb", "speedup", "cpyGB/s", "bound", "#wrong");
 }
 
 void print_row(const SizeResult& r) {
   std::printf(
       "  %8ld %9.0f %9.0f | %10.0f %7.2f %7.2f | %10.0f %7.2f %7.2f | %9.2f %6.2f | "
-      "%10.0f %10.0f %7.2f | %6.2f %7ld\n",
+      "%10.0f %10.0f %7.2f | %7.2f %6.2f %7ld\n",
       static_cast<long>(r.tokens), r.recv_rows, r.plan_us, r.dispatch_us, r.dispatch_algbw,
       r.dispatch_busbw, r.combine_us, r.combine_algbw, r.combine_busbw, r.wire_mb, r.dedup_ratio,
-      r.base_dispatch_us, r.base_combine_us, r.speedup, r.bound_ratio, static_cast<long>(r.wrong));
+      r.base_dispatch_us, r.base_combine_us, r.speedup, r.memcpy_gbps, r.bound_ratio,
+      static_cast<long>(r.wrong));
 }
 
-void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<SizeResult>& rows) {
+void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   std::ofstream json(args.json_path);
   json << "{\n  \"version\": \"" << version() << "\",\n  \"ranks\": " << args.ranks
        << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"hidden\": " << args.hidden
@@ -292,7 +315,7 @@ void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<Size
        << ", \"experts\": " << args.experts << ", \"routing\": \"" << args.routing.to_string()
        << "\", \"dedup\": \"" << dedup_name(args.dedup)
        << "\", \"chunk_bytes\": " << args.chunk_bytes << ", \"iters\": " << args.iters
-       << ",\n  \"memcpy_gbps\": " << memcpy_bps / 1e9 << ",\n  \"results\": [\n";
+       << ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const SizeResult& r = rows[i];
     json << "    {\"tokens\": " << r.tokens << ", \"recv_rows\": " << r.recv_rows
@@ -303,7 +326,7 @@ void write_json(const BenchArgs& args, double memcpy_bps, const std::vector<Size
          << ", \"wire_mb\": " << r.wire_mb << ", \"dedup_ratio\": " << r.dedup_ratio
          << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
-         << ", \"bound_ratio\": " << r.bound_ratio << ", \"wrong\": " << r.wrong << "}"
+         << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio << ", \"wrong\": " << r.wrong << "}"
          << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   json << "  ]\n}\n";
@@ -320,16 +343,12 @@ int run(int argc, char** argv) {
     std::fputs(bench_usage().c_str(), stdout);
     return 0;
   }
-  Result<double> bandwidth = memcpy_bandwidth(args.ranks, 3);
-  if (!bandwidth.ok()) {
-    std::fprintf(stderr, "fusco_bench: %s\n", bandwidth.status().to_string().c_str());
-    return 2;
-  }
-  print_header(args, bandwidth.value());
+  CopyBuffers copies(args.ranks);
+  print_header(args);
   std::vector<SizeResult> rows;
   for (int64_t tokens = args.min_tokens; tokens <= args.max_tokens;
        tokens = tokens == 0 ? 1 : tokens * args.factor) {
-    Result<SizeResult> row = run_size(args, tokens, bandwidth.value());
+    Result<SizeResult> row = run_size(args, tokens, copies);
     if (!row.ok()) {
       std::fprintf(stderr, "fusco_bench: %ld tokens: %s\n", static_cast<long>(tokens),
                    row.status().to_string().c_str());
@@ -357,7 +376,7 @@ int run(int argc, char** argv) {
       "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
       mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
   if (!args.json_path.empty()) {
-    write_json(args, bandwidth.value(), rows);
+    write_json(args, rows);
   }
   return wrong == 0 ? 0 : 1;
 }

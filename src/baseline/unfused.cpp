@@ -206,31 +206,24 @@ Status UnfusedRank::combine(const TensorView& expert_out, const TensorView& weig
   // 3. Unpermute with the weighted sum, slots in order, fp32.
   const auto* w = static_cast<const float*>(weights.data);
   auto* dst = static_cast<std::byte*>(out.data);
-  std::vector<float> acc(static_cast<size_t>(hidden));
-  const DType dtype = expert_out.dtype;
+  std::vector<engine::ReduceTerm> terms;
   for (int64_t t = 0; t < num_tokens_; ++t) {
-    bool first = true;
+    terms.clear();
     for (int j = 0; j < topk_; ++j) {
       const int64_t pos = position_of_pair_[static_cast<size_t>(t * topk_ + j)];
-      if (pos < 0) {
-        continue;
+      if (pos >= 0) {
+        terms.push_back({permuted + static_cast<size_t>(pos) * row_bytes, w[t * topk_ + j]});
       }
-      const std::byte* row = permuted + static_cast<size_t>(pos) * row_bytes;
-      if (first) {
-        engine::row_mul_init(dtype, acc.data(), row, w[t * topk_ + j], hidden);
-      } else {
-        engine::row_mul_add(dtype, acc.data(), row, w[t * topk_ + j], hidden);
-      }
-      first = false;
     }
     std::byte* out_row = dst + static_cast<size_t>(t) * row_bytes;
-    if (first) {
+    if (terms.empty()) {
       if (row_bytes > 0) {
         std::memset(out_row, 0, row_bytes);
       }
-    } else {
-      engine::row_store(dtype, acc.data(), out_row, hidden);
+      continue;
     }
+    const auto size = static_cast<int32_t>(terms.size());
+    engine::reduce_row(expert_out.dtype, terms.data(), &size, 1, out_row, hidden);
   }
   return Status();
 }

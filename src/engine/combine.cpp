@@ -25,58 +25,38 @@ struct CombineSources {
   size_t row_bytes = 0;
 };
 
-// Sum of terms [begin, end) in order into acc (the first term initialises it).
-void sum_terms(const detail::PlanData& plan, const CombineSources& src, DType dtype,
-               const float* weights, int64_t token, int64_t begin, int64_t end, float* acc,
-               int64_t hidden) {
-  for (int64_t i = begin; i < end; ++i) {
-    const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
-    const std::byte* row =
-        (term.rank == CombineTerm::kReturnBuffer ? src.returned
-                                                 : src.rows_of[static_cast<size_t>(term.rank)]) +
-        static_cast<size_t>(term.row) * src.row_bytes;
-    const float w =
-        term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[token * plan.topk + term.slot];
-    if (i == begin) {
-      row_mul_init(dtype, acc, row, w, hidden);
-    } else {
-      row_mul_add(dtype, acc, row, w, hidden);
-    }
-  }
-}
-
+// Reduces every token with the plan's combine program: one pass over each output row.
 void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DType dtype,
                    const float* weights, std::byte* out, int64_t hidden, Workspace& ws) {
-  float* acc = ws.acc.data();
-  float* total = ws.total.data();
   for (int64_t t = 0; t < plan.num_tokens; ++t) {
     std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
-    const int64_t g_begin = plan.token_group_begin[static_cast<size_t>(t)];
-    const int64_t g_end = plan.token_group_begin[static_cast<size_t>(t) + 1];
+    const auto g_begin = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
+    const auto g_end = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]);
     if (g_begin == g_end) {
       if (src.row_bytes > 0) {
         std::memset(out_row, 0, src.row_bytes);
       }
       continue;
     }
-    for (int64_t g = g_begin; g < g_end; ++g) {
-      sum_terms(plan, src, dtype, weights, t, plan.group_term_begin[static_cast<size_t>(g)],
-                plan.group_term_begin[static_cast<size_t>(g) + 1], acc, hidden);
-      if (g_end - g_begin == 1) {
-        row_store(dtype, acc, out_row, hidden);
-      } else {
-        // Partials are added as the values they are on the wire; the first one starts the sum.
-        row_round(dtype, acc, hidden);
-        if (g == g_begin) {
-          std::memcpy(total, acc, static_cast<size_t>(hidden) * sizeof(float));
-        } else {
-          row_add(total, acc, hidden);
-        }
+    ws.terms.clear();
+    ws.group_sizes.clear();
+    for (size_t g = g_begin; g < g_end; ++g) {
+      const int64_t first = plan.group_term_begin[g];
+      const int64_t last = plan.group_term_begin[g + 1];
+      ws.group_sizes.push_back(static_cast<int32_t>(last - first));
+      for (int64_t i = first; i < last; ++i) {
+        const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
+        const std::byte* base = term.rank == CombineTerm::kReturnBuffer
+                                    ? src.returned
+                                    : src.rows_of[static_cast<size_t>(term.rank)];
+        ws.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
+                            term.slot == CombineTerm::kUnitWeight
+                                ? 1.0f
+                                : weights[t * plan.topk + term.slot]});
       }
     }
-    if (g_end - g_begin > 1) {
-      row_store(dtype, total, out_row, hidden);
-    }
+    reduce_row(dtype, ws.terms.data(), ws.group_sizes.data(),
+               static_cast<int32_t>(ws.group_sizes.size()), out_row, hidden);
   }
 }
 
@@ -124,8 +104,6 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   std::byte* returned = workspace.return_buffer(
       std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));
   src.returned = returned;
-  workspace.acc.resize(static_cast<size_t>(hidden));
-  workspace.total.resize(static_cast<size_t>(hidden));
 
   // Outgoing: as a target, send rows (or partial sums) back to each source.
   std::vector<ChunkStream> outgoing;
@@ -143,7 +121,6 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   }
 
   const DType dtype = expert_out.dtype;
-  float* acc = workspace.acc.data();
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
     if (!plan->partial_sums) {
@@ -156,22 +133,21 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
       }
       return;
     }
+    // Relay partial sums: this node's rows of each entry, slots ascending, one group.
     const float* weights = src.weights_of[static_cast<size_t>(in.source)];
     for (int64_t i = 0; i < count; ++i) {
       const auto entry = static_cast<size_t>(first + i);
       const int64_t token = in.tokens[entry];
+      workspace.terms.clear();
       for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-        const std::byte* values =
-            src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes;
-        const float w = weights[token * plan->topk + row.slot];
-        if (f == in.fanout_begin[entry]) {
-          row_mul_init(dtype, acc, values, w, hidden);
-        } else {
-          row_mul_add(dtype, acc, values, w, hidden);
-        }
+        workspace.terms.push_back(
+            {src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
+             weights[token * plan->topk + row.slot]});
       }
-      row_store(dtype, acc, slot + static_cast<size_t>(i) * row_bytes, hidden);
+      const auto size = static_cast<int32_t>(workspace.terms.size());
+      reduce_row(dtype, workspace.terms.data(), &size, 1,
+                 slot + static_cast<size_t>(i) * row_bytes, hidden);
     }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {

@@ -11,6 +11,7 @@
 
 #include "fusco/status.hpp"
 #include "fusco/tensor.hpp"
+#include "engine/row_math.hpp"
 #include "plan/plan_data.hpp"
 #include "transport/transport.hpp"
 
@@ -20,8 +21,8 @@ namespace fusco::engine {
 struct Workspace {
   std::unique_ptr<std::byte[]> return_rows;  // combine: rows and partials coming back
   size_t return_bytes = 0;
-  std::vector<float> acc;    // one row of fp32 partial sums
-  std::vector<float> total;  // one row of fp32 totals
+  std::vector<ReduceTerm> terms;     // one token's (or relay entry's) terms
+  std::vector<int32_t> group_sizes;  // and its groups
 
   std::byte* return_buffer(size_t bytes) {
     if (bytes > return_bytes) {

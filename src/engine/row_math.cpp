@@ -1,5 +1,7 @@
 #include "engine/row_math.hpp"
 
+#include <algorithm>
+
 #include "core/convert.hpp"
 
 // One definition per x86-64 level, chosen by an ifunc resolver at load time.
@@ -15,99 +17,87 @@ namespace fusco::engine {
 
 namespace {
 
-// Branch-free conversions, so the loops vectorize.
-inline float load_bf16(uint16_t h) { return core::bf16_to_float(h); }
-inline float load_fp16(uint16_t h) { return core::fp16_to_float(h); }
+struct F32 {
+  using Storage = float;
+  static float load(float v) { return v; }
+  static float store(float v) { return v; }
+};
+struct BF16 {
+  using Storage = uint16_t;
+  static float load(uint16_t v) { return core::bf16_to_float(v); }
+  static uint16_t store(float v) { return core::float_to_bf16(v); }
+};
+struct F16 {
+  using Storage = uint16_t;
+  static float load(uint16_t v) { return core::fp16_to_float(v); }
+  static uint16_t store(float v) { return core::float_to_fp16(v); }
+};
 
-FUSCO_ROW_KERNEL void mul_init_f32(float* __restrict acc, const float* __restrict src, float w,
-                                   int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] = w * src[h];
+// Blocks of H small enough that the fp32 partials stay in L1 while every term streams once.
+constexpr int64_t kBlock = 1024;
+
+template <typename E>
+__attribute__((always_inline)) inline void reduce_impl(const ReduceTerm* terms,
+                                                       const int32_t* group_sizes,
+                                                       int32_t groups, void* out, int64_t n) {
+  using S = typename E::Storage;
+  auto* dst = static_cast<S*>(out);
+  float acc[kBlock];
+  float total[kBlock];
+  for (int64_t h0 = 0; h0 < n; h0 += kBlock) {
+    const int64_t len = std::min(kBlock, n - h0);
+    const ReduceTerm* term = terms;
+    for (int32_t g = 0; g < groups; ++g) {
+      {
+        const S* row = static_cast<const S*>(term->row) + h0;
+        const float w = term->weight;
+        for (int64_t e = 0; e < len; ++e) acc[e] = w * E::load(row[e]);
+        ++term;
+      }
+      for (int32_t i = 1; i < group_sizes[g]; ++i, ++term) {
+        const S* row = static_cast<const S*>(term->row) + h0;
+        const float w = term->weight;
+        for (int64_t e = 0; e < len; ++e) acc[e] += w * E::load(row[e]);
+      }
+      if (groups == 1) {
+        for (int64_t e = 0; e < len; ++e) dst[h0 + e] = E::store(acc[e]);
+      } else if (g == 0) {
+        for (int64_t e = 0; e < len; ++e) total[e] = E::load(E::store(acc[e]));
+      } else {
+        for (int64_t e = 0; e < len; ++e) total[e] += E::load(E::store(acc[e]));
+      }
+    }
+    if (groups > 1) {
+      for (int64_t e = 0; e < len; ++e) dst[h0 + e] = E::store(total[e]);
+    }
+  }
 }
-FUSCO_ROW_KERNEL void mul_init_bf16(float* __restrict acc, const uint16_t* __restrict src, float w,
-                                    int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] = w * load_bf16(src[h]);
+
+FUSCO_ROW_KERNEL void reduce_f32(const ReduceTerm* terms, const int32_t* group_sizes,
+                                 int32_t groups, void* out, int64_t n) {
+  reduce_impl<F32>(terms, group_sizes, groups, out, n);
 }
-FUSCO_ROW_KERNEL void mul_init_fp16(float* __restrict acc, const uint16_t* __restrict src, float w,
-                                    int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] = w * load_fp16(src[h]);
+FUSCO_ROW_KERNEL void reduce_bf16(const ReduceTerm* terms, const int32_t* group_sizes,
+                                  int32_t groups, void* out, int64_t n) {
+  reduce_impl<BF16>(terms, group_sizes, groups, out, n);
 }
-FUSCO_ROW_KERNEL void mul_add_f32(float* __restrict acc, const float* __restrict src, float w,
-                                  int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] += w * src[h];
-}
-FUSCO_ROW_KERNEL void mul_add_bf16(float* __restrict acc, const uint16_t* __restrict src, float w,
-                                   int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] += w * load_bf16(src[h]);
-}
-FUSCO_ROW_KERNEL void mul_add_fp16(float* __restrict acc, const uint16_t* __restrict src, float w,
-                                   int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] += w * load_fp16(src[h]);
-}
-FUSCO_ROW_KERNEL void store_f32(const float* __restrict acc, float* __restrict out, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) out[h] = acc[h];
-}
-FUSCO_ROW_KERNEL void store_bf16(const float* __restrict acc, uint16_t* __restrict out, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) out[h] = core::float_to_bf16(acc[h]);
-}
-FUSCO_ROW_KERNEL void store_fp16(const float* __restrict acc, uint16_t* __restrict out, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) out[h] = core::float_to_fp16(acc[h]);
-}
-FUSCO_ROW_KERNEL void round_bf16(float* __restrict acc, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] = load_bf16(core::float_to_bf16(acc[h]));
-}
-FUSCO_ROW_KERNEL void round_fp16(float* __restrict acc, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) acc[h] = load_fp16(core::float_to_fp16(acc[h]));
-}
-FUSCO_ROW_KERNEL void add_f32(float* __restrict total, const float* __restrict part, int64_t n) {
-  for (int64_t h = 0; h < n; ++h) total[h] += part[h];
+FUSCO_ROW_KERNEL void reduce_fp16(const ReduceTerm* terms, const int32_t* group_sizes,
+                                  int32_t groups, void* out, int64_t n) {
+  reduce_impl<F16>(terms, group_sizes, groups, out, n);
 }
 
 }  // namespace
 
-void row_mul_init(DType dtype, float* acc, const void* row, float w, int64_t n) {
+void reduce_row(DType dtype, const ReduceTerm* terms, const int32_t* group_sizes, int32_t groups,
+                void* out, int64_t n) {
   switch (dtype) {
     case DType::kBFloat16:
-      return mul_init_bf16(acc, static_cast<const uint16_t*>(row), w, n);
+      return reduce_bf16(terms, group_sizes, groups, out, n);
     case DType::kFloat16:
-      return mul_init_fp16(acc, static_cast<const uint16_t*>(row), w, n);
+      return reduce_fp16(terms, group_sizes, groups, out, n);
     default:
-      return mul_init_f32(acc, static_cast<const float*>(row), w, n);
+      return reduce_f32(terms, group_sizes, groups, out, n);
   }
 }
-
-void row_mul_add(DType dtype, float* acc, const void* row, float w, int64_t n) {
-  switch (dtype) {
-    case DType::kBFloat16:
-      return mul_add_bf16(acc, static_cast<const uint16_t*>(row), w, n);
-    case DType::kFloat16:
-      return mul_add_fp16(acc, static_cast<const uint16_t*>(row), w, n);
-    default:
-      return mul_add_f32(acc, static_cast<const float*>(row), w, n);
-  }
-}
-
-void row_store(DType dtype, const float* acc, void* out, int64_t n) {
-  switch (dtype) {
-    case DType::kBFloat16:
-      return store_bf16(acc, static_cast<uint16_t*>(out), n);
-    case DType::kFloat16:
-      return store_fp16(acc, static_cast<uint16_t*>(out), n);
-    default:
-      return store_f32(acc, static_cast<float*>(out), n);
-  }
-}
-
-void row_round(DType dtype, float* acc, int64_t n) {
-  switch (dtype) {
-    case DType::kBFloat16:
-      return round_bf16(acc, n);
-    case DType::kFloat16:
-      return round_fp16(acc, n);
-    default:
-      return;  // fp32 partials travel unrounded
-  }
-}
-
-void row_add(float* total, const float* part, int64_t n) { add_f32(total, part, n); }
 
 }  // namespace fusco::engine
