@@ -34,30 +34,41 @@ struct F16 {
 };
 
 // Blocks of H small enough that the fp32 partials stay in L1 while every term streams once.
-constexpr int64_t kBlock = 1024;
+constexpr int64_t kBlock = 512;
+
+// Weighted sum of a block of one row into acc: acc = w * row (first) or acc += w * row.
+template <typename E>
+__attribute__((always_inline)) inline void accumulate(float* __restrict acc,
+                                                      const typename E::Storage* __restrict row,
+                                                      float w, bool first, int64_t len) {
+  // Ask for this row's next block while this one is summed: rows are short streams that the
+  // hardware prefetcher alone picks up too late.
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(typename E::Storage));
+  for (int64_t e = 0; e < len; e += kLine) __builtin_prefetch(row + len + e);
+  if (first) {
+    for (int64_t e = 0; e < len; ++e) acc[e] = w * E::load(row[e]);
+  } else {
+    for (int64_t e = 0; e < len; ++e) acc[e] += w * E::load(row[e]);
+  }
+}
 
 template <typename E>
 __attribute__((always_inline)) inline void reduce_impl(const ReduceTerm* terms,
                                                        const int32_t* group_sizes,
                                                        int32_t groups, void* out, int64_t n) {
   using S = typename E::Storage;
-  auto* dst = static_cast<S*>(out);
-  float acc[kBlock];
-  float total[kBlock];
+  S* __restrict dst = static_cast<S*>(out);
+  // acc and total sit 4 KiB + 128 B apart: at exactly 4 KiB their loads would wait on each
+  // other's stores (4K aliasing).
+  alignas(64) float scratch[2 * kBlock + 32];
+  float* __restrict acc = scratch;
+  float* __restrict total = scratch + kBlock + 32;
   for (int64_t h0 = 0; h0 < n; h0 += kBlock) {
     const int64_t len = std::min(kBlock, n - h0);
     const ReduceTerm* term = terms;
     for (int32_t g = 0; g < groups; ++g) {
-      {
-        const S* row = static_cast<const S*>(term->row) + h0;
-        const float w = term->weight;
-        for (int64_t e = 0; e < len; ++e) acc[e] = w * E::load(row[e]);
-        ++term;
-      }
-      for (int32_t i = 1; i < group_sizes[g]; ++i, ++term) {
-        const S* row = static_cast<const S*>(term->row) + h0;
-        const float w = term->weight;
-        for (int64_t e = 0; e < len; ++e) acc[e] += w * E::load(row[e]);
+      for (int32_t i = 0; i < group_sizes[g]; ++i, ++term) {
+        accumulate<E>(acc, static_cast<const S*>(term->row) + h0, term->weight, i == 0, len);
       }
       if (groups == 1) {
         for (int64_t e = 0; e < len; ++e) dst[h0 + e] = E::store(acc[e]);
