@@ -74,7 +74,8 @@ constexpr size_t kCopyPiece = size_t{64} << 20;
 
 struct CopyBuffers {
   std::vector<Buffer> src, dst;
-  explicit CopyBuffers(int ranks) : src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks)) {
+  explicit CopyBuffers(int ranks)
+      : src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks)) {
     for (int r = 0; r < ranks; ++r) {
       src[static_cast<size_t>(r)].assign(kCopyPiece, std::byte{1});
       dst[static_cast<size_t>(r)].assign(kCopyPiece, std::byte{0});
@@ -133,13 +134,14 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
   FUSCO_RETURN_IF_ERROR(made.status());
   std::vector<Communicator>& comms = made.value();
   std::vector<Plan> plans(ws);
-  Result<std::vector<double>> plan_s = time_steps(world, 0, 1, {[&](int r) {
-    Result<Plan> plan = comms[static_cast<size_t>(r)].plan(view(ids[static_cast<size_t>(r)]),
-                                                           args.experts, ExpertMap(), options);
-    FUSCO_RETURN_IF_ERROR(plan.status());
-    plans[static_cast<size_t>(r)] = plan.value();
-    return Status();
-  }});
+  Result<std::vector<double>> plan_s =
+      time_steps(world, 0, 1, {[&](int r) {
+                   Result<Plan> plan = comms[static_cast<size_t>(r)].plan(
+                       view(ids[static_cast<size_t>(r)]), args.experts, ExpertMap(), options);
+                   FUSCO_RETURN_IF_ERROR(plan.status());
+                   plans[static_cast<size_t>(r)] = plan.value();
+                   return Status();
+                 }});
   FUSCO_RETURN_IF_ERROR(plan_s.status());
   result.plan_us = plan_s.value()[0] * 1e6;
   int64_t total_rows = 0;
@@ -289,8 +291,9 @@ void print_header(const BenchArgs& args) {
       dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
       args.routing.to_string().c_str(), dedup_name(args.dedup), static_cast<long>(args.chunk_bytes),
       args.iters, args.warmup);
-  std::printf("# times: median over iterations of the slowest rank; every iteration runs memcpy,\n"
-              "# fusco and the baseline side by side (see docs/benchmarks.md)\n");
+  std::printf(
+      "# times: median over iterations of the slowest rank; every iteration runs memcpy,\n"
+      "# fusco and the baseline side by side (see docs/benchmarks.md)\n");
   std::printf(
       "#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %7s %6s %7s\n",
       "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw", "busbw",
@@ -326,8 +329,8 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
          << ", \"wire_mb\": " << r.wire_mb << ", \"dedup_ratio\": " << r.dedup_ratio
          << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
-         << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio << ", \"wrong\": " << r.wrong << "}"
-         << (i + 1 < rows.size() ? "," : "") << "\n";
+         << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio
+         << ", \"wrong\": " << r.wrong << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   json << "  ]\n}\n";
 }

@@ -56,9 +56,9 @@ inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
   for (size_t step = 0; step < n_steps; ++step) {
     std::vector<double> slowest;
     for (int it = warmup; it < total; ++it) {
-      const auto first = seconds.begin() + static_cast<std::ptrdiff_t>(
-                                               (static_cast<size_t>(it) * n_steps + step) *
-                                               static_cast<size_t>(ranks));
+      const auto first =
+          seconds.begin() + static_cast<std::ptrdiff_t>((static_cast<size_t>(it) * n_steps + step) *
+                                                        static_cast<size_t>(ranks));
       slowest.push_back(*std::max_element(first, first + ranks));
     }
     std::sort(slowest.begin(), slowest.end());

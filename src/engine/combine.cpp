@@ -49,10 +49,9 @@ void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DTyp
         const std::byte* base = term.rank == CombineTerm::kReturnBuffer
                                     ? src.returned
                                     : src.rows_of[static_cast<size_t>(term.rank)];
-        ws.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
-                            term.slot == CombineTerm::kUnitWeight
-                                ? 1.0f
-                                : weights[t * plan.topk + term.slot]});
+        ws.terms.push_back(
+            {base + static_cast<size_t>(term.row) * src.row_bytes,
+             term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[t * plan.topk + term.slot]});
       }
     }
     reduce_row(dtype, ws.terms.data(), ws.group_sizes.data(),
@@ -146,8 +145,8 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
              weights[token * plan->topk + row.slot]});
       }
       const auto size = static_cast<int32_t>(workspace.terms.size());
-      reduce_row(dtype, workspace.terms.data(), &size, 1,
-                 slot + static_cast<size_t>(i) * row_bytes, hidden);
+      reduce_row(dtype, workspace.terms.data(), &size, 1, slot + static_cast<size_t>(i) * row_bytes,
+                 hidden);
     }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {

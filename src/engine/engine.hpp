@@ -9,9 +9,9 @@
 #include <memory>
 #include <vector>
 
+#include "engine/row_math.hpp"
 #include "fusco/status.hpp"
 #include "fusco/tensor.hpp"
-#include "engine/row_math.hpp"
 #include "plan/plan_data.hpp"
 #include "transport/transport.hpp"
 

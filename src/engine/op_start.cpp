@@ -8,7 +8,7 @@ namespace fusco::engine {
 
 namespace {
 
-Status check_headers(const std::vector<const OpHeader*>& headers, const Status& local, int me,
+Status check_headers(const std::vector<const OpHeader*>& headers, const Status& local,
                      const char* what) {
   if (!local.ok()) {
     return local;
@@ -46,7 +46,6 @@ Status check_headers(const std::vector<const OpHeader*>& headers, const Status& 
                                                dtype_name(static_cast<DType>(other.dtype)) + where);
     }
   }
-  (void)me;
   return Status();
 }
 
@@ -62,7 +61,7 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
   for (size_t r = 0; r < published.size(); ++r) {
     (*all)[r] = static_cast<const OpHeader*>(published[r]);
   }
-  Status verdict = check_headers(*all, local, transport.rank(), what);
+  Status verdict = check_headers(*all, local, what);
   if (!verdict.ok()) {
     // Every rank reached the same verdict from the same headers; the barrier keeps each
     // header alive until all have read it.

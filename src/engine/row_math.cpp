@@ -54,8 +54,8 @@ __attribute__((always_inline)) inline void accumulate(float* __restrict acc,
 
 template <typename E>
 __attribute__((always_inline)) inline void reduce_impl(const ReduceTerm* terms,
-                                                       const int32_t* group_sizes,
-                                                       int32_t groups, void* out, int64_t n) {
+                                                       const int32_t* group_sizes, int32_t groups,
+                                                       void* out, int64_t n) {
   using S = typename E::Storage;
   S* __restrict dst = static_cast<S*>(out);
   // acc and total sit 4 KiB + 128 B apart: at exactly 4 KiB their loads would wait on each

@@ -77,7 +77,6 @@ class InprocTransport final : public Transport {
     std::vector<const void*> ignored;
     return group_->sync(rank_, nullptr, &ignored, deadline, what);
   }
-  bool can_access_directly(int /*peer*/) const override { return true; }
   StagingWindow& window(int from, int to) override { return group_->window(from, to); }
   uint64_t doorbell() const override { return group_->doorbell(rank_); }
   void ring(int peer) override { group_->ring(peer); }

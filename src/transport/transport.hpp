@@ -28,14 +28,12 @@ class Transport {
 
   /// Collective: publishes `mine` and returns every rank's published pointer in `all`. Each
   /// pointer stays valid until its owner's next collective call, so readers must finish with
-  /// them before the next barrier or sync.
+  /// them before the next barrier or sync. Direct ability: the engine loads from and stores
+  /// into the memory behind published pointers of ranks of its own node.
   virtual Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
                       const char* what) = 0;
   /// Collective: waits until every rank arrives.
   virtual Status barrier(const Deadline& deadline, const char* what) = 0;
-
-  /// Direct ability: true when this rank may load from and store into `peer`'s memory.
-  virtual bool can_access_directly(int peer) const = 0;
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;

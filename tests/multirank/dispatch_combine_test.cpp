@@ -79,6 +79,27 @@ TEST(DispatchCombine, DeepSeekShape_Hidden7168Top8Of256Experts) {
   EXPECT_TRUE(matches_reference(c));
 }
 
+TEST(DispatchCombine, OneExpertInTheWholeGroup) {
+  Case c;
+  c.world = 3;
+  c.ranks_per_node = 2;
+  c.topk = 2;
+  c.experts = 1;
+  c.owners = {2};  // the only expert lives on rank 2, other node
+  EXPECT_TRUE(matches_reference(c));
+}
+
+TEST(DispatchCombine, FiveHundredTwelveExperts) {
+  Case c;
+  c.world = 8;
+  c.ranks_per_node = 4;
+  c.topk = 8;
+  c.experts = 512;
+  c.hidden = 128;
+  c.tokens_each = 64;
+  EXPECT_TRUE(matches_reference(c));
+}
+
 TEST(DispatchCombine, WorldSizeOne_EverythingStaysLocal) {
   Case c;
   c.world = 1;

@@ -339,7 +339,7 @@ TEST(Errors, CreateLocal_TopologyWorldSizeMismatch) {
 TEST(Errors, RankThatNeverArrives_OthersTimeOutNamingIt_ThenGroupMustBeRecreated) {
   Group g;
   PlanOptions quick = options();
-  quick.timeout_ms = 200;
+  quick.timeout_ms = 1000;
   const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
     if (r == 3) {
       return Status();  // never calls plan
