@@ -194,8 +194,8 @@ TEST(DispatchCombine, UnevenExplicitMap_RankWithoutExperts) {
   EXPECT_TRUE(matches_reference(c));
 }
 
-TEST(DispatchCombine, HiddenOneAndNonMultiplesOf16) {
-  for (int64_t hidden : {1, 7, 17, 129}) {
+TEST(DispatchCombine, HiddenZeroOneAndNonMultiplesOf16) {
+  for (int64_t hidden : {0, 1, 7, 17, 129}) {
     Case c;
     c.hidden = hidden;
     c.dtype = DType::kFloat16;
