@@ -142,10 +142,11 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
       build_sender_side(*plan, layout.value(), map.value(), topk_idx, starts_in);
   FUSCO_RETURN_IF_ERROR(metadata.status());
 
-  std::vector<Bytes> metadata_in;
-  FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport, metadata.value(), &metadata_in, deadline,
-                                             "plan (staged metadata exchange)"));
-  FUSCO_RETURN_IF_ERROR(decode_staged_in(*plan, metadata_in));
+  // Decoded in place, straight from each source's message.
+  FUSCO_RETURN_IF_ERROR(transport::alltoallv_consume(
+      transport, metadata.value(),
+      [&plan](int source, const Bytes& bytes) { return decode_staged_in(*plan, source, bytes); },
+      deadline, "plan (staged metadata exchange)"));
 
   plan->stats.received_rows = plan->num_recv_rows;
   plan->stats.relay_forwarded_rows = 0;

@@ -49,7 +49,8 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
                                              const TensorView& topk_idx,
                                              const std::vector<Bytes>& starts_from_destinations);
 
-/// Step 4 (target): decodes the staged metadata every source sent into `plan.staged_in`.
-Status decode_staged_in(detail::PlanData& plan, const std::vector<Bytes>& metadata_from_sources);
+/// Step 4 (target): decodes the staged metadata `source` sent (empty: none) and appends it to
+/// `plan.staged_in`. Called for sources in rank order.
+Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata);
 
 }  // namespace fusco::plan

@@ -65,54 +65,51 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
   return offsets;
 }
 
-Status decode_staged_in(detail::PlanData& plan, const std::vector<Bytes>& metadata_from_sources) {
-  plan.staged_in.clear();
-  for (size_t s = 0; s < metadata_from_sources.size(); ++s) {
-    if (metadata_from_sources[s].empty()) {
-      continue;
-    }
-    const std::string from = "staged metadata from rank " + std::to_string(s);
-    core::WireReader reader(metadata_from_sources[s]);
-    int64_t entries = 0;
-    int64_t fanout_rows = 0;
-    FUSCO_RETURN_IF_ERROR(reader.get(&entries));
-    FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
-    if (entries < 0 || fanout_rows < entries) {
-      return Status(StatusCode::kInternal, from + " has inconsistent counts");
-    }
-    detail::StagedIn in;
-    in.source = static_cast<int32_t>(s);
-    in.tokens.resize(static_cast<size_t>(entries));
-    in.fanout_begin.resize(static_cast<size_t>(entries) + 1);
-    in.fanout.resize(static_cast<size_t>(fanout_rows));
-    in.fanout_begin[0] = 0;
-    // Entries: token, fanout count, then the fanout rows.
-    const std::byte* at = metadata_from_sources[s].data() + 2 * sizeof(int64_t);
-    const std::byte* end = metadata_from_sources[s].data() + metadata_from_sources[s].size();
-    for (size_t i = 0; i < static_cast<size_t>(entries); ++i) {
-      int32_t entry[2];
-      if (end - at < static_cast<std::ptrdiff_t>(sizeof(entry))) {
-        return Status(StatusCode::kInternal, from + " is truncated");
-      }
-      std::memcpy(entry, at, sizeof(entry));
-      at += sizeof(entry);
-      const int64_t first = in.fanout_begin[i];
-      const auto bytes = static_cast<std::ptrdiff_t>(entry[1]) *
-                         static_cast<std::ptrdiff_t>(sizeof(detail::FanoutRow));
-      if (entry[1] < 1 || first + entry[1] > fanout_rows || end - at < bytes) {
-        return Status(StatusCode::kInternal, from + " has a bad fanout count");
-      }
-      in.tokens[i] = entry[0];
-      std::memcpy(in.fanout.data() + first, at, static_cast<size_t>(bytes));
-      at += bytes;
-      in.fanout_begin[i + 1] = first + entry[1];
-    }
-    if (at != end || in.fanout_begin.back() != fanout_rows) {
-      return Status(StatusCode::kInternal, from + " has trailing bytes or missing rows");
-    }
-    in.return_rows = plan.partial_sums ? entries : fanout_rows;
-    plan.staged_in.push_back(std::move(in));
+Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata) {
+  if (metadata.empty()) {
+    return Status();
   }
+  const std::string from = "staged metadata from rank " + std::to_string(source);
+  core::WireReader reader(metadata);
+  int64_t entries = 0;
+  int64_t fanout_rows = 0;
+  FUSCO_RETURN_IF_ERROR(reader.get(&entries));
+  FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
+  if (entries < 0 || fanout_rows < entries) {
+    return Status(StatusCode::kInternal, from + " has inconsistent counts");
+  }
+  detail::StagedIn in;
+  in.source = static_cast<int32_t>(source);
+  in.tokens.resize(static_cast<size_t>(entries));
+  in.fanout_begin.resize(static_cast<size_t>(entries) + 1);
+  in.fanout.resize(static_cast<size_t>(fanout_rows));
+  in.fanout_begin[0] = 0;
+  // Entries: token, fanout count, then the fanout rows.
+  const std::byte* at = metadata.data() + 2 * sizeof(int64_t);
+  const std::byte* end = metadata.data() + metadata.size();
+  for (size_t i = 0; i < static_cast<size_t>(entries); ++i) {
+    int32_t entry[2];
+    if (end - at < static_cast<std::ptrdiff_t>(sizeof(entry))) {
+      return Status(StatusCode::kInternal, from + " is truncated");
+    }
+    std::memcpy(entry, at, sizeof(entry));
+    at += sizeof(entry);
+    const int64_t first = in.fanout_begin[i];
+    const auto bytes = static_cast<std::ptrdiff_t>(entry[1]) *
+                       static_cast<std::ptrdiff_t>(sizeof(detail::FanoutRow));
+    if (entry[1] < 1 || first + entry[1] > fanout_rows || end - at < bytes) {
+      return Status(StatusCode::kInternal, from + " has a bad fanout count");
+    }
+    in.tokens[i] = entry[0];
+    std::memcpy(in.fanout.data() + first, at, static_cast<size_t>(bytes));
+    at += bytes;
+    in.fanout_begin[i + 1] = first + entry[1];
+  }
+  if (at != end || in.fanout_begin.back() != fanout_rows) {
+    return Status(StatusCode::kInternal, from + " has trailing bytes or missing rows");
+  }
+  in.return_rows = plan.partial_sums ? entries : fanout_rows;
+  plan.staged_in.push_back(std::move(in));
   return Status();
 }
 

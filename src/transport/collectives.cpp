@@ -4,18 +4,32 @@
 
 namespace fusco::transport {
 
-Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
-                 const Deadline& deadline, const char* what) {
+Status alltoallv_consume(Transport& transport, const std::vector<Bytes>& send,
+                         const std::function<Status(int source, const Bytes& bytes)>& consume,
+                         const Deadline& deadline, const char* what) {
   std::vector<const void*> all;
   FUSCO_RETURN_IF_ERROR(transport.sync(&send, &all, deadline, what));
   const auto me = static_cast<size_t>(transport.rank());
-  recv->assign(all.size(), Bytes());
-  for (size_t source = 0; source < all.size(); ++source) {
+  Status consumed;
+  for (size_t source = 0; source < all.size() && consumed.ok(); ++source) {
     const auto& theirs = *static_cast<const std::vector<Bytes>*>(all[source]);
-    (*recv)[source] = theirs[me];
+    consumed = consume(static_cast<int>(source), theirs[me]);
   }
   // The senders' buffers must outlive every reader.
-  return transport.barrier(deadline, what);
+  FUSCO_RETURN_IF_ERROR(transport.barrier(deadline, what));
+  return consumed;
+}
+
+Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
+                 const Deadline& deadline, const char* what) {
+  recv->assign(static_cast<size_t>(transport.world_size()), Bytes());
+  return alltoallv_consume(
+      transport, send,
+      [recv](int source, const Bytes& bytes) {
+        (*recv)[static_cast<size_t>(source)] = bytes;
+        return Status();
+      },
+      deadline, what);
 }
 
 Status allgather(Transport& transport, const void* mine, size_t bytes, std::byte* out,

@@ -52,6 +52,13 @@ class Transport {
   virtual Status health() const = 0;
 };
 
+/// Collective built on sync: `send[d]` goes to rank d; consume(s, bytes) is called, for s in
+/// rank order, with what rank s sent to this rank, read in place (no copy). Every rank waits
+/// for all consumers before its buffers may go; a failed consume is returned after that.
+Status alltoallv_consume(Transport& transport, const std::vector<Bytes>& send,
+                         const std::function<Status(int source, const Bytes& bytes)>& consume,
+                         const Deadline& deadline, const char* what);
+
 /// Collective built on sync: `send[d]` goes to rank d; `recv[s]` receives what rank s sent to
 /// this rank.
 Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
