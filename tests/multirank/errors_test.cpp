@@ -371,5 +371,33 @@ TEST(Errors, RankThatNeverArrives_OthersTimeOutNamingIt_ThenGroupMustBeRecreated
   expect_group_works(fresh);
 }
 
+TEST(Errors, RankThatSkipsDispatch_OthersTimeOutNamingIt) {
+  Group g;
+  PlanOptions quick = options();
+  quick.timeout_ms = 1000;
+  const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
+    std::vector<int32_t> ids = good_ids();
+    Communicator& comm = g.comms[static_cast<size_t>(r)];
+    Result<Plan> plan = comm.plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}),
+                                  kExperts, ExpertMap(), quick);
+    FUSCO_RETURN_IF_ERROR(plan.status());
+    if (r == 1) {
+      return Status();  // planned, then never dispatches
+    }
+    std::vector<float> x(kTokens * kHidden);
+    std::vector<float> recv(static_cast<size_t>(plan.value().num_recv_rows() * kHidden));
+    return comm.dispatch(
+        plan.value(), TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.value().num_recv_rows(), kHidden}));
+  });
+  for (int r : {0, 2, 3}) {
+    const Status& s = statuses[static_cast<size_t>(r)];
+    EXPECT_TRUE(s.code() == StatusCode::kTimeout || s.code() == StatusCode::kAborted)
+        << s.to_string();
+    EXPECT_TRUE(contains(s, "in dispatch waiting for rank(s) 1 to arrive")) << s.message();
+  }
+  EXPECT_FALSE(g.comms[0].usable());
+}
+
 }  // namespace
 }  // namespace fusco::testing
