@@ -100,6 +100,21 @@ TEST(DispatchCombine, FiveHundredTwelveExperts) {
   EXPECT_TRUE(matches_reference(c));
 }
 
+TEST(DispatchCombine, MoreThan64Nodes_GroupsPartialsInNodeOrder) {
+  // Past 64 nodes a token's nodes no longer fit the planner's bit mask.
+  Case c;
+  c.world = 70;
+  c.ranks_per_node = 1;
+  c.topk = 6;
+  c.experts = 70;
+  c.hidden = 5;
+  c.dtype = DType::kFloat16;
+  c.tokens_each = 6;
+  EXPECT_TRUE(matches_reference(c));
+  c.ranks_per_node = 2;  // 35 nodes: the bit-mask path, same routing
+  EXPECT_TRUE(matches_reference(c));
+}
+
 TEST(DispatchCombine, WorldSizeOne_EverythingStaysLocal) {
   Case c;
   c.world = 1;
