@@ -55,6 +55,8 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
   };
   bool local_left = true;
   while (true) {
+    // A peer that gave up (timeout) breaks the group: stop touching peers' memory at once.
+    FUSCO_RETURN_IF_ERROR(transport.health());
     const uint64_t bell = transport.doorbell();
     bool moved = false;
     bool streams_left = false;
