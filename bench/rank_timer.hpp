@@ -2,8 +2,10 @@
 
 // Times collective steps across in-process ranks, side by side: every iteration runs each
 // step once, in order, each step starting at a common barrier; a step's time in an iteration
-// is that of its slowest rank (nccl-tests' "max over ranks"). Interleaving the steps exposes
-// them all to the same machine state, so their ratios are fair on a noisy machine.
+// runs from the first rank starting it to the last rank finishing it. (Per-rank durations
+// would miss the time a rank waits for a core: with more ranks than cores, independent work
+// such as a memcpy runs rank after rank.) Interleaving the steps exposes them all to the same
+// machine state, so their ratios are fair on a noisy machine.
 
 #include <algorithm>
 #include <barrier>
@@ -19,13 +21,15 @@ namespace fusco::bench {
 using RankStep = std::function<Status(int rank)>;
 
 /// Runs `steps` for warmup + iters iterations on `ranks` threads; returns for each step the
-/// median over the timed iterations of the slowest rank's time, in seconds.
+/// median over the timed iterations of its wall time (first start to last end), in seconds.
 inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
                                               const std::vector<RankStep>& steps) {
   const int total = warmup + iters;
   const size_t n_steps = steps.size();
-  // seconds[(it * steps + step) * ranks + rank]
-  std::vector<double> seconds(static_cast<size_t>(total) * n_steps * static_cast<size_t>(ranks));
+  // starts / ends[(it * steps + step) * ranks + rank], seconds since `origin`
+  const auto origin = std::chrono::steady_clock::now();
+  std::vector<double> starts(static_cast<size_t>(total) * n_steps * static_cast<size_t>(ranks));
+  std::vector<double> ends(starts.size());
   std::vector<Status> statuses(static_cast<size_t>(ranks));
   std::barrier sync(ranks);
   std::vector<std::thread> threads;
@@ -40,8 +44,11 @@ inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
             statuses[static_cast<size_t>(r)] = steps[step](r);
           }
           const auto stop = std::chrono::steady_clock::now();
-          seconds[(static_cast<size_t>(it) * n_steps + step) * static_cast<size_t>(ranks) +
-                  static_cast<size_t>(r)] = std::chrono::duration<double>(stop - start).count();
+          const size_t at =
+              (static_cast<size_t>(it) * n_steps + step) * static_cast<size_t>(ranks) +
+              static_cast<size_t>(r);
+          starts[at] = std::chrono::duration<double>(start - origin).count();
+          ends[at] = std::chrono::duration<double>(stop - origin).count();
         }
       }
     });
@@ -54,17 +61,16 @@ inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
   }
   std::vector<double> medians;
   for (size_t step = 0; step < n_steps; ++step) {
-    std::vector<double> slowest;
+    std::vector<double> walls;
     for (int it = warmup; it < total; ++it) {
-      const auto first =
-          seconds.begin() + static_cast<std::ptrdiff_t>((static_cast<size_t>(it) * n_steps + step) *
-                                                        static_cast<size_t>(ranks));
-      slowest.push_back(*std::max_element(first, first + ranks));
+      const auto first = static_cast<std::ptrdiff_t>((static_cast<size_t>(it) * n_steps + step) *
+                                                     static_cast<size_t>(ranks));
+      walls.push_back(*std::max_element(ends.begin() + first, ends.begin() + first + ranks) -
+                      *std::min_element(starts.begin() + first, starts.begin() + first + ranks));
     }
-    std::sort(slowest.begin(), slowest.end());
-    const size_t mid = slowest.size() / 2;
-    medians.push_back(slowest.size() % 2 == 1 ? slowest[mid]
-                                              : (slowest[mid - 1] + slowest[mid]) / 2);
+    std::sort(walls.begin(), walls.end());
+    const size_t mid = walls.size() / 2;
+    medians.push_back(walls.size() % 2 == 1 ? walls[mid] : (walls[mid - 1] + walls[mid]) / 2);
   }
   return medians;
 }

@@ -48,7 +48,7 @@ class InprocGroup {
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
-  uint64_t generation_ = 0;
+  std::atomic<uint64_t> generation_{0};  // written under mutex_, also read without it
   int arrived_ = 0;
   std::vector<uint64_t> arrived_at_;       // generation + 1 each rank last arrived at
   std::vector<const void*> published_[2];  // double-buffered by generation parity
