@@ -292,8 +292,8 @@ void print_header(const BenchArgs& args) {
       args.routing.to_string().c_str(), dedup_name(args.dedup), static_cast<long>(args.chunk_bytes),
       args.iters, args.warmup);
   std::printf(
-      "# times: median over iterations of the slowest rank; every iteration runs memcpy,\n"
-      "# fusco and the baseline side by side (see docs/benchmarks.md)\n");
+      "# times: median over iterations of (last rank end - first rank start); each iteration\n"
+      "# runs memcpy, fusco and the baseline side by side (see docs/benchmarks.md)\n");
   std::printf(
       "#\n# %8s %9s %9s | %10s %7s %7s | %10s %7s %7s | %9s %6s | %10s %10s %7s | %7s %6s %7s\n",
       "tokens", "recv_rows", "plan_us", "disp_us", "algbw", "busbw", "comb_us", "algbw", "busbw",
