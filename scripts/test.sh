@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds fusco and runs every test: style checks, the release build's tests (unit, in-process
-# multi-rank, installed-package, public headers, GPU tests that skip without a GPU), a
+# multi-rank, Python package, installed-package, public headers, GPU tests that skip without a
+# GPU), a
 # benchmark smoke run that must report no wrong value, then the unit and multi-rank tests
 # again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
 set -euo pipefail
@@ -24,13 +25,13 @@ build/bench/fusco_plan_microbench --benchmark_min_time=0.05
 
 echo "== sanitizers: address + undefined"
 scripts/configure.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=address,undefined \
-  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs")
 
 echo "== sanitizers: thread"
 scripts/configure.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=thread \
-  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
 cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts)\.')
 

@@ -1,0 +1,185 @@
+"""fusco: fused token dispatch and combine for expert-parallel Mixture-of-Experts layers.
+
+    comms = fusco.local_group(world_size, ranks_per_node=None)   # in-process ranks (threads)
+    plan  = comm.plan(topk_idx, num_experts, expert_map=None, dedup="node")   # collective
+    recv  = comm.dispatch(plan, x)                        # [plan.num_recv_rows, H], expert-major
+    out   = comm.combine(plan, expert_out, topk_weights)  # [T, H]
+
+Every call of a group is collective: each rank makes it from its own thread; the GIL is
+released inside. Arrays are numpy arrays or torch CPU tensors, C-contiguous, never copied;
+outputs are of the same kind as the input.
+"""
+
+import numpy as np
+
+from . import _C
+from ._arrays import FP32, INT32, INT64, empty_like_kind, view
+from .errors import (AbortedError, FuscoError, FuscoMemoryError, FuscoTimeoutError,
+                     InternalError, InvalidArgumentError, MismatchError, UnsupportedError,
+                     check)
+
+__version__ = _C.__version__
+
+__all__ = ["local_group", "Communicator", "Plan", "FuscoError", "InvalidArgumentError",
+           "MismatchError", "FuscoTimeoutError", "AbortedError", "UnsupportedError",
+           "FuscoMemoryError", "InternalError"]
+
+_OPTIONS = ("chunk_bytes", "timeout_ms")
+
+# What a rank passes for an array it rejected: pointer, dtype code, shape that fusco._C
+# refuses locally. The rank still takes part in the collective call, so no peer waits for it;
+# the peers fail with "rank r rejected its arguments" and the group stays usable.
+_REJECTED = (0, -1, [])
+_ARGUMENT_ERRORS = (TypeError, ValueError, OverflowError, MemoryError)
+
+
+class Plan:
+    """The immutable result of Communicator.plan; reuse it for combine and backward."""
+
+    def __init__(self, plan):
+        self._plan = plan
+
+    @property
+    def tokens_per_expert(self):
+        """int64 numpy array: rows per local expert, in local expert order."""
+        return np.asarray(self._plan.tokens_per_expert, dtype=np.int64)
+
+    @property
+    def num_recv_rows(self):
+        """Rows dispatch writes on this rank."""
+        return self._plan.num_recv_rows
+
+    @property
+    def num_tokens(self):
+        """Tokens of this rank (T)."""
+        return self._plan.num_tokens
+
+    @property
+    def topk(self):
+        """Slots per token (k)."""
+        return self._plan.topk
+
+    @property
+    def stats(self):
+        """dict of row counts: rows_per_destination, wire_rows_per_destination,
+        intra_node_rows, inter_node_rows, inter_node_rows_without_dedup,
+        relay_forwarded_rows, received_rows, dedup_ratio. Bytes are rows * H * element
+        size (the plan does not know H)."""
+        return self._plan.stats
+
+    def __repr__(self):
+        return (f"fusco.Plan(tokens={self.num_tokens}, topk={self.topk}, "
+                f"recv_rows={self.num_recv_rows})")
+
+
+class Communicator:
+    """One rank of a group. Make groups with fusco.local_group."""
+
+    def __init__(self, comm, options):
+        self._comm = comm
+        self._options = dict(options)
+
+    @property
+    def rank(self):
+        return self._comm.rank
+
+    @property
+    def world_size(self):
+        return self._comm.world_size
+
+    @property
+    def ranks_per_node(self):
+        return self._comm.ranks_per_node
+
+    @property
+    def usable(self):
+        """False once a timeout broke the group; recreate it then."""
+        return self._comm.usable
+
+    def plan(self, topk_idx, num_experts, expert_map=None, dedup="node"):
+        """Collective. Plans the shuffle of this rank's tokens.
+
+        topk_idx: [T, k] int32 or int64 (numpy or torch), -1 for an unused slot.
+        num_experts: E. expert_map: None (contiguous: E divisible by world size) or a sequence
+        of E owner ranks. dedup: "none", "rank" or "node".
+        """
+        try:
+            idx = view(topk_idx, "topk_idx", allowed=(INT32, INT64))
+            args, error = (idx.ptr, idx.dtype, idx.shape, int(num_experts)), None
+            owners = None if expert_map is None else [int(r) for r in expert_map]
+        except _ARGUMENT_ERRORS as exc:
+            args, error, owners = (*_REJECTED, 1), exc, None
+        status, plan = self._comm.plan(*args, owners, dedup, self._options.get("chunk_bytes"),
+                                       self._options.get("timeout_ms"))
+        if error is not None:
+            raise error
+        check(status)
+        return Plan(plan)
+
+    def dispatch(self, plan, x):
+        """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts.
+
+        Returns recv [plan.num_recv_rows, H] of x's kind and dtype, expert-major: rows sorted
+        by (local expert, source rank, source token, slot).
+        """
+        try:
+            _check_plan(plan)
+            xa = view(x, "x")
+            hidden = xa.shape[1] if len(xa.shape) == 2 else 0
+            recv = empty_like_kind(xa, (plan.num_recv_rows, hidden), xa.dtype)
+            ra = view(recv, "recv")
+            args, error = (plan._plan, xa.ptr, xa.dtype, xa.shape, ra.ptr, ra.dtype,
+                           ra.shape), None
+        except _ARGUMENT_ERRORS as exc:
+            args, error = (_C.Plan(), *_REJECTED, *_REJECTED), exc
+        status = self._comm.dispatch(*args)
+        if error is not None:
+            raise error
+        check(status)
+        return recv
+
+    def combine(self, plan, expert_out, topk_weights):
+        """Collective. out[t] = sum over valid slots j of topk_weights[t, j] * expert_out[row(t, j)].
+
+        expert_out: [plan.num_recv_rows, H] float32, float16 or bfloat16; topk_weights: [T, k]
+        float32. Accumulates in fp32 in a fixed order; returns out [T, H] of expert_out's kind
+        and dtype (zero rows for tokens without valid slots).
+        """
+        try:
+            _check_plan(plan)
+            ya = view(expert_out, "expert_out")
+            wa = view(topk_weights, "topk_weights", allowed=(FP32,))
+            hidden = ya.shape[1] if len(ya.shape) == 2 else 0
+            out = empty_like_kind(ya, (plan.num_tokens, hidden), ya.dtype)
+            oa = view(out, "out")
+            args, error = (plan._plan, ya.ptr, ya.dtype, ya.shape, wa.ptr, wa.dtype, wa.shape,
+                           oa.ptr, oa.dtype, oa.shape), None
+        except _ARGUMENT_ERRORS as exc:
+            args, error = (_C.Plan(), *_REJECTED, *_REJECTED, *_REJECTED), exc
+        status = self._comm.combine(*args)
+        if error is not None:
+            raise error
+        check(status)
+        return out
+
+    def __repr__(self):
+        return (f"fusco.Communicator(rank={self.rank}, world_size={self.world_size}, "
+                f"ranks_per_node={self.ranks_per_node})")
+
+
+def _check_plan(plan):
+    if not isinstance(plan, Plan):
+        raise TypeError(f"plan must be a fusco.Plan, got {type(plan).__name__}")
+
+
+def local_group(world_size, ranks_per_node=None, **options):
+    """world_size in-process ranks (one per thread), grouped into nodes of ranks_per_node
+    (None: one node). Options: chunk_bytes, timeout_ms (defaults and FUSCO_* environment
+    variables as in docs/api.md). Returns the communicators, element r being rank r."""
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise TypeError(f"local_group got unknown options {unknown}; known: {list(_OPTIONS)}")
+    status, comms = _C.local_group(int(world_size), int(ranks_per_node or 0))
+    check(status)
+    return [Communicator(comm, options) for comm in comms]
+

@@ -1,0 +1,184 @@
+// pybind11 module fusco._C: the C++ API for the Python package. Arrays cross as raw pointers
+// with dtype codes and shapes (the package's Python layer reads them from numpy arrays and
+// torch tensors), so this module needs neither numpy nor torch headers and copies nothing.
+// Every blocking call releases the GIL. Failures return (code, message) for the package to
+// raise as fusco.FuscoError subclasses.
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fusco/fusco.hpp"
+
+namespace py = pybind11;
+
+namespace fusco::python {
+
+namespace {
+
+using CommHandle = std::shared_ptr<Communicator>;
+
+// A host tensor view from what the Python layer read off an array.
+Result<TensorView> make_view(const char* arg, uintptr_t ptr, int32_t dtype,
+                             const std::vector<int64_t>& shape) {
+  if (!dtype_is_valid(dtype)) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string(arg) + ": dtype code " + std::to_string(dtype) + " is not known");
+  }
+  if (shape.size() > TensorView::kMaxDims) {
+    return Status(StatusCode::kInvalidArgument, std::string(arg) + " has " +
+                                                    std::to_string(shape.size()) +
+                                                    " dimensions; at most 4 are supported");
+  }
+  TensorView view;
+  // The address comes from Python (numpy's __array_interface__ or torch's data_ptr()).
+  view.data = reinterpret_cast<void*>(ptr);  // NOLINT(performance-no-int-to-ptr)
+  view.dtype = static_cast<DType>(dtype);
+  view.ndim = static_cast<int>(shape.size());
+  for (size_t d = 0; d < shape.size(); ++d) {
+    view.shape[d] = shape[d];
+  }
+  return view;
+}
+
+py::tuple status_tuple(const Status& status) {
+  return py::make_tuple(static_cast<int>(status.code()), status.message());
+}
+
+py::dict stats_dict(const PlanStats& s) {
+  py::dict d;
+  d["num_tokens"] = s.num_tokens;
+  d["logical_rows"] = s.logical_rows;
+  d["rows_per_destination"] = s.rows_per_destination;
+  d["wire_rows_per_destination"] = s.wire_rows_per_destination;
+  d["intra_node_rows"] = s.intra_node_rows;
+  d["inter_node_rows"] = s.inter_node_rows;
+  d["inter_node_rows_without_dedup"] = s.inter_node_rows_without_dedup;
+  d["relay_forwarded_rows"] = s.relay_forwarded_rows;
+  d["received_rows"] = s.received_rows;
+  d["dedup_ratio"] = s.dedup_ratio();
+  return d;
+}
+
+// Options from Python keywords on top of the environment's defaults.
+Result<PlanOptions> plan_options(const std::optional<std::string>& dedup,
+                                 std::optional<int64_t> chunk_bytes,
+                                 std::optional<int64_t> timeout_ms) {
+  Result<PlanOptions> options = PlanOptions::from_env();
+  FUSCO_RETURN_IF_ERROR(options.status());
+  if (dedup) {
+    Result<Dedup> parsed = dedup_from_name(*dedup);
+    FUSCO_RETURN_IF_ERROR(parsed.status());
+    options.value().dedup = parsed.value();
+  }
+  if (chunk_bytes) options.value().chunk_bytes = *chunk_bytes;
+  if (timeout_ms) options.value().timeout_ms = *timeout_ms;
+  return options;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "fusco C++ core (use the fusco package)";
+  m.attr("__version__") = version();
+
+  py::class_<Plan>(m, "Plan")
+      .def(py::init<>())  // an empty plan: what a rank whose arguments were rejected passes on
+      .def_property_readonly("num_recv_rows", &Plan::num_recv_rows)
+      .def_property_readonly("tokens_per_expert", &Plan::tokens_per_expert)
+      .def_property_readonly("num_tokens", &Plan::num_tokens)
+      .def_property_readonly("topk", &Plan::topk)
+      .def_property_readonly("num_experts", &Plan::num_experts)
+      .def_property_readonly("rank", &Plan::rank)
+      .def_property_readonly("stats", [](const Plan& p) { return stats_dict(p.stats()); });
+
+  py::class_<Communicator, CommHandle>(m, "Communicator")
+      .def_property_readonly("rank", &Communicator::rank)
+      .def_property_readonly("world_size", &Communicator::world_size)
+      .def_property_readonly("ranks_per_node",
+                             [](const Communicator& c) { return c.topology().node_width(); })
+      .def_property_readonly("usable", &Communicator::usable)
+      .def(
+          "plan",
+          [](Communicator& comm, uintptr_t ptr, int32_t dtype, const std::vector<int64_t>& shape,
+             int64_t num_experts, const std::optional<std::vector<int32_t>>& owners,
+             const std::optional<std::string>& dedup, std::optional<int64_t> chunk_bytes,
+             std::optional<int64_t> timeout_ms) -> py::tuple {
+            Result<TensorView> idx = make_view("topk_idx", ptr, dtype, shape);
+            Result<PlanOptions> options = plan_options(dedup, chunk_bytes, timeout_ms);
+            const ExpertMap map = owners ? ExpertMap::from_owners(*owners) : ExpertMap();
+            Status status = idx.ok() ? options.status() : idx.status();
+            std::optional<Plan> plan;
+            {
+              py::gil_scoped_release release;
+              // A rank whose arguments failed here still takes part in the collective with an
+              // empty view, which the planner rejects locally: no peer waits for it.
+              const TensorView view = status.ok() ? idx.value() : TensorView{};
+              Result<Plan> made =
+                  comm.plan(view, num_experts, map, options.ok() ? options.value() : PlanOptions());
+              if (status.ok()) status = made.status();
+              if (made.ok()) plan = std::move(made).value();
+            }
+            if (!status.ok()) return py::make_tuple(status_tuple(status), py::none());
+            return py::make_tuple(status_tuple(status), py::cast(*plan));
+          },
+          py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("num_experts"),
+          py::arg("owners"), py::arg("dedup"), py::arg("chunk_bytes"), py::arg("timeout_ms"))
+      .def("dispatch",
+           [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
+              const std::vector<int64_t>& x_shape, uintptr_t recv, int32_t recv_dtype,
+              const std::vector<int64_t>& recv_shape) -> py::tuple {
+             Result<TensorView> xv = make_view("x", x, x_dtype, x_shape);
+             Result<TensorView> rv = make_view("recv", recv, recv_dtype, recv_shape);
+             Status status;
+             {
+               py::gil_scoped_release release;
+               status = comm.dispatch(plan, xv.ok() ? xv.value() : TensorView{},
+                                      rv.ok() ? rv.value() : TensorView{});
+             }
+             if (!xv.ok()) status = xv.status();
+             if (!rv.ok()) status = rv.status();
+             return status_tuple(status);
+           })
+      .def("combine",
+           [](Communicator& comm, const Plan& plan, uintptr_t y, int32_t y_dtype,
+              const std::vector<int64_t>& y_shape, uintptr_t w, int32_t w_dtype,
+              const std::vector<int64_t>& w_shape, uintptr_t out, int32_t out_dtype,
+              const std::vector<int64_t>& out_shape) -> py::tuple {
+             Result<TensorView> yv = make_view("expert_out", y, y_dtype, y_shape);
+             Result<TensorView> wv = make_view("topk_weights", w, w_dtype, w_shape);
+             Result<TensorView> ov = make_view("out", out, out_dtype, out_shape);
+             Status status;
+             {
+               py::gil_scoped_release release;
+               status = comm.combine(plan, yv.ok() ? yv.value() : TensorView{},
+                                     wv.ok() ? wv.value() : TensorView{},
+                                     ov.ok() ? ov.value() : TensorView{});
+             }
+             for (const auto* v : {&yv, &wv, &ov}) {
+               if (!v->ok()) status = v->status();
+             }
+             return status_tuple(status);
+           });
+
+  m.def(
+      "local_group",
+      [](int world_size, int ranks_per_node) -> py::tuple {
+        Result<std::vector<Communicator>> made =
+            Communicator::create_local(world_size, Topology{world_size, ranks_per_node});
+        if (!made.ok()) return py::make_tuple(status_tuple(made.status()), py::none());
+        py::list comms;
+        for (Communicator& comm : made.value()) {
+          comms.append(std::make_shared<Communicator>(std::move(comm)));
+        }
+        return py::make_tuple(status_tuple(Status()), comms);
+      },
+      py::arg("world_size"), py::arg("ranks_per_node"));
+}
+
+}  // namespace fusco::python

@@ -1,0 +1,138 @@
+"""Bad inputs raise the documented errors on the rank that made them, the other ranks learn
+of it, and the group stays usable."""
+
+import numpy as np
+import pytest
+import torch
+
+import fusco
+from conftest import run_ranks, run_ranks_catching
+
+WORLD = 4
+
+
+def good_ids():
+    return np.array([[0, 7], [1, 6], [2, 5], [3, -1]], dtype=np.int64)
+
+
+def assert_usable(comms):
+    def body(comm):
+        plan = comm.plan(good_ids(), 8)
+        recv = comm.dispatch(plan, np.ones((4, 3), dtype=np.float32))
+        return comm.combine(plan, recv, np.full((4, 2), 0.5, dtype=np.float32))
+
+    for out in run_ranks(comms, body):
+        np.testing.assert_array_equal(out[:3], np.ones((3, 3), dtype=np.float32))
+        np.testing.assert_array_equal(out[3], np.full(3, 0.5, dtype=np.float32))
+
+
+def on_rank(rank, bad, good):
+    """A per-rank body: `bad` on `rank`, `good` elsewhere."""
+    return lambda comm: bad(comm) if comm.rank == rank else good(comm)
+
+
+@pytest.fixture
+def comms():
+    return fusco.local_group(WORLD, 2, timeout_ms=20000)
+
+
+def test_expert_id_out_of_range(comms):
+    ids = good_ids()
+    ids[1, 1] = 99
+    outcomes = run_ranks_catching(comms, on_rank(2, lambda c: c.plan(ids, 8),
+                                                 lambda c: c.plan(good_ids(), 8)))
+    assert isinstance(outcomes[2], fusco.InvalidArgumentError)
+    assert "topk_idx[1, 1] = 99 is outside [-1, num_experts=8)" in str(outcomes[2])
+    assert outcomes[2].code == "invalid_argument"
+    for r in (0, 1, 3):
+        assert isinstance(outcomes[r], fusco.InvalidArgumentError)
+        assert "rank 2 rejected" in str(outcomes[r])
+    assert_usable(comms)
+
+
+def test_topk_idx_of_float_dtype_is_a_type_error(comms):
+    bad = good_ids().astype(np.float32)
+    outcomes = run_ranks_catching(comms, on_rank(0, lambda c: c.plan(bad, 8),
+                                                 lambda c: c.plan(good_ids(), 8)))
+    assert isinstance(outcomes[0], TypeError) and "topk_idx" in str(outcomes[0])
+    assert all(isinstance(o, fusco.InvalidArgumentError) for o in outcomes[1:])
+    assert_usable(comms)
+
+
+def test_non_contiguous_x_is_a_value_error_naming_it(comms):
+    def body(comm):
+        plan = comm.plan(good_ids(), 8)
+        x = np.ones((4, 6), dtype=np.float32)
+        return comm.dispatch(plan, x[:, ::2] if comm.rank == 1 else x[:, :3].copy())
+
+    outcomes = run_ranks_catching(comms, body)
+    assert isinstance(outcomes[1], ValueError) and "x must be C-contiguous" in str(outcomes[1])
+    assert isinstance(outcomes[0], fusco.InvalidArgumentError)
+    assert_usable(comms)
+
+
+def test_shape_mismatch_and_hidden_mismatch(comms):
+    def wrong_rows(comm):
+        plan = comm.plan(good_ids(), 8)
+        rows = 5 if comm.rank == 3 else 4
+        return comm.dispatch(plan, np.ones((rows, 3), dtype=np.float32))
+
+    outcomes = run_ranks_catching(comms, wrong_rows)
+    assert isinstance(outcomes[3], fusco.InvalidArgumentError)
+    assert "x is [5, 3] fp32 host but must be [4, 3]" in str(outcomes[3])
+
+    def wrong_hidden(comm):
+        plan = comm.plan(good_ids(), 8)
+        return comm.dispatch(plan, np.ones((4, 3 + comm.rank % 2), dtype=np.float32))
+
+    outcomes = run_ranks_catching(comms, wrong_hidden)
+    assert all(isinstance(o, fusco.MismatchError) for o in outcomes)
+    assert_usable(comms)
+
+
+def test_combine_of_wrong_weight_dtype_and_fp8_like_types(comms):
+    def body(comm):
+        plan = comm.plan(good_ids(), 8)
+        recv = comm.dispatch(plan, np.ones((4, 3), dtype=np.float32))
+        weights = np.ones((4, 2), dtype=np.float64 if comm.rank == 0 else np.float32)
+        return comm.combine(plan, recv, weights)
+
+    outcomes = run_ranks_catching(comms, body)
+    assert isinstance(outcomes[0], TypeError) and "topk_weights" in str(outcomes[0])
+
+    def int_combine(comm):
+        plan = comm.plan(good_ids(), 8)
+        recv = comm.dispatch(plan, np.ones((4, 3), dtype=np.int32))
+        return comm.combine(plan, recv, np.ones((4, 2), dtype=np.float32))
+
+    outcomes = run_ranks_catching(comms, int_combine)
+    assert all(isinstance(o, fusco.UnsupportedError) for o in outcomes)
+    assert_usable(comms)
+
+
+def test_torch_tensor_on_wrong_kind_and_plain_lists(comms):
+    outcomes = run_ranks_catching(comms, on_rank(1, lambda c: c.plan([[0, 1]], 8),
+                                                 lambda c: c.plan(torch.from_numpy(good_ids()),
+                                                                  8)))
+    assert isinstance(outcomes[1], TypeError)
+    assert "numpy array or a torch tensor" in str(outcomes[1])
+    assert_usable(comms)
+
+
+def test_group_creation_errors():
+    with pytest.raises(fusco.InvalidArgumentError, match="world_size = 0"):
+        fusco.local_group(0)
+    with pytest.raises(TypeError, match="unknown options"):
+        fusco.local_group(2, chunk=5)
+
+
+def test_timeout_names_the_missing_rank_and_the_group_must_be_recreated():
+    comms = fusco.local_group(3, timeout_ms=300)
+    outcomes = run_ranks_catching(comms[:2], lambda c: c.plan(good_ids(), 6))
+    for o in outcomes:
+        assert isinstance(o, (fusco.FuscoTimeoutError, fusco.AbortedError))
+        assert "rank(s) 2" in str(o)
+    assert isinstance(outcomes[0], TimeoutError) or isinstance(outcomes[1], TimeoutError)
+    assert not comms[0].usable
+    with pytest.raises(fusco.AbortedError, match="recreate"):
+        comms[2].plan(good_ids(), 6)
