@@ -17,6 +17,7 @@ std::size_t dtype_size(DType dtype) {
     case DType::kInt8:
       return 1;
     case DType::kInt64:
+    case DType::kFloat64:
       return 8;
   }
   return 0;
@@ -40,6 +41,8 @@ const char* dtype_name(DType dtype) {
       return "int32";
     case DType::kInt64:
       return "int64";
+    case DType::kFloat64:
+      return "fp64";
   }
   return "invalid";
 }
@@ -56,7 +59,8 @@ Result<DType> dtype_from_name(std::string_view name) {
       {"fp8_e4m3", DType::kFloat8E4M3}, {"e4m3", DType::kFloat8E4M3},
       {"fp8_e5m2", DType::kFloat8E5M2}, {"e5m2", DType::kFloat8E5M2},
       {"int8", DType::kInt8},           {"int32", DType::kInt32},
-      {"int64", DType::kInt64},
+      {"int64", DType::kInt64},       {"fp64", DType::kFloat64},
+      {"float64", DType::kFloat64},
   };
   for (const Alias& alias : kAliases) {
     if (name == alias.text) {
@@ -66,16 +70,17 @@ Result<DType> dtype_from_name(std::string_view name) {
   return Status(StatusCode::kInvalidArgument,
                 "dtype '" + std::string(name) +
                     "' is not known; expected one of fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int8, "
-                    "int32, int64");
+                    "int32, int64, fp64");
 }
 
 bool dtype_supports_combine(DType dtype) {
-  return dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16;
+  return dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16 ||
+         dtype == DType::kFloat64;
 }
 
 bool dtype_is_valid(int32_t value) {
   return value >= static_cast<int32_t>(DType::kFloat32) &&
-         value <= static_cast<int32_t>(DType::kInt64);
+         value <= static_cast<int32_t>(DType::kFloat64);
 }
 
 }  // namespace fusco

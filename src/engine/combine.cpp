@@ -18,16 +18,22 @@ namespace {
 
 using detail::CombineTerm;
 
+double weight_at(const void* weights, bool f64, int64_t index) {
+  return f64 ? static_cast<const double*>(weights)[index]
+             : static_cast<const float*>(weights)[index];
+}
+
 struct CombineSources {
   std::vector<const std::byte*> rows_of;  // expert_out of every rank
-  std::vector<const float*> weights_of;   // topk_weights of every rank
+  std::vector<const void*> weights_of;    // topk_weights of every rank
+  bool weights_f64 = false;               // fp64 weights (with fp64 expert outputs), else fp32
   const std::byte* returned = nullptr;    // this rank's return buffer
   size_t row_bytes = 0;
 };
 
 // Reduces every token with the plan's combine program: one pass over each output row.
 void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DType dtype,
-                   const float* weights, std::byte* out, int64_t hidden, Workspace& ws) {
+                   const void* weights, std::byte* out, int64_t hidden, Workspace& ws) {
   for (int64_t t = 0; t < plan.num_tokens; ++t) {
     std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
     const auto g_begin = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
@@ -51,7 +57,9 @@ void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DTyp
                                     : src.rows_of[static_cast<size_t>(term.rank)];
         ws.terms.push_back(
             {base + static_cast<size_t>(term.row) * src.row_bytes,
-             term.slot == CombineTerm::kUnitWeight ? 1.0f : weights[t * plan.topk + term.slot]});
+             term.slot == CombineTerm::kUnitWeight
+                 ? 1.0
+                 : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
       }
     }
     reduce_row(dtype, ws.terms.data(), ws.group_sizes.data(),
@@ -89,13 +97,14 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     mine.hidden = hidden;
     mine.dtype = static_cast<int32_t>(expert_out.dtype);
     mine.src = static_cast<const std::byte*>(expert_out.data);
-    mine.weights = static_cast<const float*>(topk_weights.data);
+    mine.weights = topk_weights.data;
   }
   std::vector<const OpHeader*> headers;
   FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "combine"));
 
   CombineSources src;
   src.row_bytes = row_bytes;
+  src.weights_f64 = topk_weights.dtype == DType::kFloat64;
   for (const OpHeader* header : headers) {
     src.rows_of.push_back(header->src);
     src.weights_of.push_back(header->weights);
@@ -133,7 +142,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
       return;
     }
     // Relay partial sums: this node's rows of each entry, slots ascending, one group.
-    const float* weights = src.weights_of[static_cast<size_t>(in.source)];
+    const void* weights = src.weights_of[static_cast<size_t>(in.source)];
     for (int64_t i = 0; i < count; ++i) {
       const auto entry = static_cast<size_t>(first + i);
       const int64_t token = in.tokens[entry];
@@ -142,7 +151,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
         workspace.terms.push_back(
             {src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-             weights[token * plan->topk + row.slot]});
+             weight_at(weights, src.weights_f64, token * plan->topk + row.slot)});
       }
       const auto size = static_cast<int32_t>(workspace.terms.size());
       reduce_row(dtype, workspace.terms.data(), &size, 1, slot + static_cast<size_t>(i) * row_bytes,
@@ -158,7 +167,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
                                     "combine", produce, consume, no_local_work));
 
-  reduce_tokens(*plan, src, dtype, static_cast<const float*>(topk_weights.data),
+  reduce_tokens(*plan, src, dtype, topk_weights.data,
                 static_cast<std::byte*>(out.data), hidden, workspace);
   // Peers read this rank's expert_out and weights until they are done.
   return transport.barrier(deadline, "combine (completion)");

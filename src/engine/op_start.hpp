@@ -24,7 +24,7 @@ struct OpHeader {
   int32_t dtype = 0;
   const std::byte* src = nullptr;  // x (dispatch) or expert_out (combine)
   std::byte* dst = nullptr;        // recv (dispatch)
-  const float* weights = nullptr;  // topk_weights (combine)
+  const void* weights = nullptr;   // topk_weights (combine)
 };
 
 /// Publishes `mine` (with mine.ok set from `local`; it must live until the caller's closing

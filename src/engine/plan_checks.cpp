@@ -63,16 +63,20 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
   if (!dtype_supports_combine(expert_out.dtype)) {
     return Status(StatusCode::kUnsupported, std::string("combine of expert_out dtype ") +
                                                 dtype_name(expert_out.dtype) +
-                                                " is not offered; use fp32, fp16 or bf16");
+                                                " is not offered; use fp32, fp16, bf16 or fp64");
   }
   const int64_t hidden = expert_out.shape[1];
   if (expert_out.shape[0] != plan->num_recv_rows) {
     return shape_error("expert_out", expert_out,
                        dims(plan->num_recv_rows, hidden) + " (plan.num_recv_rows() rows)");
   }
-  if (topk_weights.dtype != DType::kFloat32) {
+  const DType weight_dtype =
+      expert_out.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+  if (topk_weights.dtype != weight_dtype) {
     return Status(StatusCode::kInvalidArgument,
-                  std::string("topk_weights must be fp32, got ") + dtype_name(topk_weights.dtype));
+                  std::string("topk_weights must be ") + dtype_name(weight_dtype) + " with " +
+                      dtype_name(expert_out.dtype) + " expert_out, got " +
+                      dtype_name(topk_weights.dtype));
   }
   if (topk_weights.shape[0] != plan->num_tokens || topk_weights.shape[1] != plan->topk) {
     return shape_error("topk_weights", topk_weights,

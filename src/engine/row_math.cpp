@@ -17,30 +17,40 @@ namespace fusco::engine {
 
 namespace {
 
+// Element types: storage, accumulation type, and the conversions between them.
 struct F32 {
   using Storage = float;
+  using Acc = float;
   static float load(float v) { return v; }
   static float store(float v) { return v; }
 };
 struct BF16 {
   using Storage = uint16_t;
+  using Acc = float;
   static float load(uint16_t v) { return core::bf16_to_float(v); }
   static uint16_t store(float v) { return core::float_to_bf16(v); }
 };
 struct F16 {
   using Storage = uint16_t;
+  using Acc = float;
   static float load(uint16_t v) { return core::fp16_to_float(v); }
   static uint16_t store(float v) { return core::float_to_fp16(v); }
 };
+struct F64 {
+  using Storage = double;
+  using Acc = double;
+  static double load(double v) { return v; }
+  static double store(double v) { return v; }
+};
 
-// Blocks of H small enough that the fp32 partials stay in L1 while every term streams once.
+// Blocks of H small enough that the partial sums stay in L1 while every term streams once.
 constexpr int64_t kBlock = 512;
 
 // Weighted sum of a block of one row into acc: acc = w * row (first) or acc += w * row.
 template <typename E>
-__attribute__((always_inline)) inline void accumulate(float* __restrict acc,
+__attribute__((always_inline)) inline void accumulate(typename E::Acc* __restrict acc,
                                                       const typename E::Storage* __restrict row,
-                                                      float w, bool first, int64_t len) {
+                                                      typename E::Acc w, bool first, int64_t len) {
   // Ask for this row's next block while this one is summed: rows are short streams that the
   // hardware prefetcher alone picks up too late.
   constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(typename E::Storage));
@@ -60,15 +70,17 @@ __attribute__((always_inline)) inline void reduce_impl(const ReduceTerm* terms,
   S* __restrict dst = static_cast<S*>(out);
   // acc and total sit 4 KiB + 128 B apart: at exactly 4 KiB their loads would wait on each
   // other's stores (4K aliasing).
-  alignas(64) float scratch[2 * kBlock + 32];
-  float* __restrict acc = scratch;
-  float* __restrict total = scratch + kBlock + 32;
+  using A = typename E::Acc;
+  alignas(64) A scratch[2 * kBlock + 32];
+  A* __restrict acc = scratch;
+  A* __restrict total = scratch + kBlock + 32;
   for (int64_t h0 = 0; h0 < n; h0 += kBlock) {
     const int64_t len = std::min(kBlock, n - h0);
     const ReduceTerm* term = terms;
     for (int32_t g = 0; g < groups; ++g) {
       for (int32_t i = 0; i < group_sizes[g]; ++i, ++term) {
-        accumulate<E>(acc, static_cast<const S*>(term->row) + h0, term->weight, i == 0, len);
+        accumulate<E>(acc, static_cast<const S*>(term->row) + h0, static_cast<A>(term->weight),
+                      i == 0, len);
       }
       if (groups == 1) {
         for (int64_t e = 0; e < len; ++e) dst[h0 + e] = E::store(acc[e]);
@@ -96,6 +108,10 @@ FUSCO_ROW_KERNEL void reduce_fp16(const ReduceTerm* terms, const int32_t* group_
                                   int32_t groups, void* out, int64_t n) {
   reduce_impl<F16>(terms, group_sizes, groups, out, n);
 }
+FUSCO_ROW_KERNEL void reduce_f64(const ReduceTerm* terms, const int32_t* group_sizes,
+                                 int32_t groups, void* out, int64_t n) {
+  reduce_impl<F64>(terms, group_sizes, groups, out, n);
+}
 
 }  // namespace
 
@@ -106,6 +122,8 @@ void reduce_row(DType dtype, const ReduceTerm* terms, const int32_t* group_sizes
       return reduce_bf16(terms, group_sizes, groups, out, n);
     case DType::kFloat16:
       return reduce_fp16(terms, group_sizes, groups, out, n);
+    case DType::kFloat64:
+      return reduce_f64(terms, group_sizes, groups, out, n);
     default:
       return reduce_f32(terms, group_sizes, groups, out, n);
   }

@@ -55,6 +55,8 @@ void store(float value, DType dtype, std::byte* out) {
   std::memcpy(out, &bits, 2);
 }
 
+void store(double value, DType /*fp64*/, std::byte* out) { std::memcpy(out, &value, 8); }
+
 float round_trip(float value, DType dtype) {
   std::byte bits[4];
   store(value, dtype, bits);
@@ -64,6 +66,42 @@ float round_trip(float value, DType dtype) {
   uint16_t half;
   std::memcpy(&half, bits, 2);
   return dtype == DType::kBFloat16 ? core::bf16_to_float(half) : core::fp16_to_float(half);
+}
+
+// One term of a token's sum.
+struct Term {
+  int rank;
+  int64_t row;
+  double weight;
+};
+
+// Element h of a token's combine result, in the accumulation type of the dtype (fp64 for
+// fp64, else fp32). Every sum starts from its first term: ((a + b) + c) ...; with several
+// groups each group's sum is rounded to the dtype before the groups are added in order.
+template <typename Acc>
+Acc element_sum(const std::map<int, std::vector<Term>>& groups, const std::vector<TensorView>& y,
+                int64_t h, int64_t hidden, DType dtype) {
+  Acc total = 0;
+  bool first_group = true;
+  for (const auto& [node, terms] : groups) {
+    Acc partial = 0;
+    for (size_t i = 0; i < terms.size(); ++i) {
+      const Term& term = terms[i];
+      const TensorView& rows = y[static_cast<size_t>(term.rank)];
+      const int64_t index = term.row * hidden + h;
+      const Acc element = dtype == DType::kFloat64
+                              ? static_cast<Acc>(static_cast<const double*>(rows.data)[index])
+                              : static_cast<Acc>(load(rows, index));
+      const Acc value = static_cast<Acc>(term.weight) * element;
+      partial = i == 0 ? value : partial + value;
+    }
+    if (groups.size() > 1 && dtype != DType::kFloat64) {
+      partial = static_cast<Acc>(round_trip(static_cast<float>(partial), dtype));
+    }
+    total = first_group ? partial : total + partial;
+    first_group = false;
+  }
+  return total;
 }
 
 }  // namespace
@@ -141,17 +179,17 @@ std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
   std::vector<std::vector<std::byte>> out(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
     const TensorView& idx = topk_idx[static_cast<size_t>(r)];
-    const auto* w = static_cast<const float*>(weights[static_cast<size_t>(r)].data);
+    const TensorView& w = weights[static_cast<size_t>(r)];
+    auto weight = [&w](int64_t index) {
+      return w.dtype == DType::kFloat64
+                 ? static_cast<const double*>(w.data)[index]
+                 : static_cast<double>(static_cast<const float*>(w.data)[index]);
+    };
     const int topk = static_cast<int>(idx.shape[1]);
     out[static_cast<size_t>(r)].assign(static_cast<size_t>(idx.shape[0] * hidden) * elem,
                                        std::byte{0});
     for (int64_t t = 0; t < idx.shape[0]; ++t) {
       // Terms grouped by node when partials are formed, else one group.
-      struct Term {
-        int rank;
-        int64_t row;
-        float weight;
-      };
       std::map<int, std::vector<Term>> groups;
       for (int j = 0; j < topk; ++j) {
         const int64_t e = expert_at(idx, t, j);
@@ -161,31 +199,19 @@ std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
         const int owner = owner_of(e, num_experts, expert_map, world_size);
         const int node = dedup == Dedup::kNode ? topology.node_of(owner) : 0;
         const auto [d, row] = landed.at({r, t, j});
-        groups[node].push_back({d, row, w[t * topk + j]});
+        groups[node].push_back({d, row, weight(t * topk + j)});
       }
       if (groups.empty()) {
         continue;  // zero row
       }
+      std::byte* out_row =
+          out[static_cast<size_t>(r)].data() + static_cast<size_t>(t * hidden) * elem;
       for (int64_t h = 0; h < hidden; ++h) {
-        // Every sum starts from its first term: ((a + b) + c) ...
-        float total = 0.0f;
-        bool first_group = true;
-        for (const auto& [node, terms] : groups) {
-          float partial = 0.0f;
-          for (size_t i = 0; i < terms.size(); ++i) {
-            const Term& term = terms[i];
-            const float value =
-                term.weight * load(y[static_cast<size_t>(term.rank)], term.row * hidden + h);
-            partial = i == 0 ? value : partial + value;
-          }
-          if (groups.size() > 1) {
-            partial = round_trip(partial, dtype);
-          }
-          total = first_group ? partial : total + partial;
-          first_group = false;
+        if (dtype == DType::kFloat64) {
+          store(element_sum<double>(groups, y, h, hidden, dtype), dtype, out_row + h * elem);
+        } else {
+          store(element_sum<float>(groups, y, h, hidden, dtype), dtype, out_row + h * elem);
         }
-        store(total, dtype,
-              out[static_cast<size_t>(r)].data() + static_cast<size_t>(t * hidden + h) * elem);
       }
     }
   }

@@ -12,7 +12,7 @@ namespace {
 
 constexpr DType kAllDtypes[] = {DType::kFloat32,    DType::kFloat16,    DType::kBFloat16,
                                 DType::kFloat8E4M3, DType::kFloat8E5M2, DType::kInt8,
-                                DType::kInt32,      DType::kInt64};
+                                DType::kInt32,      DType::kInt64,      DType::kFloat64};
 
 Case random_case(uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -32,7 +32,7 @@ Case random_case(uint64_t seed) {
   }
   constexpr int64_t kHiddens[] = {1, 7, 128};
   c.hidden = kHiddens[pick(0, 2)];
-  c.dtype = kAllDtypes[pick(0, 7)];
+  c.dtype = kAllDtypes[pick(0, 8)];
   c.dedup = static_cast<Dedup>(pick(0, 2));
   constexpr int64_t kChunks[] = {1, 100, 1024, 1 << 20};
   c.chunk_bytes = kChunks[pick(0, 3)];

@@ -57,6 +57,9 @@ std::vector<std::byte> random_elements(DType dtype, int64_t count, uint64_t seed
     if (dtype == DType::kFloat32) {
       const float v = value(rng);
       std::memcpy(at, &v, 4);
+    } else if (dtype == DType::kFloat64) {
+      const double v = static_cast<double>(value(rng)) / 3.0;  // uses the low mantissa bits
+      std::memcpy(at, &v, 8);
     } else if (dtype == DType::kBFloat16 || dtype == DType::kFloat16) {
       const float v = value(rng);
       const uint16_t h =
@@ -75,7 +78,8 @@ Outcome run_case(const Case& c) {
   std::vector<std::vector<int32_t>> ids32(static_cast<size_t>(c.world));
   std::vector<std::vector<std::byte>> x(static_cast<size_t>(c.world));
   std::vector<std::vector<std::byte>> y(static_cast<size_t>(c.world));
-  std::vector<std::vector<float>> weights(static_cast<size_t>(c.world));
+  std::vector<std::vector<std::byte>> weights(static_cast<size_t>(c.world));
+  const DType weight_dtype = c.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
   Outcome outcome;
   outcome.recv.resize(static_cast<size_t>(c.world));
   outcome.out.resize(static_cast<size_t>(c.world));
@@ -118,16 +122,11 @@ Outcome run_case(const Case& c) {
       return Status();
     }
     y[r] = random_elements(c.dtype, rows * c.hidden, c.seed * 37 + r);
-    std::mt19937_64 rng(c.seed * 41 + r);
-    std::uniform_real_distribution<float> w(-1.0f, 1.0f);
-    weights[r].resize(static_cast<size_t>(tokens * c.topk));
-    for (float& v : weights[r]) {
-      v = w(rng);
-    }
+    weights[r] = random_elements(weight_dtype, tokens * c.topk, c.seed * 41 + r);
     outcome.out[r].assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype),
                           std::byte{0x5a});
     return comm.combine(plan.value(), TensorView::host(y[r].data(), c.dtype, {rows, c.hidden}),
-                        TensorView::host(weights[r].data(), DType::kFloat32, {tokens, c.topk}),
+                        TensorView::host(weights[r].data(), weight_dtype, {tokens, c.topk}),
                         TensorView::host(outcome.out[r].data(), c.dtype, {tokens, c.hidden}));
   });
   for (int r = 0; r < c.world; ++r) {
@@ -183,7 +182,9 @@ Outcome run_case(const Case& c) {
     const int64_t rows = static_cast<int64_t>(layout.rows[rr].size());
     const int64_t tokens = tokens_of(c, r);
     y.push_back(TensorView::host(got.y_[rr].data(), c.dtype, {rows, c.hidden}));
-    w.push_back(TensorView::host(got.weights_[rr].data(), DType::kFloat32, {tokens, c.topk}));
+    w.push_back(TensorView::host(got.weights_[rr].data(),
+                                 c.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32,
+                                 {tokens, c.topk}));
   }
   const auto want_out = reference::combine(layout, idx, w, y, c.experts, map,
                                            Topology::nodes_of(c.world, c.ranks_per_node), c.dedup);

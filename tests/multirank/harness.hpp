@@ -44,7 +44,7 @@ struct Outcome {
   // Inputs, kept for the reference check.
   std::vector<std::vector<int64_t>> ids_;
   std::vector<std::vector<std::byte>> x_, y_;
-  std::vector<std::vector<float>> weights_;
+  std::vector<std::vector<std::byte>> weights_;  // fp32, or fp64 for fp64 cases
 };
 
 /// Runs `c`; fails the current test on any error status.

@@ -33,8 +33,9 @@ TEST(Result, HoldsValueOrStatus_OkStatusWithoutValueIsInternalError) {
 
 TEST(DType, SizesAndNamesRoundTrip) {
   const std::pair<DType, size_t> sizes[] = {
-      {DType::kFloat32, 4},    {DType::kFloat16, 2}, {DType::kBFloat16, 2}, {DType::kFloat8E4M3, 1},
-      {DType::kFloat8E5M2, 1}, {DType::kInt8, 1},    {DType::kInt32, 4},    {DType::kInt64, 8}};
+      {DType::kFloat32, 4},    {DType::kFloat16, 2},    {DType::kBFloat16, 2},
+      {DType::kFloat8E4M3, 1}, {DType::kFloat8E5M2, 1}, {DType::kInt8, 1},
+      {DType::kInt32, 4},      {DType::kInt64, 8},      {DType::kFloat64, 8}};
   for (const auto& [dtype, size] : sizes) {
     EXPECT_EQ(dtype_size(dtype), size);
     Result<DType> parsed = dtype_from_name(dtype_name(dtype));
@@ -45,9 +46,9 @@ TEST(DType, SizesAndNamesRoundTrip) {
 }
 
 TEST(DType, UnknownNameIsAnErrorListingTheChoices) {
-  Result<DType> parsed = dtype_from_name("fp64");
+  Result<DType> parsed = dtype_from_name("fp128");
   ASSERT_FALSE(parsed.ok());
-  EXPECT_NE(parsed.status().message().find("'fp64'"), std::string::npos);
+  EXPECT_NE(parsed.status().message().find("'fp128'"), std::string::npos);
   EXPECT_NE(parsed.status().message().find("bf16"), std::string::npos);
 }
 
@@ -57,6 +58,7 @@ TEST(DType, CombineIsOfferedForFloatTypesOnly) {
   EXPECT_TRUE(dtype_supports_combine(DType::kFloat32));
   EXPECT_FALSE(dtype_supports_combine(DType::kFloat8E4M3));
   EXPECT_FALSE(dtype_supports_combine(DType::kInt32));
+  EXPECT_TRUE(dtype_supports_combine(DType::kFloat64));
 }
 
 float bits_to_float(uint32_t bits) {
