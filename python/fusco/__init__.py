@@ -13,7 +13,7 @@ outputs are of the same kind as the input.
 import numpy as np
 
 from . import _C
-from ._arrays import FP32, INT32, INT64, empty_like_kind, view
+from ._arrays import FP32, FP64, INT32, INT64, empty_like_kind, view
 from .errors import (AbortedError, FuscoError, FuscoMemoryError, FuscoTimeoutError,
                      InternalError, InvalidArgumentError, MismatchError, UnsupportedError,
                      check)
@@ -36,8 +36,12 @@ _ARGUMENT_ERRORS = (TypeError, ValueError, OverflowError, MemoryError)
 class Plan:
     """The immutable result of Communicator.plan; reuse it for combine and backward."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, topk_idx=None, owners=None, world_size=1):
         self._plan = plan
+        self._topk_idx = topk_idx      # int64 numpy copy, for fusco.torch's row metadata
+        self._owners = owners          # explicit expert map, or None (contiguous)
+        self._world_size = world_size
+        self._row_slots = None         # per received row: the source's top-k slot (cached)
 
     @property
     def tokens_per_expert(self):
@@ -58,6 +62,11 @@ class Plan:
     def topk(self):
         """Slots per token (k)."""
         return self._plan.topk
+
+    @property
+    def num_experts(self):
+        """Logical experts (E)."""
+        return self._plan.num_experts
 
     @property
     def stats(self):
@@ -114,7 +123,9 @@ class Communicator:
         if error is not None:
             raise error
         check(status)
-        return Plan(plan)
+        routing = np.array(idx.array, dtype=np.int64, copy=True) if not idx.is_torch else \
+            idx.array.detach().to("cpu").numpy().astype(np.int64)
+        return Plan(plan, routing, owners, self.world_size)
 
     def dispatch(self, plan, x):
         """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts.
@@ -141,14 +152,15 @@ class Communicator:
     def combine(self, plan, expert_out, topk_weights):
         """Collective. out[t] = sum over valid slots j of topk_weights[t, j] * expert_out[row(t, j)].
 
-        expert_out: [plan.num_recv_rows, H] float32, float16 or bfloat16; topk_weights: [T, k]
-        float32. Accumulates in fp32 in a fixed order; returns out [T, H] of expert_out's kind
-        and dtype (zero rows for tokens without valid slots).
+        expert_out: [plan.num_recv_rows, H] float32, float16 or bfloat16 (accumulated in fp32),
+        or float64 (accumulated in fp64); topk_weights: [T, k] float32 (float64 with float64
+        expert_out). Sums in a fixed order; returns out [T, H] of expert_out's kind and dtype
+        (zero rows for tokens without valid slots).
         """
         try:
             _check_plan(plan)
             ya = view(expert_out, "expert_out")
-            wa = view(topk_weights, "topk_weights", allowed=(FP32,))
+            wa = view(topk_weights, "topk_weights", allowed=(FP32, FP64))
             hidden = ya.shape[1] if len(ya.shape) == 2 else 0
             out = empty_like_kind(ya, (plan.num_tokens, hidden), ya.dtype)
             oa = view(out, "out")

@@ -5,7 +5,7 @@ import sys
 import numpy as np
 
 # fusco::DType codes.
-FP32, FP16, BF16, FP8_E4M3, FP8_E5M2, INT8, INT32, INT64 = range(8)
+FP32, FP16, BF16, FP8_E4M3, FP8_E5M2, INT8, INT32, INT64, FP64 = range(9)
 
 _NUMPY_CODES = {
     np.dtype(np.float32): FP32,
@@ -13,6 +13,7 @@ _NUMPY_CODES = {
     np.dtype(np.int8): INT8,
     np.dtype(np.int32): INT32,
     np.dtype(np.int64): INT64,
+    np.dtype(np.float64): FP64,
 }
 _NUMPY_DTYPES = {code: dtype for dtype, code in _NUMPY_CODES.items()}
 
@@ -24,7 +25,7 @@ def _torch():
 
 def _torch_codes(torch):
     codes = {torch.float32: FP32, torch.float16: FP16, torch.bfloat16: BF16, torch.int8: INT8,
-             torch.int32: INT32, torch.int64: INT64}
+             torch.int32: INT32, torch.int64: INT64, torch.float64: FP64}
     for name, code in (("float8_e4m3fn", FP8_E4M3), ("float8_e5m2", FP8_E5M2)):
         if hasattr(torch, name):
             codes[getattr(torch, name)] = code
@@ -79,7 +80,7 @@ def view(array, name, allowed=None):
 
 def _name(code):
     return ["float32", "float16", "bfloat16", "float8_e4m3", "float8_e5m2", "int8", "int32",
-            "int64"][code]
+            "int64", "float64"][code]
 
 
 def empty_like_kind(like, shape, dtype_code):

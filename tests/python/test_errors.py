@@ -98,7 +98,17 @@ def test_combine_of_wrong_weight_dtype_and_fp8_like_types(comms):
         return comm.combine(plan, recv, weights)
 
     outcomes = run_ranks_catching(comms, body)
-    assert isinstance(outcomes[0], TypeError) and "topk_weights" in str(outcomes[0])
+    assert isinstance(outcomes[0], fusco.InvalidArgumentError)
+    assert "topk_weights must be fp32 with fp32 expert_out, got fp64" in str(outcomes[0])
+
+    def int_weights(comm):
+        plan = comm.plan(good_ids(), 8)
+        recv = comm.dispatch(plan, np.ones((4, 3), dtype=np.float32))
+        weights = np.ones((4, 2), dtype=np.int32 if comm.rank == 2 else np.float32)
+        return comm.combine(plan, recv, weights)
+
+    outcomes = run_ranks_catching(comms, int_weights)
+    assert isinstance(outcomes[2], TypeError) and "topk_weights" in str(outcomes[2])
 
     def int_combine(comm):
         plan = comm.plan(good_ids(), 8)
