@@ -59,7 +59,7 @@ Result<DType> dtype_from_name(std::string_view name) {
       {"fp8_e4m3", DType::kFloat8E4M3}, {"e4m3", DType::kFloat8E4M3},
       {"fp8_e5m2", DType::kFloat8E5M2}, {"e5m2", DType::kFloat8E5M2},
       {"int8", DType::kInt8},           {"int32", DType::kInt32},
-      {"int64", DType::kInt64},       {"fp64", DType::kFloat64},
+      {"int64", DType::kInt64},         {"fp64", DType::kFloat64},
       {"float64", DType::kFloat64},
   };
   for (const Alias& alias : kAliases) {

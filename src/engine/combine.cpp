@@ -55,11 +55,10 @@ void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DTyp
         const std::byte* base = term.rank == CombineTerm::kReturnBuffer
                                     ? src.returned
                                     : src.rows_of[static_cast<size_t>(term.rank)];
-        ws.terms.push_back(
-            {base + static_cast<size_t>(term.row) * src.row_bytes,
-             term.slot == CombineTerm::kUnitWeight
-                 ? 1.0
-                 : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
+        ws.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
+                            term.slot == CombineTerm::kUnitWeight
+                                ? 1.0
+                                : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
       }
     }
     reduce_row(dtype, ws.terms.data(), ws.group_sizes.data(),
@@ -167,8 +166,8 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
                                     "combine", produce, consume, no_local_work));
 
-  reduce_tokens(*plan, src, dtype, topk_weights.data,
-                static_cast<std::byte*>(out.data), hidden, workspace);
+  reduce_tokens(*plan, src, dtype, topk_weights.data, static_cast<std::byte*>(out.data), hidden,
+                workspace);
   // Peers read this rank's expert_out and weights until they are done.
   return transport.barrier(deadline, "combine (completion)");
 }

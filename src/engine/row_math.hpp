@@ -1,9 +1,10 @@
 #pragma once
 
 // Row arithmetic of combine: weighted sums of rows stored as fp32, fp16 or bf16, accumulated
-// in fp32 and rounded to the storage type (nearest even); fp64 rows accumulate in fp64. The loops are compiled for several
-// x86-64 levels and the best one for the running CPU is picked at load time; multiplies and
-// adds stay separate (-ffp-contract=off), so every level gives the same bits.
+// in fp32 and rounded to the storage type (nearest even); fp64 rows accumulate in fp64. The
+// loops are compiled for several x86-64 levels and the best one for the running CPU is picked
+// at load time; multiplies and adds stay separate (-ffp-contract=off), so every level gives
+// the same bits.
 
 #include <cstdint>
 
