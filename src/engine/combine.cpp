@@ -163,13 +163,19 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
              static_cast<size_t>(count) * row_bytes);
   };
   auto no_local_work = [] { return false; };
-  FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
-                                    "combine", produce, consume, no_local_work));
+  PeerAccess access(transport, plan->options.timeout_ms);
+  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
+                                    "combine", produce, consume, no_local_work);
+  if (!pumped.ok()) {
+    return access.fail(pumped);
+  }
 
   reduce_tokens(*plan, src, dtype, topk_weights.data, static_cast<std::byte*>(out.data), hidden,
                 workspace);
+  access.done();
   // Peers read this rank's expert_out and weights until they are done.
-  return transport.barrier(deadline, "combine (completion)");
+  const Status finished = transport.barrier(deadline, "combine (completion)");
+  return finished.ok() ? finished : access.fail(finished);
 }
 
 }  // namespace fusco::engine

@@ -99,10 +99,16 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     }
     return true;
   };
-  FUSCO_RETURN_IF_ERROR(pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
-                                    "dispatch", produce, consume, local_work));
+  PeerAccess access(transport, plan->options.timeout_ms);
+  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
+                                    "dispatch", produce, consume, local_work);
+  if (!pumped.ok()) {
+    return access.fail(pumped);
+  }
+  access.done();
   // Peers store into this rank's recv until they are done; nobody returns before all are.
-  return transport.barrier(deadline, "dispatch (completion)");
+  const Status finished = transport.barrier(deadline, "dispatch (completion)");
+  return finished.ok() ? finished : access.fail(finished);
 }
 
 }  // namespace fusco::engine

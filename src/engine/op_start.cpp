@@ -1,5 +1,6 @@
 #include "engine/op_start.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "fusco/dtype.hpp"
@@ -50,6 +51,23 @@ Status check_headers(const std::vector<const OpHeader*>& headers, const Status& 
 }
 
 }  // namespace
+
+PeerAccess::PeerAccess(transport::Transport& transport, int64_t timeout_ms)
+    : transport_(transport),
+      // Live ranks notice a broken group within one progress step (about one chunk).
+      grace_(std::chrono::milliseconds(std::min<int64_t>(timeout_ms, 1000))) {
+  transport_.set_touching_peers(true);
+}
+
+Status PeerAccess::fail(const Status& failure) {
+  transport_.set_touching_peers(false);
+  const std::string active = transport_.wait_peers_quiet(grace_);
+  if (active.empty()) {
+    return failure;
+  }
+  return Status(failure.code(), failure.message() + " (rank(s) " + active +
+                                    " were still active when this call returned)");
+}
 
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
                 std::vector<const OpHeader*>* all, const transport::Deadline& deadline,

@@ -4,6 +4,7 @@
 // all of them on the same data, that they agree. Any disagreement or rejected argument makes
 // every rank return an error before a byte moves, and leaves the group usable.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -25,6 +26,26 @@ struct OpHeader {
   const std::byte* src = nullptr;  // x (dispatch) or expert_out (combine)
   std::byte* dst = nullptr;        // recv (dispatch)
   const void* weights = nullptr;   // topk_weights (combine)
+};
+
+/// Marks this rank as touching peers' memory while it lives. When the call fails, fail()
+/// stops touching and waits (bounded) until the other ranks stopped too, so the caller's
+/// buffers are no longer written once the error is returned.
+class PeerAccess {
+ public:
+  PeerAccess(transport::Transport& transport, int64_t timeout_ms);
+  ~PeerAccess() { transport_.set_touching_peers(false); }
+  PeerAccess(const PeerAccess&) = delete;
+  PeerAccess& operator=(const PeerAccess&) = delete;
+
+  /// This rank is done with peers' memory.
+  void done() { transport_.set_touching_peers(false); }
+  /// Returns `failure`, after the other ranks stopped touching memory (or a grace period).
+  Status fail(const Status& failure);
+
+ private:
+  transport::Transport& transport_;
+  std::chrono::milliseconds grace_;
 };
 
 /// Publishes `mine` (with mine.ok set from `local`; it must live until the caller's closing

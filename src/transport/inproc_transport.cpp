@@ -23,6 +23,31 @@ InprocGroup::InprocGroup(int world_size)
   for (int r = 0; r < world_size; ++r) {
     doorbells_.push_back(std::make_unique<Doorbell>());
   }
+  touching_ = std::make_unique<std::atomic<int>[]>(static_cast<size_t>(world_size));
+  for (int r = 0; r < world_size; ++r) {
+    touching_[static_cast<size_t>(r)].store(0);
+  }
+}
+
+void InprocGroup::set_touching_peers(int rank, bool touching) {
+  touching_[static_cast<size_t>(rank)].store(touching ? 1 : 0, std::memory_order_release);
+}
+
+std::string InprocGroup::wait_peers_quiet(int rank, std::chrono::milliseconds grace) {
+  const auto until = Clock::now() + grace;
+  std::string active;
+  while (true) {
+    active.clear();
+    for (int r = 0; r < world_size_; ++r) {
+      if (r != rank && touching_[static_cast<size_t>(r)].load(std::memory_order_acquire) != 0) {
+        active += (active.empty() ? "" : ", ") + std::to_string(r);
+      }
+    }
+    if (active.empty() || Clock::now() >= until) {
+      return active;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
 }
 
 Status InprocGroup::health() const {

@@ -36,6 +36,9 @@ class InprocGroup {
   /// Marks the group unusable with `reason` and wakes every waiting rank.
   void break_group(const std::string& reason);
 
+  void set_touching_peers(int rank, bool touching);
+  std::string wait_peers_quiet(int rank, std::chrono::milliseconds grace);
+
  private:
   struct Doorbell {
     std::mutex mutex;
@@ -58,6 +61,7 @@ class InprocGroup {
   std::mutex windows_mutex_;
   std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to
   std::vector<std::unique_ptr<Doorbell>> doorbells_;
+  std::unique_ptr<std::atomic<int>[]> touching_;  // per rank: may touch peers' memory now
 };
 
 /// One rank's view of an InprocGroup.
@@ -85,6 +89,10 @@ class InprocTransport final : public Transport {
     return group_->wait_doorbell(rank_, seen, deadline, waiting_for);
   }
   Status health() const override { return group_->health(); }
+  void set_touching_peers(bool touching) override { group_->set_touching_peers(rank_, touching); }
+  std::string wait_peers_quiet(std::chrono::milliseconds grace) override {
+    return group_->wait_peers_quiet(rank_, grace);
+  }
 
  private:
   std::shared_ptr<InprocGroup> group_;

@@ -50,6 +50,15 @@ class Transport {
 
   /// kAborted when an earlier failure broke the group, else ok.
   virtual Status health() const = 0;
+
+  /// Marks whether this rank may load from or store into peers' memory right now (from the
+  /// start-of-call agreement to the end of its progress loop).
+  virtual void set_touching_peers(bool touching) = 0;
+  /// After a failure: waits until no other rank touches peers' memory (live ranks stop at
+  /// their next progress step once the group is broken) or until `grace` passes (a stuck
+  /// rank touches nothing). Returns the ranks still marked when it gave up, "" if none, so a
+  /// failed call returns only when its buffers are no longer written.
+  virtual std::string wait_peers_quiet(std::chrono::milliseconds grace) = 0;
 };
 
 /// Collective built on sync: `send[d]` goes to rank d; consume(s, bytes) is called, for s in
