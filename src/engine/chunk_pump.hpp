@@ -32,6 +32,8 @@ inline int64_t chunk_count(int64_t rows, int64_t rows_per_chunk) {
 ///   produce(stream, first_row, count, std::byte* slot)
 ///   consume(stream, first_row, count, const std::byte* slot)
 ///   local() -> bool: did some local work (false once there is none left)
+/// The callbacks check transport.broken() before every row that touches a peer's memory and
+/// stop there; the loop then returns the group's failure.
 template <typename Produce, typename Consume, typename Local>
 Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& outgoing,
                    std::vector<ChunkStream>& incoming, int64_t rows_per_chunk,
@@ -64,6 +66,9 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
       while (s.next < s.chunks && s.window->can_take(s.next)) {
         const int64_t first = s.next * rows_per_chunk;
         consume(s, first, std::min(rows_per_chunk, s.rows - first), s.window->take_buffer(s.next));
+        if (transport.broken()) {
+          return transport.health();
+        }
         s.window->take_done(s.next);
         transport.ring(s.peer);
         ++s.next;
@@ -75,6 +80,9 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
       while (s.next < s.chunks && s.window->can_put(s.next)) {
         const int64_t first = s.next * rows_per_chunk;
         produce(s, first, std::min(rows_per_chunk, s.rows - first), s.window->put_buffer(s.next));
+        if (transport.broken()) {
+          return transport.health();
+        }
         s.window->put_done(s.next);
         transport.ring(s.peer);
         ++s.next;
@@ -85,6 +93,9 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
     if (local_left) {
       local_left = local();
       moved = moved || local_left;
+    }
+    if (transport.broken()) {
+      return transport.health();
     }
     if (!streams_left && !local_left) {
       return Status();

@@ -31,10 +31,12 @@ struct CombineSources {
   size_t row_bytes = 0;
 };
 
-// Reduces every token with the plan's combine program: one pass over each output row.
-void reduce_tokens(const detail::PlanData& plan, const CombineSources& src, DType dtype,
-                   const void* weights, std::byte* out, int64_t hidden, Workspace& ws) {
-  for (int64_t t = 0; t < plan.num_tokens; ++t) {
+// Reduces every token with the plan's combine program: one pass over each output row. Stops
+// (before reading peers' rows) once the group is broken.
+void reduce_tokens(const transport::Transport& transport, const detail::PlanData& plan,
+                   const CombineSources& src, DType dtype, const void* weights, std::byte* out,
+                   int64_t hidden, Workspace& ws) {
+  for (int64_t t = 0; t < plan.num_tokens && !transport.broken(); ++t) {
     std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
     const auto g_begin = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
     const auto g_end = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]);
@@ -131,7 +133,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
     if (!plan->partial_sums) {
-      for (int64_t i = 0; i < count; ++i) {
+      for (int64_t i = 0; i < count && !transport.broken(); ++i) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(first + i)];
         copy_row(
             slot + static_cast<size_t>(i) * row_bytes,
@@ -142,7 +144,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     }
     // Relay partial sums: this node's rows of each entry, slots ascending, one group.
     const void* weights = src.weights_of[static_cast<size_t>(in.source)];
-    for (int64_t i = 0; i < count; ++i) {
+    for (int64_t i = 0; i < count && !transport.broken(); ++i) {
       const auto entry = static_cast<size_t>(first + i);
       const int64_t token = in.tokens[entry];
       workspace.terms.clear();
@@ -170,8 +172,11 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     return access.fail(pumped);
   }
 
-  reduce_tokens(*plan, src, dtype, topk_weights.data, static_cast<std::byte*>(out.data), hidden,
-                workspace);
+  reduce_tokens(transport, *plan, src, dtype, topk_weights.data, static_cast<std::byte*>(out.data),
+                hidden, workspace);
+  if (transport.broken()) {
+    return access.fail(transport.health());
+  }
   access.done();
   // Peers read this rank's expert_out and weights until they are done.
   const Status finished = transport.barrier(deadline, "combine (completion)");

@@ -75,7 +75,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
-    for (int64_t i = 0; i < count; ++i) {
+    for (int64_t i = 0; i < count && !transport.broken(); ++i) {
       const auto entry = static_cast<size_t>(first + i);
       for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
@@ -92,7 +92,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     }
     const size_t end =
         std::min(plan->direct.size(), direct_next + static_cast<size_t>(rows_per_chunk));
-    for (; direct_next < end; ++direct_next) {
+    for (; direct_next < end && !transport.broken(); ++direct_next) {
       const detail::DirectRow& row = plan->direct[direct_next];
       copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
                x_rows + static_cast<size_t>(row.token) * row_bytes, row_bytes);

@@ -33,6 +33,7 @@ class InprocGroup {
                        const std::function<std::string()>& waiting_for);
 
   Status health() const;
+  bool broken() const { return broken_.load(std::memory_order_acquire); }
   /// Marks the group unusable with `reason` and wakes every waiting rank.
   void break_group(const std::string& reason);
 
@@ -89,6 +90,7 @@ class InprocTransport final : public Transport {
     return group_->wait_doorbell(rank_, seen, deadline, waiting_for);
   }
   Status health() const override { return group_->health(); }
+  bool broken() const override { return group_->broken(); }
   void set_touching_peers(bool touching) override { group_->set_touching_peers(rank_, touching); }
   std::string wait_peers_quiet(std::chrono::milliseconds grace) override {
     return group_->wait_peers_quiet(rank_, grace);

@@ -50,6 +50,9 @@ class Transport {
 
   /// kAborted when an earlier failure broke the group, else ok.
   virtual Status health() const = 0;
+  /// True once a failure broke the group: one atomic load, cheap enough to check before every
+  /// row that touches a peer's memory.
+  virtual bool broken() const = 0;
 
   /// Marks whether this rank may load from or store into peers' memory right now (from the
   /// start-of-call agreement to the end of its progress loop).

@@ -51,6 +51,7 @@ class StallingTransport final : public transport::Transport {
     return inner_.wait_doorbell(seen, d, waiting_for);
   }
   Status health() const override { return inner_.health(); }
+  bool broken() const override { return inner_.broken(); }
   void set_touching_peers(bool touching) override {
     if (!touching) stopped_touching_ = Clock::now();
     inner_.set_touching_peers(touching);
