@@ -206,8 +206,8 @@ Status UnfusedRank::combine(const TensorView& expert_out, const TensorView& weig
   // 3. Unpermute with the weighted sum, slots in order, fp32.
   const auto* w = static_cast<const float*>(weights.data);
   auto* dst = static_cast<std::byte*>(out.data);
-  std::vector<engine::ReduceTerm> terms;
-  for (int64_t t = 0; t < num_tokens_; ++t) {
+  // The same kernel as fusco, with the same prefetch of the next token's rows.
+  auto collect = [&](int64_t t, std::vector<engine::ReduceTerm>& terms) {
     terms.clear();
     for (int j = 0; j < topk_; ++j) {
       const int64_t pos = position_of_pair_[static_cast<size_t>(t * topk_ + j)];
@@ -215,15 +215,27 @@ Status UnfusedRank::combine(const TensorView& expert_out, const TensorView& weig
         terms.push_back({permuted + static_cast<size_t>(pos) * row_bytes, w[t * topk_ + j]});
       }
     }
+  };
+  std::vector<engine::ReduceTerm> current;
+  std::vector<engine::ReduceTerm> next;
+  if (num_tokens_ > 0) {
+    collect(0, current);
+  }
+  for (int64_t t = 0; t < num_tokens_; ++t) {
+    if (t + 1 < num_tokens_) {
+      collect(t + 1, next);
+      engine::prefetch_rows(expert_out.dtype, next.data(), next.size(), hidden);
+    }
     std::byte* out_row = dst + static_cast<size_t>(t) * row_bytes;
-    if (terms.empty()) {
+    if (current.empty()) {
       if (row_bytes > 0) {
         std::memset(out_row, 0, row_bytes);
       }
-      continue;
+    } else {
+      const auto size = static_cast<int32_t>(current.size());
+      engine::reduce_row(expert_out.dtype, current.data(), &size, 1, out_row, hidden);
     }
-    const auto size = static_cast<int32_t>(terms.size());
-    engine::reduce_row(expert_out.dtype, terms.data(), &size, 1, out_row, hidden);
+    std::swap(current, next);
   }
   return Status();
 }

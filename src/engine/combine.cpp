@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "engine/chunk_pump.hpp"
 #include "engine/engine.hpp"
@@ -31,41 +32,71 @@ struct CombineSources {
   size_t row_bytes = 0;
 };
 
-// Reduces every token with the plan's combine program: one pass over each output row. Stops
-// (before reading peers' rows) once the group is broken.
-void reduce_tokens(const transport::Transport& transport, const detail::PlanData& plan,
-                   const CombineSources& src, DType dtype, const void* weights, std::byte* out,
-                   int64_t hidden, Workspace& ws) {
-  for (int64_t t = 0; t < plan.num_tokens && !transport.broken(); ++t) {
-    std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
-    const auto g_begin = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
-    const auto g_end = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]);
-    if (g_begin == g_end) {
-      if (src.row_bytes > 0) {
-        std::memset(out_row, 0, src.row_bytes);
-      }
-      continue;
-    }
-    ws.terms.clear();
-    ws.group_sizes.clear();
-    for (size_t g = g_begin; g < g_end; ++g) {
-      const int64_t first = plan.group_term_begin[g];
-      const int64_t last = plan.group_term_begin[g + 1];
-      ws.group_sizes.push_back(static_cast<int32_t>(last - first));
-      for (int64_t i = first; i < last; ++i) {
-        const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
-        const std::byte* base = term.rank == CombineTerm::kReturnBuffer
-                                    ? src.returned
-                                    : src.rows_of[static_cast<size_t>(term.rank)];
-        ws.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
+// Token t's combine program as a list of terms and groups (empty: no valid slot).
+void collect_token(const detail::PlanData& plan, const CombineSources& src, const void* weights,
+                   int64_t t, ReduceList& list) {
+  list.clear();
+  const auto g_begin = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
+  const auto g_end = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]);
+  for (size_t g = g_begin; g < g_end; ++g) {
+    const int64_t first = plan.group_term_begin[g];
+    const int64_t last = plan.group_term_begin[g + 1];
+    list.group_sizes.push_back(static_cast<int32_t>(last - first));
+    for (int64_t i = first; i < last; ++i) {
+      const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
+      const std::byte* base = term.rank == CombineTerm::kReturnBuffer
+                                  ? src.returned
+                                  : src.rows_of[static_cast<size_t>(term.rank)];
+      list.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
                             term.slot == CombineTerm::kUnitWeight
                                 ? 1.0
                                 : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
-      }
     }
-    reduce_row(dtype, ws.terms.data(), ws.group_sizes.data(),
-               static_cast<int32_t>(ws.group_sizes.size()), out_row, hidden);
   }
+}
+
+// Reduces every token with the plan's combine program: one pass over each output row, the
+// next token's rows prefetched meanwhile. Stops (before reading peers' rows) once the group
+// is broken.
+void reduce_tokens(const transport::Transport& transport, const detail::PlanData& plan,
+                   const CombineSources& src, DType dtype, const void* weights, std::byte* out,
+                   int64_t hidden, Workspace& ws) {
+  ReduceList* current = &ws.lists[0];
+  ReduceList* next = &ws.lists[1];
+  if (plan.num_tokens > 0) {
+    collect_token(plan, src, weights, 0, *current);
+  }
+  for (int64_t t = 0; t < plan.num_tokens && !transport.broken(); ++t) {
+    if (t + 1 < plan.num_tokens) {
+      collect_token(plan, src, weights, t + 1, *next);
+      prefetch_rows(dtype, next->terms.data(), next->terms.size(), hidden);
+    }
+    std::byte* out_row = out + static_cast<size_t>(t) * src.row_bytes;
+    if (current->group_sizes.empty()) {
+      if (src.row_bytes > 0) {
+        std::memset(out_row, 0, src.row_bytes);
+      }
+    } else {
+      reduce_row(dtype, current->terms.data(), current->group_sizes.data(),
+                 static_cast<int32_t>(current->group_sizes.size()), out_row, hidden);
+    }
+    std::swap(current, next);
+  }
+}
+
+// Entry `entry`'s relay partial as one group: its node's rows, slots ascending.
+void collect_entry(const detail::StagedIn& in, const CombineSources& src, int topk, size_t entry,
+                   ReduceList& list) {
+  list.clear();
+  const void* weights = src.weights_of[static_cast<size_t>(in.source)];
+  const int64_t token = in.tokens[entry];
+  for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
+    const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
+    list.terms.push_back(
+        {src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * src.row_bytes,
+         weight_at(weights, src.weights_f64, token * topk + row.slot)});
+  }
+  list.group_sizes.push_back(static_cast<int32_t>(list.terms.size()));
 }
 
 }  // namespace
@@ -142,21 +173,18 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
       }
       return;
     }
-    // Relay partial sums: this node's rows of each entry, slots ascending, one group.
-    const void* weights = src.weights_of[static_cast<size_t>(in.source)];
+    // Relay partial sums, the next entry's rows prefetched meanwhile.
+    ReduceList* current = &workspace.lists[0];
+    ReduceList* next = &workspace.lists[1];
+    collect_entry(in, src, plan->topk, static_cast<size_t>(first), *current);
     for (int64_t i = 0; i < count && !transport.broken(); ++i) {
-      const auto entry = static_cast<size_t>(first + i);
-      const int64_t token = in.tokens[entry];
-      workspace.terms.clear();
-      for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
-        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-        workspace.terms.push_back(
-            {src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-             weight_at(weights, src.weights_f64, token * plan->topk + row.slot)});
+      if (i + 1 < count) {
+        collect_entry(in, src, plan->topk, static_cast<size_t>(first + i + 1), *next);
+        prefetch_rows(dtype, next->terms.data(), next->terms.size(), hidden);
       }
-      const auto size = static_cast<int32_t>(workspace.terms.size());
-      reduce_row(dtype, workspace.terms.data(), &size, 1, slot + static_cast<size_t>(i) * row_bytes,
-                 hidden);
+      reduce_row(dtype, current->terms.data(), current->group_sizes.data(), 1,
+                 slot + static_cast<size_t>(i) * row_bytes, hidden);
+      std::swap(current, next);
     }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {

@@ -17,12 +17,22 @@
 
 namespace fusco::engine {
 
+/// The terms of one sum (a token's combine, or a relay's partial) and its groups.
+struct ReduceList {
+  std::vector<ReduceTerm> terms;
+  std::vector<int32_t> group_sizes;
+
+  void clear() {
+    terms.clear();
+    group_sizes.clear();
+  }
+};
+
 /// Per-rank scratch memory reused across calls.
 struct Workspace {
   std::unique_ptr<std::byte[]> return_rows;  // combine: rows and partials coming back
   size_t return_bytes = 0;
-  std::vector<ReduceTerm> terms;     // one token's (or relay entry's) terms
-  std::vector<int32_t> group_sizes;  // and its groups
+  ReduceList lists[2];  // the sum being reduced and the next one (whose rows are prefetched)
 
   std::byte* return_buffer(size_t bytes) {
     if (bytes > return_bytes) {

@@ -45,16 +45,19 @@ struct F64 {
 
 // Blocks of H small enough that the partial sums stay in L1 while every term streams once.
 constexpr int64_t kBlock = 512;
+// How many blocks ahead of the summation the rows are prefetched (measured best on this
+// project's development machine: 2).
+constexpr int64_t kPrefetchBlocks = 2;
 
 // Weighted sum of a block of one row into acc: acc = w * row (first) or acc += w * row.
 template <typename E>
 __attribute__((always_inline)) inline void accumulate(typename E::Acc* __restrict acc,
                                                       const typename E::Storage* __restrict row,
                                                       typename E::Acc w, bool first, int64_t len) {
-  // Ask for this row's next block while this one is summed: rows are short streams that the
-  // hardware prefetcher alone picks up too late.
+  // Ask for this row's block after next while this one is summed: rows are short streams
+  // that the hardware prefetcher alone picks up too late.
   constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(typename E::Storage));
-  for (int64_t e = 0; e < len; e += kLine) __builtin_prefetch(row + len + e);
+  for (int64_t e = 0; e < len; e += kLine) __builtin_prefetch(row + kPrefetchBlocks * len + e);
   if (first) {
     for (int64_t e = 0; e < len; ++e) acc[e] = w * E::load(row[e]);
   } else {
@@ -114,6 +117,14 @@ FUSCO_ROW_KERNEL void reduce_f64(const ReduceTerm* terms, const int32_t* group_s
 }
 
 }  // namespace
+
+void prefetch_rows(DType dtype, const ReduceTerm* terms, size_t count, int64_t n) {
+  const auto bytes = static_cast<size_t>(std::min(n, kPrefetchBlocks * kBlock)) * dtype_size(dtype);
+  for (size_t i = 0; i < count; ++i) {
+    const auto* row = static_cast<const char*>(terms[i].row);
+    for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(row + at);
+  }
+}
 
 void reduce_row(DType dtype, const ReduceTerm* terms, const int32_t* group_sizes, int32_t groups,
                 void* out, int64_t n) {

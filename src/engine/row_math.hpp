@@ -27,4 +27,8 @@ struct ReduceTerm {
 void reduce_row(DType dtype, const ReduceTerm* terms, const int32_t* group_sizes, int32_t groups,
                 void* out, int64_t n);
 
+/// Asks for the first blocks of `count` rows of n `dtype` elements (the ones reduce_row reads
+/// before its own prefetching runs ahead): call it for the next sum while this one runs.
+void prefetch_rows(DType dtype, const ReduceTerm* terms, size_t count, int64_t n);
+
 }  // namespace fusco::engine
