@@ -17,6 +17,11 @@ class Communicator::Impl {
     return Plan(std::move(data));
   }
 
+  /// Communicator::create_local, with the choice of whether ranks reach each other's memory
+  /// (false: they behave like processes and every row to another rank is staged; tests).
+  static Result<std::vector<Communicator>> create_local(int world_size, Topology topology,
+                                                        bool direct_access);
+
   std::unique_ptr<transport::Transport> transport_;
   Topology topology_;
   uint64_t plans_made_ = 0;

@@ -9,6 +9,12 @@
 namespace fusco {
 
 Result<std::vector<Communicator>> Communicator::create_local(int world_size, Topology topology) {
+  return Impl::create_local(world_size, topology, true);
+}
+
+Result<std::vector<Communicator>> Communicator::Impl::create_local(int world_size,
+                                                                   Topology topology,
+                                                                   bool direct_access) {
   constexpr int kMaxLocalRanks = 4096;
   if (world_size < 1 || world_size > kMaxLocalRanks) {
     return Status(StatusCode::kInvalidArgument, "world_size = " + std::to_string(world_size) +
@@ -21,7 +27,7 @@ Result<std::vector<Communicator>> Communicator::create_local(int world_size, Top
                   "topology.world_size = " + std::to_string(topology.world_size) +
                       " differs from world_size = " + std::to_string(world_size));
   }
-  auto group = std::make_shared<transport::InprocGroup>(world_size);
+  auto group = std::make_shared<transport::InprocGroup>(world_size, direct_access);
   std::vector<Communicator> comms;
   comms.reserve(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {

@@ -67,11 +67,15 @@ struct PlanData {
   std::vector<int64_t> tokens_per_expert;
   int64_t num_recv_rows = 0;
 
+  /// True when the transport reaches the memory of this node's other ranks: rows for them are
+  /// stored directly and node dedup uses relays. False: only this rank's own rows are direct,
+  /// every other row is staged to its destination rank and returned unreduced.
+  bool direct_peers = true;
   std::vector<DirectRow> direct;  ///< Sorted by (rank, row): stores stream per destination.
   std::vector<StagedOut> staged_out;
   std::vector<StagedIn> staged_in;
-  /// True under node dedup: targets return one partial sum per entry, rounded to the dtype
-  /// of the expert output; otherwise they return every row unreduced.
+  /// True under node dedup with direct peers: relays return one partial sum per entry, rounded
+  /// to the dtype of the expert output; otherwise targets return every row unreduced.
   bool partial_sums = false;
 
   /// Combine program. Token t's groups are token_group_begin[t] .. [t + 1]; group g's terms

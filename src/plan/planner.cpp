@@ -124,7 +124,8 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   plan->num_tokens = layout.value().num_tokens;
   plan->topk = layout.value().topk;
   plan->num_experts = num_experts;
-  plan->partial_sums = options.dedup == Dedup::kNode;
+  plan->direct_peers = transport.direct_access();
+  plan->partial_sums = options.dedup == Dedup::kNode && plan->direct_peers;
 
   std::vector<Bytes> counts_in;
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport,

@@ -84,10 +84,11 @@ CombineTerm pending_return(int target, int slot, int64_t relative_row) {
 }
 
 // Appends one group per node present in `slots` (which are in slot order), nodes ascending:
-// this node's slots as weighted terms, every other node as its relay's partial (unit weight).
+// a node's slots as weighted terms, or, with relays, every other node as its relay's partial
+// (unit weight). The general path, for more than 64 nodes.
 template <typename CloseGroup>
 void emit_node_groups(const std::vector<SlotOnNode>& slots,
-                      const std::vector<CombineTerm>& slot_term, int my_node,
+                      const std::vector<CombineTerm>& slot_term, int my_node, bool relays,
                       std::vector<CombineTerm>& terms, CloseGroup&& close_group) {
   int32_t previous = -1;
   while (true) {
@@ -101,7 +102,7 @@ void emit_node_groups(const std::vector<SlotOnNode>& slots,
     for (const SlotOnNode& s : slots) {
       if (s.node != node) continue;
       CombineTerm term = slot_term[static_cast<size_t>(s.slot)];
-      if (node != my_node) {
+      if (relays && node != my_node) {
         term.slot = CombineTerm::kUnitWeight;
         terms.push_back(term);
         break;
@@ -146,14 +147,17 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   // the order of the scan below: each pair takes its expert's next row.
   std::vector<int64_t> next_row = start_of_physical;
 
-  // Direct rows go to ranks of this node; they are laid out in (rank, row) order, so the
-  // stores of dispatch stream through each destination.
-  const int node_first = topo.node_first_rank(my_node);
-  const int node_end = node_first + topo.node_size(my_node);
+  // Direct rows go to the ranks this rank may store into: its node's (direct peers) or itself
+  // alone. They are laid out in (rank, row) order, so the stores of dispatch stream through
+  // each destination. Every other row is staged.
+  const int direct_lo = plan.direct_peers ? topo.node_first_rank(my_node) : me;
+  const int direct_hi = plan.direct_peers ? direct_lo + topo.node_size(my_node) : me + 1;
   const int64_t direct_first =
-      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(node_first)])];
+      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(direct_lo)])];
   const int64_t direct_end =
-      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(node_end)])];
+      layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(direct_hi)])];
+  // Relays fan rows out by storing into their node peers, so they need direct peers.
+  const bool relays = dedup == Dedup::kNode && plan.direct_peers;
   plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{});
 
   // One scan in (token, slot) order builds the staged entries and the combine program.
@@ -162,16 +166,16 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   std::vector<TargetStream> targets(static_cast<size_t>(world));
   std::vector<int64_t> remote_rows_per_rank(static_cast<size_t>(world), 0);
   for (int d = 0; d < world; ++d) {
+    const int64_t rows =
+        layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
+        layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
     if (node_of_rank[static_cast<size_t>(d)] != my_node) {
-      remote_rows_per_rank[static_cast<size_t>(d)] =
-          layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
-          layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
+      remote_rows_per_rank[static_cast<size_t>(d)] = rows;
+    }
+    if (d < direct_lo || d >= direct_hi) {
       const int target =
-          dedup == Dedup::kNode
-              ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
-              : d;
-      targets[static_cast<size_t>(target)].reserve_rows(
-          remote_rows_per_rank[static_cast<size_t>(d)]);
+          relays ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])] : d;
+      targets[static_cast<size_t>(target)].reserve_rows(rows);
     }
   }
   for (TargetStream& stream : targets) {
@@ -210,14 +214,14 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       nodes |= uint64_t{1} << (node & 63);
       const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
       const int64_t row = next_row[p]++;
-      if (node == my_node) {
+      if (d >= direct_lo && d < direct_hi) {
         slot_term[static_cast<size_t>(j)] = CombineTerm{d, j, row};
         plan.direct[static_cast<size_t>(layout.expert_begin[p] - direct_first + row -
                                         start_of_physical[p])] =
             detail::DirectRow{static_cast<int32_t>(t), static_cast<int32_t>(d), row};
         continue;
       }
-      const int target = dedup == Dedup::kNode ? relay_of_node[static_cast<size_t>(node)] : d;
+      const int target = relays ? relay_of_node[static_cast<size_t>(node)] : d;
       TargetStream& stream = targets[static_cast<size_t>(target)];
       if (dedup == Dedup::kNone || stream.last_token() != t) {
         stream.add_entry(static_cast<int32_t>(t));
@@ -228,7 +232,7 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       node_term[static_cast<size_t>(node)] =
           pending_return(target, CombineTerm::kUnitWeight, stream.entries() - 1);
     }
-    if (!plan.partial_sums) {
+    if (dedup != Dedup::kNode) {
       if (!slots.empty()) {
         for (const SlotOnNode& s : slots) {
           plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
@@ -236,20 +240,21 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
         close_group();
       }
     } else if (node_mask_fits) {
-      // One group per node, nodes ascending: this node's slots ascending, else the partial.
+      // One group per node, nodes ascending: the node's slots ascending, or its relay's
+      // partial when relays sum (every node but this one's).
       for (; nodes != 0; nodes &= nodes - 1) {
         const int node = std::countr_zero(nodes);
-        if (node == my_node) {
-          for (const SlotOnNode& s : slots) {
-            if (s.node == my_node) plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
-          }
-        } else {
+        if (node != my_node && relays) {
           plan.terms.push_back(node_term[static_cast<size_t>(node)]);
+        } else {
+          for (const SlotOnNode& s : slots) {
+            if (s.node == node) plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
+          }
         }
         close_group();
       }
     } else {
-      emit_node_groups(slots, slot_term, my_node, plan.terms, close_group);
+      emit_node_groups(slots, slot_term, my_node, relays, plan.terms, close_group);
     }
     plan.token_group_begin.push_back(static_cast<int64_t>(plan.group_term_begin.size()) - 1);
   }
@@ -291,16 +296,20 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
         layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
         layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
     stats.rows_per_destination[static_cast<size_t>(d)] = rows;
-    if (topo.same_node(d, me)) {
+    if (d >= direct_lo && d < direct_hi) {
       stats.wire_rows_per_destination[static_cast<size_t>(d)] = rows;
     }
   }
   stats.intra_node_rows = static_cast<int64_t>(plan.direct.size());
   stats.inter_node_rows = 0;
   for (const detail::StagedOut& out : plan.staged_out) {
-    stats.wire_rows_per_destination[static_cast<size_t>(out.target)] =
-        static_cast<int64_t>(out.tokens.size());
-    stats.inter_node_rows += static_cast<int64_t>(out.tokens.size());
+    const auto entries = static_cast<int64_t>(out.tokens.size());
+    stats.wire_rows_per_destination[static_cast<size_t>(out.target)] = entries;
+    if (topo.same_node(out.target, me)) {
+      stats.intra_node_rows += entries;  // staged to a node peer (no direct access)
+    } else {
+      stats.inter_node_rows += entries;
+    }
   }
   stats.inter_node_rows_without_dedup = 0;
   for (int64_t rows : remote_rows_per_rank) {

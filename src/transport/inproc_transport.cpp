@@ -12,8 +12,9 @@ std::atomic<uint64_t> next_group_id{1};
 constexpr int kYieldsBeforeSleep = 16;
 }  // namespace
 
-InprocGroup::InprocGroup(int world_size)
+InprocGroup::InprocGroup(int world_size, bool direct_access)
     : world_size_(world_size),
+      direct_access_(direct_access),
       id_(next_group_id.fetch_add(1)),
       arrived_at_(static_cast<size_t>(world_size), 0),
       windows_(static_cast<size_t>(world_size) * static_cast<size_t>(world_size)) {

@@ -18,9 +18,13 @@ namespace fusco::transport {
 /// State shared by the ranks of one in-process group.
 class InprocGroup {
  public:
-  explicit InprocGroup(int world_size);
+  /// `direct_access` false makes the ranks behave like processes that cannot reach each
+  /// other's memory (every row to another rank takes the staged path): how tests cover that
+  /// mode before process transports exist.
+  explicit InprocGroup(int world_size, bool direct_access = true);
 
   int world_size() const { return world_size_; }
+  bool direct_access() const { return direct_access_; }
   uint64_t id() const { return id_; }
 
   Status sync(int rank, const void* mine, std::vector<const void*>* all, const Deadline& deadline,
@@ -48,6 +52,7 @@ class InprocGroup {
   };
 
   const int world_size_;
+  const bool direct_access_;
   const uint64_t id_;
 
   mutable std::mutex mutex_;
@@ -82,6 +87,7 @@ class InprocTransport final : public Transport {
     std::vector<const void*> ignored;
     return group_->sync(rank_, nullptr, &ignored, deadline, what);
   }
+  bool direct_access() const override { return group_->direct_access(); }
   StagingWindow& window(int from, int to) override { return group_->window(from, to); }
   uint64_t doorbell() const override { return group_->doorbell(rank_); }
   void ring(int peer) override { group_->ring(peer); }

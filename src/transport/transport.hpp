@@ -35,6 +35,11 @@ class Transport {
   /// Collective: waits until every rank arrives.
   virtual Status barrier(const Deadline& deadline, const char* what) = 0;
 
+  /// Direct ability: true when this rank may load from and store into the memory of the other
+  /// ranks of its node (threads of one process; CUDA IPC). Without it every row to another
+  /// rank takes the staged path.
+  virtual bool direct_access() const = 0;
+
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;
 

@@ -40,6 +40,7 @@ Case random_case(uint64_t seed) {
   for (int r = 0; r < c.world; ++r) {
     c.tokens.push_back(pick(0, 4) == 0 ? 0 : pick(1, 40));
   }
+  c.direct_access = pick(0, 3) != 0;
   return c;
 }
 
@@ -65,6 +66,43 @@ TEST(DispatchCombine, EveryDtype_EveryDedup_MatchesReference) {
       EXPECT_TRUE(matches_reference(c));
     }
   }
+}
+
+TEST(DispatchCombine, WithoutDirectAccess_EveryDedupAndDtypeMatchesReference) {
+  // Ranks that cannot reach each other's memory (as processes): every row to another rank is
+  // staged, node dedup forms its node partials at the source; the bits are the same.
+  for (DType dtype : {DType::kBFloat16, DType::kFloat32, DType::kInt8}) {
+    for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+      Case c;
+      c.world = 7;
+      c.ranks_per_node = 3;
+      c.experts = 14;
+      c.topk = 5;
+      c.dtype = dtype;
+      c.dedup = dedup;
+      c.direct_access = false;
+      c.seed = 300 + static_cast<uint64_t>(dedup);
+      EXPECT_TRUE(matches_reference(c));
+    }
+  }
+}
+
+TEST(DispatchCombine, WithoutDirectAccess_OnlyOwnRowsAreStoredDirectly) {
+  Case c;
+  c.world = 4;
+  c.ranks_per_node = 4;  // one node: with direct access nothing would be staged
+  c.experts = 8;
+  c.masked = 0.0;
+  c.masked_token = 0.0;
+  c.direct_access = false;
+  const Outcome got = run_case(c);
+  for (int r = 0; r < c.world; ++r) {
+    const PlanStats& s = got.stats[static_cast<size_t>(r)];
+    EXPECT_EQ(s.inter_node_rows, 0);
+    EXPECT_EQ(s.wire_rows_per_destination[static_cast<size_t>(r)],
+              s.rows_per_destination[static_cast<size_t>(r)]);
+  }
+  EXPECT_TRUE(matches_reference(c));
 }
 
 TEST(DispatchCombine, DeepSeekShape_Hidden7168Top8Of256Experts) {

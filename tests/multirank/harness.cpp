@@ -3,6 +3,7 @@
 #include <random>
 #include <sstream>
 
+#include "communicator_impl.hpp"
 #include "core/convert.hpp"
 #include "reference/reference.hpp"
 #include "testing/rank_threads.hpp"
@@ -40,7 +41,8 @@ std::string Case::describe() const {
       << " topk=" << topk << " experts=" << experts << " hidden=" << hidden
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
       << " chunk_bytes=" << chunk_bytes << " map=" << (owners.empty() ? "contiguous" : "explicit")
-      << " ids=" << (int32_ids ? "int32" : "int64") << " tokens=";
+      << " ids=" << (int32_ids ? "int32" : "int64")
+      << " direct_access=" << (direct_access ? "yes" : "no") << " tokens=";
   for (int r = 0; r < world; ++r) {
     out << (r > 0 ? "," : "") << tokens_of(*this, r);
   }
@@ -91,7 +93,8 @@ Outcome run_case(const Case& c) {
   options.dedup = c.dedup;
   options.chunk_bytes = c.chunk_bytes;
   options.timeout_ms = 60000;
-  auto comms = Communicator::create_local(c.world, Topology::nodes_of(c.world, c.ranks_per_node));
+  auto comms = Communicator::Impl::create_local(
+      c.world, Topology::nodes_of(c.world, c.ranks_per_node), c.direct_access);
   EXPECT_TRUE(comms.ok()) << comms.status().to_string();
   if (!comms.ok()) {
     return outcome;

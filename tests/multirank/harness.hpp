@@ -31,6 +31,7 @@ struct Case {
   bool int32_ids = false;
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;
+  bool direct_access = true;  // false: ranks behave like processes (every other rank staged)
 
   std::string describe() const;
 };

@@ -38,6 +38,7 @@ class StallingTransport final : public transport::Transport {
   Status barrier(const transport::Deadline& d, const char* what) override {
     return inner_.barrier(d, what);
   }
+  bool direct_access() const override { return inner_.direct_access(); }
   transport::StagingWindow& window(int from, int to) override { return inner_.window(from, to); }
   uint64_t doorbell() const override { return inner_.doorbell(); }
   void ring(int peer) override {
