@@ -54,7 +54,8 @@ class StallingTransport final : public transport::Transport {
   Status health() const override { return inner_.health(); }
   bool broken() const override { return inner_.broken(); }
   void set_touching_peers(bool touching) override {
-    if (!touching) stopped_touching_ = Clock::now();
+    if (touching_ && !touching) stopped_touching_ = Clock::now();  // the first stop counts
+    touching_ = touching;
     inner_.set_touching_peers(touching);
   }
   std::string wait_peers_quiet(std::chrono::milliseconds grace) override {
@@ -69,6 +70,7 @@ class StallingTransport final : public transport::Transport {
   int slow_;
   std::chrono::milliseconds stall_;
   bool armed_ = false;
+  bool touching_ = false;
   int rings_ = 0;
   Clock::time_point stopped_touching_{};
 };
@@ -90,7 +92,7 @@ std::vector<Outcome> dispatch_with_stall(std::chrono::milliseconds stall,
     ts.push_back(std::make_unique<StallingTransport>(group, r, 1, stall));
   }
   PlanOptions options;
-  options.timeout_ms = 300;
+  options.timeout_ms = 500;  // grace = min(timeout, 1 s) = 500 ms
   options.chunk_bytes = 1024;  // many chunks: the stall lands mid-operation
   std::vector<Outcome> outcomes(kWorld);
   run_ranks(kWorld, [&](int r) -> Status {
@@ -115,12 +117,12 @@ std::vector<Outcome> dispatch_with_stall(std::chrono::milliseconds stall,
 
 TEST(PeerQuiet, FailedRanksReturnOnlyAfterTheStalledRankStoppedWriting) {
   std::vector<std::unique_ptr<StallingTransport>> ts;
-  const auto outcomes = dispatch_with_stall(std::chrono::milliseconds(400), ts);
+  const auto outcomes = dispatch_with_stall(std::chrono::milliseconds(650), ts);
   for (int r = 0; r < 4; ++r) {
     const Outcome& o = outcomes[static_cast<size_t>(r)];
     ASSERT_FALSE(o.status.ok()) << "rank " << r;
     if (r == 1) continue;
-    // The stall (400 ms) outlasts the timeout (300 ms) but not timeout + grace: the others
+    // The stall (650 ms) outlasts the timeout (500 ms) but not timeout + grace: the others
     // waited for rank 1 to stop and returned after it did.
     EXPECT_GE(o.returned, ts[1]->stopped_touching()) << "rank " << r << ": " << o.status.message();
     EXPECT_EQ(o.status.message().find("still active"), std::string::npos) << o.status.message();
@@ -129,7 +131,7 @@ TEST(PeerQuiet, FailedRanksReturnOnlyAfterTheStalledRankStoppedWriting) {
 
 TEST(PeerQuiet, ARankStuckBeyondTheGraceIsNamedInTheError) {
   std::vector<std::unique_ptr<StallingTransport>> ts;
-  const auto outcomes = dispatch_with_stall(std::chrono::milliseconds(1500), ts);
+  const auto outcomes = dispatch_with_stall(std::chrono::milliseconds(2000), ts);
   bool named = false;
   for (int r : {0, 2, 3}) {
     const Status& s = outcomes[static_cast<size_t>(r)].status;
