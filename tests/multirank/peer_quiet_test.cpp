@@ -92,7 +92,7 @@ std::vector<Outcome> dispatch_with_stall(std::chrono::milliseconds stall,
     ts.push_back(std::make_unique<StallingTransport>(group, r, 1, stall));
   }
   PlanOptions options;
-  options.timeout_ms = 500;  // grace = min(timeout, 1 s) = 500 ms
+  options.timeout_ms = 500;    // grace = min(timeout, 1 s) = 500 ms
   options.chunk_bytes = 1024;  // many chunks: the stall lands mid-operation
   std::vector<Outcome> outcomes(kWorld);
   run_ranks(kWorld, [&](int r) -> Status {
