@@ -43,7 +43,8 @@ struct TensorView {
 };
 
 /// Checks that `view` is a 2-D host tensor with non-negative extents whose size in bytes does
-/// not overflow. The error names `arg` (the caller's argument name) and the offending value.
+/// not overflow, with a non-null pointer (unless empty) aligned to its element size. The error
+/// names `arg` (the caller's argument name) and the offending value.
 Status check_matrix(const TensorView& view, const char* arg);
 
 }  // namespace fusco

@@ -1,5 +1,6 @@
 #include "fusco/tensor.hpp"
 
+#include <cstdint>
 #include <limits>
 #include <string>
 
@@ -69,6 +70,11 @@ Status check_matrix(const TensorView& view, const char* arg) {
   if (view.data == nullptr && rows * cols > 0) {
     return Status(StatusCode::kInvalidArgument,
                   name + " " + view.describe() + " has a null data pointer");
+  }
+  if (reinterpret_cast<uintptr_t>(view.data) % static_cast<uintptr_t>(elem) != 0) {
+    return Status(StatusCode::kInvalidArgument, name + " " + view.describe() +
+                                                    ": data pointer is not aligned to its " +
+                                                    std::to_string(elem) + "-byte elements");
   }
   return Status();
 }

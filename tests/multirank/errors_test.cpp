@@ -140,6 +140,24 @@ TEST(Errors, Plan_TopkDiffersAcrossRanks_IsMismatch) {
   expect_group_works(g);
 }
 
+TEST(Errors, Plan_ExpertMapDiffersAcrossRanks_IsMismatch) {
+  Group g;
+  const auto statuses = run_ranks(kWorld, [&](int r) {
+    std::vector<int32_t> ids = good_ids();
+    std::vector<int32_t> owners = {0, 0, 1, 1, 2, 2, 3, 3};
+    if (r == 1) std::swap(owners[0], owners[7]);
+    return g.comms[static_cast<size_t>(r)]
+        .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts,
+              ExpertMap::from_owners(owners), options())
+        .status();
+  });
+  for (const Status& s : statuses) {
+    EXPECT_EQ(s.code(), StatusCode::kMismatch);
+    EXPECT_TRUE(contains(s, "expert_map fingerprint differs across ranks")) << s.message();
+  }
+  expect_group_works(g);
+}
+
 TEST(Errors, Plan_ContiguousMapNeedsExpertsDivisibleByWorld) {
   Group g;
   const auto statuses = run_ranks(kWorld, [&](int r) {
@@ -326,6 +344,48 @@ TEST(Errors, Dispatch_PlanOfAnotherGroup_IsRejected) {
         TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
   });
   EXPECT_TRUE(contains(statuses[0], "another group")) << statuses[0].message();
+  expect_group_works(g);
+}
+
+TEST(Errors, Dispatch_DifferentPlansOrCollectivesOnRanks_IsMismatch) {
+  Group g;
+  const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
+    std::vector<int32_t> ids = good_ids();
+    Communicator& comm = g.comms[static_cast<size_t>(r)];
+    const TensorView idx = TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk});
+    Result<Plan> first = comm.plan(idx, kExperts, ExpertMap(), options());
+    Result<Plan> second = comm.plan(idx, kExperts, ExpertMap(), options());
+    FUSCO_RETURN_IF_ERROR(second.status());
+    const Plan& plan = r == 0 ? first.value() : second.value();
+    std::vector<float> x(kTokens * kHidden);
+    std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+  });
+  for (const Status& s : statuses) {
+    EXPECT_EQ(s.code(), StatusCode::kMismatch);
+    EXPECT_TRUE(contains(s, "ranks use different plans: plan #0 vs plan #1")) << s.message();
+  }
+  const auto mixed = with_plan(g, [](int r, Communicator& comm, const Plan& plan) {
+    std::vector<float> rows(static_cast<size_t>(plan.num_recv_rows() * kHidden));
+    std::vector<float> x(kTokens * kHidden);
+    if (r == 2) {
+      std::vector<float> w(kTokens * kTopk);
+      return comm.combine(
+          plan, TensorView::host(rows.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}),
+          TensorView::host(w.data(), DType::kFloat32, {kTokens, kTopk}),
+          TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}));
+    }
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
+        TensorView::host(rows.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+  });
+  for (const Status& s : mixed) {
+    EXPECT_EQ(s.code(), StatusCode::kMismatch);
+    EXPECT_TRUE(contains(s, "ranks are in different collectives: dispatch vs combine"))
+        << s.message();
+  }
   expect_group_works(g);
 }
 

@@ -87,3 +87,35 @@ TEST(Layout, RejectsBadShapesAndDtypes) {
 
 }  // namespace
 }  // namespace fusco::core
+
+namespace fusco {
+namespace {
+
+TEST(TensorChecks, RejectNegativeOverflowingNullAndMisalignedViews) {
+  alignas(8) static char memory[64];
+  EXPECT_TRUE(check_matrix(TensorView::host(memory, DType::kFloat32, {2, 3}), "x").ok());
+  EXPECT_TRUE(check_matrix(TensorView::host(nullptr, DType::kFloat32, {0, 3}), "x").ok());
+  const Status negative = check_matrix(TensorView::host(memory, DType::kFloat32, {-1, 3}), "x");
+  EXPECT_NE(negative.message().find("x has a negative extent: [-1, 3] fp32 host"),
+            std::string::npos)
+      << negative.message();
+  const Status huge =
+      check_matrix(TensorView::host(memory, DType::kBFloat16, {int64_t{1} << 40, 1 << 22}), "x");
+  EXPECT_NE(huge.message().find("is too large: its size in bytes exceeds 2^62"), std::string::npos)
+      << huge.message();
+  const Status null = check_matrix(TensorView::host(nullptr, DType::kInt8, {1, 1}), "recv");
+  EXPECT_NE(null.message().find("recv [1, 1] int8 host has a null data pointer"), std::string::npos)
+      << null.message();
+  const Status misaligned =
+      check_matrix(TensorView::host(memory + 1, DType::kBFloat16, {2, 2}), "x");
+  EXPECT_NE(misaligned.message().find("data pointer is not aligned to its 2-byte elements"),
+            std::string::npos)
+      << misaligned.message();
+  EXPECT_FALSE(check_matrix(TensorView::host(memory, DType::kFloat32, {2, 3, 1}), "x").ok());
+  TensorView bad_dtype = TensorView::host(memory, DType::kFloat32, {1, 1});
+  bad_dtype.dtype = static_cast<DType>(42);
+  EXPECT_NE(check_matrix(bad_dtype, "x").message().find("dtype code 42"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fusco
