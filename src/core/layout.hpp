@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "fusco/expert_map.hpp"
-#include "fusco/host_device.hpp"
 #include "fusco/status.hpp"
 #include "fusco/tensor.hpp"
 
@@ -43,13 +42,6 @@ struct Layout {
 
   int64_t num_rows() const { return expert_begin.empty() ? 0 : expert_begin.back(); }
 };
-
-/// The token of a flat pair index.
-FUSCO_HOST_DEVICE inline int64_t pair_token(int64_t pair, int topk) { return pair / topk; }
-/// The slot of a flat pair index.
-FUSCO_HOST_DEVICE inline int pair_slot(int64_t pair, int topk) {
-  return static_cast<int>(pair % topk);
-}
 
 /// Largest top-k fusco accepts.
 inline constexpr int kMaxTopk = 1024;

@@ -15,7 +15,6 @@ struct Deadline {
   static Deadline after_ms(int64_t timeout_ms) {
     return Deadline{Clock::now() + std::chrono::milliseconds(timeout_ms), timeout_ms};
   }
-  bool expired() const { return Clock::now() >= at; }
 };
 
 }  // namespace fusco::transport

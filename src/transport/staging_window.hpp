@@ -25,7 +25,6 @@ class StagingWindow {
     }
     slot_bytes_ = slot_bytes;
   }
-  size_t slot_bytes() const { return slot_bytes_; }
 
   /// Sender: true when chunk `chunk`'s slot is free to fill.
   bool can_put(int64_t chunk) const {
