@@ -14,10 +14,10 @@
 
 #include "baseline/unfused.hpp"
 #include "bench_args.hpp"
-#include "core/convert.hpp"
 #include "fusco/fusco.hpp"
 #include "rank_timer.hpp"
 #include "reference/reference.hpp"
+#include "testing/data.hpp"
 #include "testing/rank_threads.hpp"
 #include "testing/routing.hpp"
 
@@ -39,34 +39,6 @@ struct SizeResult {
   double bound_ratio = 0;  // dispatch time / memcpy-bound time
   int64_t wrong = 0;
 };
-
-// Deterministic data: floats in [-1, 1) stored as `dtype` (random bits for other types).
-void fill(Buffer& buffer, DType dtype, int64_t count, uint64_t seed) {
-  buffer.resize(static_cast<size_t>(count) * dtype_size(dtype));
-  uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  auto next = [&state] {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  };
-  if (dtype == DType::kBFloat16 || dtype == DType::kFloat16 || dtype == DType::kFloat32) {
-    for (int64_t i = 0; i < count; ++i) {
-      const float v = static_cast<float>(static_cast<int64_t>(next() % 2001) - 1000) / 1000.0f;
-      if (dtype == DType::kFloat32) {
-        std::memcpy(buffer.data() + i * 4, &v, 4);
-      } else {
-        const uint16_t h =
-            dtype == DType::kBFloat16 ? core::float_to_bf16(v) : core::float_to_fp16(v);
-        std::memcpy(buffer.data() + i * 2, &h, 2);
-      }
-    }
-    return;
-  }
-  for (size_t i = 0; i < buffer.size(); ++i) {
-    buffer[i] = static_cast<std::byte>(next());
-  }
-}
 
 // Per-rank buffers for the memcpy bound: each rank copies as many bytes as it receives in
 // dispatch, in pieces of kCopyPiece, concurrently with the other ranks.
@@ -110,15 +82,21 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
 
   std::vector<std::vector<int32_t>> ids(ws);
   std::vector<Buffer> x(ws), recv(ws), out(ws);
+  // Router-like weights; fp64 with fp64 rows (combine's pairing), else fp32.
+  const bool f64 = args.dtype == DType::kFloat64;
+  std::vector<std::vector<double>> weights64(ws);
   std::vector<std::vector<float>> weights(ws);
   for (int r = 0; r < world; ++r) {
     const auto rr = static_cast<size_t>(r);
     ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r, topology,
                                         args.seed + static_cast<uint64_t>(tokens));
-    fill(x[rr], args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
+    x[rr] = testing::random_elements(args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
     weights[rr].resize(static_cast<size_t>(tokens * args.topk));
     for (size_t i = 0; i < weights[rr].size(); ++i) {
       weights[rr][i] = 1.0f / static_cast<float>(args.topk) + 0.01f * static_cast<float>(i % 7);
+    }
+    if (f64) {
+      weights64[rr].assign(weights[rr].begin(), weights[rr].end());
     }
   }
   auto view = [&](std::vector<int32_t>& v) {
@@ -167,8 +145,9 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
                             {rows, args.hidden});
   };
   auto w_view = [&](int r) {
-    return TensorView::host(weights[static_cast<size_t>(r)].data(), DType::kFloat32,
-                            {tokens, args.topk});
+    const auto rr = static_cast<size_t>(r);
+    return f64 ? TensorView::host(weights64[rr].data(), DType::kFloat64, {tokens, args.topk})
+               : TensorView::host(weights[rr].data(), DType::kFloat32, {tokens, args.topk});
   };
   std::vector<baseline::UnfusedRank> unfused;
   std::vector<Buffer> base_recv(ws), base_out(ws);

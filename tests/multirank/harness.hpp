@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fusco/fusco.hpp"
+#include "testing/data.hpp"
 
 namespace fusco::testing {
 
@@ -53,9 +54,5 @@ Outcome run_case(const Case& c);
 
 /// Runs `c` and checks recv, tokens_per_expert and out against the reference.
 ::testing::AssertionResult matches_reference(const Case& c);
-
-/// Deterministic test data: `count` elements of `dtype` (floats in [-1, 1] for float types,
-/// random bits otherwise).
-std::vector<std::byte> random_elements(DType dtype, int64_t count, uint64_t seed);
 
 }  // namespace fusco::testing
