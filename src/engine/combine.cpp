@@ -112,8 +112,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   const int64_t hidden = local.ok() ? expert_out.shape[1] : 0;
   const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(expert_out.dtype);
   const int64_t rows_per_chunk =
-      std::max<int64_t>(1, (local.ok() ? plan->options.chunk_bytes : 1) /
-                               std::max<int64_t>(1, static_cast<int64_t>(row_bytes)));
+      local.ok() ? engine::rows_per_chunk(transport, *plan, row_bytes) : 1;
   if (local.ok()) {
     for (const detail::StagedOut& staged : plan->staged_out) {
       transport.window(staged.target, me)
@@ -131,15 +130,15 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     mine.src = static_cast<const std::byte*>(expert_out.data);
     mine.weights = topk_weights.data;
   }
-  std::vector<const OpHeader*> headers;
+  std::vector<OpHeader> headers;
   FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "combine"));
 
   CombineSources src;
   src.row_bytes = row_bytes;
   src.weights_f64 = topk_weights.dtype == DType::kFloat64;
-  for (const OpHeader* header : headers) {
-    src.rows_of.push_back(header->src);
-    src.weights_of.push_back(header->weights);
+  for (const OpHeader& header : headers) {
+    src.rows_of.push_back(header.src);
+    src.weights_of.push_back(header.weights);
   }
   std::byte* returned = workspace.return_buffer(
       std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));

@@ -21,9 +21,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
   const auto row_bytes =
       local.ok() ? static_cast<size_t>(x.shape[1]) * dtype_size(x.dtype) : size_t{0};
   const int64_t rows_per_chunk =
-      local.ok() ? std::max<int64_t>(1, plan->options.chunk_bytes /
-                                            std::max<int64_t>(1, static_cast<int64_t>(row_bytes)))
-                 : 1;
+      local.ok() ? engine::rows_per_chunk(transport, *plan, row_bytes) : 1;
   if (local.ok()) {
     // This rank owns its incoming windows; size them before anyone may put.
     for (const detail::StagedIn& in : plan->staged_in) {
@@ -42,12 +40,13 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     mine.src = static_cast<const std::byte*>(x.data);
     mine.dst = static_cast<std::byte*>(recv.data);
   }
-  std::vector<const OpHeader*> headers;
+  std::vector<OpHeader> headers;
   FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "dispatch"));
 
+  // Without the direct ability only this rank's own recv is stored into directly.
   std::vector<std::byte*> recv_of(headers.size());
   for (size_t r = 0; r < headers.size(); ++r) {
-    recv_of[r] = headers[r]->dst;
+    recv_of[r] = headers[r].dst;
   }
   const auto* x_rows = static_cast<const std::byte*>(x.data);
 

@@ -9,21 +9,20 @@ namespace fusco::engine {
 
 namespace {
 
-Status check_headers(const std::vector<const OpHeader*>& headers, const Status& local,
-                     const char* what) {
+Status check_headers(const std::vector<OpHeader>& headers, const Status& local, const char* what) {
   if (!local.ok()) {
     return local;
   }
   for (size_t r = 0; r < headers.size(); ++r) {
-    if (headers[r]->ok == 0) {
+    if (headers[r].ok == 0) {
       return Status(StatusCode::kInvalidArgument, "rank " + std::to_string(r) +
                                                       " rejected its arguments to " + what +
                                                       " (see its error); nothing was sent");
     }
   }
-  const OpHeader& first = *headers[0];
+  const OpHeader& first = headers[0];
   for (size_t r = 1; r < headers.size(); ++r) {
-    const OpHeader& other = *headers[r];
+    const OpHeader& other = headers[r];
     const std::string where = " (rank 0 vs rank " + std::to_string(r) + ")";
     if (other.kind != first.kind) {
       return Status(StatusCode::kMismatch, std::string("ranks are in different collectives: ") +
@@ -70,24 +69,17 @@ Status PeerAccess::fail(const Status& failure) {
 }
 
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
-                std::vector<const OpHeader*>* all, const transport::Deadline& deadline,
-                const char* what) {
+                std::vector<OpHeader>* all, const transport::Deadline& deadline, const char* what) {
   mine.ok = local.ok() ? 1 : 0;
-  std::vector<const void*> published;
-  FUSCO_RETURN_IF_ERROR(transport.sync(&mine, &published, deadline, what));
-  all->resize(published.size());
-  for (size_t r = 0; r < published.size(); ++r) {
-    (*all)[r] = static_cast<const OpHeader*>(published[r]);
-  }
+  all->assign(static_cast<size_t>(transport.world_size()), OpHeader());
+  FUSCO_RETURN_IF_ERROR(transport.allgather(
+      &mine, sizeof(OpHeader), reinterpret_cast<std::byte*>(all->data()), deadline, what));
+  // Every rank reaches the same verdict from the same headers.
   Status verdict = check_headers(*all, local, what);
   if (!verdict.ok()) {
-    // Every rank reached the same verdict from the same headers; the barrier keeps each
-    // header alive until all have read it.
-    FUSCO_RETURN_IF_ERROR(transport.barrier(deadline, what));
     all->clear();
-    return verdict;
   }
-  return Status();
+  return verdict;
 }
 
 }  // namespace fusco::engine

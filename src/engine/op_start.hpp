@@ -48,11 +48,10 @@ class PeerAccess {
   std::chrono::milliseconds grace_;
 };
 
-/// Publishes `mine` (with mine.ok set from `local`; it must live until the caller's closing
-/// barrier) and checks every rank's header. On success `all` points at every rank's header
-/// until that barrier.
+/// Gathers every rank's header (mine.ok set from `local`) and checks them. On success `all`
+/// holds every rank's header; the pointers in them are only usable by ranks with the direct
+/// ability (the same address space).
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
-                std::vector<const OpHeader*>* all, const transport::Deadline& deadline,
-                const char* what);
+                std::vector<OpHeader>* all, const transport::Deadline& deadline, const char* what);
 
 }  // namespace fusco::engine

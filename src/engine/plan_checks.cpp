@@ -1,5 +1,6 @@
 #include "engine/plan_checks.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace fusco::engine {
@@ -15,7 +16,28 @@ std::string dims(int64_t rows, int64_t cols) {
   return "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
 }
 
+// A row must fit one staging slot of the transport.
+Status check_row_fits(const transport::Transport& transport, const char* arg,
+                      const TensorView& view) {
+  const size_t row_bytes = static_cast<size_t>(view.shape[1]) * dtype_size(view.dtype);
+  if (row_bytes > transport.max_chunk_bytes()) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string(arg) + " rows are " + std::to_string(row_bytes) + " bytes (" +
+                      std::to_string(view.shape[1]) + " x " + dtype_name(view.dtype) +
+                      "), more than the " + std::to_string(transport.max_chunk_bytes()) +
+                      " bytes a staging slot of this transport holds");
+  }
+  return Status();
+}
+
 }  // namespace
+
+int64_t rows_per_chunk(const transport::Transport& transport, const detail::PlanData& plan,
+                       size_t row_bytes) {
+  const size_t chunk =
+      std::min(static_cast<size_t>(plan.options.chunk_bytes), transport.max_chunk_bytes());
+  return static_cast<int64_t>(std::max<size_t>(1, chunk / std::max<size_t>(1, row_bytes)));
+}
 
 Status check_plan_owner(const transport::Transport& transport, const detail::PlanData* plan) {
   if (plan == nullptr) {
@@ -34,6 +56,7 @@ Status check_dispatch_args(const transport::Transport& transport, const detail::
   FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
   FUSCO_RETURN_IF_ERROR(check_matrix(x, "x"));
   FUSCO_RETURN_IF_ERROR(check_matrix(recv, "recv"));
+  FUSCO_RETURN_IF_ERROR(check_row_fits(transport, "x", x));
   const int64_t hidden = x.shape[1];
   if (x.shape[0] != plan->num_tokens) {
     return shape_error("x", x,
@@ -65,6 +88,7 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
                                                 dtype_name(expert_out.dtype) +
                                                 " is not offered; use fp32, fp16, bf16 or fp64");
   }
+  FUSCO_RETURN_IF_ERROR(check_row_fits(transport, "expert_out", expert_out));
   const int64_t hidden = expert_out.shape[1];
   if (expert_out.shape[0] != plan->num_recv_rows) {
     return shape_error("expert_out", expert_out,

@@ -24,6 +24,11 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
                           const TensorView& expert_out, const TensorView& topk_weights,
                           const TensorView& out);
 
+/// Rows per chunk on the staged path: the plan's chunk size capped by what the transport's
+/// staging slots hold, at least one row (check_row_fits makes sure a row fits).
+int64_t rows_per_chunk(const transport::Transport& transport, const detail::PlanData& plan,
+                       size_t row_bytes);
+
 /// Copies one row; nothing for empty rows (whose pointers may be null).
 inline void copy_row(void* dst, const void* src, size_t bytes) {
   if (bytes > 0) {

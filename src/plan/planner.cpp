@@ -109,9 +109,9 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   config.ranks_per_node = topology.node_width();
   config.sequence = sequence;
   std::vector<PlanConfig> configs(static_cast<size_t>(world));
-  FUSCO_RETURN_IF_ERROR(transport::allgather(transport, &config, sizeof(config),
-                                             reinterpret_cast<std::byte*>(configs.data()), deadline,
-                                             "plan (configuration check)"));
+  FUSCO_RETURN_IF_ERROR(transport.allgather(&config, sizeof(config),
+                                            reinterpret_cast<std::byte*>(configs.data()), deadline,
+                                            "plan (configuration check)"));
   FUSCO_RETURN_IF_ERROR(local);
   FUSCO_RETURN_IF_ERROR(compare_configs(configs, me));
 
@@ -144,8 +144,8 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(metadata.status());
 
   // Decoded in place, straight from each source's message.
-  FUSCO_RETURN_IF_ERROR(transport::alltoallv_consume(
-      transport, metadata.value(),
+  FUSCO_RETURN_IF_ERROR(transport.alltoallv_consume(
+      metadata.value(),
       [&plan](int source, const Bytes& bytes) { return decode_staged_in(*plan, source, bytes); },
       deadline, "plan (staged metadata exchange)"));
 

@@ -4,9 +4,9 @@
 
 namespace fusco::transport {
 
-Status alltoallv_consume(Transport& transport, const std::vector<Bytes>& send,
-                         const std::function<Status(int source, const Bytes& bytes)>& consume,
-                         const Deadline& deadline, const char* what) {
+Status alltoallv_consume_in_place(Transport& transport, const std::vector<Bytes>& send,
+                                  const ConsumeFn& consume, const Deadline& deadline,
+                                  const char* what) {
   std::vector<const void*> all;
   FUSCO_RETURN_IF_ERROR(transport.sync(&send, &all, deadline, what));
   const auto me = static_cast<size_t>(transport.rank());
@@ -23,8 +23,8 @@ Status alltoallv_consume(Transport& transport, const std::vector<Bytes>& send,
 Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
                  const Deadline& deadline, const char* what) {
   recv->assign(static_cast<size_t>(transport.world_size()), Bytes());
-  return alltoallv_consume(
-      transport, send,
+  return transport.alltoallv_consume(
+      send,
       [recv](int source, const Bytes& bytes) {
         (*recv)[static_cast<size_t>(source)] = bytes;
         return Status();
@@ -32,8 +32,8 @@ Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vect
       deadline, what);
 }
 
-Status allgather(Transport& transport, const void* mine, size_t bytes, std::byte* out,
-                 const Deadline& deadline, const char* what) {
+Status allgather_in_place(Transport& transport, const void* mine, size_t bytes, std::byte* out,
+                          const Deadline& deadline, const char* what) {
   std::vector<const void*> all;
   FUSCO_RETURN_IF_ERROR(transport.sync(mine, &all, deadline, what));
   for (size_t source = 0; source < all.size(); ++source) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -83,12 +84,22 @@ class InprocTransport final : public Transport {
               const char* what) override {
     return group_->sync(rank_, mine, all, deadline, what);
   }
+  Status alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
+                           const Deadline& deadline, const char* what) override {
+    return alltoallv_consume_in_place(*this, send, consume, deadline, what);
+  }
+  Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
+                   const char* what) override {
+    return allgather_in_place(*this, mine, bytes, out, deadline, what);
+  }
   Status barrier(const Deadline& deadline, const char* what) override {
     std::vector<const void*> ignored;
     return group_->sync(rank_, nullptr, &ignored, deadline, what);
   }
   bool direct_access() const override { return group_->direct_access(); }
   StagingWindow& window(int from, int to) override { return group_->window(from, to); }
+  /// Windows grow to the chunk size a plan asks for.
+  size_t max_chunk_bytes() const override { return SIZE_MAX; }
   uint64_t doorbell() const override { return group_->doorbell(rank_); }
   void ring(int peer) override { group_->ring(peer); }
   Status wait_doorbell(uint64_t seen, const Deadline& deadline,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -11,17 +12,37 @@ namespace fusco::transport {
 /// fills slot c % kSlots with chunk c and marks it full; the receiver scatters it and marks it
 /// empty. One producer and one consumer per operation; chunks go in order, so both sides know
 /// which rows a chunk holds from its number alone.
+///
+/// Two kinds: an owned window (in-process ranks) whose slots live on the heap and grow on
+/// demand, and an attached window over memory that another party laid out (a shared-memory
+/// segment), whose slot size is fixed.
 class StagingWindow {
  public:
   static constexpr int kSlots = 2;
 
-  /// Grows the slots to at least `slot_bytes`. Only while no operation uses the window.
+  /// An owned window, empty until reserve().
+  StagingWindow() : full_(owned_full_) {}
+  /// A window over `base` (kSlots slots of `slot_bytes` each, back to back) with its slot
+  /// flags at `full` (kSlots words). The memory must outlive the window.
+  StagingWindow(std::byte* base, size_t slot_bytes, std::atomic<uint32_t>* full)
+      : full_(full), slot_bytes_(slot_bytes), attached_(true) {
+    for (int s = 0; s < kSlots; ++s) {
+      slot_ptr_[s] = base + static_cast<size_t>(s) * slot_bytes;
+    }
+  }
+  StagingWindow(const StagingWindow&) = delete;
+  StagingWindow& operator=(const StagingWindow&) = delete;
+
+  /// Makes the slots hold at least `slot_bytes`. Owned windows grow (only while no operation
+  /// uses the window); attached ones already hold Transport::max_chunk_bytes().
   void reserve(size_t slot_bytes) {
     if (slot_bytes <= slot_bytes_) {
       return;
     }
-    for (auto& slot : slots_) {
-      slot.reset(new std::byte[slot_bytes]);
+    assert(!attached_);
+    for (int s = 0; s < kSlots; ++s) {
+      owned_[s].reset(new std::byte[slot_bytes]);
+      slot_ptr_[s] = owned_[s].get();
     }
     slot_bytes_ = slot_bytes;
   }
@@ -31,7 +52,7 @@ class StagingWindow {
     return full_[chunk % kSlots].load(std::memory_order_acquire) == 0;
   }
   /// Sender: memory of chunk `chunk`'s slot (after can_put).
-  std::byte* put_buffer(int64_t chunk) { return slots_[chunk % kSlots].get(); }
+  std::byte* put_buffer(int64_t chunk) { return slot_ptr_[chunk % kSlots]; }
   /// Sender: publishes chunk `chunk` (its bytes are visible to the receiver after this).
   void put_done(int64_t chunk) { full_[chunk % kSlots].store(1, std::memory_order_release); }
 
@@ -40,14 +61,17 @@ class StagingWindow {
     return full_[chunk % kSlots].load(std::memory_order_acquire) != 0;
   }
   /// Receiver: memory of chunk `chunk` (after can_take).
-  const std::byte* take_buffer(int64_t chunk) const { return slots_[chunk % kSlots].get(); }
+  const std::byte* take_buffer(int64_t chunk) const { return slot_ptr_[chunk % kSlots]; }
   /// Receiver: frees chunk `chunk`'s slot for the sender.
   void take_done(int64_t chunk) { full_[chunk % kSlots].store(0, std::memory_order_release); }
 
  private:
-  std::unique_ptr<std::byte[]> slots_[kSlots];
-  std::atomic<uint32_t> full_[kSlots] = {};
+  std::unique_ptr<std::byte[]> owned_[kSlots];
+  std::atomic<uint32_t> owned_full_[kSlots] = {};
+  std::byte* slot_ptr_[kSlots] = {};
+  std::atomic<uint32_t>* full_;
   size_t slot_bytes_ = 0;
+  bool attached_ = false;
 };
 
 }  // namespace fusco::transport

@@ -1,7 +1,8 @@
 #pragma once
 
 // The engine-facing transport interface: the small table of operations the planner and the
-// engine need. Implementations: inproc (ranks are threads of one process).
+// engine need. Implementations: inproc (ranks are threads of one process) and shm (processes
+// of one machine sharing a memory segment).
 
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +17,7 @@
 namespace fusco::transport {
 
 using Bytes = std::vector<std::byte>;
+using ConsumeFn = std::function<Status(int source, const Bytes& bytes)>;
 
 class Transport {
  public:
@@ -26,12 +28,20 @@ class Transport {
   /// Identifies the group (plans remember it).
   virtual uint64_t group_id() const = 0;
 
-  /// Collective: publishes `mine` and returns every rank's published pointer in `all`. Each
-  /// pointer stays valid until its owner's next collective call, so readers must finish with
-  /// them before the next barrier or sync. Direct ability: the engine loads from and stores
-  /// into the memory behind published pointers of ranks of its own node.
+  /// Collective, direct ability only (kUnsupported without direct_access()): publishes `mine`
+  /// and returns every rank's published pointer in `all`. Each pointer stays valid until its
+  /// owner's next collective call, so readers must finish with them before the next barrier
+  /// or sync. The engine loads from and stores into the memory behind them.
   virtual Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
                       const char* what) = 0;
+  /// Collective: `send[d]` goes to rank d; consume(s, bytes) is called, for s in rank order,
+  /// with what rank s sent to this rank. A failed consume is returned after every rank is done.
+  virtual Status alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
+                                   const Deadline& deadline, const char* what) = 0;
+  /// Collective: every rank contributes `bytes` bytes (the same count on all ranks); `out`
+  /// receives world_size * bytes, rank-major.
+  virtual Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
+                           const char* what) = 0;
   /// Collective: waits until every rank arrives.
   virtual Status barrier(const Deadline& deadline, const char* what) = 0;
 
@@ -42,6 +52,8 @@ class Transport {
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;
+  /// The largest chunk a staging window holds, in bytes (the same on every rank).
+  virtual size_t max_chunk_bytes() const = 0;
 
   /// The current value of this rank's doorbell (rung by peers when a chunk or a free slot is
   /// ready for it). Read it before looking for work, then wait_doorbell with it.
@@ -69,21 +81,18 @@ class Transport {
   virtual std::string wait_peers_quiet(std::chrono::milliseconds grace) = 0;
 };
 
-/// Collective built on sync: `send[d]` goes to rank d; consume(s, bytes) is called, for s in
-/// rank order, with what rank s sent to this rank, read in place (no copy). Every rank waits
-/// for all consumers before its buffers may go; a failed consume is returned after that.
-Status alltoallv_consume(Transport& transport, const std::vector<Bytes>& send,
-                         const std::function<Status(int source, const Bytes& bytes)>& consume,
-                         const Deadline& deadline, const char* what);
+/// Transport::alltoallv_consume for transports with the direct ability: each consumer reads
+/// the sender's bytes in place (no copy); every rank waits for all consumers before its
+/// buffers may go.
+Status alltoallv_consume_in_place(Transport& transport, const std::vector<Bytes>& send,
+                                  const ConsumeFn& consume, const Deadline& deadline,
+                                  const char* what);
+/// Transport::allgather for transports with the direct ability.
+Status allgather_in_place(Transport& transport, const void* mine, size_t bytes, std::byte* out,
+                          const Deadline& deadline, const char* what);
 
-/// Collective built on sync: `send[d]` goes to rank d; `recv[s]` receives what rank s sent to
-/// this rank.
+/// Collective: `send[d]` goes to rank d; `recv[s]` receives what rank s sent to this rank.
 Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,
-                 const Deadline& deadline, const char* what);
-
-/// Collective built on sync: every rank contributes `bytes` bytes; `out` receives
-/// world_size * bytes, rank-major.
-Status allgather(Transport& transport, const void* mine, size_t bytes, std::byte* out,
                  const Deadline& deadline, const char* what);
 
 }  // namespace fusco::transport

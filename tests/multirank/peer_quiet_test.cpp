@@ -35,11 +35,21 @@ class StallingTransport final : public transport::Transport {
               const char* what) override {
     return inner_.sync(mine, all, d, what);
   }
+  Status alltoallv_consume(const std::vector<transport::Bytes>& send,
+                           const transport::ConsumeFn& consume, const transport::Deadline& d,
+                           const char* what) override {
+    return inner_.alltoallv_consume(send, consume, d, what);
+  }
+  Status allgather(const void* mine, size_t bytes, std::byte* out, const transport::Deadline& d,
+                   const char* what) override {
+    return inner_.allgather(mine, bytes, out, d, what);
+  }
   Status barrier(const transport::Deadline& d, const char* what) override {
     return inner_.barrier(d, what);
   }
   bool direct_access() const override { return inner_.direct_access(); }
   transport::StagingWindow& window(int from, int to) override { return inner_.window(from, to); }
+  size_t max_chunk_bytes() const override { return inner_.max_chunk_bytes(); }
   uint64_t doorbell() const override { return inner_.doorbell(); }
   void ring(int peer) override {
     if (rank() == slow_ && armed_ && ++rings_ == 2) {
