@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "fusco/expert_map.hpp"
@@ -26,6 +27,16 @@ class Communicator {
   /// `world_size` ranks in this process, one per thread, grouped into nodes by `topology`
   /// (topology.world_size must equal `world_size`). Element r of the result is rank r.
   static Result<std::vector<Communicator>> create_local(int world_size, Topology topology);
+
+  /// Rank `rank` of `topology.world_size` processes of this machine that move rows through a
+  /// POSIX shared-memory segment called `name` (for example "/fusco-<job id>"). Every process
+  /// passes the same name, handed out by its launcher (MPI, torch.distributed); rank 0 creates
+  /// the segment and the others attach, each waiting up to `timeout_ms` for all ranks. The
+  /// name is removed once all are attached: use a fresh name for every group. Staging slots
+  /// hold FUSCO_SHM_SLOT_BYTES bytes (default 1 MiB): the largest chunk and the largest row.
+  /// A peer process that exits makes the others fail with an error naming it.
+  static Result<Communicator> create_shared_memory(const std::string& name, int rank,
+                                                   Topology topology, int64_t timeout_ms = 60000);
 
   Communicator(Communicator&&) noexcept;
   Communicator& operator=(Communicator&&) noexcept;

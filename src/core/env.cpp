@@ -36,6 +36,10 @@ Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t
   return static_cast<int64_t>(value);
 }
 
+Result<int64_t> shm_slot_bytes_from_env() {
+  return env_int("FUSCO_SHM_SLOT_BYTES", kDefaultShmSlotBytes, int64_t{1} << 12, int64_t{1} << 30);
+}
+
 }  // namespace fusco::core
 
 namespace fusco {

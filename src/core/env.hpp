@@ -18,4 +18,9 @@ std::optional<std::string> env_string(const char* name);
 /// Malformed or out of range: kInvalidArgument naming the variable, its text and the range.
 Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t max);
 
+/// Bytes of one staging slot of the shared-memory transport: FUSCO_SHM_SLOT_BYTES, 4 KiB ..
+/// 1 GiB, default kDefaultShmSlotBytes.
+inline constexpr int64_t kDefaultShmSlotBytes = int64_t{1} << 20;
+Result<int64_t> shm_slot_bytes_from_env();
+
 }  // namespace fusco::core

@@ -14,36 +14,6 @@ constexpr DType kAllDtypes[] = {DType::kFloat32,    DType::kFloat16,    DType::k
                                 DType::kFloat8E4M3, DType::kFloat8E5M2, DType::kInt8,
                                 DType::kInt32,      DType::kInt64,      DType::kFloat64};
 
-Case random_case(uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
-  Case c;
-  c.seed = seed;
-  c.world = pick(1, 9);
-  c.ranks_per_node = pick(1, c.world);
-  c.topk = pick(1, 8);
-  const int64_t per_rank = pick(1, std::max(1, 512 / c.world / 4));
-  c.experts = per_rank * c.world;
-  if (pick(0, 3) == 0) {  // uneven explicit map, some ranks may own nothing
-    c.experts = pick(1, 40);
-    for (int64_t e = 0; e < c.experts; ++e) {
-      c.owners.push_back(pick(0, c.world - 1));
-    }
-  }
-  constexpr int64_t kHiddens[] = {1, 7, 128};
-  c.hidden = kHiddens[pick(0, 2)];
-  c.dtype = kAllDtypes[pick(0, 8)];
-  c.dedup = static_cast<Dedup>(pick(0, 2));
-  constexpr int64_t kChunks[] = {1, 100, 1024, 1 << 20};
-  c.chunk_bytes = kChunks[pick(0, 3)];
-  c.int32_ids = pick(0, 1) == 1;
-  for (int r = 0; r < c.world; ++r) {
-    c.tokens.push_back(pick(0, 4) == 0 ? 0 : pick(1, 40));
-  }
-  c.direct_access = pick(0, 3) != 0;
-  return c;
-}
-
 TEST(DispatchCombine, RandomizedCases_MatchReferenceBitForBit) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     const Case c = random_case(seed);

@@ -4,7 +4,6 @@
 #include <sstream>
 
 #include "communicator_impl.hpp"
-#include "core/convert.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
 #include "testing/rank_threads.hpp"
@@ -22,16 +21,29 @@ ExpertMap map_of(const Case& c) {
   return c.owners.empty() ? ExpertMap() : ExpertMap::from_owners(c.owners);
 }
 
-std::vector<std::vector<int64_t>> routing_of(const Case& c) {
+DType weight_dtype_of(const Case& c) {
+  return c.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+}
+
+std::vector<int64_t> routing_of(const Case& c, int rank) {
   if (!c.ids.empty()) {
-    return c.ids;
+    return c.ids[static_cast<size_t>(rank)];
   }
-  std::vector<std::vector<int64_t>> ids;
-  for (int r = 0; r < c.world; ++r) {
-    std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(r));
-    ids.push_back(random_topk(tokens_of(c, r), c.topk, c.experts, c.masked, c.masked_token, rng));
-  }
-  return ids;
+  std::mt19937_64 rng(c.seed * 7919 + static_cast<uint64_t>(rank));
+  return random_topk(tokens_of(c, rank), c.topk, c.experts, c.masked, c.masked_token, rng);
+}
+
+// The inputs of rank `rank`: x [T, H], y [rows, H] and weights [T, k].
+std::vector<std::byte> x_of(const Case& c, int rank) {
+  return random_elements(c.dtype, tokens_of(c, rank) * c.hidden,
+                         c.seed * 31 + static_cast<uint64_t>(rank));
+}
+std::vector<std::byte> y_of(const Case& c, int rank, int64_t rows) {
+  return random_elements(c.dtype, rows * c.hidden, c.seed * 37 + static_cast<uint64_t>(rank));
+}
+std::vector<std::byte> weights_of(const Case& c, int rank) {
+  return random_elements(weight_dtype_of(c), tokens_of(c, rank) * c.topk,
+                         c.seed * 41 + static_cast<uint64_t>(rank));
 }
 
 }  // namespace
@@ -50,131 +62,193 @@ std::string Case::describe() const {
   return out.str();
 }
 
-Outcome run_case(const Case& c) {
-  const std::vector<std::vector<int64_t>> ids = routing_of(c);
-  std::vector<std::vector<int32_t>> ids32(static_cast<size_t>(c.world));
-  std::vector<std::vector<std::byte>> x(static_cast<size_t>(c.world));
-  std::vector<std::vector<std::byte>> y(static_cast<size_t>(c.world));
-  std::vector<std::vector<std::byte>> weights(static_cast<size_t>(c.world));
-  const DType weight_dtype = c.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
-  Outcome outcome;
-  outcome.recv.resize(static_cast<size_t>(c.world));
-  outcome.out.resize(static_cast<size_t>(c.world));
-  outcome.tokens_per_expert.resize(static_cast<size_t>(c.world));
-  outcome.stats.resize(static_cast<size_t>(c.world));
-  const bool combines = dtype_supports_combine(c.dtype);
+namespace {
+constexpr DType kAllDtypes[] = {DType::kFloat32,    DType::kFloat16,    DType::kBFloat16,
+                                DType::kFloat8E4M3, DType::kFloat8E5M2, DType::kInt8,
+                                DType::kInt32,      DType::kInt64,      DType::kFloat64};
+}  // namespace
 
+Case random_case(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  Case c;
+  c.seed = seed;
+  c.world = pick(1, 9);
+  c.ranks_per_node = pick(1, c.world);
+  c.topk = pick(1, 8);
+  const int64_t per_rank = pick(1, std::max(1, 512 / c.world / 4));
+  c.experts = per_rank * c.world;
+  if (pick(0, 3) == 0) {  // uneven explicit map, some ranks may own nothing
+    c.experts = pick(1, 40);
+    for (int64_t e = 0; e < c.experts; ++e) {
+      c.owners.push_back(pick(0, c.world - 1));
+    }
+  }
+  constexpr int64_t kHiddens[] = {1, 7, 128};
+  c.hidden = kHiddens[pick(0, 2)];
+  c.dtype = kAllDtypes[pick(0, 8)];
+  c.dedup = static_cast<Dedup>(pick(0, 2));
+  constexpr int64_t kChunks[] = {1, 100, 1024, 1 << 20};
+  c.chunk_bytes = kChunks[pick(0, 3)];
+  c.int32_ids = pick(0, 1) == 1;
+  for (int r = 0; r < c.world; ++r) {
+    c.tokens.push_back(pick(0, 4) == 0 ? 0 : pick(1, 40));
+  }
+  c.direct_access = pick(0, 3) != 0;
+  return c;
+}
+
+RankResult run_rank(const Case& c, Communicator& comm, int rank) {
+  RankResult result;
+  const int64_t tokens = tokens_of(c, rank);
+  std::vector<int64_t> ids = routing_of(c, rank);
+  std::vector<int32_t> ids32(ids.begin(), ids.end());
+  const TensorView idx = c.int32_ids
+                             ? TensorView::host(ids32.data(), DType::kInt32, {tokens, c.topk})
+                             : TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk});
   PlanOptions options;
   options.dedup = c.dedup;
   options.chunk_bytes = c.chunk_bytes;
   options.timeout_ms = 60000;
+  Result<Plan> plan = comm.plan(idx, c.experts, map_of(c), options);
+  result.status = plan.status();
+  if (!plan.ok()) {
+    return result;
+  }
+  result.tokens_per_expert = plan.value().tokens_per_expert();
+  result.stats = plan.value().stats();
+  std::vector<std::byte> x = x_of(c, rank);
+  const int64_t rows = plan.value().num_recv_rows();
+  result.recv.assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
+  result.status =
+      comm.dispatch(plan.value(), TensorView::host(x.data(), c.dtype, {tokens, c.hidden}),
+                    TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden}));
+  if (!result.status.ok() || !dtype_supports_combine(c.dtype)) {
+    return result;
+  }
+  std::vector<std::byte> y = y_of(c, rank, rows);
+  std::vector<std::byte> weights = weights_of(c, rank);
+  result.out.assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
+  result.status =
+      comm.combine(plan.value(), TensorView::host(y.data(), c.dtype, {rows, c.hidden}),
+                   TensorView::host(weights.data(), weight_dtype_of(c), {tokens, c.topk}),
+                   TensorView::host(result.out.data(), c.dtype, {tokens, c.hidden}));
+  return result;
+}
+
+Expected expected_of(const Case& c) {
+  std::vector<std::vector<int64_t>> ids;
+  std::vector<std::vector<std::byte>> x;
+  std::vector<TensorView> idx;
+  std::vector<TensorView> xv;
+  for (int r = 0; r < c.world; ++r) {
+    ids.push_back(routing_of(c, r));
+    x.push_back(x_of(c, r));
+  }
+  for (int r = 0; r < c.world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    const int64_t tokens = tokens_of(c, r);
+    idx.push_back(TensorView::host(ids[rr].data(), DType::kInt64, {tokens, c.topk}));
+    xv.push_back(TensorView::host(x[rr].data(), c.dtype, {tokens, c.hidden}));
+  }
+  const ExpertMap map = map_of(c);
+  const reference::ReceiveLayout layout = reference::receive_layout(idx, c.experts, map, c.world);
+  Expected want;
+  want.tokens_per_expert = layout.tokens_per_expert;
+  want.recv = reference::dispatch(layout, xv);
+  if (!dtype_supports_combine(c.dtype)) {
+    return want;
+  }
+  std::vector<std::vector<std::byte>> y;
+  std::vector<std::vector<std::byte>> weights;
+  std::vector<TensorView> yv;
+  std::vector<TensorView> wv;
+  for (int r = 0; r < c.world; ++r) {
+    y.push_back(y_of(c, r, static_cast<int64_t>(layout.rows[static_cast<size_t>(r)].size())));
+    weights.push_back(weights_of(c, r));
+  }
+  for (int r = 0; r < c.world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    const auto rows = static_cast<int64_t>(layout.rows[rr].size());
+    yv.push_back(TensorView::host(y[rr].data(), c.dtype, {rows, c.hidden}));
+    wv.push_back(
+        TensorView::host(weights[rr].data(), weight_dtype_of(c), {tokens_of(c, r), c.topk}));
+  }
+  want.out = reference::combine(layout, idx, wv, yv, c.experts, map,
+                                Topology::nodes_of(c.world, c.ranks_per_node), c.dedup);
+  return want;
+}
+
+::testing::AssertionResult matches_expected(const Case& c, const Expected& want, int rank,
+                                            const RankResult& got) {
+  const auto r = static_cast<size_t>(rank);
+  if (!got.status.ok()) {
+    return ::testing::AssertionFailure()
+           << "rank " << rank << " failed: " << got.status.to_string() << ": " << c.describe();
+  }
+  if (got.tokens_per_expert != want.tokens_per_expert[r]) {
+    return ::testing::AssertionFailure()
+           << "tokens_per_expert differs on rank " << rank << ": " << c.describe();
+  }
+  if (got.recv != want.recv[r]) {
+    return ::testing::AssertionFailure()
+           << "dispatch result differs on rank " << rank << ": " << c.describe();
+  }
+  if (dtype_supports_combine(c.dtype) && got.out != want.out[r]) {
+    size_t first = 0;
+    while (first < want.out[r].size() && got.out[first] == want.out[r][first]) {
+      ++first;
+    }
+    return ::testing::AssertionFailure() << "combine result differs on rank " << rank << " at byte "
+                                         << first << ": " << c.describe();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+Outcome run_case(const Case& c) {
+  Outcome outcome;
   auto comms = Communicator::Impl::create_local(
       c.world, Topology::nodes_of(c.world, c.ranks_per_node), c.direct_access);
   EXPECT_TRUE(comms.ok()) << comms.status().to_string();
   if (!comms.ok()) {
     return outcome;
   }
+  std::vector<RankResult> results(static_cast<size_t>(c.world));
   const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
     const auto r = static_cast<size_t>(rank);
-    Communicator& comm = comms.value()[r];
-    const int64_t tokens = tokens_of(c, rank);
-    TensorView idx;
-    if (c.int32_ids) {
-      ids32[r].assign(ids[r].begin(), ids[r].end());
-      idx = TensorView::host(ids32[r].data(), DType::kInt32, {tokens, c.topk});
-    } else {
-      idx = TensorView::host(const_cast<int64_t*>(ids[r].data()), DType::kInt64, {tokens, c.topk});
-    }
-    Result<Plan> plan = comm.plan(idx, c.experts, map_of(c), options);
-    FUSCO_RETURN_IF_ERROR(plan.status());
-    outcome.tokens_per_expert[r] = plan.value().tokens_per_expert();
-    outcome.stats[r] = plan.value().stats();
-    x[r] = random_elements(c.dtype, tokens * c.hidden, c.seed * 31 + r);
-    const int64_t rows = plan.value().num_recv_rows();
-    outcome.recv[r].assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype),
-                           std::byte{0x5a});
-    FUSCO_RETURN_IF_ERROR(
-        comm.dispatch(plan.value(), TensorView::host(x[r].data(), c.dtype, {tokens, c.hidden}),
-                      TensorView::host(outcome.recv[r].data(), c.dtype, {rows, c.hidden})));
-    if (!combines) {
-      return Status();
-    }
-    y[r] = random_elements(c.dtype, rows * c.hidden, c.seed * 37 + r);
-    weights[r] = random_elements(weight_dtype, tokens * c.topk, c.seed * 41 + r);
-    outcome.out[r].assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype),
-                          std::byte{0x5a});
-    return comm.combine(plan.value(), TensorView::host(y[r].data(), c.dtype, {rows, c.hidden}),
-                        TensorView::host(weights[r].data(), weight_dtype, {tokens, c.topk}),
-                        TensorView::host(outcome.out[r].data(), c.dtype, {tokens, c.hidden}));
+    results[r] = run_rank(c, comms.value()[r], rank);
+    return results[r].status;
   });
   for (int r = 0; r < c.world; ++r) {
     EXPECT_TRUE(statuses[static_cast<size_t>(r)].ok())
         << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string() << "\n"
         << c.describe();
   }
-  if (!first_error(statuses).ok()) {
-    return outcome;
+  for (RankResult& result : results) {
+    outcome.recv.push_back(std::move(result.recv));
+    outcome.out.push_back(std::move(result.out));
+    outcome.tokens_per_expert.push_back(std::move(result.tokens_per_expert));
+    outcome.stats.push_back(result.stats);
   }
-  // Keep the inputs for the reference check.
-  outcome.x_ = std::move(x);
-  outcome.y_ = std::move(y);
-  outcome.weights_ = std::move(weights);
-  outcome.ids_ = ids;
+  outcome.ok = first_error(statuses).ok();
   return outcome;
 }
 
 ::testing::AssertionResult matches_reference(const Case& c) {
-  Outcome got = run_case(c);
-  if (got.ids_.empty()) {
+  const Outcome got = run_case(c);
+  if (!got.ok) {
     return ::testing::AssertionFailure() << "run failed: " << c.describe();
   }
-  std::vector<TensorView> idx;
-  std::vector<TensorView> x;
-  std::vector<TensorView> y;
-  std::vector<TensorView> w;
+  const Expected want = expected_of(c);
   for (int r = 0; r < c.world; ++r) {
     const auto rr = static_cast<size_t>(r);
-    const int64_t tokens = tokens_of(c, r);
-    idx.push_back(TensorView::host(got.ids_[rr].data(), DType::kInt64, {tokens, c.topk}));
-    x.push_back(TensorView::host(got.x_[rr].data(), c.dtype, {tokens, c.hidden}));
-  }
-  const ExpertMap map = map_of(c);
-  const reference::ReceiveLayout layout = reference::receive_layout(idx, c.experts, map, c.world);
-  const auto want_recv = reference::dispatch(layout, x);
-  for (int r = 0; r < c.world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    if (got.tokens_per_expert[rr] != layout.tokens_per_expert[rr]) {
-      return ::testing::AssertionFailure()
-             << "tokens_per_expert differs on rank " << r << ": " << c.describe();
-    }
-    if (got.recv[rr] != want_recv[rr]) {
-      return ::testing::AssertionFailure()
-             << "dispatch result differs on rank " << r << ": " << c.describe();
-    }
-  }
-  if (!dtype_supports_combine(c.dtype)) {
-    return ::testing::AssertionSuccess();
-  }
-  for (int r = 0; r < c.world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    const int64_t rows = static_cast<int64_t>(layout.rows[rr].size());
-    const int64_t tokens = tokens_of(c, r);
-    y.push_back(TensorView::host(got.y_[rr].data(), c.dtype, {rows, c.hidden}));
-    w.push_back(TensorView::host(got.weights_[rr].data(),
-                                 c.dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32,
-                                 {tokens, c.topk}));
-  }
-  const auto want_out = reference::combine(layout, idx, w, y, c.experts, map,
-                                           Topology::nodes_of(c.world, c.ranks_per_node), c.dedup);
-  for (int r = 0; r < c.world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    if (got.out[rr] != want_out[rr]) {
-      size_t first = 0;
-      while (first < want_out[rr].size() && got.out[rr][first] == want_out[rr][first]) {
-        ++first;
-      }
-      return ::testing::AssertionFailure() << "combine result differs on rank " << r << " at byte "
-                                           << first << ": " << c.describe();
+    RankResult result;
+    result.recv = got.recv[rr];
+    result.out = got.out[rr];
+    result.tokens_per_expert = got.tokens_per_expert[rr];
+    ::testing::AssertionResult verdict = matches_expected(c, want, r, result);
+    if (!verdict) {
+      return verdict;
     }
   }
   return ::testing::AssertionSuccess();

@@ -37,19 +37,46 @@ struct Case {
   std::string describe() const;
 };
 
+/// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous or
+/// uneven explicit maps, H 1/7/128, every dtype and dedup mode, chunk sizes from one byte to
+/// 1 MiB, T = 0 on some ranks, int32 or int64 ids, with or without direct access.
+Case random_case(uint64_t seed);
+
+/// One rank's part of a run: its plan's counts and stats, dispatch and combine results.
+struct RankResult {
+  Status status;
+  std::vector<std::byte> recv;
+  std::vector<std::byte> out;  // combine dtypes only
+  std::vector<int64_t> tokens_per_expert;
+  PlanStats stats;
+};
+
+/// Plans, dispatches and combines rank `rank`'s part of `c` through `comm`. Inputs come from
+/// the case's seed, so every process of a run (and the reference) regenerates the same ones.
+RankResult run_rank(const Case& c, Communicator& comm, int rank);
+
+/// What the reference oracle gives every rank for `c`.
+struct Expected {
+  std::vector<std::vector<std::byte>> recv;
+  std::vector<std::vector<std::byte>> out;
+  std::vector<std::vector<int64_t>> tokens_per_expert;
+};
+Expected expected_of(const Case& c);
+
+/// Rank `rank`'s result against the reference, bit for bit.
+::testing::AssertionResult matches_expected(const Case& c, const Expected& want, int rank,
+                                            const RankResult& got);
+
 /// What one run produced on every rank.
 struct Outcome {
   std::vector<std::vector<std::byte>> recv;  // dispatch result per rank
   std::vector<std::vector<std::byte>> out;   // combine result per rank (combine dtypes only)
   std::vector<std::vector<int64_t>> tokens_per_expert;
   std::vector<PlanStats> stats;
-  // Inputs, kept for the reference check.
-  std::vector<std::vector<int64_t>> ids_;
-  std::vector<std::vector<std::byte>> x_, y_;
-  std::vector<std::vector<std::byte>> weights_;  // fp32, or fp64 for fp64 cases
+  bool ok = false;
 };
 
-/// Runs `c`; fails the current test on any error status.
+/// Runs `c` with in-process ranks; fails the current test on any error status.
 Outcome run_case(const Case& c);
 
 /// Runs `c` and checks recv, tokens_per_expert and out against the reference.

@@ -1,0 +1,57 @@
+// A group of processes on one machine joined through a named shared-memory segment.
+
+#include <string>
+
+#include "communicator_impl.hpp"
+#include "core/env.hpp"
+#include "fusco/communicator.hpp"
+#include "transport/shm_transport.hpp"
+
+namespace fusco {
+
+namespace {
+
+Status check_name(const std::string& name) {
+  constexpr size_t kMaxName = 200;
+  const bool shaped = name.size() >= 2 && name.size() <= kMaxName && name[0] == '/' &&
+                      name.find('/', 1) == std::string::npos;
+  if (!shaped) {
+    return Status(StatusCode::kInvalidArgument,
+                  "name = '" + name + "' must be '/' followed by 1 to " +
+                      std::to_string(kMaxName - 1) + " characters other than '/'");
+  }
+  return Status();
+}
+
+}  // namespace
+
+Result<Communicator> Communicator::create_shared_memory(const std::string& name, int rank,
+                                                        Topology topology, int64_t timeout_ms) {
+  FUSCO_RETURN_IF_ERROR(check_name(name));
+  FUSCO_RETURN_IF_ERROR(topology.validate());
+  const int world = topology.world_size;
+  if (world > transport::ShmTransport::kMaxRanks) {
+    return Status(StatusCode::kInvalidArgument,
+                  "topology.world_size = " + std::to_string(world) + " exceeds " +
+                      std::to_string(transport::ShmTransport::kMaxRanks) +
+                      ", the most ranks of a shared-memory group");
+  }
+  if (rank < 0 || rank >= world) {
+    return Status(StatusCode::kInvalidArgument, "rank = " + std::to_string(rank) +
+                                                    " is outside [0, " + std::to_string(world) +
+                                                    ") (topology.world_size)");
+  }
+  if (timeout_ms < 1 || timeout_ms > 86400000) {
+    return Status(StatusCode::kInvalidArgument,
+                  "timeout_ms = " + std::to_string(timeout_ms) + " is outside [1, 86400000]");
+  }
+  Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
+  FUSCO_RETURN_IF_ERROR(slot_bytes.status());
+  auto opened =
+      transport::ShmTransport::open(name, rank, world, static_cast<size_t>(slot_bytes.value()),
+                                    transport::Deadline::after_ms(timeout_ms));
+  FUSCO_RETURN_IF_ERROR(opened.status());
+  return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
+}
+
+}  // namespace fusco

@@ -1,0 +1,251 @@
+#include "transport/shm_segment.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <new>
+#include <thread>
+
+namespace fusco::transport {
+
+namespace {
+
+constexpr uint64_t kShmReady = 0x6675'7363'6f53'484dULL;  // "fuscoSHM"
+constexpr size_t kPage = 4096;
+
+size_t align_up(size_t value, size_t alignment) {
+  return (value + alignment - 1) / alignment * alignment;
+}
+
+std::string errno_text(int error) { return std::string(std::strerror(error)); }
+
+Status segment_error(StatusCode code, const std::string& name, int rank, const std::string& what) {
+  return Status(code,
+                "rank " + std::to_string(rank) + ": shared-memory segment " + name + ": " + what);
+}
+
+// Waits (bounded) until `done` holds, polling every millisecond.
+template <typename Done>
+bool poll_until(const Deadline& deadline, Done&& done) {
+  while (!done()) {
+    if (Clock::now() >= deadline.at) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+}  // namespace
+
+size_t ShmGeometry::ranks_offset() const { return align_up(sizeof(ShmHeader), 64); }
+size_t ShmGeometry::flags_offset() const {
+  return ranks_offset() + static_cast<size_t>(world_size) * sizeof(ShmRank);
+}
+size_t ShmGeometry::mailboxes_offset() const {
+  const auto pairs = static_cast<size_t>(world_size) * static_cast<size_t>(world_size);
+  return align_up(flags_offset() + pairs * sizeof(ShmWindowFlags), kPage);
+}
+size_t ShmGeometry::slots_offset() const {
+  return mailboxes_offset() + static_cast<size_t>(world_size) * mailbox_bytes;
+}
+size_t ShmGeometry::total_bytes() const {
+  const auto pairs = static_cast<size_t>(world_size) * static_cast<size_t>(world_size);
+  return slots_offset() + pairs * 2 * slot_bytes;
+}
+
+ShmRank& ShmSegment::rank_words(int rank) const {
+  return reinterpret_cast<ShmRank*>(base_ + geometry_.ranks_offset())[rank];
+}
+
+ShmWindowFlags& ShmSegment::window_flags(int from, int to) const {
+  const auto index = static_cast<size_t>(from) * static_cast<size_t>(geometry_.world_size) +
+                     static_cast<size_t>(to);
+  return reinterpret_cast<ShmWindowFlags*>(base_ + geometry_.flags_offset())[index];
+}
+
+std::byte* ShmSegment::mailbox(int rank) const {
+  return base_ + geometry_.mailboxes_offset() + static_cast<size_t>(rank) * geometry_.mailbox_bytes;
+}
+
+std::byte* ShmSegment::window_slots(int from, int to) const {
+  const auto index = static_cast<size_t>(from) * static_cast<size_t>(geometry_.world_size) +
+                     static_cast<size_t>(to);
+  return base_ + geometry_.slots_offset() + index * 2 * geometry_.slot_bytes;
+}
+
+ShmSegment::ShmSegment(ShmSegment&& other) noexcept
+    : base_(other.base_), mapped_bytes_(other.mapped_bytes_), geometry_(other.geometry_) {
+  other.base_ = nullptr;
+  other.mapped_bytes_ = 0;
+}
+
+ShmSegment& ShmSegment::operator=(ShmSegment&& other) noexcept {
+  if (this != &other) {
+    if (base_ != nullptr) {
+      munmap(base_, mapped_bytes_);
+    }
+    base_ = other.base_;
+    mapped_bytes_ = other.mapped_bytes_;
+    geometry_ = other.geometry_;
+    other.base_ = nullptr;
+    other.mapped_bytes_ = 0;
+  }
+  return *this;
+}
+
+ShmSegment::~ShmSegment() {
+  if (base_ != nullptr) {
+    munmap(base_, mapped_bytes_);
+  }
+}
+
+Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const ShmGeometry& geometry,
+                                    const Deadline& deadline) {
+  const size_t total = geometry.total_bytes();
+  int fd = -1;
+  if (rank == 0) {
+    fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    if (fd < 0) {
+      return segment_error(
+          errno == EEXIST ? StatusCode::kInvalidArgument : StatusCode::kInternal, name, rank,
+          "cannot create it (" + errno_text(errno) + "); every group needs a fresh name");
+    }
+    struct statvfs fs = {};
+    const bool have_room = statvfs("/dev/shm", &fs) != 0 ||
+                           static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize >= total;
+    if (!have_room || ftruncate(fd, static_cast<off_t>(total)) != 0) {
+      const std::string why =
+          have_room ? errno_text(errno)
+                    : std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize) +
+                          " bytes free in /dev/shm";
+      close(fd);
+      shm_unlink(name.c_str());
+      return segment_error(StatusCode::kOutOfMemory, name, rank,
+                           "cannot size it to " + std::to_string(total) + " bytes (" + why +
+                               "); lower FUSCO_SHM_SLOT_BYTES (now " +
+                               std::to_string(geometry.slot_bytes) + ")");
+    }
+  } else {
+    const bool appeared = poll_until(deadline, [&] {
+      fd = shm_open(name.c_str(), O_RDWR, 0);
+      return fd >= 0 || errno != ENOENT;
+    });
+    if (fd < 0) {
+      return segment_error(appeared ? StatusCode::kInternal : StatusCode::kTimeout, name, rank,
+                           appeared
+                               ? "cannot open it (" + errno_text(errno) + ")"
+                               : "did not appear within " + std::to_string(deadline.timeout_ms) +
+                                     " ms (rank 0 creates it: is it running with the same name?)");
+    }
+    struct stat st = {};
+    const bool sized = poll_until(deadline, [&] { return fstat(fd, &st) == 0 && st.st_size > 0; });
+    if (!sized || static_cast<size_t>(st.st_size) != total) {
+      close(fd);
+      return segment_error(
+          sized ? StatusCode::kMismatch : StatusCode::kTimeout, name, rank,
+          sized ? "it is " + std::to_string(st.st_size) + " bytes but this rank expects " +
+                      std::to_string(total) + " (world size " +
+                      std::to_string(geometry.world_size) + ", FUSCO_SHM_SLOT_BYTES " +
+                      std::to_string(geometry.slot_bytes) + "): ranks disagree on one of them"
+                : "rank 0 did not size it within " + std::to_string(deadline.timeout_ms) + " ms");
+    }
+  }
+
+  void* mapped = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  const int map_errno = errno;
+  close(fd);
+  if (mapped == MAP_FAILED) {
+    if (rank == 0) {
+      shm_unlink(name.c_str());
+    }
+    return segment_error(
+        StatusCode::kOutOfMemory, name, rank,
+        "cannot map " + std::to_string(total) + " bytes (" + errno_text(map_errno) + ")");
+  }
+  ShmSegment segment;
+  segment.base_ = static_cast<std::byte*>(mapped);
+  segment.mapped_bytes_ = total;
+  segment.geometry_ = geometry;
+  ShmHeader& header = segment.header();
+  auto fail = [&](StatusCode code, const std::string& what) {
+    if (rank == 0) {
+      shm_unlink(name.c_str());
+    }
+    return segment_error(code, name, rank, what);
+  };
+
+  if (rank == 0) {
+    // ftruncate zero-filled the segment: every atomic starts at 0.
+    new (&header) ShmHeader();
+    header.world_size = geometry.world_size;
+    header.slot_bytes = geometry.slot_bytes;
+    header.mailbox_bytes = geometry.mailbox_bytes;
+    header.total_bytes = total;
+    header.magic.store(kShmReady, std::memory_order_release);
+  } else if (!poll_until(deadline, [&] {
+               return header.magic.load(std::memory_order_acquire) == kShmReady;
+             })) {
+    return fail(StatusCode::kTimeout,
+                "rank 0 did not lay it out within " + std::to_string(deadline.timeout_ms) + " ms");
+  }
+  if (header.world_size != geometry.world_size || header.slot_bytes != geometry.slot_bytes) {
+    return fail(StatusCode::kMismatch,
+                "rank 0 made it for world size " + std::to_string(header.world_size) +
+                    " and slots of " + std::to_string(header.slot_bytes) +
+                    " bytes; this rank has world size " + std::to_string(geometry.world_size) +
+                    " and FUSCO_SHM_SLOT_BYTES " + std::to_string(geometry.slot_bytes));
+  }
+  int32_t nobody = 0;
+  const auto pid = static_cast<int32_t>(getpid());
+  if (!segment.rank_words(rank).pid.compare_exchange_strong(nobody, pid)) {
+    return fail(StatusCode::kInvalidArgument,
+                "rank " + std::to_string(rank) + " is already attached by process " +
+                    std::to_string(nobody) + " (two processes passed the same rank)");
+  }
+  header.attached.fetch_add(1, std::memory_order_acq_rel);
+  const auto world = static_cast<uint32_t>(geometry.world_size);
+  if (!poll_until(deadline,
+                  [&] { return header.attached.load(std::memory_order_acquire) >= world; })) {
+    std::string missing;
+    for (int r = 0; r < geometry.world_size; ++r) {
+      if (segment.rank_words(r).pid.load() == 0) {
+        missing += (missing.empty() ? "" : ", ") + std::to_string(r);
+      }
+    }
+    return fail(StatusCode::kTimeout, "rank(s) " + missing + " did not attach within " +
+                                          std::to_string(deadline.timeout_ms) + " ms");
+  }
+  if (rank == 0) {
+    shm_unlink(name.c_str());  // every rank holds a mapping; the name is no longer needed
+  }
+  return segment;
+}
+
+bool process_exited(int32_t pid) {
+  if (pid <= 0) {
+    return false;
+  }
+  if (kill(pid, 0) != 0 && errno == ESRCH) {
+    return true;
+  }
+  // A killed child stays a zombie until its parent reaps it: state Z or X in /proc.
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  std::getline(stat, text);
+  const size_t paren = text.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= text.size()) {
+    return !stat.is_open();
+  }
+  const char state = text[paren + 2];
+  return state == 'Z' || state == 'X';
+}
+
+}  // namespace fusco::transport

@@ -1,0 +1,69 @@
+#pragma once
+
+// The shared-memory transport: ranks are processes of one machine that map one segment
+// (shm_segment.hpp). Ranks cannot reach each other's buffers (no direct ability), so every
+// row to another rank travels through the staging windows in the segment: the sender gathers
+// rows straight into the peer's window slot, the receiver scatters them into place. Waits
+// sleep on futexes in the segment, are bounded by their deadline, and notice a peer process
+// that exited (the error names its rank and pid) instead of waiting out the timeout.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/shm_segment.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::transport {
+
+class ShmTransport final : public Transport {
+ public:
+  /// Bytes of one rank's collective mailbox; larger collectives take several rounds.
+  static constexpr size_t kMailboxBytes = size_t{1} << 20;
+  /// Most ranks of one shared-memory group.
+  static constexpr int kMaxRanks = 1024;
+
+  /// Creates (rank 0) or attaches to (other ranks) segment `name` for `world_size` ranks with
+  /// staging slots of `slot_bytes`, waiting until `deadline` for all ranks to attach.
+  static Result<std::unique_ptr<ShmTransport>> open(const std::string& name, int rank,
+                                                    int world_size, size_t slot_bytes,
+                                                    const Deadline& deadline);
+
+  int rank() const override { return rank_; }
+  int world_size() const override { return segment_.geometry().world_size; }
+  uint64_t group_id() const override { return group_id_; }
+  Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
+              const char* what) override;
+  Status alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
+                           const Deadline& deadline, const char* what) override;
+  Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
+                   const char* what) override;
+  Status barrier(const Deadline& deadline, const char* what) override;
+  bool direct_access() const override { return false; }
+  StagingWindow& window(int from, int to) override;
+  size_t max_chunk_bytes() const override { return segment_.geometry().slot_bytes; }
+  uint64_t doorbell() const override;
+  void ring(int peer) override;
+  Status wait_doorbell(uint64_t seen, const Deadline& deadline,
+                       const std::function<std::string()>& waiting_for) override;
+  Status health() const override;
+  bool broken() const override;
+  void set_touching_peers(bool touching) override;
+  std::string wait_peers_quiet(std::chrono::milliseconds grace) override;
+
+  /// Marks the group unusable with `reason` and wakes every waiting rank.
+  void break_group(const std::string& reason);
+
+ private:
+  ShmTransport(ShmSegment segment, int rank, uint64_t group_id);
+
+  /// A peer among `ranks` (all peers when empty) whose process exited, described; "" if none.
+  std::string exited_peer(const std::vector<int>& ranks) const;
+
+  ShmSegment segment_;
+  int rank_;
+  uint64_t group_id_;
+  std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to
+};
+
+}  // namespace fusco::transport

@@ -1,0 +1,373 @@
+// Ranks as processes: forked children joined by a shared-memory group run the routing cases
+// of the multi-rank suite, each checking its own rank against the reference oracle; dead,
+// stopped and misbehaving peers make the others fail promptly with an error naming them.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <thread>
+
+#include "fusco/fusco.hpp"
+#include "multirank/harness.hpp"
+#include "process/child_processes.hpp"
+#include "testing/routing.hpp"
+
+namespace fusco::testing {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Every rank of `c` as a process; each checks its own results against the reference.
+::testing::AssertionResult processes_match_reference(Case c) {
+  c.direct_access = false;  // processes never reach each other's memory
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      c.world,
+      [&](int rank) {
+        auto comm = Communicator::create_shared_memory(
+            name, rank, Topology::nodes_of(c.world, c.ranks_per_node), 30000);
+        if (!comm.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+          return 1;
+        }
+        const RankResult got = run_rank(c, comm.value(), rank);
+        const ::testing::AssertionResult verdict = matches_expected(c, expected_of(c), rank, got);
+        if (!verdict) {
+          std::fprintf(stderr, "%s\n", verdict.message());
+          return 1;
+        }
+        return 0;
+      },
+      milliseconds(120000));
+  std::string why;
+  if (!all_passed(ends, &why)) {
+    return ::testing::AssertionFailure() << why << c.describe();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(SharedMemoryGroup, RandomizedCases_MatchReferenceBitForBit) {
+  for (uint64_t seed = 1; seed <= 24; ++seed) {
+    const Case c = random_case(seed);
+    SCOPED_TRACE(c.describe());
+    ASSERT_TRUE(processes_match_reference(c));
+  }
+}
+
+TEST(SharedMemoryGroup, WorldSizes1To8_EveryRanksPerNode_EveryDedup) {
+  for (const int world : {1, 2, 3, 4, 8}) {
+    for (const int rpn : {1, 2, 4}) {
+      if (rpn > world) {
+        continue;
+      }
+      Case c;
+      c.world = world;
+      c.ranks_per_node = rpn;
+      c.experts = 2 * world;
+      c.dedup = static_cast<Dedup>((world + rpn) % 3);
+      c.seed = static_cast<uint64_t>(100 + world * 10 + rpn);
+      EXPECT_TRUE(processes_match_reference(c));
+    }
+  }
+}
+
+TEST(SharedMemoryGroup, EdgeRoutings_MatchReference) {
+  Case hot;  // one expert takes every token of every rank
+  hot.world = 4;
+  hot.experts = 8;
+  hot.topk = 1;
+  hot.masked = 0.0;
+  hot.masked_token = 0.0;
+  hot.ids = {std::vector<int64_t>(24, 5), std::vector<int64_t>(24, 5), std::vector<int64_t>(24, 5),
+             std::vector<int64_t>(24, 5)};
+  EXPECT_TRUE(processes_match_reference(hot));
+
+  Case duplicates;  // the same expert twice in one token; T = 0 on rank 2
+  duplicates.world = 4;
+  duplicates.topk = 3;
+  duplicates.experts = 8;
+  duplicates.tokens = {2, 1, 0, 1};
+  duplicates.ids = {{6, 6, 1, 7, -1, 7}, {2, 2, 2}, {}, {0, 5, 0}};
+  EXPECT_TRUE(processes_match_reference(duplicates));
+
+  Case masked;  // every slot masked: nothing moves, zero outputs
+  masked.world = 3;
+  masked.experts = 6;
+  masked.masked = 1.0;
+  EXPECT_TRUE(processes_match_reference(masked));
+
+  Case wide;  // DeepSeek-like rows, hidden not a multiple of 16, uneven map
+  wide.world = 4;
+  wide.topk = 8;
+  wide.experts = 13;
+  wide.owners = {0, 0, 0, 0, 0, 1, 1, 3, 3, 3, 3, 3, 3};  // rank 2 owns nothing
+  wide.hidden = 7170;
+  wide.dtype = DType::kFloat32;
+  wide.chunk_bytes = 1 << 16;
+  EXPECT_TRUE(processes_match_reference(wide));
+
+  Case hidden_one;
+  hidden_one.world = 5;
+  hidden_one.ranks_per_node = 2;
+  hidden_one.experts = 10;
+  hidden_one.hidden = 1;
+  hidden_one.dtype = DType::kFloat16;
+  EXPECT_TRUE(processes_match_reference(hidden_one));
+}
+
+TEST(SharedMemoryGroup, ManyChunksAndCollectiveRounds_MatchReference) {
+  // More planning metadata than one collective mailbox holds, and thousands of 1-row chunks.
+  Case c;
+  c.world = 3;
+  c.ranks_per_node = 1;
+  c.topk = 8;
+  c.experts = 24;
+  c.hidden = 3;
+  c.dtype = DType::kFloat32;
+  c.tokens_each = 30000;
+  c.chunk_bytes = 1;
+  c.dedup = Dedup::kNone;
+  EXPECT_TRUE(processes_match_reference(c));
+}
+
+// A group whose ranks loop over dispatch + combine until one fails; returns the failure.
+Status loop_until_failure(Communicator& comm, int64_t timeout_ms, int64_t* iterations) {
+  Case c;
+  c.world = comm.world_size();
+  c.experts = 2 * c.world;
+  c.hidden = 256;
+  c.tokens_each = 256;
+  c.dtype = DType::kFloat32;
+  c.chunk_bytes = 4096;
+  PlanOptions options;
+  options.timeout_ms = timeout_ms;
+  options.chunk_bytes = c.chunk_bytes;
+  std::mt19937_64 rng(static_cast<uint64_t>(comm.rank()) + 1);
+  std::vector<int64_t> ids = random_topk(c.tokens_each, c.topk, c.experts, 0.1, 0.0, rng);
+  Result<Plan> plan =
+      comm.plan(TensorView::host(ids.data(), DType::kInt64, {c.tokens_each, c.topk}), c.experts,
+                ExpertMap(), options);
+  FUSCO_RETURN_IF_ERROR(plan.status());
+  const int64_t rows = plan.value().num_recv_rows();
+  std::vector<float> x(static_cast<size_t>(c.tokens_each * c.hidden), 1.0F);
+  std::vector<float> recv(static_cast<size_t>(rows * c.hidden));
+  std::vector<float> weights(static_cast<size_t>(c.tokens_each * c.topk), 0.5F);
+  std::vector<float> out(x.size());
+  for (*iterations = 0;; ++*iterations) {
+    FUSCO_RETURN_IF_ERROR(comm.dispatch(
+        plan.value(), TensorView::host(x.data(), DType::kFloat32, {c.tokens_each, c.hidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {rows, c.hidden})));
+    FUSCO_RETURN_IF_ERROR(
+        comm.combine(plan.value(), TensorView::host(recv.data(), DType::kFloat32, {rows, c.hidden}),
+                     TensorView::host(weights.data(), DType::kFloat32, {c.tokens_each, c.topk}),
+                     TensorView::host(out.data(), DType::kFloat32, {c.tokens_each, c.hidden})));
+  }
+}
+
+// Survivors of a peer that dies (SIGKILL) or stops (SIGSTOP) mid-operation: each must fail
+// with an error naming `victim` (its exit, when `exited`, else a timeout) and report the group
+// unusable. Returns the child's exit code.
+int survivor_checks(Communicator& comm, int victim, int64_t timeout_ms, bool exited) {
+  int64_t iterations = 0;
+  const Status failed = loop_until_failure(comm, timeout_ms, &iterations);
+  const std::string text = failed.to_string();
+  const bool named = text.find("rank " + std::to_string(victim)) != std::string::npos;
+  const bool right_kind = exited ? text.find("exited") != std::string::npos
+                                 : text.find("timed out") != std::string::npos;
+  if (failed.ok() || !named || !right_kind || comm.usable()) {
+    std::fprintf(stderr, "rank %d after %lld iterations: unexpected end: %s (usable=%d)\n",
+                 comm.rank(), static_cast<long long>(iterations), text.c_str(),
+                 comm.usable() ? 1 : 0);
+    return 1;
+  }
+  return 0;
+}
+
+TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
+  constexpr int kWorld = 4;
+  constexpr int64_t kTimeoutMs = 20000;
+  for (int trial = 0; trial < 6; ++trial) {
+    const int victim = 1 + trial % (kWorld - 1);
+    const std::string name = fresh_group_name();
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<ChildEnd> ends = run_children(
+        kWorld,
+        [&](int rank) {
+          auto comm =
+              Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 2), 10000);
+          if (!comm.ok()) {
+            std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+            return 1;
+          }
+          return survivor_checks(comm.value(), victim, kTimeoutMs, true);
+        },
+        milliseconds(kTimeoutMs),
+        [&](const std::vector<pid_t>& pids) {
+          // Kill at a different point of the loop each trial.
+          std::this_thread::sleep_for(milliseconds(150 + 37 * trial));
+          kill(pids[static_cast<size_t>(victim)], SIGKILL);
+        });
+    const auto took = std::chrono::steady_clock::now() - start;
+    for (const ChildEnd& end : ends) {
+      if (end.rank == victim) {
+        EXPECT_FALSE(end.exited) << end.describe();
+        continue;
+      }
+      EXPECT_TRUE(end.exited && end.code == 0) << "trial " << trial << ": " << end.describe();
+    }
+    // Dead processes are noticed by polling, not by waiting out the 20 s timeout.
+    EXPECT_LT(took, milliseconds(kTimeoutMs / 2)) << "trial " << trial;
+  }
+}
+
+TEST(SharedMemoryGroup, StoppedPeer_SurvivorsTimeOutNamingIt) {
+  constexpr int kWorld = 3;
+  constexpr int64_t kTimeoutMs = 1500;
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        auto comm =
+            Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 1), 10000);
+        if (!comm.ok()) {
+          return 1;
+        }
+        return survivor_checks(comm.value(), 2, kTimeoutMs, false);
+      },
+      milliseconds(30000),
+      [&](const std::vector<pid_t>& pids) {
+        std::this_thread::sleep_for(milliseconds(200));
+        kill(pids[2], SIGSTOP);
+        // The survivors time out after kTimeoutMs; then let the stopped rank go.
+        std::this_thread::sleep_for(milliseconds(kTimeoutMs * 3));
+        kill(pids[2], SIGKILL);
+      });
+  for (const ChildEnd& end : ends) {
+    if (end.rank != 2) {
+      EXPECT_TRUE(end.exited && end.code == 0) << end.describe();
+    }
+  }
+}
+
+TEST(SharedMemoryGroup, ArgumentErrorOnOneRank_AllFailAndTheGroupStaysUsable) {
+  constexpr int kWorld = 3;
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        auto comm =
+            Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 1), 10000);
+        if (!comm.ok()) {
+          return 1;
+        }
+        std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5};
+        Result<Plan> plan =
+            comm.value().plan(TensorView::host(ids.data(), DType::kInt64, {3, 2}), 6);
+        if (!plan.ok()) {
+          return 2;
+        }
+        const int64_t rows = plan.value().num_recv_rows();
+        std::vector<float> x(3 * 4, static_cast<float>(rank));
+        std::vector<float> recv(static_cast<size_t>(rows) * 4);
+        // Rank 1 passes x with the wrong number of tokens.
+        const int64_t tokens = rank == 1 ? 2 : 3;
+        const Status bad = comm.value().dispatch(
+            plan.value(), TensorView::host(x.data(), DType::kFloat32, {tokens, 4}),
+            TensorView::host(recv.data(), DType::kFloat32, {rows, 4}));
+        const bool named = rank == 1 ? bad.message().find("x is") != std::string::npos
+                                     : bad.message().find("rank 1") != std::string::npos;
+        if (bad.code() != StatusCode::kInvalidArgument || !named) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, bad.to_string().c_str());
+          return 3;
+        }
+        const Status good =
+            comm.value().dispatch(plan.value(), TensorView::host(x.data(), DType::kFloat32, {3, 4}),
+                                  TensorView::host(recv.data(), DType::kFloat32, {rows, 4}));
+        return good.ok() && comm.value().usable() ? 0 : 4;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
+TEST(SharedMemoryGroup, RowLargerThanAStagingSlot_IsRejectedNamingTheLimit) {
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      2,
+      [&](int rank) {
+        setenv("FUSCO_SHM_SLOT_BYTES", "4096", 1);  // NOLINT(concurrency-mt-unsafe): child
+        auto comm = Communicator::create_shared_memory(name, rank, Topology::nodes_of(2, 1));
+        if (!comm.ok()) {
+          return 1;
+        }
+        std::vector<int64_t> ids = {0, 1};
+        Result<Plan> plan =
+            comm.value().plan(TensorView::host(ids.data(), DType::kInt64, {1, 2}), 2);
+        if (!plan.ok()) {
+          return 2;
+        }
+        std::vector<float> x(2048);  // 8192-byte rows
+        std::vector<float> recv(static_cast<size_t>(plan.value().num_recv_rows()) * 2048);
+        const Status status = comm.value().dispatch(
+            plan.value(), TensorView::host(x.data(), DType::kFloat32, {1, 2048}),
+            TensorView::host(recv.data(), DType::kFloat32, {plan.value().num_recv_rows(), 2048}));
+        const bool named = rank == 0 ? status.message().find("8192 bytes") != std::string::npos &&
+                                           status.message().find("4096") != std::string::npos
+                                     : status.code() == StatusCode::kInvalidArgument;
+        if (!named) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, status.to_string().c_str());
+        }
+        return named ? 0 : 3;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
+TEST(SharedMemoryGroup, CreationErrors_NameTheArgumentOrTheMissingRank) {
+  auto bad_name = Communicator::create_shared_memory("no-slash", 0, Topology::single_node(2));
+  EXPECT_EQ(bad_name.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_name.status().message().find("name = 'no-slash'"), std::string::npos);
+
+  auto bad_rank = Communicator::create_shared_memory("/fusco-x", 2, Topology::single_node(2));
+  EXPECT_EQ(bad_rank.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad_rank.status().message().find("rank = 2"), std::string::npos);
+
+  // Rank 0 alone: rank 1 never attaches.
+  auto alone =
+      Communicator::create_shared_memory(fresh_group_name(), 0, Topology::single_node(2), 300);
+  EXPECT_EQ(alone.status().code(), StatusCode::kTimeout);
+  EXPECT_NE(alone.status().message().find("rank(s) 1 did not attach"), std::string::npos)
+      << alone.status().to_string();
+
+  // Rank 1 alone: the segment never appears.
+  auto orphan =
+      Communicator::create_shared_memory(fresh_group_name(), 1, Topology::single_node(2), 300);
+  EXPECT_EQ(orphan.status().code(), StatusCode::kTimeout);
+  EXPECT_NE(orphan.status().message().find("did not appear"), std::string::npos);
+
+  // Ranks disagree on the world size.
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      2,
+      [&](int rank) {
+        auto comm = Communicator::create_shared_memory(
+            name, rank, Topology::single_node(rank == 0 ? 2 : 3), 3000);
+        if (rank == 1 && comm.status().code() == StatusCode::kMismatch) {
+          return 0;
+        }
+        // Rank 0 waits in vain for rank 1 to attach.
+        return rank == 0 && comm.status().code() == StatusCode::kTimeout ? 0 : 1;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
+}  // namespace
+}  // namespace fusco::testing
