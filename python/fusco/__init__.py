@@ -1,14 +1,18 @@
 """fusco: fused token dispatch and combine for expert-parallel Mixture-of-Experts layers.
 
     comms = fusco.local_group(world_size, ranks_per_node=None)   # in-process ranks (threads)
+    comm  = fusco.Communicator.from_torch(process_group=None)     # processes (torch.distributed)
     plan  = comm.plan(topk_idx, num_experts, expert_map=None, dedup="node")   # collective
     recv  = comm.dispatch(plan, x)                        # [plan.num_recv_rows, H], expert-major
     out   = comm.combine(plan, expert_out, topk_weights)  # [T, H]
 
-Every call of a group is collective: each rank makes it from its own thread; the GIL is
-released inside. Arrays are numpy arrays or torch CPU tensors, C-contiguous, never copied;
+Every call of a group is collective: each rank makes it (from its own thread for a local
+group, from its own process for a torch group); the GIL is released inside. Arrays are numpy arrays or torch CPU tensors, C-contiguous, never copied;
 outputs are of the same kind as the input.
 """
+
+import os
+import secrets
 
 import numpy as np
 
@@ -82,11 +86,37 @@ class Plan:
 
 
 class Communicator:
-    """One rank of a group. Make groups with fusco.local_group."""
+    """One rank of a group. Make groups with fusco.local_group (threads) or
+    Communicator.from_torch (processes)."""
 
     def __init__(self, comm, options):
         self._comm = comm
         self._options = dict(options)
+
+    @classmethod
+    def from_torch(cls, process_group=None, ranks_per_node=None, **options):
+        """Collective over a torch.distributed group (None: the default group). Every process
+        of the group calls it; each gets the Communicator of its rank in the group.
+
+        The processes must run on one machine: rows move through a POSIX shared-memory
+        segment (/dev/shm) whose name rank 0 picks and hands out through the group
+        (all_gather_object, so gloo on CPU works). ranks_per_node groups ranks into logical
+        nodes (None: one node). Options as for local_group; timeout_ms also bounds the wait for
+        every process to attach."""
+        _check_options("from_torch", options)
+        import torch.distributed as dist
+        if not dist.is_available() or not dist.is_initialized():
+            raise RuntimeError("Communicator.from_torch needs torch.distributed initialised "
+                               "(call torch.distributed.init_process_group first)")
+        group = process_group if process_group is not None else dist.group.WORLD
+        rank, world = dist.get_rank(group), dist.get_world_size(group)
+        mine = f"/fusco-{os.getpid()}-{secrets.token_hex(8)}" if rank == 0 else None
+        names = [None] * world
+        dist.all_gather_object(names, mine, group=group)
+        status, comm = _C.shared_memory_group(names[0], rank, world, int(ranks_per_node or 0),
+                                              options.get("timeout_ms"))
+        check(status)
+        return cls(comm, options)
 
     @property
     def rank(self):
@@ -184,13 +214,17 @@ def _check_plan(plan):
         raise TypeError(f"plan must be a fusco.Plan, got {type(plan).__name__}")
 
 
+def _check_options(caller, options):
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise TypeError(f"{caller} got unknown options {unknown}; known: {list(_OPTIONS)}")
+
+
 def local_group(world_size, ranks_per_node=None, **options):
     """world_size in-process ranks (one per thread), grouped into nodes of ranks_per_node
     (None: one node). Options: chunk_bytes, timeout_ms (defaults and FUSCO_* environment
     variables as in docs/api.md). Returns the communicators, element r being rank r."""
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise TypeError(f"local_group got unknown options {unknown}; known: {list(_OPTIONS)}")
+    _check_options("local_group", options)
     status, comms = _C.local_group(int(world_size), int(ranks_per_node or 0))
     check(status)
     return [Communicator(comm, options) for comm in comms]

@@ -179,6 +179,25 @@ PYBIND11_MODULE(_C, m) {
         return py::make_tuple(status_tuple(Status()), comms);
       },
       py::arg("world_size"), py::arg("ranks_per_node"));
+
+  m.def(
+      "shared_memory_group",
+      [](const std::string& name, int rank, int world_size, int ranks_per_node,
+         std::optional<int64_t> timeout_ms) -> py::tuple {
+        Result<PlanOptions> options = plan_options(std::nullopt, std::nullopt, timeout_ms);
+        if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
+        std::optional<Result<Communicator>> made;
+        {
+          py::gil_scoped_release release;  // waits for the other processes to attach
+          made.emplace(Communicator::create_shared_memory(
+              name, rank, Topology{world_size, ranks_per_node}, options.value().timeout_ms));
+        }
+        if (!made->ok()) return py::make_tuple(status_tuple(made->status()), py::none());
+        return py::make_tuple(status_tuple(Status()),
+                              std::make_shared<Communicator>(std::move(*made).value()));
+      },
+      py::arg("name"), py::arg("rank"), py::arg("world_size"), py::arg("ranks_per_node"),
+      py::arg("timeout_ms"));
 }
 
 }  // namespace fusco::python

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
 #include <new>
+#include <system_error>
 #include <thread>
 
 namespace fusco::transport {
@@ -24,7 +24,9 @@ size_t align_up(size_t value, size_t alignment) {
   return (value + alignment - 1) / alignment * alignment;
 }
 
-std::string errno_text(int error) { return std::string(std::strerror(error)); }
+std::string errno_text(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
 
 Status segment_error(StatusCode code, const std::string& name, int rank, const std::string& what) {
   return Status(code,

@@ -1,7 +1,6 @@
 #pragma once
 
 #include <atomic>
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -36,10 +35,9 @@ class StagingWindow {
   /// Makes the slots hold at least `slot_bytes`. Owned windows grow (only while no operation
   /// uses the window); attached ones already hold Transport::max_chunk_bytes().
   void reserve(size_t slot_bytes) {
-    if (slot_bytes <= slot_bytes_) {
-      return;
+    if (slot_bytes <= slot_bytes_ || attached_) {
+      return;  // an attached window's slot size is fixed (the engine checks rows against it)
     }
-    assert(!attached_);
     for (int s = 0; s < kSlots; ++s) {
       owned_[s].reset(new std::byte[slot_bytes]);
       slot_ptr_[s] = owned_[s].get();

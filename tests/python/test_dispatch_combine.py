@@ -9,9 +9,10 @@ import reference
 from conftest import run_ranks
 
 
-def make_case(seed):
+def make_case(seed, world=None):
+    """A random case; `world` fixes the world size (the other draws stay the same)."""
     rng = np.random.default_rng(seed)
-    world = int(rng.integers(1, 7))
+    world = int(rng.integers(1, 7)) if world is None else (rng.integers(1, 7), world)[1]
     case = dict(
         seed=seed,
         world=world,

@@ -6,24 +6,9 @@ import torch
 import fusco
 from fusco.nn import MoELayer
 from conftest import run_ranks
+from dense_moe import dense_forward
 
 WORLD, HIDDEN, FFN, EXPERTS, TOPK = 4, 8, 12, 8, 2
-
-
-def dense_forward(x, layers):
-    """The layer on one process with every expert local (expert e's weights come from the
-    rank that owns it)."""
-    router = layers[0].router
-    ids, weights = layers[0].route(x)
-    out = torch.zeros_like(x)
-    for t in range(x.shape[0]):
-        for j in range(TOPK):
-            e = int(ids[t, j])
-            owner = layers[e // (EXPERTS // WORLD)]
-            local = e % (EXPERTS // WORLD)
-            h = torch.nn.functional.gelu(x[t] @ owner.w1[local]) @ owner.w2[local]
-            out[t] = out[t] + weights[t, j] * h
-    return out, router
 
 
 @pytest.mark.parametrize("dedup", ["none", "node"])
@@ -51,7 +36,7 @@ def test_forward_and_gradients_equal_the_dense_layer(dedup):
         dense.load_state_dict(layer.state_dict())
     for r in range(WORLD):
         x = xs[r].clone().requires_grad_()
-        out, _ = dense_forward(x, dense_layers)
+        out = dense_forward(x, dense_layers, EXPERTS, TOPK)
         torch.testing.assert_close(results[r][0], out.detach())
         if x.shape[0] == 0:  # nothing routed: no graph, no gradient
             assert results[r][1].shape == x.shape and not results[r][1].any()

@@ -1,0 +1,121 @@
+"""fusco across processes: Communicator.from_torch over a gloo group (torch.multiprocessing),
+every process checking its own rank against the numpy reference; bad input on one process
+fails every process and leaves the group usable; the MoE layer across 4 processes equals the
+same layer computed densely in one process."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+
+import fusco
+import reference
+from dense_moe import dense_forward
+from fusco.nn import MoELayer
+from spawn import run_processes
+from test_dispatch_combine import make_case
+
+WORLD = 4
+
+
+def _routing_cases(rank, world, seeds):
+    for seed in seeds:
+        case = make_case(seed, world)
+        comm = fusco.Communicator.from_torch(ranks_per_node=case["ranks_per_node"],
+                                             chunk_bytes=case["chunk_bytes"])
+        assert (comm.rank, comm.world_size) == (rank, world)
+        convert = torch.from_numpy if seed % 2 else (lambda a: a)
+        plan = comm.plan(convert(case["ids"][rank]), case["experts"], case["expert_map"],
+                         dedup=case["dedup"])
+        recv = comm.dispatch(plan, convert(case["x"][rank]))
+        recv = recv.numpy() if seed % 2 else recv
+        dtype = np.dtype(case["dtype"])
+        out = comm.combine(plan, convert((recv * np.float32(0.5)).astype(dtype)),
+                           convert(case["w"][rank]))
+        out = out.numpy() if seed % 2 else out
+
+        rows, counts = reference.receive_rows(case["ids"], case["experts"], world,
+                                              case["expert_map"])
+        want_recv = reference.dispatch(rows, case["x"])
+        np.testing.assert_array_equal(plan.tokens_per_expert, counts[rank])
+        np.testing.assert_array_equal(recv, want_recv[rank], err_msg=f"seed {seed}")
+        ys = [(r * np.float32(0.5)).astype(dtype) for r in want_recv]
+        round_to = None if dtype == np.float32 else (lambda p: p.astype(dtype).astype(np.float32))
+        want = reference.combine(rows, case["ids"], case["w"], ys, case["experts"], world,
+                                 case["ranks_per_node"], case["dedup"], case["expert_map"],
+                                 to_float=lambda a: a.astype(np.float32), round_to=round_to)
+        np.testing.assert_array_equal(out, want[rank][0].astype(dtype), err_msg=f"seed {seed}")
+
+
+def _bad_input_then_usable(rank, world):
+    comm = fusco.Communicator.from_torch(timeout_ms=20000)
+    ids = np.arange(2 * world, dtype=np.int64).reshape(world, 2) % (2 * world)
+    bad = ids.copy()
+    if rank == 1:
+        bad[0, 0] = 2 * world  # expert id out of range
+    with pytest.raises(fusco.InvalidArgumentError) as raised:
+        comm.plan(bad, 2 * world)
+    assert ("topk_idx" if rank == 1 else "rank 1") in str(raised.value)
+    x = np.full((world, 3), rank, dtype=np.float32)
+    plan = comm.plan(ids, 2 * world)
+    with pytest.raises((TypeError, ValueError, fusco.FuscoError)):
+        comm.dispatch(plan, x[:, :2] if rank == 2 else x)  # rank 2: wrong hidden size
+    recv = comm.dispatch(plan, x)
+    assert comm.usable and recv.shape == (plan.num_recv_rows, 3)
+
+
+@pytest.mark.parametrize("seeds", [range(0, 12), range(12, 24)])
+def test_random_routing_cases_across_processes_match_the_reference(seeds):
+    run_processes(WORLD, _routing_cases, list(seeds))
+
+
+def test_bad_input_on_one_process_fails_all_and_leaves_the_group_usable():
+    run_processes(3, _bad_input_then_usable)
+
+
+HIDDEN, FFN, EXPERTS, TOPK = 8, 12, 8, 2
+TOKENS = (6, 0, 9, 5)
+
+
+def _moe_rank(rank, world, dedup):
+    comm = fusco.Communicator.from_torch(ranks_per_node=2)
+    layer = MoELayer(comm, HIDDEN, FFN, EXPERTS, TOPK, dedup=dedup, seed=3, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(11)
+    xs = [torch.randn(t, HIDDEN, dtype=torch.float64, generator=gen) for t in TOKENS]
+    cs = [torch.randn(t, HIDDEN, dtype=torch.float64, generator=gen) for t in TOKENS]
+    x = xs[rank].clone().requires_grad_()
+    out = layer(x)
+    (out * cs[rank]).sum().backward()
+
+    # Dense: every expert in this process, parameters initialised as every rank's layer is.
+    dense_layers = [MoELayer(SimpleNamespace(rank=r, world_size=world), HIDDEN, FFN, EXPERTS,
+                             TOPK, seed=3, dtype=torch.float64) for r in range(world)]
+    dense_x = [x_r.clone().requires_grad_() for x_r in xs]
+    dense_out = [dense_forward(x_r, dense_layers, EXPERTS, TOPK) for x_r in dense_x]
+    sum((o * c).sum() for o, c in zip(dense_out, cs)).backward()
+
+    torch.testing.assert_close(out.detach(), dense_out[rank].detach())
+    grad_x = x.grad if x.grad is not None else torch.zeros_like(x)
+    dense_grad_x = dense_x[rank].grad if dense_x[rank].grad is not None else torch.zeros_like(x)
+    torch.testing.assert_close(grad_x, dense_grad_x)
+    torch.testing.assert_close(layer.w1.grad, dense_layers[rank].w1.grad)
+    torch.testing.assert_close(layer.w2.grad, dense_layers[rank].w2.grad)
+    router = layer.router.grad.clone()
+    dist.all_reduce(router)  # the router is replicated: its gradient sums over processes
+    torch.testing.assert_close(router, dense_layers[0].router.grad)
+
+
+@pytest.mark.parametrize("dedup", ["none", "node"])
+def test_moe_layer_across_4_processes_equals_the_dense_layer(dedup):
+    run_processes(WORLD, _moe_rank, dedup)
+
+
+def test_from_torch_needs_an_initialised_group():
+    if dist.is_initialized():
+        pytest.skip("a default group exists in this process")
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        fusco.Communicator.from_torch()
+    with pytest.raises(TypeError, match="unknown options"):
+        fusco.Communicator.from_torch(chunk=1)
