@@ -69,7 +69,7 @@ def test_training_steps_reduce_the_loss():
             loss = ((layer(xs[comm.rank]) - targets[comm.rank]) ** 2).mean()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return losses
 
     for losses in run_ranks(comms, body):
