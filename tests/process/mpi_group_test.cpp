@@ -1,0 +1,130 @@
+// Ranks as MPI processes (run under mpirun by ctest with several process counts and ranks per
+// node): fusco::create_from_mpi joins them, and every routing case of the multi-rank suite,
+// fitted to the MPI world, gives each rank the reference's results bit for bit; repeated runs
+// are identical.
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "fusco/mpi.hpp"
+#include "multirank/harness.hpp"
+
+namespace fusco::testing {
+namespace {
+
+int mpi_rank() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank;
+}
+
+int mpi_world() {
+  int world = 0;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  return world;
+}
+
+// Ranks per node for this run: FUSCO_TEST_RANKS_PER_NODE (set by ctest), default 1.
+int ranks_per_node() {
+  const char* text = std::getenv("FUSCO_TEST_RANKS_PER_NODE");  // NOLINT(concurrency-mt-unsafe)
+  return text != nullptr ? std::atoi(text) : 1;
+}
+
+// `c` with world, ranks per node, tokens and expert owners fitted to this MPI world.
+Case fit_to_world(Case c) {
+  const int world = mpi_world();
+  c.world = world;
+  c.ranks_per_node = ranks_per_node();
+  c.direct_access = false;
+  if (!c.tokens.empty()) {
+    c.tokens.resize(static_cast<size_t>(world), 17);
+  }
+  if (c.owners.empty()) {
+    c.experts = (c.experts + world - 1) / world * world;
+  }
+  for (int32_t& owner : c.owners) {
+    owner %= world;
+  }
+  return c;
+}
+
+// Every rank's verdict, agreed over MPI, so all ranks pass or fail the test together.
+bool all_ranks(bool mine) {
+  int ok = mine ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  return ok == 1;
+}
+
+class MpiGroup : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Result<Communicator> made = create_from_mpi(MPI_COMM_WORLD, ranks_per_node(), 30000);
+    ASSERT_TRUE(made.ok()) << made.status().to_string();
+    comm_.emplace(std::move(made).value());
+  }
+  std::optional<Communicator> comm_;
+};
+
+TEST_F(MpiGroup, JoinsEveryProcessWithItsMpiRank) {
+  EXPECT_EQ(comm_->rank(), mpi_rank());
+  EXPECT_EQ(comm_->world_size(), mpi_world());
+  EXPECT_EQ(comm_->topology().node_width(), std::min(ranks_per_node(), mpi_world()));
+}
+
+TEST_F(MpiGroup, RandomizedRoutingCases_MatchReferenceBitForBit) {
+  for (uint64_t seed = 1; seed <= 30; ++seed) {
+    const Case c = fit_to_world(random_case(seed));
+    const RankResult got = run_rank(c, *comm_, mpi_rank());
+    const ::testing::AssertionResult verdict = matches_expected(c, expected_of(c), mpi_rank(), got);
+    EXPECT_TRUE(verdict);
+    ASSERT_TRUE(all_ranks(verdict)) << "some rank failed seed " << seed;
+  }
+}
+
+TEST_F(MpiGroup, DeepSeekShapeAndHotExpert_MatchReference) {
+  Case wide;
+  wide.topk = 8;
+  wide.experts = 256;
+  wide.hidden = 7168;
+  wide.tokens_each = 24;
+  wide.chunk_bytes = 1 << 16;
+  Case hot;
+  hot.topk = 1;
+  hot.masked = 0.0;
+  hot.masked_token = 0.0;
+  hot.experts = 8;
+  hot.ids.assign(static_cast<size_t>(mpi_world()), std::vector<int64_t>(24, 0));
+  for (Case c : {wide, hot}) {
+    c = fit_to_world(c);
+    const RankResult got = run_rank(c, *comm_, mpi_rank());
+    EXPECT_TRUE(matches_expected(c, expected_of(c), mpi_rank(), got));
+  }
+}
+
+TEST_F(MpiGroup, RepeatedRuns_AreBitIdentical) {
+  const Case c = fit_to_world(random_case(7));
+  const RankResult first = run_rank(c, *comm_, mpi_rank());
+  for (int again = 0; again < 3; ++again) {
+    const RankResult next = run_rank(c, *comm_, mpi_rank());
+    ASSERT_TRUE(next.status.ok()) << next.status.to_string();
+    EXPECT_EQ(next.recv, first.recv);
+    EXPECT_EQ(next.out, first.out);
+  }
+}
+
+}  // namespace
+}  // namespace fusco::testing
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  ::testing::InitGoogleTest(&argc, argv);
+  if (fusco::testing::mpi_rank() != 0) {  // one rank reports in full, the others failures only
+    GTEST_FLAG_SET(brief, true);
+  }
+  const int failed = RUN_ALL_TESTS();
+  MPI_Finalize();
+  return failed;
+}
