@@ -5,7 +5,6 @@
 #include <numeric>
 
 #include "core/layout.hpp"
-#include "core/wire.hpp"
 #include "engine/row_math.hpp"
 #include "transport/inproc_transport.hpp"
 
@@ -31,9 +30,17 @@ std::vector<UnfusedRank> UnfusedRank::create_group(int world_size) {
   std::vector<UnfusedRank> ranks;
   ranks.reserve(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
-    ranks.push_back(UnfusedRank(std::make_unique<transport::InprocTransport>(group, r)));
+    UnfusedRank rank(r, world_size);
+    rank.transport_ = std::make_unique<transport::InprocTransport>(group, r);
+    ranks.push_back(std::move(rank));
   }
   return ranks;
+}
+
+UnfusedRank UnfusedRank::with_exchange(int rank, int world_size, BlockAllToAll exchange) {
+  UnfusedRank made(rank, world_size);
+  made.exchange_ = std::move(exchange);
+  return made;
 }
 
 std::byte* UnfusedRank::scratch(std::vector<std::byte>& buffer, int64_t rows, size_t row_bytes) {
@@ -46,10 +53,9 @@ std::byte* UnfusedRank::scratch(std::vector<std::byte>& buffer, int64_t rows, si
 
 Status UnfusedRank::prepare(const TensorView& topk_idx, int64_t num_experts,
                             const ExpertMap& expert_map, int64_t timeout_ms) {
-  const int world = transport_->world_size();
-  const int me = transport_->rank();
+  const int world = world_;
+  const int me = rank_;
   timeout_ms_ = timeout_ms;
-  const auto deadline = transport::Deadline::after_ms(timeout_ms_);
   FUSCO_RETURN_IF_ERROR(core::check_topk_idx(topk_idx));
   Result<core::ResolvedExpertMap> map = core::resolve_expert_map(expert_map, num_experts, world);
   FUSCO_RETURN_IF_ERROR(map.status());
@@ -80,39 +86,39 @@ Status UnfusedRank::prepare(const TensorView& topk_idx, int64_t num_experts,
     position_of_pair_[static_cast<size_t>(permuted_pair_[i])] = static_cast<int64_t>(i);
   }
 
-  // Split sizes per (destination, local expert), exchanged.
+  // Split sizes per (destination, local expert), exchanged: per_physical is rank-major, so
+  // destination d's counts are the contiguous block of its local experts.
   std::vector<int64_t> per_physical(static_cast<size_t>(m.rank_begin.back()), 0);
   for (int64_t pair : permuted_pair_) {
     ++per_physical[static_cast<size_t>(key[static_cast<size_t>(pair)])];
   }
-  std::vector<transport::Bytes> send(static_cast<size_t>(world));
   send_counts_.assign(static_cast<size_t>(world), 0);
   send_offsets_.assign(static_cast<size_t>(world), 0);
+  std::vector<int64_t> count_sizes(static_cast<size_t>(world));
+  std::vector<int64_t> count_offsets(static_cast<size_t>(world));
   for (int d = 0; d < world; ++d) {
-    core::WireWriter writer;
-    for (int64_t p = m.rank_begin[static_cast<size_t>(d)];
-         p < m.rank_begin[static_cast<size_t>(d) + 1]; ++p) {
-      writer.put(per_physical[static_cast<size_t>(p)]);
-      send_counts_[static_cast<size_t>(d)] += per_physical[static_cast<size_t>(p)];
+    const auto dd = static_cast<size_t>(d);
+    count_offsets[dd] = m.rank_begin[dd];
+    count_sizes[dd] = m.rank_begin[dd + 1] - m.rank_begin[dd];
+    for (int64_t p = m.rank_begin[dd]; p < m.rank_begin[dd + 1]; ++p) {
+      send_counts_[dd] += per_physical[static_cast<size_t>(p)];
     }
-    send[static_cast<size_t>(d)] = writer.take();
     if (d > 0) {
-      send_offsets_[static_cast<size_t>(d)] =
-          send_offsets_[static_cast<size_t>(d) - 1] + send_counts_[static_cast<size_t>(d) - 1];
+      send_offsets_[dd] = send_offsets_[dd - 1] + send_counts_[dd - 1];
     }
   }
-  std::vector<transport::Bytes> received;
-  FUSCO_RETURN_IF_ERROR(
-      transport::alltoallv(*transport_, send, &received, deadline, "unfused prepare"));
-
   local_experts_ = m.num_local(me);
   const auto experts = static_cast<size_t>(local_experts_);
   chunk_rows_.assign(static_cast<size_t>(world) * experts, 0);
+  std::vector<int64_t> expect_sizes(static_cast<size_t>(world), local_experts_);
+  std::vector<int64_t> expect_offsets(static_cast<size_t>(world));
   for (int s = 0; s < world; ++s) {
-    core::WireReader reader(received[static_cast<size_t>(s)]);
-    FUSCO_RETURN_IF_ERROR(
-        reader.get_array(chunk_rows_.data() + static_cast<size_t>(s) * experts, experts));
+    expect_offsets[static_cast<size_t>(s)] = s * local_experts_;
   }
+  FUSCO_RETURN_IF_ERROR(all_to_all(reinterpret_cast<const std::byte*>(per_physical.data()),
+                                   count_sizes, count_offsets,
+                                   reinterpret_cast<std::byte*>(chunk_rows_.data()), expect_sizes,
+                                   expect_offsets, sizeof(int64_t), "unfused prepare"));
   recv_counts_.assign(static_cast<size_t>(world), 0);
   recv_offsets_.assign(static_cast<size_t>(world), 0);
   tokens_per_expert_.assign(experts, 0);
@@ -145,20 +151,24 @@ Status UnfusedRank::prepare(const TensorView& topk_idx, int64_t num_experts,
   return Status();
 }
 
-Status UnfusedRank::all_to_all(const std::byte* send, const std::vector<int64_t>& send_offsets,
-                               const std::vector<int64_t>& expect_counts, std::byte* recv,
+Status UnfusedRank::all_to_all(const std::byte* send, const std::vector<int64_t>& send_counts,
+                               const std::vector<int64_t>& send_offsets, std::byte* recv,
+                               const std::vector<int64_t>& recv_counts,
                                const std::vector<int64_t>& recv_offsets, size_t row_bytes,
                                const char* what) {
+  if (exchange_) {
+    return exchange_(send, send_counts, send_offsets, recv, recv_counts, recv_offsets, row_bytes);
+  }
   const auto deadline = transport::Deadline::after_ms(timeout_ms_);
   const BlockHeader mine{send, send_offsets.data()};
   std::vector<const void*> all;
   FUSCO_RETURN_IF_ERROR(transport_->sync(&mine, &all, deadline, what));
-  const auto me = static_cast<size_t>(transport_->rank());
+  const auto me = static_cast<size_t>(rank_);
   for (size_t s = 0; s < all.size(); ++s) {
     const auto* peer = static_cast<const BlockHeader*>(all[s]);
     // The peer's block for this rank has as many rows as this rank expects from it.
     copy_rows(recv + static_cast<size_t>(recv_offsets[s]) * row_bytes,
-              peer->buffer + static_cast<size_t>(peer->offsets[me]) * row_bytes, expect_counts[s],
+              peer->buffer + static_cast<size_t>(peer->offsets[me]) * row_bytes, recv_counts[s],
               row_bytes);
   }
   return transport_->barrier(deadline, what);
@@ -175,8 +185,8 @@ Status UnfusedRank::dispatch(const TensorView& x, const TensorView& recv) {
   }
   // 2. All-to-all of contiguous per-rank blocks into source-major order.
   std::byte* source_major = scratch(source_major_, num_recv_rows_, row_bytes);
-  FUSCO_RETURN_IF_ERROR(all_to_all(permuted, send_offsets_, recv_counts_, source_major,
-                                   recv_offsets_, row_bytes, "unfused dispatch"));
+  FUSCO_RETURN_IF_ERROR(all_to_all(permuted, send_counts_, send_offsets_, source_major,
+                                   recv_counts_, recv_offsets_, row_bytes, "unfused dispatch"));
   // 3. Re-sort (source, expert) chunks into expert-major order.
   auto* out = static_cast<std::byte*>(recv.data);
   for (size_t i = 0; i < chunk_rows_.size(); ++i) {
@@ -201,8 +211,8 @@ Status UnfusedRank::combine(const TensorView& expert_out, const TensorView& weig
   }
   // 2. All-to-all back into this rank's permuted order.
   std::byte* permuted = scratch(permuted_, static_cast<int64_t>(permuted_pair_.size()), row_bytes);
-  FUSCO_RETURN_IF_ERROR(all_to_all(source_major, recv_offsets_, send_counts_, permuted,
-                                   send_offsets_, row_bytes, "unfused combine"));
+  FUSCO_RETURN_IF_ERROR(all_to_all(source_major, recv_counts_, recv_offsets_, permuted,
+                                   send_counts_, send_offsets_, row_bytes, "unfused combine"));
   // 3. Unpermute with the weighted sum, slots in order, fp32.
   const auto* w = static_cast<const float*>(weights.data);
   auto* dst = static_cast<std::byte*>(out.data);

@@ -4,10 +4,13 @@
 // expert (argsort + index copy of every (token, slot) row), all-to-all of contiguous per-rank
 // blocks, then re-sort the received (source, expert) chunks into expert-major order; combine
 // is the reverse (un-sort, all-to-all back, unpermute with the weighted fp32 sum). Results
-// equal the reference with dedup = none. It exists to be measured against.
+// equal the reference with dedup = none. It exists to be measured against. The all-to-all is
+// the in-process group's (peers' blocks read in place) or one the caller plugs in
+// (fusco_bench's process mode: MPI_Alltoallv).
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -18,10 +21,21 @@
 
 namespace fusco::baseline {
 
+/// Moves contiguous per-rank blocks: rows send[send_offsets[d] ..] (send_counts[d] of them) go
+/// to rank d; rank s's block for this rank lands at recv + recv_offsets[s] (recv_counts[s]
+/// rows). Collective.
+using BlockAllToAll =
+    std::function<Status(const std::byte* send, const std::vector<int64_t>& send_counts,
+                         const std::vector<int64_t>& send_offsets, std::byte* recv,
+                         const std::vector<int64_t>& recv_counts,
+                         const std::vector<int64_t>& recv_offsets, size_t row_bytes)>;
+
 class UnfusedRank {
  public:
   /// `world_size` ranks of a new in-process group; each rank is driven by its own thread.
   static std::vector<UnfusedRank> create_group(int world_size);
+  /// Rank `rank` of `world_size` whose blocks move through `exchange`.
+  static UnfusedRank with_exchange(int rank, int world_size, BlockAllToAll exchange);
 
   /// Collective: argsort of the routing and the split-size exchange (what Megatron's token
   /// dispatcher does before each all-to-all).
@@ -38,16 +52,18 @@ class UnfusedRank {
   Status combine(const TensorView& expert_out, const TensorView& weights, const TensorView& out);
 
  private:
-  explicit UnfusedRank(std::unique_ptr<transport::Transport> transport)
-      : transport_(std::move(transport)) {}
+  UnfusedRank(int rank, int world_size) : rank_(rank), world_(world_size) {}
 
-  // Pulls every peer's block for this rank (expect_counts[peer] rows at the peer's
-  // send_offsets[me]) into recv + recv_offsets[peer].
-  Status all_to_all(const std::byte* send, const std::vector<int64_t>& send_offsets,
-                    const std::vector<int64_t>& expect_counts, std::byte* recv,
+  // BlockAllToAll through exchange_, or through the in-process group (transport_).
+  Status all_to_all(const std::byte* send, const std::vector<int64_t>& send_counts,
+                    const std::vector<int64_t>& send_offsets, std::byte* recv,
+                    const std::vector<int64_t>& recv_counts,
                     const std::vector<int64_t>& recv_offsets, size_t row_bytes, const char* what);
   std::byte* scratch(std::vector<std::byte>& buffer, int64_t rows, size_t row_bytes);
 
+  int rank_;
+  int world_;
+  BlockAllToAll exchange_;
   std::unique_ptr<transport::Transport> transport_;
   int64_t timeout_ms_ = 60000;
   int64_t num_tokens_ = 0;

@@ -33,14 +33,17 @@ int64_t expert_at(const TensorView& idx, int64_t token, int slot) {
                                     : static_cast<const int64_t*>(idx.data)[flat];
 }
 
-float load(const TensorView& t, int64_t index) {
-  switch (t.dtype) {
+// Element `index` of a row of `dtype`, widened (fp64 stays fp64).
+double load(const std::byte* row, DType dtype, int64_t index) {
+  switch (dtype) {
     case DType::kBFloat16:
-      return core::bf16_to_float(static_cast<const uint16_t*>(t.data)[index]);
+      return core::bf16_to_float(reinterpret_cast<const uint16_t*>(row)[index]);
     case DType::kFloat16:
-      return core::fp16_to_float(static_cast<const uint16_t*>(t.data)[index]);
+      return core::fp16_to_float(reinterpret_cast<const uint16_t*>(row)[index]);
+    case DType::kFloat64:
+      return reinterpret_cast<const double*>(row)[index];
     default:
-      return static_cast<const float*>(t.data)[index];
+      return reinterpret_cast<const float*>(row)[index];
   }
 }
 
@@ -79,19 +82,15 @@ struct Term {
 // fp64, else fp32). Every sum starts from its first term: ((a + b) + c) ...; with several
 // groups each group's sum is rounded to the dtype before the groups are added in order.
 template <typename Acc>
-Acc element_sum(const std::map<int, std::vector<Term>>& groups, const std::vector<TensorView>& y,
-                int64_t h, int64_t hidden, DType dtype) {
+Acc element_sum(const std::map<int, std::vector<Term>>& groups, const RowReader& y, int64_t h,
+                DType dtype) {
   Acc total = 0;
   bool first_group = true;
   for (const auto& [node, terms] : groups) {
     Acc partial = 0;
     for (size_t i = 0; i < terms.size(); ++i) {
       const Term& term = terms[i];
-      const TensorView& rows = y[static_cast<size_t>(term.rank)];
-      const int64_t index = term.row * hidden + h;
-      const Acc element = dtype == DType::kFloat64
-                              ? static_cast<Acc>(static_cast<const double*>(rows.data)[index])
-                              : static_cast<Acc>(load(rows, index));
+      const Acc element = static_cast<Acc>(load(y(term.rank, term.row), dtype, h));
       const Acc value = static_cast<Acc>(term.weight) * element;
       partial = i == 0 ? value : partial + value;
     }
@@ -144,15 +143,74 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
   return layout;
 }
 
+std::vector<std::byte> dispatch_rank(const ReceiveLayout& layout, const std::vector<TensorView>& x,
+                                     int rank) {
+  std::vector<std::byte> out;
+  for (const RowSource& source : layout.rows[static_cast<size_t>(rank)]) {
+    const TensorView& src = x[static_cast<size_t>(source.rank)];
+    const auto row_bytes = static_cast<size_t>(src.shape[1]) * dtype_size(src.dtype);
+    const auto* begin = static_cast<const std::byte*>(src.data) + source.token * row_bytes;
+    out.insert(out.end(), begin, begin + row_bytes);
+  }
+  return out;
+}
+
 std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
                                              const std::vector<TensorView>& x) {
-  std::vector<std::vector<std::byte>> out(layout.rows.size());
+  std::vector<std::vector<std::byte>> out;
   for (size_t d = 0; d < layout.rows.size(); ++d) {
-    for (const RowSource& source : layout.rows[d]) {
-      const TensorView& src = x[static_cast<size_t>(source.rank)];
-      const auto row_bytes = static_cast<size_t>(src.shape[1]) * dtype_size(src.dtype);
-      const auto* begin = static_cast<const std::byte*>(src.data) + source.token * row_bytes;
-      out[d].insert(out[d].end(), begin, begin + row_bytes);
+    out.push_back(dispatch_rank(layout, x, static_cast<int>(d)));
+  }
+  return out;
+}
+
+std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
+                                    const TensorView& topk_idx, const TensorView& weights,
+                                    const RowReader& y, DType dtype, int64_t hidden,
+                                    int64_t num_experts, const ExpertMap& expert_map,
+                                    const Topology& topology, Dedup dedup) {
+  const int world_size = static_cast<int>(layout.rows.size());
+  // Where did (rank, token, slot) land?
+  std::map<std::pair<int64_t, int>, std::pair<int, int64_t>> landed;
+  for (size_t d = 0; d < layout.rows.size(); ++d) {
+    for (size_t row = 0; row < layout.rows[d].size(); ++row) {
+      const RowSource& s = layout.rows[d][row];
+      if (s.rank == rank) {
+        landed[{s.token, s.slot}] = {static_cast<int>(d), static_cast<int64_t>(row)};
+      }
+    }
+  }
+  const size_t elem = dtype_size(dtype);
+  auto weight = [&weights](int64_t index) {
+    return weights.dtype == DType::kFloat64
+               ? static_cast<const double*>(weights.data)[index]
+               : static_cast<double>(static_cast<const float*>(weights.data)[index]);
+  };
+  const int topk = static_cast<int>(topk_idx.shape[1]);
+  std::vector<std::byte> out(static_cast<size_t>(topk_idx.shape[0] * hidden) * elem, std::byte{0});
+  for (int64_t t = 0; t < topk_idx.shape[0]; ++t) {
+    // Terms grouped by node when partials are formed, else one group.
+    std::map<int, std::vector<Term>> groups;
+    for (int j = 0; j < topk; ++j) {
+      const int64_t e = expert_at(topk_idx, t, j);
+      if (e < 0) {
+        continue;
+      }
+      const int owner = owner_of(e, num_experts, expert_map, world_size);
+      const int node = dedup == Dedup::kNode ? topology.node_of(owner) : 0;
+      const auto [d, row] = landed.at({t, j});
+      groups[node].push_back({d, row, weight(t * topk + j)});
+    }
+    if (groups.empty()) {
+      continue;  // zero row
+    }
+    std::byte* out_row = out.data() + static_cast<size_t>(t * hidden) * elem;
+    for (int64_t h = 0; h < hidden; ++h) {
+      if (dtype == DType::kFloat64) {
+        store(element_sum<double>(groups, y, h, dtype), dtype, out_row + h * elem);
+      } else {
+        store(element_sum<float>(groups, y, h, dtype), dtype, out_row + h * elem);
+      }
     }
   }
   return out;
@@ -164,56 +222,17 @@ std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
                                             const std::vector<TensorView>& y, int64_t num_experts,
                                             const ExpertMap& expert_map, const Topology& topology,
                                             Dedup dedup) {
-  const int world_size = static_cast<int>(topk_idx.size());
-  // Where did (source, token, slot) land?
-  std::map<std::tuple<int, int64_t, int>, std::pair<int, int64_t>> landed;
-  for (size_t d = 0; d < layout.rows.size(); ++d) {
-    for (size_t row = 0; row < layout.rows[d].size(); ++row) {
-      const RowSource& s = layout.rows[d][row];
-      landed[{s.rank, s.token, s.slot}] = {static_cast<int>(d), static_cast<int64_t>(row)};
-    }
-  }
   const DType dtype = y[0].dtype;
   const int64_t hidden = y[0].shape[1];
-  const size_t elem = dtype_size(dtype);
-  std::vector<std::vector<std::byte>> out(static_cast<size_t>(world_size));
-  for (int r = 0; r < world_size; ++r) {
-    const TensorView& idx = topk_idx[static_cast<size_t>(r)];
-    const TensorView& w = weights[static_cast<size_t>(r)];
-    auto weight = [&w](int64_t index) {
-      return w.dtype == DType::kFloat64
-                 ? static_cast<const double*>(w.data)[index]
-                 : static_cast<double>(static_cast<const float*>(w.data)[index]);
-    };
-    const int topk = static_cast<int>(idx.shape[1]);
-    out[static_cast<size_t>(r)].assign(static_cast<size_t>(idx.shape[0] * hidden) * elem,
-                                       std::byte{0});
-    for (int64_t t = 0; t < idx.shape[0]; ++t) {
-      // Terms grouped by node when partials are formed, else one group.
-      std::map<int, std::vector<Term>> groups;
-      for (int j = 0; j < topk; ++j) {
-        const int64_t e = expert_at(idx, t, j);
-        if (e < 0) {
-          continue;
-        }
-        const int owner = owner_of(e, num_experts, expert_map, world_size);
-        const int node = dedup == Dedup::kNode ? topology.node_of(owner) : 0;
-        const auto [d, row] = landed.at({r, t, j});
-        groups[node].push_back({d, row, weight(t * topk + j)});
-      }
-      if (groups.empty()) {
-        continue;  // zero row
-      }
-      std::byte* out_row =
-          out[static_cast<size_t>(r)].data() + static_cast<size_t>(t * hidden) * elem;
-      for (int64_t h = 0; h < hidden; ++h) {
-        if (dtype == DType::kFloat64) {
-          store(element_sum<double>(groups, y, h, hidden, dtype), dtype, out_row + h * elem);
-        } else {
-          store(element_sum<float>(groups, y, h, hidden, dtype), dtype, out_row + h * elem);
-        }
-      }
-    }
+  const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(dtype);
+  const RowReader rows = [&y, row_bytes](int rank, int64_t row) {
+    return static_cast<const std::byte*>(y[static_cast<size_t>(rank)].data) +
+           static_cast<size_t>(row) * row_bytes;
+  };
+  std::vector<std::vector<std::byte>> out;
+  for (size_t r = 0; r < topk_idx.size(); ++r) {
+    out.push_back(combine_rank(layout, static_cast<int>(r), topk_idx[r], weights[r], rows, dtype,
+                               hidden, num_experts, expert_map, topology, dedup));
   }
   return out;
 }

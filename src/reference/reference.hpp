@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "fusco/expert_map.hpp"
@@ -36,6 +37,20 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
 /// Dispatch of every rank's `x[r]` [T_r, H]: rank d's received rows, byte for byte.
 std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
                                              const std::vector<TensorView>& x);
+/// The same for rank `rank` only.
+std::vector<std::byte> dispatch_rank(const ReceiveLayout& layout, const std::vector<TensorView>& x,
+                                     int rank);
+
+/// Row `row` of rank `rank`'s expert output.
+using RowReader = std::function<const std::byte*(int rank, int64_t row)>;
+
+/// Combine for rank `rank` only, reading expert output rows through `y` (so they need not
+/// all be in memory at once); `dtype` and `hidden` describe those rows.
+std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
+                                    const TensorView& topk_idx, const TensorView& weights,
+                                    const RowReader& y, DType dtype, int64_t hidden,
+                                    int64_t num_experts, const ExpertMap& expert_map,
+                                    const Topology& topology, Dedup dedup);
 
 /// Combine: out[r][t] as defined, for rank r's weights [T_r, k] and every rank's expert
 /// output `y[d]` [R_d, H] (fp32, fp16 or bf16). With node partials (dedup = node) each node's
