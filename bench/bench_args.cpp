@@ -28,9 +28,13 @@ Result<int64_t> integer(const std::string& flag, const std::string& value, int64
 }  // namespace
 
 std::string bench_usage() {
-  return R"(fusco_bench: fused MoE dispatch/combine against the unfused baseline, in-process ranks.
+  return R"(fusco_bench: fused MoE dispatch/combine against the unfused baseline.
 
-  -r, --ranks N            ranks (threads)                         [8]
+  -t, --transport T        inproc: ranks are threads of this process;        [inproc]
+                           shm: ranks are processes of one machine, started by
+                           mpirun -np N (fusco's shared-memory transport; the
+                           baseline's all-to-all is MPI_Alltoallv)
+  -r, --ranks N            ranks (threads; with -t shm: the process count)    [8]
   -p, --ranks-per-node N   ranks per node                          [4]
   -b, --min-tokens N       tokens per rank, first size             [256]
   -e, --max-tokens N       tokens per rank, last size              [2048]
@@ -78,6 +82,12 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
     Status status;
     if (flag == "-r" || flag == "--ranks") {
       status = set_int(&args.ranks, 1, 1024);
+      args.ranks_given = true;
+    } else if (flag == "-t" || flag == "--transport") {
+      if (value != "inproc" && value != "shm") {
+        return bad(flag, value, "not one of inproc, shm");
+      }
+      args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {
       status = set_int(&args.ranks_per_node, 1, 1024);
     } else if (flag == "-b" || flag == "--min-tokens") {
@@ -129,14 +139,26 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
     return bad("-b", std::to_string(args.min_tokens),
                "larger than -e " + std::to_string(args.max_tokens));
   }
+  if (args.topk > args.experts) {
+    return bad("-k", std::to_string(args.topk), "more than the expert count");
+  }
+  if (args.transport == "inproc") {
+    FUSCO_RETURN_IF_ERROR(settle_world(args, args.ranks));
+  }
+  return args;
+}
+
+Status settle_world(BenchArgs& args, int world) {
+  if (args.ranks_given && args.ranks != world) {
+    return bad("-r", std::to_string(args.ranks),
+               "differs from the " + std::to_string(world) + " processes mpirun started");
+  }
+  args.ranks = world;
   if (args.experts % args.ranks != 0) {
     return bad("-E", std::to_string(args.experts),
                "not a multiple of the rank count " + std::to_string(args.ranks));
   }
-  if (args.topk > args.experts) {
-    return bad("-k", std::to_string(args.topk), "more than the expert count");
-  }
-  return args;
+  return Status();
 }
 
 }  // namespace fusco::bench

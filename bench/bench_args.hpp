@@ -14,6 +14,8 @@ namespace fusco::bench {
 
 struct BenchArgs {
   int ranks = 8;
+  bool ranks_given = false;          // -r on the command line
+  std::string transport = "inproc";  // -t: inproc (threads) or shm (processes under mpirun)
   int ranks_per_node = 4;
   int64_t min_tokens = 256;   // -b
   int64_t max_tokens = 2048;  // -e
@@ -36,6 +38,10 @@ struct BenchArgs {
 
 /// Parses argv; errors name the flag and its value.
 Result<BenchArgs> parse_bench_args(int argc, char** argv);
+
+/// Checks what depends on the rank count: under -t shm the ranks are the MPI processes
+/// (`world`; -r, when given, must match), under -t inproc `world` is -r.
+Status settle_world(BenchArgs& args, int world);
 
 /// The --help text.
 std::string bench_usage();

@@ -14,11 +14,13 @@
 
 #include "baseline/unfused.hpp"
 #include "bench_args.hpp"
+#include "bench_ranks.hpp"
 #include "fusco/fusco.hpp"
-#include "rank_timer.hpp"
+#ifdef FUSCO_BENCH_WITH_MPI
+#include "mpi_ranks.hpp"
+#endif
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
-#include "testing/rank_threads.hpp"
 #include "testing/routing.hpp"
 
 namespace fusco::bench {
@@ -45,7 +47,7 @@ struct SizeResult {
 constexpr size_t kCopyPiece = size_t{64} << 20;
 
 struct CopyBuffers {
-  std::vector<Buffer> src, dst;
+  std::vector<Buffer> src, dst;  // per rank of this process
   explicit CopyBuffers(int ranks)
       : src(static_cast<size_t>(ranks)), dst(static_cast<size_t>(ranks)) {
     for (int r = 0; r < ranks; ++r) {
@@ -53,10 +55,9 @@ struct CopyBuffers {
       dst[static_cast<size_t>(r)].assign(kCopyPiece, std::byte{0});
     }
   }
-  void copy(int rank, size_t bytes) {
+  void copy(size_t index, size_t bytes) {
     for (size_t done = 0; done < bytes; done += kCopyPiece) {
-      std::memcpy(dst[static_cast<size_t>(rank)].data(), src[static_cast<size_t>(rank)].data(),
-                  std::min(kCopyPiece, bytes - done));
+      std::memcpy(dst[index].data(), src[index].data(), std::min(kCopyPiece, bytes - done));
     }
   }
 };
@@ -72,35 +73,75 @@ int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
   return wrong;
 }
 
-Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& copies) {
-  const int world = args.ranks;
+// The inputs of every rank (routing always; data only where needed), made the same way in
+// every process from the seed.
+struct Inputs {
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<std::vector<int64_t>> ids64;  // for the reference
+  std::vector<Buffer> x;
+  std::vector<std::vector<float>> weights;
+  std::vector<std::vector<double>> weights64;  // with fp64 rows (combine's pairing)
+};
+
+Inputs make_inputs(const BenchArgs& args, int64_t tokens, const Topology& topology,
+                   const Ranks& ranks) {
+  const auto ws = static_cast<size_t>(ranks.world());
+  Inputs in;
+  in.ids.resize(ws);
+  in.ids64.resize(ws);
+  in.x.resize(ws);
+  in.weights.resize(ws);
+  in.weights64.resize(ws);
+  for (int r = 0; r < ranks.world(); ++r) {
+    const auto rr = static_cast<size_t>(r);
+    in.ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r,
+                                           topology, args.seed + static_cast<uint64_t>(tokens));
+    in.ids64[rr].assign(in.ids[rr].begin(), in.ids[rr].end());
+    const bool mine = r >= ranks.first() && r < ranks.first() + ranks.count();
+    if (!mine && !args.check) {
+      continue;  // other processes' data: only the reference needs it
+    }
+    in.x[rr] = testing::random_elements(args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
+    in.weights[rr].resize(static_cast<size_t>(tokens * args.topk));
+    for (size_t i = 0; i < in.weights[rr].size(); ++i) {  // router-like
+      in.weights[rr][i] = 1.0f / static_cast<float>(args.topk) + 0.01f * static_cast<float>(i % 7);
+    }
+    if (args.dtype == DType::kFloat64) {
+      in.weights64[rr].assign(in.weights[rr].begin(), in.weights[rr].end());
+    }
+  }
+  return in;
+}
+
+Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
+                            CopyBuffers& copies) {
+  const int world = ranks.world();
+  const int first = ranks.first();
   const Topology topology = Topology::nodes_of(world, args.ranks_per_node);
   const size_t elem = dtype_size(args.dtype);
   const auto row_bytes = static_cast<size_t>(args.hidden) * elem;
   const bool combines = dtype_supports_combine(args.dtype);
-  const auto ws = static_cast<size_t>(world);
-
-  std::vector<std::vector<int32_t>> ids(ws);
-  std::vector<Buffer> x(ws), recv(ws), out(ws);
-  // Router-like weights; fp64 with fp64 rows (combine's pairing), else fp32.
   const bool f64 = args.dtype == DType::kFloat64;
-  std::vector<std::vector<double>> weights64(ws);
-  std::vector<std::vector<float>> weights(ws);
-  for (int r = 0; r < world; ++r) {
+  Inputs in = make_inputs(args, tokens, topology, ranks);
+  // Per rank of this process: index = rank - first.
+  auto at = [first](int r) { return static_cast<size_t>(r - first); };
+  const auto mine = static_cast<size_t>(ranks.count());
+  std::vector<Buffer> recv(mine), out(mine), base_recv(mine), base_out(mine);
+
+  auto idx_view = [&](int r) {
+    return TensorView::host(in.ids[static_cast<size_t>(r)].data(), DType::kInt32,
+                            {tokens, args.topk});
+  };
+  auto x_view = [&](int r) {
+    return TensorView::host(in.x[static_cast<size_t>(r)].data(), args.dtype, {tokens, args.hidden});
+  };
+  auto rows_view = [&](std::vector<Buffer>& buffers, int r, int64_t rows) {
+    return TensorView::host(buffers[at(r)].data(), args.dtype, {rows, args.hidden});
+  };
+  auto w_view = [&](int r) {
     const auto rr = static_cast<size_t>(r);
-    ids[rr] = testing::generate_routing(args.routing, tokens, args.topk, args.experts, r, topology,
-                                        args.seed + static_cast<uint64_t>(tokens));
-    x[rr] = testing::random_elements(args.dtype, tokens * args.hidden, args.seed * 1000 + rr);
-    weights[rr].resize(static_cast<size_t>(tokens * args.topk));
-    for (size_t i = 0; i < weights[rr].size(); ++i) {
-      weights[rr][i] = 1.0f / static_cast<float>(args.topk) + 0.01f * static_cast<float>(i % 7);
-    }
-    if (f64) {
-      weights64[rr].assign(weights[rr].begin(), weights[rr].end());
-    }
-  }
-  auto view = [&](std::vector<int32_t>& v) {
-    return TensorView::host(v.data(), DType::kInt32, {tokens, args.topk});
+    return f64 ? TensorView::host(in.weights64[rr].data(), DType::kFloat64, {tokens, args.topk})
+               : TensorView::host(in.weights[rr].data(), DType::kFloat32, {tokens, args.topk});
   };
 
   SizeResult result;
@@ -108,59 +149,45 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
   PlanOptions options;
   options.dedup = args.dedup;
   options.chunk_bytes = args.chunk_bytes;
-  Result<std::vector<Communicator>> made = Communicator::create_local(world, topology);
+  Result<std::vector<Communicator>> made = ranks.group(topology);
   FUSCO_RETURN_IF_ERROR(made.status());
   std::vector<Communicator>& comms = made.value();
-  std::vector<Plan> plans(ws);
-  Result<std::vector<double>> plan_s =
-      time_steps(world, 0, 1, {[&](int r) {
-                   Result<Plan> plan = comms[static_cast<size_t>(r)].plan(
-                       view(ids[static_cast<size_t>(r)]), args.experts, ExpertMap(), options);
-                   FUSCO_RETURN_IF_ERROR(plan.status());
-                   plans[static_cast<size_t>(r)] = plan.value();
-                   return Status();
-                 }});
+  std::vector<Plan> plans(mine);
+  Result<std::vector<double>> plan_s = ranks.time(
+      0, 1, {[&](int r) {
+        Result<Plan> plan = comms[at(r)].plan(idx_view(r), args.experts, ExpertMap(), options);
+        FUSCO_RETURN_IF_ERROR(plan.status());
+        plans[at(r)] = plan.value();
+        return Status();
+      }});
   FUSCO_RETURN_IF_ERROR(plan_s.status());
   result.plan_us = plan_s.value()[0] * 1e6;
-  int64_t total_rows = 0;
-  double inter_rows = 0, inter_rows_plain = 0;
-  for (int r = 0; r < world; ++r) {
-    const Plan& plan = plans[static_cast<size_t>(r)];
-    total_rows += plan.num_recv_rows();
+  double total_rows = 0, inter_rows = 0, inter_rows_plain = 0;
+  for (size_t i = 0; i < mine; ++i) {
+    const Plan& plan = plans[i];
+    total_rows += static_cast<double>(plan.num_recv_rows());
     inter_rows += static_cast<double>(plan.stats().inter_node_rows);
     inter_rows_plain += static_cast<double>(plan.stats().inter_node_rows_without_dedup);
-    recv[static_cast<size_t>(r)].assign(static_cast<size_t>(plan.num_recv_rows()) * row_bytes,
-                                        std::byte{0});
-    out[static_cast<size_t>(r)].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
+    recv[i].assign(static_cast<size_t>(plan.num_recv_rows()) * row_bytes, std::byte{0});
+    out[i].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
   }
-  result.recv_rows = static_cast<double>(total_rows) / world;
+  total_rows = ranks.sum(total_rows);
+  inter_rows = ranks.sum(inter_rows);
+  inter_rows_plain = ranks.sum(inter_rows_plain);
+  result.recv_rows = total_rows / world;
   result.wire_mb = inter_rows * static_cast<double>(row_bytes) / world / 1e6;
   result.dedup_ratio = inter_rows > 0 ? inter_rows_plain / inter_rows : 1.0;
 
-  auto x_view = [&](int r) {
-    return TensorView::host(x[static_cast<size_t>(r)].data(), args.dtype, {tokens, args.hidden});
-  };
-  auto recv_view = [&](std::vector<Buffer>& buffers, int r, int64_t rows) {
-    return TensorView::host(buffers[static_cast<size_t>(r)].data(), args.dtype,
-                            {rows, args.hidden});
-  };
-  auto w_view = [&](int r) {
-    const auto rr = static_cast<size_t>(r);
-    return f64 ? TensorView::host(weights64[rr].data(), DType::kFloat64, {tokens, args.topk})
-               : TensorView::host(weights[rr].data(), DType::kFloat32, {tokens, args.topk});
-  };
   std::vector<baseline::UnfusedRank> unfused;
-  std::vector<Buffer> base_recv(ws), base_out(ws);
   if (args.baseline) {
-    unfused = baseline::UnfusedRank::create_group(world);
-    Status prepared = testing::first_error(testing::run_ranks(world, [&](int r) {
-      const auto rr = static_cast<size_t>(r);
-      FUSCO_RETURN_IF_ERROR(unfused[rr].prepare(view(ids[rr]), args.experts, ExpertMap(), 600000));
-      base_recv[rr].assign(static_cast<size_t>(unfused[rr].num_recv_rows()) * row_bytes,
-                           std::byte{0});
-      base_out[rr].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
+    unfused = ranks.baselines();
+    const Status prepared = ranks.run([&](int r) {
+      FUSCO_RETURN_IF_ERROR(unfused[at(r)].prepare(idx_view(r), args.experts, ExpertMap(), 600000));
+      base_recv[at(r)].assign(static_cast<size_t>(unfused[at(r)].num_recv_rows()) * row_bytes,
+                              std::byte{0});
+      base_out[at(r)].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
       return Status();
-    }));
+    });
     FUSCO_RETURN_IF_ERROR(prepared);
   }
 
@@ -168,56 +195,52 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
   // (identity experts: the expert output is the received rows), baseline dispatch and combine.
   std::vector<RankStep> steps;
   steps.push_back([&](int r) {
-    copies.copy(r, static_cast<size_t>(plans[static_cast<size_t>(r)].num_recv_rows()) * row_bytes);
+    copies.copy(at(r), static_cast<size_t>(plans[at(r)].num_recv_rows()) * row_bytes);
     return Status();
   });
   steps.push_back([&](int r) {
-    const Plan& plan = plans[static_cast<size_t>(r)];
-    return comms[static_cast<size_t>(r)].dispatch(plan, x_view(r),
-                                                  recv_view(recv, r, plan.num_recv_rows()));
+    const Plan& plan = plans[at(r)];
+    return comms[at(r)].dispatch(plan, x_view(r), rows_view(recv, r, plan.num_recv_rows()));
   });
   if (combines) {
     steps.push_back([&](int r) {
-      const Plan& plan = plans[static_cast<size_t>(r)];
-      return comms[static_cast<size_t>(r)].combine(plan, recv_view(recv, r, plan.num_recv_rows()),
-                                                   w_view(r), recv_view(out, r, tokens));
+      const Plan& plan = plans[at(r)];
+      return comms[at(r)].combine(plan, rows_view(recv, r, plan.num_recv_rows()), w_view(r),
+                                  rows_view(out, r, tokens));
     });
   }
   if (args.baseline) {
     steps.push_back([&](int r) {
-      return unfused[static_cast<size_t>(r)].dispatch(
-          x_view(r), recv_view(base_recv, r, unfused[static_cast<size_t>(r)].num_recv_rows()));
+      return unfused[at(r)].dispatch(x_view(r),
+                                     rows_view(base_recv, r, unfused[at(r)].num_recv_rows()));
     });
     if (combines) {
       steps.push_back([&](int r) {
-        const int64_t rows = unfused[static_cast<size_t>(r)].num_recv_rows();
-        return unfused[static_cast<size_t>(r)].combine(recv_view(base_recv, r, rows), w_view(r),
-                                                       recv_view(base_out, r, tokens));
+        const int64_t rows = unfused[at(r)].num_recv_rows();
+        return unfused[at(r)].combine(rows_view(base_recv, r, rows), w_view(r),
+                                      rows_view(base_out, r, tokens));
       });
     }
   }
-  Result<std::vector<double>> timed = time_steps(world, args.warmup, args.iters, steps);
+  Result<std::vector<double>> timed = ranks.time(args.warmup, args.iters, steps);
   FUSCO_RETURN_IF_ERROR(timed.status());
-  size_t at = 0;
-  const double copy_s = timed.value()[at++];
-  const double dispatch_s = timed.value()[at++];
-  const double combine_s = combines ? timed.value()[at++] : 0.0;
+  size_t next = 0;
+  const double copy_s = timed.value()[next++];
+  const double dispatch_s = timed.value()[next++];
+  const double combine_s = combines ? timed.value()[next++] : 0.0;
   result.dispatch_us = dispatch_s * 1e6;
   result.combine_us = combine_s * 1e6;
+  double wrong = 0;
   if (args.baseline) {
-    result.base_dispatch_us = timed.value()[at++] * 1e6;
-    result.base_combine_us = combines ? timed.value()[at++] * 1e6 : 0.0;
+    result.base_dispatch_us = timed.value()[next++] * 1e6;
+    result.base_combine_us = combines ? timed.value()[next++] * 1e6 : 0.0;
     result.speedup = (result.base_dispatch_us + result.base_combine_us) /
                      (result.dispatch_us + result.combine_us);
     if (args.check) {  // the baseline must agree with fusco's dispatch too
-      for (int r = 0; r < world; ++r) {
-        result.wrong +=
-            count_wrong(base_recv[static_cast<size_t>(r)], recv[static_cast<size_t>(r)], elem);
+      for (size_t i = 0; i < mine; ++i) {
+        wrong += static_cast<double>(count_wrong(base_recv[i], recv[i], elem));
       }
     }
-    unfused.clear();
-    base_recv.clear();
-    base_out.clear();
   }
   const double bytes_per_rank = result.recv_rows * static_cast<double>(row_bytes);
   result.dispatch_algbw = bytes_per_rank / dispatch_s / 1e9;
@@ -227,49 +250,50 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, CopyBuffers& 
     result.combine_busbw = result.combine_algbw * (world - 1) / world;
   }
   // The memcpy bound: the received bytes copied at this machine's concurrent memcpy speed.
-  const double total_bytes = static_cast<double>(total_rows) * static_cast<double>(row_bytes);
+  const double total_bytes = total_rows * static_cast<double>(row_bytes);
   result.memcpy_gbps = copy_s > 0 ? total_bytes / copy_s / 1e9 : 0.0;
   result.bound_ratio = copy_s > 0 ? dispatch_s / copy_s : 0.0;
 
   if (args.check) {
-    std::vector<TensorView> idx_views, x_views, y_views, w_views;
-    std::vector<std::vector<int64_t>> ids64(ws);
+    // Each process checks its own ranks; the reference reads expert-output rows (identity
+    // experts: the dispatched x rows) straight from the inputs.
+    std::vector<TensorView> idx_views, x_views;
     for (int r = 0; r < world; ++r) {
-      const auto rr = static_cast<size_t>(r);
-      ids64[rr].assign(ids[rr].begin(), ids[rr].end());
-      idx_views.push_back(TensorView::host(ids64[rr].data(), DType::kInt64, {tokens, args.topk}));
+      idx_views.push_back(TensorView::host(in.ids64[static_cast<size_t>(r)].data(), DType::kInt64,
+                                           {tokens, args.topk}));
       x_views.push_back(x_view(r));
-      y_views.push_back(recv_view(recv, r, plans[rr].num_recv_rows()));
-      w_views.push_back(w_view(r));
     }
     const auto layout = reference::receive_layout(idx_views, args.experts, ExpertMap(), world);
-    {
-      const auto want = reference::dispatch(layout, x_views);
-      for (int r = 0; r < world; ++r) {
-        result.wrong +=
-            count_wrong(recv[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
-      }
-    }
-    if (combines) {
-      const auto want = reference::combine(layout, idx_views, w_views, y_views, args.experts,
-                                           ExpertMap(), topology, args.dedup);
-      for (int r = 0; r < world; ++r) {
-        result.wrong +=
-            count_wrong(out[static_cast<size_t>(r)], want[static_cast<size_t>(r)], elem);
+    const reference::RowReader y_rows = [&](int rank, int64_t row) {
+      const reference::RowSource& source =
+          layout.rows[static_cast<size_t>(rank)][static_cast<size_t>(row)];
+      return in.x[static_cast<size_t>(source.rank)].data() +
+             static_cast<size_t>(source.token) * row_bytes;
+    };
+    for (int r = first; r < first + ranks.count(); ++r) {
+      wrong += static_cast<double>(
+          count_wrong(recv[at(r)], reference::dispatch_rank(layout, x_views, r), elem));
+      if (combines) {
+        const Buffer want = reference::combine_rank(
+            layout, r, idx_views[static_cast<size_t>(r)], w_view(r), y_rows, args.dtype,
+            args.hidden, args.experts, ExpertMap(), topology, args.dedup);
+        wrong += static_cast<double>(count_wrong(out[at(r)], want, elem));
       }
     }
   }
+  result.wrong = static_cast<int64_t>(ranks.sum(wrong));
   return result;
 }
 
 void print_header(const BenchArgs& args) {
   std::printf(
-      "# fusco_bench %s: %d ranks (%d per node), hidden %ld %s, top-%d of %ld experts, "
+      "# fusco_bench %s: %d ranks (%d per node, transport %s), hidden %ld %s, top-%d of %ld "
+      "experts, "
       "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
-      version(), args.ranks, args.ranks_per_node, static_cast<long>(args.hidden),
-      dtype_name(args.dtype), args.topk, static_cast<long>(args.experts),
-      args.routing.to_string().c_str(), dedup_name(args.dedup), static_cast<long>(args.chunk_bytes),
-      args.iters, args.warmup);
+      version(), args.ranks, args.ranks_per_node, args.transport.c_str(),
+      static_cast<long>(args.hidden), dtype_name(args.dtype), args.topk,
+      static_cast<long>(args.experts), args.routing.to_string().c_str(), dedup_name(args.dedup),
+      static_cast<long>(args.chunk_bytes), args.iters, args.warmup);
   std::printf(
       "# times: median over iterations of (last rank end - first rank start); each iteration\n"
       "# runs memcpy, fusco and the baseline side by side (see docs/benchmarks.md)\n");
@@ -292,10 +316,10 @@ void print_row(const SizeResult& r) {
 void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   std::ofstream json(args.json_path);
   json << "{\n  \"version\": \"" << version() << "\",\n  \"ranks\": " << args.ranks
-       << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"hidden\": " << args.hidden
-       << ", \"dtype\": \"" << dtype_name(args.dtype) << "\", \"topk\": " << args.topk
-       << ", \"experts\": " << args.experts << ", \"routing\": \"" << args.routing.to_string()
-       << "\", \"dedup\": \"" << dedup_name(args.dedup)
+       << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"transport\": \"" << args.transport
+       << "\", \"hidden\": " << args.hidden << ", \"dtype\": \"" << dtype_name(args.dtype)
+       << "\", \"topk\": " << args.topk << ", \"experts\": " << args.experts << ", \"routing\": \""
+       << args.routing.to_string() << "\", \"dedup\": \"" << dedup_name(args.dedup)
        << "\", \"chunk_bytes\": " << args.chunk_bytes << ", \"iters\": " << args.iters
        << ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -314,30 +338,58 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   json << "  ]\n}\n";
 }
 
+// The rank driver for args.transport; settles the rank count.
+Result<std::unique_ptr<Ranks>> make_ranks(BenchArgs& args, int* argc, char*** argv) {
+  if (args.transport == "inproc") {
+    return std::unique_ptr<Ranks>(std::make_unique<ThreadRanks>(args.ranks));
+  }
+#ifdef FUSCO_BENCH_WITH_MPI
+  std::unique_ptr<Ranks> ranks = make_mpi_ranks(argc, argv);
+  FUSCO_RETURN_IF_ERROR(settle_world(args, ranks->world()));
+  return ranks;
+#else
+  (void)argc;
+  (void)argv;
+  return Status(StatusCode::kUnsupported,
+                "flag -t = 'shm': this fusco_bench was built without MPI (FUSCO_WITH_MPI)");
+#endif
+}
+
 int run(int argc, char** argv) {
   Result<BenchArgs> parsed = parse_bench_args(argc, argv);
   if (!parsed.ok()) {
     std::fprintf(stderr, "fusco_bench: %s\n", parsed.status().message().c_str());
     return 2;
   }
-  const BenchArgs& args = parsed.value();
+  BenchArgs& args = parsed.value();
   if (args.help) {
     std::fputs(bench_usage().c_str(), stdout);
     return 0;
   }
-  CopyBuffers copies(args.ranks);
-  print_header(args);
+  Result<std::unique_ptr<Ranks>> made = make_ranks(args, &argc, &argv);
+  if (!made.ok()) {
+    std::fprintf(stderr, "fusco_bench: %s\n", made.status().message().c_str());
+    return 2;
+  }
+  Ranks& ranks = *made.value();
+  const bool reports = ranks.reports();
+  CopyBuffers copies(ranks.count());
+  if (reports) {
+    print_header(args);
+  }
   std::vector<SizeResult> rows;
   for (int64_t tokens = args.min_tokens; tokens <= args.max_tokens;
        tokens = tokens == 0 ? 1 : tokens * args.factor) {
-    Result<SizeResult> row = run_size(args, tokens, copies);
+    Result<SizeResult> row = run_size(args, tokens, ranks, copies);
     if (!row.ok()) {
-      std::fprintf(stderr, "fusco_bench: %ld tokens: %s\n", static_cast<long>(tokens),
-                   row.status().to_string().c_str());
+      std::fprintf(stderr, "fusco_bench: rank %d, %ld tokens: %s\n", ranks.first(),
+                   static_cast<long>(tokens), row.status().to_string().c_str());
       return 2;
     }
-    print_row(row.value());
-    std::fflush(stdout);
+    if (reports) {
+      print_row(row.value());
+      std::fflush(stdout);
+    }
     rows.push_back(row.value());
   }
   SizeResult mean;
@@ -351,14 +403,16 @@ int run(int argc, char** argv) {
     mean.bound_ratio += r.bound_ratio / static_cast<double>(rows.size());
     wrong += r.wrong;
   }
-  std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong),
-              wrong == 0 ? "OK" : "WRONG");
-  std::printf(
-      "# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
-      "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
-      mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
-  if (!args.json_path.empty()) {
-    write_json(args, rows);
+  if (reports) {
+    std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong),
+                wrong == 0 ? "OK" : "WRONG");
+    std::printf(
+        "# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
+        "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
+        mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
+    if (!args.json_path.empty()) {
+      write_json(args, rows);
+    }
   }
   return wrong == 0 ? 0 : 1;
 }
@@ -368,7 +422,11 @@ int run(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   try {
-    return fusco::bench::run(argc, argv);
+    const int code = fusco::bench::run(argc, argv);
+#ifdef FUSCO_BENCH_WITH_MPI
+    fusco::bench::finish_mpi();
+#endif
+    return code;
   } catch (const std::exception& error) {  // allocation failure of a too-large size
     std::fprintf(stderr, "fusco_bench: %s\n", error.what());
     return 2;

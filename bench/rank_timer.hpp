@@ -20,6 +20,13 @@ namespace fusco::bench {
 
 using RankStep = std::function<Status(int rank)>;
 
+/// The median of `values` (not empty); sorts them.
+inline double median(std::vector<double>& values) {
+  std::sort(values.begin(), values.end());
+  const size_t mid = values.size() / 2;
+  return values.size() % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
+}
+
 /// Runs `steps` for warmup + iters iterations on `ranks` threads; returns for each step the
 /// median over the timed iterations of its wall time (first start to last end), in seconds.
 inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
@@ -68,9 +75,7 @@ inline Result<std::vector<double>> time_steps(int ranks, int warmup, int iters,
       walls.push_back(*std::max_element(ends.begin() + first, ends.begin() + first + ranks) -
                       *std::min_element(starts.begin() + first, starts.begin() + first + ranks));
     }
-    std::sort(walls.begin(), walls.end());
-    const size_t mid = walls.size() / 2;
-    medians.push_back(walls.size() % 2 == 1 ? walls[mid] : (walls[mid - 1] + walls[mid]) / 2);
+    medians.push_back(median(walls));
   }
   return medians;
 }
