@@ -1,5 +1,7 @@
 #include "fusco/communicator.hpp"
 
+#include <string>
+
 #include "communicator_impl.hpp"
 #include "engine/engine.hpp"
 #include "plan/planner.hpp"
@@ -15,6 +17,9 @@ int Communicator::rank() const { return impl_->transport_->rank(); }
 int Communicator::world_size() const { return impl_->transport_->world_size(); }
 const Topology& Communicator::topology() const { return impl_->topology_; }
 bool Communicator::usable() const { return impl_->transport_->health().ok(); }
+void Communicator::abort(const std::string& reason) {
+  impl_->transport_->abort("rank " + std::to_string(rank()) + " aborted the group: " + reason);
+}
 
 namespace {
 

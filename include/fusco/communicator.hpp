@@ -75,8 +75,16 @@ class Communicator {
   Status combine(const Plan& plan, const TensorView& expert_out, const TensorView& topk_weights,
                  const TensorView& out);
 
-  /// False once an earlier failure (a timeout) has broken the group; recreate it then.
+  /// False once an earlier failure (a timeout, a dead peer, abort()) has broken the group;
+  /// recreate it then.
   bool usable() const;
+
+  /// Breaks the group on purpose, for example from a watchdog thread when a peer is known to
+  /// be gone: every rank waiting inside plan, dispatch or combine (this one included, even
+  /// while another thread is inside such a call) returns kAborted carrying "rank r aborted
+  /// the group: `reason`" at once instead of waiting for the timeout; the group must then be
+  /// recreated. Safe from any thread; not collective.
+  void abort(const std::string& reason);
 
   class Impl;
 

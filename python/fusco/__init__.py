@@ -132,8 +132,15 @@ class Communicator:
 
     @property
     def usable(self):
-        """False once a timeout broke the group; recreate it then."""
+        """False once a failure (a timeout, a dead peer, abort) broke the group; recreate it
+        then."""
         return self._comm.usable
+
+    def abort(self, reason=""):
+        """Breaks the group on purpose (for example from a watchdog thread): every rank waiting
+        inside plan, dispatch or combine raises AbortedError carrying "rank r aborted the
+        group: reason" at once; the group must be recreated. Not collective; any thread."""
+        self._comm.abort(str(reason))
 
     def plan(self, topk_idx, num_experts, expert_map=None, dedup="node"):
         """Collective. Plans the shuffle of this rank's tokens.

@@ -103,6 +103,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("ranks_per_node",
                              [](const Communicator& c) { return c.topology().node_width(); })
       .def_property_readonly("usable", &Communicator::usable)
+      .def("abort", &Communicator::abort, py::arg("reason"),
+           py::call_guard<py::gil_scoped_release>())
       .def(
           "plan",
           [](Communicator& comm, uintptr_t ptr, int32_t dtype, const std::vector<int64_t>& shape,

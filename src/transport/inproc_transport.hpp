@@ -106,6 +106,7 @@ class InprocTransport final : public Transport {
                        const std::function<std::string()>& waiting_for) override {
     return group_->wait_doorbell(rank_, seen, deadline, waiting_for);
   }
+  void abort(const std::string& reason) override { group_->break_group(reason); }
   Status health() const override { return group_->health(); }
   bool broken() const override { return group_->broken(); }
   void set_touching_peers(bool touching) override { group_->set_touching_peers(rank_, touching); }

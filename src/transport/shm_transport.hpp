@@ -46,6 +46,7 @@ class ShmTransport final : public Transport {
   void ring(int peer) override;
   Status wait_doorbell(uint64_t seen, const Deadline& deadline,
                        const std::function<std::string()>& waiting_for) override;
+  void abort(const std::string& reason) override { break_group(reason); }
   Status health() const override;
   bool broken() const override;
   void set_touching_peers(bool touching) override;

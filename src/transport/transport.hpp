@@ -65,6 +65,10 @@ class Transport {
   virtual Status wait_doorbell(uint64_t seen, const Deadline& deadline,
                                const std::function<std::string()>& waiting_for) = 0;
 
+  /// Breaks the group with `reason`: every rank waiting inside the group wakes and returns
+  /// kAborted with it, later calls fail the same way. Safe from any thread, at any time.
+  virtual void abort(const std::string& reason) = 0;
+
   /// kAborted when an earlier failure broke the group, else ok.
   virtual Status health() const = 0;
   /// True once a failure broke the group: one atomic load, cheap enough to check before every

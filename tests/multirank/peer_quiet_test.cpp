@@ -61,6 +61,7 @@ class StallingTransport final : public transport::Transport {
                        const std::function<std::string()>& waiting_for) override {
     return inner_.wait_doorbell(seen, d, waiting_for);
   }
+  void abort(const std::string& reason) override { inner_.abort(reason); }
   Status health() const override { return inner_.health(); }
   bool broken() const override { return inner_.broken(); }
   void set_touching_peers(bool touching) override {

@@ -261,6 +261,50 @@ TEST(SharedMemoryGroup, StoppedPeer_SurvivorsTimeOutNamingIt) {
   EXPECT_GE(named, 1) << "no survivor named the stopped rank";
 }
 
+TEST(SharedMemoryGroup, AbortByOneProcess_UnblocksTheOthersAtOnce) {
+  constexpr int kWorld = 3;
+  const std::string name = fresh_group_name();
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        auto comm =
+            Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 1), 10000);
+        if (!comm.ok()) {
+          return 1;
+        }
+        std::vector<int64_t> ids = {0, 1, 2, 3, 4, 5};
+        PlanOptions options;
+        options.timeout_ms = 60000;
+        Result<Plan> plan = comm.value().plan(TensorView::host(ids.data(), DType::kInt64, {3, 2}),
+                                              6, ExpertMap(), options);
+        if (!plan.ok()) {
+          return 2;
+        }
+        if (rank == 2) {  // gives up on the step instead of dispatching
+          std::this_thread::sleep_for(milliseconds(100));
+          comm.value().abort("step 17 cancelled");
+          return comm.value().usable() ? 3 : 0;
+        }
+        std::vector<float> x(3 * 4, 1.0F);
+        std::vector<float> recv(static_cast<size_t>(plan.value().num_recv_rows()) * 4);
+        const Status status = comm.value().dispatch(
+            plan.value(), TensorView::host(x.data(), DType::kFloat32, {3, 4}),
+            TensorView::host(recv.data(), DType::kFloat32, {plan.value().num_recv_rows(), 4}));
+        const bool named = status.code() == StatusCode::kAborted &&
+                           status.message().find("rank 2 aborted the group: step 17 cancelled") !=
+                               std::string::npos;
+        if (!named) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, status.to_string().c_str());
+        }
+        return named ? 0 : 4;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+  EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(10000));
+}
+
 TEST(SharedMemoryGroup, ArgumentErrorOnOneRank_AllFailAndTheGroupStaysUsable) {
   constexpr int kWorld = 3;
   const std::string name = fresh_group_name();

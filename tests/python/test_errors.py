@@ -1,6 +1,9 @@
 """Bad inputs raise the documented errors on the rank that made them, the other ranks learn
 of it, and the group stays usable."""
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -146,3 +149,22 @@ def test_timeout_names_the_missing_rank_and_the_group_must_be_recreated():
     assert not comms[0].usable
     with pytest.raises(fusco.AbortedError, match="recreate"):
         comms[2].plan(good_ids(), 6)
+
+
+def test_abort_from_a_watchdog_unblocks_waiting_ranks():
+    comms = fusco.local_group(3, timeout_ms=60000)
+    ids = np.array([[0, 1], [2, 0]], dtype=np.int64)
+    plans = run_ranks(comms, lambda c: c.plan(ids, 3))
+    x = np.ones((2, 4), dtype=np.float32)
+    timer = threading.Timer(0.1, comms[2].abort, args=("rank 2 is gone",))
+    timer.start()
+    start = time.monotonic()
+    # Rank 2 never dispatches: the others wait until the watchdog aborts the group.
+    outcomes = run_ranks_catching(comms[:2], lambda c: c.dispatch(plans[c.rank], x))
+    timer.join()
+    assert time.monotonic() - start < 10
+    for outcome in outcomes:
+        assert isinstance(outcome, fusco.AbortedError)
+        assert "rank 2 aborted the group: rank 2 is gone" in str(outcome)
+    assert not any(c.usable for c in comms)
+    assert_usable(fusco.local_group(WORLD))  # a new group works
