@@ -50,6 +50,9 @@ std::string bench_usage() {
   -w, --warmup N           untimed iterations per size             [1]
   -c, --check 0|1          check results against the reference     [1]
       --no-baseline        do not run the unfused baseline
+      --repeat-check N     pressure mode: after timing, rerun dispatch + combine N
+                           times per size and hash every output; exit 1 if any
+                           rerun differs from the first result                [0]
   -J, --json FILE          also write the results as JSON
   -s, --seed N             routing and data seed                   [1]
   -h, --help               this text
@@ -112,6 +115,8 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       int64_t check = 0;
       status = set_int(&check, 0, 1);
       args.check = check == 1;
+    } else if (flag == "--repeat-check") {
+      status = set_int(&args.repeat_check, 0, 1000000);
     } else if (flag == "-s" || flag == "--seed") {
       status = set_int(&args.seed, 0, INT64_MAX);
     } else if (flag == "-J" || flag == "--json") {

@@ -31,6 +31,7 @@ struct BenchArgs {
   int warmup = 1;         // -w
   bool check = true;      // -c
   bool baseline = true;   // --no-baseline turns it off
+  int repeat_check = 0;   // --repeat-check N: rerun dispatch + combine N times, compare hashes
   std::string json_path;  // -J
   uint64_t seed = 1;
   bool help = false;

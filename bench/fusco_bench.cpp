@@ -40,6 +40,7 @@ struct SizeResult {
   double memcpy_gbps = 0;  // all ranks copying their received bytes concurrently
   double bound_ratio = 0;  // dispatch time / memcpy-bound time
   int64_t wrong = 0;
+  int64_t repeat_mismatches = 0;  // --repeat-check: outputs whose hash changed on a rerun
 };
 
 // Per-rank buffers for the memcpy bound: each rank copies as many bytes as it receives in
@@ -61,6 +62,14 @@ struct CopyBuffers {
     }
   }
 };
+
+uint64_t hash_bytes(const Buffer& bytes) {
+  uint64_t hash = 1469598103934665603ULL;  // FNV-1a
+  for (const std::byte b : bytes) {
+    hash = (hash ^ static_cast<uint64_t>(b)) * 1099511628211ULL;
+  }
+  return hash;
+}
 
 int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
   if (got.size() != want.size()) {
@@ -254,6 +263,26 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
   result.memcpy_gbps = copy_s > 0 ? total_bytes / copy_s / 1e9 : 0.0;
   result.bound_ratio = copy_s > 0 ? dispatch_s / copy_s : 0.0;
 
+  if (args.repeat_check > 0) {
+    // Pressure mode: the same calls again and again must give the same bits every time.
+    std::vector<uint64_t> first_recv(mine), first_out(mine);
+    for (size_t i = 0; i < mine; ++i) {
+      first_recv[i] = hash_bytes(recv[i]);
+      first_out[i] = hash_bytes(out[i]);
+    }
+    double mismatches = 0;
+    for (int n = 0; n < args.repeat_check; ++n) {
+      for (size_t s = 1; s < (combines ? 3U : 2U); ++s) {  // steps 1, 2: dispatch, combine
+        FUSCO_RETURN_IF_ERROR(ranks.run(steps[s]));
+      }
+      for (size_t i = 0; i < mine; ++i) {
+        mismatches += hash_bytes(recv[i]) != first_recv[i] ? 1 : 0;
+        mismatches += hash_bytes(out[i]) != first_out[i] ? 1 : 0;
+      }
+    }
+    result.repeat_mismatches = static_cast<int64_t>(ranks.sum(mismatches));
+  }
+
   if (args.check) {
     // Each process checks its own ranks; the reference reads expert-output rows (identity
     // experts: the dispatched x rows) straight from the inputs.
@@ -333,7 +362,8 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
          << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
          << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio
-         << ", \"wrong\": " << r.wrong << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
+         << ", \"wrong\": " << r.wrong << ", \"repeat_mismatches\": " << r.repeat_mismatches << "}"
+         << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   json << "  ]\n}\n";
 }
@@ -394,6 +424,7 @@ int run(int argc, char** argv) {
   }
   SizeResult mean;
   int64_t wrong = 0;
+  int64_t repeat_mismatches = 0;
   for (const SizeResult& r : rows) {
     mean.dispatch_algbw += r.dispatch_algbw / static_cast<double>(rows.size());
     mean.dispatch_busbw += r.dispatch_busbw / static_cast<double>(rows.size());
@@ -402,6 +433,12 @@ int run(int argc, char** argv) {
     mean.speedup += r.speedup / static_cast<double>(rows.size());
     mean.bound_ratio += r.bound_ratio / static_cast<double>(rows.size());
     wrong += r.wrong;
+    repeat_mismatches += r.repeat_mismatches;
+  }
+  if (reports && args.repeat_check > 0) {
+    std::printf("# Repeat check : %d reruns per size, %ld outputs differed from the first run %s\n",
+                args.repeat_check, static_cast<long>(repeat_mismatches),
+                repeat_mismatches == 0 ? "OK" : "DIFFERENT");
   }
   if (reports) {
     std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong),
@@ -414,7 +451,7 @@ int run(int argc, char** argv) {
       write_json(args, rows);
     }
   }
-  return wrong == 0 ? 0 : 1;
+  return wrong == 0 && repeat_mismatches == 0 ? 0 : 1;
 }
 
 }  // namespace
