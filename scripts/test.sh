@@ -3,7 +3,8 @@
 # multi-rank, Python package, installed-package, public headers, GPU tests that skip without a
 # GPU), a
 # benchmark smoke run that must report no wrong value, then the unit and multi-rank tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer.
+# again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and the
+# libFuzzer targets for a bounded time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -34,6 +35,9 @@ scripts/configure.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITI
   -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
 cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts|PeerQuiet|Abort)\.')
+
+echo "== fuzzing (libFuzzer, clang, ASan + UBSan; 30 s per target)"
+scripts/fuzz.sh
 
 echo "== release tests"
 (cd build && ctest --output-on-failure -j "$jobs")

@@ -37,11 +37,22 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
                     "expert counts from rank " + std::to_string(s) + " have the wrong size");
     }
   }
+  // A sender's count is at most its T * k (< 2^40); totals stay far from overflow.
+  constexpr int64_t kMaxCount = int64_t{1} << 40;
+  constexpr int64_t kMaxRows = int64_t{1} << 56;
   ReceiverOffsets offsets;
   offsets.tokens_per_expert.assign(local, 0);
+  int64_t all_rows = 0;
   for (size_t s = 0; s < sources; ++s) {
     for (size_t e = 0; e < local; ++e) {
-      offsets.tokens_per_expert[e] += counts[s * local + e];
+      const int64_t count = counts[s * local + e];
+      if (count < 0 || count > kMaxCount || all_rows + count > kMaxRows) {
+        return Status(StatusCode::kInternal, "expert counts from rank " + std::to_string(s) +
+                                                 " hold an impossible value " +
+                                                 std::to_string(count));
+      }
+      all_rows += count;
+      offsets.tokens_per_expert[e] += count;
     }
   }
   // Expert-major: block of expert e starts after all rows of experts < e; inside it, sources
@@ -75,7 +86,11 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   int64_t fanout_rows = 0;
   FUSCO_RETURN_IF_ERROR(reader.get(&entries));
   FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
-  if (entries < 0 || fanout_rows < entries) {
+  // Every entry takes at least 8 bytes and one fanout row: bound the counts by the message
+  // size before allocating anything from them.
+  const auto payload = static_cast<int64_t>(metadata.size() - 2 * sizeof(int64_t));
+  if (entries < 0 || fanout_rows < entries || entries > payload / 8 ||
+      fanout_rows > payload / static_cast<int64_t>(sizeof(detail::FanoutRow))) {
     return Status(StatusCode::kInternal, from + " has inconsistent counts");
   }
   detail::StagedIn in;

@@ -40,6 +40,31 @@ TEST(ReceiverOffsets, TruncatedCountsAreAnInternalError) {
   EXPECT_EQ(offsets.status().code(), StatusCode::kInternal);
 }
 
+// Found by fusco_parse_fuzzer: counts that would overflow the offsets are refused.
+TEST(ReceiverOffsets, NegativeOrImpossibleCountsAreAnInternalError) {
+  for (const int64_t bad : {int64_t{-1}, int64_t{1} << 41, INT64_MAX}) {
+    Result<ReceiverOffsets> offsets =
+        compute_receiver_offsets({counts({1, bad}), counts({2, 3})}, 2);
+    ASSERT_FALSE(offsets.ok()) << bad;
+    EXPECT_EQ(offsets.status().code(), StatusCode::kInternal);
+    EXPECT_NE(offsets.status().message().find("impossible value"), std::string::npos);
+  }
+}
+
+// Staged metadata whose counts exceed what the message can hold is refused before anything
+// is allocated from them.
+TEST(StagedMetadata, CountsLargerThanTheMessageAreAnInternalError) {
+  detail::PlanData plan;
+  core::WireWriter writer;
+  writer.put<int64_t>(int64_t{1} << 50);  // entries
+  writer.put<int64_t>(int64_t{1} << 50);  // fanout rows
+  writer.put<int64_t>(0);
+  const Status status = decode_staged_in(plan, 3, writer.take());
+  EXPECT_EQ(status.code(), StatusCode::kInternal);
+  EXPECT_NE(status.message().find("from rank 3"), std::string::npos);
+  EXPECT_TRUE(plan.staged_in.empty());
+}
+
 TEST(ExpertCounts, OneMessagePerDestinationWithItsLocalExperts) {
   std::vector<int32_t> ids = {0, 3, 3, 2};
   Result<core::ResolvedExpertMap> map = core::resolve_expert_map(ExpertMap(), 4, 2);

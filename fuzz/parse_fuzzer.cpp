@@ -1,0 +1,94 @@
+// libFuzzer target: everything fusco parses from text or bytes it did not make itself in this
+// process: routing specs, dtype / dedup / relay names, FUSCO_* environment values,
+// fusco_bench's command line, and the planner's wire messages from peers (expert counts,
+// staged metadata), which must be rejected with an error, never crash or over-allocate.
+
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "bench_args.hpp"
+#include "core/env.hpp"
+#include "fusco/fusco.hpp"
+#include "plan/planner.hpp"
+#include "testing/routing.hpp"
+
+namespace fusco::fuzz {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+  std::fprintf(stderr, "parse_fuzzer: %s\n", what.c_str());
+  std::abort();
+}
+
+void names(const std::string& text) {
+  (void)testing::parse_routing(text);
+  (void)dtype_from_name(text);
+  (void)dedup_from_name(text);
+  (void)relay_policy_from_name(text);
+}
+
+void environment(const std::string& text) {
+  for (const char* name : {"FUSCO_DEDUP", "FUSCO_CHUNK_BYTES", "FUSCO_RELAY", "FUSCO_TIMEOUT_MS",
+                           "FUSCO_SHM_SLOT_BYTES"}) {
+    setenv(name, text.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): single-threaded target
+    Result<PlanOptions> options = PlanOptions::from_env();
+    if (options.ok() && !options.value().validate().ok()) {
+      fail(std::string("from_env accepted an invalid value of ") + name);
+    }
+    (void)core::shm_slot_bytes_from_env();
+    unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
+  }
+}
+
+void command_line(const std::string& text) {
+  std::vector<std::string> words{"fusco_bench"};
+  std::string word;
+  for (const char ch : text) {
+    if (ch == ' ') {
+      words.push_back(word);
+      word.clear();
+    } else {
+      word.push_back(ch);
+    }
+  }
+  words.push_back(word);
+  std::vector<char*> argv;
+  for (std::string& w : words) {
+    argv.push_back(w.data());
+  }
+  (void)bench::parse_bench_args(static_cast<int>(argv.size()), argv.data());
+}
+
+void wire(FuzzedDataProvider& in) {
+  const int sources = in.ConsumeIntegralInRange(1, 8);
+  const int64_t local = in.ConsumeIntegralInRange<int64_t>(0, 16);
+  std::vector<transport::Bytes> counts;
+  for (int s = 0; s < sources; ++s) {
+    const std::vector<uint8_t> raw = in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange(0, 256));
+    counts.emplace_back(reinterpret_cast<const std::byte*>(raw.data()),
+                        reinterpret_cast<const std::byte*>(raw.data()) + raw.size());
+  }
+  (void)plan::compute_receiver_offsets(counts, local);
+  detail::PlanData plan;
+  plan.partial_sums = in.ConsumeBool();
+  const std::vector<uint8_t> raw = in.ConsumeRemainingBytes<uint8_t>();
+  const transport::Bytes metadata(reinterpret_cast<const std::byte*>(raw.data()),
+                                  reinterpret_cast<const std::byte*>(raw.data()) + raw.size());
+  (void)plan::decode_staged_in(plan, 0, metadata);
+}
+
+}  // namespace
+}  // namespace fusco::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider in(data, size);
+  const std::string text = in.ConsumeRandomLengthString(256);
+  fusco::fuzz::names(text);
+  fusco::fuzz::environment(text);
+  fusco::fuzz::command_line(text);
+  fusco::fuzz::wire(in);
+  return 0;
+}
