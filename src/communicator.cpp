@@ -39,24 +39,44 @@ Result<Plan> make(Communicator::Impl& impl, const TensorView& topk_idx, int64_t 
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map, const PlanOptions& options) {
+  impl_->progress_.drain();
   return make(*impl_, topk_idx, num_experts, expert_map, options, Status());
 }
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map) {
   Result<PlanOptions> options = PlanOptions::from_env();
+  impl_->progress_.drain();
   return make(*impl_, topk_idx, num_experts, expert_map,
               options.ok() ? options.value() : PlanOptions(), options.status());
 }
 
 Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv) {
+  impl_->progress_.drain();
   return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
 }
 
 Status Communicator::combine(const Plan& plan, const TensorView& expert_out,
                              const TensorView& topk_weights, const TensorView& out) {
+  impl_->progress_.drain();
   return engine::combine(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
                          topk_weights, out, impl_->workspace_);
+}
+
+Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv) {
+  Impl* impl = impl_.get();
+  return impl->progress_.post([impl, plan, x, recv] {
+    return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+  });
+}
+
+Work Communicator::combine_async(const Plan& plan, const TensorView& expert_out,
+                                 const TensorView& topk_weights, const TensorView& out) {
+  Impl* impl = impl_.get();
+  return impl->progress_.post([impl, plan, expert_out, topk_weights, out] {
+    return engine::combine(*impl->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
+                           topk_weights, out, impl->workspace_);
+  });
 }
 
 }  // namespace fusco

@@ -4,6 +4,7 @@
 
 #include "engine/engine.hpp"
 #include "fusco/communicator.hpp"
+#include "progress_thread.hpp"
 #include "transport/transport.hpp"
 
 namespace fusco {
@@ -26,6 +27,8 @@ class Communicator::Impl {
   Topology topology_;
   uint64_t plans_made_ = 0;
   engine::Workspace workspace_;
+  // Last: destroyed first, finishing posted calls while the transport still exists.
+  ProgressThread progress_;
 };
 
 }  // namespace fusco

@@ -11,6 +11,7 @@
 #include "fusco/status.hpp"
 #include "fusco/tensor.hpp"
 #include "fusco/topology.hpp"
+#include "fusco/work.hpp"
 
 namespace fusco {
 
@@ -74,6 +75,16 @@ class Communicator {
   /// without valid slots gets a zero row.
   Status combine(const Plan& plan, const TensorView& expert_out, const TensorView& topk_weights,
                  const TensorView& out);
+
+  /// Collective, asynchronous: starts dispatch(plan, x, recv) on this communicator's progress
+  /// thread and returns at once; Work::wait() gives its status. Meanwhile the caller may
+  /// compute (a shared expert, the next micro-batch) but must not touch x or recv. Calls of
+  /// one communicator run in the order they were made: a later plan, dispatch or combine
+  /// (asynchronous or not) starts after this one finished.
+  Work dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv);
+  /// Collective, asynchronous: combine(plan, expert_out, topk_weights, out), as dispatch_async.
+  Work combine_async(const Plan& plan, const TensorView& expert_out, const TensorView& topk_weights,
+                     const TensorView& out);
 
   /// False once an earlier failure (a timeout, a dead peer, abort()) has broken the group;
   /// recreate it then.

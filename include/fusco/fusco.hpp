@@ -12,3 +12,4 @@
 #include "fusco/tensor.hpp"
 #include "fusco/topology.hpp"
 #include "fusco/version.hpp"
+#include "fusco/work.hpp"

@@ -24,7 +24,7 @@ from .errors import (AbortedError, FuscoError, FuscoMemoryError, FuscoTimeoutErr
 
 __version__ = _C.__version__
 
-__all__ = ["local_group", "Communicator", "Plan", "FuscoError", "InvalidArgumentError",
+__all__ = ["local_group", "Communicator", "Plan", "Work", "FuscoError", "InvalidArgumentError",
            "MismatchError", "FuscoTimeoutError", "AbortedError", "UnsupportedError",
            "FuscoMemoryError", "InternalError"]
 
@@ -83,6 +83,31 @@ class Plan:
     def __repr__(self):
         return (f"fusco.Plan(tokens={self.num_tokens}, topk={self.topk}, "
                 f"recv_rows={self.num_recv_rows})")
+
+
+class Work:
+    """A dispatch or combine in flight (async_op=True), like torch.distributed's work handles.
+
+    The call runs on the communicator's progress thread, GIL released, while the caller
+    computes; do not modify its input arrays until wait() returns. Calls of one communicator
+    run in the order they were made (a later call, asynchronous or not, starts after this one).
+    """
+
+    def __init__(self, work, result, inputs):
+        self._work = work
+        self._result = result
+        self._inputs = inputs  # kept alive until the call finished
+
+    def wait(self):
+        """Blocks (GIL released) until the call finished; returns its result (recv or out) or
+        raises its error. Bounded by the call's timeout."""
+        check(self._work.wait())
+        self._inputs = None
+        return self._result
+
+    def is_completed(self):
+        """True once the call finished (wait() then returns at once)."""
+        return self._work.done()
 
 
 class Communicator:
@@ -164,11 +189,12 @@ class Communicator:
             idx.array.detach().to("cpu").numpy().astype(np.int64)
         return Plan(plan, routing, owners, self.world_size)
 
-    def dispatch(self, plan, x):
+    def dispatch(self, plan, x, async_op=False):
         """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts.
 
         Returns recv [plan.num_recv_rows, H] of x's kind and dtype, expert-major: rows sorted
-        by (local expert, source rank, source token, slot).
+        by (local expert, source rank, source token, slot). With async_op=True it returns at
+        once a fusco.Work whose wait() returns recv (see Work).
         """
         try:
             _check_plan(plan)
@@ -180,19 +206,20 @@ class Communicator:
                            ra.shape), None
         except _ARGUMENT_ERRORS as exc:
             args, error = (_C.Plan(), *_REJECTED, *_REJECTED), exc
-        status = self._comm.dispatch(*args)
+        status, work = self._comm.dispatch(*args, bool(async_op))
         if error is not None:
             raise error
         check(status)
-        return recv
+        return Work(work, recv, (x,)) if async_op else recv
 
-    def combine(self, plan, expert_out, topk_weights):
+    def combine(self, plan, expert_out, topk_weights, async_op=False):
         """Collective. out[t] = sum over valid slots j of topk_weights[t, j] * expert_out[row(t, j)].
 
         expert_out: [plan.num_recv_rows, H] float32, float16 or bfloat16 (accumulated in fp32),
         or float64 (accumulated in fp64); topk_weights: [T, k] float32 (float64 with float64
         expert_out). Sums in a fixed order; returns out [T, H] of expert_out's kind and dtype
-        (zero rows for tokens without valid slots).
+        (zero rows for tokens without valid slots). With async_op=True it returns at once a
+        fusco.Work whose wait() returns out.
         """
         try:
             _check_plan(plan)
@@ -205,11 +232,11 @@ class Communicator:
                            oa.ptr, oa.dtype, oa.shape), None
         except _ARGUMENT_ERRORS as exc:
             args, error = (_C.Plan(), *_REJECTED, *_REJECTED, *_REJECTED), exc
-        status = self._comm.combine(*args)
+        status, work = self._comm.combine(*args, bool(async_op))
         if error is not None:
             raise error
         check(status)
-        return out
+        return Work(work, out, (expert_out, topk_weights)) if async_op else out
 
     def __repr__(self):
         return (f"fusco.Communicator(rank={self.rank}, world_size={self.world_size}, "

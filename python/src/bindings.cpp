@@ -97,6 +97,19 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("rank", &Plan::rank)
       .def_property_readonly("stats", [](const Plan& p) { return stats_dict(p.stats()); });
 
+  py::class_<Work>(m, "Work")
+      .def(py::init<>())
+      .def("wait",
+           [](const Work& work) {
+             Status status;
+             {
+               py::gil_scoped_release release;
+               status = work.wait();
+             }
+             return status_tuple(status);
+           })
+      .def("done", &Work::done);
+
   py::class_<Communicator, CommHandle>(m, "Communicator")
       .def_property_readonly("rank", &Communicator::rank)
       .def_property_readonly("world_size", &Communicator::world_size)
@@ -134,38 +147,50 @@ PYBIND11_MODULE(_C, m) {
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
               const std::vector<int64_t>& x_shape, uintptr_t recv, int32_t recv_dtype,
-              const std::vector<int64_t>& recv_shape) -> py::tuple {
+              const std::vector<int64_t>& recv_shape, bool async_op) -> py::tuple {
              Result<TensorView> xv = make_view("x", x, x_dtype, x_shape);
              Result<TensorView> rv = make_view("recv", recv, recv_dtype, recv_shape);
+             const TensorView xa = xv.ok() ? xv.value() : TensorView{};
+             const TensorView ra = rv.ok() ? rv.value() : TensorView{};
              Status status;
+             Work work;
              {
                py::gil_scoped_release release;
-               status = comm.dispatch(plan, xv.ok() ? xv.value() : TensorView{},
-                                      rv.ok() ? rv.value() : TensorView{});
+               if (async_op) {
+                 work = comm.dispatch_async(plan, xa, ra);
+               } else {
+                 status = comm.dispatch(plan, xa, ra);
+               }
              }
              if (!xv.ok()) status = xv.status();
              if (!rv.ok()) status = rv.status();
-             return status_tuple(status);
+             return py::make_tuple(status_tuple(status), work);
            })
       .def("combine",
            [](Communicator& comm, const Plan& plan, uintptr_t y, int32_t y_dtype,
               const std::vector<int64_t>& y_shape, uintptr_t w, int32_t w_dtype,
               const std::vector<int64_t>& w_shape, uintptr_t out, int32_t out_dtype,
-              const std::vector<int64_t>& out_shape) -> py::tuple {
+              const std::vector<int64_t>& out_shape, bool async_op) -> py::tuple {
              Result<TensorView> yv = make_view("expert_out", y, y_dtype, y_shape);
              Result<TensorView> wv = make_view("topk_weights", w, w_dtype, w_shape);
              Result<TensorView> ov = make_view("out", out, out_dtype, out_shape);
+             const TensorView ya = yv.ok() ? yv.value() : TensorView{};
+             const TensorView wa = wv.ok() ? wv.value() : TensorView{};
+             const TensorView oa = ov.ok() ? ov.value() : TensorView{};
              Status status;
+             Work work;
              {
                py::gil_scoped_release release;
-               status = comm.combine(plan, yv.ok() ? yv.value() : TensorView{},
-                                     wv.ok() ? wv.value() : TensorView{},
-                                     ov.ok() ? ov.value() : TensorView{});
+               if (async_op) {
+                 work = comm.combine_async(plan, ya, wa, oa);
+               } else {
+                 status = comm.combine(plan, ya, wa, oa);
+               }
              }
              for (const auto* v : {&yv, &wv, &ov}) {
                if (!v->ok()) status = v->status();
              }
-             return status_tuple(status);
+             return py::make_tuple(status_tuple(status), work);
            });
 
   m.def(
