@@ -53,8 +53,14 @@ TEST(Soak, RandomCases_AllMatchReference_ResidentMemoryStaysFlat) {
       "soak: %lld iterations, resident after warm-up %.1f MB, at the end %.1f MB, "
       "peak %.1f MB\n",
       static_cast<long long>(total), rss_after_warmup, rss_end, rss_peak);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan holds freed memory in its quarantine (up to 256 MB): resident memory grows by
+  // design; LeakSanitizer checks for leaks at exit instead.
+  std::printf("soak: resident memory not checked under AddressSanitizer\n");
+#else
   // Flat: what the cases allocate comes back (allocator caches may keep a little).
   EXPECT_LT(rss_end - rss_after_warmup, 32.0) << "resident memory grew";
+#endif
 }
 
 }  // namespace
