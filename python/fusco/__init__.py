@@ -13,6 +13,7 @@ outputs are of the same kind as the input.
 
 import os
 import secrets
+import socket
 
 import numpy as np
 
@@ -135,11 +136,18 @@ class Communicator:
                                "(call torch.distributed.init_process_group first)")
         group = process_group if process_group is not None else dist.group.WORLD
         rank, world = dist.get_rank(group), dist.get_world_size(group)
-        mine = f"/fusco-{os.getpid()}-{secrets.token_hex(8)}" if rank == 0 else None
-        names = [None] * world
-        dist.all_gather_object(names, mine, group=group)
-        status, comm = _C.shared_memory_group(names[0], rank, world, int(ranks_per_node or 0),
-                                              options.get("timeout_ms"))
+        # One exchange: rank 0's fresh segment name, and every process's machine.
+        mine = (f"/fusco-{os.getpid()}-{secrets.token_hex(8)}" if rank == 0 else None,
+                _machine_id())
+        gathered = [None] * world
+        dist.all_gather_object(gathered, mine, group=group)
+        machines = sorted({machine for _, machine in gathered})
+        if len(machines) > 1:
+            raise UnsupportedError(
+                f"Communicator.from_torch: the {world} processes run on {len(machines)} "
+                f"machines; the shared-memory transport joins processes of one machine only")
+        status, comm = _C.shared_memory_group(gathered[0][0], rank, world,
+                                              int(ranks_per_node or 0), options.get("timeout_ms"))
         check(status)
         return cls(comm, options)
 
@@ -246,6 +254,16 @@ class Communicator:
 def _check_plan(plan):
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be a fusco.Plan, got {type(plan).__name__}")
+
+
+def _machine_id():
+    """This machine (host name and boot id): processes that share it share /dev/shm."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as handle:
+            boot = handle.read().strip()
+    except OSError:
+        boot = ""
+    return f"{socket.gethostname()}/{boot}"
 
 
 def _check_options(caller, options):

@@ -119,3 +119,13 @@ def test_from_torch_needs_an_initialised_group():
         fusco.Communicator.from_torch()
     with pytest.raises(TypeError, match="unknown options"):
         fusco.Communicator.from_torch(chunk=1)
+
+
+def _on_two_machines(rank, world):
+    fusco._machine_id = lambda: f"host-{rank % 2}"   # pretend: two machines
+    with pytest.raises(fusco.UnsupportedError, match="run on 2 machines"):
+        fusco.Communicator.from_torch()
+
+
+def test_from_torch_refuses_processes_on_several_machines():
+    run_processes(2, _on_two_machines)
