@@ -33,7 +33,9 @@ std::string bench_usage() {
   -t, --transport T        inproc: ranks are threads of this process;        [inproc]
                            shm: ranks are processes of one machine, started by
                            mpirun -np N (fusco's shared-memory transport; the
-                           baseline's all-to-all is MPI_Alltoallv)
+                           baseline's all-to-all is MPI_Alltoallv);
+                           ucx: processes under mpirun connected by UCX
+                           (UCX_TLS chooses shm, tcp, ...)
   -r, --ranks N            ranks (threads; with -t shm: the process count)    [8]
   -p, --ranks-per-node N   ranks per node                          [4]
   -b, --min-tokens N       tokens per rank, first size             [256]
@@ -87,8 +89,8 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       status = set_int(&args.ranks, 1, 1024);
       args.ranks_given = true;
     } else if (flag == "-t" || flag == "--transport") {
-      if (value != "inproc" && value != "shm") {
-        return bad(flag, value, "not one of inproc, shm");
+      if (value != "inproc" && value != "shm" && value != "ucx") {
+        return bad(flag, value, "not one of inproc, shm, ucx");
       }
       args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {

@@ -374,14 +374,15 @@ Result<std::unique_ptr<Ranks>> make_ranks(BenchArgs& args, int* argc, char*** ar
     return std::unique_ptr<Ranks>(std::make_unique<ThreadRanks>(args.ranks));
   }
 #ifdef FUSCO_BENCH_WITH_MPI
-  std::unique_ptr<Ranks> ranks = make_mpi_ranks(argc, argv);
+  std::unique_ptr<Ranks> ranks = make_mpi_ranks(args.transport, argc, argv);
   FUSCO_RETURN_IF_ERROR(settle_world(args, ranks->world()));
   return ranks;
 #else
   (void)argc;
   (void)argv;
-  return Status(StatusCode::kUnsupported,
-                "flag -t = 'shm': this fusco_bench was built without MPI (FUSCO_WITH_MPI)");
+  return Status(StatusCode::kUnsupported, "flag -t = '" + args.transport +
+                                              "': this fusco_bench was built without MPI "
+                                              "(FUSCO_WITH_MPI)");
 #endif
 }
 

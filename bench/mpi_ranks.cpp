@@ -56,7 +56,7 @@ double seconds_now() {
 
 class MpiRanks final : public Ranks {
  public:
-  MpiRanks() {
+  explicit MpiRanks(std::string transport) : transport_(std::move(transport)) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &world_);
   }
@@ -64,9 +64,10 @@ class MpiRanks final : public Ranks {
   int first() const override { return rank_; }
   int count() const override { return 1; }
   bool reports() const override { return rank_ == 0; }
-  const char* transport() const override { return "shm"; }
+  const char* transport() const override { return transport_.c_str(); }
   Result<std::vector<Communicator>> group(const Topology& topology) override {
-    Result<Communicator> made = create_from_mpi(MPI_COMM_WORLD, topology.node_width());
+    Result<Communicator> made =
+        create_from_mpi(MPI_COMM_WORLD, topology.node_width(), 60000, transport_);
     FUSCO_RETURN_IF_ERROR(made.status());
     std::vector<Communicator> mine;
     mine.push_back(std::move(made).value());
@@ -118,6 +119,7 @@ class MpiRanks final : public Ranks {
   }
 
  private:
+  std::string transport_;
   int rank_ = 0;
   int world_ = 1;
 };
@@ -126,14 +128,14 @@ bool initialised_here = false;
 
 }  // namespace
 
-std::unique_ptr<Ranks> make_mpi_ranks(int* argc, char*** argv) {
+std::unique_ptr<Ranks> make_mpi_ranks(const std::string& transport, int* argc, char*** argv) {
   int ready = 0;
   MPI_Initialized(&ready);
   if (ready == 0) {
     MPI_Init(argc, argv);
     initialised_here = true;
   }
-  return std::make_unique<MpiRanks>();
+  return std::make_unique<MpiRanks>(transport);
 }
 
 void finish_mpi() {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,20 @@ class Communicator {
   /// A peer process that exits makes the others fail with an error naming it.
   static Result<Communicator> create_shared_memory(const std::string& name, int rank,
                                                    Topology topology, int64_t timeout_ms = 60000);
+
+  /// How processes that already share a launcher exchange bytes while a group is created.
+  /// Collective: every process passes its bytes and gets every process's bytes in rank order.
+  using BootstrapAllgather =
+      std::function<Result<std::vector<std::string>>(const std::string& mine)>;
+
+  /// Rank `rank` of `topology.world_size` processes, on one machine or many, connected by UCX
+  /// (UCX_TLS chooses shared memory, tcp or RDMA). Worker addresses travel once through
+  /// `allgather` (MPI: fusco/mpi.hpp; Python: torch.distributed); every rank then waits up to
+  /// `timeout_ms` until all are connected. Staging slots hold FUSCO_SHM_SLOT_BYTES. kUnsupported
+  /// when this fusco was built without UCX.
+  static Result<Communicator> create_ucx(int rank, Topology topology,
+                                         const BootstrapAllgather& allgather,
+                                         int64_t timeout_ms = 60000);
 
   Communicator(Communicator&&) noexcept;
   Communicator& operator=(Communicator&&) noexcept;

@@ -7,55 +7,96 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "fusco/communicator.hpp"
 
 namespace fusco {
 
+namespace detail {
+
+// Communicator::BootstrapAllgather over an MPI communicator.
+inline Communicator::BootstrapAllgather mpi_allgather(MPI_Comm comm) {
+  return [comm](const std::string& mine) -> Result<std::vector<std::string>> {
+    int world = 0;
+    MPI_Comm_size(comm, &world);
+    int size = static_cast<int>(mine.size());
+    std::vector<int> sizes(static_cast<size_t>(world));
+    MPI_Allgather(&size, 1, MPI_INT, sizes.data(), 1, MPI_INT, comm);
+    std::vector<int> offsets(static_cast<size_t>(world), 0);
+    for (size_t r = 1; r < sizes.size(); ++r) {
+      offsets[r] = offsets[r - 1] + sizes[r - 1];
+    }
+    std::string all(static_cast<size_t>(offsets.back() + sizes.back()), '\0');
+    MPI_Allgatherv(mine.data(), size, MPI_CHAR, all.data(), sizes.data(), offsets.data(), MPI_CHAR,
+                   comm);
+    std::vector<std::string> out;
+    for (size_t r = 0; r < sizes.size(); ++r) {
+      out.push_back(all.substr(static_cast<size_t>(offsets[r]), static_cast<size_t>(sizes[r])));
+    }
+    return out;
+  };
+}
+
+}  // namespace detail
+
 /// Collective over `comm`: every process of `comm` gets the Communicator of its rank in
-/// `comm`, grouped into logical nodes of `ranks_per_node` (0: one node). MPI only hands out the
-/// group's name; rows move through the shared-memory transport, so all processes must run on
-/// one machine (checked: kUnsupported otherwise, until the UCX transport). Every process gets
-/// the same verdict: when one fails to join, all return an error naming it.
+/// `comm`, grouped into logical nodes of `ranks_per_node` (0: one node). `transport`:
+///  - "shm" (default): MPI only hands out the group's name; rows move through the
+///    shared-memory transport, so all processes must run on one machine (checked:
+///    kUnsupported otherwise);
+///  - "ucx": processes on any machines, connected by UCX; MPI exchanges the worker addresses.
+/// Every process gets the same verdict: when one fails to join, all return an error naming it.
 inline Result<Communicator> create_from_mpi(MPI_Comm comm, int ranks_per_node = 0,
-                                            int64_t timeout_ms = 60000) {
+                                            int64_t timeout_ms = 60000,
+                                            const std::string& transport = "shm") {
   int rank = 0;
   int world = 0;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  MPI_Comm machine = MPI_COMM_NULL;
-  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &machine);
-  int on_machine = 0;
-  MPI_Comm_size(machine, &on_machine);
-  MPI_Comm_free(&machine);
-  int all_on_one = on_machine == world ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &all_on_one, 1, MPI_INT, MPI_MIN, comm);
-  if (all_on_one == 0) {
-    return Status(StatusCode::kUnsupported,
-                  "create_from_mpi: the " + std::to_string(world) +
-                      " processes span several machines; the shared-memory transport joins "
-                      "processes of one machine only");
+  const Topology topology = Topology::nodes_of(world, ranks_per_node);
+  if (transport != "shm" && transport != "ucx") {
+    return Status(StatusCode::kInvalidArgument,
+                  "create_from_mpi: transport = '" + transport + "' is not one of shm, ucx");
   }
-  char name[64] = {};
-  if (rank == 0) {
-    std::random_device entropy;
-    const std::string made = "/fusco-mpi-" + std::to_string(getpid()) + "-" +
-                             std::to_string(entropy()) + std::to_string(entropy());
-    made.copy(name, sizeof(name) - 1);
+  std::optional<Result<Communicator>> made;
+  if (transport == "ucx") {
+    made.emplace(Communicator::create_ucx(rank, topology, detail::mpi_allgather(comm), timeout_ms));
+  } else {
+    MPI_Comm machine = MPI_COMM_NULL;
+    MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &machine);
+    int on_machine = 0;
+    MPI_Comm_size(machine, &on_machine);
+    MPI_Comm_free(&machine);
+    int all_on_one = on_machine == world ? 1 : 0;
+    MPI_Allreduce(MPI_IN_PLACE, &all_on_one, 1, MPI_INT, MPI_MIN, comm);
+    if (all_on_one == 0) {
+      return Status(StatusCode::kUnsupported,
+                    "create_from_mpi: the " + std::to_string(world) +
+                        " processes span several machines; the shared-memory transport joins "
+                        "processes of one machine only (use transport \"ucx\")");
+    }
+    char name[64] = {};
+    if (rank == 0) {
+      std::random_device entropy;
+      const std::string fresh = "/fusco-mpi-" + std::to_string(getpid()) + "-" +
+                                std::to_string(entropy()) + std::to_string(entropy());
+      fresh.copy(name, sizeof(name) - 1);
+    }
+    MPI_Bcast(name, sizeof(name), MPI_CHAR, 0, comm);
+    made.emplace(Communicator::create_shared_memory(name, rank, topology, timeout_ms));
   }
-  MPI_Bcast(name, sizeof(name), MPI_CHAR, 0, comm);
-  Result<Communicator> made = Communicator::create_shared_memory(
-      name, rank, Topology::nodes_of(world, ranks_per_node), timeout_ms);
   // The first rank that failed, or world when none did.
-  int failed = made.ok() ? world : rank;
+  int failed = made->ok() ? world : rank;
   MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MIN, comm);
-  if (made.ok() && failed < world) {
+  if (made->ok() && failed < world) {
     return Status(StatusCode::kAborted, "create_from_mpi: rank " + std::to_string(failed) +
                                             " failed to join the group (see its error)");
   }
-  return made;
+  return std::move(*made);
 }
 
 }  // namespace fusco

@@ -36,7 +36,7 @@ inline int64_t chunk_count(int64_t rows, int64_t rows_per_chunk) {
 /// stop there; the loop then returns the group's failure.
 template <typename Produce, typename Consume, typename Local>
 Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& outgoing,
-                   std::vector<ChunkStream>& incoming, int64_t rows_per_chunk,
+                   std::vector<ChunkStream>& incoming, int64_t rows_per_chunk, size_t row_bytes,
                    const transport::Deadline& deadline, const char* what, Produce&& produce,
                    Consume&& consume, Local&& local) {
   auto describe = [&]() {
@@ -79,11 +79,12 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
     for (ChunkStream& s : outgoing) {
       while (s.next < s.chunks && s.window->can_put(s.next)) {
         const int64_t first = s.next * rows_per_chunk;
-        produce(s, first, std::min(rows_per_chunk, s.rows - first), s.window->put_buffer(s.next));
+        const int64_t count = std::min(rows_per_chunk, s.rows - first);
+        produce(s, first, count, s.window->put_buffer(s.next));
         if (transport.broken()) {
           return transport.health();
         }
-        s.window->put_done(s.next);
+        s.window->put_done(s.next, static_cast<size_t>(count) * row_bytes);
         transport.ring(s.peer);
         ++s.next;
         moved = true;

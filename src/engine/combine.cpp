@@ -193,8 +193,8 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   };
   auto no_local_work = [] { return false; };
   PeerAccess access(transport, plan->options.timeout_ms);
-  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
-                                    "combine", produce, consume, no_local_work);
+  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, row_bytes,
+                                    deadline, "combine", produce, consume, no_local_work);
   if (!pumped.ok()) {
     return access.fail(pumped);
   }

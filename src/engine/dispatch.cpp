@@ -99,8 +99,8 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     return true;
   };
   PeerAccess access(transport, plan->options.timeout_ms);
-  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, deadline,
-                                    "dispatch", produce, consume, local_work);
+  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, row_bytes,
+                                    deadline, "dispatch", produce, consume, local_work);
   if (!pumped.ok()) {
     return access.fail(pumped);
   }

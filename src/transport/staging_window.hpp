@@ -51,8 +51,16 @@ class StagingWindow {
   }
   /// Sender: memory of chunk `chunk`'s slot (after can_put).
   std::byte* put_buffer(int64_t chunk) { return slot_ptr_[chunk % kSlots]; }
-  /// Sender: publishes chunk `chunk` (its bytes are visible to the receiver after this).
-  void put_done(int64_t chunk) { full_[chunk % kSlots].store(1, std::memory_order_release); }
+  /// Sender: publishes chunk `chunk` of `bytes` bytes (visible to the receiver after this).
+  void put_done(int64_t chunk, size_t bytes) {
+    filled_[chunk % kSlots] = bytes;
+    full_[chunk % kSlots].store(1, std::memory_order_release);
+  }
+  /// Bytes the sender put into `slot` (message-based transports send only these).
+  size_t filled(int slot) const { return filled_[slot]; }
+  /// The transport side of a message-based window: slot memory and flag by slot index.
+  std::byte* slot_memory(int slot) { return slot_ptr_[slot]; }
+  std::atomic<uint32_t>& slot_full(int slot) { return full_[slot]; }
 
   /// Receiver: true when chunk `chunk` has arrived.
   bool can_take(int64_t chunk) const {
@@ -68,6 +76,7 @@ class StagingWindow {
   std::atomic<uint32_t> owned_full_[kSlots] = {};
   std::byte* slot_ptr_[kSlots] = {};
   std::atomic<uint32_t>* full_;
+  size_t filled_[kSlots] = {};  // written before the release store of full_
   size_t slot_bytes_ = 0;
   bool attached_ = false;
 };

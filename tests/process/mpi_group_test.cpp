@@ -1,5 +1,6 @@
-// Ranks as MPI processes (run under mpirun by ctest with several process counts and ranks per
-// node): fusco::create_from_mpi joins them, and every routing case of the multi-rank suite,
+// Ranks as MPI processes (run under mpirun by ctest with several process counts, ranks per
+// node and transports: shm, UCX over shared memory, UCX over tcp): fusco::create_from_mpi
+// joins them, and every routing case of the multi-rank suite,
 // fitted to the MPI world, gives each rank the reference's results bit for bit; repeated runs
 // are identical.
 
@@ -33,6 +34,12 @@ int ranks_per_node() {
   return text != nullptr ? std::atoi(text) : 1;
 }
 
+// The transport under test: FUSCO_TEST_TRANSPORT (set by ctest), default shm.
+std::string transport() {
+  const char* text = std::getenv("FUSCO_TEST_TRANSPORT");  // NOLINT(concurrency-mt-unsafe)
+  return text != nullptr ? text : "shm";
+}
+
 // `c` with world, ranks per node, tokens and expert owners fitted to this MPI world.
 Case fit_to_world(Case c) {
   const int world = mpi_world();
@@ -61,7 +68,8 @@ bool all_ranks(bool mine) {
 class MpiGroup : public ::testing::Test {
  protected:
   void SetUp() override {
-    Result<Communicator> made = create_from_mpi(MPI_COMM_WORLD, ranks_per_node(), 30000);
+    Result<Communicator> made =
+        create_from_mpi(MPI_COMM_WORLD, ranks_per_node(), 30000, transport());
     ASSERT_TRUE(made.ok()) << made.status().to_string();
     comm_.emplace(std::move(made).value());
   }
@@ -102,6 +110,22 @@ TEST_F(MpiGroup, DeepSeekShapeAndHotExpert_MatchReference) {
     const RankResult got = run_rank(c, *comm_, mpi_rank());
     EXPECT_TRUE(matches_expected(c, expected_of(c), mpi_rank(), got));
   }
+}
+
+TEST_F(MpiGroup, LargeMessages_PlanningMetadataAndManyChunks_MatchReference) {
+  // Planning messages of hundreds of KB (several fragments, rendezvous on UCX) and chunks of
+  // every size up to a full slot.
+  Case c;
+  c.topk = 8;
+  c.experts = 64;
+  c.hidden = 100;
+  c.tokens_each = 1500;
+  c.dtype = DType::kFloat32;
+  c.chunk_bytes = 1 << 20;
+  c.dedup = Dedup::kNone;
+  c = fit_to_world(c);
+  const RankResult got = run_rank(c, *comm_, mpi_rank());
+  EXPECT_TRUE(matches_expected(c, expected_of(c), mpi_rank(), got));
 }
 
 TEST_F(MpiGroup, RepeatedRuns_AreBitIdentical) {

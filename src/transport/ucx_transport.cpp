@@ -1,0 +1,694 @@
+#include "transport/ucx_transport.hpp"
+
+#include <poll.h>
+#include <ucp/api/ucp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+#include "transport/shm_segment.hpp"  // process_exited
+
+namespace fusco::transport {
+
+namespace {
+
+// Tags: kind (4 bits) | source rank (20 bits) | value (40 bits: slot or collective sequence).
+enum class Kind : uint64_t { kCollective = 1, kChunk = 2, kAck = 3, kBreak = 4 };
+constexpr ucp_tag_t kFullMask = ~ucp_tag_t{0};
+constexpr int kMaxRanks = 1 << 20;
+
+ucp_tag_t make_tag(Kind kind, int source, uint64_t value) {
+  return (static_cast<uint64_t>(kind) << 60) | (static_cast<uint64_t>(source) << 40) |
+         (value & ((uint64_t{1} << 40) - 1));
+}
+
+constexpr auto kSlice = std::chrono::milliseconds(10);
+constexpr auto kLivenessPeriod = std::chrono::milliseconds(50);
+constexpr size_t kReasonBytes = 1024;
+const Bytes kNothing;  // what a rank sends to a destination `send` has no entry for
+
+std::string machine_id() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::ifstream boot("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  std::getline(boot, id);
+  return std::string(host) + "/" + id;
+}
+
+std::string ucs_text(ucs_status_t status) { return ucs_status_string(status); }
+
+}  // namespace
+
+// One completion: what a finished UCX request was for.
+struct Completion {
+  enum class What {
+    kChunkArrived,
+    kAckArrived,
+    kBreakArrived,
+    kSent,
+    kCollectiveSent,
+    kCollectiveArrived
+  };
+  UcxTransport::Impl* impl;
+  What what;
+  int peer;
+  int slot;
+  bool* done;  // collectives: set when finished
+};
+
+struct UcxTransport::Impl {
+  struct Peer {
+    ucp_ep_h ep = nullptr;
+    int32_t pid = 0;
+    bool same_machine = false;
+    std::string failed;  // set by the endpoint's error handler
+    std::unique_ptr<std::byte[]> out_memory, in_memory;
+    std::unique_ptr<std::atomic<uint32_t>[]> out_full, in_full;
+    std::unique_ptr<StagingWindow> out, in;  // this rank -> peer, peer -> this rank
+    bool sent[2] = {false, false};           // out slot: sent, waiting for its ack
+    bool delivered[2] = {false, false};      // in slot: arrived, not yet acknowledged
+    void* chunk_recv[2] = {nullptr, nullptr};
+    uint64_t ack_in[2] = {0, 0};
+    uint64_t ack_out[2] = {0, 1};
+    void* ack_recv[2] = {nullptr, nullptr};
+    char break_in[kReasonBytes] = {};
+    void* break_recv = nullptr;
+  };
+
+  int rank = 0;
+  int world = 1;
+  size_t slot_bytes = 0;
+  uint64_t group_id = 0;
+  ucp_context_h context = nullptr;
+  ucp_worker_h worker = nullptr;
+  int efd = -1;
+  std::vector<Peer> peers;
+  std::mutex mutex;  // UCX calls and the state below (the worker is serialized by it)
+  std::atomic<uint64_t> bell{0};
+  std::atomic<bool> broken{false};
+  std::string reason;  // guarded by mutex
+  char break_out[kReasonBytes] = {};
+  uint64_t collective_sequence = 0;
+  int collective_sends = 0;  // collective messages not yet sent out
+  std::vector<std::pair<int, int>> repost_chunk, repost_ack;  // (peer, slot)
+  std::chrono::steady_clock::time_point next_liveness_check{};
+
+  // --- requests ---------------------------------------------------------------------------
+  static void on_recv(void* request, ucs_status_t status, const ucp_tag_recv_info_t* /*info*/,
+                      void* user_data) {
+    auto* c = static_cast<Completion*>(user_data);
+    c->impl->complete(*c, status);
+    delete c;
+    ucp_request_free(request);
+  }
+  static void on_send(void* request, ucs_status_t status, void* user_data) {
+    auto* c = static_cast<Completion*>(user_data);
+    c->impl->complete(*c, status);
+    delete c;
+    ucp_request_free(request);
+  }
+  static void on_endpoint_error(void* arg, ucp_ep_h /*ep*/, ucs_status_t status) {
+    auto* c = static_cast<Completion*>(arg);  // owned by the Impl (error_args)
+    Peer& peer = c->impl->peers[static_cast<size_t>(c->peer)];
+    if (peer.failed.empty()) {
+      peer.failed = "the connection to rank " + std::to_string(c->peer) + " failed (" +
+                    ucs_text(status) + ")";
+    }
+    c->impl->bell.fetch_add(1);
+  }
+  std::vector<std::unique_ptr<Completion>> error_args;
+
+  void complete(const Completion& c, ucs_status_t status) {
+    if (status == UCS_ERR_CANCELED) {
+      return;
+    }
+    Peer* peer = c.peer >= 0 ? &peers[static_cast<size_t>(c.peer)] : nullptr;
+    if (status != UCS_OK && peer != nullptr && peer->failed.empty()) {
+      peer->failed =
+          "a transfer with rank " + std::to_string(c.peer) + " failed (" + ucs_text(status) + ")";
+    }
+    switch (c.what) {
+      case Completion::What::kChunkArrived:
+        peer->chunk_recv[c.slot] = nullptr;
+        peer->delivered[c.slot] = true;
+        peer->in_full[static_cast<size_t>(c.slot)].store(1, std::memory_order_release);
+        break;
+      case Completion::What::kAckArrived:
+        peer->ack_recv[c.slot] = nullptr;
+        peer->sent[c.slot] = false;
+        peer->out_full[static_cast<size_t>(c.slot)].store(0, std::memory_order_release);
+        repost_ack.emplace_back(c.peer, c.slot);
+        break;
+      case Completion::What::kBreakArrived:
+        peer->break_recv = nullptr;
+        if (status == UCS_OK) {
+          peer->break_in[kReasonBytes - 1] = '\0';
+          mark_broken(peer->break_in);
+        }
+        break;
+      case Completion::What::kSent:
+        break;
+      case Completion::What::kCollectiveSent:
+        --collective_sends;
+        break;
+      case Completion::What::kCollectiveArrived:
+        *c.done = true;
+        break;
+    }
+    bell.fetch_add(1, std::memory_order_acq_rel);
+  }
+
+  ucp_request_param_t recv_param(Completion::What what, int peer, int slot, bool* done) {
+    ucp_request_param_t param{};
+    param.op_attr_mask =
+        UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+    param.cb.recv = on_recv;
+    param.user_data = new Completion{this, what, peer, slot, done};
+    return param;
+  }
+
+  // Posts a tagged receive; false (and the peer marked failed) when UCX refuses it.
+  void* post_recv(void* buffer, size_t bytes, ucp_tag_t tag, Completion::What what, int peer,
+                  int slot) {
+    ucp_request_param_t param = recv_param(what, peer, slot, nullptr);
+    ucs_status_ptr_t request = ucp_tag_recv_nbx(worker, buffer, bytes, tag, kFullMask, &param);
+    if (UCS_PTR_IS_ERR(request)) {
+      delete static_cast<Completion*>(param.user_data);
+      peers[static_cast<size_t>(peer)].failed = "cannot receive from rank " + std::to_string(peer) +
+                                                " (" + ucs_text(UCS_PTR_STATUS(request)) + ")";
+      return nullptr;
+    }
+    return request;
+  }
+
+  void send(int peer, const void* buffer, size_t bytes, ucp_tag_t tag,
+            Completion::What what = Completion::What::kSent) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    ucp_request_param_t param{};
+    param.op_attr_mask =
+        UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+    param.cb.send = on_send;
+    param.user_data = new Completion{this, what, peer, 0, nullptr};
+    ucs_status_ptr_t request = ucp_tag_send_nbx(p.ep, buffer, bytes, tag, &param);
+    if (UCS_PTR_IS_ERR(request)) {
+      delete static_cast<Completion*>(param.user_data);
+      if (p.failed.empty()) {
+        p.failed = "cannot send to rank " + std::to_string(peer) + " (" +
+                   ucs_text(UCS_PTR_STATUS(request)) + ")";
+      }
+      return;
+    }
+    if (what == Completion::What::kCollectiveSent) {
+      ++collective_sends;
+    }
+  }
+
+  void post_chunk_recv(int peer, int slot) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    p.chunk_recv[slot] =
+        post_recv(p.in_memory.get() + static_cast<size_t>(slot) * slot_bytes, slot_bytes,
+                  make_tag(Kind::kChunk, peer, static_cast<uint64_t>(slot)),
+                  Completion::What::kChunkArrived, peer, slot);
+  }
+  void post_ack_recv(int peer, int slot) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    p.ack_recv[slot] = post_recv(&p.ack_in[slot], sizeof(uint64_t),
+                                 make_tag(Kind::kAck, peer, static_cast<uint64_t>(slot)),
+                                 Completion::What::kAckArrived, peer, slot);
+  }
+
+  // Drives UCX and re-posts what completions freed. Caller holds `mutex`.
+  void progress() {
+    for (int spins = 0; spins < 64 && ucp_worker_progress(worker) != 0; ++spins) {
+    }
+    for (const auto& [peer, slot] : repost_ack) {
+      post_ack_recv(peer, slot);
+    }
+    repost_ack.clear();
+  }
+
+  // Sends newly put chunks to `peer` and acknowledges consumed ones. Caller holds `mutex`.
+  void flush(int peer) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    for (int slot = 0; slot < 2; ++slot) {
+      if (!p.sent[slot] && p.out_full[static_cast<size_t>(slot)].load(std::memory_order_acquire)) {
+        p.sent[slot] = true;
+        send(peer, p.out_memory.get() + static_cast<size_t>(slot) * slot_bytes, p.out->filled(slot),
+             make_tag(Kind::kChunk, rank, static_cast<uint64_t>(slot)));
+      }
+      if (p.delivered[slot] &&
+          p.in_full[static_cast<size_t>(slot)].load(std::memory_order_acquire) == 0) {
+        p.delivered[slot] = false;
+        post_chunk_recv(peer, slot);  // before the ack, so the next chunk lands in place
+        send(peer, &p.ack_out[slot], sizeof(uint64_t),
+             make_tag(Kind::kAck, rank, static_cast<uint64_t>(slot)));
+      }
+    }
+  }
+
+  void mark_broken(const std::string& why) {
+    if (!broken.exchange(true)) {
+      reason = why;
+    }
+    bell.fetch_add(1);
+  }
+
+  // The first failed or exited peer among `ranks` (all when empty), described; "" if none.
+  std::string failed_peer(const std::vector<int>& ranks) {
+    auto check = [&](int r) -> std::string {
+      if (r == rank) {
+        return "";
+      }
+      Peer& p = peers[static_cast<size_t>(r)];
+      if (!p.failed.empty()) {
+        return p.failed;
+      }
+      if (p.same_machine && process_exited(p.pid)) {
+        return "rank " + std::to_string(r) + " (process " + std::to_string(p.pid) + ") exited";
+      }
+      return "";
+    };
+    const auto now = std::chrono::steady_clock::now();
+    const bool poll_pids = now >= next_liveness_check;
+    if (poll_pids) {
+      next_liveness_check = now + kLivenessPeriod;
+    }
+    for (int r = 0; r < world; ++r) {
+      if (!ranks.empty() && std::find(ranks.begin(), ranks.end(), r) == ranks.end()) {
+        continue;
+      }
+      Peer& p = peers[static_cast<size_t>(r)];
+      if (r != rank && (!p.failed.empty() || poll_pids)) {
+        std::string gone = check(r);
+        if (!gone.empty()) {
+          return gone;
+        }
+      }
+    }
+    return "";
+  }
+
+  // Waits (lock released) for UCX events or a slice of the deadline. Caller holds `lock`.
+  void sleep(std::unique_lock<std::mutex>& lock, const Deadline& deadline) {
+    if (ucp_worker_arm(worker) == UCS_ERR_BUSY) {
+      return;  // events pending: progress again
+    }
+    lock.unlock();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline.at - std::chrono::steady_clock::now());
+    pollfd fd{efd, POLLIN, 0};
+    poll(&fd, 1, static_cast<int>(std::clamp<int64_t>(left.count(), 0, kSlice.count())));
+    lock.lock();
+  }
+
+  Status health_locked() const {
+    if (!broken.load()) {
+      return Status();
+    }
+    return Status(StatusCode::kAborted, "the group is unusable after an earlier failure (" +
+                                            reason + "); recreate the communicators");
+  }
+
+  // Breaks the group and tells every peer (best effort). Caller holds `mutex`.
+  void break_group(const std::string& why) {
+    const bool first = !broken.load();
+    mark_broken(why);
+    if (!first) {
+      return;
+    }
+    why.copy(break_out, kReasonBytes - 1);
+    for (int r = 0; r < world; ++r) {
+      if (r != rank && peers[static_cast<size_t>(r)].failed.empty()) {
+        send(r, break_out, kReasonBytes, make_tag(Kind::kBreak, rank, 0));
+      }
+    }
+    progress();
+  }
+
+  // A failed wait: a failed peer's error if there is one, else the timeout.
+  Status wait_failed(const std::vector<int>& waited_for, const std::string& timed_out) {
+    std::string gone = failed_peer(waited_for);
+    if (gone.empty()) {
+      gone = failed_peer({});
+    }
+    if (!gone.empty()) {
+      const std::string why = gone + " while rank " + std::to_string(rank) + " was " + timed_out +
+                              "; the group must be recreated";
+      break_group(why);
+      return Status(StatusCode::kAborted, why);
+    }
+    const std::string why = "rank " + std::to_string(rank) + " timed out " + timed_out;
+    break_group(why);
+    return Status(StatusCode::kTimeout, why);
+  }
+
+  ~Impl() {
+    if (worker != nullptr) {
+      std::lock_guard<std::mutex> lock(mutex);
+      for (Peer& p : peers) {
+        for (void* request :
+             {p.chunk_recv[0], p.chunk_recv[1], p.ack_recv[0], p.ack_recv[1], p.break_recv}) {
+          if (request != nullptr) {
+            ucp_request_cancel(worker, request);
+          }
+        }
+      }
+      for (int i = 0; i < 1000; ++i) {
+        ucp_worker_progress(worker);
+      }
+      for (Peer& p : peers) {
+        if (p.ep != nullptr) {
+          ucp_request_param_t param{};
+          param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+          param.flags = UCP_EP_CLOSE_FLAG_FORCE;
+          ucs_status_ptr_t closing = ucp_ep_close_nbx(p.ep, &param);
+          for (int i = 0; i < 1000 && UCS_PTR_IS_PTR(closing) &&
+                          ucp_request_check_status(closing) == UCS_INPROGRESS;
+               ++i) {
+            ucp_worker_progress(worker);
+          }
+          if (UCS_PTR_IS_PTR(closing)) {
+            ucp_request_free(closing);
+          }
+        }
+      }
+      ucp_worker_destroy(worker);
+    }
+    if (context != nullptr) {
+      ucp_cleanup(context);
+    }
+  }
+};
+
+bool UcxTransport::available() { return true; }
+
+UcxTransport::UcxTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+UcxTransport::~UcxTransport() = default;
+
+Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_size,
+                                                         size_t slot_bytes,
+                                                         const Allgather& bootstrap,
+                                                         const Deadline& deadline) {
+  if (world_size > kMaxRanks) {
+    return Status(StatusCode::kInvalidArgument, "world size " + std::to_string(world_size) +
+                                                    " exceeds the UCX transport's " +
+                                                    std::to_string(kMaxRanks));
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->rank = rank;
+  impl->world = world_size;
+  impl->slot_bytes = slot_bytes;
+  ucp_config_t* config = nullptr;
+  ucs_status_t status = ucp_config_read(nullptr, nullptr, &config);
+  if (status != UCS_OK) {
+    return Status(StatusCode::kInternal, "UCX configuration: " + ucs_text(status));
+  }
+  ucp_params_t params{};
+  params.field_mask = UCP_PARAM_FIELD_FEATURES;
+  params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+  status = ucp_init(&params, config, &impl->context);
+  ucp_config_release(config);
+  if (status != UCS_OK) {
+    return Status(StatusCode::kInternal, "ucp_init: " + ucs_text(status));
+  }
+  ucp_worker_params_t worker_params{};
+  worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+  worker_params.thread_mode = UCS_THREAD_MODE_SERIALIZED;
+  status = ucp_worker_create(impl->context, &worker_params, &impl->worker);
+  if (status == UCS_OK) {
+    status = ucp_worker_get_efd(impl->worker, &impl->efd);
+  }
+  if (status != UCS_OK) {
+    return Status(StatusCode::kInternal, "UCX worker: " + ucs_text(status));
+  }
+  ucp_address_t* address = nullptr;
+  size_t address_bytes = 0;
+  status = ucp_worker_get_address(impl->worker, &address, &address_bytes);
+  if (status != UCS_OK) {
+    return Status(StatusCode::kInternal, "ucp_worker_get_address: " + ucs_text(status));
+  }
+  // Record: pid (4 bytes), machine id length (4 bytes), machine id, worker address.
+  const std::string machine = machine_id();
+  const auto pid = static_cast<int32_t>(getpid());
+  const auto machine_bytes = static_cast<uint32_t>(machine.size());
+  std::string mine(8, '\0');
+  std::memcpy(mine.data(), &pid, 4);
+  std::memcpy(mine.data() + 4, &machine_bytes, 4);
+  mine += machine;
+  mine.append(reinterpret_cast<const char*>(address), address_bytes);
+  ucp_worker_release_address(impl->worker, address);
+  Result<std::vector<std::string>> all = bootstrap(mine);
+  FUSCO_RETURN_IF_ERROR(all.status());
+  if (all.value().size() != static_cast<size_t>(world_size)) {
+    return Status(StatusCode::kMismatch,
+                  "the bootstrap returned " + std::to_string(all.value().size()) +
+                      " records for a world of " + std::to_string(world_size));
+  }
+  uint64_t id = 1469598103934665603ULL;  // FNV-1a over every record: the same on all ranks
+  impl->peers.resize(static_cast<size_t>(world_size));
+  for (int r = 0; r < world_size; ++r) {
+    const std::string& record = all.value()[static_cast<size_t>(r)];
+    for (const char c : record) {
+      id = (id ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
+    }
+    uint32_t their_machine = 0;
+    if (record.size() < 8) {
+      return Status(StatusCode::kInternal,
+                    "bootstrap record of rank " + std::to_string(r) + " is truncated");
+    }
+    Impl::Peer& peer = impl->peers[static_cast<size_t>(r)];
+    std::memcpy(&peer.pid, record.data(), 4);
+    std::memcpy(&their_machine, record.data() + 4, 4);
+    if (record.size() < 8 + static_cast<size_t>(their_machine)) {
+      return Status(StatusCode::kInternal,
+                    "bootstrap record of rank " + std::to_string(r) + " is truncated");
+    }
+    peer.same_machine = record.compare(8, their_machine, machine) == 0;
+    peer.out_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+    peer.in_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+    peer.out_full = std::make_unique<std::atomic<uint32_t>[]>(2);
+    peer.in_full = std::make_unique<std::atomic<uint32_t>[]>(2);
+    for (size_t s = 0; s < 2; ++s) {
+      peer.out_full[s].store(0);
+      peer.in_full[s].store(0);
+    }
+    peer.out =
+        std::make_unique<StagingWindow>(peer.out_memory.get(), slot_bytes, peer.out_full.get());
+    peer.in = std::make_unique<StagingWindow>(peer.in_memory.get(), slot_bytes, peer.in_full.get());
+    if (r == rank) {
+      continue;
+    }
+    impl->error_args.push_back(std::make_unique<Completion>(
+        Completion{impl.get(), Completion::What::kSent, r, 0, nullptr}));
+    ucp_ep_params_t ep_params{};
+    ep_params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
+                           UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+    ep_params.address = reinterpret_cast<const ucp_address_t*>(record.data() + 8 + their_machine);
+    // UCX's peer error mode for peers on other machines. UCX 1.13's shared-memory transports
+    // do not offer it; a peer on this machine is watched by its pid instead.
+    ep_params.err_mode =
+        peer.same_machine ? UCP_ERR_HANDLING_MODE_NONE : UCP_ERR_HANDLING_MODE_PEER;
+    ep_params.err_handler.cb = Impl::on_endpoint_error;
+    ep_params.err_handler.arg = impl->error_args.back().get();
+    status = ucp_ep_create(impl->worker, &ep_params, &peer.ep);
+    if (status != UCS_OK) {
+      return Status(StatusCode::kInternal,
+                    "cannot connect to rank " + std::to_string(r) + ": " + ucs_text(status));
+    }
+  }
+  impl->group_id = id | (uint64_t{1} << 62);
+  {
+    std::lock_guard<std::mutex> lock(impl->mutex);
+    for (int r = 0; r < world_size; ++r) {
+      if (r == rank) {
+        continue;
+      }
+      Impl::Peer& peer = impl->peers[static_cast<size_t>(r)];
+      for (int slot = 0; slot < 2; ++slot) {
+        impl->post_chunk_recv(r, slot);
+        impl->post_ack_recv(r, slot);
+      }
+      peer.break_recv = impl->post_recv(peer.break_in, kReasonBytes, make_tag(Kind::kBreak, r, 0),
+                                        Completion::What::kBreakArrived, r, 0);
+    }
+  }
+  auto transport = std::unique_ptr<UcxTransport>(new UcxTransport(std::move(impl)));
+  // Everyone connected and posted before the first call.
+  FUSCO_RETURN_IF_ERROR(transport->barrier(deadline, "UCX group creation"));
+  return transport;
+}
+
+int UcxTransport::rank() const { return impl_->rank; }
+int UcxTransport::world_size() const { return impl_->world; }
+uint64_t UcxTransport::group_id() const { return impl_->group_id; }
+size_t UcxTransport::max_chunk_bytes() const { return impl_->slot_bytes; }
+bool UcxTransport::broken() const { return impl_->broken.load(std::memory_order_acquire); }
+
+Status UcxTransport::health() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->health_locked();
+}
+
+Status UcxTransport::sync(const void* /*mine*/, std::vector<const void*>* /*all*/,
+                          const Deadline& /*deadline*/, const char* what) {
+  return Status(StatusCode::kUnsupported, std::string(what) +
+                                              " needs ranks that reach each other's memory; "
+                                              "the UCX transport connects processes");
+}
+
+StagingWindow& UcxTransport::window(int from, int to) {
+  return from == impl_->rank ? *impl_->peers[static_cast<size_t>(to)].out
+                             : *impl_->peers[static_cast<size_t>(from)].in;
+}
+
+uint64_t UcxTransport::doorbell() const {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->progress();
+  return impl_->bell.load(std::memory_order_acquire);
+}
+
+void UcxTransport::ring(int peer) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->flush(peer);
+  impl_->progress();
+}
+
+Status UcxTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
+                                   const std::function<std::string()>& waiting_for) {
+  Impl& m = *impl_;
+  std::unique_lock<std::mutex> lock(m.mutex);
+  while (true) {
+    m.progress();
+    if (m.bell.load(std::memory_order_acquire) != seen) {
+      return Status();
+    }
+    FUSCO_RETURN_IF_ERROR(m.health_locked());
+    const std::string gone = m.failed_peer({});
+    if (!gone.empty() || std::chrono::steady_clock::now() >= deadline.at) {
+      const std::string what =
+          !gone.empty() ? waiting_for()
+                        : "after " + std::to_string(deadline.timeout_ms) + " ms " + waiting_for();
+      return m.wait_failed({}, what);
+    }
+    m.sleep(lock, deadline);
+  }
+}
+
+Status UcxTransport::alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
+                                       const Deadline& deadline, const char* what) {
+  Impl& m = *impl_;
+  const auto world = static_cast<size_t>(m.world);
+  std::vector<Bytes> received(world);
+  {
+    std::unique_lock<std::mutex> lock(m.mutex);
+    FUSCO_RETURN_IF_ERROR(m.health_locked());
+    const uint64_t sequence = ++m.collective_sequence;
+    for (int d = 0; d < m.world; ++d) {
+      // A reference into `send` (never a copy): UCX reads it until the send completes.
+      const Bytes& bytes =
+          static_cast<size_t>(d) < send.size() ? send[static_cast<size_t>(d)] : kNothing;
+      if (d == m.rank) {
+        received[static_cast<size_t>(d)] = bytes;
+      } else {
+        m.send(d, bytes.data(), bytes.size(), make_tag(Kind::kCollective, m.rank, sequence),
+               Completion::What::kCollectiveSent);
+      }
+    }
+    // Receives: probe for each source's message of this sequence, then receive it in full.
+    std::vector<char> probed(world, 0);
+    std::unique_ptr<bool[]> arrived(new bool[world]());
+    probed[static_cast<size_t>(m.rank)] = 1;
+    arrived[static_cast<size_t>(m.rank)] = true;
+    while (true) {
+      m.progress();
+      bool all_in = true;
+      std::vector<int> missing;
+      for (int s = 0; s < m.world; ++s) {
+        const auto ss = static_cast<size_t>(s);
+        if (probed[ss] == 0) {
+          ucp_tag_recv_info_t info{};
+          ucp_tag_message_h message = ucp_tag_probe_nb(
+              m.worker, make_tag(Kind::kCollective, s, sequence), kFullMask, 1, &info);
+          if (message != nullptr) {
+            probed[ss] = 1;
+            received[ss].resize(info.length);
+            ucp_request_param_t param =
+                m.recv_param(Completion::What::kCollectiveArrived, s, 0, &arrived[ss]);
+            ucs_status_ptr_t request =
+                ucp_tag_msg_recv_nbx(m.worker, received[ss].data(), info.length, message, &param);
+            if (UCS_PTR_IS_ERR(request)) {
+              delete static_cast<Completion*>(param.user_data);
+              return m.wait_failed(
+                  {s}, std::string("receiving ") + what + " from rank " + std::to_string(s));
+            }
+          }
+        }
+        if (!arrived[ss]) {
+          all_in = false;
+          missing.push_back(s);
+        }
+      }
+      // This rank's sends must be out too before its buffers may go.
+      if (all_in && m.collective_sends == 0) {
+        break;
+      }
+      FUSCO_RETURN_IF_ERROR(m.health_locked());
+      const std::string gone = m.failed_peer(missing);
+      if (!gone.empty() || std::chrono::steady_clock::now() >= deadline.at) {
+        std::string names;
+        for (const int s : missing) {
+          names += (names.empty() ? "" : ", ") + std::to_string(s);
+        }
+        const std::string waited =
+            std::string("in ") + what + " waiting for rank(s) " +
+            (names.empty() ? std::string("to take its messages") : names + " to arrive");
+        return m.wait_failed(
+            missing, gone.empty() ? "after " + std::to_string(deadline.timeout_ms) + " ms " + waited
+                                  : waited);
+      }
+      m.sleep(lock, deadline);
+    }
+  }
+  for (size_t s = 0; s < world; ++s) {
+    FUSCO_RETURN_IF_ERROR(consume(static_cast<int>(s), received[s]));
+  }
+  return Status();
+}
+
+Status UcxTransport::allgather(const void* mine, size_t bytes, std::byte* out,
+                               const Deadline& deadline, const char* what) {
+  const auto* first = static_cast<const std::byte*>(mine);
+  const std::vector<Bytes> send(static_cast<size_t>(world_size()), Bytes(first, first + bytes));
+  return alltoallv_consume(
+      send,
+      [&](int source, const Bytes& theirs) {
+        if (theirs.size() != bytes) {
+          return Status(StatusCode::kMismatch, std::string(what) + ": rank " +
+                                                   std::to_string(source) + " contributed " +
+                                                   std::to_string(theirs.size()) +
+                                                   " bytes, this rank " + std::to_string(bytes));
+        }
+        std::memcpy(out + static_cast<size_t>(source) * bytes, theirs.data(), bytes);
+        return Status();
+      },
+      deadline, what);
+}
+
+Status UcxTransport::barrier(const Deadline& deadline, const char* what) {
+  return alltoallv_consume(
+      std::vector<Bytes>(static_cast<size_t>(world_size())),
+      [](int, const Bytes&) { return Status(); }, deadline, what);
+}
+
+void UcxTransport::abort(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->break_group(reason);
+}
+
+}  // namespace fusco::transport

@@ -1,0 +1,70 @@
+#pragma once
+
+// The UCX transport: ranks are processes, on one machine or many, connected by UCX endpoints
+// (UCX picks shared memory, TCP or RDMA; UCX_TLS chooses). Worker addresses are exchanged
+// once through the caller's bootstrap (MPI, torch.distributed). Everything moves as tagged
+// messages, so it works on transports that emulate one-sided operations (tcp): staging
+// windows are local memory on both sides, a chunk is one message from the sender's slot into
+// a receive pre-posted on the receiver's slot, and the receiver's acknowledgement frees the
+// sender's slot. Endpoints use UCX's peer error mode: a dead peer fails the waits that need
+// it, naming it, and same-machine peers are also watched by pid.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "transport/transport.hpp"
+
+namespace fusco::transport {
+
+class UcxTransport final : public Transport {
+ public:
+  /// Collective over the bootstrap: every process contributes `mine`; returns all
+  /// contributions in rank order.
+  using Allgather = std::function<Result<std::vector<std::string>>(const std::string& mine)>;
+
+  /// True when this build of fusco includes UCX.
+  static bool available();
+
+  /// Rank `rank` of `world_size`: creates the UCX context and worker, exchanges addresses
+  /// through `bootstrap`, connects to every peer and waits (until `deadline`) until all are
+  /// connected. Staging slots hold `slot_bytes`.
+  static Result<std::unique_ptr<UcxTransport>> open(int rank, int world_size, size_t slot_bytes,
+                                                    const Allgather& bootstrap,
+                                                    const Deadline& deadline);
+  ~UcxTransport() override;
+
+  int rank() const override;
+  int world_size() const override;
+  uint64_t group_id() const override;
+  Status sync(const void* mine, std::vector<const void*>* all, const Deadline& deadline,
+              const char* what) override;
+  Status alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
+                           const Deadline& deadline, const char* what) override;
+  Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
+                   const char* what) override;
+  Status barrier(const Deadline& deadline, const char* what) override;
+  bool direct_access() const override { return false; }
+  StagingWindow& window(int from, int to) override;
+  size_t max_chunk_bytes() const override;
+  uint64_t doorbell() const override;
+  void ring(int peer) override;
+  Status wait_doorbell(uint64_t seen, const Deadline& deadline,
+                       const std::function<std::string()>& waiting_for) override;
+  void abort(const std::string& reason) override;
+  Status health() const override;
+  bool broken() const override;
+  void set_touching_peers(bool /*touching*/) override {}
+  /// Peers only ever write into this rank's transport-owned receive slots, never into the
+  /// caller's buffers: there is nothing to wait for.
+  std::string wait_peers_quiet(std::chrono::milliseconds /*grace*/) override { return ""; }
+
+  struct Impl;
+
+ private:
+  explicit UcxTransport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fusco::transport
