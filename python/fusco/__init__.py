@@ -120,22 +120,36 @@ class Communicator:
         self._options = dict(options)
 
     @classmethod
-    def from_torch(cls, process_group=None, ranks_per_node=None, **options):
+    def from_torch(cls, process_group=None, ranks_per_node=None, transport="shm", **options):
         """Collective over a torch.distributed group (None: the default group). Every process
         of the group calls it; each gets the Communicator of its rank in the group.
 
-        The processes must run on one machine: rows move through a POSIX shared-memory
-        segment (/dev/shm) whose name rank 0 picks and hands out through the group
-        (all_gather_object, so gloo on CPU works). ranks_per_node groups ranks into logical
-        nodes (None: one node). Options as for local_group; timeout_ms also bounds the wait for
-        every process to attach."""
+        transport="shm" (default): the processes must run on one machine; rows move through a
+        POSIX shared-memory segment (/dev/shm) whose name rank 0 picks and hands out through the
+        group (all_gather_object, so gloo on CPU works); processes on several machines raise
+        UnsupportedError. transport="ucx": processes on any machines, connected by UCX
+        (UCX_TLS chooses shared memory, tcp, RDMA); the worker addresses go through the group.
+        ranks_per_node groups ranks into logical nodes (None: one node). Options as for
+        local_group; timeout_ms also bounds the wait for every process to join."""
         _check_options("from_torch", options)
+        if transport not in ("shm", "ucx"):
+            raise ValueError(f"transport = {transport!r} is not one of 'shm', 'ucx'")
         import torch.distributed as dist
         if not dist.is_available() or not dist.is_initialized():
             raise RuntimeError("Communicator.from_torch needs torch.distributed initialised "
                                "(call torch.distributed.init_process_group first)")
         group = process_group if process_group is not None else dist.group.WORLD
         rank, world = dist.get_rank(group), dist.get_world_size(group)
+        rpn = int(ranks_per_node or 0)
+        if transport == "ucx":
+            def allgather(mine):
+                gathered = [None] * world
+                dist.all_gather_object(gathered, bytes(mine), group=group)
+                return gathered
+
+            status, comm = _C.ucx_group(rank, world, rpn, allgather, options.get("timeout_ms"))
+            check(status)
+            return cls(comm, options)
         # One exchange: rank 0's fresh segment name, and every process's machine.
         mine = (f"/fusco-{os.getpid()}-{secrets.token_hex(8)}" if rank == 0 else None,
                 _machine_id())
@@ -145,9 +159,10 @@ class Communicator:
         if len(machines) > 1:
             raise UnsupportedError(
                 f"Communicator.from_torch: the {world} processes run on {len(machines)} "
-                f"machines; the shared-memory transport joins processes of one machine only")
-        status, comm = _C.shared_memory_group(gathered[0][0], rank, world,
-                                              int(ranks_per_node or 0), options.get("timeout_ms"))
+                f"machines; the shared-memory transport joins processes of one machine only "
+                f"(use transport='ucx')")
+        status, comm = _C.shared_memory_group(gathered[0][0], rank, world, rpn,
+                                              options.get("timeout_ms"))
         check(status)
         return cls(comm, options)
 

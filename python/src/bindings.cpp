@@ -208,6 +208,40 @@ PYBIND11_MODULE(_C, m) {
       py::arg("world_size"), py::arg("ranks_per_node"));
 
   m.def(
+      "ucx_group",
+      [](int rank, int world_size, int ranks_per_node, const py::function& allgather,
+         std::optional<int64_t> timeout_ms) -> py::tuple {
+        Result<PlanOptions> options = plan_options(std::nullopt, std::nullopt, timeout_ms);
+        if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
+        // The bootstrap calls back into Python (torch.distributed) with the GIL held.
+        const Communicator::BootstrapAllgather exchange =
+            [&allgather](const std::string& mine) -> Result<std::vector<std::string>> {
+          py::gil_scoped_acquire gil;
+          try {
+            std::vector<std::string> all;
+            for (const py::handle item : allgather(py::bytes(mine))) {
+              all.push_back(item.cast<std::string>());
+            }
+            return all;
+          } catch (const std::exception& error) {
+            return Status(StatusCode::kInternal,
+                          std::string("the bootstrap allgather failed: ") + error.what());
+          }
+        };
+        std::optional<Result<Communicator>> made;
+        {
+          py::gil_scoped_release release;
+          made.emplace(Communicator::create_ucx(rank, Topology{world_size, ranks_per_node},
+                                                exchange, options.value().timeout_ms));
+        }
+        if (!made->ok()) return py::make_tuple(status_tuple(made->status()), py::none());
+        return py::make_tuple(status_tuple(Status()),
+                              std::make_shared<Communicator>(std::move(*made).value()));
+      },
+      py::arg("rank"), py::arg("world_size"), py::arg("ranks_per_node"), py::arg("allgather"),
+      py::arg("timeout_ms"));
+
+  m.def(
       "shared_memory_group",
       [](const std::string& name, int rank, int world_size, int ranks_per_node,
          std::optional<int64_t> timeout_ms) -> py::tuple {

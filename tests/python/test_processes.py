@@ -20,11 +20,11 @@ from test_dispatch_combine import make_case
 WORLD = 4
 
 
-def _routing_cases(rank, world, seeds):
+def _routing_cases(rank, world, seeds, transport):
     for seed in seeds:
         case = make_case(seed, world)
         comm = fusco.Communicator.from_torch(ranks_per_node=case["ranks_per_node"],
-                                             chunk_bytes=case["chunk_bytes"])
+                                             transport=transport, chunk_bytes=case["chunk_bytes"])
         assert (comm.rank, comm.world_size) == (rank, world)
         convert = torch.from_numpy if seed % 2 else (lambda a: a)
         plan = comm.plan(convert(case["ids"][rank]), case["experts"], case["expert_map"],
@@ -66,9 +66,10 @@ def _bad_input_then_usable(rank, world):
     assert comm.usable and recv.shape == (plan.num_recv_rows, 3)
 
 
-@pytest.mark.parametrize("seeds", [range(0, 12), range(12, 24)])
-def test_random_routing_cases_across_processes_match_the_reference(seeds):
-    run_processes(WORLD, _routing_cases, list(seeds))
+@pytest.mark.parametrize("seeds,transport", [(range(0, 12), "shm"), (range(12, 24), "shm"),
+                                             (range(0, 12), "ucx")])
+def test_random_routing_cases_across_processes_match_the_reference(seeds, transport):
+    run_processes(WORLD, _routing_cases, list(seeds), transport)
 
 
 def test_bad_input_on_one_process_fails_all_and_leaves_the_group_usable():
@@ -79,8 +80,8 @@ HIDDEN, FFN, EXPERTS, TOPK = 8, 12, 8, 2
 TOKENS = (6, 0, 9, 5)
 
 
-def _moe_rank(rank, world, dedup):
-    comm = fusco.Communicator.from_torch(ranks_per_node=2)
+def _moe_rank(rank, world, dedup, transport):
+    comm = fusco.Communicator.from_torch(ranks_per_node=2, transport=transport)
     layer = MoELayer(comm, HIDDEN, FFN, EXPERTS, TOPK, dedup=dedup, seed=3, dtype=torch.float64)
     gen = torch.Generator().manual_seed(11)
     xs = [torch.randn(t, HIDDEN, dtype=torch.float64, generator=gen) for t in TOKENS]
@@ -107,9 +108,9 @@ def _moe_rank(rank, world, dedup):
     torch.testing.assert_close(router, dense_layers[0].router.grad)
 
 
-@pytest.mark.parametrize("dedup", ["none", "node"])
-def test_moe_layer_across_4_processes_equals_the_dense_layer(dedup):
-    run_processes(WORLD, _moe_rank, dedup)
+@pytest.mark.parametrize("dedup,transport", [("none", "shm"), ("node", "shm"), ("node", "ucx")])
+def test_moe_layer_across_4_processes_equals_the_dense_layer(dedup, transport):
+    run_processes(WORLD, _moe_rank, dedup, transport)
 
 
 def test_from_torch_needs_an_initialised_group():
@@ -119,6 +120,8 @@ def test_from_torch_needs_an_initialised_group():
         fusco.Communicator.from_torch()
     with pytest.raises(TypeError, match="unknown options"):
         fusco.Communicator.from_torch(chunk=1)
+    with pytest.raises(ValueError, match="transport = 'nccl'"):
+        fusco.Communicator.from_torch(transport="nccl")
 
 
 def _on_two_machines(rank, world):
