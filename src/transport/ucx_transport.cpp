@@ -270,7 +270,9 @@ struct UcxTransport::Impl {
         return p.failed;
       }
       if (p.same_machine && process_exited(p.pid)) {
-        return "rank " + std::to_string(r) + " (process " + std::to_string(p.pid) + ") exited";
+        // Sticky: later checks (throttled) still see it.
+        p.failed = "rank " + std::to_string(r) + " (process " + std::to_string(p.pid) + ") exited";
+        return p.failed;
       }
       return "";
     };

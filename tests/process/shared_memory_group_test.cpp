@@ -17,6 +17,7 @@
 #include "multirank/harness.hpp"
 #include "process/child_processes.hpp"
 #include "testing/routing.hpp"
+#include "transport/shm_transport.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -254,6 +255,81 @@ TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
     EXPECT_LT(took, milliseconds(kTimeoutMs / 2)) << "trial " << trial;
   }
 }
+
+#ifdef FUSCO_HAVE_UCX
+// The same with the UCX transport: the children bootstrap through a shared-memory group (any
+// collective byte exchange would do), then connect over UCX; a killed peer is named by the
+// survivors long before the timeout.
+Result<Communicator> join_ucx(const std::string& name, int rank, int world) {
+  auto boot =
+      transport::ShmTransport::open(name, rank, world, 4096, transport::Deadline::after_ms(10000));
+  FUSCO_RETURN_IF_ERROR(boot.status());
+  transport::ShmTransport& exchange = *boot.value();
+  const Communicator::BootstrapAllgather allgather =
+      [&](const std::string& mine) -> Result<std::vector<std::string>> {
+    const transport::Bytes bytes(reinterpret_cast<const std::byte*>(mine.data()),
+                                 reinterpret_cast<const std::byte*>(mine.data()) + mine.size());
+    std::vector<std::string> all(static_cast<size_t>(world));
+    FUSCO_RETURN_IF_ERROR(exchange.alltoallv_consume(
+        std::vector<transport::Bytes>(static_cast<size_t>(world), bytes),
+        [&](int source, const transport::Bytes& theirs) {
+          all[static_cast<size_t>(source)].assign(reinterpret_cast<const char*>(theirs.data()),
+                                                  theirs.size());
+          return Status();
+        },
+        transport::Deadline::after_ms(10000), "UCX bootstrap"));
+    return all;
+  };
+  return Communicator::create_ucx(rank, Topology::nodes_of(world, 2), allgather, 10000);
+}
+
+TEST(UcxGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
+  constexpr int kWorld = 3;
+  constexpr int64_t kTimeoutMs = 20000;
+  std::mt19937 rng(99);
+  for (int trial = 0; trial < std::max(2, kill_trials() / 2); ++trial) {
+    const int victim = std::uniform_int_distribution<int>(0, kWorld - 1)(rng);
+    const std::string name = fresh_group_name();
+    int joined[2];
+    ASSERT_EQ(pipe(joined), 0);
+    const auto start = std::chrono::steady_clock::now();
+    const std::vector<ChildEnd> ends = run_children(
+        kWorld,
+        [&](int rank) {
+          Result<Communicator> comm = join_ucx(name, rank, kWorld);
+          if (!comm.ok()) {
+            std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+            return 1;
+          }
+          if (write(joined[1], "j", 1) != 1) {
+            return 1;
+          }
+          return survivor_checks(comm.value(), victim, kTimeoutMs, true);
+        },
+        milliseconds(kTimeoutMs),
+        [&](const std::vector<pid_t>& pids) {
+          for (int got = 0; got < kWorld; ++got) {
+            pollfd ready{joined[0], POLLIN, 0};
+            char byte = 0;
+            if (poll(&ready, 1, 10000) != 1 || read(joined[0], &byte, 1) != 1) {
+              break;
+            }
+          }
+          std::this_thread::sleep_for(milliseconds(100));
+          kill(pids[static_cast<size_t>(victim)], SIGKILL);
+        });
+    close(joined[0]);
+    close(joined[1]);
+    for (const ChildEnd& end : ends) {
+      if (end.rank != victim) {
+        EXPECT_TRUE(end.exited && end.code == 0)
+            << "trial " << trial << " (victim " << victim << "): " << end.describe();
+      }
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(kTimeoutMs / 2));
+  }
+}
+#endif
 
 TEST(SharedMemoryGroup, StoppedPeer_SurvivorsTimeOutNamingIt) {
   constexpr int kWorld = 3;
