@@ -11,6 +11,7 @@ seconds=${FUSCO_FUZZ_SECONDS:-30}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DFUSCO_FUZZ=ON -DFUSCO_SANITIZE=address,undefined,fuzzer-no-link -DFUSCO_BUILD_TESTS=OFF \
   -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF -DFUSCO_WITH_MPI=OFF \
+  -DFUSCO_WITH_UCX=OFF \
   >/dev/null
 cmake --build build-fuzz -j "$(nproc)"
 
