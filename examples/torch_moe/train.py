@@ -3,7 +3,7 @@
     torchrun --standalone --nproc_per_node 4 examples/torch_moe/train.py [--steps 20]
 
 Every process owns EXPERTS / world experts; tokens move between processes through fusco
-(fusco.Communicator.from_torch over the gloo group torchrun sets up). The router is
+(fusco.init_process_group: the gloo group torchrun sets up, then from_torch). The router is
 replicated, so its gradient is all-reduced before the optimizer step, as in data parallelism.
 Exits with status 1 if the loss did not go down.
 """
@@ -29,10 +29,13 @@ def main():
     parser.add_argument("--topk", type=int, default=2)
     parser.add_argument("--ranks-per-node", type=int, default=None)
     parser.add_argument("--lr", type=float, default=0.1)
+    parser.add_argument("--transport", default="shm", choices=["shm", "ucx"],
+                        help="how fusco moves rows between the processes")
     args = parser.parse_args()
 
-    dist.init_process_group("gloo")
-    comm = fusco.Communicator.from_torch(ranks_per_node=args.ranks_per_node)
+    # torchrun's environment -> a gloo group -> this process's fusco communicator.
+    comm = fusco.init_process_group("gloo", ranks_per_node=args.ranks_per_node,
+                                    transport=args.transport)
     rank, world = comm.rank, comm.world_size
     layer = MoELayer(comm, args.hidden, args.ffn, args.experts, args.topk, seed=0)
     optimizer = torch.optim.SGD(layer.parameters(), lr=args.lr)

@@ -2,6 +2,7 @@
 
     comms = fusco.local_group(world_size, ranks_per_node=None)   # in-process ranks (threads)
     comm  = fusco.Communicator.from_torch(process_group=None)     # processes (torch.distributed)
+    comm  = fusco.init_process_group()                            # the same, under torchrun
     plan  = comm.plan(topk_idx, num_experts, expert_map=None, dedup="node")   # collective
     recv  = comm.dispatch(plan, x)                        # [plan.num_recv_rows, H], expert-major
     out   = comm.combine(plan, expert_out, topk_weights)  # [T, H]
@@ -25,7 +26,7 @@ from .errors import (AbortedError, FuscoError, FuscoMemoryError, FuscoTimeoutErr
 
 __version__ = _C.__version__
 
-__all__ = ["local_group", "Communicator", "Plan", "Work", "FuscoError", "InvalidArgumentError",
+__all__ = ["local_group", "init_process_group", "Communicator", "Plan", "Work", "FuscoError", "InvalidArgumentError",
            "MismatchError", "FuscoTimeoutError", "AbortedError", "UnsupportedError",
            "FuscoMemoryError", "InternalError"]
 
@@ -285,6 +286,21 @@ def _check_options(caller, options):
     unknown = sorted(set(options) - set(_OPTIONS))
     if unknown:
         raise TypeError(f"{caller} got unknown options {unknown}; known: {list(_OPTIONS)}")
+
+
+def init_process_group(backend="gloo", init_method=None, transport="shm", ranks_per_node=None,
+                       **options):
+    """The communicator of this process in a new process group, for scripts started by
+    torchrun (or anything that sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT).
+
+    Initialises torch.distributed (backend, init_method: as torch.distributed's; env:// by
+    default) unless it already is, then returns Communicator.from_torch(None, ranks_per_node,
+    transport, **options) over the default group."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend, init_method=init_method)
+    return Communicator.from_torch(None, ranks_per_node=ranks_per_node, transport=transport,
+                                   **options)
 
 
 def local_group(world_size, ranks_per_node=None, **options):

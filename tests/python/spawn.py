@@ -19,14 +19,21 @@ def _entry(rank, world, init_file, fn, args):
         dist.destroy_process_group()
 
 
+def spawn_bounded(fn, args, nprocs, limit_s=240):
+    """mp.spawn(fn, args, nprocs), joined within limit_s: a failed process raises here with
+    its traceback; processes still running at the limit are killed (a hang fails the test)."""
+    context = mp.spawn(fn, args=args, nprocs=nprocs, join=False)
+    deadline = time.monotonic() + limit_s
+    while not context.join(timeout=1):  # raises when a process failed
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            raise AssertionError(f"processes still running after {limit_s} s (hung)")
+
+
 def run_processes(world, fn, *args, limit_s=240):
-    """Calls fn(rank, world, *args) in `world` spawned processes (fn must be importable)."""
+    """Calls fn(rank, world, *args) in `world` spawned processes (fn must be importable),
+    joined by a gloo group."""
     with tempfile.TemporaryDirectory() as tmp:
         init_file = os.path.join(tmp, "rendezvous")
-        context = mp.spawn(_entry, args=(world, init_file, fn, args), nprocs=world, join=False)
-        deadline = time.monotonic() + limit_s
-        while not context.join(timeout=1):  # raises when a process failed
-            if time.monotonic() > deadline:
-                for process in context.processes:
-                    process.kill()
-                raise AssertionError(f"processes still running after {limit_s} s (hung)")
+        spawn_bounded(_entry, (world, init_file, fn, args), world, limit_s)

@@ -3,6 +3,8 @@ every process checking its own rank against the numpy reference; bad input on on
 fails every process and leaves the group usable; the MoE layer across 4 processes equals the
 same layer computed densely in one process."""
 
+import os
+import socket
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +16,7 @@ import fusco
 import reference
 from dense_moe import dense_forward
 from fusco.nn import MoELayer
-from spawn import run_processes
+from spawn import run_processes, spawn_bounded
 from test_dispatch_combine import make_case
 
 WORLD = 4
@@ -132,3 +134,22 @@ def _on_two_machines(rank, world):
 
 def test_from_torch_refuses_processes_on_several_machines():
     run_processes(2, _on_two_machines)
+
+
+def _init_from_environment(rank, world, port):
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    comm = fusco.init_process_group()       # env://, as under torchrun
+    assert (comm.rank, comm.world_size) == (rank, world)
+    ids = np.arange(2 * world, dtype=np.int64).reshape(world, 2) % world
+    plan = comm.plan(ids, world)
+    recv = comm.dispatch(plan, np.full((world, 3), rank, dtype=np.float32))
+    assert recv.shape == (plan.num_recv_rows, 3)
+    dist.destroy_process_group()
+
+
+def test_init_process_group_reads_the_torchrun_environment():
+    with socket.socket() as probe:          # a free port for the rendezvous
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spawn_bounded(_init_from_environment, (3, port), 3)
