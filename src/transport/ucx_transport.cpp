@@ -43,6 +43,50 @@ std::string machine_id() {
 
 std::string ucs_text(ucs_status_t status) { return ucs_status_string(status); }
 
+// The bootstrap record: fixed-size values and length-prefixed byte strings.
+class RecordWriter {
+ public:
+  template <typename T>
+  void put(const T& value) {
+    text_.append(reinterpret_cast<const char*>(&value), sizeof(T));
+  }
+  void put_bytes(const void* data, size_t bytes) {
+    put(static_cast<uint32_t>(bytes));
+    text_.append(static_cast<const char*>(data), bytes);
+  }
+  std::string take() { return std::move(text_); }
+
+ private:
+  std::string text_;
+};
+
+class RecordReader {
+ public:
+  explicit RecordReader(const std::string& text) : text_(text) {}
+  template <typename T>
+  bool get(T* value) {
+    if (text_.size() - at_ < sizeof(T)) {
+      return false;
+    }
+    std::memcpy(value, text_.data() + at_, sizeof(T));
+    at_ += sizeof(T);
+    return true;
+  }
+  bool get_bytes(std::string* bytes) {
+    uint32_t size = 0;
+    if (!get(&size) || text_.size() - at_ < size) {
+      return false;
+    }
+    bytes->assign(text_, at_, size);
+    at_ += size;
+    return true;
+  }
+
+ private:
+  const std::string& text_;
+  size_t at_ = 0;
+};
+
 }  // namespace
 
 // One completion: what a finished UCX request was for.
@@ -67,8 +111,14 @@ struct UcxTransport::Impl {
     ucp_ep_h ep = nullptr;
     int32_t pid = 0;
     bool same_machine = false;
-    std::string failed;  // set by the endpoint's error handler
-    std::unique_ptr<std::byte[]> out_memory, in_memory;
+    std::string failed;                       // set by the endpoint's error handler
+    std::unique_ptr<std::byte[]> out_memory;  // local out-slots (when the peer is not mapped)
+    std::byte* in_memory = nullptr;           // this rank's in-slots for the peer (registered)
+    ucp_rkey_h rkey = nullptr;                // the peer's window region
+    std::byte* mapped = nullptr;  // the peer's in-slots for this rank, mapped here (or null)
+    bool peer_maps_me = false;    // the peer writes into in_memory and sends only a signal
+    uint64_t ready_out[2] = {0, 0};
+    uint64_t ready_in[2] = {0, 0};
     std::unique_ptr<std::atomic<uint32_t>[]> out_full, in_full;
     std::unique_ptr<StagingWindow> out, in;  // this rank -> peer, peer -> this rank
     bool sent[2] = {false, false};           // out slot: sent, waiting for its ack
@@ -87,6 +137,8 @@ struct UcxTransport::Impl {
   uint64_t group_id = 0;
   ucp_context_h context = nullptr;
   ucp_worker_h worker = nullptr;
+  ucp_mem_h window_memh = nullptr;  // every in-window: peer s's slots at s * 2 * slot_bytes
+  std::byte* window_base = nullptr;
   int efd = -1;
   std::vector<Peer> peers;
   std::mutex mutex;  // UCX calls and the state below (the worker is serialized by it)
@@ -135,6 +187,7 @@ struct UcxTransport::Impl {
     }
     switch (c.what) {
       case Completion::What::kChunkArrived:
+        std::atomic_thread_fence(std::memory_order_acquire);  // the peer's direct stores
         peer->chunk_recv[c.slot] = nullptr;
         peer->delivered[c.slot] = true;
         peer->in_full[static_cast<size_t>(c.slot)].store(1, std::memory_order_release);
@@ -211,10 +264,12 @@ struct UcxTransport::Impl {
 
   void post_chunk_recv(int peer, int slot) {
     Peer& p = peers[static_cast<size_t>(peer)];
-    p.chunk_recv[slot] =
-        post_recv(p.in_memory.get() + static_cast<size_t>(slot) * slot_bytes, slot_bytes,
-                  make_tag(Kind::kChunk, peer, static_cast<uint64_t>(slot)),
-                  Completion::What::kChunkArrived, peer, slot);
+    // A peer that maps this rank's slots already wrote the chunk: only its signal comes.
+    void* buffer = p.peer_maps_me ? static_cast<void*>(&p.ready_in[slot])
+                                  : p.in_memory + static_cast<size_t>(slot) * slot_bytes;
+    p.chunk_recv[slot] = post_recv(buffer, p.peer_maps_me ? sizeof(uint64_t) : slot_bytes,
+                                   make_tag(Kind::kChunk, peer, static_cast<uint64_t>(slot)),
+                                   Completion::What::kChunkArrived, peer, slot);
   }
   void post_ack_recv(int peer, int slot) {
     Peer& p = peers[static_cast<size_t>(peer)];
@@ -239,8 +294,17 @@ struct UcxTransport::Impl {
     for (int slot = 0; slot < 2; ++slot) {
       if (!p.sent[slot] && p.out_full[static_cast<size_t>(slot)].load(std::memory_order_acquire)) {
         p.sent[slot] = true;
-        send(peer, p.out_memory.get() + static_cast<size_t>(slot) * slot_bytes, p.out->filled(slot),
-             make_tag(Kind::kChunk, rank, static_cast<uint64_t>(slot)));
+        const ucp_tag_t tag = make_tag(Kind::kChunk, rank, static_cast<uint64_t>(slot));
+        if (p.mapped != nullptr) {
+          // The engine gathered straight into the peer's slot: make those stores visible
+          // before the signal that hands the slot over.
+          std::atomic_thread_fence(std::memory_order_release);
+          p.ready_out[slot] = p.out->filled(slot);
+          send(peer, &p.ready_out[slot], sizeof(uint64_t), tag);
+        } else {
+          send(peer, p.out_memory.get() + static_cast<size_t>(slot) * slot_bytes,
+               p.out->filled(slot), tag);
+        }
       }
       if (p.delivered[slot] &&
           p.in_full[static_cast<size_t>(slot)].load(std::memory_order_acquire) == 0) {
@@ -365,6 +429,9 @@ struct UcxTransport::Impl {
         ucp_worker_progress(worker);
       }
       for (Peer& p : peers) {
+        if (p.rkey != nullptr) {
+          ucp_rkey_destroy(p.rkey);
+        }
         if (p.ep != nullptr) {
           ucp_request_param_t param{};
           param.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
@@ -381,6 +448,9 @@ struct UcxTransport::Impl {
         }
       }
       ucp_worker_destroy(worker);
+    }
+    if (window_memh != nullptr) {
+      ucp_mem_unmap(context, window_memh);
     }
     if (context != nullptr) {
       ucp_cleanup(context);
@@ -413,7 +483,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
-  params.features = UCP_FEATURE_TAG | UCP_FEATURE_WAKEUP;
+  params.features = UCP_FEATURE_TAG | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
   status = ucp_init(&params, config, &impl->context);
   ucp_config_release(config);
   if (status != UCS_OK) {
@@ -429,22 +499,48 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   if (status != UCS_OK) {
     return Status(StatusCode::kInternal, "UCX worker: " + ucs_text(status));
   }
+  // Every in-window in one region that UCX allocates, so that shared-memory transports can
+  // map it into the peers (ucp_rkey_ptr) and they gather straight into it.
+  ucp_mem_map_params_t map_params{};
+  map_params.field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
+  map_params.length = std::max<size_t>(1, static_cast<size_t>(world_size) * 2 * slot_bytes);
+  map_params.flags = UCP_MEM_MAP_ALLOCATE;
+  status = ucp_mem_map(impl->context, &map_params, &impl->window_memh);
+  ucp_mem_attr_t attr{};
+  attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS;
+  if (status == UCS_OK) {
+    status = ucp_mem_query(impl->window_memh, &attr);
+  }
+  void* rkey_buffer = nullptr;
+  size_t rkey_bytes = 0;
+  if (status == UCS_OK) {
+    impl->window_base = static_cast<std::byte*>(attr.address);
+    status = ucp_rkey_pack(impl->context, impl->window_memh, &rkey_buffer, &rkey_bytes);
+  }
+  if (status != UCS_OK) {
+    return Status(StatusCode::kOutOfMemory,
+                  "cannot register " + std::to_string(map_params.length) +
+                      " bytes of staging windows with UCX: " + ucs_text(status) +
+                      " (FUSCO_SHM_SLOT_BYTES sets the slot size)");
+  }
   ucp_address_t* address = nullptr;
   size_t address_bytes = 0;
   status = ucp_worker_get_address(impl->worker, &address, &address_bytes);
   if (status != UCS_OK) {
+    ucp_rkey_buffer_release(rkey_buffer);
     return Status(StatusCode::kInternal, "ucp_worker_get_address: " + ucs_text(status));
   }
-  // Record: pid (4 bytes), machine id length (4 bytes), machine id, worker address.
+  // Record: pid, machine id, worker address, window base address, window rkey.
+  RecordWriter writer;
+  writer.put(static_cast<int32_t>(getpid()));
   const std::string machine = machine_id();
-  const auto pid = static_cast<int32_t>(getpid());
-  const auto machine_bytes = static_cast<uint32_t>(machine.size());
-  std::string mine(8, '\0');
-  std::memcpy(mine.data(), &pid, 4);
-  std::memcpy(mine.data() + 4, &machine_bytes, 4);
-  mine += machine;
-  mine.append(reinterpret_cast<const char*>(address), address_bytes);
+  writer.put_bytes(machine.data(), machine.size());
+  writer.put_bytes(address, address_bytes);
+  writer.put(reinterpret_cast<uint64_t>(impl->window_base));
+  writer.put_bytes(rkey_buffer, rkey_bytes);
+  const std::string mine = writer.take();
   ucp_worker_release_address(impl->worker, address);
+  ucp_rkey_buffer_release(rkey_buffer);
   Result<std::vector<std::string>> all = bootstrap(mine);
   FUSCO_RETURN_IF_ERROR(all.status());
   if (all.value().size() != static_cast<size_t>(world_size)) {
@@ -459,31 +555,31 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     for (const char c : record) {
       id = (id ^ static_cast<unsigned char>(c)) * 1099511628211ULL;
     }
-    uint32_t their_machine = 0;
-    if (record.size() < 8) {
-      return Status(StatusCode::kInternal,
-                    "bootstrap record of rank " + std::to_string(r) + " is truncated");
-    }
     Impl::Peer& peer = impl->peers[static_cast<size_t>(r)];
-    std::memcpy(&peer.pid, record.data(), 4);
-    std::memcpy(&their_machine, record.data() + 4, 4);
-    if (record.size() < 8 + static_cast<size_t>(their_machine)) {
+    RecordReader reader(record);
+    std::string their_machine;
+    std::string their_address;
+    std::string their_rkey;
+    uint64_t their_base = 0;
+    if (!reader.get(&peer.pid) || !reader.get_bytes(&their_machine) ||
+        !reader.get_bytes(&their_address) || !reader.get(&their_base) ||
+        !reader.get_bytes(&their_rkey)) {
       return Status(StatusCode::kInternal,
                     "bootstrap record of rank " + std::to_string(r) + " is truncated");
     }
-    peer.same_machine = record.compare(8, their_machine, machine) == 0;
-    peer.out_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
-    peer.in_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+    peer.same_machine = their_machine == machine;
+    peer.in_memory = impl->window_base + static_cast<size_t>(r) * 2 * slot_bytes;
     peer.out_full = std::make_unique<std::atomic<uint32_t>[]>(2);
     peer.in_full = std::make_unique<std::atomic<uint32_t>[]>(2);
     for (size_t s = 0; s < 2; ++s) {
       peer.out_full[s].store(0);
       peer.in_full[s].store(0);
     }
-    peer.out =
-        std::make_unique<StagingWindow>(peer.out_memory.get(), slot_bytes, peer.out_full.get());
-    peer.in = std::make_unique<StagingWindow>(peer.in_memory.get(), slot_bytes, peer.in_full.get());
+    peer.in = std::make_unique<StagingWindow>(peer.in_memory, slot_bytes, peer.in_full.get());
     if (r == rank) {
+      peer.out_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+      peer.out =
+          std::make_unique<StagingWindow>(peer.out_memory.get(), slot_bytes, peer.out_full.get());
       continue;
     }
     impl->error_args.push_back(std::make_unique<Completion>(
@@ -491,7 +587,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     ucp_ep_params_t ep_params{};
     ep_params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS |
                            UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
-    ep_params.address = reinterpret_cast<const ucp_address_t*>(record.data() + 8 + their_machine);
+    ep_params.address = reinterpret_cast<const ucp_address_t*>(their_address.data());
     // UCX's peer error mode for peers on other machines. UCX 1.13's shared-memory transports
     // do not offer it; a peer on this machine is watched by its pid instead.
     ep_params.err_mode =
@@ -503,24 +599,52 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
       return Status(StatusCode::kInternal,
                     "cannot connect to rank " + std::to_string(r) + ": " + ucs_text(status));
     }
+    // Map the peer's slots for this rank when the transport allows it (shared memory);
+    // otherwise chunks travel as messages from local slots.
+    void* mapped = nullptr;
+    if (ucp_ep_rkey_unpack(peer.ep, their_rkey.data(), &peer.rkey) == UCS_OK &&
+        ucp_rkey_ptr(peer.rkey, their_base + static_cast<uint64_t>(rank) * 2 * slot_bytes,
+                     &mapped) == UCS_OK) {
+      peer.mapped = static_cast<std::byte*>(mapped);
+    } else {
+      peer.out_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+    }
+    peer.out = std::make_unique<StagingWindow>(
+        peer.mapped != nullptr ? peer.mapped : peer.out_memory.get(), slot_bytes,
+        peer.out_full.get());
   }
   impl->group_id = id | (uint64_t{1} << 62);
+  auto transport = std::unique_ptr<UcxTransport>(new UcxTransport(std::move(impl)));
+  Impl& m = *transport->impl_;
+  // Tell every peer whether this rank writes into its slots directly.
+  std::vector<Bytes> maps(static_cast<size_t>(world_size), Bytes(1));
+  for (int r = 0; r < world_size; ++r) {
+    maps[static_cast<size_t>(r)][0] =
+        std::byte{m.peers[static_cast<size_t>(r)].mapped != nullptr ? uint8_t{1} : uint8_t{0}};
+  }
+  FUSCO_RETURN_IF_ERROR(transport->alltoallv_consume(
+      maps,
+      [&m](int source, const Bytes& theirs) {
+        m.peers[static_cast<size_t>(source)].peer_maps_me =
+            theirs.size() == 1 && theirs[0] == std::byte{1};
+        return Status();
+      },
+      deadline, "UCX group creation (windows)"));
   {
-    std::lock_guard<std::mutex> lock(impl->mutex);
+    std::lock_guard<std::mutex> lock(m.mutex);
     for (int r = 0; r < world_size; ++r) {
       if (r == rank) {
         continue;
       }
-      Impl::Peer& peer = impl->peers[static_cast<size_t>(r)];
+      Impl::Peer& peer = m.peers[static_cast<size_t>(r)];
       for (int slot = 0; slot < 2; ++slot) {
-        impl->post_chunk_recv(r, slot);
-        impl->post_ack_recv(r, slot);
+        m.post_chunk_recv(r, slot);
+        m.post_ack_recv(r, slot);
       }
-      peer.break_recv = impl->post_recv(peer.break_in, kReasonBytes, make_tag(Kind::kBreak, r, 0),
-                                        Completion::What::kBreakArrived, r, 0);
+      peer.break_recv = m.post_recv(peer.break_in, kReasonBytes, make_tag(Kind::kBreak, r, 0),
+                                    Completion::What::kBreakArrived, r, 0);
     }
   }
-  auto transport = std::unique_ptr<UcxTransport>(new UcxTransport(std::move(impl)));
   // Everyone connected and posted before the first call.
   FUSCO_RETURN_IF_ERROR(transport->barrier(deadline, "UCX group creation"));
   return transport;
