@@ -31,7 +31,8 @@ def plot(reports, out, title):
         base = [(r["baseline_dispatch_us"] + r["baseline_combine_us"]) / 1e3 for r in rows]
         times.plot(tokens, fused, "o-", color=colour, label=f"fusco, {label(report)}")
         if any(b > 0 for b in base):
-            baseline = "unfused (MPI_Alltoallv)" if report.get("transport") == "shm" else "unfused"
+            baseline = ("unfused (MPI_Alltoallv)" if report.get("transport") in ("shm", "ucx")
+                        else "unfused")
             times.plot(tokens, base, "s--", color=colour, label=f"{baseline}, {label(report)}")
         bandwidth.plot(tokens, [r["dispatch_algbw"] for r in rows], "o-", color=colour,
                        label=f"dispatch, {label(report)}")
