@@ -112,6 +112,53 @@ TEST_F(MpiGroup, DeepSeekShapeAndHotExpert_MatchReference) {
   }
 }
 
+TEST_F(MpiGroup, EdgeRoutingsOfTheFoundationSuite_MatchReference) {
+  const int world = mpi_world();
+  std::vector<Case> cases;
+  Case masked;  // every slot unused: nothing moves, outputs are zero
+  masked.masked = 1.0;
+  cases.push_back(masked);
+  Case masked_tokens;  // half the tokens have no slot at all
+  masked_tokens.masked = 0.0;
+  masked_tokens.masked_token = 0.5;
+  cases.push_back(masked_tokens);
+  Case duplicates;  // the same expert twice (and three times) in one token
+  duplicates.topk = 3;
+  duplicates.experts = 2 * world;
+  duplicates.ids.assign(static_cast<size_t>(world), {1, 1, 0, 2, 2, 2, -1, 1, 1});
+  duplicates.tokens.assign(static_cast<size_t>(world), 3);
+  cases.push_back(duplicates);
+  Case zero_tokens;  // T = 0 on every other rank
+  for (int r = 0; r < world; ++r) {
+    zero_tokens.tokens.push_back(r % 2 == 0 ? 0 : 17);
+  }
+  cases.push_back(zero_tokens);
+  Case one_expert;  // one expert in the whole group, on the last rank
+  one_expert.topk = 2;
+  one_expert.experts = 1;
+  one_expert.owners = {world - 1};
+  cases.push_back(one_expert);
+  Case many_experts;  // 512 experts, top-8
+  many_experts.topk = 8;
+  many_experts.experts = 512;
+  many_experts.hidden = 128;
+  many_experts.tokens_each = 64;
+  cases.push_back(many_experts);
+  Case hidden_one;  // H = 1, fp16
+  hidden_one.hidden = 1;
+  hidden_one.dtype = DType::kFloat16;
+  cases.push_back(hidden_one);
+  for (uint64_t i = 0; i < cases.size(); ++i) {
+    Case c = fit_to_world(cases[i]);
+    c.seed = 500 + i;
+    for (const Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+      c.dedup = dedup;
+      const RankResult got = run_rank(c, *comm_, mpi_rank());
+      EXPECT_TRUE(matches_expected(c, expected_of(c), mpi_rank(), got)) << "case " << i;
+    }
+  }
+}
+
 TEST_F(MpiGroup, LargeMessages_PlanningMetadataAndManyChunks_MatchReference) {
   // Planning messages of hundreds of KB (several fragments, rendezvous on UCX) and chunks of
   // every size up to a full slot.
