@@ -1,4 +1,5 @@
 #include <cstring>
+#include <string>
 
 #include "transport/transport.hpp"
 
@@ -40,6 +41,26 @@ Status allgather_in_place(Transport& transport, const void* mine, size_t bytes, 
     std::memcpy(out + source * bytes, all[source], bytes);
   }
   return transport.barrier(deadline, what);
+}
+
+Status allgather_by_messages(Transport& transport, const void* mine, size_t bytes, std::byte* out,
+                             const Deadline& deadline, const char* what) {
+  const auto* first = static_cast<const std::byte*>(mine);
+  const std::vector<Bytes> send(static_cast<size_t>(transport.world_size()),
+                                Bytes(first, first + bytes));
+  return transport.alltoallv_consume(
+      send,
+      [&](int source, const Bytes& theirs) {
+        if (theirs.size() != bytes) {
+          return Status(StatusCode::kMismatch, std::string(what) + ": rank " +
+                                                   std::to_string(source) + " contributed " +
+                                                   std::to_string(theirs.size()) +
+                                                   " bytes, this rank " + std::to_string(bytes));
+        }
+        std::memcpy(out + static_cast<size_t>(source) * bytes, theirs.data(), bytes);
+        return Status();
+      },
+      deadline, what);
 }
 
 }  // namespace fusco::transport

@@ -94,6 +94,10 @@ Status alltoallv_consume_in_place(Transport& transport, const std::vector<Bytes>
 /// Transport::allgather for transports with the direct ability.
 Status allgather_in_place(Transport& transport, const void* mine, size_t bytes, std::byte* out,
                           const Deadline& deadline, const char* what);
+/// Transport::allgather for transports without it: the same bytes to every rank through
+/// transport.alltoallv_consume; a contribution of another size is kMismatch.
+Status allgather_by_messages(Transport& transport, const void* mine, size_t bytes, std::byte* out,
+                             const Deadline& deadline, const char* what);
 
 /// Collective: `send[d]` goes to rank d; `recv[s]` receives what rank s sent to this rank.
 Status alltoallv(Transport& transport, const std::vector<Bytes>& send, std::vector<Bytes>* recv,

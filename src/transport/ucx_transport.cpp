@@ -789,21 +789,7 @@ Status UcxTransport::alltoallv_consume(const std::vector<Bytes>& send, const Con
 
 Status UcxTransport::allgather(const void* mine, size_t bytes, std::byte* out,
                                const Deadline& deadline, const char* what) {
-  const auto* first = static_cast<const std::byte*>(mine);
-  const std::vector<Bytes> send(static_cast<size_t>(world_size()), Bytes(first, first + bytes));
-  return alltoallv_consume(
-      send,
-      [&](int source, const Bytes& theirs) {
-        if (theirs.size() != bytes) {
-          return Status(StatusCode::kMismatch, std::string(what) + ": rank " +
-                                                   std::to_string(source) + " contributed " +
-                                                   std::to_string(theirs.size()) +
-                                                   " bytes, this rank " + std::to_string(bytes));
-        }
-        std::memcpy(out + static_cast<size_t>(source) * bytes, theirs.data(), bytes);
-        return Status();
-      },
-      deadline, what);
+  return allgather_by_messages(*this, mine, bytes, out, deadline, what);
 }
 
 Status UcxTransport::barrier(const Deadline& deadline, const char* what) {
