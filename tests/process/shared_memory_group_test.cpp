@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <random>
 #include <thread>
 
@@ -200,59 +201,71 @@ int kill_trials() {
   return text != nullptr ? std::atoi(text) : 6;
 }
 
+// One kill trial: `world` children join through join(rank) and loop over dispatch + combine;
+// once all joined, `victim` is killed after `kill_after_ms`. Every survivor must fail naming
+// it, all well before the 20 s timeout.
+void kill_trial(int world, int victim, int kill_after_ms,
+                const std::function<Result<Communicator>(int rank)>& join, int trial) {
+  constexpr int64_t kTimeoutMs = 20000;
+  int joined[2];  // each child writes a byte once it is in the group
+  ASSERT_EQ(pipe(joined), 0);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<ChildEnd> ends = run_children(
+      world,
+      [&](int rank) {
+        Result<Communicator> comm = join(rank);
+        if (!comm.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+          return 1;
+        }
+        if (write(joined[1], "j", 1) != 1) {
+          return 1;
+        }
+        return survivor_checks(comm.value(), victim, kTimeoutMs, true);
+      },
+      milliseconds(kTimeoutMs),
+      [&](const std::vector<pid_t>& pids) {
+        // Once all joined, kill at a random point of planning, dispatching or combining.
+        for (int got = 0; got < world; ++got) {
+          pollfd ready{joined[0], POLLIN, 0};
+          char byte = 0;
+          if (poll(&ready, 1, 10000) != 1 || read(joined[0], &byte, 1) != 1) {
+            break;  // the children report the failure
+          }
+        }
+        std::this_thread::sleep_for(milliseconds(kill_after_ms));
+        kill(pids[static_cast<size_t>(victim)], SIGKILL);
+      });
+  close(joined[0]);
+  close(joined[1]);
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (const ChildEnd& end : ends) {
+    if (end.rank == victim) {
+      EXPECT_FALSE(end.exited) << end.describe();
+      continue;
+    }
+    EXPECT_TRUE(end.exited && end.code == 0)
+        << "trial " << trial << " (victim " << victim << ", killed after " << kill_after_ms
+        << " ms): " << end.describe();
+  }
+  // Dead processes are noticed by polling, not by waiting out the 20 s timeout.
+  EXPECT_LT(took, milliseconds(kTimeoutMs / 2)) << "trial " << trial;
+}
+
 TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
   constexpr int kWorld = 4;
-  constexpr int64_t kTimeoutMs = 20000;
   std::mt19937 rng(2026);
   for (int trial = 0; trial < kill_trials(); ++trial) {
     const int victim = std::uniform_int_distribution<int>(0, kWorld - 1)(rng);
     const int kill_after_ms = std::uniform_int_distribution<int>(0, 300)(rng);
     const std::string name = fresh_group_name();
-    int joined[2];  // each child writes a byte once it is in the group
-    ASSERT_EQ(pipe(joined), 0);
-    const auto start = std::chrono::steady_clock::now();
-    const std::vector<ChildEnd> ends = run_children(
-        kWorld,
+    kill_trial(
+        kWorld, victim, kill_after_ms,
         [&](int rank) {
-          auto comm =
-              Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 2), 10000);
-          if (!comm.ok()) {
-            std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
-            return 1;
-          }
-          if (write(joined[1], "j", 1) != 1) {
-            return 1;
-          }
-          return survivor_checks(comm.value(), victim, kTimeoutMs, true);
+          return Communicator::create_shared_memory(name, rank, Topology::nodes_of(kWorld, 2),
+                                                    10000);
         },
-        milliseconds(kTimeoutMs),
-        [&](const std::vector<pid_t>& pids) {
-          // Once all joined, kill at a random point of planning, dispatching or combining.
-          for (int got = 0; got < kWorld;) {
-            pollfd ready{joined[0], POLLIN, 0};
-            char byte = 0;
-            if (poll(&ready, 1, 10000) != 1 || read(joined[0], &byte, 1) != 1) {
-              break;  // the children report the failure
-            }
-            ++got;
-          }
-          std::this_thread::sleep_for(milliseconds(kill_after_ms));
-          kill(pids[static_cast<size_t>(victim)], SIGKILL);
-        });
-    close(joined[0]);
-    close(joined[1]);
-    const auto took = std::chrono::steady_clock::now() - start;
-    for (const ChildEnd& end : ends) {
-      if (end.rank == victim) {
-        EXPECT_FALSE(end.exited) << end.describe();
-        continue;
-      }
-      EXPECT_TRUE(end.exited && end.code == 0)
-          << "trial " << trial << " (victim " << victim << ", killed after " << kill_after_ms
-          << " ms): " << end.describe();
-    }
-    // Dead processes are noticed by polling, not by waiting out the 20 s timeout.
-    EXPECT_LT(took, milliseconds(kTimeoutMs / 2)) << "trial " << trial;
+        trial);
   }
 }
 
@@ -285,48 +298,12 @@ Result<Communicator> join_ucx(const std::string& name, int rank, int world) {
 
 TEST(UcxGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
   constexpr int kWorld = 3;
-  constexpr int64_t kTimeoutMs = 20000;
   std::mt19937 rng(99);
   for (int trial = 0; trial < std::max(2, kill_trials() / 2); ++trial) {
     const int victim = std::uniform_int_distribution<int>(0, kWorld - 1)(rng);
     const std::string name = fresh_group_name();
-    int joined[2];
-    ASSERT_EQ(pipe(joined), 0);
-    const auto start = std::chrono::steady_clock::now();
-    const std::vector<ChildEnd> ends = run_children(
-        kWorld,
-        [&](int rank) {
-          Result<Communicator> comm = join_ucx(name, rank, kWorld);
-          if (!comm.ok()) {
-            std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
-            return 1;
-          }
-          if (write(joined[1], "j", 1) != 1) {
-            return 1;
-          }
-          return survivor_checks(comm.value(), victim, kTimeoutMs, true);
-        },
-        milliseconds(kTimeoutMs),
-        [&](const std::vector<pid_t>& pids) {
-          for (int got = 0; got < kWorld; ++got) {
-            pollfd ready{joined[0], POLLIN, 0};
-            char byte = 0;
-            if (poll(&ready, 1, 10000) != 1 || read(joined[0], &byte, 1) != 1) {
-              break;
-            }
-          }
-          std::this_thread::sleep_for(milliseconds(100));
-          kill(pids[static_cast<size_t>(victim)], SIGKILL);
-        });
-    close(joined[0]);
-    close(joined[1]);
-    for (const ChildEnd& end : ends) {
-      if (end.rank != victim) {
-        EXPECT_TRUE(end.exited && end.code == 0)
-            << "trial " << trial << " (victim " << victim << "): " << end.describe();
-      }
-    }
-    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(kTimeoutMs / 2));
+    kill_trial(
+        kWorld, victim, 100, [&](int rank) { return join_ucx(name, rank, kWorld); }, trial);
   }
 }
 #endif
