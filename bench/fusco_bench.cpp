@@ -292,7 +292,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
                                            {tokens, args.topk}));
       x_views.push_back(x_view(r));
     }
-    const auto layout = reference::receive_layout(idx_views, args.experts, ExpertMap(), world);
+    const auto layout = reference::receive_layout(idx_views, args.experts, ExpertMap(), topology);
     const reference::RowReader y_rows = [&](int rank, int64_t row) {
       const reference::RowSource& source =
           layout.rows[static_cast<size_t>(rank)][static_cast<size_t>(row)];
@@ -303,9 +303,9 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
       wrong += static_cast<double>(
           count_wrong(recv[at(r)], reference::dispatch_rank(layout, x_views, r), elem));
       if (combines) {
-        const Buffer want = reference::combine_rank(
-            layout, r, idx_views[static_cast<size_t>(r)], w_view(r), y_rows, args.dtype,
-            args.hidden, args.experts, ExpertMap(), topology, args.dedup);
+        const Buffer want =
+            reference::combine_rank(layout, r, idx_views[static_cast<size_t>(r)], w_view(r), y_rows,
+                                    args.dtype, args.hidden, topology, args.dedup);
         wrong += static_cast<double>(count_wrong(out[at(r)], want, elem));
       }
     }

@@ -8,6 +8,7 @@
 
 #include <fuzzer/FuzzedDataProvider.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <vector>
@@ -29,7 +30,8 @@ struct Input {
   int64_t hidden = 1;
   bool direct_access = true;
   bool int32_ids = false;
-  std::vector<int32_t> owners;  // explicit map when not empty (may be invalid)
+  std::vector<int32_t> owners;                 // explicit map when not empty (may be invalid)
+  std::vector<std::vector<int32_t>> replicas;  // replicated map when not empty (may be invalid)
   PlanOptions options;
   std::vector<std::vector<int64_t>> ids;  // per rank, [T_r, k] (may hold invalid ids)
 };
@@ -43,14 +45,27 @@ Input read_input(FuzzedDataProvider& in) {
   c.hidden = in.ConsumeIntegralInRange<int64_t>(1, 9);
   c.direct_access = in.ConsumeBool();
   c.int32_ids = in.ConsumeBool();
-  if (in.ConsumeBool()) {
-    for (int64_t e = 0; e < c.experts; ++e) {
-      // Mostly valid owners; -1 and world are out of range.
-      c.owners.push_back(in.ConsumeIntegralInRange(in.ConsumeBool() ? 0 : -1, c.world - 1) +
-                         (in.ConsumeProbability<float>() < 0.02F ? 1 : 0));
+  // Mostly valid ranks; -1 and world are out of range.
+  auto some_rank = [&] {
+    return in.ConsumeIntegralInRange(in.ConsumeBool() ? 0 : -1, c.world - 1) +
+           (in.ConsumeProbability<float>() < 0.02F ? 1 : 0);
+  };
+  const int map_kind = in.ConsumeIntegralInRange(0, 2);
+  for (int64_t e = 0; map_kind > 0 && e < c.experts; ++e) {
+    if (map_kind == 1) {
+      c.owners.push_back(some_rank());
+      continue;
     }
+    // 0..3 copies (0 is invalid), duplicates possible.
+    std::vector<int32_t> ranks(static_cast<size_t>(in.ConsumeIntegralInRange(
+        in.ConsumeProbability<float>() < 0.02F ? 0 : 1, std::min(3, c.world))));
+    for (int32_t& rank : ranks) {
+      rank = some_rank();
+    }
+    c.replicas.push_back(ranks);
   }
   c.options.dedup = static_cast<Dedup>(in.ConsumeIntegralInRange(0, 2));
+  c.options.relay = static_cast<RelayPolicy>(in.ConsumeIntegralInRange(0, 1));
   c.options.chunk_bytes = in.ConsumeIntegralInRange<int64_t>(-1, 4096);
   c.options.timeout_ms = 20000;
   for (int r = 0; r < c.world; ++r) {
@@ -78,7 +93,9 @@ void run(const Input& c) {
     fail("create_local failed on valid arguments");
   }
   std::vector<Communicator>& comms = made.value();
-  const ExpertMap map = c.owners.empty() ? ExpertMap() : ExpertMap::from_owners(c.owners);
+  const ExpertMap map = !c.replicas.empty() ? ExpertMap::with_replicas(c.replicas)
+                        : !c.owners.empty() ? ExpertMap::from_owners(c.owners)
+                                            : ExpertMap();
   const auto ws = static_cast<size_t>(c.world);
   std::vector<std::vector<int32_t>> ids32(ws);
   std::vector<Plan> plans(ws);
@@ -156,10 +173,10 @@ void run(const Input& c) {
         TensorView::host(y[rr].data(), DType::kFloat32, {plans[rr].num_recv_rows(), c.hidden}));
     wv.push_back(TensorView::host(w[rr].data(), DType::kFloat32, {tokens_of(r), c.topk}));
   }
-  const auto layout = reference::receive_layout(idx, c.experts, map, c.world);
+  const Topology topology{c.world, c.ranks_per_node};
+  const auto layout = reference::receive_layout(idx, c.experts, map, topology);
   const auto want_recv = reference::dispatch(layout, xv);
-  const auto want_out = reference::combine(layout, idx, wv, yv, c.experts, map,
-                                           Topology{c.world, c.ranks_per_node}, c.options.dedup);
+  const auto want_out = reference::combine(layout, idx, wv, yv, topology, c.options.dedup);
   for (size_t r = 0; r < ws; ++r) {
     if (recv[r] != want_recv[r]) {
       fail("dispatch differs from the reference");

@@ -17,15 +17,20 @@ enum class Dedup : int32_t {
 /// Which rank of a destination node relays node-dedup traffic.
 enum class RelayPolicy : int32_t {
   kRailAligned = 0,  ///< The rank with the sender's local index (one NIC rail per index).
+  /// Per token, the rank of the destination node with the fewest rows this sender has
+  /// relayed to it so far (ties: a rank the token goes to anyway, then the rail-aligned rank
+  /// and its successors): spreads a sender's inter-node rows over every rank (and NIC) of
+  /// the node. Still one inter-node copy per (token, node); deterministic.
+  kBalanced = 1,
 };
 
 /// "none", "rank" or "node".
 const char* dedup_name(Dedup dedup);
 /// Parses "none", "rank" or "node"; the error names the text and the accepted values.
 Result<Dedup> dedup_from_name(std::string_view name);
-/// "rail".
+/// "rail" or "balanced".
 const char* relay_policy_name(RelayPolicy policy);
-/// Parses "rail"; the error names the text and the accepted values.
+/// Parses "rail" or "balanced"; the error names the text and the accepted values.
 Result<RelayPolicy> relay_policy_from_name(std::string_view name);
 
 /// Options of a plan; they apply to the planning call and to every dispatch and combine that
@@ -38,7 +43,8 @@ struct PlanOptions {
   /// Size of one chunk on the staged (inter-node) path, in bytes; a chunk holds at least one
   /// row. Default 1 MiB. Environment: FUSCO_CHUNK_BYTES (bytes, 1 KiB .. 1 GiB).
   int64_t chunk_bytes = int64_t{1} << 20;
-  /// Relay choice for node dedup. Default kRailAligned. Environment: FUSCO_RELAY=rail.
+  /// Relay choice for node dedup. Default kRailAligned. Environment:
+  /// FUSCO_RELAY=rail|balanced.
   RelayPolicy relay = RelayPolicy::kRailAligned;
   /// Bound on every wait inside plan, dispatch and combine, in milliseconds. Default 60000.
   /// Environment: FUSCO_TIMEOUT_MS (1 .. 86400000).

@@ -31,6 +31,11 @@ struct PlanStats {
   /// Rows this rank forwards, as a relay, to other ranks of its node.
   int64_t relay_forwarded_rows = 0;
   int64_t received_rows = 0;  ///< Rows that land in this rank's receive buffer.
+  /// With replicated experts (ExpertMap::with_replicas): the rows each rank of the group
+  /// (index = rank) would receive if every expert's rows went to its primary copy, and the
+  /// rows each receives with the planner's replica choice. Empty for maps without replicas.
+  std::vector<int64_t> received_rows_per_rank_unbalanced;
+  std::vector<int64_t> received_rows_per_rank;
 
   /// inter_node_rows_without_dedup / inter_node_rows (1 when nothing crosses nodes).
   double dedup_ratio() const;
@@ -62,6 +67,12 @@ class Plan {
   int64_t num_experts() const;
   /// Rows per local expert on this rank, in local slot order; sums to num_recv_rows().
   const std::vector<int64_t>& tokens_per_expert() const;
+  /// The logical expert id of each local slot on this rank (ascending; with replicas, the
+  /// experts this rank holds a copy of).
+  const std::vector<int64_t>& local_experts() const;
+  /// The rank each (token, slot) row of this rank goes to, row-major [T, k], -1 for unused
+  /// slots: the owner of the slot's expert, or with replicas the copy the planner chose.
+  const std::vector<int32_t>& slot_ranks() const;
   /// Rows dispatch writes into this rank's receive buffer.
   int64_t num_recv_rows() const;
   /// Traffic statistics.

@@ -39,13 +39,27 @@ _REJECTED = (0, -1, [])
 _ARGUMENT_ERRORS = (TypeError, ValueError, OverflowError, MemoryError)
 
 
+def _expert_map_lists(expert_map):
+    """(owners, replicas) for the C++ plan call: None, a list of owner ranks, or a list of
+    replica lists (an entry that is itself a sequence makes the map a replica map)."""
+    if expert_map is None:
+        return None, None
+    entries = list(expert_map)
+
+    def is_list(entry):
+        return isinstance(entry, (list, tuple)) or getattr(entry, "ndim", 0) >= 1
+
+    if any(is_list(e) for e in entries):
+        return None, [[int(r) for r in (e if is_list(e) else [e])] for e in entries]
+    return [int(r) for r in entries], None
+
+
 class Plan:
     """The immutable result of Communicator.plan; reuse it for combine and backward."""
 
-    def __init__(self, plan, topk_idx=None, owners=None, world_size=1):
+    def __init__(self, plan, topk_idx=None, world_size=1):
         self._plan = plan
         self._topk_idx = topk_idx      # int64 numpy copy, for fusco.torch's row metadata
-        self._owners = owners          # explicit expert map, or None (contiguous)
         self._world_size = world_size
         self._row_slots = None         # per received row: the source's top-k slot (cached)
 
@@ -53,6 +67,19 @@ class Plan:
     def tokens_per_expert(self):
         """int64 numpy array: rows per local expert, in local expert order."""
         return np.asarray(self._plan.tokens_per_expert, dtype=np.int64)
+
+    @property
+    def local_experts(self):
+        """int64 numpy array: the logical expert id of each local slot (ascending); with
+        replicated experts, the experts this rank holds a copy of."""
+        return np.asarray(self._plan.local_experts, dtype=np.int64)
+
+    @property
+    def slot_ranks(self):
+        """int32 numpy array [T, k]: the rank each (token, slot) row goes to (with replicated
+        experts, the copy the planner chose), -1 for unused slots."""
+        return np.asarray(self._plan.slot_ranks, dtype=np.int32).reshape(self.num_tokens,
+                                                                          self.topk)
 
     @property
     def num_recv_rows(self):
@@ -191,27 +218,31 @@ class Communicator:
         group: reason" at once; the group must be recreated. Not collective; any thread."""
         self._comm.abort(str(reason))
 
-    def plan(self, topk_idx, num_experts, expert_map=None, dedup="node"):
+    def plan(self, topk_idx, num_experts, expert_map=None, dedup="node", relay=None):
         """Collective. Plans the shuffle of this rank's tokens.
 
         topk_idx: [T, k] int32 or int64 (numpy or torch), -1 for an unused slot.
-        num_experts: E. expert_map: None (contiguous: E divisible by world size) or a sequence
-        of E owner ranks. dedup: "none", "rank" or "node".
+        num_experts: E. expert_map: None (contiguous: E divisible by world size), a sequence
+        of E owner ranks, or a sequence of E sequences of ranks (redundant experts: every rank
+        listed holds a copy, the first is the primary; the planner picks a copy per row, see
+        plan.stats["received_rows_per_rank"]). dedup: "none", "rank" or "node". relay:
+        "rail" or "balanced" (None: FUSCO_RELAY, default "rail").
         """
         try:
             idx = view(topk_idx, "topk_idx", allowed=(INT32, INT64))
             args, error = (idx.ptr, idx.dtype, idx.shape, int(num_experts)), None
-            owners = None if expert_map is None else [int(r) for r in expert_map]
+            owners, replicas = _expert_map_lists(expert_map)
         except _ARGUMENT_ERRORS as exc:
-            args, error, owners = (*_REJECTED, 1), exc, None
-        status, plan = self._comm.plan(*args, owners, dedup, self._options.get("chunk_bytes"),
+            args, error, owners, replicas = (*_REJECTED, 1), exc, None, None
+        status, plan = self._comm.plan(*args, owners, replicas, dedup, relay,
+                                       self._options.get("chunk_bytes"),
                                        self._options.get("timeout_ms"))
         if error is not None:
             raise error
         check(status)
         routing = np.array(idx.array, dtype=np.int64, copy=True) if not idx.is_torch else \
             idx.array.detach().to("cpu").numpy().astype(np.int64)
-        return Plan(plan, routing, owners, self.world_size)
+        return Plan(plan, routing, self.world_size)
 
     def dispatch(self, plan, x, async_op=False):
         """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts.

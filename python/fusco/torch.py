@@ -20,32 +20,25 @@ def _weight_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _local_experts(comm, plan):
-    """Global ids of this rank's experts, in local slot order."""
-    experts = plan.num_experts
-    if plan._owners is None:
-        per_rank = experts // comm.world_size
-        return np.arange(comm.rank * per_rank, (comm.rank + 1) * per_rank, dtype=np.int64)
-    return np.array([e for e in range(experts) if plan._owners[e] == comm.rank], dtype=np.int64)
-
-
 def row_slots(comm, plan):
     """Collective. For each received row, the top-k slot j of the (source, token, slot) pair
-    it came from. Computed once per plan with one dispatch of (rank, token, topk_idx) rows:
-    a row's expert picks the slot; rows of one token at one expert (a duplicated expert) are
-    consecutive in slot order."""
+    it came from. Computed once per plan with one dispatch of (rank, token, topk_idx,
+    slot_ranks) rows: a row's expert and this rank pick the slot (with replicated experts,
+    two slots of one token naming one expert may go to different copies); rows of one token
+    at one expert (a duplicated expert) are consecutive in slot order."""
     if plan._row_slots is not None:
         return plan._row_slots
     ids = plan._topk_idx
     tokens, topk = ids.shape
-    meta = np.empty((tokens, topk + 2), dtype=np.int64)
+    meta = np.empty((tokens, 2 * topk + 2), dtype=np.int64)
     meta[:, 0] = comm.rank
     meta[:, 1] = np.arange(tokens)
-    meta[:, 2:] = ids
+    meta[:, 2:topk + 2] = ids
+    meta[:, topk + 2:] = plan.slot_ranks
     recv = comm.dispatch(plan, meta)
     rows = recv.shape[0]
-    row_expert = np.repeat(_local_experts(comm, plan), plan.tokens_per_expert)
-    match = recv[:, 2:] == row_expert[:, None]
+    row_expert = np.repeat(plan.local_experts, plan.tokens_per_expert)
+    match = (recv[:, 2:topk + 2] == row_expert[:, None]) & (recv[:, topk + 2:] == comm.rank)
     key = np.concatenate([recv[:, :2], row_expert[:, None]], axis=1)
     starts = np.ones(rows, dtype=bool)
     if rows > 1:

@@ -62,11 +62,14 @@ py::dict stats_dict(const PlanStats& s) {
   d["relay_forwarded_rows"] = s.relay_forwarded_rows;
   d["received_rows"] = s.received_rows;
   d["dedup_ratio"] = s.dedup_ratio();
+  d["received_rows_per_rank_unbalanced"] = s.received_rows_per_rank_unbalanced;
+  d["received_rows_per_rank"] = s.received_rows_per_rank;
   return d;
 }
 
 // Options from Python keywords on top of the environment's defaults.
 Result<PlanOptions> plan_options(const std::optional<std::string>& dedup,
+                                 const std::optional<std::string>& relay,
                                  std::optional<int64_t> chunk_bytes,
                                  std::optional<int64_t> timeout_ms) {
   Result<PlanOptions> options = PlanOptions::from_env();
@@ -75,6 +78,11 @@ Result<PlanOptions> plan_options(const std::optional<std::string>& dedup,
     Result<Dedup> parsed = dedup_from_name(*dedup);
     FUSCO_RETURN_IF_ERROR(parsed.status());
     options.value().dedup = parsed.value();
+  }
+  if (relay) {
+    Result<RelayPolicy> parsed = relay_policy_from_name(*relay);
+    FUSCO_RETURN_IF_ERROR(parsed.status());
+    options.value().relay = parsed.value();
   }
   if (chunk_bytes) options.value().chunk_bytes = *chunk_bytes;
   if (timeout_ms) options.value().timeout_ms = *timeout_ms;
@@ -95,6 +103,8 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("topk", &Plan::topk)
       .def_property_readonly("num_experts", &Plan::num_experts)
       .def_property_readonly("rank", &Plan::rank)
+      .def_property_readonly("local_experts", &Plan::local_experts)
+      .def_property_readonly("slot_ranks", &Plan::slot_ranks)
       .def_property_readonly("stats", [](const Plan& p) { return stats_dict(p.stats()); });
 
   py::class_<Work>(m, "Work")
@@ -122,11 +132,14 @@ PYBIND11_MODULE(_C, m) {
           "plan",
           [](Communicator& comm, uintptr_t ptr, int32_t dtype, const std::vector<int64_t>& shape,
              int64_t num_experts, const std::optional<std::vector<int32_t>>& owners,
-             const std::optional<std::string>& dedup, std::optional<int64_t> chunk_bytes,
-             std::optional<int64_t> timeout_ms) -> py::tuple {
+             const std::optional<std::vector<std::vector<int32_t>>>& replicas,
+             const std::optional<std::string>& dedup, const std::optional<std::string>& relay,
+             std::optional<int64_t> chunk_bytes, std::optional<int64_t> timeout_ms) -> py::tuple {
             Result<TensorView> idx = make_view("topk_idx", ptr, dtype, shape);
-            Result<PlanOptions> options = plan_options(dedup, chunk_bytes, timeout_ms);
-            const ExpertMap map = owners ? ExpertMap::from_owners(*owners) : ExpertMap();
+            Result<PlanOptions> options = plan_options(dedup, relay, chunk_bytes, timeout_ms);
+            const ExpertMap map = replicas ? ExpertMap::with_replicas(*replicas)
+                                  : owners ? ExpertMap::from_owners(*owners)
+                                           : ExpertMap();
             Status status = idx.ok() ? options.status() : idx.status();
             std::optional<Plan> plan;
             {
@@ -143,7 +156,8 @@ PYBIND11_MODULE(_C, m) {
             return py::make_tuple(status_tuple(status), py::cast(*plan));
           },
           py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("num_experts"),
-          py::arg("owners"), py::arg("dedup"), py::arg("chunk_bytes"), py::arg("timeout_ms"))
+          py::arg("owners"), py::arg("replicas"), py::arg("dedup"), py::arg("relay"),
+          py::arg("chunk_bytes"), py::arg("timeout_ms"))
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
               const std::vector<int64_t>& x_shape, uintptr_t recv, int32_t recv_dtype,
@@ -211,7 +225,8 @@ PYBIND11_MODULE(_C, m) {
       "ucx_group",
       [](int rank, int world_size, int ranks_per_node, const py::function& allgather,
          std::optional<int64_t> timeout_ms) -> py::tuple {
-        Result<PlanOptions> options = plan_options(std::nullopt, std::nullopt, timeout_ms);
+        Result<PlanOptions> options =
+            plan_options(std::nullopt, std::nullopt, std::nullopt, timeout_ms);
         if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
         // The bootstrap calls back into Python (torch.distributed) with the GIL held.
         const Communicator::BootstrapAllgather exchange =
@@ -245,7 +260,8 @@ PYBIND11_MODULE(_C, m) {
       "shared_memory_group",
       [](const std::string& name, int rank, int world_size, int ranks_per_node,
          std::optional<int64_t> timeout_ms) -> py::tuple {
-        Result<PlanOptions> options = plan_options(std::nullopt, std::nullopt, timeout_ms);
+        Result<PlanOptions> options =
+            plan_options(std::nullopt, std::nullopt, std::nullopt, timeout_ms);
         if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
         std::optional<Result<Communicator>> made;
         {

@@ -12,29 +12,81 @@ Result<ResolvedExpertMap> resolve_expert_map(const ExpertMap& map, int64_t num_e
   resolved.num_experts = num_experts;
   resolved.world_size = world_size;
   const auto experts = static_cast<size_t>(num_experts);
-  resolved.owner.resize(experts);
-  resolved.local_slot.resize(experts);
-  resolved.physical.resize(experts);
-  resolved.rank_begin.assign(static_cast<size_t>(world_size) + 1, 0);
+  // Each expert's ranks, in list order; then every copy takes its rank's next local slot.
+  resolved.replica_begin.assign(experts + 1, 0);
+  std::vector<int32_t> copy_rank;
+  copy_rank.reserve(experts);
   const int64_t per_rank = num_experts / world_size;
   for (size_t e = 0; e < experts; ++e) {
-    resolved.owner[e] = map.is_contiguous()
-                            ? static_cast<int32_t>(static_cast<int64_t>(e) / per_rank)
-                            : map.owners()[e];
+    if (map.has_replicas()) {
+      const std::vector<int32_t>& ranks = map.replicas()[e];
+      copy_rank.insert(copy_rank.end(), ranks.begin(), ranks.end());
+      resolved.replicated = resolved.replicated || ranks.size() > 1;
+    } else {
+      copy_rank.push_back(map.is_contiguous()
+                              ? static_cast<int32_t>(static_cast<int64_t>(e) / per_rank)
+                              : map.owners()[e]);
+    }
+    resolved.replica_begin[e + 1] = static_cast<int64_t>(copy_rank.size());
   }
-  std::vector<int32_t> next_slot(static_cast<size_t>(world_size), 0);
-  for (size_t e = 0; e < experts; ++e) {
-    resolved.local_slot[e] = next_slot[static_cast<size_t>(resolved.owner[e])]++;
+  std::vector<int64_t> copy_slot(copy_rank.size());
+  std::vector<int64_t> next_slot(static_cast<size_t>(world_size), 0);
+  for (size_t c = 0; c < copy_rank.size(); ++c) {
+    copy_slot[c] = next_slot[static_cast<size_t>(copy_rank[c])]++;
   }
+  resolved.rank_begin.assign(static_cast<size_t>(world_size) + 1, 0);
   for (int r = 0; r < world_size; ++r) {
     resolved.rank_begin[static_cast<size_t>(r) + 1] =
         resolved.rank_begin[static_cast<size_t>(r)] + next_slot[static_cast<size_t>(r)];
   }
+  resolved.replica_physical.resize(copy_rank.size());
+  resolved.physical_owner.resize(copy_rank.size());
+  resolved.physical_logical.resize(copy_rank.size());
   for (size_t e = 0; e < experts; ++e) {
-    resolved.physical[e] =
-        resolved.rank_begin[static_cast<size_t>(resolved.owner[e])] + resolved.local_slot[e];
+    for (auto c = static_cast<size_t>(resolved.replica_begin[e]);
+         c < static_cast<size_t>(resolved.replica_begin[e + 1]); ++c) {
+      const int64_t p = resolved.rank_begin[static_cast<size_t>(copy_rank[c])] + copy_slot[c];
+      resolved.replica_physical[c] = p;
+      resolved.physical_owner[static_cast<size_t>(p)] = copy_rank[c];
+      resolved.physical_logical[static_cast<size_t>(p)] = static_cast<int64_t>(e);
+    }
+  }
+  resolved.owner.resize(experts);
+  resolved.local_slot.resize(experts);
+  resolved.physical.resize(experts);
+  for (size_t e = 0; e < experts; ++e) {
+    const auto primary = static_cast<size_t>(resolved.replica_begin[e]);
+    resolved.owner[e] = copy_rank[primary];
+    resolved.local_slot[e] = static_cast<int32_t>(copy_slot[primary]);
+    resolved.physical[e] = resolved.replica_physical[primary];
   }
   return resolved;
+}
+
+ResolvedExpertMap ResolvedExpertMap::physical_map() const {
+  ResolvedExpertMap map;
+  const int64_t count = num_physical();
+  map.num_experts = count;
+  map.world_size = world_size;
+  map.rank_begin = rank_begin;
+  map.owner = physical_owner;
+  map.physical_owner = physical_owner;
+  map.local_slot.resize(static_cast<size_t>(count));
+  map.physical.resize(static_cast<size_t>(count));
+  map.physical_logical.resize(static_cast<size_t>(count));
+  map.replica_physical.resize(static_cast<size_t>(count));
+  map.replica_begin.resize(static_cast<size_t>(count) + 1);
+  for (int64_t p = 0; p < count; ++p) {
+    const auto i = static_cast<size_t>(p);
+    map.local_slot[i] =
+        static_cast<int32_t>(p - rank_begin[static_cast<size_t>(physical_owner[i])]);
+    map.physical[i] = p;
+    map.physical_logical[i] = p;
+    map.replica_physical[i] = p;
+    map.replica_begin[i] = p;
+  }
+  map.replica_begin[static_cast<size_t>(count)] = count;
+  return map;
 }
 
 Status check_topk_idx(const TensorView& topk_idx) {

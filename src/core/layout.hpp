@@ -11,17 +11,34 @@
 
 namespace fusco::core {
 
-/// An expert map resolved for E experts and W ranks. Physical experts are numbered
-/// rank-major: rank r's local slot s is physical expert rank_begin[r] + s.
+/// An expert map resolved for E experts and W ranks. Physical experts are the copies ranks
+/// hold, numbered rank-major: rank r's local slot s is physical expert rank_begin[r] + s, and
+/// a rank's slots follow ascending logical expert id. Without replicas, physical experts and
+/// logical experts correspond one to one.
 struct ResolvedExpertMap {
   int64_t num_experts = 0;
   int world_size = 0;
-  std::vector<int32_t> owner;       ///< owner[e]: rank of logical expert e.
-  std::vector<int32_t> local_slot;  ///< local_slot[e]: slot of e on its owner.
+  std::vector<int32_t> owner;       ///< owner[e]: rank of logical expert e's primary copy.
+  std::vector<int32_t> local_slot;  ///< local_slot[e]: slot of that copy on its rank.
   std::vector<int64_t> physical;    ///< physical[e]: rank_begin[owner[e]] + local_slot[e].
   std::vector<int64_t> rank_begin;  ///< W + 1 entries: physical experts of rank r.
+  /// E + 1 offsets into `replica_physical`: the copies of expert e in the map's list order
+  /// (the primary first). One copy per expert without replicas.
+  std::vector<int64_t> replica_begin;
+  std::vector<int64_t> replica_physical;
+  std::vector<int32_t> physical_owner;    ///< Rank of each physical expert.
+  std::vector<int64_t> physical_logical;  ///< Logical expert of each physical expert.
+  bool replicated = false;                ///< Some expert has more than one copy.
 
   int64_t num_local(int rank) const { return rank_begin[rank + 1] - rank_begin[rank]; }
+  int64_t num_physical() const { return rank_begin.back(); }
+  int64_t num_replicas(int64_t expert) const {
+    return replica_begin[static_cast<size_t>(expert) + 1] -
+           replica_begin[static_cast<size_t>(expert)];
+  }
+  /// The map whose experts are this map's physical experts, one copy each: routing already
+  /// translated to physical ids is laid out and planned with it.
+  ResolvedExpertMap physical_map() const;
 };
 
 /// Resolves `map` (validated here) for `num_experts` and `world_size`.

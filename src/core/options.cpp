@@ -30,16 +30,20 @@ const char* relay_policy_name(RelayPolicy policy) {
   switch (policy) {
     case RelayPolicy::kRailAligned:
       return "rail";
+    case RelayPolicy::kBalanced:
+      return "balanced";
   }
   return "invalid";
 }
 
 Result<RelayPolicy> relay_policy_from_name(std::string_view name) {
-  if (name == "rail") {
-    return RelayPolicy::kRailAligned;
+  for (RelayPolicy policy : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+    if (name == relay_policy_name(policy)) {
+      return policy;
+    }
   }
   return Status(StatusCode::kInvalidArgument,
-                "relay policy '" + std::string(name) + "' is not known; expected rail");
+                "relay policy '" + std::string(name) + "' is not known; expected rail or balanced");
 }
 
 Status PlanOptions::validate() const {
@@ -47,7 +51,7 @@ Status PlanOptions::validate() const {
     return Status(StatusCode::kInvalidArgument,
                   "options.dedup has invalid code " + std::to_string(static_cast<int>(dedup)));
   }
-  if (relay != RelayPolicy::kRailAligned) {
+  if (relay != RelayPolicy::kRailAligned && relay != RelayPolicy::kBalanced) {
     return Status(StatusCode::kInvalidArgument,
                   "options.relay has invalid code " + std::to_string(static_cast<int>(relay)));
   }

@@ -14,6 +14,8 @@ int64_t Plan::num_tokens() const { return data_->num_tokens; }
 int Plan::topk() const { return data_->topk; }
 int64_t Plan::num_experts() const { return data_->num_experts; }
 const std::vector<int64_t>& Plan::tokens_per_expert() const { return data_->tokens_per_expert; }
+const std::vector<int64_t>& Plan::local_experts() const { return data_->local_experts; }
+const std::vector<int32_t>& Plan::slot_ranks() const { return data_->slot_ranks; }
 int64_t Plan::num_recv_rows() const { return data_->num_recv_rows; }
 const PlanStats& Plan::stats() const { return data_->stats; }
 const PlanOptions& Plan::options() const { return data_->options; }
@@ -42,6 +44,17 @@ std::string PlanStats::to_string(int64_t row_bytes) const {
     out << ' ' << rows;
   }
   out << '\n';
+  if (!received_rows_per_rank.empty()) {
+    out << "received rows per rank, primary copies only:";
+    for (int64_t rows : received_rows_per_rank_unbalanced) {
+      out << ' ' << rows;
+    }
+    out << "\nreceived rows per rank, replicas balanced:";
+    for (int64_t rows : received_rows_per_rank) {
+      out << ' ' << rows;
+    }
+    out << '\n';
+  }
   return out.str();
 }
 

@@ -66,6 +66,8 @@ struct PlanData {
 
   std::vector<int64_t> tokens_per_expert;
   int64_t num_recv_rows = 0;
+  std::vector<int64_t> local_experts;  ///< Logical expert of each local slot.
+  std::vector<int32_t> slot_ranks;     ///< Per (token, slot): destination rank, -1 if unused.
 
   /// True when the transport reaches the memory of this node's other ranks: rows for them are
   /// stored directly and node dedup uses relays. False: only this rank's own rows are direct,

@@ -7,6 +7,8 @@
 #include <string>
 
 #include "core/layout.hpp"
+#include "core/wire.hpp"
+#include "plan/replica_choice.hpp"
 
 namespace fusco::plan {
 
@@ -71,6 +73,81 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
   return Status();
 }
 
+// Rows of logical expert e in a layout made with the logical map (keyed by primary copies).
+int64_t rows_of_expert(const core::Layout& layout, const core::ResolvedExpertMap& map, int64_t e) {
+  const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(e)]);
+  return layout.expert_begin[p + 1] - layout.expert_begin[p];
+}
+
+// Collective: gathers the group's row counts of replicated experts and the rows every rank
+// receives of the others, then chooses this rank's replicas (the same choice on every rank).
+Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transport,
+                                                   const Topology& topology,
+                                                   const core::ResolvedExpertMap& map,
+                                                   const ReplicatedExperts& replicated,
+                                                   const core::Layout& layout,
+                                                   const transport::Deadline& deadline) {
+  const int me = transport.rank();
+  const int world = transport.world_size();
+  std::vector<int64_t> single_rows(static_cast<size_t>(world), 0);
+  for (int64_t e = 0; e < map.num_experts; ++e) {
+    if (replicated.index_of[static_cast<size_t>(e)] < 0) {
+      single_rows[static_cast<size_t>(map.owner[static_cast<size_t>(e)])] +=
+          rows_of_expert(layout, map, e);
+    }
+  }
+  std::vector<Bytes> send(static_cast<size_t>(world));
+  for (int d = 0; d < world; ++d) {
+    core::WireWriter writer;
+    writer.put(single_rows[static_cast<size_t>(d)]);
+    send[static_cast<size_t>(d)] = writer.take();
+  }
+  // A sender's count is at most its T * k (< 2^41); sums stay far from overflow.
+  constexpr int64_t kMaxCount = int64_t{1} << 41;
+  auto impossible = [](int source, int64_t value) {
+    return Status(StatusCode::kInternal, "replica counts from rank " + std::to_string(source) +
+                                             " hold an impossible value " + std::to_string(value));
+  };
+  int64_t my_base_rows = 0;
+  const auto add_base_rows = [&](int source, const Bytes& bytes) {
+    core::WireReader reader(bytes);
+    int64_t rows = 0;
+    FUSCO_RETURN_IF_ERROR(reader.get(&rows));
+    if (rows < 0 || rows > kMaxCount) return impossible(source, rows);
+    my_base_rows += rows;
+    return Status();
+  };
+  FUSCO_RETURN_IF_ERROR(
+      transport.alltoallv_consume(send, add_base_rows, deadline, "plan (replica load exchange)"));
+
+  const auto stride = static_cast<size_t>(replicated.count()) + 1;
+  std::vector<int64_t> mine(stride);
+  mine[0] = my_base_rows;
+  for (size_t i = 1; i < stride; ++i) {
+    mine[i] = rows_of_expert(layout, map, replicated.experts[i - 1]);
+  }
+  std::vector<int64_t> all(stride * static_cast<size_t>(world));
+  FUSCO_RETURN_IF_ERROR(transport.allgather(mine.data(), stride * sizeof(int64_t),
+                                            reinterpret_cast<std::byte*>(all.data()), deadline,
+                                            "plan (replica count exchange)"));
+  ReplicaDemand demand;
+  demand.base_rows.resize(static_cast<size_t>(world));
+  demand.rows.reserve((stride - 1) * static_cast<size_t>(world));
+  for (int s = 0; s < world; ++s) {
+    for (size_t i = 0; i < stride; ++i) {
+      const int64_t value = all[static_cast<size_t>(s) * stride + i];
+      const int64_t limit = i == 0 ? kMaxCount * world : kMaxCount;
+      if (value < 0 || value > limit) return impossible(s, value);
+      if (i == 0) {
+        demand.base_rows[static_cast<size_t>(s)] = value;
+      } else {
+        demand.rows.push_back(value);
+      }
+    }
+  }
+  return choose_replicas(map, replicated, topology, demand, me);
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
@@ -126,12 +203,45 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   plan->num_experts = num_experts;
   plan->direct_peers = transport.direct_access();
   plan->partial_sums = options.dedup == Dedup::kNode && plan->direct_peers;
+  const core::ResolvedExpertMap& logical = map.value();
+  plan->local_experts.assign(
+      logical.physical_logical.begin() + logical.rank_begin[static_cast<size_t>(me)],
+      logical.physical_logical.begin() + logical.rank_begin[static_cast<size_t>(me) + 1]);
+
+  // With replicated experts the routing is translated to physical experts (one copy chosen
+  // per row) and planned with the physical map; otherwise the two are the same.
+  TensorView routing = topk_idx;
+  core::ResolvedExpertMap physical_map;
+  std::vector<int64_t> physical_ids;
+  if (logical.replicated) {
+    const ReplicatedExperts replicated(logical);
+    Result<ReplicaChoice> choice = choose_replicas_collectively(
+        transport, topology, logical, replicated, layout.value(), deadline);
+    FUSCO_RETURN_IF_ERROR(choice.status());
+    const int64_t count = layout.value().num_tokens * layout.value().topk;
+    Result<std::vector<int64_t>> ids =
+        topk_idx.dtype == DType::kInt32
+            ? to_physical_ids(static_cast<const int32_t*>(topk_idx.data), count, logical,
+                              replicated, choice.value())
+            : to_physical_ids(static_cast<const int64_t*>(topk_idx.data), count, logical,
+                              replicated, choice.value());
+    FUSCO_RETURN_IF_ERROR(ids.status());
+    physical_ids = std::move(ids.value());
+    routing = TensorView::host(physical_ids.data(), DType::kInt64,
+                               {layout.value().num_tokens, layout.value().topk});
+    physical_map = logical.physical_map();
+    layout = core::count_layout(routing, physical_map);
+    FUSCO_RETURN_IF_ERROR(layout.status());
+    plan->stats.received_rows_per_rank_unbalanced = std::move(choice.value().rows_unbalanced);
+    plan->stats.received_rows_per_rank = std::move(choice.value().rows_balanced);
+  }
+  const core::ResolvedExpertMap& planned = logical.replicated ? physical_map : logical;
 
   std::vector<Bytes> counts_in;
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport,
-                                             encode_expert_counts(layout.value(), map.value()),
+                                             encode_expert_counts(layout.value(), planned),
                                              &counts_in, deadline, "plan (count exchange)"));
-  Result<ReceiverOffsets> offsets = compute_receiver_offsets(counts_in, map.value().num_local(me));
+  Result<ReceiverOffsets> offsets = compute_receiver_offsets(counts_in, planned.num_local(me));
   FUSCO_RETURN_IF_ERROR(offsets.status());
   plan->tokens_per_expert = std::move(offsets.value().tokens_per_expert);
   plan->num_recv_rows = offsets.value().num_recv_rows;
@@ -140,7 +250,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport, offsets.value().starts, &starts_in,
                                              deadline, "plan (offset exchange)"));
   Result<std::vector<Bytes>> metadata =
-      build_sender_side(*plan, layout.value(), map.value(), topk_idx, starts_in);
+      build_sender_side(*plan, layout.value(), planned, routing, starts_in);
   FUSCO_RETURN_IF_ERROR(metadata.status());
 
   // Decoded in place, straight from each source's message.

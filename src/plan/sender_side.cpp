@@ -61,6 +61,9 @@ class TargetStream {
   static constexpr size_t kHeader = 2 * sizeof(int64_t);
   static constexpr size_t kEntry = 2 * sizeof(int32_t);
   void write(const void* data, size_t size) {
+    if (used_ + size > bytes_.size()) {  // reserve_rows is a hint under balanced relays
+      bytes_.resize(std::max(2 * bytes_.size(), used_ + size));
+    }
     std::memcpy(bytes_.data() + used_, data, size);
     used_ += size;
   }
@@ -114,6 +117,66 @@ void emit_node_groups(const std::vector<SlotOnNode>& slots,
   }
 }
 
+// The balanced relay policy (RelayPolicy::kBalanced): for each token and remote node it
+// goes to, the rank of that node this sender has relayed the fewest rows to so far; ties go
+// to a rank the token is destined for (no forward needed), then to the rail-aligned rank and
+// its successors in local-index order.
+class BalancedRelays {
+ public:
+  BalancedRelays(const Topology& topology, int me)
+      : topo_(topology),
+        me_(me),
+        chosen_for_(static_cast<size_t>(topology.num_nodes()), -1),
+        destined_for_(static_cast<size_t>(topology.world_size), -1) {}
+
+  // Sets relay_of_node[n] for every node n outside [direct_lo, direct_hi) that token `t`
+  // (its k expert ids at `ids`) goes to.
+  template <typename Id>
+  void choose(int64_t t, const Id* ids, int topk, const core::ResolvedExpertMap& map, int direct_lo,
+              int direct_hi, const std::vector<TargetStream>& targets,
+              std::vector<int32_t>& relay_of_node) {
+    for (int j = 0; j < topk; ++j) {
+      const auto expert = static_cast<int64_t>(ids[j]);
+      if (expert >= 0) {
+        destined_for_[static_cast<size_t>(map.owner[static_cast<size_t>(expert)])] = t;
+      }
+    }
+    for (int j = 0; j < topk; ++j) {
+      const auto expert = static_cast<int64_t>(ids[j]);
+      if (expert < 0) continue;
+      const int d = map.owner[static_cast<size_t>(expert)];
+      const int node = topo_.node_of(d);
+      if ((d >= direct_lo && d < direct_hi) || chosen_for_[static_cast<size_t>(node)] == t) {
+        continue;
+      }
+      chosen_for_[static_cast<size_t>(node)] = t;
+      const int first = topo_.node_first_rank(node);
+      const int size = topo_.node_size(node);
+      const int rail = topo_.rail_relay(node, me_) - first;
+      int best = -1;
+      int64_t best_load = 0;
+      bool best_destined = false;
+      for (int i = 0; i < size; ++i) {
+        const int r = first + (rail + i) % size;
+        const int64_t load = targets[static_cast<size_t>(r)].entries();
+        const bool destined = destined_for_[static_cast<size_t>(r)] == t;
+        if (best < 0 || load < best_load || (load == best_load && destined && !best_destined)) {
+          best = r;
+          best_load = load;
+          best_destined = destined;
+        }
+      }
+      relay_of_node[static_cast<size_t>(node)] = best;
+    }
+  }
+
+ private:
+  const Topology& topo_;
+  int me_;
+  std::vector<int64_t> chosen_for_;    // per node: the last token whose relay was chosen
+  std::vector<int64_t> destined_for_;  // per rank: the last token that goes to it
+};
+
 template <typename Id>
 Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& layout,
                                  const core::ResolvedExpertMap& map, const Id* ids,
@@ -158,6 +221,7 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(direct_hi)])];
   // Relays fan rows out by storing into their node peers, so they need direct peers.
   const bool relays = dedup == Dedup::kNode && plan.direct_peers;
+  const bool balanced = relays && plan.options.relay == RelayPolicy::kBalanced;
   plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{});
 
   // One scan in (token, slot) order builds the staged entries and the combine program.
@@ -174,7 +238,9 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     }
     if (d < direct_lo || d >= direct_hi) {
       const int target =
-          relays ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])] : d;
+          relays && !balanced
+              ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
+              : d;
       targets[static_cast<size_t>(target)].reserve_rows(rows);
     }
   }
@@ -199,7 +265,13 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   auto close_group = [&] {
     plan.group_term_begin.push_back(static_cast<int64_t>(plan.terms.size()));
   };
+  BalancedRelays balanced_relays(topo, me);
+  plan.slot_ranks.assign(static_cast<size_t>(tokens * topk), -1);
   for (int64_t t = 0; t < tokens; ++t) {
+    if (balanced) {
+      balanced_relays.choose(t, ids + t * topk, topk, map, direct_lo, direct_hi, targets,
+                             relay_of_node);
+    }
     slots.clear();
     uint64_t nodes = 0;
     for (int j = 0; j < topk; ++j) {
@@ -209,6 +281,7 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
         continue;
       }
       const int d = map.owner[static_cast<size_t>(expert)];
+      plan.slot_ranks[flat] = d;
       const int node = node_of_rank[static_cast<size_t>(d)];
       slots.push_back({node, j});
       nodes |= uint64_t{1} << (node & 63);

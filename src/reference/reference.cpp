@@ -11,18 +11,30 @@ namespace fusco::reference {
 
 namespace {
 
-int owner_of(int64_t expert, int64_t num_experts, const ExpertMap& map, int world_size) {
-  if (map.is_contiguous()) {
-    return static_cast<int>(expert / (num_experts / world_size));
+// The ranks holding a copy of `expert`, primary first.
+std::vector<int> copies_of(int64_t expert, int64_t num_experts, const ExpertMap& map,
+                           int world_size) {
+  if (map.has_replicas()) {
+    const auto& ranks = map.replicas()[static_cast<size_t>(expert)];
+    return std::vector<int>(ranks.begin(), ranks.end());
   }
-  return map.owners()[static_cast<size_t>(expert)];
+  if (map.is_contiguous()) {
+    return {static_cast<int>(expert / (num_experts / world_size))};
+  }
+  return {map.owners()[static_cast<size_t>(expert)]};
 }
 
-int64_t slot_of(int64_t expert, int64_t num_experts, const ExpertMap& map, int world_size) {
-  const int owner = owner_of(expert, num_experts, map, world_size);
+bool holds(int rank, int64_t expert, int64_t num_experts, const ExpertMap& map, int world_size) {
+  const std::vector<int> ranks = copies_of(expert, num_experts, map, world_size);
+  return std::find(ranks.begin(), ranks.end(), rank) != ranks.end();
+}
+
+// Local slot of `expert` on `rank`: the experts below it that the rank holds.
+int64_t slot_of(int64_t expert, int rank, int64_t num_experts, const ExpertMap& map,
+                int world_size) {
   int64_t slot = 0;
   for (int64_t e = 0; e < expert; ++e) {
-    slot += owner_of(e, num_experts, map, world_size) == owner ? 1 : 0;
+    slot += holds(rank, e, num_experts, map, world_size) ? 1 : 0;
   }
   return slot;
 }
@@ -105,8 +117,99 @@ Acc element_sum(const std::map<int, std::vector<Term>>& groups, const RowReader&
 
 }  // namespace
 
+namespace {
+
+// The replica choice, written straight from its definition (plan/replica_choice.hpp), one row
+// at a time: choice[s][(t, j)] is the rank sender s's row (t, j) goes to.
+std::vector<std::map<std::pair<int64_t, int>, int>> choose_copies(
+    const std::vector<TensorView>& topk_idx, int64_t num_experts, const ExpertMap& map,
+    const Topology& topology, int world_size) {
+  std::vector<int64_t> load(static_cast<size_t>(world_size), 0);
+  // rows[s][e]: sender s's rows of expert e, in (token, slot) order.
+  std::vector<std::map<int64_t, std::vector<std::pair<int64_t, int>>>> rows(
+      static_cast<size_t>(world_size));
+  for (int s = 0; s < world_size; ++s) {
+    const TensorView& idx = topk_idx[static_cast<size_t>(s)];
+    for (int64_t t = 0; t < idx.shape[0]; ++t) {
+      for (int j = 0; j < static_cast<int>(idx.shape[1]); ++j) {
+        const int64_t e = expert_at(idx, t, j);
+        if (e >= 0) {
+          rows[static_cast<size_t>(s)][e].emplace_back(t, j);
+        }
+      }
+    }
+  }
+  // taken[s][e][c]: rows of block (s, e) copy c takes; blocks absent here are not placed yet.
+  std::vector<std::map<int64_t, std::vector<int64_t>>> taken(static_cast<size_t>(world_size));
+  for (int64_t e = 0; e < num_experts; ++e) {
+    const std::vector<int> copies = copies_of(e, num_experts, map, world_size);
+    for (int s = 0; s < world_size; ++s) {
+      const auto n = static_cast<int64_t>(rows[static_cast<size_t>(s)][e].size());
+      if (copies.size() == 1) {
+        load[static_cast<size_t>(copies[0])] += n;
+        taken[static_cast<size_t>(s)][e] = {n};
+      }
+    }
+  }
+  for (int phase = 1; phase <= 3; ++phase) {
+    for (int64_t e = 0; e < num_experts; ++e) {
+      const std::vector<int> copies = copies_of(e, num_experts, map, world_size);
+      for (int s = 0; s < world_size; ++s) {
+        if (taken[static_cast<size_t>(s)].count(e) != 0) {
+          continue;
+        }
+        auto eligible = [&](int rank) {
+          return phase == 3 || (phase == 2 && topology.same_node(rank, s)) ||
+                 (phase == 1 && rank == s);
+        };
+        if (std::none_of(copies.begin(), copies.end(), eligible)) {
+          continue;
+        }
+        std::vector<int64_t> counts(copies.size(), 0);
+        for (size_t n = 0; n < rows[static_cast<size_t>(s)][e].size(); ++n) {
+          size_t best = copies.size();
+          for (size_t c = 0; c < copies.size(); ++c) {
+            if (!eligible(copies[c])) continue;
+            const auto better = [&](size_t a, size_t b) {
+              const int64_t la = load[static_cast<size_t>(copies[a])];
+              const int64_t lb = load[static_cast<size_t>(copies[b])];
+              return la != lb ? la < lb : copies[a] < copies[b];
+            };
+            if (best == copies.size() || better(c, best)) best = c;
+          }
+          ++counts[best];
+          ++load[static_cast<size_t>(copies[best])];
+        }
+        taken[static_cast<size_t>(s)][e] = counts;
+      }
+    }
+  }
+  std::vector<std::map<std::pair<int64_t, int>, int>> choice(static_cast<size_t>(world_size));
+  for (int s = 0; s < world_size; ++s) {
+    for (const auto& [e, block] : rows[static_cast<size_t>(s)]) {
+      const std::vector<int> copies = copies_of(e, num_experts, map, world_size);
+      const std::vector<int64_t>& counts = taken[static_cast<size_t>(s)][e];
+      size_t c = 0;
+      int64_t used = 0;
+      for (const auto& row : block) {
+        while (used == counts[c]) {
+          ++c;
+          used = 0;
+        }
+        choice[static_cast<size_t>(s)][row] = copies[c];
+        ++used;
+      }
+    }
+  }
+  return choice;
+}
+
+}  // namespace
+
 ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
-                             const ExpertMap& expert_map, int world_size) {
+                             const ExpertMap& expert_map, const Topology& topology) {
+  const int world_size = topology.world_size;
+  const auto choice = choose_copies(topk_idx, num_experts, expert_map, topology, world_size);
   // Collect (local slot, source, token, slot) per destination, then sort: the definition.
   std::vector<std::vector<std::tuple<int64_t, int, int64_t, int>>> keyed(
       static_cast<size_t>(world_size));
@@ -118,9 +221,9 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
         if (e < 0) {
           continue;
         }
-        const int d = owner_of(e, num_experts, expert_map, world_size);
-        keyed[static_cast<size_t>(d)].emplace_back(slot_of(e, num_experts, expert_map, world_size),
-                                                   src, t, j);
+        const int d = choice[static_cast<size_t>(src)].at({t, j});
+        keyed[static_cast<size_t>(d)].emplace_back(
+            slot_of(e, d, num_experts, expert_map, world_size), src, t, j);
       }
     }
   }
@@ -130,7 +233,7 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
   for (int d = 0; d < world_size; ++d) {
     int64_t local_experts = 0;
     for (int64_t e = 0; e < num_experts; ++e) {
-      local_experts += owner_of(e, num_experts, expert_map, world_size) == d ? 1 : 0;
+      local_experts += holds(d, e, num_experts, expert_map, world_size) ? 1 : 0;
     }
     auto& rows = keyed[static_cast<size_t>(d)];
     std::sort(rows.begin(), rows.end());
@@ -167,9 +270,7 @@ std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
 std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
                                     const TensorView& topk_idx, const TensorView& weights,
                                     const RowReader& y, DType dtype, int64_t hidden,
-                                    int64_t num_experts, const ExpertMap& expert_map,
                                     const Topology& topology, Dedup dedup) {
-  const int world_size = static_cast<int>(layout.rows.size());
   // Where did (rank, token, slot) land?
   std::map<std::pair<int64_t, int>, std::pair<int, int64_t>> landed;
   for (size_t d = 0; d < layout.rows.size(); ++d) {
@@ -196,9 +297,8 @@ std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
       if (e < 0) {
         continue;
       }
-      const int owner = owner_of(e, num_experts, expert_map, world_size);
-      const int node = dedup == Dedup::kNode ? topology.node_of(owner) : 0;
       const auto [d, row] = landed.at({t, j});
+      const int node = dedup == Dedup::kNode ? topology.node_of(d) : 0;
       groups[node].push_back({d, row, weight(t * topk + j)});
     }
     if (groups.empty()) {
@@ -219,9 +319,8 @@ std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
 std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
                                             const std::vector<TensorView>& topk_idx,
                                             const std::vector<TensorView>& weights,
-                                            const std::vector<TensorView>& y, int64_t num_experts,
-                                            const ExpertMap& expert_map, const Topology& topology,
-                                            Dedup dedup) {
+                                            const std::vector<TensorView>& y,
+                                            const Topology& topology, Dedup dedup) {
   const DType dtype = y[0].dtype;
   const int64_t hidden = y[0].shape[1];
   const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(dtype);
@@ -232,7 +331,7 @@ std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
   std::vector<std::vector<std::byte>> out;
   for (size_t r = 0; r < topk_idx.size(); ++r) {
     out.push_back(combine_rank(layout, static_cast<int>(r), topk_idx[r], weights[r], rows, dtype,
-                               hidden, num_experts, expert_map, topology, dedup));
+                               hidden, topology, dedup));
   }
   return out;
 }

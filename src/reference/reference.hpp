@@ -30,9 +30,11 @@ struct ReceiveLayout {
 };
 
 /// Receive layout of all ranks: rows sorted by (local expert, source rank, token, slot).
-/// `topk_idx[r]` is rank r's [T_r, k] int32/int64 routing. Inputs must be valid.
+/// `topk_idx[r]` is rank r's [T_r, k] int32/int64 routing. With replicated experts each row
+/// goes to the copy the replica-choice policy gives it (computed here one row at a time).
+/// Inputs must be valid.
 ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
-                             const ExpertMap& expert_map, int world_size);
+                             const ExpertMap& expert_map, const Topology& topology);
 
 /// Dispatch of every rank's `x[r]` [T_r, H]: rank d's received rows, byte for byte.
 std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,
@@ -49,17 +51,16 @@ using RowReader = std::function<const std::byte*(int rank, int64_t row)>;
 std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
                                     const TensorView& topk_idx, const TensorView& weights,
                                     const RowReader& y, DType dtype, int64_t hidden,
-                                    int64_t num_experts, const ExpertMap& expert_map,
                                     const Topology& topology, Dedup dedup);
 
 /// Combine: out[r][t] as defined, for rank r's weights [T_r, k] and every rank's expert
 /// output `y[d]` [R_d, H] (fp32, fp16 or bf16). With node partials (dedup = node) each node's
-/// partial is rounded to y's dtype and the partials are added in node order.
+/// partial (the rows that landed on that node) is rounded to y's dtype and the partials are
+/// added in node order.
 std::vector<std::vector<std::byte>> combine(const ReceiveLayout& layout,
                                             const std::vector<TensorView>& topk_idx,
                                             const std::vector<TensorView>& weights,
-                                            const std::vector<TensorView>& y, int64_t num_experts,
-                                            const ExpertMap& expert_map, const Topology& topology,
-                                            Dedup dedup);
+                                            const std::vector<TensorView>& y,
+                                            const Topology& topology, Dedup dedup);
 
 }  // namespace fusco::reference

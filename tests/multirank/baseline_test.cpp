@@ -34,7 +34,8 @@ void expect_baseline_matches_reference(int world, int topk, int64_t experts, int
     x_views.push_back(TensorView::host(x[rr].data(), dtype, {tokens[rr], hidden}));
     w_views.push_back(TensorView::host(w[rr].data(), DType::kFloat32, {tokens[rr], topk}));
   }
-  const auto layout = reference::receive_layout(idx_views, experts, ExpertMap(), world);
+  const auto layout =
+      reference::receive_layout(idx_views, experts, ExpertMap(), Topology::single_node(world));
   for (int r = 0; r < world; ++r) {
     const auto rr = static_cast<size_t>(r);
     const auto rows = static_cast<int64_t>(layout.rows[rr].size());
@@ -55,8 +56,8 @@ void expect_baseline_matches_reference(int world, int topk, int64_t experts, int
   });
   ASSERT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
   const auto want_recv = reference::dispatch(layout, x_views);
-  const auto want_out = reference::combine(layout, idx_views, w_views, y_views, experts,
-                                           ExpertMap(), Topology::single_node(world), Dedup::kNone);
+  const auto want_out = reference::combine(layout, idx_views, w_views, y_views,
+                                           Topology::single_node(world), Dedup::kNone);
   for (int r = 0; r < world; ++r) {
     EXPECT_EQ(ranks[static_cast<size_t>(r)].tokens_per_expert(),
               layout.tokens_per_expert[static_cast<size_t>(r)]);

@@ -1,5 +1,7 @@
 #include "multirank/harness.hpp"
 
+#include <algorithm>
+#include <numeric>
 #include <random>
 #include <sstream>
 
@@ -18,6 +20,9 @@ int64_t tokens_of(const Case& c, int rank) {
 }
 
 ExpertMap map_of(const Case& c) {
+  if (!c.replicas.empty()) {
+    return ExpertMap::with_replicas(c.replicas);
+  }
   return c.owners.empty() ? ExpertMap() : ExpertMap::from_owners(c.owners);
 }
 
@@ -53,7 +58,10 @@ std::string Case::describe() const {
   out << "seed=" << seed << " world=" << world << " ranks_per_node=" << ranks_per_node
       << " topk=" << topk << " experts=" << experts << " hidden=" << hidden
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
-      << " chunk_bytes=" << chunk_bytes << " map=" << (owners.empty() ? "contiguous" : "explicit")
+      << " relay=" << relay_policy_name(relay) << " chunk_bytes=" << chunk_bytes << " map="
+      << (!replicas.empty() ? "replicated"
+          : owners.empty()  ? "contiguous"
+                            : "explicit")
       << " ids=" << (int32_ids ? "int32" : "int64")
       << " direct_access=" << (direct_access ? "yes" : "no") << " tokens=";
   for (int r = 0; r < world; ++r) {
@@ -78,12 +86,23 @@ Case random_case(uint64_t seed) {
   c.topk = pick(1, 8);
   const int64_t per_rank = pick(1, std::max(1, 512 / c.world / 4));
   c.experts = per_rank * c.world;
-  if (pick(0, 3) == 0) {  // uneven explicit map, some ranks may own nothing
+  const int map_kind = pick(0, 5);
+  if (map_kind == 0) {  // uneven explicit map, some ranks may own nothing
     c.experts = pick(1, 40);
     for (int64_t e = 0; e < c.experts; ++e) {
       c.owners.push_back(pick(0, c.world - 1));
     }
+  } else if (map_kind == 1) {  // replicated experts: 1..3 copies each, on distinct ranks
+    c.experts = pick(1, 24);
+    for (int64_t e = 0; e < c.experts; ++e) {
+      std::vector<int32_t> ranks(static_cast<size_t>(c.world));
+      std::iota(ranks.begin(), ranks.end(), 0);
+      std::shuffle(ranks.begin(), ranks.end(), rng);
+      ranks.resize(static_cast<size_t>(pick(1, std::min(3, c.world))));
+      c.replicas.push_back(ranks);
+    }
   }
+  c.relay = static_cast<RelayPolicy>(pick(0, 1));
   constexpr int64_t kHiddens[] = {1, 7, 128};
   c.hidden = kHiddens[pick(0, 2)];
   c.dtype = kAllDtypes[pick(0, 8)];
@@ -109,6 +128,7 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   PlanOptions options;
   options.dedup = c.dedup;
   options.chunk_bytes = c.chunk_bytes;
+  options.relay = c.relay;
   options.timeout_ms = 60000;
   Result<Plan> plan = comm.plan(idx, c.experts, map_of(c), options);
   result.status = plan.status();
@@ -116,6 +136,7 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
     return result;
   }
   result.tokens_per_expert = plan.value().tokens_per_expert();
+  result.local_experts = plan.value().local_experts();
   result.stats = plan.value().stats();
   std::vector<std::byte> x = x_of(c, rank);
   const int64_t rows = plan.value().num_recv_rows();
@@ -152,7 +173,8 @@ Expected expected_of(const Case& c) {
     xv.push_back(TensorView::host(x[rr].data(), c.dtype, {tokens, c.hidden}));
   }
   const ExpertMap map = map_of(c);
-  const reference::ReceiveLayout layout = reference::receive_layout(idx, c.experts, map, c.world);
+  const Topology topology = Topology::nodes_of(c.world, c.ranks_per_node);
+  const reference::ReceiveLayout layout = reference::receive_layout(idx, c.experts, map, topology);
   Expected want;
   want.tokens_per_expert = layout.tokens_per_expert;
   want.recv = reference::dispatch(layout, xv);
@@ -174,8 +196,7 @@ Expected expected_of(const Case& c) {
     wv.push_back(
         TensorView::host(weights[rr].data(), weight_dtype_of(c), {tokens_of(c, r), c.topk}));
   }
-  want.out = reference::combine(layout, idx, wv, yv, c.experts, map,
-                                Topology::nodes_of(c.world, c.ranks_per_node), c.dedup);
+  want.out = reference::combine(layout, idx, wv, yv, topology, c.dedup);
   return want;
 }
 
@@ -228,6 +249,7 @@ Outcome run_case(const Case& c) {
     outcome.recv.push_back(std::move(result.recv));
     outcome.out.push_back(std::move(result.out));
     outcome.tokens_per_expert.push_back(std::move(result.tokens_per_expert));
+    outcome.local_experts.push_back(std::move(result.local_experts));
     outcome.stats.push_back(result.stats);
   }
   outcome.ok = first_error(statuses).ok();

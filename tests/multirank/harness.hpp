@@ -25,10 +25,12 @@ struct Case {
   int64_t tokens_each = 24;     // used when `tokens` is empty
   std::vector<int64_t> tokens;  // per rank
   Dedup dedup = Dedup::kNode;
-  int64_t chunk_bytes = 256;    // small, so the staged path runs many chunks
-  std::vector<int32_t> owners;  // explicit expert map when not empty
-  double masked = 0.1;          // probability of an unused slot
-  double masked_token = 0.05;   // probability of a token with no slot at all
+  int64_t chunk_bytes = 256;                   // small, so the staged path runs many chunks
+  std::vector<int32_t> owners;                 // explicit expert map when not empty
+  std::vector<std::vector<int32_t>> replicas;  // replicated expert map when not empty
+  RelayPolicy relay = RelayPolicy::kRailAligned;
+  double masked = 0.1;         // probability of an unused slot
+  double masked_token = 0.05;  // probability of a token with no slot at all
   bool int32_ids = false;
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;
@@ -37,9 +39,10 @@ struct Case {
   std::string describe() const;
 };
 
-/// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous or
-/// uneven explicit maps, H 1/7/128, every dtype and dedup mode, chunk sizes from one byte to
-/// 1 MiB, T = 0 on some ranks, int32 or int64 ids, with or without direct access.
+/// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous,
+/// uneven explicit or replicated maps, both relay policies, H 1/7/128, every dtype and dedup mode,
+/// chunk sizes from one byte to 1 MiB, T = 0 on some ranks, int32 or int64 ids, with or without
+/// direct access.
 Case random_case(uint64_t seed);
 
 /// One rank's part of a run: its plan's counts and stats, dispatch and combine results.
@@ -48,6 +51,7 @@ struct RankResult {
   std::vector<std::byte> recv;
   std::vector<std::byte> out;  // combine dtypes only
   std::vector<int64_t> tokens_per_expert;
+  std::vector<int64_t> local_experts;
   PlanStats stats;
 };
 
@@ -72,6 +76,7 @@ struct Outcome {
   std::vector<std::vector<std::byte>> recv;  // dispatch result per rank
   std::vector<std::vector<std::byte>> out;   // combine result per rank (combine dtypes only)
   std::vector<std::vector<int64_t>> tokens_per_expert;
+  std::vector<std::vector<int64_t>> local_experts;
   std::vector<PlanStats> stats;
   bool ok = false;
 };

@@ -33,12 +33,14 @@ Routed make_routing(uint64_t seed) {
   return routed;
 }
 
-std::vector<PlanStats> plan_all(const Routed& routed, Dedup dedup) {
+std::vector<PlanStats> plan_all(const Routed& routed, Dedup dedup,
+                                RelayPolicy relay = RelayPolicy::kRailAligned) {
   auto comms = Communicator::create_local(routed.world, routed.topo);
   std::vector<PlanStats> stats(static_cast<size_t>(routed.world));
   const auto statuses = run_ranks(routed.world, [&](int r) {
     PlanOptions options;
     options.dedup = dedup;
+    options.relay = relay;
     auto ids = routed.ids[static_cast<size_t>(r)];
     Result<Plan> plan = comms.value()[static_cast<size_t>(r)].plan(
         TensorView::host(ids.data(), DType::kInt64, {routed.tokens(r), routed.topk}),
@@ -50,9 +52,18 @@ std::vector<PlanStats> plan_all(const Routed& routed, Dedup dedup) {
   return stats;
 }
 
+// Inter-node rows equal the theoretical minimum: per token, its distinct remote nodes.
+void expect_minimum_inter_node_rows(const Routed& routed, const std::vector<PlanStats>& stats);
+
 TEST(PlanStats, NodeDedupSendsEachTokenOncePerRemoteNode_TheMinimum) {
   const Routed routed = make_routing(5);
-  const auto stats = plan_all(routed, Dedup::kNode);
+  for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+    SCOPED_TRACE(relay_policy_name(relay));
+    expect_minimum_inter_node_rows(routed, plan_all(routed, Dedup::kNode, relay));
+  }
+}
+
+void expect_minimum_inter_node_rows(const Routed& routed, const std::vector<PlanStats>& stats) {
   const int64_t per_rank = routed.experts / routed.world;
   for (int r = 0; r < routed.world; ++r) {
     int64_t minimum = 0;

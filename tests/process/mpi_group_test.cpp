@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 
@@ -49,11 +50,20 @@ Case fit_to_world(Case c) {
   if (!c.tokens.empty()) {
     c.tokens.resize(static_cast<size_t>(world), 17);
   }
-  if (c.owners.empty()) {
+  if (c.owners.empty() && c.replicas.empty()) {
     c.experts = (c.experts + world - 1) / world * world;
   }
   for (int32_t& owner : c.owners) {
     owner %= world;
+  }
+  for (std::vector<int32_t>& ranks : c.replicas) {  // folded onto the world, still distinct
+    std::vector<int32_t> folded;
+    for (int32_t rank : ranks) {
+      if (std::find(folded.begin(), folded.end(), rank % world) == folded.end()) {
+        folded.push_back(rank % world);
+      }
+    }
+    ranks = folded;
   }
   return c;
 }

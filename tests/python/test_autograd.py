@@ -81,3 +81,61 @@ def test_multi_rank_gradients_equal_a_dense_computation(dedup):
         torch.testing.assert_close(gx, dense_x[r].grad)
         torch.testing.assert_close(gw, dense_w[r].grad)
         torch.testing.assert_close(gs, dense_scale.grad[r * per_rank:(r + 1) * per_rank])
+
+
+@pytest.mark.parametrize("relay", ["rail", "balanced"])
+def test_replicated_experts_gradients_equal_a_dense_computation(relay):
+    # Every copy of an expert holds the same scale; the copies' gradients add up to the dense
+    # one. Duplicate experts in one token may land on different copies.
+    world, topk, hidden = 4, 4, 5
+    replicas = [[0, 2], [1], [2, 3], [3], [0, 1, 2, 3], [1]]
+    experts = len(replicas)
+    gen = torch.Generator().manual_seed(11)
+    tokens = [9, 3, 0, 12]
+    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
+    ids[0][:, :2] = 4  # the hot expert, twice in every token of rank 0
+    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
+    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
+    cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
+    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
+
+    dense_x = [x.clone().requires_grad_() for x in xs]
+    dense_w = [w.clone().requires_grad_() for w in ws]
+    dense_scale = scale.clone().requires_grad_()
+    loss = 0
+    for r in range(world):
+        valid = (ids[r] >= 0).to(torch.float64)
+        expert_scale = dense_scale[ids[r].clamp(min=0)] * valid
+        out = (dense_w[r] * expert_scale).sum(dim=1, keepdim=True) * dense_x[r]
+        loss = loss + (out * cs[r]).sum()
+    loss.backward()
+
+    def body(comm):
+        r = comm.rank
+        x = xs[r].clone().requires_grad_()
+        w = ws[r].clone().requires_grad_()
+        plan = comm.plan(ids[r], experts, expert_map=replicas, dedup="node", relay=relay)
+        local = torch.from_numpy(plan.local_experts)
+        local_scale = scale[local].clone().requires_grad_()
+        recv = ftorch.dispatch(comm, plan, x)
+        row_scale = torch.repeat_interleave(local_scale, torch.from_numpy(plan.tokens_per_expert))
+        out = ftorch.combine(comm, plan, recv * row_scale[:, None], w)
+        (out * cs[r]).sum().backward()
+        return plan, x.grad, w.grad, local, local_scale.grad
+
+    results = run_ranks(fusco.local_group(world, 2), body)
+    copies_grad = torch.zeros(experts, dtype=torch.float64)
+    for r, (plan, gx, gw, local, gs) in enumerate(results):
+        torch.testing.assert_close(gx, dense_x[r].grad)
+        torch.testing.assert_close(gw, dense_w[r].grad)
+        copies_grad.index_add_(0, local, gs)
+        assert plan.local_experts.tolist() == [e for e in range(experts) if r in replicas[e]]
+        slot_ranks = plan.slot_ranks
+        for t in range(tokens[r]):
+            for j in range(topk):
+                e = int(ids[r][t, j])
+                assert (slot_ranks[t, j] == -1) if e < 0 else (slot_ranks[t, j] in replicas[e])
+    torch.testing.assert_close(copies_grad, dense_scale.grad)
+    stats = results[0][0].stats
+    assert sum(stats["received_rows_per_rank"]) == sum(stats["received_rows_per_rank_unbalanced"])
+    assert [p.num_recv_rows for p, *_ in results] == stats["received_rows_per_rank"]

@@ -134,3 +134,28 @@ def test_plan_reports_stats_and_layout():
     assert stats["rows_per_destination"] == [1, 0, 0, 3]
     assert stats["inter_node_rows"] == 2 and stats["inter_node_rows_without_dedup"] == 3
     assert stats["dedup_ratio"] == pytest.approx(1.5)
+
+
+def test_replica_map_spreads_a_hot_expert_and_names_the_copies():
+    comms = fusco.local_group(4)
+    ids = np.zeros((20, 1), dtype=np.int64)  # every token to expert 0
+    replicas = [[0, 1], [2], [3], [2]]
+
+    def body(comm):
+        return comm.plan(ids, 4, expert_map=replicas)
+
+    plans = run_ranks(comms, body)
+    assert plans[0].stats["received_rows_per_rank_unbalanced"] == [80, 0, 0, 0]
+    assert plans[0].stats["received_rows_per_rank"] == [40, 40, 0, 0]
+    assert plans[1].local_experts.tolist() == [0]
+    assert plans[2].local_experts.tolist() == [1, 3]
+    assert plans[3].slot_ranks.tolist() == [[0]] * 10 + [[1]] * 10
+
+
+def test_bad_replica_map_and_relay_name_the_problem():
+    (comm,) = fusco.local_group(1)
+    ids = np.zeros((2, 1), dtype=np.int64)
+    with pytest.raises(fusco.InvalidArgumentError, match=r"replicas\[0\] names rank 0 twice"):
+        comm.plan(ids, 1, expert_map=[[0, 0]])
+    with pytest.raises(fusco.InvalidArgumentError, match="expected rail or balanced"):
+        comm.plan(ids, 1, relay="nearest")

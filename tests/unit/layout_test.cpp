@@ -43,6 +43,48 @@ TEST(ExpertMap, ValidationNamesTheProblem) {
             std::string::npos);
 }
 
+TEST(ExpertMap, ReplicasBecomePhysicalExpertsInLogicalOrderPerRank) {
+  // Expert 0 on ranks 1 and 0, expert 1 on rank 1, expert 2 on ranks 0, 2 and 1.
+  Result<ResolvedExpertMap> map =
+      resolve_expert_map(ExpertMap::with_replicas({{1, 0}, {1}, {0, 2, 1}}), 3, 3);
+  ASSERT_TRUE(map.ok());
+  const ResolvedExpertMap& m = map.value();
+  EXPECT_TRUE(m.replicated);
+  EXPECT_EQ(m.rank_begin, (std::vector<int64_t>{0, 2, 5, 6}));  // rank 0: {0, 2}; 1: {0, 1, 2}
+  EXPECT_EQ(m.physical_logical, (std::vector<int64_t>{0, 2, 0, 1, 2, 2}));
+  EXPECT_EQ(m.physical_owner, (std::vector<int32_t>{0, 0, 1, 1, 1, 2}));
+  EXPECT_EQ(m.replica_begin, (std::vector<int64_t>{0, 2, 3, 6}));
+  EXPECT_EQ(m.replica_physical, (std::vector<int64_t>{2, 0, 3, 1, 5, 4}));  // list order
+  EXPECT_EQ(m.owner, (std::vector<int32_t>{1, 1, 0}));                      // primaries
+  EXPECT_EQ(m.physical, (std::vector<int64_t>{2, 3, 1}));
+  const ResolvedExpertMap physical = m.physical_map();
+  EXPECT_FALSE(physical.replicated);
+  EXPECT_EQ(physical.num_experts, 6);
+  EXPECT_EQ(physical.local_slot, (std::vector<int32_t>{0, 1, 0, 1, 2, 0}));
+}
+
+TEST(ExpertMap, ReplicaValidationNamesTheExpertAndTheRank) {
+  auto message = [](std::vector<std::vector<int32_t>> replicas, int64_t experts) {
+    return ExpertMap::with_replicas(std::move(replicas)).validate(experts, 3).message();
+  };
+  EXPECT_EQ(message({{0}, {}}, 2),
+            "expert_map replicas[1] is empty; every expert needs at least one rank");
+  EXPECT_EQ(message({{0, 3}}, 1), "expert_map replicas[0][1] = 3 is outside [0, world_size=3)");
+  EXPECT_EQ(message({{1}, {2, 0, 2}}, 2),
+            "expert_map replicas[1] names rank 2 twice; a rank holds at most one copy of an "
+            "expert");
+  EXPECT_EQ(message({{1}}, 2), "expert_map has 1 replica lists but num_experts is 2");
+  EXPECT_TRUE(ExpertMap::with_replicas({{1, 0}, {2}}).validate(2, 3).ok());
+}
+
+TEST(ExpertMap, ReplicaFingerprintsSeeEveryCopy) {
+  const uint64_t a = ExpertMap::with_replicas({{0, 1}, {1}}).fingerprint(2, 2);
+  EXPECT_NE(a, ExpertMap::with_replicas({{1, 0}, {1}}).fingerprint(2, 2));
+  EXPECT_NE(a, ExpertMap::with_replicas({{0}, {1}}).fingerprint(2, 2));
+  EXPECT_NE(ExpertMap::with_replicas({{0}, {1}}).fingerprint(2, 2),
+            ExpertMap::from_owners({0, 1}).fingerprint(2, 2));
+}
+
 TEST(Layout, PairsSortedByPhysicalExpertThenTokenThenSlot) {
   // 3 tokens, k = 2, 4 experts on 2 ranks.
   std::vector<int32_t> ids = {3, 0, 0, -1, 3, 3};

@@ -1,0 +1,102 @@
+// Relay choice under node dedup: the rail-aligned and the balanced policies.
+
+#include <gtest/gtest.h>
+
+#include "multirank/harness.hpp"
+
+namespace fusco::testing {
+namespace {
+
+// Two nodes of 4; only rank 0 has tokens, and every one goes to expert 4 (rank 4, node 1).
+Case one_heavy_sender(RelayPolicy relay) {
+  Case c;
+  c.world = 8;
+  c.ranks_per_node = 4;
+  c.topk = 2;
+  c.experts = 8;
+  c.tokens = {40, 0, 0, 0, 0, 0, 0, 0};
+  c.ids.assign(8, {});
+  for (int64_t t = 0; t < 40; ++t) {
+    c.ids[0].push_back(4);
+    c.ids[0].push_back(t % 3 == 0 ? 6 : -1);  // a third of the tokens also go to rank 6
+  }
+  c.relay = relay;
+  return c;
+}
+
+TEST(Relay, Rail_OneSendersInterNodeRowsAllEnterThroughOneRank) {
+  const Outcome got = run_case(one_heavy_sender(RelayPolicy::kRailAligned));
+  ASSERT_TRUE(got.ok);
+  EXPECT_EQ(got.stats[0].wire_rows_per_destination,
+            (std::vector<int64_t>{0, 0, 0, 0, 40, 0, 0, 0}));
+  EXPECT_EQ(got.stats[4].relay_forwarded_rows, 14);  // the tokens that also go to rank 6
+}
+
+TEST(Relay, Balanced_SpreadsOneSendersRowsOverTheDestinationNode) {
+  const Case c = one_heavy_sender(RelayPolicy::kBalanced);
+  const Outcome got = run_case(c);
+  ASSERT_TRUE(got.ok);
+  // Still one copy per token: 40 inter-node rows, now 10 through each rank of node 1.
+  EXPECT_EQ(got.stats[0].inter_node_rows, 40);
+  EXPECT_EQ(got.stats[0].wire_rows_per_destination,
+            (std::vector<int64_t>{0, 0, 0, 0, 10, 10, 10, 10}));
+  EXPECT_TRUE(matches_reference(c));
+}
+
+TEST(Relay, Balanced_TiesGoToARankTheTokenIsDestinedFor) {
+  // 42 tokens, each to ranks 5 and 6. Loads come first, so every 4 tokens take ranks 5, 6
+  // (tied at the start of a round, destined), then 4, 7; the last two tokens take 5 and 6.
+  Case c = one_heavy_sender(RelayPolicy::kBalanced);
+  c.tokens[0] = 42;
+  c.ids[0].clear();
+  for (int64_t t = 0; t < 42; ++t) {
+    c.ids[0].push_back(5);
+    c.ids[0].push_back(6);
+  }
+  const Outcome got = run_case(c);
+  ASSERT_TRUE(got.ok);
+  EXPECT_EQ(got.stats[0].wire_rows_per_destination,
+            (std::vector<int64_t>{0, 0, 0, 0, 10, 11, 11, 10}));
+  // A row relayed by 5 or 6 is forwarded once, by 4 or 7 twice.
+  EXPECT_EQ(got.stats[4].relay_forwarded_rows, 20);
+  EXPECT_EQ(got.stats[5].relay_forwarded_rows, 11);
+  EXPECT_EQ(got.stats[6].relay_forwarded_rows, 11);
+  EXPECT_EQ(got.stats[7].relay_forwarded_rows, 20);
+  EXPECT_TRUE(matches_reference(c));
+}
+
+TEST(Relay, EveryPolicyMatchesTheReferenceBitForBit) {
+  for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+    for (uint64_t seed = 300; seed < 312; ++seed) {
+      Case c = random_case(seed);
+      c.relay = relay;
+      c.dedup = Dedup::kNode;
+      SCOPED_TRACE(c.describe());
+      ASSERT_TRUE(matches_reference(c));
+    }
+  }
+}
+
+TEST(Relay, BalancedPlansAreDeterministic) {
+  Case c = random_case(77);
+  c.world = 6;
+  c.ranks_per_node = 3;
+  c.experts = 12;
+  c.owners.clear();
+  c.replicas.clear();
+  c.tokens.clear();
+  c.tokens_each = 30;
+  c.relay = RelayPolicy::kBalanced;
+  c.dedup = Dedup::kNode;
+  const Outcome first = run_case(c);
+  const Outcome again = run_case(c);
+  for (int r = 0; r < c.world; ++r) {
+    EXPECT_EQ(first.stats[static_cast<size_t>(r)].wire_rows_per_destination,
+              again.stats[static_cast<size_t>(r)].wire_rows_per_destination);
+  }
+  EXPECT_EQ(first.recv, again.recv);
+  EXPECT_EQ(first.out, again.out);
+}
+
+}  // namespace
+}  // namespace fusco::testing
