@@ -3,26 +3,19 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "flags.hpp"
+
 namespace fusco::bench {
 
 namespace {
 
 Status bad(const std::string& flag, const std::string& value, const std::string& why) {
-  return Status(StatusCode::kInvalidArgument,
-                "flag " + flag + " = '" + value + "': " + why + " (see --help)");
+  return bad_flag(flag, value, why);
 }
 
 Result<int64_t> integer(const std::string& flag, const std::string& value, int64_t min,
                         int64_t max) {
-  char* end = nullptr;
-  const long long parsed = std::strtoll(value.c_str(), &end, 10);
-  if (value.empty() || *end != '\0') {
-    return bad(flag, value, "not an integer");
-  }
-  if (parsed < min || parsed > max) {
-    return bad(flag, value, "outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
-  }
-  return static_cast<int64_t>(parsed);
+  return flag_integer(flag, value, min, max);
 }
 
 }  // namespace

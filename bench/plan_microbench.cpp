@@ -4,6 +4,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <new>
@@ -11,6 +12,7 @@
 #include "core/layout.hpp"
 #include "core/wire.hpp"
 #include "plan/planner.hpp"
+#include "plan/replica_choice.hpp"
 #include "testing/routing.hpp"
 
 namespace {
@@ -104,8 +106,79 @@ void BM_PlanOneRank(benchmark::State& state) {
 
 BENCHMARK(BM_PlanOneRank)
     ->Args({16384, 8, 256, 64, 8})
+    ->Args({16384, 8, 1024, 1024, 8})
     ->Args({4096, 8, 256, 8, 4})
     ->Unit(benchmark::kMillisecond);
+
+// One rank's planning with 256 logical experts on 1024 ranks: every expert has 4 copies
+// (expert e on ranks e, e + 256, e + 512, e + 768), so the replica choice runs over the
+// group-wide counts (synthesised, uniform) before the steps above.
+void BM_PlanOneRankReplicated(benchmark::State& state) {
+  const int64_t tokens = state.range(0);
+  const int topk = 8;
+  const int64_t experts = 256;
+  const int world = 1024;
+  const Topology topo = Topology::nodes_of(world, 8);
+  std::vector<std::vector<int32_t>> replicas(static_cast<size_t>(experts));
+  for (int64_t e = 0; e < experts; ++e) {
+    for (int c = 0; c < 4; ++c) {
+      replicas[static_cast<size_t>(e)].push_back(static_cast<int32_t>(e + c * experts));
+    }
+  }
+  const ExpertMap expert_map = ExpertMap::with_replicas(replicas);
+  const std::vector<int32_t> ids =
+      testing::generate_routing(testing::RoutingSpec{}, tokens, topk, experts, 0, topo, 42);
+  const TensorView idx =
+      TensorView::host(const_cast<int32_t*>(ids.data()), DType::kInt32, {tokens, topk});
+  const int64_t rows_per_expert = tokens * topk / experts;
+  plan::ReplicaDemand demand;
+  demand.base_rows.assign(static_cast<size_t>(world), 0);
+  demand.rows.assign(static_cast<size_t>(world * experts), rows_per_expert);
+  {  // this rank's own counts must be exact: its quotas cover exactly its rows
+    auto map = core::resolve_expert_map(expert_map, experts, world);
+    auto layout = core::count_layout(idx, map.value());
+    const plan::SenderDemand mine =
+        plan::sender_demand(layout.value(), map.value(), plan::ReplicatedExperts(map.value()));
+    std::copy(mine.replicated_rows.begin(), mine.replicated_rows.end(), demand.rows.begin());
+  }
+  // Each rank holds one copy; every source sends it about rows_per_expert / 4 rows.
+  std::vector<plan::Bytes> counts_in(static_cast<size_t>(world));
+  std::vector<plan::Bytes> starts_in(static_cast<size_t>(world));
+  for (int s = 0; s < world; ++s) {
+    core::WireWriter counts;
+    core::WireWriter starts;
+    counts.put<int64_t>(rows_per_expert / 4);
+    starts.put<int64_t>(s * (rows_per_expert / 4));
+    counts_in[static_cast<size_t>(s)] = counts.take();
+    starts_in[static_cast<size_t>(s)] = starts.take();
+  }
+  for (auto _ : state) {
+    auto map = core::resolve_expert_map(expert_map, experts, world);
+    auto layout = core::count_layout(idx, map.value());
+    const plan::ReplicatedExperts replicated(map.value());
+    const plan::SenderDemand mine = plan::sender_demand(layout.value(), map.value(), replicated);
+    const plan::ReplicaChoice choice =
+        plan::choose_replicas(map.value(), replicated, topo, demand, 0);
+    auto routed = plan::route_to_copies(idx, layout.value(), map.value(), replicated, choice);
+    auto out_counts = plan::encode_expert_counts(routed.value().layout, routed.value().map);
+    auto offsets = plan::compute_receiver_offsets(counts_in, 1);
+    detail::PlanData data =
+        plan::start_plan_data(0, topo, PlanOptions(), routed.value().layout, map.value(), true);
+    auto metadata = plan::build_sender_side(data, routed.value().layout, routed.value().map,
+                                            routed.value().view(), starts_in);
+    Status decoded;
+    for (size_t source = 0; source < metadata.value().size(); ++source) {
+      decoded = plan::decode_staged_in(data, static_cast<int>(source), metadata.value()[source]);
+    }
+    benchmark::DoNotOptimize(mine);
+    benchmark::DoNotOptimize(decoded);
+    benchmark::DoNotOptimize(out_counts);
+    benchmark::DoNotOptimize(offsets);
+  }
+  state.counters["tokens"] = static_cast<double>(tokens);
+}
+
+BENCHMARK(BM_PlanOneRankReplicated)->Arg(16384)->Unit(benchmark::kMillisecond);
 
 void BM_Layout(benchmark::State& state) {
   const int64_t tokens = state.range(0);

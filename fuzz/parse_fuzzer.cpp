@@ -1,7 +1,8 @@
 // libFuzzer target: everything fusco parses from text or bytes it did not make itself in this
 // process: routing specs, dtype / dedup / relay names, FUSCO_* environment values,
-// fusco_bench's command line, and the planner's wire messages from peers (expert counts,
-// staged metadata), which must be rejected with an error, never crash or over-allocate.
+// fusco_bench's and fusco_plan's command lines, cluster specs (fusco_plan --topology), .npy
+// routing files, and the planner's wire messages from peers (expert counts, staged
+// metadata), which must be rejected with an error, never crash or over-allocate.
 
 #include <fuzzer/FuzzedDataProvider.h>
 
@@ -12,7 +13,10 @@
 #include "bench_args.hpp"
 #include "core/env.hpp"
 #include "fusco/fusco.hpp"
+#include "plan/cost_model.hpp"
 #include "plan/planner.hpp"
+#include "plan_args.hpp"
+#include "testing/npy.hpp"
 #include "testing/routing.hpp"
 
 namespace fusco::fuzz {
@@ -60,6 +64,33 @@ void command_line(const std::string& text) {
     argv.push_back(w.data());
   }
   (void)bench::parse_bench_args(static_cast<int>(argv.size()), argv.data());
+  if (text.find('@') == std::string::npos) {  // --topology @FILE would read a file
+    words[0] = "fusco_plan";
+    argv[0] = words[0].data();
+    (void)bench::parse_plan_args(static_cast<int>(argv.size()), argv.data());
+  }
+}
+
+void cluster_spec(const std::string& text) {
+  Result<plan::ClusterSpec> spec = plan::parse_cluster_spec(text, plan::ClusterSpec());
+  if (!spec.ok()) return;
+  if (static_cast<int64_t>(spec.value().nodes) * spec.value().ranks_per_node > 65536) {
+    fail("parse_cluster_spec accepted more than 65536 ranks");
+  }
+  Result<plan::ClusterSpec> again = plan::parse_cluster_spec(spec.value().to_string(), {});
+  if (!again.ok()) fail("a parsed cluster spec does not parse again: " + spec.value().to_string());
+}
+
+void npy_file(FuzzedDataProvider& in) {
+  std::string bytes = in.ConsumeBool() ? std::string("\x93NUMPY\x01\x00", 8) : std::string();
+  bytes += in.ConsumeRandomLengthString(512);
+  Result<testing::NpyArray> array = testing::parse_npy(bytes);
+  if (!array.ok()) return;
+  int64_t count = 1;
+  for (int64_t dim : array.value().shape) count *= dim;
+  if (count != static_cast<int64_t>(array.value().values.size())) {
+    fail("parse_npy returned a shape that does not match its values");
+  }
 }
 
 void wire(FuzzedDataProvider& in) {
@@ -89,6 +120,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fusco::fuzz::names(text);
   fusco::fuzz::environment(text);
   fusco::fuzz::command_line(text);
+  fusco::fuzz::cluster_spec(text);
+  fusco::fuzz::npy_file(in);
   fusco::fuzz::wire(in);
   return 0;
 }

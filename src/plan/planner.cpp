@@ -4,6 +4,7 @@
 
 #include "plan/planner.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "core/layout.hpp"
@@ -73,12 +74,6 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
   return Status();
 }
 
-// Rows of logical expert e in a layout made with the logical map (keyed by primary copies).
-int64_t rows_of_expert(const core::Layout& layout, const core::ResolvedExpertMap& map, int64_t e) {
-  const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(e)]);
-  return layout.expert_begin[p + 1] - layout.expert_begin[p];
-}
-
 // Collective: gathers the group's row counts of replicated experts and the rows every rank
 // receives of the others, then chooses this rank's replicas (the same choice on every rank).
 Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transport,
@@ -89,17 +84,11 @@ Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transpo
                                                    const transport::Deadline& deadline) {
   const int me = transport.rank();
   const int world = transport.world_size();
-  std::vector<int64_t> single_rows(static_cast<size_t>(world), 0);
-  for (int64_t e = 0; e < map.num_experts; ++e) {
-    if (replicated.index_of[static_cast<size_t>(e)] < 0) {
-      single_rows[static_cast<size_t>(map.owner[static_cast<size_t>(e)])] +=
-          rows_of_expert(layout, map, e);
-    }
-  }
+  const SenderDemand mine_demand = sender_demand(layout, map, replicated);
   std::vector<Bytes> send(static_cast<size_t>(world));
   for (int d = 0; d < world; ++d) {
     core::WireWriter writer;
-    writer.put(single_rows[static_cast<size_t>(d)]);
+    writer.put(mine_demand.single_rows_per_rank[static_cast<size_t>(d)]);
     send[static_cast<size_t>(d)] = writer.take();
   }
   // A sender's count is at most its T * k (< 2^41); sums stay far from overflow.
@@ -123,9 +112,8 @@ Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transpo
   const auto stride = static_cast<size_t>(replicated.count()) + 1;
   std::vector<int64_t> mine(stride);
   mine[0] = my_base_rows;
-  for (size_t i = 1; i < stride; ++i) {
-    mine[i] = rows_of_expert(layout, map, replicated.experts[i - 1]);
-  }
+  std::copy(mine_demand.replicated_rows.begin(), mine_demand.replicated_rows.end(),
+            mine.begin() + 1);
   std::vector<int64_t> all(stride * static_cast<size_t>(world));
   FUSCO_RETURN_IF_ERROR(transport.allgather(mine.data(), stride * sizeof(int64_t),
                                             reinterpret_cast<std::byte*>(all.data()), deadline,
@@ -149,6 +137,34 @@ Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transpo
 }
 
 }  // namespace
+
+detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
+                                 const core::Layout& layout, const core::ResolvedExpertMap& map,
+                                 bool direct_peers) {
+  detail::PlanData plan;
+  plan.rank = rank;
+  plan.topology = topology;
+  plan.options = options;
+  plan.num_tokens = layout.num_tokens;
+  plan.topk = layout.topk;
+  plan.num_experts = map.num_experts;
+  plan.direct_peers = direct_peers;
+  plan.partial_sums = options.dedup == Dedup::kNode && direct_peers;
+  plan.local_experts.assign(
+      map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank)],
+      map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank) + 1]);
+  return plan;
+}
+
+int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int rank) {
+  int64_t rows = 0;
+  for (const detail::StagedIn& in : staged_in) {
+    for (const detail::FanoutRow& row : in.fanout) {
+      rows += row.rank != rank ? 1 : 0;
+    }
+  }
+  return rows;
+}
 
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
     transport::Transport& transport, const Topology& topology, uint64_t sequence,
@@ -192,54 +208,34 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(local);
   FUSCO_RETURN_IF_ERROR(compare_configs(configs, me));
 
-  auto plan = std::make_shared<detail::PlanData>();
+  auto plan = std::make_shared<detail::PlanData>(start_plan_data(
+      me, topology, options, layout.value(), map.value(), transport.direct_access()));
   plan->group_id = transport.group_id();
   plan->sequence = sequence;
-  plan->rank = me;
-  plan->topology = topology;
-  plan->options = options;
-  plan->num_tokens = layout.value().num_tokens;
-  plan->topk = layout.value().topk;
-  plan->num_experts = num_experts;
-  plan->direct_peers = transport.direct_access();
-  plan->partial_sums = options.dedup == Dedup::kNode && plan->direct_peers;
   const core::ResolvedExpertMap& logical = map.value();
-  plan->local_experts.assign(
-      logical.physical_logical.begin() + logical.rank_begin[static_cast<size_t>(me)],
-      logical.physical_logical.begin() + logical.rank_begin[static_cast<size_t>(me) + 1]);
 
   // With replicated experts the routing is translated to physical experts (one copy chosen
   // per row) and planned with the physical map; otherwise the two are the same.
-  TensorView routing = topk_idx;
-  core::ResolvedExpertMap physical_map;
-  std::vector<int64_t> physical_ids;
+  PhysicalRouting physical;
   if (logical.replicated) {
     const ReplicatedExperts replicated(logical);
     Result<ReplicaChoice> choice = choose_replicas_collectively(
         transport, topology, logical, replicated, layout.value(), deadline);
     FUSCO_RETURN_IF_ERROR(choice.status());
-    const int64_t count = layout.value().num_tokens * layout.value().topk;
-    Result<std::vector<int64_t>> ids =
-        topk_idx.dtype == DType::kInt32
-            ? to_physical_ids(static_cast<const int32_t*>(topk_idx.data), count, logical,
-                              replicated, choice.value())
-            : to_physical_ids(static_cast<const int64_t*>(topk_idx.data), count, logical,
-                              replicated, choice.value());
-    FUSCO_RETURN_IF_ERROR(ids.status());
-    physical_ids = std::move(ids.value());
-    routing = TensorView::host(physical_ids.data(), DType::kInt64,
-                               {layout.value().num_tokens, layout.value().topk});
-    physical_map = logical.physical_map();
-    layout = core::count_layout(routing, physical_map);
-    FUSCO_RETURN_IF_ERROR(layout.status());
+    Result<PhysicalRouting> routed =
+        route_to_copies(topk_idx, layout.value(), logical, replicated, choice.value());
+    FUSCO_RETURN_IF_ERROR(routed.status());
+    physical = std::move(routed).value();
     plan->stats.received_rows_per_rank_unbalanced = std::move(choice.value().rows_unbalanced);
     plan->stats.received_rows_per_rank = std::move(choice.value().rows_balanced);
   }
-  const core::ResolvedExpertMap& planned = logical.replicated ? physical_map : logical;
+  const core::ResolvedExpertMap& planned = logical.replicated ? physical.map : logical;
+  const core::Layout& planned_layout = logical.replicated ? physical.layout : layout.value();
+  const TensorView routing = logical.replicated ? physical.view() : topk_idx;
 
   std::vector<Bytes> counts_in;
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport,
-                                             encode_expert_counts(layout.value(), planned),
+                                             encode_expert_counts(planned_layout, planned),
                                              &counts_in, deadline, "plan (count exchange)"));
   Result<ReceiverOffsets> offsets = compute_receiver_offsets(counts_in, planned.num_local(me));
   FUSCO_RETURN_IF_ERROR(offsets.status());
@@ -250,7 +246,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport, offsets.value().starts, &starts_in,
                                              deadline, "plan (offset exchange)"));
   Result<std::vector<Bytes>> metadata =
-      build_sender_side(*plan, layout.value(), planned, routing, starts_in);
+      build_sender_side(*plan, planned_layout, planned, routing, starts_in);
   FUSCO_RETURN_IF_ERROR(metadata.status());
 
   // Decoded in place, straight from each source's message.
@@ -260,12 +256,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
       deadline, "plan (staged metadata exchange)"));
 
   plan->stats.received_rows = plan->num_recv_rows;
-  plan->stats.relay_forwarded_rows = 0;
-  for (const detail::StagedIn& in : plan->staged_in) {
-    for (const detail::FanoutRow& row : in.fanout) {
-      plan->stats.relay_forwarded_rows += row.rank != me ? 1 : 0;
-    }
-  }
+  plan->stats.relay_forwarded_rows = relay_forwarded_rows(plan->staged_in, me);
   return std::shared_ptr<const detail::PlanData>(std::move(plan));
 }
 

@@ -28,6 +28,12 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
     const PlanOptions& options, const Status& prior);
 
+/// A rank's plan before the exchanges: identity, options, sizes and local experts of `map`
+/// (the logical map).
+detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
+                                 const core::Layout& layout, const core::ResolvedExpertMap& map,
+                                 bool direct_peers);
+
 /// Step 1 (sender): for each destination rank d, the row count of every local expert of d.
 std::vector<Bytes> encode_expert_counts(const core::Layout& layout,
                                         const core::ResolvedExpertMap& map);
@@ -48,6 +54,9 @@ Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core:
                                              const core::ResolvedExpertMap& map,
                                              const TensorView& topk_idx,
                                              const std::vector<Bytes>& starts_from_destinations);
+
+/// Rows that `rank`, as a relay, forwards to other ranks of its node.
+int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int rank);
 
 /// Step 4 (target): decodes the staged metadata `source` sent (empty: none) and appends it to
 /// `plan.staged_in`. Called for sources in rank order.

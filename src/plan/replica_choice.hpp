@@ -20,6 +20,7 @@
 
 #include "core/layout.hpp"
 #include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
 #include "fusco/topology.hpp"
 
 namespace fusco::plan {
@@ -32,6 +33,14 @@ struct ReplicatedExperts {
   explicit ReplicatedExperts(const core::ResolvedExpertMap& map);
   int64_t count() const { return static_cast<int64_t>(experts.size()); }
 };
+
+/// One sender's share of the demand, from its layout under the logical map.
+struct SenderDemand {
+  std::vector<int64_t> single_rows_per_rank;  ///< Rows to each rank of single-copy experts.
+  std::vector<int64_t> replicated_rows;       ///< Rows per replicated expert.
+};
+SenderDemand sender_demand(const core::Layout& layout, const core::ResolvedExpertMap& map,
+                           const ReplicatedExperts& replicated);
 
 /// Group-wide row counts the choice is made from.
 struct ReplicaDemand {
@@ -65,5 +74,24 @@ Result<std::vector<int64_t>> to_physical_ids(const Id* ids, int64_t count,
                                              const core::ResolvedExpertMap& map,
                                              const ReplicatedExperts& replicated,
                                              const ReplicaChoice& choice);
+
+/// A sender's routing with every row sent to one copy: physical expert ids, the map over
+/// physical experts and the layout under it. Planning continues with these.
+struct PhysicalRouting {
+  std::vector<int64_t> ids;  ///< [T, k] physical expert ids, -1 for unused slots.
+  int64_t num_tokens = 0;
+  int topk = 0;
+  core::ResolvedExpertMap map;
+  core::Layout layout;
+
+  TensorView view() { return TensorView::host(ids.data(), DType::kInt64, {num_tokens, topk}); }
+};
+
+/// Translates `topk_idx` (validated; `layout` is its layout under the logical `map`) following
+/// `choice`.
+Result<PhysicalRouting> route_to_copies(const TensorView& topk_idx, const core::Layout& layout,
+                                        const core::ResolvedExpertMap& map,
+                                        const ReplicatedExperts& replicated,
+                                        const ReplicaChoice& choice);
 
 }  // namespace fusco::plan
