@@ -29,6 +29,7 @@ def main():
         ax.set_title(os.path.basename(path).rsplit(".", 1)[0], fontsize=9)
         ax.set_xlabel("to rank")
         ax.set_ylabel("from rank")
+    fig.subplots_adjust(wspace=0.35)
     fig.colorbar(image, ax=axes[0].tolist(), label="GB per dispatch", shrink=0.8)
     fig.savefig(args.out, dpi=110, bbox_inches="tight")
 

@@ -66,6 +66,21 @@ Input read_input(FuzzedDataProvider& in) {
   }
   c.options.dedup = static_cast<Dedup>(in.ConsumeIntegralInRange(0, 2));
   c.options.relay = static_cast<RelayPolicy>(in.ConsumeIntegralInRange(0, 1));
+  switch (in.ConsumeIntegralInRange(0, 3)) {
+    case 1:  // alignment 0 is invalid
+      c.options.layout = RecvLayout::expert_major(in.ConsumeIntegralInRange<int64_t>(0, 9));
+      break;
+    case 2:
+      c.options.layout = RecvLayout::rank_major();
+      break;
+    case 3:  // capacity -1 is invalid
+      c.options.layout = RecvLayout::capacity_bounded(
+          in.ConsumeIntegralInRange<int64_t>(-1, 12),
+          in.ConsumeBool() ? RecvLayout::Overflow::kError : RecvLayout::Overflow::kDrop);
+      break;
+    default:
+      break;
+  }
   c.options.chunk_bytes = in.ConsumeIntegralInRange<int64_t>(-1, 4096);
   c.options.timeout_ms = 20000;
   for (int r = 0; r < c.world; ++r) {
@@ -174,7 +189,7 @@ void run(const Input& c) {
     wv.push_back(TensorView::host(w[rr].data(), DType::kFloat32, {tokens_of(r), c.topk}));
   }
   const Topology topology{c.world, c.ranks_per_node};
-  const auto layout = reference::receive_layout(idx, c.experts, map, topology);
+  const auto layout = reference::receive_layout(idx, c.experts, map, topology, c.options.layout);
   const auto want_recv = reference::dispatch(layout, xv);
   const auto want_out = reference::combine(layout, idx, wv, yv, topology, c.options.dedup);
   for (size_t r = 0; r < ws; ++r) {

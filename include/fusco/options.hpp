@@ -33,6 +33,49 @@ const char* relay_policy_name(RelayPolicy policy);
 /// Parses "rail" or "balanced"; the error names the text and the accepted values.
 Result<RelayPolicy> relay_policy_from_name(std::string_view name);
 
+/// How dispatch lays rows out in each rank's receive buffer; combine reads them back from the
+/// same places. Every layout puts each delivered (token, slot) row in exactly one row.
+struct RecvLayout {
+  enum class Kind : int32_t {
+    /// Rows sorted by (local expert, source rank, source token, slot), each expert's block
+    /// padded with zero rows to a multiple of `alignment` rows (grouped-GEMM tiles).
+    kExpertMajor = 0,
+    /// Rows sorted by (source rank, source token, slot): what DeepEP returns. The plan gives
+    /// each row's local expert (Plan::recv_local_experts()).
+    kRankMajor = 1,
+    /// [local experts, capacity] rows: each expert's block holds its first `capacity` rows in
+    /// expert-major order, the rest of the block is zeroed; rows beyond the capacity are not
+    /// delivered (counted per expert, Plan::dropped_per_expert()) and contribute nothing to
+    /// combine, or, with Overflow::kError, the plan fails with kCapacityExceeded.
+    kCapacity = 2,
+  };
+  enum class Overflow : int32_t {
+    kDrop = 0,   ///< Rows beyond the capacity are dropped and counted.
+    kError = 1,  ///< A plan that would drop a row fails on every rank, naming the expert.
+  };
+
+  Kind kind = Kind::kExpertMajor;
+  int64_t alignment = 1;  ///< kExpertMajor: block rows are a multiple of this (1 .. 2^20).
+  int64_t capacity = 0;   ///< kCapacity: rows per local expert (0 .. 2^40).
+  Overflow overflow = Overflow::kDrop;
+
+  /// Expert-major, each expert's block padded to a multiple of `alignment` rows.
+  static RecvLayout expert_major(int64_t alignment = 1) {
+    return RecvLayout{Kind::kExpertMajor, alignment, 0, Overflow::kDrop};
+  }
+  /// Source rank, then token, then slot.
+  static RecvLayout rank_major() { return RecvLayout{Kind::kRankMajor, 1, 0, Overflow::kDrop}; }
+  /// Static shapes: [local experts, capacity, H].
+  static RecvLayout capacity_bounded(int64_t capacity, Overflow overflow = Overflow::kDrop) {
+    return RecvLayout{Kind::kCapacity, 1, capacity, overflow};
+  }
+  /// Checks the fields against their ranges; the error names the field, value and limit.
+  Status validate() const;
+};
+
+/// "expert-major", "rank-major" or "capacity".
+const char* recv_layout_kind_name(RecvLayout::Kind kind);
+
 /// Options of a plan; they apply to the planning call and to every dispatch and combine that
 /// uses the plan. All ranks must pass equal options (checked while planning).
 ///
@@ -46,6 +89,9 @@ struct PlanOptions {
   /// Relay choice for node dedup. Default kRailAligned. Environment:
   /// FUSCO_RELAY=rail|balanced.
   RelayPolicy relay = RelayPolicy::kRailAligned;
+  /// The receive layout. Default expert-major without padding (DESIGN.md's order). No
+  /// environment variable: the layout is part of what the caller's experts expect.
+  RecvLayout layout;
   /// Bound on every wait inside plan, dispatch and combine, in milliseconds. Default 60000.
   /// Environment: FUSCO_TIMEOUT_MS (1 .. 86400000).
   int64_t timeout_ms = 60000;

@@ -65,15 +65,27 @@ class Plan {
   int topk() const;
   /// Logical experts (E).
   int64_t num_experts() const;
-  /// Rows per local expert on this rank, in local slot order; sums to num_recv_rows().
+  /// Rows delivered per local expert on this rank, in local slot order (real rows: without
+  /// padding, without rows dropped by a capacity).
   const std::vector<int64_t>& tokens_per_expert() const;
+  /// Rows of each local expert's block in the receive buffer: tokens_per_expert() rounded up
+  /// to the layout's alignment, or the capacity; equal to tokens_per_expert() otherwise.
+  /// Expert-major layouts: expert e's block starts at the sum of the blocks before it.
+  const std::vector<int64_t>& padded_tokens_per_expert() const;
+  /// Rows each local expert did not receive because its capacity was full (capacity layouts
+  /// with Overflow::kDrop; zeros otherwise).
+  const std::vector<int64_t>& dropped_per_expert() const;
+  /// Rank-major layouts: the local expert slot of every received row (num_recv_rows()
+  /// entries); empty for the other layouts, where the blocks say it.
+  const std::vector<int32_t>& recv_local_experts() const;
   /// The logical expert id of each local slot on this rank (ascending; with replicas, the
   /// experts this rank holds a copy of).
   const std::vector<int64_t>& local_experts() const;
   /// The rank each (token, slot) row of this rank goes to, row-major [T, k], -1 for unused
-  /// slots: the owner of the slot's expert, or with replicas the copy the planner chose.
+  /// slots and for rows a capacity dropped: the owner of the slot's expert, or with replicas
+  /// the copy the planner chose.
   const std::vector<int32_t>& slot_ranks() const;
-  /// Rows dispatch writes into this rank's receive buffer.
+  /// Rows of this rank's receive buffer (delivered rows plus padding).
   int64_t num_recv_rows() const;
   /// Traffic statistics.
   const PlanStats& stats() const;

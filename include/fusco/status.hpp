@@ -17,6 +17,8 @@ enum class StatusCode : int32_t {
   kUnsupported = 5,      ///< The request is valid but not offered (e.g. fp8 combine).
   kOutOfMemory = 6,      ///< An allocation failed.
   kInternal = 7,         ///< A broken invariant inside fusco: a bug, please report.
+  /// A capacity-bounded receive layout asked to fail on overflow, and an expert overflowed.
+  kCapacityExceeded = 8,
 };
 
 /// Short stable name of a status code ("invalid_argument", "timeout", ...).

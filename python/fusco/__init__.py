@@ -20,15 +20,15 @@ import numpy as np
 
 from . import _C
 from ._arrays import FP32, FP64, INT32, INT64, empty_like_kind, view
-from .errors import (AbortedError, FuscoError, FuscoMemoryError, FuscoTimeoutError,
-                     InternalError, InvalidArgumentError, MismatchError, UnsupportedError,
-                     check)
+from .errors import (AbortedError, CapacityExceededError, FuscoError, FuscoMemoryError,
+                     FuscoTimeoutError, InternalError, InvalidArgumentError, MismatchError,
+                     UnsupportedError, check)
 
 __version__ = _C.__version__
 
 __all__ = ["local_group", "init_process_group", "Communicator", "Plan", "Work", "FuscoError", "InvalidArgumentError",
            "MismatchError", "FuscoTimeoutError", "AbortedError", "UnsupportedError",
-           "FuscoMemoryError", "InternalError"]
+           "FuscoMemoryError", "InternalError", "CapacityExceededError"]
 
 _OPTIONS = ("chunk_bytes", "timeout_ms")
 
@@ -73,6 +73,23 @@ class Plan:
         """int64 numpy array: the logical expert id of each local slot (ascending); with
         replicated experts, the experts this rank holds a copy of."""
         return np.asarray(self._plan.local_experts, dtype=np.int64)
+
+    @property
+    def padded_tokens_per_expert(self):
+        """int64 numpy array: rows of each local expert's block in the receive buffer (with
+        padding; equal to tokens_per_expert without alignment or capacity)."""
+        return np.asarray(self._plan.padded_tokens_per_expert, dtype=np.int64)
+
+    @property
+    def dropped_per_expert(self):
+        """int64 numpy array: rows each local expert did not receive (capacity layouts)."""
+        return np.asarray(self._plan.dropped_per_expert, dtype=np.int64)
+
+    @property
+    def recv_local_experts(self):
+        """int32 numpy array [num_recv_rows]: each row's local expert slot (rank-major
+        layouts; empty otherwise)."""
+        return np.asarray(self._plan.recv_local_experts, dtype=np.int32)
 
     @property
     def slot_ranks(self):
@@ -218,7 +235,8 @@ class Communicator:
         group: reason" at once; the group must be recreated. Not collective; any thread."""
         self._comm.abort(str(reason))
 
-    def plan(self, topk_idx, num_experts, expert_map=None, dedup="node", relay=None):
+    def plan(self, topk_idx, num_experts, expert_map=None, dedup="node", relay=None,
+             layout=None, alignment=1, capacity=None, overflow="drop"):
         """Collective. Plans the shuffle of this rank's tokens.
 
         topk_idx: [T, k] int32 or int64 (numpy or torch), -1 for an unused slot.
@@ -227,6 +245,14 @@ class Communicator:
         listed holds a copy, the first is the primary; the planner picks a copy per row, see
         plan.stats["received_rows_per_rank"]). dedup: "none", "rank" or "node". relay:
         "rail" or "balanced" (None: FUSCO_RELAY, default "rail").
+
+        Receive layout: layout="expert-major" (default; alignment=m pads each expert's block
+        with zero rows to a multiple of m, see plan.padded_tokens_per_expert),
+        "rank-major" (rows by source rank, token, slot; plan.recv_local_experts gives each
+        row's local expert), or "capacity" with capacity=C (static [local experts, C, H]
+        blocks; rows past C are dropped and counted in plan.dropped_per_expert, or with
+        overflow="error" the plan raises CapacityExceededError on every rank). Passing
+        capacity alone selects "capacity".
         """
         try:
             idx = view(topk_idx, "topk_idx", allowed=(INT32, INT64))
@@ -234,7 +260,8 @@ class Communicator:
             owners, replicas = _expert_map_lists(expert_map)
         except _ARGUMENT_ERRORS as exc:
             args, error, owners, replicas = (*_REJECTED, 1), exc, None, None
-        status, plan = self._comm.plan(*args, owners, replicas, dedup, relay,
+        status, plan = self._comm.plan(*args, owners, replicas, dedup, relay, layout,
+                                       int(alignment), capacity, str(overflow),
                                        self._options.get("chunk_bytes"),
                                        self._options.get("timeout_ms"))
         if error is not None:

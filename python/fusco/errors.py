@@ -53,9 +53,16 @@ class InternalError(FuscoError):
     code = "internal"
 
 
+class CapacityExceededError(FuscoError):
+    """A capacity-bounded receive layout with overflow="error" got more rows for an expert
+    than its capacity; the message names the rank, the expert, its rows and the capacity."""
+
+    code = "capacity_exceeded"
+
+
 # Index = fusco::StatusCode value.
 _BY_CODE = [None, InvalidArgumentError, MismatchError, FuscoTimeoutError, AbortedError,
-            UnsupportedError, FuscoMemoryError, InternalError]
+            UnsupportedError, FuscoMemoryError, InternalError, CapacityExceededError]
 
 
 def check(status):

@@ -20,6 +20,16 @@ def _weight_dtype(dtype):
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _row_experts(plan):
+    """The logical expert of each received row, -1 for padding rows."""
+    local = plan.local_experts
+    if plan.recv_local_experts.size or plan.num_recv_rows == 0:
+        return local[plan.recv_local_experts]
+    rows, padded = plan.tokens_per_expert, plan.padded_tokens_per_expert
+    return np.concatenate([np.concatenate([np.full(n, e), np.full(p - n, -1)])
+                           for e, n, p in zip(local, rows, padded)]).astype(np.int64)
+
+
 def row_slots(comm, plan):
     """Collective. For each received row, the top-k slot j of the (source, token, slot) pair
     it came from. Computed once per plan with one dispatch of (rank, token, topk_idx,
@@ -37,7 +47,7 @@ def row_slots(comm, plan):
     meta[:, topk + 2:] = plan.slot_ranks
     recv = comm.dispatch(plan, meta)
     rows = recv.shape[0]
-    row_expert = np.repeat(plan.local_experts, plan.tokens_per_expert)
+    row_expert = _row_experts(plan)
     match = (recv[:, 2:topk + 2] == row_expert[:, None]) & (recv[:, topk + 2:] == comm.rank)
     key = np.concatenate([recv[:, :2], row_expert[:, None]], axis=1)
     starts = np.ones(rows, dtype=bool)

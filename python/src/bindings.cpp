@@ -68,6 +68,43 @@ py::dict stats_dict(const PlanStats& s) {
 }
 
 // Options from Python keywords on top of the environment's defaults.
+// The receive layout from its Python keywords: kind "expert-major" (with an alignment),
+// "rank-major" or "capacity" (with a capacity and overflow "drop" or "error").
+Result<RecvLayout> recv_layout(const std::optional<std::string>& kind, int64_t alignment,
+                               std::optional<int64_t> capacity, const std::string& overflow) {
+  const std::string name = kind.value_or(capacity ? "capacity" : "expert-major");
+  RecvLayout layout;
+  if (name == "expert-major") {
+    layout = RecvLayout::expert_major(alignment);
+  } else if (name == "rank-major") {
+    layout = RecvLayout::rank_major();
+    layout.alignment = alignment;  // validated: 1 only
+  } else if (name == "capacity") {
+    if (!capacity) {
+      return Status(StatusCode::kInvalidArgument, "layout 'capacity' needs capacity=<rows>");
+    }
+    layout = RecvLayout::capacity_bounded(*capacity);
+    layout.alignment = alignment;
+  } else {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout '" + name +
+                      "' is not known; expected expert-major, rank-major or "
+                      "capacity");
+  }
+  if (capacity && name != "capacity") {
+    return Status(StatusCode::kInvalidArgument,
+                  "capacity=" + std::to_string(*capacity) + " applies to layout 'capacity' only");
+  }
+  if (overflow != "drop" && overflow != "error") {
+    return Status(StatusCode::kInvalidArgument,
+                  "overflow '" + overflow + "' is not known; expected drop or error");
+  }
+  layout.overflow =
+      overflow == "error" ? RecvLayout::Overflow::kError : RecvLayout::Overflow::kDrop;
+  FUSCO_RETURN_IF_ERROR(layout.validate());
+  return layout;
+}
+
 Result<PlanOptions> plan_options(const std::optional<std::string>& dedup,
                                  const std::optional<std::string>& relay,
                                  std::optional<int64_t> chunk_bytes,
@@ -104,6 +141,9 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("num_experts", &Plan::num_experts)
       .def_property_readonly("rank", &Plan::rank)
       .def_property_readonly("local_experts", &Plan::local_experts)
+      .def_property_readonly("padded_tokens_per_expert", &Plan::padded_tokens_per_expert)
+      .def_property_readonly("dropped_per_expert", &Plan::dropped_per_expert)
+      .def_property_readonly("recv_local_experts", &Plan::recv_local_experts)
       .def_property_readonly("slot_ranks", &Plan::slot_ranks)
       .def_property_readonly("stats", [](const Plan& p) { return stats_dict(p.stats()); });
 
@@ -134,9 +174,14 @@ PYBIND11_MODULE(_C, m) {
              int64_t num_experts, const std::optional<std::vector<int32_t>>& owners,
              const std::optional<std::vector<std::vector<int32_t>>>& replicas,
              const std::optional<std::string>& dedup, const std::optional<std::string>& relay,
+             const std::optional<std::string>& layout_kind, int64_t alignment,
+             std::optional<int64_t> capacity, const std::string& overflow,
              std::optional<int64_t> chunk_bytes, std::optional<int64_t> timeout_ms) -> py::tuple {
             Result<TensorView> idx = make_view("topk_idx", ptr, dtype, shape);
             Result<PlanOptions> options = plan_options(dedup, relay, chunk_bytes, timeout_ms);
+            Result<RecvLayout> layout = recv_layout(layout_kind, alignment, capacity, overflow);
+            if (options.ok() && layout.ok()) options.value().layout = layout.value();
+            if (options.ok() && !layout.ok()) options = layout.status();
             const ExpertMap map = replicas ? ExpertMap::with_replicas(*replicas)
                                   : owners ? ExpertMap::from_owners(*owners)
                                            : ExpertMap();
@@ -157,6 +202,7 @@ PYBIND11_MODULE(_C, m) {
           },
           py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("num_experts"),
           py::arg("owners"), py::arg("replicas"), py::arg("dedup"), py::arg("relay"),
+          py::arg("layout"), py::arg("alignment"), py::arg("capacity"), py::arg("overflow"),
           py::arg("chunk_bytes"), py::arg("timeout_ms"))
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,

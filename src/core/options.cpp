@@ -46,7 +46,45 @@ Result<RelayPolicy> relay_policy_from_name(std::string_view name) {
                 "relay policy '" + std::string(name) + "' is not known; expected rail or balanced");
 }
 
+const char* recv_layout_kind_name(RecvLayout::Kind kind) {
+  switch (kind) {
+    case RecvLayout::Kind::kExpertMajor:
+      return "expert-major";
+    case RecvLayout::Kind::kRankMajor:
+      return "rank-major";
+    case RecvLayout::Kind::kCapacity:
+      return "capacity";
+  }
+  return "invalid";
+}
+
+Status RecvLayout::validate() const {
+  if (kind != Kind::kExpertMajor && kind != Kind::kRankMajor && kind != Kind::kCapacity) {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout.kind has invalid code " + std::to_string(static_cast<int>(kind)));
+  }
+  if (alignment < 1 || alignment > (int64_t{1} << 20)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout.alignment = " + std::to_string(alignment) + " is outside [1, 2^20]");
+  }
+  if (kind != Kind::kExpertMajor && alignment != 1) {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout.alignment = " + std::to_string(alignment) + " applies to the " +
+                      "expert-major layout only; this layout is " + recv_layout_kind_name(kind));
+  }
+  if (capacity < 0 || capacity > (int64_t{1} << 40)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout.capacity = " + std::to_string(capacity) + " is outside [0, 2^40]");
+  }
+  if (overflow != Overflow::kDrop && overflow != Overflow::kError) {
+    return Status(StatusCode::kInvalidArgument,
+                  "layout.overflow has invalid code " + std::to_string(static_cast<int>(overflow)));
+  }
+  return Status();
+}
+
 Status PlanOptions::validate() const {
+  FUSCO_RETURN_IF_ERROR(layout.validate());
   if (dedup != Dedup::kNone && dedup != Dedup::kRank && dedup != Dedup::kNode) {
     return Status(StatusCode::kInvalidArgument,
                   "options.dedup has invalid code " + std::to_string(static_cast<int>(dedup)));

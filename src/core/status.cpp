@@ -20,6 +20,8 @@ const char* status_code_name(StatusCode code) {
       return "out_of_memory";
     case StatusCode::kInternal:
       return "internal";
+    case StatusCode::kCapacityExceeded:
+      return "capacity_exceeded";
   }
   return "unknown";
 }

@@ -3,6 +3,7 @@
 // the target's staging window, and the target (relay or remote rank) fans each entry out.
 
 #include <algorithm>
+#include <cstring>
 
 #include "engine/chunk_pump.hpp"
 #include "engine/engine.hpp"
@@ -83,6 +84,13 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
       }
     }
   };
+  // Padding rows of this rank's receive buffer are zeroed here; peers store only into the
+  // delivered rows, so the two never overlap.
+  auto* my_recv = static_cast<std::byte*>(recv.data);
+  for (const auto& [begin, end] : plan->padding) {
+    std::memset(my_recv + static_cast<size_t>(begin) * row_bytes, 0,
+                static_cast<size_t>(end - begin) * row_bytes);
+  }
   // Direct stores in slices about one chunk long, so staged traffic keeps moving meanwhile.
   size_t direct_next = 0;
   auto local_work = [&]() {

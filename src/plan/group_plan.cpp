@@ -116,8 +116,8 @@ Result<GroupTraffic> plan_group(const Topology& topology, int topk, int64_t num_
       logical.replicated ? logical.physical_map() : core::ResolvedExpertMap();
   const core::ResolvedExpertMap& planned_map = logical.replicated ? physical_map : logical;
   for (int d = 0; d < world; ++d) {
-    Result<ReceiverOffsets> offsets =
-        compute_receiver_offsets(counts[static_cast<size_t>(d)], planned_map.num_local(d));
+    Result<ReceiverOffsets> offsets = compute_receiver_offsets(
+        counts[static_cast<size_t>(d)], planned_map.num_local(d), options.layout);
     FUSCO_RETURN_IF_ERROR(offsets.status());
     traffic.received_rows[static_cast<size_t>(d)] = offsets.value().num_recv_rows;
     for (size_t s = 0; s < ws; ++s) {

@@ -16,6 +16,11 @@ int64_t Plan::num_experts() const { return data_->num_experts; }
 const std::vector<int64_t>& Plan::tokens_per_expert() const { return data_->tokens_per_expert; }
 const std::vector<int64_t>& Plan::local_experts() const { return data_->local_experts; }
 const std::vector<int32_t>& Plan::slot_ranks() const { return data_->slot_ranks; }
+const std::vector<int64_t>& Plan::padded_tokens_per_expert() const {
+  return data_->padded_tokens_per_expert;
+}
+const std::vector<int64_t>& Plan::dropped_per_expert() const { return data_->dropped_per_expert; }
+const std::vector<int32_t>& Plan::recv_local_experts() const { return data_->recv_local_experts; }
 int64_t Plan::num_recv_rows() const { return data_->num_recv_rows; }
 const PlanStats& Plan::stats() const { return data_->stats; }
 const PlanOptions& Plan::options() const { return data_->options; }

@@ -3,6 +3,7 @@
 // What a plan holds: everything dispatch and combine need, computed once by the planner.
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "fusco/options.hpp"
@@ -65,6 +66,10 @@ struct PlanData {
   int64_t num_experts = 0;
 
   std::vector<int64_t> tokens_per_expert;
+  std::vector<int64_t> padded_tokens_per_expert;     ///< Rows of each local expert's block.
+  std::vector<int64_t> dropped_per_expert;           ///< Rows past a capacity, per local expert.
+  std::vector<std::pair<int64_t, int64_t>> padding;  ///< Receive rows dispatch zeroes.
+  std::vector<int32_t> recv_local_experts;           ///< Rank-major: the local expert of each row.
   int64_t num_recv_rows = 0;
   std::vector<int64_t> local_experts;  ///< Logical expert of each local slot.
   std::vector<int32_t> slot_ranks;     ///< Per (token, slot): destination rank, -1 if unused.

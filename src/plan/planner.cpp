@@ -5,6 +5,7 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "core/layout.hpp"
@@ -28,6 +29,10 @@ struct PlanConfig {
   int32_t world_size;
   int32_t ranks_per_node;
   uint64_t sequence;
+  int32_t layout_kind;
+  int32_t layout_overflow;
+  int64_t layout_alignment;
+  int64_t layout_capacity;
 };
 
 Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
@@ -66,6 +71,18 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
     }
     if (other.timeout_ms != first.timeout_ms) {
       return differs("options.timeout_ms", first.timeout_ms, other.timeout_ms);
+    }
+    if (other.layout_kind != first.layout_kind) {
+      return differs("options.layout.kind", first.layout_kind, other.layout_kind);
+    }
+    if (other.layout_alignment != first.layout_alignment) {
+      return differs("options.layout.alignment", first.layout_alignment, other.layout_alignment);
+    }
+    if (other.layout_capacity != first.layout_capacity) {
+      return differs("options.layout.capacity", first.layout_capacity, other.layout_capacity);
+    }
+    if (other.layout_overflow != first.layout_overflow) {
+      return differs("options.layout.overflow", first.layout_overflow, other.layout_overflow);
     }
     if (other.world_size != first.world_size || other.ranks_per_node != first.ranks_per_node) {
       return differs("topology.ranks_per_node", first.ranks_per_node, other.ranks_per_node);
@@ -136,7 +153,87 @@ Result<ReplicaChoice> choose_replicas_collectively(transport::Transport& transpo
   return choose_replicas(map, replicated, topology, demand, me);
 }
 
+// Under a capacity layout that must not drop rows, any destination's overflow (reported at
+// the end of its starts message, which every rank receives) fails the plan on every rank.
+Status check_overflow(const RecvLayout& layout, const core::ResolvedExpertMap& map,
+                      const std::vector<Bytes>& starts_in) {
+  if (layout.kind != RecvLayout::Kind::kCapacity ||
+      layout.overflow != RecvLayout::Overflow::kError) {
+    return Status();
+  }
+  for (size_t d = 0; d < starts_in.size(); ++d) {
+    const Bytes& bytes = starts_in[d];
+    if (bytes.size() < 2 * sizeof(int64_t)) {
+      return Status(StatusCode::kInternal,
+                    "offsets from rank " + std::to_string(d) + " are truncated");
+    }
+    int64_t tail[2];
+    std::memcpy(tail, bytes.data() + bytes.size() - sizeof(tail), sizeof(tail));
+    const int64_t slot = tail[0];
+    if (slot < 0) continue;
+    const int64_t local = map.num_local(static_cast<int>(d));
+    const int64_t expert =
+        slot < local ? map.physical_logical[static_cast<size_t>(map.rank_begin[d] + slot)] : -1;
+    return Status(StatusCode::kCapacityExceeded,
+                  "expert " + std::to_string(expert) + " (local slot " + std::to_string(slot) +
+                      " of rank " + std::to_string(d) + ") gets " + std::to_string(tail[1]) +
+                      " rows but layout.capacity is " + std::to_string(layout.capacity) +
+                      " (overflow = error; use a larger capacity or overflow = drop)");
+  }
+  return Status();
+}
+
+// Rank-major layouts: every destination learns the local expert of each row it receives; the
+// rows of source s form one block, in source order, so the lists concatenate in rank order.
+Status exchange_row_experts(transport::Transport& transport, detail::PlanData& plan,
+                            const std::vector<std::vector<int32_t>>& row_experts,
+                            const transport::Deadline& deadline) {
+  std::vector<Bytes> send(row_experts.size());
+  for (size_t d = 0; d < row_experts.size(); ++d) {
+    core::WireWriter writer;
+    writer.put_array(row_experts[d].data(), row_experts[d].size());
+    send[d] = writer.take();
+  }
+  plan.recv_local_experts.clear();
+  plan.recv_local_experts.reserve(static_cast<size_t>(plan.num_recv_rows));
+  const auto num_local = static_cast<int32_t>(plan.tokens_per_expert.size());
+  const auto append = [&](int source, const Bytes& bytes) {
+    const size_t count = bytes.size() / sizeof(int32_t);
+    if (bytes.size() % sizeof(int32_t) != 0 ||
+        plan.recv_local_experts.size() + count > static_cast<size_t>(plan.num_recv_rows)) {
+      return Status(StatusCode::kInternal,
+                    "row experts from rank " + std::to_string(source) + " have the wrong size");
+    }
+    const size_t at = plan.recv_local_experts.size();
+    if (count == 0) return Status();
+    plan.recv_local_experts.resize(at + count);
+    std::memcpy(plan.recv_local_experts.data() + at, bytes.data(), bytes.size());
+    for (size_t i = at; i < at + count; ++i) {
+      if (plan.recv_local_experts[i] < 0 || plan.recv_local_experts[i] >= num_local) {
+        return Status(StatusCode::kInternal, "row experts from rank " + std::to_string(source) +
+                                                 " name slot " +
+                                                 std::to_string(plan.recv_local_experts[i]));
+      }
+    }
+    return Status();
+  };
+  FUSCO_RETURN_IF_ERROR(
+      transport.alltoallv_consume(send, append, deadline, "plan (row expert exchange)"));
+  if (plan.recv_local_experts.size() != static_cast<size_t>(plan.num_recv_rows)) {
+    return Status(StatusCode::kInternal, "row experts do not cover the received rows");
+  }
+  return Status();
+}
+
 }  // namespace
+
+void set_receiver_side(detail::PlanData& plan, const ReceiverOffsets& offsets) {
+  plan.tokens_per_expert = offsets.tokens_per_expert;
+  plan.padded_tokens_per_expert = offsets.padded_tokens_per_expert;
+  plan.dropped_per_expert = offsets.dropped_per_expert;
+  plan.padding = offsets.padding;
+  plan.num_recv_rows = offsets.num_recv_rows;
+}
 
 detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
                                  const core::Layout& layout, const core::ResolvedExpertMap& map,
@@ -201,6 +298,10 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   config.world_size = world;
   config.ranks_per_node = topology.node_width();
   config.sequence = sequence;
+  config.layout_kind = static_cast<int32_t>(options.layout.kind);
+  config.layout_overflow = static_cast<int32_t>(options.layout.overflow);
+  config.layout_alignment = options.layout.alignment;
+  config.layout_capacity = options.layout.capacity;
   std::vector<PlanConfig> configs(static_cast<size_t>(world));
   FUSCO_RETURN_IF_ERROR(transport.allgather(&config, sizeof(config),
                                             reinterpret_cast<std::byte*>(configs.data()), deadline,
@@ -237,17 +338,23 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport,
                                              encode_expert_counts(planned_layout, planned),
                                              &counts_in, deadline, "plan (count exchange)"));
-  Result<ReceiverOffsets> offsets = compute_receiver_offsets(counts_in, planned.num_local(me));
+  Result<ReceiverOffsets> offsets =
+      compute_receiver_offsets(counts_in, planned.num_local(me), options.layout);
   FUSCO_RETURN_IF_ERROR(offsets.status());
-  plan->tokens_per_expert = std::move(offsets.value().tokens_per_expert);
-  plan->num_recv_rows = offsets.value().num_recv_rows;
+  set_receiver_side(*plan, offsets.value());
 
   std::vector<Bytes> starts_in;
   FUSCO_RETURN_IF_ERROR(transport::alltoallv(transport, offsets.value().starts, &starts_in,
                                              deadline, "plan (offset exchange)"));
-  Result<std::vector<Bytes>> metadata =
-      build_sender_side(*plan, planned_layout, planned, routing, starts_in);
+  FUSCO_RETURN_IF_ERROR(check_overflow(options.layout, logical, starts_in));
+  const bool rank_major = options.layout.kind == RecvLayout::Kind::kRankMajor;
+  std::vector<std::vector<int32_t>> row_experts;
+  Result<std::vector<Bytes>> metadata = build_sender_side(
+      *plan, planned_layout, planned, routing, starts_in, rank_major ? &row_experts : nullptr);
   FUSCO_RETURN_IF_ERROR(metadata.status());
+  if (rank_major) {
+    FUSCO_RETURN_IF_ERROR(exchange_row_experts(transport, *plan, row_experts, deadline));
+  }
 
   // Decoded in place, straight from each source's message.
   FUSCO_RETURN_IF_ERROR(transport.alltoallv_consume(

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/layout.hpp"
@@ -39,21 +40,35 @@ std::vector<Bytes> encode_expert_counts(const core::Layout& layout,
                                         const core::ResolvedExpertMap& map);
 
 /// Step 2 (receiver): rows per local expert and, for every source, the first receive row of
-/// each local expert's block from it (expert-major, then source rank).
+/// each local expert's block from it, under `layout` (expert-major, then source rank; or
+/// rank-major: the first row of the source's block). Each source's message ends with the
+/// first overflowing local expert (-1: none) and its rows, so every rank learns of overflow.
 struct ReceiverOffsets {
-  std::vector<int64_t> tokens_per_expert;
+  std::vector<int64_t> tokens_per_expert;            ///< Rows delivered per local expert.
+  std::vector<int64_t> padded_tokens_per_expert;     ///< Rows of each expert's block.
+  std::vector<int64_t> dropped_per_expert;           ///< Rows beyond the capacity.
+  std::vector<std::pair<int64_t, int64_t>> padding;  ///< Row ranges dispatch zeroes.
   int64_t num_recv_rows = 0;
-  std::vector<Bytes> starts;  ///< starts[s]: int64 per local expert, for source s.
+  int64_t first_overflow = -1;  ///< First local expert with dropped rows, or -1.
+  int64_t first_overflow_rows = 0;
+  std::vector<Bytes> starts;  ///< starts[s]: int64 per local expert, then the overflow pair.
 };
 Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& counts_from_sources,
-                                                 int64_t num_local_experts);
+                                                 int64_t num_local_experts,
+                                                 const RecvLayout& layout = RecvLayout());
 
 /// Step 3 (sender): given the starts from every destination, fills `plan`'s direct rows,
 /// staged lists, combine program and stats; returns the staged metadata for every target.
-Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
-                                             const core::ResolvedExpertMap& map,
-                                             const TensorView& topk_idx,
-                                             const std::vector<Bytes>& starts_from_destinations);
+/// Rows past a capacity-bounded expert's block are dropped (no row, no combine term, slot
+/// rank -1). With `row_experts` (rank-major layouts), also gives, per destination, the local
+/// expert of each row sent to it, in row order.
+Result<std::vector<Bytes>> build_sender_side(
+    detail::PlanData& plan, const core::Layout& layout, const core::ResolvedExpertMap& map,
+    const TensorView& topk_idx, const std::vector<Bytes>& starts_from_destinations,
+    std::vector<std::vector<int32_t>>* row_experts = nullptr);
+
+/// Stores a receiver's offsets (counts, padding, drops, rows) in its plan.
+void set_receiver_side(detail::PlanData& plan, const ReceiverOffsets& offsets);
 
 /// Rows that `rank`, as a relay, forwards to other ranks of its node.
 int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int rank);

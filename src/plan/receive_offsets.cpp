@@ -1,6 +1,7 @@
 // Steps 1, 2 and 4 of planning: the count exchange that fixes every row's place in the
 // receiver's expert-major buffer, and the decoding of staged metadata at targets.
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -25,7 +26,8 @@ std::vector<Bytes> encode_expert_counts(const core::Layout& layout,
 }
 
 Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& counts_from_sources,
-                                                 int64_t num_local_experts) {
+                                                 int64_t num_local_experts,
+                                                 const RecvLayout& layout) {
   const size_t sources = counts_from_sources.size();
   const auto local = static_cast<size_t>(num_local_experts);
   std::vector<int64_t> counts(sources * local);
@@ -55,22 +57,54 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
       offsets.tokens_per_expert[e] += count;
     }
   }
-  // Expert-major: block of expert e starts after all rows of experts < e; inside it, sources
-  // in rank order.
+  // Each local expert's block: expert-major blocks follow each other (padded to the
+  // alignment, or the capacity); inside a block, sources in rank order. Rank-major: one block
+  // per source, in rank order, whose rows the sender orders itself (every start of a source
+  // is its block's first row).
+  using Kind = RecvLayout::Kind;
+  offsets.padded_tokens_per_expert.assign(local, 0);
+  offsets.dropped_per_expert.assign(local, 0);
   std::vector<int64_t> cursor(local, 0);
   int64_t total = 0;
   for (size_t e = 0; e < local; ++e) {
+    const int64_t rows = offsets.tokens_per_expert[e];
+    int64_t block = rows;
+    if (layout.kind == Kind::kExpertMajor) {
+      block = (rows + layout.alignment - 1) / layout.alignment * layout.alignment;
+    } else if (layout.kind == Kind::kCapacity) {
+      block = layout.capacity;
+      offsets.dropped_per_expert[e] = std::max<int64_t>(0, rows - layout.capacity);
+      offsets.tokens_per_expert[e] = rows - offsets.dropped_per_expert[e];
+      if (offsets.dropped_per_expert[e] > 0 && offsets.first_overflow < 0) {
+        offsets.first_overflow = static_cast<int64_t>(e);
+        offsets.first_overflow_rows = rows;
+      }
+    }
     cursor[e] = total;
-    total += offsets.tokens_per_expert[e];
+    offsets.padded_tokens_per_expert[e] = block;
+    if (block > offsets.tokens_per_expert[e]) {
+      offsets.padding.emplace_back(total + offsets.tokens_per_expert[e], total + block);
+    }
+    total += block;
+    if (total > kMaxRows) {
+      return Status(StatusCode::kInvalidArgument,
+                    "the receive layout needs more than 2^56 rows on one rank");
+    }
   }
   offsets.num_recv_rows = total;
   offsets.starts.resize(sources);
+  int64_t source_block = 0;
   for (size_t s = 0; s < sources; ++s) {
     core::WireWriter writer;
+    int64_t from_source = 0;
     for (size_t e = 0; e < local; ++e) {
-      writer.put<int64_t>(cursor[e]);
+      writer.put<int64_t>(layout.kind == Kind::kRankMajor ? source_block : cursor[e]);
       cursor[e] += counts[s * local + e];
+      from_source += counts[s * local + e];
     }
+    source_block += from_source;
+    writer.put<int64_t>(offsets.first_overflow);
+    writer.put<int64_t>(offsets.first_overflow_rows);
     offsets.starts[s] = writer.take();
   }
   return offsets;

@@ -180,7 +180,8 @@ class BalancedRelays {
 template <typename Id>
 Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& layout,
                                  const core::ResolvedExpertMap& map, const Id* ids,
-                                 const std::vector<Bytes>& starts_from_destinations) {
+                                 const std::vector<Bytes>& starts_from_destinations,
+                                 std::vector<std::vector<int32_t>>* row_experts) {
   const int world = map.world_size;
   const int me = plan.rank;
   const Topology& topo = plan.topology;
@@ -207,8 +208,21 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
                          static_cast<size_t>(map.num_local(d))));
   }
   // The receive rows of one expert's pairs are consecutive in (token, slot) order, which is
-  // the order of the scan below: each pair takes its expert's next row.
+  // the order of the scan below: each pair takes its expert's next row. Rank-major: all pairs
+  // for one destination are consecutive, so they take the destination's next row. With a
+  // capacity, a row past its expert's block is dropped.
+  const RecvLayout& recv_layout = plan.options.layout;
+  const bool rank_major = recv_layout.kind == RecvLayout::Kind::kRankMajor;
+  const bool bounded = recv_layout.kind == RecvLayout::Kind::kCapacity;
   std::vector<int64_t> next_row = start_of_physical;
+  std::vector<int64_t> start_of_rank(static_cast<size_t>(world), 0);
+  for (int d = 0; rank_major && d < world; ++d) {
+    if (map.num_local(d) > 0) {
+      start_of_rank[static_cast<size_t>(d)] =
+          start_of_physical[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
+    }
+  }
+  std::vector<int64_t> next_rank_row = start_of_rank;
 
   // Direct rows go to the ranks this rank may store into: its node's (direct peers) or itself
   // alone. They are laid out in (rank, row) order, so the stores of dispatch stream through
@@ -222,7 +236,10 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   // Relays fan rows out by storing into their node peers, so they need direct peers.
   const bool relays = dedup == Dedup::kNode && plan.direct_peers;
   const bool balanced = relays && plan.options.relay == RelayPolicy::kBalanced;
-  plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{});
+  plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{0, -1, 0});
+  if (row_experts != nullptr) {
+    row_experts->assign(static_cast<size_t>(world), {});
+  }
 
   // One scan in (token, slot) order builds the staged entries and the combine program.
   // Entries ascend by token and an entry's fanout rows ascend by slot, which fixes the
@@ -266,6 +283,7 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     plan.group_term_begin.push_back(static_cast<int64_t>(plan.terms.size()));
   };
   BalancedRelays balanced_relays(topo, me);
+  int64_t dropped = 0;
   plan.slot_ranks.assign(static_cast<size_t>(tokens * topk), -1);
   for (int64_t t = 0; t < tokens; ++t) {
     if (balanced) {
@@ -281,16 +299,30 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
         continue;
       }
       const int d = map.owner[static_cast<size_t>(expert)];
+      const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
+      const int64_t local_slot = static_cast<int64_t>(p) - map.rank_begin[static_cast<size_t>(d)];
+      const int64_t row = rank_major ? next_rank_row[static_cast<size_t>(d)]++ : next_row[p]++;
+      if (bounded && row >= (local_slot + 1) * recv_layout.capacity) {
+        ++dropped;
+        continue;  // past its expert's capacity: not delivered, no combine term
+      }
+      if (row_experts != nullptr) {
+        (*row_experts)[static_cast<size_t>(d)].push_back(static_cast<int32_t>(local_slot));
+      }
       plan.slot_ranks[flat] = d;
       const int node = node_of_rank[static_cast<size_t>(d)];
       slots.push_back({node, j});
       nodes |= uint64_t{1} << (node & 63);
-      const auto p = static_cast<size_t>(map.physical[static_cast<size_t>(expert)]);
-      const int64_t row = next_row[p]++;
       if (d >= direct_lo && d < direct_hi) {
         slot_term[static_cast<size_t>(j)] = CombineTerm{d, j, row};
-        plan.direct[static_cast<size_t>(layout.expert_begin[p] - direct_first + row -
-                                        start_of_physical[p])] =
+        // Position in (rank, row) order: the destination's first pair, then the row's place
+        // in its expert's (or, rank-major, its destination's) block.
+        const int64_t at =
+            rank_major
+                ? layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])] -
+                      direct_first + row - start_of_rank[static_cast<size_t>(d)]
+                : layout.expert_begin[p] - direct_first + row - start_of_physical[p];
+        plan.direct[static_cast<size_t>(at)] =
             detail::DirectRow{static_cast<int32_t>(t), static_cast<int32_t>(d), row};
         continue;
       }
@@ -358,6 +390,12 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     }
   }
 
+  if (dropped > 0) {  // dropped direct pairs left holes
+    plan.direct.erase(std::remove_if(plan.direct.begin(), plan.direct.end(),
+                                     [](const detail::DirectRow& row) { return row.rank < 0; }),
+                      plan.direct.end());
+  }
+
   // Sender-side statistics.
   PlanStats& stats = plan.stats;
   stats.num_tokens = tokens;
@@ -369,9 +407,9 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
         layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d) + 1])] -
         layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(d)])];
     stats.rows_per_destination[static_cast<size_t>(d)] = rows;
-    if (d >= direct_lo && d < direct_hi) {
-      stats.wire_rows_per_destination[static_cast<size_t>(d)] = rows;
-    }
+  }
+  for (const detail::DirectRow& row : plan.direct) {
+    ++stats.wire_rows_per_destination[static_cast<size_t>(row.rank)];
   }
   stats.intra_node_rows = static_cast<int64_t>(plan.direct.size());
   stats.inter_node_rows = 0;
@@ -396,13 +434,14 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
 Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
                                              const core::ResolvedExpertMap& map,
                                              const TensorView& topk_idx,
-                                             const std::vector<Bytes>& starts_from_destinations) {
+                                             const std::vector<Bytes>& starts_from_destinations,
+                                             std::vector<std::vector<int32_t>>* row_experts) {
   if (topk_idx.dtype == DType::kInt32) {
     return build(plan, layout, map, static_cast<const int32_t*>(topk_idx.data),
-                 starts_from_destinations);
+                 starts_from_destinations, row_experts);
   }
   return build(plan, layout, map, static_cast<const int64_t*>(topk_idx.data),
-               starts_from_destinations);
+               starts_from_destinations, row_experts);
 }
 
 }  // namespace fusco::plan

@@ -207,7 +207,8 @@ std::vector<std::map<std::pair<int64_t, int>, int>> choose_copies(
 }  // namespace
 
 ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
-                             const ExpertMap& expert_map, const Topology& topology) {
+                             const ExpertMap& expert_map, const Topology& topology,
+                             const RecvLayout& recv_layout) {
   const int world_size = topology.world_size;
   const auto choice = choose_copies(topk_idx, num_experts, expert_map, topology, world_size);
   // Collect (local slot, source, token, slot) per destination, then sort: the definition.
@@ -228,19 +229,58 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
     }
   }
   ReceiveLayout layout;
-  layout.rows.resize(static_cast<size_t>(world_size));
-  layout.tokens_per_expert.resize(static_cast<size_t>(world_size));
+  const auto ws = static_cast<size_t>(world_size);
+  layout.rows.resize(ws);
+  layout.tokens_per_expert.resize(ws);
+  layout.padded_tokens_per_expert.resize(ws);
+  layout.dropped_per_expert.resize(ws);
+  layout.recv_local_experts.resize(ws);
+  const RowSource padding{-1, 0, 0};
   for (int d = 0; d < world_size; ++d) {
+    const auto dd = static_cast<size_t>(d);
     int64_t local_experts = 0;
     for (int64_t e = 0; e < num_experts; ++e) {
       local_experts += holds(d, e, num_experts, expert_map, world_size) ? 1 : 0;
     }
-    auto& rows = keyed[static_cast<size_t>(d)];
+    auto& rows = keyed[dd];
     std::sort(rows.begin(), rows.end());
-    layout.tokens_per_expert[static_cast<size_t>(d)].assign(static_cast<size_t>(local_experts), 0);
-    for (const auto& [slot, src, t, j] : rows) {
-      ++layout.tokens_per_expert[static_cast<size_t>(d)][static_cast<size_t>(slot)];
-      layout.rows[static_cast<size_t>(d)].push_back({src, t, j});
+    const auto local = static_cast<size_t>(local_experts);
+    layout.tokens_per_expert[dd].assign(local, 0);
+    layout.padded_tokens_per_expert[dd].assign(local, 0);
+    layout.dropped_per_expert[dd].assign(local, 0);
+    if (recv_layout.kind == RecvLayout::Kind::kRankMajor) {
+      std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+        return std::make_tuple(std::get<1>(a), std::get<2>(a), std::get<3>(a)) <
+               std::make_tuple(std::get<1>(b), std::get<2>(b), std::get<3>(b));
+      });
+      for (const auto& [slot, src, t, j] : rows) {
+        ++layout.tokens_per_expert[dd][static_cast<size_t>(slot)];
+        ++layout.padded_tokens_per_expert[dd][static_cast<size_t>(slot)];
+        layout.rows[dd].push_back({src, t, j});
+        layout.recv_local_experts[dd].push_back(static_cast<int32_t>(slot));
+      }
+      continue;
+    }
+    // Expert-major blocks, one local expert after another.
+    size_t next = 0;
+    for (size_t e = 0; e < local; ++e) {
+      int64_t in_block = 0;
+      for (; next < rows.size() && static_cast<size_t>(std::get<0>(rows[next])) == e; ++next) {
+        const auto& [slot, src, t, j] = rows[next];
+        if (recv_layout.kind == RecvLayout::Kind::kCapacity && in_block == recv_layout.capacity) {
+          ++layout.dropped_per_expert[dd][e];
+          continue;
+        }
+        layout.rows[dd].push_back({src, t, j});
+        ++in_block;
+      }
+      layout.tokens_per_expert[dd][e] = in_block;
+      const int64_t block = recv_layout.kind == RecvLayout::Kind::kCapacity
+                                ? recv_layout.capacity
+                                : (in_block + recv_layout.alignment - 1) / recv_layout.alignment *
+                                      recv_layout.alignment;
+      layout.padded_tokens_per_expert[dd][e] = block;
+      layout.rows[dd].insert(layout.rows[dd].end(), static_cast<size_t>(block - in_block), padding);
     }
   }
   return layout;
@@ -249,9 +289,13 @@ ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t nu
 std::vector<std::byte> dispatch_rank(const ReceiveLayout& layout, const std::vector<TensorView>& x,
                                      int rank) {
   std::vector<std::byte> out;
+  const auto row_bytes = static_cast<size_t>(x[0].shape[1]) * dtype_size(x[0].dtype);
   for (const RowSource& source : layout.rows[static_cast<size_t>(rank)]) {
+    if (source.rank < 0) {
+      out.insert(out.end(), row_bytes, std::byte{0});
+      continue;
+    }
     const TensorView& src = x[static_cast<size_t>(source.rank)];
-    const auto row_bytes = static_cast<size_t>(src.shape[1]) * dtype_size(src.dtype);
     const auto* begin = static_cast<const std::byte*>(src.data) + source.token * row_bytes;
     out.insert(out.end(), begin, begin + row_bytes);
   }
@@ -276,7 +320,7 @@ std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
   for (size_t d = 0; d < layout.rows.size(); ++d) {
     for (size_t row = 0; row < layout.rows[d].size(); ++row) {
       const RowSource& s = layout.rows[d][row];
-      if (s.rank == rank) {
+      if (s.rank == rank) {  // padding rows have rank -1
         landed[{s.token, s.slot}] = {static_cast<int>(d), static_cast<int64_t>(row)};
       }
     }
@@ -297,7 +341,11 @@ std::vector<std::byte> combine_rank(const ReceiveLayout& layout, int rank,
       if (e < 0) {
         continue;
       }
-      const auto [d, row] = landed.at({t, j});
+      const auto at = landed.find({t, j});
+      if (at == landed.end()) {
+        continue;  // dropped by a capacity: contributes nothing
+      }
+      const auto [d, row] = at->second;
       const int node = dedup == Dedup::kNode ? topology.node_of(d) : 0;
       groups[node].push_back({d, row, weight(t * topk + j)});
     }

@@ -16,7 +16,7 @@
 
 namespace fusco::reference {
 
-/// Where one received row came from.
+/// Where one received row came from; rank -1 for a padding row (zeros).
 struct RowSource {
   int rank;
   int64_t token;
@@ -27,14 +27,19 @@ struct RowSource {
 struct ReceiveLayout {
   std::vector<std::vector<RowSource>> rows;             ///< rows[d]: rank d's rows.
   std::vector<std::vector<int64_t>> tokens_per_expert;  ///< per rank, per local expert.
+  std::vector<std::vector<int64_t>> padded_tokens_per_expert;
+  std::vector<std::vector<int64_t>> dropped_per_expert;
+  std::vector<std::vector<int32_t>> recv_local_experts;  ///< rank-major only
 };
 
-/// Receive layout of all ranks: rows sorted by (local expert, source rank, token, slot).
-/// `topk_idx[r]` is rank r's [T_r, k] int32/int64 routing. With replicated experts each row
-/// goes to the copy the replica-choice policy gives it (computed here one row at a time).
-/// Inputs must be valid.
+/// Receive layout of all ranks: rows sorted by (local expert, source rank, token, slot), each
+/// expert's block padded to the alignment or cut and padded to the capacity; or, rank-major,
+/// sorted by (source rank, token, slot). `topk_idx[r]` is rank r's [T_r, k] int32/int64
+/// routing. With replicated experts each row goes to the copy the replica-choice policy
+/// gives it (computed here one row at a time). Inputs must be valid.
 ReceiveLayout receive_layout(const std::vector<TensorView>& topk_idx, int64_t num_experts,
-                             const ExpertMap& expert_map, const Topology& topology);
+                             const ExpertMap& expert_map, const Topology& topology,
+                             const RecvLayout& recv_layout = RecvLayout());
 
 /// Dispatch of every rank's `x[r]` [T_r, H]: rank d's received rows, byte for byte.
 std::vector<std::vector<std::byte>> dispatch(const ReceiveLayout& layout,

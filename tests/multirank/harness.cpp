@@ -58,7 +58,9 @@ std::string Case::describe() const {
   out << "seed=" << seed << " world=" << world << " ranks_per_node=" << ranks_per_node
       << " topk=" << topk << " experts=" << experts << " hidden=" << hidden
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
-      << " relay=" << relay_policy_name(relay) << " chunk_bytes=" << chunk_bytes << " map="
+      << " relay=" << relay_policy_name(relay) << " layout=" << recv_layout_kind_name(layout.kind)
+      << "/" << (layout.kind == RecvLayout::Kind::kCapacity ? layout.capacity : layout.alignment)
+      << " chunk_bytes=" << chunk_bytes << " map="
       << (!replicas.empty() ? "replicated"
           : owners.empty()  ? "contiguous"
                             : "explicit")
@@ -103,6 +105,14 @@ Case random_case(uint64_t seed) {
     }
   }
   c.relay = static_cast<RelayPolicy>(pick(0, 1));
+  const int layout_kind = pick(0, 7);
+  if (layout_kind == 1) {
+    c.layout = RecvLayout::expert_major(pick(2, 8));
+  } else if (layout_kind == 2) {
+    c.layout = RecvLayout::rank_major();
+  } else if (layout_kind == 3) {
+    c.layout = RecvLayout::capacity_bounded(pick(0, 12));
+  }
   constexpr int64_t kHiddens[] = {1, 7, 128};
   c.hidden = kHiddens[pick(0, 2)];
   c.dtype = kAllDtypes[pick(0, 8)];
@@ -129,6 +139,7 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   options.dedup = c.dedup;
   options.chunk_bytes = c.chunk_bytes;
   options.relay = c.relay;
+  options.layout = c.layout;
   options.timeout_ms = 60000;
   Result<Plan> plan = comm.plan(idx, c.experts, map_of(c), options);
   result.status = plan.status();
@@ -136,6 +147,9 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
     return result;
   }
   result.tokens_per_expert = plan.value().tokens_per_expert();
+  result.padded_tokens_per_expert = plan.value().padded_tokens_per_expert();
+  result.dropped_per_expert = plan.value().dropped_per_expert();
+  result.recv_local_experts = plan.value().recv_local_experts();
   result.local_experts = plan.value().local_experts();
   result.stats = plan.value().stats();
   std::vector<std::byte> x = x_of(c, rank);
@@ -174,9 +188,13 @@ Expected expected_of(const Case& c) {
   }
   const ExpertMap map = map_of(c);
   const Topology topology = Topology::nodes_of(c.world, c.ranks_per_node);
-  const reference::ReceiveLayout layout = reference::receive_layout(idx, c.experts, map, topology);
+  const reference::ReceiveLayout layout =
+      reference::receive_layout(idx, c.experts, map, topology, c.layout);
   Expected want;
   want.tokens_per_expert = layout.tokens_per_expert;
+  want.padded_tokens_per_expert = layout.padded_tokens_per_expert;
+  want.dropped_per_expert = layout.dropped_per_expert;
+  want.recv_local_experts = layout.recv_local_experts;
   want.recv = reference::dispatch(layout, xv);
   if (!dtype_supports_combine(c.dtype)) {
     return want;
@@ -210,6 +228,15 @@ Expected expected_of(const Case& c) {
   if (got.tokens_per_expert != want.tokens_per_expert[r]) {
     return ::testing::AssertionFailure()
            << "tokens_per_expert differs on rank " << rank << ": " << c.describe();
+  }
+  if (got.padded_tokens_per_expert != want.padded_tokens_per_expert[r] ||
+      got.dropped_per_expert != want.dropped_per_expert[r]) {
+    return ::testing::AssertionFailure()
+           << "padded or dropped rows per expert differ on rank " << rank << ": " << c.describe();
+  }
+  if (got.recv_local_experts != want.recv_local_experts[r]) {
+    return ::testing::AssertionFailure()
+           << "recv_local_experts differs on rank " << rank << ": " << c.describe();
   }
   if (got.recv != want.recv[r]) {
     return ::testing::AssertionFailure()
@@ -245,13 +272,15 @@ Outcome run_case(const Case& c) {
         << "rank " << r << ": " << statuses[static_cast<size_t>(r)].to_string() << "\n"
         << c.describe();
   }
-  for (RankResult& result : results) {
-    outcome.recv.push_back(std::move(result.recv));
-    outcome.out.push_back(std::move(result.out));
-    outcome.tokens_per_expert.push_back(std::move(result.tokens_per_expert));
-    outcome.local_experts.push_back(std::move(result.local_experts));
+  for (const RankResult& result : results) {
+    outcome.recv.push_back(result.recv);
+    outcome.out.push_back(result.out);
+    outcome.tokens_per_expert.push_back(result.tokens_per_expert);
+    outcome.dropped_per_expert.push_back(result.dropped_per_expert);
+    outcome.local_experts.push_back(result.local_experts);
     outcome.stats.push_back(result.stats);
   }
+  outcome.results = std::move(results);
   outcome.ok = first_error(statuses).ok();
   return outcome;
 }
@@ -263,12 +292,8 @@ Outcome run_case(const Case& c) {
   }
   const Expected want = expected_of(c);
   for (int r = 0; r < c.world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    RankResult result;
-    result.recv = got.recv[rr];
-    result.out = got.out[rr];
-    result.tokens_per_expert = got.tokens_per_expert[rr];
-    ::testing::AssertionResult verdict = matches_expected(c, want, r, result);
+    ::testing::AssertionResult verdict =
+        matches_expected(c, want, r, got.results[static_cast<size_t>(r)]);
     if (!verdict) {
       return verdict;
     }

@@ -29,6 +29,7 @@ struct Case {
   std::vector<int32_t> owners;                 // explicit expert map when not empty
   std::vector<std::vector<int32_t>> replicas;  // replicated expert map when not empty
   RelayPolicy relay = RelayPolicy::kRailAligned;
+  RecvLayout layout;           // receive layout (default expert-major)
   double masked = 0.1;         // probability of an unused slot
   double masked_token = 0.05;  // probability of a token with no slot at all
   bool int32_ids = false;
@@ -40,9 +41,9 @@ struct Case {
 };
 
 /// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous,
-/// uneven explicit or replicated maps, both relay policies, H 1/7/128, every dtype and dedup mode,
-/// chunk sizes from one byte to 1 MiB, T = 0 on some ranks, int32 or int64 ids, with or without
-/// direct access.
+/// uneven explicit or replicated maps, both relay policies, every receive layout, H 1/7/128, every
+/// dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks, int32 or int64
+/// ids, with or without direct access.
 Case random_case(uint64_t seed);
 
 /// One rank's part of a run: its plan's counts and stats, dispatch and combine results.
@@ -51,6 +52,9 @@ struct RankResult {
   std::vector<std::byte> recv;
   std::vector<std::byte> out;  // combine dtypes only
   std::vector<int64_t> tokens_per_expert;
+  std::vector<int64_t> padded_tokens_per_expert;
+  std::vector<int64_t> dropped_per_expert;
+  std::vector<int32_t> recv_local_experts;
   std::vector<int64_t> local_experts;
   PlanStats stats;
 };
@@ -64,6 +68,9 @@ struct Expected {
   std::vector<std::vector<std::byte>> recv;
   std::vector<std::vector<std::byte>> out;
   std::vector<std::vector<int64_t>> tokens_per_expert;
+  std::vector<std::vector<int64_t>> padded_tokens_per_expert;
+  std::vector<std::vector<int64_t>> dropped_per_expert;
+  std::vector<std::vector<int32_t>> recv_local_experts;
 };
 Expected expected_of(const Case& c);
 
@@ -76,8 +83,10 @@ struct Outcome {
   std::vector<std::vector<std::byte>> recv;  // dispatch result per rank
   std::vector<std::vector<std::byte>> out;   // combine result per rank (combine dtypes only)
   std::vector<std::vector<int64_t>> tokens_per_expert;
+  std::vector<std::vector<int64_t>> dropped_per_expert;
   std::vector<std::vector<int64_t>> local_experts;
   std::vector<PlanStats> stats;
+  std::vector<RankResult> results;  // everything each rank produced
   bool ok = false;
 };
 

@@ -139,3 +139,34 @@ def test_replicated_experts_gradients_equal_a_dense_computation(relay):
     stats = results[0][0].stats
     assert sum(stats["received_rows_per_rank"]) == sum(stats["received_rows_per_rank_unbalanced"])
     assert [p.num_recv_rows for p, *_ in results] == stats["received_rows_per_rank"]
+
+
+@pytest.mark.parametrize("layout", [dict(alignment=8), dict(layout="rank-major"),
+                                    dict(capacity=64)])
+def test_every_receive_layout_gives_the_expert_major_gradients(layout):
+    world, experts, topk, hidden = 4, 8, 3, 5
+    gen = torch.Generator().manual_seed(5)
+    tokens = [6, 0, 9, 4]
+    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
+    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
+    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
+    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
+
+    def run(options):
+        def body(comm):
+            r = comm.rank
+            x = xs[r].clone().requires_grad_()
+            w = ws[r].clone().requires_grad_()
+            plan = comm.plan(ids[r], experts, **options)
+            row_expert = torch.from_numpy(ftorch._row_experts(plan))
+            row_scale = torch.where(row_expert >= 0, scale[row_expert.clamp(min=0)], 0.0)
+            out = ftorch.combine(comm, plan, ftorch.dispatch(comm, plan, x) * row_scale[:, None],
+                                 w)
+            out.sum().backward()
+            return out.detach(), x.grad, w.grad
+
+        return run_ranks(fusco.local_group(world, 2), body)
+
+    for want, got in zip(run({}), run(layout)):
+        for a, b in zip(want, got):
+            torch.testing.assert_close(b, a)

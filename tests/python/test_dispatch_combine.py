@@ -159,3 +159,41 @@ def test_bad_replica_map_and_relay_name_the_problem():
         comm.plan(ids, 1, expert_map=[[0, 0]])
     with pytest.raises(fusco.InvalidArgumentError, match="expected rail or balanced"):
         comm.plan(ids, 1, relay="nearest")
+
+
+def test_capacity_layout_drops_counts_and_combines_only_delivered_rows():
+    comms = fusco.local_group(2)
+    ids = np.zeros((6, 2), dtype=np.int64)  # slot 0: expert 0 (rank 0), slot 1: expert 2
+    ids[:, 1] = 2
+    x = [np.arange(6 * 3, dtype=np.float32).reshape(6, 3) + r for r in range(2)]
+    w = np.full((6, 2), 0.5, dtype=np.float32)
+
+    def body(comm):
+        plan = comm.plan(ids, 4, capacity=8)
+        recv = comm.dispatch(plan, x[comm.rank])
+        out = comm.combine(plan, recv, w)  # identity experts
+        return plan, recv, out
+
+    (plan0, recv0, out0), (plan1, _, out1) = run_ranks(comms, body)
+    assert plan0.tokens_per_expert.tolist() == [8, 0]
+    assert plan0.dropped_per_expert.tolist() == [4, 0]
+    assert plan0.padded_tokens_per_expert.tolist() == [8, 8]
+    assert recv0.shape == (16, 3) and not recv0[8:].any()  # expert 1's block: zero padding
+    assert plan1.dropped_per_expert.tolist() == [4, 0]  # expert 2 overflows the same way
+    # Each expert keeps rank 0's 6 rows and rank 1's first 2: rank 1's tokens 2..5 lose both.
+    assert plan1.slot_ranks.tolist() == [[0, 1], [0, 1]] + [[-1, -1]] * 4
+    np.testing.assert_array_equal(out0, x[0])
+    kept = np.array([1, 1, 0, 0, 0, 0], dtype=np.float32)[:, None]
+    np.testing.assert_array_equal(out1, x[1] * kept)
+
+
+def test_capacity_overflow_as_error_raises_on_every_rank():
+    comms = fusco.local_group(2)
+    ids = np.zeros((5, 1), dtype=np.int64)
+
+    def body(comm):
+        with pytest.raises(fusco.CapacityExceededError, match="gets 10 rows but layout.capacity"):
+            comm.plan(ids, 2, capacity=4, overflow="error")
+        return comm.plan(ids, 2, capacity=10, overflow="error").num_recv_rows
+
+    assert run_ranks(comms, body) == [10, 10]  # one local expert of capacity 10 each

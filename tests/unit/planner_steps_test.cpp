@@ -28,10 +28,47 @@ TEST(ReceiverOffsets, ExpertMajorThenSourceRank) {
   ASSERT_TRUE(offsets.ok());
   EXPECT_EQ(offsets.value().tokens_per_expert, (std::vector<int64_t>{5, 5}));
   EXPECT_EQ(offsets.value().num_recv_rows, 10);
-  // Expert 0 rows: source 0 at 0, source 1 at 2, source 2 at 2; expert 1 from row 5.
-  EXPECT_EQ(decode(offsets.value().starts[0]), (std::vector<int64_t>{0, 5}));
-  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{2, 6}));
-  EXPECT_EQ(decode(offsets.value().starts[2]), (std::vector<int64_t>{2, 10}));
+  // Expert 0 rows: source 0 at 0, source 1 at 2, source 2 at 2; expert 1 from row 5. Each
+  // message ends with the overflow pair (none).
+  EXPECT_EQ(decode(offsets.value().starts[0]), (std::vector<int64_t>{0, 5, -1, 0}));
+  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{2, 6, -1, 0}));
+  EXPECT_EQ(decode(offsets.value().starts[2]), (std::vector<int64_t>{2, 10, -1, 0}));
+  EXPECT_TRUE(offsets.value().padding.empty());
+}
+
+TEST(ReceiverOffsets, AlignedBlocksArePaddedAndThePaddingListed) {
+  // Expert 0 gets 5 rows, expert 1 gets 4: blocks of 8 and 4 with alignment 4.
+  Result<ReceiverOffsets> offsets = compute_receiver_offsets(
+      {counts({2, 1}), counts({0, 3}), counts({3, 0})}, 2, RecvLayout::expert_major(4));
+  ASSERT_TRUE(offsets.ok());
+  EXPECT_EQ(offsets.value().tokens_per_expert, (std::vector<int64_t>{5, 4}));
+  EXPECT_EQ(offsets.value().padded_tokens_per_expert, (std::vector<int64_t>{8, 4}));
+  EXPECT_EQ(offsets.value().num_recv_rows, 12);
+  EXPECT_EQ(offsets.value().padding, (std::vector<std::pair<int64_t, int64_t>>{{5, 8}}));
+  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{2, 9, -1, 0}));
+}
+
+TEST(ReceiverOffsets, CapacityBlocksCountDropsAndReportTheFirstOverflow) {
+  // Capacity 3: expert 0 gets 5 (2 dropped), expert 1 gets 1 (2 rows of padding).
+  Result<ReceiverOffsets> offsets = compute_receiver_offsets({counts({2, 1}), counts({3, 0})}, 2,
+                                                             RecvLayout::capacity_bounded(3));
+  ASSERT_TRUE(offsets.ok());
+  EXPECT_EQ(offsets.value().tokens_per_expert, (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(offsets.value().dropped_per_expert, (std::vector<int64_t>{2, 0}));
+  EXPECT_EQ(offsets.value().num_recv_rows, 6);
+  EXPECT_EQ(offsets.value().padding, (std::vector<std::pair<int64_t, int64_t>>{{4, 6}}));
+  // Source 1's expert-0 rows start at 2: its first row lands, the next two are dropped.
+  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{2, 4, 0, 5}));
+}
+
+TEST(ReceiverOffsets, RankMajorGivesEachSourceOneBlock) {
+  Result<ReceiverOffsets> offsets = compute_receiver_offsets(
+      {counts({2, 1}), counts({0, 3}), counts({3, 0})}, 2, RecvLayout::rank_major());
+  ASSERT_TRUE(offsets.ok());
+  EXPECT_EQ(decode(offsets.value().starts[0]), (std::vector<int64_t>{0, 0, -1, 0}));
+  EXPECT_EQ(decode(offsets.value().starts[1]), (std::vector<int64_t>{3, 3, -1, 0}));
+  EXPECT_EQ(decode(offsets.value().starts[2]), (std::vector<int64_t>{6, 6, -1, 0}));
+  EXPECT_EQ(offsets.value().num_recv_rows, 9);
 }
 
 TEST(ReceiverOffsets, TruncatedCountsAreAnInternalError) {
