@@ -272,7 +272,8 @@ class Communicator:
         return Plan(plan, routing, self.world_size)
 
     def dispatch(self, plan, x, async_op=False):
-        """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts.
+        """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts. x may be a
+        column slice of a wider array (rows contiguous but spread apart: no copy is made).
 
         Returns recv [plan.num_recv_rows, H] of x's kind and dtype, expert-major: rows sorted
         by (local expert, source rank, source token, slot). With async_op=True it returns at
@@ -280,14 +281,14 @@ class Communicator:
         """
         try:
             _check_plan(plan)
-            xa = view(x, "x")
+            xa = view(x, "x", strided_rows=True)
             hidden = xa.shape[1] if len(xa.shape) == 2 else 0
             recv = empty_like_kind(xa, (plan.num_recv_rows, hidden), xa.dtype)
             ra = view(recv, "recv")
-            args, error = (plan._plan, xa.ptr, xa.dtype, xa.shape, ra.ptr, ra.dtype,
-                           ra.shape), None
+            args, error = (plan._plan, xa.ptr, xa.dtype, xa.shape, xa.row_stride, ra.ptr,
+                           ra.dtype, ra.shape), None
         except _ARGUMENT_ERRORS as exc:
-            args, error = (_C.Plan(), *_REJECTED, *_REJECTED), exc
+            args, error = (_C.Plan(), *_REJECTED, 0, *_REJECTED), exc
         status, work = self._comm.dispatch(*args, bool(async_op))
         if error is not None:
             raise error
@@ -298,22 +299,22 @@ class Communicator:
         """Collective. out[t] = sum over valid slots j of topk_weights[t, j] * expert_out[row(t, j)].
 
         expert_out: [plan.num_recv_rows, H] float32, float16 or bfloat16 (accumulated in fp32),
-        or float64 (accumulated in fp64); topk_weights: [T, k] float32 (float64 with float64
+        or float64 (accumulated in fp64), rows possibly spread apart; topk_weights: [T, k] float32 (float64 with float64
         expert_out). Sums in a fixed order; returns out [T, H] of expert_out's kind and dtype
         (zero rows for tokens without valid slots). With async_op=True it returns at once a
         fusco.Work whose wait() returns out.
         """
         try:
             _check_plan(plan)
-            ya = view(expert_out, "expert_out")
+            ya = view(expert_out, "expert_out", strided_rows=True)
             wa = view(topk_weights, "topk_weights", allowed=(FP32, FP64))
             hidden = ya.shape[1] if len(ya.shape) == 2 else 0
             out = empty_like_kind(ya, (plan.num_tokens, hidden), ya.dtype)
             oa = view(out, "out")
-            args, error = (plan._plan, ya.ptr, ya.dtype, ya.shape, wa.ptr, wa.dtype, wa.shape,
-                           oa.ptr, oa.dtype, oa.shape), None
+            args, error = (plan._plan, ya.ptr, ya.dtype, ya.shape, ya.row_stride, wa.ptr,
+                           wa.dtype, wa.shape, oa.ptr, oa.dtype, oa.shape), None
         except _ARGUMENT_ERRORS as exc:
-            args, error = (_C.Plan(), *_REJECTED, *_REJECTED, *_REJECTED), exc
+            args, error = (_C.Plan(), *_REJECTED, 0, *_REJECTED, *_REJECTED), exc
         status, work = self._comm.combine(*args, bool(async_op))
         if error is not None:
             raise error

@@ -35,40 +35,63 @@ def _torch_codes(torch):
 class ArrayArg:
     """What fusco._C needs of an array: pointer, dtype code and shape."""
 
-    __slots__ = ("array", "ptr", "dtype", "shape", "is_torch")
+    __slots__ = ("array", "ptr", "dtype", "shape", "is_torch", "row_stride")
 
-    def __init__(self, array, ptr, dtype, shape, is_torch):
+    def __init__(self, array, ptr, dtype, shape, is_torch, row_stride=0):
         self.array = array  # keeps the memory alive for the call
         self.ptr = ptr
         self.dtype = dtype
         self.shape = shape
         self.is_torch = is_torch
+        self.row_stride = row_stride  # elements between rows; 0: contiguous
 
 
-def view(array, name, allowed=None):
+def _row_stride(shape, element_strides):
+    """Elements between rows of a 2-D array whose rows are contiguous but may be spread
+    (a column slice of a wider array), or None for any other layout."""
+    if len(shape) != 2 or (shape[1] > 1 and element_strides[1] != 1):
+        return None
+    stride = element_strides[0]
+    return stride if stride >= shape[1] and stride > 0 else None
+
+
+def view(array, name, allowed=None, strided_rows=False):
     """An ArrayArg for a numpy array or a torch tensor (CPU, C-contiguous), no copy.
 
-    Raises TypeError for anything else or for a dtype fusco does not move, ValueError for a
-    non-contiguous array or a tensor on another device. ``allowed``: accepted dtype codes.
+    With ``strided_rows`` a 2-D array whose rows are contiguous but spread apart (for example
+    ``big[:, :hidden]``) is also accepted, as a row stride. Raises TypeError for anything else
+    or for a dtype fusco does not move, ValueError for a non-contiguous array or a tensor on
+    another device. ``allowed``: accepted dtype codes.
     """
     torch = _torch()
     if isinstance(array, np.ndarray):
         code = _NUMPY_CODES.get(array.dtype)
         if code is None:
             raise TypeError(f"{name} has numpy dtype {array.dtype}, which fusco does not move")
+        stride = 0
         if not array.flags.c_contiguous:
-            raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray makes a copy)")
+            items = [s // array.itemsize if s % array.itemsize == 0 else -1
+                     for s in array.strides]
+            stride = _row_stride(array.shape, items) if strided_rows else None
+            if stride is None:
+                raise ValueError(f"{name} must be C-contiguous (np.ascontiguousarray makes a "
+                                 f"copy)" + (" or have contiguous rows" if strided_rows else ""))
         arg = ArrayArg(array, array.__array_interface__["data"][0], code, list(array.shape),
-                       False)
+                       False, stride)
     elif torch is not None and isinstance(array, torch.Tensor):
         code = _torch_codes(torch).get(array.dtype)
         if code is None:
             raise TypeError(f"{name} has torch dtype {array.dtype}, which fusco does not move")
         if array.device.type != "cpu":
             raise ValueError(f"{name} is on {array.device}; this communicator takes CPU tensors")
+        stride = 0
         if not array.is_contiguous():
-            raise ValueError(f"{name} must be contiguous (tensor.contiguous() makes a copy)")
-        arg = ArrayArg(array, array.data_ptr(), code, list(array.shape), True)
+            stride = _row_stride(list(array.shape), list(array.stride())) if strided_rows \
+                else None
+            if stride is None:
+                raise ValueError(f"{name} must be contiguous (tensor.contiguous() makes a copy)"
+                                 + (" or have contiguous rows" if strided_rows else ""))
+        arg = ArrayArg(array, array.data_ptr(), code, list(array.shape), True, stride)
     else:
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got "
                         f"{type(array).__name__}")

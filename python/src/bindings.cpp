@@ -25,7 +25,7 @@ using CommHandle = std::shared_ptr<Communicator>;
 
 // A host tensor view from what the Python layer read off an array.
 Result<TensorView> make_view(const char* arg, uintptr_t ptr, int32_t dtype,
-                             const std::vector<int64_t>& shape) {
+                             const std::vector<int64_t>& shape, int64_t row_stride = 0) {
   if (!dtype_is_valid(dtype)) {
     return Status(StatusCode::kInvalidArgument,
                   std::string(arg) + ": dtype code " + std::to_string(dtype) + " is not known");
@@ -43,6 +43,7 @@ Result<TensorView> make_view(const char* arg, uintptr_t ptr, int32_t dtype,
   for (size_t d = 0; d < shape.size(); ++d) {
     view.shape[d] = shape[d];
   }
+  view.row_stride = row_stride;
   return view;
 }
 
@@ -206,9 +207,10 @@ PYBIND11_MODULE(_C, m) {
           py::arg("chunk_bytes"), py::arg("timeout_ms"))
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
-              const std::vector<int64_t>& x_shape, uintptr_t recv, int32_t recv_dtype,
-              const std::vector<int64_t>& recv_shape, bool async_op) -> py::tuple {
-             Result<TensorView> xv = make_view("x", x, x_dtype, x_shape);
+              const std::vector<int64_t>& x_shape, int64_t x_row_stride, uintptr_t recv,
+              int32_t recv_dtype, const std::vector<int64_t>& recv_shape,
+              bool async_op) -> py::tuple {
+             Result<TensorView> xv = make_view("x", x, x_dtype, x_shape, x_row_stride);
              Result<TensorView> rv = make_view("recv", recv, recv_dtype, recv_shape);
              const TensorView xa = xv.ok() ? xv.value() : TensorView{};
              const TensorView ra = rv.ok() ? rv.value() : TensorView{};
@@ -226,32 +228,33 @@ PYBIND11_MODULE(_C, m) {
              if (!rv.ok()) status = rv.status();
              return py::make_tuple(status_tuple(status), work);
            })
-      .def("combine",
-           [](Communicator& comm, const Plan& plan, uintptr_t y, int32_t y_dtype,
-              const std::vector<int64_t>& y_shape, uintptr_t w, int32_t w_dtype,
-              const std::vector<int64_t>& w_shape, uintptr_t out, int32_t out_dtype,
-              const std::vector<int64_t>& out_shape, bool async_op) -> py::tuple {
-             Result<TensorView> yv = make_view("expert_out", y, y_dtype, y_shape);
-             Result<TensorView> wv = make_view("topk_weights", w, w_dtype, w_shape);
-             Result<TensorView> ov = make_view("out", out, out_dtype, out_shape);
-             const TensorView ya = yv.ok() ? yv.value() : TensorView{};
-             const TensorView wa = wv.ok() ? wv.value() : TensorView{};
-             const TensorView oa = ov.ok() ? ov.value() : TensorView{};
-             Status status;
-             Work work;
-             {
-               py::gil_scoped_release release;
-               if (async_op) {
-                 work = comm.combine_async(plan, ya, wa, oa);
-               } else {
-                 status = comm.combine(plan, ya, wa, oa);
-               }
-             }
-             for (const auto* v : {&yv, &wv, &ov}) {
-               if (!v->ok()) status = v->status();
-             }
-             return py::make_tuple(status_tuple(status), work);
-           });
+      .def(
+          "combine",
+          [](Communicator& comm, const Plan& plan, uintptr_t y, int32_t y_dtype,
+             const std::vector<int64_t>& y_shape, int64_t y_row_stride, uintptr_t w,
+             int32_t w_dtype, const std::vector<int64_t>& w_shape, uintptr_t out, int32_t out_dtype,
+             const std::vector<int64_t>& out_shape, bool async_op) -> py::tuple {
+            Result<TensorView> yv = make_view("expert_out", y, y_dtype, y_shape, y_row_stride);
+            Result<TensorView> wv = make_view("topk_weights", w, w_dtype, w_shape);
+            Result<TensorView> ov = make_view("out", out, out_dtype, out_shape);
+            const TensorView ya = yv.ok() ? yv.value() : TensorView{};
+            const TensorView wa = wv.ok() ? wv.value() : TensorView{};
+            const TensorView oa = ov.ok() ? ov.value() : TensorView{};
+            Status status;
+            Work work;
+            {
+              py::gil_scoped_release release;
+              if (async_op) {
+                work = comm.combine_async(plan, ya, wa, oa);
+              } else {
+                status = comm.combine(plan, ya, wa, oa);
+              }
+            }
+            for (const auto* v : {&yv, &wv, &ov}) {
+              if (!v->ok()) status = v->status();
+            }
+            return py::make_tuple(status_tuple(status), work);
+          });
 
   m.def(
       "local_group",

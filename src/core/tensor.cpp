@@ -1,5 +1,6 @@
 #include "fusco/tensor.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -37,10 +38,13 @@ std::string TensorView::describe() const {
   text += "] ";
   text += dtype_name(dtype);
   text += device == Device::kHost ? " host" : " cuda";
+  if (row_stride != 0) {
+    text += ", row stride " + std::to_string(row_stride);
+  }
   return text;
 }
 
-Status check_matrix(const TensorView& view, const char* arg) {
+Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_ok) {
   const std::string name(arg);
   if (!dtype_is_valid(static_cast<int32_t>(view.dtype))) {
     return Status(StatusCode::kInvalidArgument,
@@ -61,9 +65,22 @@ Status check_matrix(const TensorView& view, const char* arg) {
     return Status(StatusCode::kInvalidArgument,
                   name + " has a negative extent: " + view.describe());
   }
+  if (view.row_stride != 0 && view.row_stride != cols) {
+    if (!strided_rows_ok) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " " + view.describe() + " must have contiguous rows (row_stride 0 or " +
+                        std::to_string(cols) + ")");
+    }
+    if (view.row_stride < cols) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + ".row_stride = " + std::to_string(view.row_stride) +
+                        " is smaller than its row length " + std::to_string(cols));
+    }
+  }
   const int64_t elem = static_cast<int64_t>(dtype_size(view.dtype));
   const int64_t limit = std::numeric_limits<int64_t>::max() / 2;
-  if (cols > 0 && rows > limit / cols / elem) {
+  const int64_t pitch = std::max(cols, view.row_stride);
+  if (pitch > 0 && rows > limit / pitch / elem) {
     return Status(StatusCode::kInvalidArgument,
                   name + " " + view.describe() + " is too large: its size in bytes exceeds 2^62");
   }

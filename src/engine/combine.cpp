@@ -26,6 +26,7 @@ double weight_at(const void* weights, bool f64, int64_t index) {
 
 struct CombineSources {
   std::vector<const std::byte*> rows_of;  // expert_out of every rank
+  std::vector<size_t> pitch_of;           // bytes between its rows (strided expert_out)
   std::vector<const void*> weights_of;    // topk_weights of every rank
   bool weights_f64 = false;               // fp64 weights (with fp64 expert outputs), else fp32
   const std::byte* returned = nullptr;    // this rank's return buffer
@@ -44,10 +45,10 @@ void collect_token(const detail::PlanData& plan, const CombineSources& src, cons
     list.group_sizes.push_back(static_cast<int32_t>(last - first));
     for (int64_t i = first; i < last; ++i) {
       const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
-      const std::byte* base = term.rank == CombineTerm::kReturnBuffer
-                                  ? src.returned
-                                  : src.rows_of[static_cast<size_t>(term.rank)];
-      list.terms.push_back({base + static_cast<size_t>(term.row) * src.row_bytes,
+      const bool returned = term.rank == CombineTerm::kReturnBuffer;
+      const std::byte* base = returned ? src.returned : src.rows_of[static_cast<size_t>(term.rank)];
+      const size_t pitch = returned ? src.row_bytes : src.pitch_of[static_cast<size_t>(term.rank)];
+      list.terms.push_back({base + static_cast<size_t>(term.row) * pitch,
                             term.slot == CombineTerm::kUnitWeight
                                 ? 1.0
                                 : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
@@ -93,7 +94,8 @@ void collect_entry(const detail::StagedIn& in, const CombineSources& src, int to
   for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
     const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
     list.terms.push_back(
-        {src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * src.row_bytes,
+        {src.rows_of[static_cast<size_t>(row.rank)] +
+             static_cast<size_t>(row.row) * src.pitch_of[static_cast<size_t>(row.rank)],
          weight_at(weights, src.weights_f64, token * topk + row.slot)});
   }
   list.group_sizes.push_back(static_cast<int32_t>(list.terms.size()));
@@ -128,6 +130,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     mine.hidden = hidden;
     mine.dtype = static_cast<int32_t>(expert_out.dtype);
     mine.src = static_cast<const std::byte*>(expert_out.data);
+    mine.src_pitch = expert_out.row_pitch_bytes();
     mine.weights = topk_weights.data;
   }
   std::vector<OpHeader> headers;
@@ -138,6 +141,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   src.weights_f64 = topk_weights.dtype == DType::kFloat64;
   for (const OpHeader& header : headers) {
     src.rows_of.push_back(header.src);
+    src.pitch_of.push_back(static_cast<size_t>(header.src_pitch));
     src.weights_of.push_back(header.weights);
   }
   std::byte* returned = workspace.return_buffer(
@@ -165,10 +169,10 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     if (!plan->partial_sums) {
       for (int64_t i = 0; i < count && !transport.broken(); ++i) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(first + i)];
-        copy_row(
-            slot + static_cast<size_t>(i) * row_bytes,
-            src.rows_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-            row_bytes);
+        copy_row(slot + static_cast<size_t>(i) * row_bytes,
+                 src.rows_of[static_cast<size_t>(row.rank)] +
+                     static_cast<size_t>(row.row) * src.pitch_of[static_cast<size_t>(row.rank)],
+                 row_bytes);
       }
       return;
     }

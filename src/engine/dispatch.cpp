@@ -50,6 +50,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     recv_of[r] = headers[r].dst;
   }
   const auto* x_rows = static_cast<const std::byte*>(x.data);
+  const auto x_pitch = local.ok() ? static_cast<size_t>(x.row_pitch_bytes()) : size_t{0};
 
   std::vector<ChunkStream> outgoing;
   for (size_t i = 0; i < plan->staged_out.size(); ++i) {
@@ -69,7 +70,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     const std::vector<int32_t>& tokens = plan->staged_out[static_cast<size_t>(s.index)].tokens;
     for (int64_t i = 0; i < count; ++i) {
       copy_row(slot + i * row_bytes,
-               x_rows + static_cast<size_t>(tokens[static_cast<size_t>(first + i)]) * row_bytes,
+               x_rows + static_cast<size_t>(tokens[static_cast<size_t>(first + i)]) * x_pitch,
                row_bytes);
     }
   };
@@ -102,7 +103,7 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     for (; direct_next < end && !transport.broken(); ++direct_next) {
       const detail::DirectRow& row = plan->direct[direct_next];
       copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-               x_rows + static_cast<size_t>(row.token) * row_bytes, row_bytes);
+               x_rows + static_cast<size_t>(row.token) * x_pitch, row_bytes);
     }
     return true;
   };

@@ -24,6 +24,7 @@ struct OpHeader {
   int64_t hidden = 0;
   int32_t dtype = 0;
   const std::byte* src = nullptr;  // x (dispatch) or expert_out (combine)
+  int64_t src_pitch = 0;           // bytes between src rows
   std::byte* dst = nullptr;        // recv (dispatch)
   const void* weights = nullptr;   // topk_weights (combine)
 };

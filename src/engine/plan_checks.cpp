@@ -54,7 +54,7 @@ Status check_plan_owner(const transport::Transport& transport, const detail::Pla
 Status check_dispatch_args(const transport::Transport& transport, const detail::PlanData* plan,
                            const TensorView& x, const TensorView& recv) {
   FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
-  FUSCO_RETURN_IF_ERROR(check_matrix(x, "x"));
+  FUSCO_RETURN_IF_ERROR(check_matrix(x, "x", /*strided_rows_ok=*/true));
   FUSCO_RETURN_IF_ERROR(check_matrix(recv, "recv"));
   FUSCO_RETURN_IF_ERROR(check_row_fits(transport, "x", x));
   const int64_t hidden = x.shape[1];
@@ -80,7 +80,7 @@ Status check_combine_args(const transport::Transport& transport, const detail::P
                           const TensorView& expert_out, const TensorView& topk_weights,
                           const TensorView& out) {
   FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
-  FUSCO_RETURN_IF_ERROR(check_matrix(expert_out, "expert_out"));
+  FUSCO_RETURN_IF_ERROR(check_matrix(expert_out, "expert_out", /*strided_rows_ok=*/true));
   FUSCO_RETURN_IF_ERROR(check_matrix(topk_weights, "topk_weights"));
   FUSCO_RETURN_IF_ERROR(check_matrix(out, "out"));
   if (!dtype_supports_combine(expert_out.dtype)) {

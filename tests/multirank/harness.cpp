@@ -51,6 +51,26 @@ std::vector<std::byte> weights_of(const Case& c, int rank) {
                          c.seed * 41 + static_cast<uint64_t>(rank));
 }
 
+// `rows` contiguous rows of `data` spread to the case's row stride (H + stride_pad elements),
+// the gaps filled with a pattern that must never be read.
+std::vector<std::byte> strided(std::vector<std::byte> data, const Case& c, int64_t rows) {
+  if (c.stride_pad == 0) return data;
+  const size_t row = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
+  const size_t pitch = static_cast<size_t>(c.hidden + c.stride_pad) * dtype_size(c.dtype);
+  std::vector<std::byte> spread(static_cast<size_t>(rows) * pitch, std::byte{0x7f});
+  for (size_t r = 0; r < static_cast<size_t>(rows); ++r) {
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(r * row), row,
+                spread.begin() + static_cast<std::ptrdiff_t>(r * pitch));
+  }
+  return spread;
+}
+
+TensorView strided_view(std::byte* data, const Case& c, int64_t rows) {
+  TensorView view = TensorView::host(data, c.dtype, {rows, c.hidden});
+  view.row_stride = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
+  return view;
+}
+
 }  // namespace
 
 std::string Case::describe() const {
@@ -60,7 +80,7 @@ std::string Case::describe() const {
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
       << " relay=" << relay_policy_name(relay) << " layout=" << recv_layout_kind_name(layout.kind)
       << "/" << (layout.kind == RecvLayout::Kind::kCapacity ? layout.capacity : layout.alignment)
-      << " chunk_bytes=" << chunk_bytes << " map="
+      << " stride_pad=" << stride_pad << " chunk_bytes=" << chunk_bytes << " map="
       << (!replicas.empty() ? "replicated"
           : owners.empty()  ? "contiguous"
                             : "explicit")
@@ -105,6 +125,7 @@ Case random_case(uint64_t seed) {
     }
   }
   c.relay = static_cast<RelayPolicy>(pick(0, 1));
+  c.stride_pad = pick(0, 3) == 0 ? pick(1, 5) : 0;
   const int layout_kind = pick(0, 7);
   if (layout_kind == 1) {
     c.layout = RecvLayout::expert_major(pick(2, 8));
@@ -152,20 +173,19 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   result.recv_local_experts = plan.value().recv_local_experts();
   result.local_experts = plan.value().local_experts();
   result.stats = plan.value().stats();
-  std::vector<std::byte> x = x_of(c, rank);
+  std::vector<std::byte> x = strided(x_of(c, rank), c, tokens);
   const int64_t rows = plan.value().num_recv_rows();
   result.recv.assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
-  result.status =
-      comm.dispatch(plan.value(), TensorView::host(x.data(), c.dtype, {tokens, c.hidden}),
-                    TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden}));
+  result.status = comm.dispatch(plan.value(), strided_view(x.data(), c, tokens),
+                                TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden}));
   if (!result.status.ok() || !dtype_supports_combine(c.dtype)) {
     return result;
   }
-  std::vector<std::byte> y = y_of(c, rank, rows);
+  std::vector<std::byte> y = strided(y_of(c, rank, rows), c, rows);
   std::vector<std::byte> weights = weights_of(c, rank);
   result.out.assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
   result.status =
-      comm.combine(plan.value(), TensorView::host(y.data(), c.dtype, {rows, c.hidden}),
+      comm.combine(plan.value(), strided_view(y.data(), c, rows),
                    TensorView::host(weights.data(), weight_dtype_of(c), {tokens, c.topk}),
                    TensorView::host(result.out.data(), c.dtype, {tokens, c.hidden}));
   return result;

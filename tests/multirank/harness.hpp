@@ -30,6 +30,7 @@ struct Case {
   std::vector<std::vector<int32_t>> replicas;  // replicated expert map when not empty
   RelayPolicy relay = RelayPolicy::kRailAligned;
   RecvLayout layout;           // receive layout (default expert-major)
+  int64_t stride_pad = 0;      // x and expert_out rows strided by H + stride_pad elements
   double masked = 0.1;         // probability of an unused slot
   double masked_token = 0.05;  // probability of a token with no slot at all
   bool int32_ids = false;
@@ -41,9 +42,9 @@ struct Case {
 };
 
 /// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous,
-/// uneven explicit or replicated maps, both relay policies, every receive layout, H 1/7/128, every
-/// dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks, int32 or int64
-/// ids, with or without direct access.
+/// uneven explicit or replicated maps, both relay policies, every receive layout, strided rows, H
+/// 1/7/128, every dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks,
+/// int32 or int64 ids, with or without direct access.
 Case random_case(uint64_t seed);
 
 /// One rank's part of a run: its plan's counts and stats, dispatch and combine results.

@@ -159,3 +159,52 @@ TEST(Layout, BadLayoutFieldsNameTheFieldAndTheLimit) {
 
 }  // namespace
 }  // namespace fusco::testing
+
+namespace fusco::testing {
+namespace {
+
+TEST(StridedRows, XAndExpertOutAsSlicesOfWiderBuffers_MatchReference) {
+  // The harness spreads x and expert_out rows apart (gaps filled with a pattern) and passes
+  // row_stride; results must not change, and the gaps must never be read into results.
+  for (int64_t pad : {1, 9}) {
+    for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+      for (bool direct : {true, false}) {
+        Case c;
+        c.world = 5;
+        c.ranks_per_node = 2;
+        c.experts = 10;
+        c.hidden = 7;
+        c.dtype = DType::kFloat16;
+        c.stride_pad = pad;
+        c.dedup = dedup;
+        c.direct_access = direct;
+        EXPECT_TRUE(matches_reference(c));
+      }
+    }
+  }
+}
+
+TEST(StridedRows, OnlyXAndExpertOutMayBeStrided_AndNeverNarrowerThanARow) {
+  auto comms = Communicator::create_local(1, Topology::single_node(1));
+  ASSERT_TRUE(comms.ok());
+  Communicator& comm = comms.value()[0];
+  std::vector<int64_t> ids = {0, 0};
+  Result<Plan> plan = comm.plan(TensorView::host(ids.data(), DType::kInt64, {2, 1}), 1);
+  ASSERT_TRUE(plan.ok());
+  std::vector<float> x(32, 1.0F);
+  std::vector<float> recv(32);
+  TensorView xv = TensorView::host(x.data(), DType::kFloat32, {2, 4});
+  TensorView rv = TensorView::host(recv.data(), DType::kFloat32, {2, 4});
+  xv.row_stride = 3;
+  EXPECT_EQ(comm.dispatch(plan.value(), xv, rv).message(),
+            "x.row_stride = 3 is smaller than its row length 4");
+  xv.row_stride = 8;
+  rv.row_stride = 8;
+  EXPECT_EQ(comm.dispatch(plan.value(), xv, rv).message(),
+            "recv [2, 4] fp32 host, row stride 8 must have contiguous rows (row_stride 0 or 4)");
+  rv.row_stride = 0;
+  EXPECT_TRUE(comm.dispatch(plan.value(), xv, rv).ok());
+}
+
+}  // namespace
+}  // namespace fusco::testing

@@ -197,3 +197,37 @@ def test_capacity_overflow_as_error_raises_on_every_rank():
         return comm.plan(ids, 2, capacity=10, overflow="error").num_recv_rows
 
     assert run_ranks(comms, body) == [10, 10]  # one local expert of capacity 10 each
+
+
+@pytest.mark.parametrize("as_torch", [False, True])
+def test_strided_rows_are_sent_without_a_copy(as_torch):
+    comms = fusco.local_group(3, 2)
+    rng = np.random.default_rng(4)
+    ids = [rng.integers(-1, 6, size=(5, 2)) for _ in range(3)]
+    wide = [rng.standard_normal((5, 11)).astype(np.float32) for _ in range(3)]
+    w = [rng.random((5, 2), dtype=np.float32) for _ in range(3)]
+
+    def body(comm):
+        r = comm.rank
+        x = wide[r][:, 2:9]  # 7 columns of 11: rows spread apart
+        plan = comm.plan(ids[r], 6)
+        if as_torch:
+            recv = comm.dispatch(plan, torch.from_numpy(wide[r])[:, 2:9]).numpy()
+        else:
+            recv = comm.dispatch(plan, x)
+        want_recv = comm.dispatch(plan, np.ascontiguousarray(x))
+        y_wide = np.concatenate([recv, recv], axis=1)  # expert_out as a slice too
+        out = comm.combine(plan, y_wide[:, :7], w[r])
+        return recv, want_recv, out, comm.combine(plan, want_recv, w[r])
+
+    for recv, want_recv, out, want_out in run_ranks(comms, body):
+        np.testing.assert_array_equal(recv, want_recv)
+        np.testing.assert_array_equal(out, want_out)
+
+
+def test_columns_spread_apart_are_refused():
+    (comm,) = fusco.local_group(1)
+    plan = comm.plan(np.zeros((4, 1), dtype=np.int64), 1)
+    x = np.zeros((4, 6), dtype=np.float32)
+    with pytest.raises(ValueError, match="must be C-contiguous"):
+        comm.dispatch(plan, x[:, ::2])
