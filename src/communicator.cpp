@@ -56,6 +56,13 @@ Status Communicator::dispatch(const Plan& plan, const TensorView& x, const Tenso
   return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
 }
 
+Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv,
+                              const TensorView& extra, const TensorView& extra_recv) {
+  impl_->progress_.drain();
+  return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv, extra,
+                          extra_recv);
+}
+
 Status Communicator::combine(const Plan& plan, const TensorView& expert_out,
                              const TensorView& topk_weights, const TensorView& out) {
   impl_->progress_.drain();
@@ -67,6 +74,15 @@ Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const T
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, x, recv] {
     return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+  });
+}
+
+Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv,
+                                  const TensorView& extra, const TensorView& extra_recv) {
+  Impl* impl = impl_.get();
+  return impl->progress_.post([impl, plan, x, recv, extra, extra_recv] {
+    return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
+                            extra, extra_recv);
   });
 }
 

@@ -79,9 +79,19 @@ class Communicator {
                     const ExpertMap& expert_map = ExpertMap());
 
   /// Collective. Sends each row of `x` [T, H] to its experts and writes them into `recv`
-  /// [plan.num_recv_rows(), H] (same dtype as x) in the plan's expert-major order. Any dtype.
-  /// H and dtype must agree on all ranks.
+  /// [plan.num_recv_rows(), H] (same dtype as x) in the plan's receive layout (padding rows
+  /// zeroed). Any dtype; x may have strided rows (TensorView::row_stride). H and dtype must
+  /// agree on all ranks.
   Status dispatch(const Plan& plan, const TensorView& x, const TensorView& recv);
+
+  /// Collective. dispatch(plan, x, recv), with a companion per-row tensor `extra` [T, E2]
+  /// (any dtype: fp8 scales [T, H/128] fp32, token ids, ...) travelling with each row into
+  /// `extra_recv` [plan.num_recv_rows(), E2]: row r of extra_recv belongs to the same source
+  /// token as row r of recv (padding rows are zero in both). E2 and its dtype must agree on
+  /// all ranks. The two travel in the same chunks: no second exchange. x and extra may have
+  /// strided rows.
+  Status dispatch(const Plan& plan, const TensorView& x, const TensorView& recv,
+                  const TensorView& extra, const TensorView& extra_recv);
 
   /// Collective. Brings expert outputs back: `out`[t] = sum over valid slots j of
   /// `topk_weights`[t, j] * `expert_out`[row(t, j)], accumulated in fp32 in the plan's fixed
@@ -97,6 +107,9 @@ class Communicator {
   /// one communicator run in the order they were made: a later plan, dispatch or combine
   /// (asynchronous or not) starts after this one finished.
   Work dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv);
+  /// Collective, asynchronous: the companion-tensor dispatch, as dispatch_async.
+  Work dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv,
+                      const TensorView& extra, const TensorView& extra_recv);
   /// Collective, asynchronous: combine(plan, expert_out, topk_weights, out), as dispatch_async.
   Work combine_async(const Plan& plan, const TensorView& expert_out, const TensorView& topk_weights,
                      const TensorView& out);

@@ -271,13 +271,16 @@ class Communicator:
             idx.array.detach().to("cpu").numpy().astype(np.int64)
         return Plan(plan, routing, self.world_size)
 
-    def dispatch(self, plan, x, async_op=False):
+    def dispatch(self, plan, x, async_op=False, extra=None):
         """Collective. Sends each row of x [T, H] (any fusco dtype) to its experts. x may be a
         column slice of a wider array (rows contiguous but spread apart: no copy is made).
 
-        Returns recv [plan.num_recv_rows, H] of x's kind and dtype, expert-major: rows sorted
-        by (local expert, source rank, source token, slot). With async_op=True it returns at
-        once a fusco.Work whose wait() returns recv (see Work).
+        Returns recv [plan.num_recv_rows, H] of x's kind and dtype, in the plan's receive
+        layout (expert-major by default: rows sorted by (local expert, source rank, source
+        token, slot); padding rows are zero). With extra [T, E2] (any dtype: fp8 scales,
+        token ids, ...) each row's companion travels with it and the result is the pair
+        (recv, extra_recv [plan.num_recv_rows, E2]). With async_op=True it returns at once a
+        fusco.Work whose wait() returns the result (see Work).
         """
         try:
             _check_plan(plan)
@@ -287,13 +290,26 @@ class Communicator:
             ra = view(recv, "recv")
             args, error = (plan._plan, xa.ptr, xa.dtype, xa.shape, xa.row_stride, ra.ptr,
                            ra.dtype, ra.shape), None
+            if extra is not None:
+                ea = view(extra, "extra", strided_rows=True)
+                cols = ea.shape[1] if len(ea.shape) == 2 else 0
+                extra_recv = empty_like_kind(ea, (plan.num_recv_rows, cols), ea.dtype)
+                era = view(extra_recv, "extra_recv")
+                args += (ea.ptr, ea.dtype, ea.shape, ea.row_stride, era.ptr, era.dtype, era.shape)
         except _ARGUMENT_ERRORS as exc:
             args, error = (_C.Plan(), *_REJECTED, 0, *_REJECTED), exc
-        status, work = self._comm.dispatch(*args, bool(async_op))
+            if extra is not None:
+                args += (*_REJECTED, 0, *_REJECTED)
+        if extra is None:
+            status, work = self._comm.dispatch(*args, bool(async_op))
+        else:
+            status, work = self._comm.dispatch_with_extra(*args, bool(async_op))
         if error is not None:
             raise error
         check(status)
-        return Work(work, recv, (x,)) if async_op else recv
+        result = recv if extra is None else (recv, extra_recv)
+        keep = (x,) if extra is None else (x, extra)
+        return Work(work, result, keep) if async_op else result
 
     def combine(self, plan, expert_out, topk_weights, async_op=False):
         """Collective. out[t] = sum over valid slots j of topk_weights[t, j] * expert_out[row(t, j)].

@@ -228,6 +228,42 @@ PYBIND11_MODULE(_C, m) {
              if (!rv.ok()) status = rv.status();
              return py::make_tuple(status_tuple(status), work);
            })
+      .def("dispatch_with_extra",
+           [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
+              const std::vector<int64_t>& x_shape, int64_t x_row_stride, uintptr_t recv,
+              int32_t recv_dtype, const std::vector<int64_t>& recv_shape, uintptr_t extra,
+              int32_t extra_dtype, const std::vector<int64_t>& extra_shape,
+              int64_t extra_row_stride, uintptr_t extra_recv, int32_t extra_recv_dtype,
+              const std::vector<int64_t>& extra_recv_shape, bool async_op) -> py::tuple {
+             std::vector<Result<TensorView>> views;
+             views.push_back(make_view("x", x, x_dtype, x_shape, x_row_stride));
+             views.push_back(make_view("recv", recv, recv_dtype, recv_shape));
+             views.push_back(make_view("extra", extra, extra_dtype, extra_shape, extra_row_stride));
+             views.push_back(
+                 make_view("extra_recv", extra_recv, extra_recv_dtype, extra_recv_shape));
+             // A view that failed here still joins the collective as one the engine rejects.
+             TensorView rejected;
+             rejected.ndim = 1;
+             std::vector<TensorView> v;
+             v.reserve(views.size());
+             for (const Result<TensorView>& view : views) {
+               v.push_back(view.ok() ? view.value() : rejected);
+             }
+             Status status;
+             Work work;
+             {
+               py::gil_scoped_release release;
+               if (async_op) {
+                 work = comm.dispatch_async(plan, v[0], v[1], v[2], v[3]);
+               } else {
+                 status = comm.dispatch(plan, v[0], v[1], v[2], v[3]);
+               }
+             }
+             for (const Result<TensorView>& view : views) {
+               if (!view.ok()) status = view.status();
+             }
+             return py::make_tuple(status_tuple(status), work);
+           })
       .def(
           "combine",
           [](Communicator& comm, const Plan& plan, uintptr_t y, int32_t y_dtype,

@@ -1,6 +1,7 @@
 // Dispatch: every row is gathered from x and written once into its final expert-major place.
 // Rows for ranks of this node are stored directly; staged entries travel chunk by chunk into
-// the target's staging window, and the target (relay or remote rank) fans each entry out.
+// the target's staging window, and the target (relay or remote rank) fans each entry out. A
+// companion tensor (extra) travels in the same chunks, its row right after the x row.
 
 #include <algorithm>
 #include <cstring>
@@ -12,22 +13,41 @@
 
 namespace fusco::engine {
 
+namespace {
+
+// Where one row of a dispatched tensor lives on every rank, and how long it is.
+struct RowStore {
+  std::vector<std::byte*> base;  // each rank's receive buffer (this rank's only, without direct)
+  size_t bytes = 0;
+
+  std::byte* row(int rank, int64_t row_index) const {
+    return base[static_cast<size_t>(rank)] + static_cast<size_t>(row_index) * bytes;
+  }
+};
+
+}  // namespace
+
 Status dispatch(transport::Transport& transport, const detail::PlanData* plan, const TensorView& x,
-                const TensorView& recv) {
+                const TensorView& recv, const TensorView& extra, const TensorView& extra_recv) {
   const int me = transport.rank();
   FUSCO_RETURN_IF_ERROR(transport.health());
-  const Status local = check_dispatch_args(transport, plan, x, recv);
+  const Status local = check_dispatch_args(transport, plan, x, recv, extra, extra_recv);
+  const bool with_extra = local.ok() && has_extra(extra, extra_recv);
   const transport::Deadline deadline =
       transport::Deadline::after_ms(local.ok() ? plan->options.timeout_ms : 60000);
   const auto row_bytes =
       local.ok() ? static_cast<size_t>(x.shape[1]) * dtype_size(x.dtype) : size_t{0};
+  const auto extra_bytes =
+      with_extra ? static_cast<size_t>(extra.shape[1]) * dtype_size(extra.dtype) : size_t{0};
+  // A staged chunk row: the x row, then the companion row.
+  const size_t slot_row = row_bytes + extra_bytes;
   const int64_t rows_per_chunk =
-      local.ok() ? engine::rows_per_chunk(transport, *plan, row_bytes) : 1;
+      local.ok() ? engine::rows_per_chunk(transport, *plan, slot_row) : 1;
   if (local.ok()) {
     // This rank owns its incoming windows; size them before anyone may put.
     for (const detail::StagedIn& in : plan->staged_in) {
       transport.window(in.source, me)
-          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
+          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * slot_row));
     }
   }
 
@@ -40,24 +60,39 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     mine.dtype = static_cast<int32_t>(x.dtype);
     mine.src = static_cast<const std::byte*>(x.data);
     mine.dst = static_cast<std::byte*>(recv.data);
+    if (with_extra) {
+      mine.extra_hidden = extra.shape[1];
+      mine.extra_dtype = static_cast<int32_t>(extra.dtype);
+      mine.extra_dst = static_cast<std::byte*>(extra_recv.data);
+    }
   }
   std::vector<OpHeader> headers;
   FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "dispatch"));
 
-  // Without the direct ability only this rank's own recv is stored into directly.
-  std::vector<std::byte*> recv_of(headers.size());
-  for (size_t r = 0; r < headers.size(); ++r) {
-    recv_of[r] = headers[r].dst;
+  // Without the direct ability only this rank's own buffers are stored into directly.
+  RowStore rows{{}, row_bytes};
+  RowStore extra_rows{{}, extra_bytes};
+  for (const OpHeader& header : headers) {
+    rows.base.push_back(header.dst);
+    extra_rows.base.push_back(header.extra_dst);
   }
   const auto* x_rows = static_cast<const std::byte*>(x.data);
-  const auto x_pitch = local.ok() ? static_cast<size_t>(x.row_pitch_bytes()) : size_t{0};
+  const auto x_pitch = static_cast<size_t>(x.row_pitch_bytes());
+  const auto* extra_src = static_cast<const std::byte*>(extra.data);
+  const auto extra_pitch = with_extra ? static_cast<size_t>(extra.row_pitch_bytes()) : size_t{0};
+  auto gather = [&](std::byte* to, int64_t token) {
+    copy_row(to, x_rows + static_cast<size_t>(token) * x_pitch, row_bytes);
+    if (with_extra) {
+      copy_row(to + row_bytes, extra_src + static_cast<size_t>(token) * extra_pitch, extra_bytes);
+    }
+  };
 
   std::vector<ChunkStream> outgoing;
   for (size_t i = 0; i < plan->staged_out.size(); ++i) {
     const detail::StagedOut& out = plan->staged_out[i];
-    const auto rows = static_cast<int64_t>(out.tokens.size());
-    outgoing.push_back({out.target, static_cast<int>(i), &transport.window(me, out.target), rows,
-                        chunk_count(rows, rows_per_chunk), 0});
+    const auto count = static_cast<int64_t>(out.tokens.size());
+    outgoing.push_back({out.target, static_cast<int>(i), &transport.window(me, out.target), count,
+                        chunk_count(count, rows_per_chunk), 0});
   }
   std::vector<ChunkStream> incoming;
   for (size_t i = 0; i < plan->staged_in.size(); ++i) {
@@ -69,28 +104,31 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const std::vector<int32_t>& tokens = plan->staged_out[static_cast<size_t>(s.index)].tokens;
     for (int64_t i = 0; i < count; ++i) {
-      copy_row(slot + i * row_bytes,
-               x_rows + static_cast<size_t>(tokens[static_cast<size_t>(first + i)]) * x_pitch,
-               row_bytes);
+      gather(slot + static_cast<size_t>(i) * slot_row, tokens[static_cast<size_t>(first + i)]);
     }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
     for (int64_t i = 0; i < count && !transport.broken(); ++i) {
       const auto entry = static_cast<size_t>(first + i);
+      const std::byte* from = slot + static_cast<size_t>(i) * slot_row;
       for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-        copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-                 slot + i * row_bytes, row_bytes);
+        copy_row(rows.row(row.rank, row.row), from, row_bytes);
+        if (with_extra) {
+          copy_row(extra_rows.row(row.rank, row.row), from + row_bytes, extra_bytes);
+        }
       }
     }
   };
-  // Padding rows of this rank's receive buffer are zeroed here; peers store only into the
+  // Padding rows of this rank's receive buffers are zeroed here; peers store only into the
   // delivered rows, so the two never overlap.
-  auto* my_recv = static_cast<std::byte*>(recv.data);
   for (const auto& [begin, end] : plan->padding) {
-    std::memset(my_recv + static_cast<size_t>(begin) * row_bytes, 0,
-                static_cast<size_t>(end - begin) * row_bytes);
+    for (const RowStore* store : {&rows, &extra_rows}) {
+      if (store->bytes > 0) {
+        std::memset(store->row(me, begin), 0, static_cast<size_t>(end - begin) * store->bytes);
+      }
+    }
   }
   // Direct stores in slices about one chunk long, so staged traffic keeps moving meanwhile.
   size_t direct_next = 0;
@@ -102,19 +140,23 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
         std::min(plan->direct.size(), direct_next + static_cast<size_t>(rows_per_chunk));
     for (; direct_next < end && !transport.broken(); ++direct_next) {
       const detail::DirectRow& row = plan->direct[direct_next];
-      copy_row(recv_of[static_cast<size_t>(row.rank)] + static_cast<size_t>(row.row) * row_bytes,
-               x_rows + static_cast<size_t>(row.token) * x_pitch, row_bytes);
+      copy_row(rows.row(row.rank, row.row), x_rows + static_cast<size_t>(row.token) * x_pitch,
+               row_bytes);
+      if (with_extra) {
+        copy_row(extra_rows.row(row.rank, row.row),
+                 extra_src + static_cast<size_t>(row.token) * extra_pitch, extra_bytes);
+      }
     }
     return true;
   };
   PeerAccess access(transport, plan->options.timeout_ms);
-  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, row_bytes,
+  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, slot_row,
                                     deadline, "dispatch", produce, consume, local_work);
   if (!pumped.ok()) {
     return access.fail(pumped);
   }
   access.done();
-  // Peers store into this rank's recv until they are done; nobody returns before all are.
+  // Peers store into this rank's buffers until they are done; nobody returns before all are.
   const Status finished = transport.barrier(deadline, "dispatch (completion)");
   return finished.ok() ? finished : access.fail(finished);
 }

@@ -43,9 +43,10 @@ struct Workspace {
   }
 };
 
-/// Collective. See Communicator::dispatch.
+/// Collective. See Communicator::dispatch; `extra`/`extra_recv` default views: no companion.
 Status dispatch(transport::Transport& transport, const detail::PlanData* plan, const TensorView& x,
-                const TensorView& recv);
+                const TensorView& recv, const TensorView& extra = TensorView{},
+                const TensorView& extra_recv = TensorView{});
 
 /// Collective. See Communicator::combine.
 Status combine(transport::Transport& transport, const detail::PlanData* plan,

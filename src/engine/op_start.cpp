@@ -39,6 +39,15 @@ Status check_headers(const std::vector<OpHeader>& headers, const Status& local, 
                     "hidden size differs across ranks: " + std::to_string(first.hidden) + " vs " +
                         std::to_string(other.hidden) + where);
     }
+    if (other.extra_hidden != first.extra_hidden || other.extra_dtype != first.extra_dtype) {
+      auto text = [](const OpHeader& h) {
+        return h.extra_hidden < 0 ? std::string("none")
+                                  : std::to_string(h.extra_hidden) + " x " +
+                                        dtype_name(static_cast<DType>(h.extra_dtype));
+      };
+      return Status(StatusCode::kMismatch, "the companion tensor (extra) differs across ranks: " +
+                                               text(first) + " vs " + text(other) + where);
+    }
     if (other.dtype != first.dtype) {
       return Status(StatusCode::kMismatch, std::string("dtype differs across ranks: ") +
                                                dtype_name(static_cast<DType>(first.dtype)) +

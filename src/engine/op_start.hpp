@@ -26,6 +26,9 @@ struct OpHeader {
   const std::byte* src = nullptr;  // x (dispatch) or expert_out (combine)
   int64_t src_pitch = 0;           // bytes between src rows
   std::byte* dst = nullptr;        // recv (dispatch)
+  int64_t extra_hidden = -1;       // dispatch's companion tensor: columns (-1: none)
+  int32_t extra_dtype = 0;
+  std::byte* extra_dst = nullptr;  // extra_recv (dispatch)
   const void* weights = nullptr;   // topk_weights (combine)
 };
 

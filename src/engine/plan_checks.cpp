@@ -16,16 +16,41 @@ std::string dims(int64_t rows, int64_t cols) {
   return "[" + std::to_string(rows) + ", " + std::to_string(cols) + "]";
 }
 
-// A row must fit one staging slot of the transport.
+// A row (plus its companion row, `extra_bytes`) must fit one staging slot of the transport.
 Status check_row_fits(const transport::Transport& transport, const char* arg,
-                      const TensorView& view) {
+                      const TensorView& view, size_t extra_bytes = 0) {
   const size_t row_bytes = static_cast<size_t>(view.shape[1]) * dtype_size(view.dtype);
-  if (row_bytes > transport.max_chunk_bytes()) {
+  if (row_bytes + extra_bytes > transport.max_chunk_bytes()) {
     return Status(StatusCode::kInvalidArgument,
                   std::string(arg) + " rows are " + std::to_string(row_bytes) + " bytes (" +
                       std::to_string(view.shape[1]) + " x " + dtype_name(view.dtype) +
+                      (extra_bytes > 0 ? ", plus " + std::to_string(extra_bytes) +
+                                             " bytes of the companion tensor"
+                                       : std::string()) +
                       "), more than the " + std::to_string(transport.max_chunk_bytes()) +
                       " bytes a staging slot of this transport holds");
+  }
+  return Status();
+}
+
+Status check_extra_args(const detail::PlanData& plan, const TensorView& extra,
+                        const TensorView& extra_recv) {
+  FUSCO_RETURN_IF_ERROR(check_matrix(extra, "extra", /*strided_rows_ok=*/true));
+  FUSCO_RETURN_IF_ERROR(check_matrix(extra_recv, "extra_recv"));
+  const int64_t cols = extra.shape[1];
+  if (extra.shape[0] != plan.num_tokens) {
+    return shape_error("extra", extra,
+                       dims(plan.num_tokens, cols) + " (one row per token of the plan)");
+  }
+  if (extra_recv.shape[0] != plan.num_recv_rows || extra_recv.shape[1] != cols) {
+    return shape_error(
+        "extra_recv", extra_recv,
+        dims(plan.num_recv_rows, cols) + " (plan.num_recv_rows() x columns of extra)");
+  }
+  if (extra_recv.dtype != extra.dtype) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string("extra_recv dtype ") + dtype_name(extra_recv.dtype) +
+                      " differs from extra dtype " + dtype_name(extra.dtype));
   }
   return Status();
 }
@@ -52,11 +77,17 @@ Status check_plan_owner(const transport::Transport& transport, const detail::Pla
 }
 
 Status check_dispatch_args(const transport::Transport& transport, const detail::PlanData* plan,
-                           const TensorView& x, const TensorView& recv) {
+                           const TensorView& x, const TensorView& recv, const TensorView& extra,
+                           const TensorView& extra_recv) {
   FUSCO_RETURN_IF_ERROR(check_plan_owner(transport, plan));
   FUSCO_RETURN_IF_ERROR(check_matrix(x, "x", /*strided_rows_ok=*/true));
   FUSCO_RETURN_IF_ERROR(check_matrix(recv, "recv"));
-  FUSCO_RETURN_IF_ERROR(check_row_fits(transport, "x", x));
+  size_t extra_bytes = 0;
+  if (has_extra(extra, extra_recv)) {
+    FUSCO_RETURN_IF_ERROR(check_extra_args(*plan, extra, extra_recv));
+    extra_bytes = static_cast<size_t>(extra.shape[1]) * dtype_size(extra.dtype);
+  }
+  FUSCO_RETURN_IF_ERROR(check_row_fits(transport, "x", x, extra_bytes));
   const int64_t hidden = x.shape[1];
   if (x.shape[0] != plan->num_tokens) {
     return shape_error("x", x,

@@ -43,6 +43,10 @@ std::vector<std::byte> x_of(const Case& c, int rank) {
   return random_elements(c.dtype, tokens_of(c, rank) * c.hidden,
                          c.seed * 31 + static_cast<uint64_t>(rank));
 }
+std::vector<std::byte> extra_of(const Case& c, int rank) {
+  return random_elements(DType::kInt32, tokens_of(c, rank) * c.extra_cols,
+                         c.seed * 43 + static_cast<uint64_t>(rank));
+}
 std::vector<std::byte> y_of(const Case& c, int rank, int64_t rows) {
   return random_elements(c.dtype, rows * c.hidden, c.seed * 37 + static_cast<uint64_t>(rank));
 }
@@ -80,7 +84,8 @@ std::string Case::describe() const {
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
       << " relay=" << relay_policy_name(relay) << " layout=" << recv_layout_kind_name(layout.kind)
       << "/" << (layout.kind == RecvLayout::Kind::kCapacity ? layout.capacity : layout.alignment)
-      << " stride_pad=" << stride_pad << " chunk_bytes=" << chunk_bytes << " map="
+      << " stride_pad=" << stride_pad << " extra_cols=" << extra_cols
+      << " chunk_bytes=" << chunk_bytes << " map="
       << (!replicas.empty() ? "replicated"
           : owners.empty()  ? "contiguous"
                             : "explicit")
@@ -126,6 +131,7 @@ Case random_case(uint64_t seed) {
   }
   c.relay = static_cast<RelayPolicy>(pick(0, 1));
   c.stride_pad = pick(0, 3) == 0 ? pick(1, 5) : 0;
+  c.extra_cols = pick(0, 3) == 0 ? pick(1, 4) : 0;
   const int layout_kind = pick(0, 7);
   if (layout_kind == 1) {
     c.layout = RecvLayout::expert_major(pick(2, 8));
@@ -176,8 +182,17 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   std::vector<std::byte> x = strided(x_of(c, rank), c, tokens);
   const int64_t rows = plan.value().num_recv_rows();
   result.recv.assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
-  result.status = comm.dispatch(plan.value(), strided_view(x.data(), c, tokens),
-                                TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden}));
+  const TensorView recv = TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden});
+  if (c.extra_cols > 0) {
+    std::vector<std::byte> extra = extra_of(c, rank);
+    result.extra_recv.assign(static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a});
+    result.status = comm.dispatch(
+        plan.value(), strided_view(x.data(), c, tokens), recv,
+        TensorView::host(extra.data(), DType::kInt32, {tokens, c.extra_cols}),
+        TensorView::host(result.extra_recv.data(), DType::kInt32, {rows, c.extra_cols}));
+  } else {
+    result.status = comm.dispatch(plan.value(), strided_view(x.data(), c, tokens), recv);
+  }
   if (!result.status.ok() || !dtype_supports_combine(c.dtype)) {
     return result;
   }
@@ -216,6 +231,16 @@ Expected expected_of(const Case& c) {
   want.dropped_per_expert = layout.dropped_per_expert;
   want.recv_local_experts = layout.recv_local_experts;
   want.recv = reference::dispatch(layout, xv);
+  if (c.extra_cols > 0) {
+    std::vector<std::vector<std::byte>> extras;
+    std::vector<TensorView> ev;
+    for (int r = 0; r < c.world; ++r) extras.push_back(extra_of(c, r));
+    for (int r = 0; r < c.world; ++r) {
+      ev.push_back(TensorView::host(extras[static_cast<size_t>(r)].data(), DType::kInt32,
+                                    {tokens_of(c, r), c.extra_cols}));
+    }
+    want.extra_recv = reference::dispatch(layout, ev);
+  }
   if (!dtype_supports_combine(c.dtype)) {
     return want;
   }
@@ -261,6 +286,10 @@ Expected expected_of(const Case& c) {
   if (got.recv != want.recv[r]) {
     return ::testing::AssertionFailure()
            << "dispatch result differs on rank " << rank << ": " << c.describe();
+  }
+  if (c.extra_cols > 0 && got.extra_recv != want.extra_recv[r]) {
+    return ::testing::AssertionFailure()
+           << "companion tensor rows differ on rank " << rank << ": " << c.describe();
   }
   if (dtype_supports_combine(c.dtype) && got.out != want.out[r]) {
     size_t first = 0;

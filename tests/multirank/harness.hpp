@@ -31,6 +31,7 @@ struct Case {
   RelayPolicy relay = RelayPolicy::kRailAligned;
   RecvLayout layout;           // receive layout (default expert-major)
   int64_t stride_pad = 0;      // x and expert_out rows strided by H + stride_pad elements
+  int64_t extra_cols = 0;      // > 0: an int32 companion tensor [T, extra_cols] rides along
   double masked = 0.1;         // probability of an unused slot
   double masked_token = 0.05;  // probability of a token with no slot at all
   bool int32_ids = false;
@@ -42,7 +43,8 @@ struct Case {
 };
 
 /// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous,
-/// uneven explicit or replicated maps, both relay policies, every receive layout, strided rows, H
+/// uneven explicit or replicated maps, both relay policies, every receive layout, strided rows,
+/// companion tensors, H
 /// 1/7/128, every dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks,
 /// int32 or int64 ids, with or without direct access.
 Case random_case(uint64_t seed);
@@ -51,7 +53,8 @@ Case random_case(uint64_t seed);
 struct RankResult {
   Status status;
   std::vector<std::byte> recv;
-  std::vector<std::byte> out;  // combine dtypes only
+  std::vector<std::byte> extra_recv;  // the companion tensor's rows, when the case has one
+  std::vector<std::byte> out;         // combine dtypes only
   std::vector<int64_t> tokens_per_expert;
   std::vector<int64_t> padded_tokens_per_expert;
   std::vector<int64_t> dropped_per_expert;
@@ -67,6 +70,7 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank);
 /// What the reference oracle gives every rank for `c`.
 struct Expected {
   std::vector<std::vector<std::byte>> recv;
+  std::vector<std::vector<std::byte>> extra_recv;
   std::vector<std::vector<std::byte>> out;
   std::vector<std::vector<int64_t>> tokens_per_expert;
   std::vector<std::vector<int64_t>> padded_tokens_per_expert;

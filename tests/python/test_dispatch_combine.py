@@ -231,3 +231,29 @@ def test_columns_spread_apart_are_refused():
     x = np.zeros((4, 6), dtype=np.float32)
     with pytest.raises(ValueError, match="must be C-contiguous"):
         comm.dispatch(plan, x[:, ::2])
+
+
+@pytest.mark.parametrize("async_op", [False, True])
+def test_companion_tensor_travels_with_each_row(async_op):
+    comms = fusco.local_group(4, 2)
+    rng = np.random.default_rng(8)
+    ids = [rng.integers(-1, 8, size=(7, 3)) for _ in range(4)]
+
+    def body(comm):
+        r = comm.rank
+        x = rng_rows = np.full((7, 5), r, dtype=np.float32) + np.arange(7)[:, None] / 10
+        token_ids = np.stack([np.full(7, r), np.arange(7)], axis=1).astype(np.int64)
+        plan = comm.plan(ids[r], 8, alignment=4)
+        result = comm.dispatch(plan, rng_rows, async_op=async_op, extra=token_ids)
+        recv, extra_recv = result.wait() if async_op else result
+        return plan, x, recv, extra_recv
+
+    results = run_ranks(comms, body)
+    xs = [x for _, x, _, _ in results]
+    for plan, _, recv, extra_recv in results:
+        assert extra_recv.shape == (plan.num_recv_rows, 2)
+        for row in range(plan.num_recv_rows):
+            source, token = extra_recv[row]
+            if source == 0 and token == 0 and not recv[row].any():
+                continue  # a padding row: zeros in both
+            np.testing.assert_array_equal(recv[row], xs[source][token])
