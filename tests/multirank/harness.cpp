@@ -350,4 +350,16 @@ Outcome run_case(const Case& c) {
   return ::testing::AssertionSuccess();
 }
 
+::testing::AssertionResult matches_reference_in_every_mode(Case c) {
+  for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+    for (bool direct : {true, false}) {
+      c.dedup = dedup;
+      c.direct_access = direct;
+      ::testing::AssertionResult verdict = matches_reference(c);
+      if (!verdict) return verdict;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace fusco::testing

@@ -101,4 +101,8 @@ Outcome run_case(const Case& c);
 /// Runs `c` and checks recv, tokens_per_expert and out against the reference.
 ::testing::AssertionResult matches_reference(const Case& c);
 
+/// matches_reference for `c` under every dedup mode, with and without direct access (ranks
+/// as threads and ranks behaving like processes).
+::testing::AssertionResult matches_reference_in_every_mode(Case c);
+
 }  // namespace fusco::testing

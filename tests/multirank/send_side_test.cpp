@@ -13,20 +13,14 @@ TEST(StridedRows, XAndExpertOutAsSlicesOfWiderBuffers_MatchReference) {
   // The harness spreads x and expert_out rows apart (gaps filled with a pattern) and passes
   // row_stride; results must not change, and the gaps must never be read into results.
   for (int64_t pad : {1, 9}) {
-    for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
-      for (bool direct : {true, false}) {
-        Case c;
-        c.world = 5;
-        c.ranks_per_node = 2;
-        c.experts = 10;
-        c.hidden = 7;
-        c.dtype = DType::kFloat16;
-        c.stride_pad = pad;
-        c.dedup = dedup;
-        c.direct_access = direct;
-        EXPECT_TRUE(matches_reference(c));
-      }
-    }
+    Case c;
+    c.world = 5;
+    c.ranks_per_node = 2;
+    c.experts = 10;
+    c.hidden = 7;
+    c.dtype = DType::kFloat16;
+    c.stride_pad = pad;
+    EXPECT_TRUE(matches_reference_in_every_mode(c));
   }
 }
 
@@ -55,21 +49,15 @@ TEST(StridedRows, OnlyXAndExpertOutMayBeStrided_AndNeverNarrowerThanARow) {
 TEST(Companion, TravelsWithEveryRow_EveryLayoutDedupAndTransportMode) {
   for (RecvLayout layout : {RecvLayout::expert_major(), RecvLayout::expert_major(8),
                             RecvLayout::rank_major(), RecvLayout::capacity_bounded(6)}) {
-    for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
-      for (bool direct : {true, false}) {
-        Case c;
-        c.world = 5;
-        c.ranks_per_node = 2;
-        c.experts = 10;
-        c.hidden = 5;
-        c.extra_cols = 3;
-        c.layout = layout;
-        c.dedup = dedup;
-        c.direct_access = direct;
-        c.chunk_bytes = 64;  // several rows per chunk, each with its companion
-        EXPECT_TRUE(matches_reference(c));
-      }
-    }
+    Case c;
+    c.world = 5;
+    c.ranks_per_node = 2;
+    c.experts = 10;
+    c.hidden = 5;
+    c.extra_cols = 3;
+    c.layout = layout;
+    c.chunk_bytes = 64;  // several rows per chunk, each with its companion
+    EXPECT_TRUE(matches_reference_in_every_mode(c));
   }
 }
 

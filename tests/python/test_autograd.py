@@ -10,6 +10,23 @@ import fusco.torch as ftorch
 from conftest import run_ranks
 
 
+def dense_gradients(ids, xs, ws, cs, scale):
+    """The MoE of the multi-rank tests with every expert in one process: expert e scales its
+    rows by scale[e]; loss = sum over ranks of <out, c>. Returns the leaves x, w and scale
+    (lists per rank, and the scale tensor), their .grad filled."""
+    dense_x = [x.clone().requires_grad_() for x in xs]
+    dense_w = [w.clone().requires_grad_() for w in ws]
+    dense_scale = scale.clone().requires_grad_()
+    loss = 0
+    for r in range(len(ids)):
+        valid = (ids[r] >= 0).to(torch.float64)
+        expert_scale = dense_scale[ids[r].clamp(min=0)] * valid  # [T, k]
+        out = (dense_w[r] * expert_scale).sum(dim=1, keepdim=True) * dense_x[r]
+        loss = loss + (out * cs[r]).sum()
+    loss.backward()
+    return dense_x, dense_w, dense_scale
+
+
 def test_gradcheck_dispatch_and_combine_float64():
     (comm,) = fusco.local_group(1)
     ids = torch.tensor([[0, 2, -1], [1, 1, 3], [-1, -1, -1], [3, 0, 2]])  # masked, duplicate
@@ -48,17 +65,7 @@ def test_multi_rank_gradients_equal_a_dense_computation(dedup):
     cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
     scale = torch.randn(experts, dtype=torch.float64, generator=gen)
 
-    # Dense: every expert in one process.
-    dense_x = [x.clone().requires_grad_() for x in xs]
-    dense_w = [w.clone().requires_grad_() for w in ws]
-    dense_scale = scale.clone().requires_grad_()
-    loss = 0
-    for r in range(world):
-        valid = (ids[r] >= 0).to(torch.float64)
-        expert_scale = dense_scale[ids[r].clamp(min=0)] * valid  # [T, k]
-        out = (dense_w[r] * expert_scale).sum(dim=1, keepdim=True) * dense_x[r]
-        loss = loss + (out * cs[r]).sum()
-    loss.backward()
+    dense_x, dense_w, dense_scale = dense_gradients(ids, xs, ws, cs, scale)
 
     comms = fusco.local_group(world, 2)
     per_rank = experts // world
@@ -99,16 +106,7 @@ def test_replicated_experts_gradients_equal_a_dense_computation(relay):
     cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
     scale = torch.randn(experts, dtype=torch.float64, generator=gen)
 
-    dense_x = [x.clone().requires_grad_() for x in xs]
-    dense_w = [w.clone().requires_grad_() for w in ws]
-    dense_scale = scale.clone().requires_grad_()
-    loss = 0
-    for r in range(world):
-        valid = (ids[r] >= 0).to(torch.float64)
-        expert_scale = dense_scale[ids[r].clamp(min=0)] * valid
-        out = (dense_w[r] * expert_scale).sum(dim=1, keepdim=True) * dense_x[r]
-        loss = loss + (out * cs[r]).sum()
-    loss.backward()
+    dense_x, dense_w, dense_scale = dense_gradients(ids, xs, ws, cs, scale)
 
     def body(comm):
         r = comm.rank
