@@ -66,6 +66,9 @@ Input read_input(FuzzedDataProvider& in) {
   }
   c.options.dedup = static_cast<Dedup>(in.ConsumeIntegralInRange(0, 2));
   c.options.relay = static_cast<RelayPolicy>(in.ConsumeIntegralInRange(0, 1));
+  // Combine in rounds: room for a few rows (-1 is invalid; tiny bounds may need > 64 rounds).
+  c.options.combine_buffer_bytes =
+      in.ConsumeBool() ? in.ConsumeIntegralInRange<int64_t>(-1, 4096) : 0;
   switch (in.ConsumeIntegralInRange(0, 3)) {
     case 1:  // alignment 0 is invalid
       c.options.layout = RecvLayout::expert_major(in.ConsumeIntegralInRange<int64_t>(0, 9));

@@ -89,6 +89,13 @@ struct PlanOptions {
   /// Relay choice for node dedup. Default kRailAligned. Environment:
   /// FUSCO_RELAY=rail|balanced.
   RelayPolicy relay = RelayPolicy::kRailAligned;
+  /// Bound on the buffer combine receives rows coming back from other nodes into, in bytes;
+  /// 0 = no bound (one round). When the rows of one combine need more, combine runs in
+  /// rounds inside the one call, each over a range of this rank's tokens (a round holds at
+  /// least one token; at most 64 rounds), with results identical to one round. Dispatch
+  /// needs no rounds: it writes straight into recv and stages only chunk-sized slots.
+  /// Default 0. Environment: FUSCO_COMBINE_BUFFER_BYTES (0, or 1 KiB .. 2^40).
+  int64_t combine_buffer_bytes = 0;
   /// The receive layout. Default expert-major without padding (DESIGN.md's order). No
   /// environment variable: the layout is part of what the caller's experts expect.
   RecvLayout layout;

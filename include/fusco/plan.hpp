@@ -91,6 +91,10 @@ class Plan {
   const PlanStats& stats() const;
   /// The options the plan was made with.
   const PlanOptions& options() const;
+  /// Rounds this rank's combine needs for expert-output rows of `row_bytes` bytes under
+  /// options().combine_buffer_bytes (1 without a bound); a combine call runs the most any
+  /// rank of the group needs.
+  int64_t combine_rounds(int64_t row_bytes) const;
 
   /// Internal: the plan's data (for the engine).
   const detail::PlanData& data() const { return *data_; }

@@ -30,7 +30,7 @@ __all__ = ["local_group", "init_process_group", "Communicator", "Plan", "Work", 
            "MismatchError", "FuscoTimeoutError", "AbortedError", "UnsupportedError",
            "FuscoMemoryError", "InternalError", "CapacityExceededError"]
 
-_OPTIONS = ("chunk_bytes", "timeout_ms")
+_OPTIONS = ("chunk_bytes", "timeout_ms", "combine_buffer_bytes")
 
 # What a rank passes for an array it rejected: pointer, dtype code, shape that fusco._C
 # refuses locally. The rank still takes part in the collective call, so no peer waits for it;
@@ -73,6 +73,11 @@ class Plan:
         """int64 numpy array: the logical expert id of each local slot (ascending); with
         replicated experts, the experts this rank holds a copy of."""
         return np.asarray(self._plan.local_experts, dtype=np.int64)
+
+    def combine_rounds(self, row_bytes):
+        """Rounds this rank's combine takes for expert-output rows of row_bytes bytes under the
+        combine_buffer_bytes option (1 without a bound; a call runs the group's most)."""
+        return self._plan.combine_rounds(int(row_bytes))
 
     @property
     def padded_tokens_per_expert(self):
@@ -263,7 +268,8 @@ class Communicator:
         status, plan = self._comm.plan(*args, owners, replicas, dedup, relay, layout,
                                        int(alignment), capacity, str(overflow),
                                        self._options.get("chunk_bytes"),
-                                       self._options.get("timeout_ms"))
+                                       self._options.get("timeout_ms"),
+                                       self._options.get("combine_buffer_bytes"))
         if error is not None:
             raise error
         check(status)
@@ -380,8 +386,8 @@ def init_process_group(backend="gloo", init_method=None, transport="shm", ranks_
 
 def local_group(world_size, ranks_per_node=None, **options):
     """world_size in-process ranks (one per thread), grouped into nodes of ranks_per_node
-    (None: one node). Options: chunk_bytes, timeout_ms (defaults and FUSCO_* environment
-    variables as in docs/api.md). Returns the communicators, element r being rank r."""
+    (None: one node). Options: chunk_bytes, timeout_ms, combine_buffer_bytes (defaults and
+    FUSCO_* environment variables as in docs/api.md). Returns the communicators, element r being rank r."""
     _check_options("local_group", options)
     status, comms = _C.local_group(int(world_size), int(ranks_per_node or 0))
     check(status)

@@ -141,6 +141,7 @@ PYBIND11_MODULE(_C, m) {
       .def_property_readonly("topk", &Plan::topk)
       .def_property_readonly("num_experts", &Plan::num_experts)
       .def_property_readonly("rank", &Plan::rank)
+      .def("combine_rounds", &Plan::combine_rounds, py::arg("row_bytes"))
       .def_property_readonly("local_experts", &Plan::local_experts)
       .def_property_readonly("padded_tokens_per_expert", &Plan::padded_tokens_per_expert)
       .def_property_readonly("dropped_per_expert", &Plan::dropped_per_expert)
@@ -177,9 +178,13 @@ PYBIND11_MODULE(_C, m) {
              const std::optional<std::string>& dedup, const std::optional<std::string>& relay,
              const std::optional<std::string>& layout_kind, int64_t alignment,
              std::optional<int64_t> capacity, const std::string& overflow,
-             std::optional<int64_t> chunk_bytes, std::optional<int64_t> timeout_ms) -> py::tuple {
+             std::optional<int64_t> chunk_bytes, std::optional<int64_t> timeout_ms,
+             std::optional<int64_t> combine_buffer_bytes) -> py::tuple {
             Result<TensorView> idx = make_view("topk_idx", ptr, dtype, shape);
             Result<PlanOptions> options = plan_options(dedup, relay, chunk_bytes, timeout_ms);
+            if (options.ok() && combine_buffer_bytes) {
+              options.value().combine_buffer_bytes = *combine_buffer_bytes;
+            }
             Result<RecvLayout> layout = recv_layout(layout_kind, alignment, capacity, overflow);
             if (options.ok() && layout.ok()) options.value().layout = layout.value();
             if (options.ok() && !layout.ok()) options = layout.status();
@@ -204,7 +209,7 @@ PYBIND11_MODULE(_C, m) {
           py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("num_experts"),
           py::arg("owners"), py::arg("replicas"), py::arg("dedup"), py::arg("relay"),
           py::arg("layout"), py::arg("alignment"), py::arg("capacity"), py::arg("overflow"),
-          py::arg("chunk_bytes"), py::arg("timeout_ms"))
+          py::arg("chunk_bytes"), py::arg("timeout_ms"), py::arg("combine_buffer_bytes"))
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
               const std::vector<int64_t>& x_shape, int64_t x_row_stride, uintptr_t recv,

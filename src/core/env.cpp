@@ -71,6 +71,17 @@ Result<PlanOptions> PlanOptions::from_env() {
     return timeout.status();
   }
   options.timeout_ms = timeout.value();
+  Result<int64_t> buffer = core::env_int("FUSCO_COMBINE_BUFFER_BYTES", options.combine_buffer_bytes,
+                                         0, int64_t{1} << 40);
+  if (!buffer.ok()) {
+    return buffer.status();
+  }
+  if (buffer.value() != 0 && buffer.value() < 1024) {
+    return Status(StatusCode::kInvalidArgument,
+                  "FUSCO_COMBINE_BUFFER_BYTES=" + std::to_string(buffer.value()) +
+                      " is out of range (expected 0, or an integer in [1024, 2^40])");
+  }
+  options.combine_buffer_bytes = buffer.value();
   return options;
 }
 

@@ -97,6 +97,11 @@ Status PlanOptions::validate() const {
     return Status(StatusCode::kInvalidArgument,
                   "options.chunk_bytes = " + std::to_string(chunk_bytes) + " is outside [1, 2^30]");
   }
+  if (combine_buffer_bytes < 0 || combine_buffer_bytes > (int64_t{1} << 40)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "options.combine_buffer_bytes = " + std::to_string(combine_buffer_bytes) +
+                      " is outside [0, 2^40] (0: no bound)");
+  }
   if (timeout_ms < 1 || timeout_ms > 86400000) {
     return Status(
         StatusCode::kInvalidArgument,

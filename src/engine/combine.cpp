@@ -29,9 +29,46 @@ struct CombineSources {
   std::vector<size_t> pitch_of;           // bytes between its rows (strided expert_out)
   std::vector<const void*> weights_of;    // topk_weights of every rank
   bool weights_f64 = false;               // fp64 weights (with fp64 expert outputs), else fp32
-  const std::byte* returned = nullptr;    // this rank's return buffer
+  std::byte* returned = nullptr;          // this rank's return buffer (the current round's rows)
   size_t row_bytes = 0;
+  // Rounds: the return buffer holds one round's rows, stream after stream. A plan return row
+  // g of stream i (rows from return_begin[i]) sits at g + shift[i]. Empty: g itself.
+  std::vector<int64_t> return_begin;
+  std::vector<int64_t> shift;
+
+  const std::byte* returned_row(int64_t g) const {
+    if (shift.empty()) {
+      return returned + static_cast<size_t>(g) * row_bytes;
+    }
+    const auto i = static_cast<size_t>(
+        std::upper_bound(return_begin.begin(), return_begin.end(), g) - return_begin.begin() - 1);
+    return returned + static_cast<size_t>(g + shift[i]) * row_bytes;
+  }
 };
+
+// One round's slice of a stream: its entries and its return rows.
+struct Slice {
+  int64_t entry_lo = 0;
+  int64_t entry_hi = 0;
+  int64_t row_lo = 0;
+  int64_t row_hi = 0;
+  int64_t rows() const { return row_hi - row_lo; }
+};
+
+// The entries of `tokens` (ascending) with tokens in [begin, end).
+std::pair<int64_t, int64_t> entries_of(const std::vector<int32_t>& tokens, int64_t begin,
+                                       int64_t end) {
+  const auto lo = std::lower_bound(tokens.begin(), tokens.end(), begin) - tokens.begin();
+  const auto hi = std::lower_bound(tokens.begin(), tokens.end(), end) - tokens.begin();
+  return {lo, hi};
+}
+
+// Source `header`'s token range in round r.
+std::pair<int64_t, int64_t> round_tokens(const OpHeader& header, int r) {
+  const int32_t last = header.round_end[header.rounds - 1];
+  if (r >= header.rounds) return {last, last};
+  return {r == 0 ? 0 : header.round_end[r - 1], header.round_end[r]};
+}
 
 // Token t's combine program as a list of terms and groups (empty: no valid slot).
 void collect_token(const detail::PlanData& plan, const CombineSources& src, const void* weights,
@@ -45,30 +82,32 @@ void collect_token(const detail::PlanData& plan, const CombineSources& src, cons
     list.group_sizes.push_back(static_cast<int32_t>(last - first));
     for (int64_t i = first; i < last; ++i) {
       const CombineTerm& term = plan.terms[static_cast<size_t>(i)];
-      const bool returned = term.rank == CombineTerm::kReturnBuffer;
-      const std::byte* base = returned ? src.returned : src.rows_of[static_cast<size_t>(term.rank)];
-      const size_t pitch = returned ? src.row_bytes : src.pitch_of[static_cast<size_t>(term.rank)];
-      list.terms.push_back({base + static_cast<size_t>(term.row) * pitch,
-                            term.slot == CombineTerm::kUnitWeight
-                                ? 1.0
-                                : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
+      const std::byte* row =
+          term.rank == CombineTerm::kReturnBuffer
+              ? src.returned_row(term.row)
+              : src.rows_of[static_cast<size_t>(term.rank)] +
+                    static_cast<size_t>(term.row) * src.pitch_of[static_cast<size_t>(term.rank)];
+      list.terms.push_back(
+          {row, term.slot == CombineTerm::kUnitWeight
+                    ? 1.0
+                    : weight_at(weights, src.weights_f64, t * plan.topk + term.slot)});
     }
   }
 }
 
-// Reduces every token with the plan's combine program: one pass over each output row, the
-// next token's rows prefetched meanwhile. Stops (before reading peers' rows) once the group
-// is broken.
+// Reduces tokens [begin, end) with the plan's combine program: one pass over each output row,
+// the next token's rows prefetched meanwhile. Stops (before reading peers' rows) once the
+// group is broken.
 void reduce_tokens(const transport::Transport& transport, const detail::PlanData& plan,
                    const CombineSources& src, DType dtype, const void* weights, std::byte* out,
-                   int64_t hidden, Workspace& ws) {
+                   int64_t hidden, Workspace& ws, int64_t begin, int64_t end) {
   ReduceList* current = &ws.lists[0];
   ReduceList* next = &ws.lists[1];
-  if (plan.num_tokens > 0) {
-    collect_token(plan, src, weights, 0, *current);
+  if (begin < end) {
+    collect_token(plan, src, weights, begin, *current);
   }
-  for (int64_t t = 0; t < plan.num_tokens && !transport.broken(); ++t) {
-    if (t + 1 < plan.num_tokens) {
+  for (int64_t t = begin; t < end && !transport.broken(); ++t) {
+    if (t + 1 < end) {
       collect_token(plan, src, weights, t + 1, *next);
       prefetch_rows(dtype, next->terms.data(), next->terms.size(), hidden);
     }
@@ -108,13 +147,28 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
                Workspace& workspace) {
   const int me = transport.rank();
   FUSCO_RETURN_IF_ERROR(transport.health());
-  const Status local = check_combine_args(transport, plan, expert_out, topk_weights, out);
+  Status local = check_combine_args(transport, plan, expert_out, topk_weights, out);
   const transport::Deadline deadline =
       transport::Deadline::after_ms(local.ok() ? plan->options.timeout_ms : 60000);
   const int64_t hidden = local.ok() ? expert_out.shape[1] : 0;
   const size_t row_bytes = static_cast<size_t>(hidden) * dtype_size(expert_out.dtype);
   const int64_t rows_per_chunk =
       local.ok() ? engine::rows_per_chunk(transport, *plan, row_bytes) : 1;
+  std::vector<int32_t> my_rounds{0};
+  if (local.ok()) {
+    my_rounds = detail::combine_round_ends(*plan, static_cast<int64_t>(row_bytes));
+    if (my_rounds.size() > static_cast<size_t>(kMaxCombineRounds)) {
+      local = Status(
+          StatusCode::kInvalidArgument,
+          "options.combine_buffer_bytes = " + std::to_string(plan->options.combine_buffer_bytes) +
+              " holds " +
+              std::to_string(plan->options.combine_buffer_bytes /
+                             static_cast<int64_t>(std::max<size_t>(1, row_bytes))) +
+              " rows of " + std::to_string(row_bytes) + " bytes; this combine's " +
+              std::to_string(plan->return_rows_total) + " returned rows would need more than " +
+              std::to_string(kMaxCombineRounds) + " rounds");
+    }
+  }
   if (local.ok()) {
     for (const detail::StagedOut& staged : plan->staged_out) {
       transport.window(staged.target, me)
@@ -132,9 +186,15 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     mine.src = static_cast<const std::byte*>(expert_out.data);
     mine.src_pitch = expert_out.row_pitch_bytes();
     mine.weights = topk_weights.data;
+    mine.rounds = static_cast<int32_t>(my_rounds.size());
+    std::copy(my_rounds.begin(), my_rounds.end(), mine.round_end);
   }
   std::vector<OpHeader> headers;
   FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "combine"));
+  int rounds = 1;
+  for (const OpHeader& header : headers) {
+    rounds = std::max(rounds, static_cast<int>(header.rounds));
+  }
 
   CombineSources src;
   src.row_bytes = row_bytes;
@@ -144,31 +204,44 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     src.pitch_of.push_back(static_cast<size_t>(header.src_pitch));
     src.weights_of.push_back(header.weights);
   }
-  std::byte* returned = workspace.return_buffer(
-      std::max<size_t>(1, static_cast<size_t>(plan->return_rows_total) * row_bytes));
-  src.returned = returned;
 
-  // Outgoing: as a target, send rows (or partial sums) back to each source.
-  std::vector<ChunkStream> outgoing;
-  for (size_t i = 0; i < plan->staged_in.size(); ++i) {
-    const detail::StagedIn& in = plan->staged_in[i];
-    outgoing.push_back({in.source, static_cast<int>(i), &transport.window(me, in.source),
-                        in.return_rows, chunk_count(in.return_rows, rows_per_chunk), 0});
+  // Each round's slice of every stream: as a target, the entries of the source's round
+  // tokens (outgoing); as a source, the entries of this rank's round tokens (incoming).
+  auto outgoing_slice = [&](const detail::StagedIn& in, int r) {
+    const auto [begin, end] = round_tokens(headers[static_cast<size_t>(in.source)], r);
+    const auto [lo, hi] = entries_of(in.tokens, begin, end);
+    if (plan->partial_sums) return Slice{lo, hi, lo, hi};
+    return Slice{lo, hi, in.fanout_begin[static_cast<size_t>(lo)],
+                 in.fanout_begin[static_cast<size_t>(hi)]};
+  };
+  auto incoming_slice = [&](const detail::StagedOut& staged, int r) {
+    const auto [begin, end] = round_tokens(headers[static_cast<size_t>(me)], r);
+    const auto [lo, hi] = entries_of(staged.tokens, begin, end);
+    return Slice{lo, hi, staged.return_rows_before(lo), staged.return_rows_before(hi)};
+  };
+  int64_t buffer_rows = rounds == 1 ? plan->return_rows_total : 0;
+  for (int r = 0; rounds > 1 && r < rounds; ++r) {
+    int64_t rows = 0;
+    for (const detail::StagedOut& staged : plan->staged_out)
+      rows += incoming_slice(staged, r).rows();
+    buffer_rows = std::max(buffer_rows, rows);
   }
-  // Incoming: as a source, collect what each target sends back.
-  std::vector<ChunkStream> incoming;
-  for (size_t i = 0; i < plan->staged_out.size(); ++i) {
-    const detail::StagedOut& staged = plan->staged_out[i];
-    incoming.push_back({staged.target, static_cast<int>(i), &transport.window(staged.target, me),
-                        staged.return_rows, chunk_count(staged.return_rows, rows_per_chunk), 0});
+  src.returned =
+      workspace.return_buffer(std::max<size_t>(1, static_cast<size_t>(buffer_rows) * row_bytes));
+  for (const detail::StagedOut& staged : plan->staged_out) {
+    src.return_begin.push_back(staged.return_begin);
   }
 
   const DType dtype = expert_out.dtype;
+  std::vector<Slice> out_slice(plan->staged_in.size());
+  std::vector<Slice> in_slice(plan->staged_out.size());
+  std::vector<int64_t> in_offset(plan->staged_out.size());  // a stream's place in the buffer
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
+    const Slice& slice = out_slice[static_cast<size_t>(s.index)];
     if (!plan->partial_sums) {
       for (int64_t i = 0; i < count && !transport.broken(); ++i) {
-        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(first + i)];
+        const detail::FanoutRow& row = in.fanout[static_cast<size_t>(slice.row_lo + first + i)];
         copy_row(slot + static_cast<size_t>(i) * row_bytes,
                  src.rows_of[static_cast<size_t>(row.rank)] +
                      static_cast<size_t>(row.row) * src.pitch_of[static_cast<size_t>(row.rank)],
@@ -177,12 +250,13 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
       return;
     }
     // Relay partial sums, the next entry's rows prefetched meanwhile.
+    const int64_t base = slice.entry_lo + first;
     ReduceList* current = &workspace.lists[0];
     ReduceList* next = &workspace.lists[1];
-    collect_entry(in, src, plan->topk, static_cast<size_t>(first), *current);
+    collect_entry(in, src, plan->topk, static_cast<size_t>(base), *current);
     for (int64_t i = 0; i < count && !transport.broken(); ++i) {
       if (i + 1 < count) {
-        collect_entry(in, src, plan->topk, static_cast<size_t>(first + i + 1), *next);
+        collect_entry(in, src, plan->topk, static_cast<size_t>(base + i + 1), *next);
         prefetch_rows(dtype, next->terms.data(), next->terms.size(), hidden);
       }
       reduce_row(dtype, current->terms.data(), current->group_sizes.data(), 1,
@@ -191,22 +265,49 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     }
   };
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
-    const detail::StagedOut& staged = plan->staged_out[static_cast<size_t>(s.index)];
-    copy_row(returned + static_cast<size_t>(staged.return_begin + first) * row_bytes, slot,
-             static_cast<size_t>(count) * row_bytes);
+    copy_row(src.returned +
+                 static_cast<size_t>(in_offset[static_cast<size_t>(s.index)] + first) * row_bytes,
+             slot, static_cast<size_t>(count) * row_bytes);
   };
   auto no_local_work = [] { return false; };
   PeerAccess access(transport, plan->options.timeout_ms);
-  const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, row_bytes,
-                                    deadline, "combine", produce, consume, no_local_work);
-  if (!pumped.ok()) {
-    return access.fail(pumped);
-  }
-
-  reduce_tokens(transport, *plan, src, dtype, topk_weights.data, static_cast<std::byte*>(out.data),
-                hidden, workspace);
-  if (transport.broken()) {
-    return access.fail(transport.health());
+  for (int r = 0; r < rounds; ++r) {
+    // Outgoing: as a target, send rows (or partial sums) back to each source.
+    std::vector<ChunkStream> outgoing;
+    for (size_t i = 0; i < plan->staged_in.size(); ++i) {
+      out_slice[i] = outgoing_slice(plan->staged_in[i], r);
+      const int64_t rows = out_slice[i].rows();
+      outgoing.push_back({plan->staged_in[i].source, static_cast<int>(i),
+                          &transport.window(me, plan->staged_in[i].source), rows,
+                          chunk_count(rows, rows_per_chunk), 0});
+    }
+    // Incoming: as a source, collect what each target sends back, stream after stream.
+    std::vector<ChunkStream> incoming;
+    int64_t offset = 0;
+    src.shift.clear();
+    for (size_t i = 0; i < plan->staged_out.size(); ++i) {
+      const detail::StagedOut& staged = plan->staged_out[i];
+      in_slice[i] = incoming_slice(staged, r);
+      in_offset[i] = offset;
+      if (rounds > 1) {
+        src.shift.push_back(offset - staged.return_begin - in_slice[i].row_lo);
+      }
+      const int64_t rows = in_slice[i].rows();
+      offset += rows;
+      incoming.push_back({staged.target, static_cast<int>(i), &transport.window(staged.target, me),
+                          rows, chunk_count(rows, rows_per_chunk), 0});
+    }
+    const Status pumped = pump_chunks(transport, outgoing, incoming, rows_per_chunk, row_bytes,
+                                      deadline, "combine", produce, consume, no_local_work);
+    if (!pumped.ok()) {
+      return access.fail(pumped);
+    }
+    const auto [begin, end] = round_tokens(headers[static_cast<size_t>(me)], r);
+    reduce_tokens(transport, *plan, src, dtype, topk_weights.data,
+                  static_cast<std::byte*>(out.data), hidden, workspace, begin, end);
+    if (transport.broken()) {
+      return access.fail(transport.health());
+    }
   }
   access.done();
   // Peers read this rank's expert_out and weights until they are done.

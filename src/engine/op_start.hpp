@@ -16,6 +16,9 @@ namespace fusco::engine {
 
 enum class OpKind : int32_t { kDispatch = 1, kCombine = 2 };
 
+/// Most rounds one combine may take (PlanOptions::combine_buffer_bytes).
+inline constexpr int kMaxCombineRounds = 64;
+
 struct OpHeader {
   int32_t kind = 0;
   int32_t ok = 0;  // 1 when this rank's arguments passed its local checks
@@ -28,8 +31,10 @@ struct OpHeader {
   std::byte* dst = nullptr;        // recv (dispatch)
   int64_t extra_hidden = -1;       // dispatch's companion tensor: columns (-1: none)
   int32_t extra_dtype = 0;
-  std::byte* extra_dst = nullptr;  // extra_recv (dispatch)
-  const void* weights = nullptr;   // topk_weights (combine)
+  std::byte* extra_dst = nullptr;             // extra_recv (dispatch)
+  const void* weights = nullptr;              // topk_weights (combine)
+  int32_t rounds = 1;                         // combine: this rank's rounds, over its tokens
+  int32_t round_end[kMaxCombineRounds] = {};  // combine: the token each round ends before
 };
 
 /// Marks this rank as touching peers' memory while it lives. When the call fails, fail()

@@ -2,6 +2,7 @@
 
 #include "fusco/plan.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 #include "plan/plan_data.hpp"
@@ -24,6 +25,35 @@ const std::vector<int32_t>& Plan::recv_local_experts() const { return data_->rec
 int64_t Plan::num_recv_rows() const { return data_->num_recv_rows; }
 const PlanStats& Plan::stats() const { return data_->stats; }
 const PlanOptions& Plan::options() const { return data_->options; }
+
+int64_t Plan::combine_rounds(int64_t row_bytes) const {
+  return static_cast<int64_t>(detail::combine_round_ends(*data_, row_bytes).size());
+}
+
+namespace detail {
+
+std::vector<int32_t> combine_round_ends(const PlanData& plan, int64_t row_bytes) {
+  const int64_t tokens = plan.num_tokens;
+  const int64_t buffer = plan.options.combine_buffer_bytes;
+  if (buffer == 0 || row_bytes <= 0 || plan.return_rows_total <= buffer / row_bytes) {
+    return {static_cast<int32_t>(tokens)};
+  }
+  const int64_t cap = std::max<int64_t>(1, buffer / row_bytes);
+  std::vector<int32_t> ends;
+  int64_t start = 0;
+  int64_t base = 0;  // returned rows before `start`
+  for (int64_t t = 0; t < tokens; ++t) {
+    if (plan.token_return_end[static_cast<size_t>(t)] - base > cap && t > start) {
+      ends.push_back(static_cast<int32_t>(t));
+      base = plan.token_return_end[static_cast<size_t>(t) - 1];
+      start = t;
+    }
+  }
+  ends.push_back(static_cast<int32_t>(tokens));
+  return ends;
+}
+
+}  // namespace detail
 
 double PlanStats::dedup_ratio() const {
   return inter_node_rows == 0 ? 1.0

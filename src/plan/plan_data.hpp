@@ -32,6 +32,14 @@ struct StagedOut {
   std::vector<int32_t> tokens;  ///< Entry i carries x[tokens[i]].
   int64_t return_rows = 0;      ///< Rows the target sends back in combine.
   int64_t return_begin = 0;     ///< Their first row in this rank's combine return buffer.
+  /// Without partial sums: return rows up to and including entry i (an entry returns one row
+  /// per fanout row). Empty with partial sums, where entry i returns row i.
+  std::vector<int64_t> return_end;
+
+  /// Return rows of entries [0, entry).
+  int64_t return_rows_before(int64_t entry) const {
+    return return_end.empty() || entry == 0 ? entry : return_end[static_cast<size_t>(entry) - 1];
+  }
 };
 
 /// Staged traffic from one source to this rank.
@@ -92,8 +100,16 @@ struct PlanData {
   std::vector<int64_t> group_term_begin;
   std::vector<CombineTerm> terms;
   int64_t return_rows_total = 0;
+  /// Return-buffer rows read by tokens [0, t] (T entries): what a combine round over a token
+  /// range needs.
+  std::vector<int64_t> token_return_end;
 
   PlanStats stats;
 };
+
+/// This rank's combine rounds for rows of `row_bytes` under options.combine_buffer_bytes:
+/// token ranges whose returned rows fit the buffer (a round holds at least one token), given
+/// by the token each ends before. One round without a bound.
+std::vector<int32_t> combine_round_ends(const PlanData& plan, int64_t row_bytes);
 
 }  // namespace fusco::detail

@@ -33,6 +33,7 @@ struct PlanConfig {
   int32_t layout_overflow;
   int64_t layout_alignment;
   int64_t layout_capacity;
+  int64_t combine_buffer_bytes;
 };
 
 Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
@@ -71,6 +72,10 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
     }
     if (other.timeout_ms != first.timeout_ms) {
       return differs("options.timeout_ms", first.timeout_ms, other.timeout_ms);
+    }
+    if (other.combine_buffer_bytes != first.combine_buffer_bytes) {
+      return differs("options.combine_buffer_bytes", first.combine_buffer_bytes,
+                     other.combine_buffer_bytes);
     }
     if (other.layout_kind != first.layout_kind) {
       return differs("options.layout.kind", first.layout_kind, other.layout_kind);
@@ -302,6 +307,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   config.layout_overflow = static_cast<int32_t>(options.layout.overflow);
   config.layout_alignment = options.layout.alignment;
   config.layout_capacity = options.layout.capacity;
+  config.combine_buffer_bytes = options.combine_buffer_bytes;
   std::vector<PlanConfig> configs(static_cast<size_t>(world));
   FUSCO_RETURN_IF_ERROR(transport.allgather(&config, sizeof(config),
                                             reinterpret_cast<std::byte*>(configs.data()), deadline,

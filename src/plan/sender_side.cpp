@@ -35,6 +35,7 @@ class TargetStream {
   int64_t last_token() const { return tokens_.empty() ? -1 : tokens_.back(); }
 
   void add_entry(int32_t token) {
+    entry_fanout_begin_.push_back(fanout_rows_);
     tokens_.push_back(token);
     count_at_ = used_ + sizeof(int32_t);
     const int32_t entry[2] = {token, 0};
@@ -47,6 +48,13 @@ class TargetStream {
     std::memcpy(bytes_.data() + count_at_, &count, sizeof(count));
     write(&row, sizeof(row));
     ++fanout_rows_;
+  }
+  // Fanout rows up to and including each entry.
+  std::vector<int64_t> fanout_ends() const {
+    std::vector<int64_t> ends(entry_fanout_begin_.begin() + (tokens_.empty() ? 0 : 1),
+                              entry_fanout_begin_.end());
+    if (!tokens_.empty()) ends.push_back(fanout_rows_);
+    return ends;
   }
   // The encoded message; the tokens move to the caller.
   Bytes finish(std::vector<int32_t>* tokens) {
@@ -69,6 +77,7 @@ class TargetStream {
   }
   Bytes bytes_;
   std::vector<int32_t> tokens_;
+  std::vector<int64_t> entry_fanout_begin_;
   size_t used_ = 0;
   size_t count_at_ = 0;
   int64_t capacity_rows_ = 0;
@@ -377,6 +386,9 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     out.target = target;
     out.return_rows = plan.partial_sums ? stream.entries() : stream.fanout_rows();
     out.return_begin = return_rows;
+    if (!plan.partial_sums) {
+      out.return_end = stream.fanout_ends();
+    }
     return_begin[static_cast<size_t>(target)] = return_rows;
     return_rows += out.return_rows;
     metadata[static_cast<size_t>(target)] = stream.finish(&out.tokens);
@@ -388,6 +400,18 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       term.row += return_begin[static_cast<size_t>(-2 - term.rank)];
       term.rank = CombineTerm::kReturnBuffer;
     }
+  }
+  plan.token_return_end.assign(static_cast<size_t>(tokens), 0);
+  int64_t returned_so_far = 0;
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (auto g = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
+         g < static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]); ++g) {
+      for (auto i = static_cast<size_t>(plan.group_term_begin[g]);
+           i < static_cast<size_t>(plan.group_term_begin[g + 1]); ++i) {
+        returned_so_far += plan.terms[i].rank == CombineTerm::kReturnBuffer ? 1 : 0;
+      }
+    }
+    plan.token_return_end[static_cast<size_t>(t)] = returned_so_far;
   }
 
   if (dropped > 0) {  // dropped direct pairs left holes

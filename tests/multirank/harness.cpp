@@ -85,7 +85,8 @@ std::string Case::describe() const {
       << " relay=" << relay_policy_name(relay) << " layout=" << recv_layout_kind_name(layout.kind)
       << "/" << (layout.kind == RecvLayout::Kind::kCapacity ? layout.capacity : layout.alignment)
       << " stride_pad=" << stride_pad << " extra_cols=" << extra_cols
-      << " chunk_bytes=" << chunk_bytes << " map="
+      << " combine_buffer_bytes=" << combine_buffer_bytes << " chunk_bytes=" << chunk_bytes
+      << " map="
       << (!replicas.empty() ? "replicated"
           : owners.empty()  ? "contiguous"
                             : "explicit")
@@ -132,6 +133,9 @@ Case random_case(uint64_t seed) {
   c.relay = static_cast<RelayPolicy>(pick(0, 1));
   c.stride_pad = pick(0, 3) == 0 ? pick(1, 5) : 0;
   c.extra_cols = pick(0, 3) == 0 ? pick(1, 4) : 0;
+  if (pick(0, 3) == 0) {  // room for 8 .. 64 returned rows: up to 40 rounds
+    c.combine_buffer_bytes = c.hidden * static_cast<int64_t>(dtype_size(c.dtype)) * pick(8, 64);
+  }
   const int layout_kind = pick(0, 7);
   if (layout_kind == 1) {
     c.layout = RecvLayout::expert_major(pick(2, 8));
@@ -167,6 +171,7 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   options.chunk_bytes = c.chunk_bytes;
   options.relay = c.relay;
   options.layout = c.layout;
+  options.combine_buffer_bytes = c.combine_buffer_bytes;
   options.timeout_ms = 60000;
   Result<Plan> plan = comm.plan(idx, c.experts, map_of(c), options);
   result.status = plan.status();

@@ -29,11 +29,12 @@ struct Case {
   std::vector<int32_t> owners;                 // explicit expert map when not empty
   std::vector<std::vector<int32_t>> replicas;  // replicated expert map when not empty
   RelayPolicy relay = RelayPolicy::kRailAligned;
-  RecvLayout layout;           // receive layout (default expert-major)
-  int64_t stride_pad = 0;      // x and expert_out rows strided by H + stride_pad elements
-  int64_t extra_cols = 0;      // > 0: an int32 companion tensor [T, extra_cols] rides along
-  double masked = 0.1;         // probability of an unused slot
-  double masked_token = 0.05;  // probability of a token with no slot at all
+  RecvLayout layout;                 // receive layout (default expert-major)
+  int64_t stride_pad = 0;            // x and expert_out rows strided by H + stride_pad elements
+  int64_t extra_cols = 0;            // > 0: an int32 companion tensor [T, extra_cols] rides along
+  int64_t combine_buffer_bytes = 0;  // > 0: combine runs in rounds
+  double masked = 0.1;               // probability of an unused slot
+  double masked_token = 0.05;        // probability of a token with no slot at all
   bool int32_ids = false;
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;
@@ -44,7 +45,7 @@ struct Case {
 
 /// A random case drawn from `seed`: world 1..9, any ranks per node, k 1..8, contiguous,
 /// uneven explicit or replicated maps, both relay policies, every receive layout, strided rows,
-/// companion tensors, H
+/// companion tensors, combine in rounds, H
 /// 1/7/128, every dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks,
 /// int32 or int64 ids, with or without direct access.
 Case random_case(uint64_t seed);

@@ -1,10 +1,14 @@
-// The send side: strided rows (a slice of a wider buffer) for x and expert_out, and a
-// companion per-row tensor (fp8 scales, token ids) that travels with each row of dispatch.
+// The send side: strided rows (a slice of a wider buffer) for x and expert_out, a companion
+// per-row tensor (fp8 scales, token ids) that travels with each row of dispatch, and combine
+// in rounds when its return buffer is bounded.
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "multirank/harness.hpp"
 #include "testing/rank_threads.hpp"
+#include "testing/routing.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -139,6 +143,88 @@ TEST(Companion, ShapesAreCheckedAndMustAgreeAcrossRanks) {
     return comm.dispatch(plan.value(), xv, rv);  // the group still works
   });
   for (const Status& s : statuses) EXPECT_TRUE(s.ok()) << s.to_string();
+}
+
+}  // namespace
+}  // namespace fusco::testing
+
+namespace fusco::testing {
+namespace {
+
+// 4 ranks on 2 nodes; 30 tokens each, top-4 of 16 experts: about half the rows come back
+// from the other node in combine.
+Case rounds_case(int64_t buffer_rows) {
+  Case c;
+  c.world = 4;
+  c.ranks_per_node = 2;
+  c.topk = 4;
+  c.experts = 16;
+  c.hidden = 12;
+  c.dtype = DType::kFloat32;
+  c.tokens_each = 30;
+  c.combine_buffer_bytes = buffer_rows * c.hidden * 4;
+  return c;
+}
+
+TEST(CombineRounds, ResultsEqualOneRound_InEveryModeAndLayout) {
+  for (int64_t buffer_rows : {1, 7, 40}) {
+    for (RecvLayout layout :
+         {RecvLayout::expert_major(), RecvLayout::rank_major(), RecvLayout::capacity_bounded(10)}) {
+      Case c = rounds_case(buffer_rows);
+      c.layout = layout;
+      EXPECT_TRUE(matches_reference_in_every_mode(c)) << buffer_rows << " rows";
+    }
+  }
+}
+
+TEST(CombineRounds, PlanSaysHowManyRounds_OneWithoutABound) {
+  for (int64_t buffer_rows : {0, 1, 7, 1000}) {
+    const Case c = rounds_case(buffer_rows);  // only its sizes are used here
+    auto comms = Communicator::create_local(4, Topology::nodes_of(4, 2));
+    ASSERT_TRUE(comms.ok());
+    std::vector<int64_t> rounds(4);
+    std::vector<int64_t> returned(4);
+    // Rows coming back (one partial per remote node and token) over the buffer's rows.
+    const auto asked = run_ranks(4, [&](int r) -> Status {
+      std::mt19937_64 rng(static_cast<uint64_t>(r));
+      std::vector<int64_t> ids = random_topk(30, 4, 16, 0.0, 0.0, rng);
+      PlanOptions options;
+      options.combine_buffer_bytes = c.combine_buffer_bytes;
+      Result<Plan> plan = comms.value()[static_cast<size_t>(r)].plan(
+          TensorView::host(ids.data(), DType::kInt64, {30, 4}), 16, ExpertMap(), options);
+      FUSCO_RETURN_IF_ERROR(plan.status());
+      rounds[static_cast<size_t>(r)] = plan.value().combine_rounds(c.hidden * 4);
+      returned[static_cast<size_t>(r)] = plan.value().stats().inter_node_rows;
+      return Status();
+    });
+    for (const Status& s : asked) ASSERT_TRUE(s.ok()) << s.to_string();
+    for (int r = 0; r < 4; ++r) {
+      if (buffer_rows == 0 || buffer_rows == 1000) {
+        EXPECT_EQ(rounds[static_cast<size_t>(r)], 1);
+      } else {  // at least the returned rows over the buffer, at most one per token
+        EXPECT_GE(rounds[static_cast<size_t>(r)],
+                  (returned[static_cast<size_t>(r)] + buffer_rows - 1) / buffer_rows);
+        EXPECT_LE(rounds[static_cast<size_t>(r)], 30);
+      }
+    }
+  }
+}
+
+TEST(CombineRounds, MoreThan64RoundsIsAnArgumentErrorNamingTheOption) {
+  Case c = rounds_case(1);
+  c.tokens_each = 100;  // about 100 tokens with rows coming back: more than 64 rounds
+  auto comms = Communicator::create_local(4, Topology::nodes_of(4, 2));
+  ASSERT_TRUE(comms.ok());
+  const auto statuses = run_ranks(
+      4, [&](int r) { return run_rank(c, comms.value()[static_cast<size_t>(r)], r).status; });
+  int named = 0;
+  for (const Status& s : statuses) {
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+    named += s.message().find("options.combine_buffer_bytes = 48 holds 1 rows") != std::string::npos
+                 ? 1
+                 : 0;
+  }
+  EXPECT_GE(named, 1);
 }
 
 }  // namespace

@@ -257,3 +257,28 @@ def test_companion_tensor_travels_with_each_row(async_op):
             if source == 0 and token == 0 and not recv[row].any():
                 continue  # a padding row: zeros in both
             np.testing.assert_array_equal(recv[row], xs[source][token])
+
+
+def test_combine_in_rounds_gives_the_one_round_result():
+    rng = np.random.default_rng(12)
+    ids = [rng.integers(-1, 8, size=(20, 4)) for _ in range(4)]
+    ys = {}
+
+    def run(**options):
+        comms = fusco.local_group(4, 2, **options)
+
+        def body(comm):
+            plan = comm.plan(ids[comm.rank], 8)
+            recv = comm.dispatch(plan, np.ones((20, 6), dtype=np.float32) * (comm.rank + 1))
+            y = recv * np.arange(1, 7, dtype=np.float32)
+            w = np.full((20, 4), 0.25, dtype=np.float32)
+            return plan.combine_rounds(6 * 4), comm.combine(plan, y, w)
+
+        return run_ranks(comms, body)
+
+    one = run()
+    bounded = run(combine_buffer_bytes=3 * 6 * 4)  # three returned rows per round
+    assert all(rounds == 1 for rounds, _ in one)
+    assert all(rounds > 1 for rounds, _ in bounded)
+    for (_, a), (_, b) in zip(one, bounded):
+        np.testing.assert_array_equal(a, b)
