@@ -40,6 +40,10 @@ std::string bench_usage() {
   -d, --dtype T            fp32 fp16 bf16 fp8_e4m3 fp8_e5m2 int8 int32 int64  [bf16]
   -R, --routing S          uniform | zipf:<s> | node-confined | hot:<f>        [uniform]
   -D, --dedup M            none | rank | node                      [node]
+      --relay P            rail | balanced (node dedup's relay)    [rail]
+      --redundant N        N extra expert copies placed EPLB style on the least
+                           loaded ranks (by this routing); the planner picks a
+                           copy per row; the baseline keeps one copy each   [0]
   -C, --chunk-bytes N      staged-path chunk size in bytes         [1048576]
   -n, --iters N            timed iterations per size               [5]
   -w, --warmup N           untimed iterations per size             [1]
@@ -124,6 +128,12 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       Result<testing::RoutingSpec> routing = testing::parse_routing(value);
       status = routing.status();
       if (routing.ok()) args.routing = routing.value();
+    } else if (flag == "--relay") {
+      Result<RelayPolicy> relay = relay_policy_from_name(value);
+      if (!relay.ok()) return bad(flag, value, relay.status().message());
+      args.relay = relay.value();
+    } else if (flag == "--redundant") {
+      status = set_int(&args.redundant, 0, int64_t{1} << 20);
     } else if (flag == "-D" || flag == "--dedup") {
       Result<Dedup> dedup = dedup_from_name(value);
       status = dedup.status();

@@ -19,6 +19,7 @@
 #ifdef FUSCO_BENCH_WITH_MPI
 #include "mpi_ranks.hpp"
 #endif
+#include "plan/redundant_placement.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
 #include "testing/routing.hpp"
@@ -122,6 +123,24 @@ Inputs make_inputs(const BenchArgs& args, int64_t tokens, const Topology& topolo
   return in;
 }
 
+// The expert map fusco plans with: contiguous, or with --redundant N extra copies placed by
+// the routing's expert loads (every rank's routing is generated on every process).
+Result<ExpertMap> expert_map_for(const BenchArgs& args, const Inputs& in, int world) {
+  if (args.redundant == 0) {
+    return ExpertMap();
+  }
+  std::vector<int64_t> loads(static_cast<size_t>(args.experts), 0);
+  for (const std::vector<int32_t>& ids : in.ids) {
+    for (int32_t e : ids) {
+      if (e >= 0) ++loads[static_cast<size_t>(e)];
+    }
+  }
+  Result<std::vector<std::vector<int32_t>>> placed =
+      plan::place_redundant_experts(loads, world, args.redundant);
+  FUSCO_RETURN_IF_ERROR(placed.status());
+  return ExpertMap::with_replicas(std::move(placed).value());
+}
+
 Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
                             CopyBuffers& copies) {
   const int world = ranks.world();
@@ -158,13 +177,16 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
   PlanOptions options;
   options.dedup = args.dedup;
   options.chunk_bytes = args.chunk_bytes;
+  options.relay = args.relay;
+  Result<ExpertMap> map = expert_map_for(args, in, world);
+  FUSCO_RETURN_IF_ERROR(map.status());
   Result<std::vector<Communicator>> made = ranks.group(topology);
   FUSCO_RETURN_IF_ERROR(made.status());
   std::vector<Communicator>& comms = made.value();
   std::vector<Plan> plans(mine);
   Result<std::vector<double>> plan_s = ranks.time(
       0, 1, {[&](int r) {
-        Result<Plan> plan = comms[at(r)].plan(idx_view(r), args.experts, ExpertMap(), options);
+        Result<Plan> plan = comms[at(r)].plan(idx_view(r), args.experts, map.value(), options);
         FUSCO_RETURN_IF_ERROR(plan.status());
         plans[at(r)] = plan.value();
         return Status();
@@ -245,7 +267,9 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
     result.base_combine_us = combines ? timed.value()[next++] * 1e6 : 0.0;
     result.speedup = (result.base_dispatch_us + result.base_combine_us) /
                      (result.dispatch_us + result.combine_us);
-    if (args.check) {  // the baseline must agree with fusco's dispatch too
+    // The baseline must agree with fusco's dispatch too (with redundant copies it routes to
+    // the primaries instead; it is checked against its own reference below).
+    if (args.check && args.redundant == 0) {
       for (size_t i = 0; i < mine; ++i) {
         wrong += static_cast<double>(count_wrong(base_recv[i], recv[i], elem));
       }
@@ -292,13 +316,21 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
                                            {tokens, args.topk}));
       x_views.push_back(x_view(r));
     }
-    const auto layout = reference::receive_layout(idx_views, args.experts, ExpertMap(), topology);
+    const auto layout = reference::receive_layout(idx_views, args.experts, map.value(), topology);
     const reference::RowReader y_rows = [&](int rank, int64_t row) {
       const reference::RowSource& source =
           layout.rows[static_cast<size_t>(rank)][static_cast<size_t>(row)];
       return in.x[static_cast<size_t>(source.rank)].data() +
              static_cast<size_t>(source.token) * row_bytes;
     };
+    if (args.baseline && args.redundant > 0) {
+      const auto primaries =
+          reference::receive_layout(idx_views, args.experts, ExpertMap(), topology);
+      for (int r = first; r < first + ranks.count(); ++r) {
+        wrong += static_cast<double>(
+            count_wrong(base_recv[at(r)], reference::dispatch_rank(primaries, x_views, r), elem));
+      }
+    }
     for (int r = first; r < first + ranks.count(); ++r) {
       wrong += static_cast<double>(
           count_wrong(recv[at(r)], reference::dispatch_rank(layout, x_views, r), elem));
@@ -318,10 +350,12 @@ void print_header(const BenchArgs& args) {
   std::printf(
       "# fusco_bench %s: %d ranks (%d per node, transport %s), hidden %ld %s, top-%d of %ld "
       "experts, "
-      "routing %s, dedup %s, chunk %ld B, %d iters (+%d warm-up)\n",
+      "routing %s, dedup %s, relay %s, %ld redundant copies, chunk %ld B, %d iters (+%d "
+      "warm-up)\n",
       version(), args.ranks, args.ranks_per_node, args.transport.c_str(),
       static_cast<long>(args.hidden), dtype_name(args.dtype), args.topk,
       static_cast<long>(args.experts), args.routing.to_string().c_str(), dedup_name(args.dedup),
+      relay_policy_name(args.relay), static_cast<long>(args.redundant),
       static_cast<long>(args.chunk_bytes), args.iters, args.warmup);
   std::printf(
       "# times: median over iterations of (last rank end - first rank start); each iteration\n"
@@ -349,8 +383,9 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
        << "\", \"hidden\": " << args.hidden << ", \"dtype\": \"" << dtype_name(args.dtype)
        << "\", \"topk\": " << args.topk << ", \"experts\": " << args.experts << ", \"routing\": \""
        << args.routing.to_string() << "\", \"dedup\": \"" << dedup_name(args.dedup)
-       << "\", \"chunk_bytes\": " << args.chunk_bytes << ", \"iters\": " << args.iters
-       << ",\n  \"results\": [\n";
+       << "\", \"relay\": \"" << relay_policy_name(args.relay)
+       << "\", \"redundant\": " << args.redundant << ", \"chunk_bytes\": " << args.chunk_bytes
+       << ", \"iters\": " << args.iters << ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const SizeResult& r = rows[i];
     json << "    {\"tokens\": " << r.tokens << ", \"recv_rows\": " << r.recv_rows
