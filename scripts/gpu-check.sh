@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# The GPU check, for a machine with an NVIDIA GPU, CUDA and no internet (issue 6): builds the
+# CUDA code for this GPU's architecture, runs the GPU tests (plain and under
+# compute-sanitizer when present) and the GPU micro-benchmark, and prints a summary. Meant to
+# finish in a few minutes: it builds only what it runs. Prints what it skipped and why.
+# Usage: scripts/gpu-check.sh [build dir, default build-gpu]
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+build=${1:-build-gpu}
+start=$(date +%s)
+summary=()
+note() { summary+=("$1"); echo "== $1"; }
+elapsed() { echo "$(($(date +%s) - start)) s"; }
+
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version \
+  --format=csv,noheader || echo "(no nvidia-smi)"
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+arch=${arch:-90}
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+jobs=$(nproc)
+
+# GoogleTest may be missing on the GPU machine: then only the benchmark is built.
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+configure() {
+  cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DFUSCO_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+    -DFUSCO_BUILD_TESTS="$1" -DFUSCO_BUILD_BENCH=ON -DFUSCO_WITH_PYTHON=OFF \
+    -DFUSCO_WITH_UCX=OFF -DFUSCO_WITH_MPI=OFF -DFUSCO_WERROR=ON >"$build.configure.log" 2>&1
+}
+tests=ON
+if ! configure ON; then
+  tests=OFF
+  rm -rf "$build"
+  if ! configure OFF; then
+    tail -n 30 "$build.configure.log"
+    note "configure FAILED (sm_$arch; log: $build.configure.log)"
+    printf '%s\n' "${summary[@]}"
+    exit 1
+  fi
+fi
+note "configured for sm_$arch, tests $tests ($(elapsed))"
+targets=(fusco_gpu_bench)
+[ "$tests" = ON ] && targets+=(fusco_gpu_tests)
+if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build.build.log" 2>&1; then
+  tail -n 40 "$build.build.log"
+  note "build FAILED (log: $build.build.log)"
+  printf '%s\n' "${summary[@]}"
+  exit 1
+fi
+note "built ${targets[*]} ($(elapsed))"
+
+status=0
+if [ "$tests" = ON ]; then
+  if timeout 300 "$build/tests/fusco_gpu_tests" --gtest_brief=1; then
+    note "GPU tests passed ($(elapsed))"
+  else
+    note "GPU tests FAILED"
+    status=1
+  fi
+  if command -v compute-sanitizer >/dev/null; then
+    if timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+         "$build/tests/fusco_gpu_tests" --gtest_brief=1 >"$build.memcheck.log" 2>&1; then
+      note "compute-sanitizer memcheck clean ($(elapsed))"
+    else
+      tail -n 30 "$build.memcheck.log"
+      note "compute-sanitizer memcheck FAILED (log: $build.memcheck.log)"
+      status=1
+    fi
+  else
+    note "compute-sanitizer not found: memcheck skipped"
+  fi
+else
+  note "GoogleTest not found: GPU tests skipped"
+fi
+if timeout 180 "$build/bench/fusco_gpu_bench" | tee "$build.bench.txt"; then
+  note "benchmark: $(tail -n 1 "$build.bench.txt") ($(elapsed))"
+else
+  note "benchmark FAILED"
+  status=1
+fi
+
+echo
+echo "== gpu-check summary ($(elapsed))"
+printf '  %s\n' "${summary[@]}"
+exit $status
