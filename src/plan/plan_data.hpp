@@ -101,7 +101,7 @@ struct PlanData {
   std::vector<CombineTerm> terms;
   int64_t return_rows_total = 0;
   /// Return-buffer rows read by tokens [0, t] (T entries): what a combine round over a token
-  /// range needs.
+  /// range needs. Empty when options.combine_buffer_bytes is 0 (one round).
   std::vector<int64_t> token_return_end;
 
   PlanStats stats;

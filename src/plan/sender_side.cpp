@@ -401,9 +401,11 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       term.rank = CombineTerm::kReturnBuffer;
     }
   }
-  plan.token_return_end.assign(static_cast<size_t>(tokens), 0);
+  // Combine rounds need the returned rows per token; without a bound nobody reads them.
+  plan.token_return_end.assign(
+      plan.options.combine_buffer_bytes > 0 ? static_cast<size_t>(tokens) : 0, 0);
   int64_t returned_so_far = 0;
-  for (int64_t t = 0; t < tokens; ++t) {
+  for (int64_t t = 0; plan.options.combine_buffer_bytes > 0 && t < tokens; ++t) {
     for (auto g = static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t)]);
          g < static_cast<size_t>(plan.token_group_begin[static_cast<size_t>(t) + 1]); ++g) {
       for (auto i = static_cast<size_t>(plan.group_term_begin[g]);
