@@ -10,6 +10,18 @@ import fusco.torch as ftorch
 from conftest import run_ranks
 
 
+def moe_inputs(seed, tokens, experts, topk, hidden):
+    """Per rank (tokens[r] tokens): routing with masked slots, x, weights and the loss's c,
+    all float64; and one scale per expert."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
+    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
+    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
+    cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
+    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
+    return ids, xs, ws, cs, scale
+
+
 def dense_gradients(ids, xs, ws, cs, scale):
     """The MoE of the multi-rank tests with every expert in one process: expert e scales its
     rows by scale[e]; loss = sum over ranks of <out, c>. Returns the leaves x, w and scale
@@ -57,13 +69,8 @@ def test_row_slots_follow_duplicates_in_slot_order():
 @pytest.mark.parametrize("dedup", ["none", "node"])
 def test_multi_rank_gradients_equal_a_dense_computation(dedup):
     world, experts, topk, hidden = 4, 8, 3, 6
-    gen = torch.Generator().manual_seed(7)
     tokens = [5, 0, 7, 4]
-    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
-    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
-    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
-    cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
-    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
+    ids, xs, ws, cs, scale = moe_inputs(7, tokens, experts, topk, hidden)
 
     dense_x, dense_w, dense_scale = dense_gradients(ids, xs, ws, cs, scale)
 
@@ -97,14 +104,9 @@ def test_replicated_experts_gradients_equal_a_dense_computation(relay):
     world, topk, hidden = 4, 4, 5
     replicas = [[0, 2], [1], [2, 3], [3], [0, 1, 2, 3], [1]]
     experts = len(replicas)
-    gen = torch.Generator().manual_seed(11)
     tokens = [9, 3, 0, 12]
-    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
+    ids, xs, ws, cs, scale = moe_inputs(11, tokens, experts, topk, hidden)
     ids[0][:, :2] = 4  # the hot expert, twice in every token of rank 0
-    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
-    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
-    cs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
-    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
 
     dense_x, dense_w, dense_scale = dense_gradients(ids, xs, ws, cs, scale)
 
@@ -143,12 +145,8 @@ def test_replicated_experts_gradients_equal_a_dense_computation(relay):
                                     dict(capacity=64)])
 def test_every_receive_layout_gives_the_expert_major_gradients(layout):
     world, experts, topk, hidden = 4, 8, 3, 5
-    gen = torch.Generator().manual_seed(5)
     tokens = [6, 0, 9, 4]
-    ids = [torch.randint(-1, experts, (t, topk), generator=gen) for t in tokens]
-    xs = [torch.randn(t, hidden, dtype=torch.float64, generator=gen) for t in tokens]
-    ws = [torch.rand(t, topk, dtype=torch.float64, generator=gen) for t in tokens]
-    scale = torch.randn(experts, dtype=torch.float64, generator=gen)
+    ids, xs, ws, _, scale = moe_inputs(5, tokens, experts, topk, hidden)
 
     def run(options):
         def body(comm):
