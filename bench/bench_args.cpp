@@ -7,19 +7,6 @@
 
 namespace fusco::bench {
 
-namespace {
-
-Status bad(const std::string& flag, const std::string& value, const std::string& why) {
-  return bad_flag(flag, value, why);
-}
-
-Result<int64_t> integer(const std::string& flag, const std::string& value, int64_t min,
-                        int64_t max) {
-  return flag_integer(flag, value, min, max);
-}
-
-}  // namespace
-
 std::string bench_usage() {
   return R"(fusco_bench: fused MoE dispatch/combine against the unfused baseline.
 
@@ -72,11 +59,11 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       continue;
     }
     if (i + 1 >= argc) {
-      return bad(flag, "", "missing value");
+      return bad_flag(flag, "", "missing value");
     }
     const std::string value = argv[++i];
     auto set_int = [&](auto* field, int64_t min, int64_t max) -> Status {
-      Result<int64_t> parsed = integer(flag, value, min, max);
+      Result<int64_t> parsed = flag_integer(flag, value, min, max);
       FUSCO_RETURN_IF_ERROR(parsed.status());
       *field = static_cast<std::remove_pointer_t<decltype(field)>>(parsed.value());
       return Status();
@@ -87,7 +74,7 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       args.ranks_given = true;
     } else if (flag == "-t" || flag == "--transport") {
       if (value != "inproc" && value != "shm" && value != "ucx") {
-        return bad(flag, value, "not one of inproc, shm, ucx");
+        return bad_flag(flag, value, "not one of inproc, shm, ucx");
       }
       args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {
@@ -130,7 +117,7 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       if (routing.ok()) args.routing = routing.value();
     } else if (flag == "--relay") {
       Result<RelayPolicy> relay = relay_policy_from_name(value);
-      if (!relay.ok()) return bad(flag, value, relay.status().message());
+      if (!relay.ok()) return bad_flag(flag, value, relay.status().message());
       args.relay = relay.value();
     } else if (flag == "--redundant") {
       status = set_int(&args.redundant, 0, int64_t{1} << 20);
@@ -139,18 +126,18 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       status = dedup.status();
       if (dedup.ok()) args.dedup = dedup.value();
     } else {
-      return bad(flag, value, "unknown flag");
+      return bad_flag(flag, value, "unknown flag");
     }
     if (!status.ok()) {
       return Status(StatusCode::kInvalidArgument, flag + ": " + status.message());
     }
   }
   if (args.min_tokens > args.max_tokens) {
-    return bad("-b", std::to_string(args.min_tokens),
-               "larger than -e " + std::to_string(args.max_tokens));
+    return bad_flag("-b", std::to_string(args.min_tokens),
+                    "larger than -e " + std::to_string(args.max_tokens));
   }
   if (args.topk > args.experts) {
-    return bad("-k", std::to_string(args.topk), "more than the expert count");
+    return bad_flag("-k", std::to_string(args.topk), "more than the expert count");
   }
   if (args.transport == "inproc") {
     FUSCO_RETURN_IF_ERROR(settle_world(args, args.ranks));
@@ -160,13 +147,13 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
 
 Status settle_world(BenchArgs& args, int world) {
   if (args.ranks_given && args.ranks != world) {
-    return bad("-r", std::to_string(args.ranks),
-               "differs from the " + std::to_string(world) + " processes mpirun started");
+    return bad_flag("-r", std::to_string(args.ranks),
+                    "differs from the " + std::to_string(world) + " processes mpirun started");
   }
   args.ranks = world;
   if (args.experts % args.ranks != 0) {
-    return bad("-E", std::to_string(args.experts),
-               "not a multiple of the rank count " + std::to_string(args.ranks));
+    return bad_flag("-E", std::to_string(args.experts),
+                    "not a multiple of the rank count " + std::to_string(args.ranks));
   }
   return Status();
 }

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "bootstrap/process_group_args.hpp"
 #include "communicator_impl.hpp"
 #include "core/env.hpp"
 #include "fusco/communicator.hpp"
@@ -36,15 +37,7 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
                       std::to_string(transport::ShmTransport::kMaxRanks) +
                       ", the most ranks of a shared-memory group");
   }
-  if (rank < 0 || rank >= world) {
-    return Status(StatusCode::kInvalidArgument, "rank = " + std::to_string(rank) +
-                                                    " is outside [0, " + std::to_string(world) +
-                                                    ") (topology.world_size)");
-  }
-  if (timeout_ms < 1 || timeout_ms > 86400000) {
-    return Status(StatusCode::kInvalidArgument,
-                  "timeout_ms = " + std::to_string(timeout_ms) + " is outside [1, 86400000]");
-  }
+  FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
   FUSCO_RETURN_IF_ERROR(slot_bytes.status());
   auto opened =

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "bootstrap/process_group_args.hpp"
 #include "communicator_impl.hpp"
 #include "core/env.hpp"
 #include "fusco/communicator.hpp"
@@ -16,15 +17,7 @@ Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
                                               int64_t timeout_ms) {
   FUSCO_RETURN_IF_ERROR(topology.validate());
   const int world = topology.world_size;
-  if (rank < 0 || rank >= world) {
-    return Status(StatusCode::kInvalidArgument, "rank = " + std::to_string(rank) +
-                                                    " is outside [0, " + std::to_string(world) +
-                                                    ") (topology.world_size)");
-  }
-  if (timeout_ms < 1 || timeout_ms > 86400000) {
-    return Status(StatusCode::kInvalidArgument,
-                  "timeout_ms = " + std::to_string(timeout_ms) + " is outside [1, 86400000]");
-  }
+  FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   if (!allgather) {
     return Status(StatusCode::kInvalidArgument, "allgather is empty");
   }
