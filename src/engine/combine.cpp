@@ -219,11 +219,15 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     const auto [lo, hi] = entries_of(staged.tokens, begin, end);
     return Slice{lo, hi, staged.return_rows_before(lo), staged.return_rows_before(hi)};
   };
-  int64_t buffer_rows = rounds == 1 ? plan->return_rows_total : 0;
-  for (int r = 0; rounds > 1 && r < rounds; ++r) {
+  // Every round's incoming slices, computed once: they size the buffer and drive the rounds.
+  std::vector<std::vector<Slice>> in_slices(static_cast<size_t>(rounds));
+  int64_t buffer_rows = 0;
+  for (int r = 0; r < rounds; ++r) {
     int64_t rows = 0;
-    for (const detail::StagedOut& staged : plan->staged_out)
-      rows += incoming_slice(staged, r).rows();
+    for (const detail::StagedOut& staged : plan->staged_out) {
+      in_slices[static_cast<size_t>(r)].push_back(incoming_slice(staged, r));
+      rows += in_slices[static_cast<size_t>(r)].back().rows();
+    }
     buffer_rows = std::max(buffer_rows, rows);
   }
   src.returned =
@@ -234,7 +238,6 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
 
   const DType dtype = expert_out.dtype;
   std::vector<Slice> out_slice(plan->staged_in.size());
-  std::vector<Slice> in_slice(plan->staged_out.size());
   std::vector<int64_t> in_offset(plan->staged_out.size());  // a stream's place in the buffer
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
@@ -287,12 +290,12 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     src.shift.clear();
     for (size_t i = 0; i < plan->staged_out.size(); ++i) {
       const detail::StagedOut& staged = plan->staged_out[i];
-      in_slice[i] = incoming_slice(staged, r);
+      const Slice& slice = in_slices[static_cast<size_t>(r)][i];
       in_offset[i] = offset;
       if (rounds > 1) {
-        src.shift.push_back(offset - staged.return_begin - in_slice[i].row_lo);
+        src.shift.push_back(offset - staged.return_begin - slice.row_lo);
       }
-      const int64_t rows = in_slice[i].rows();
+      const int64_t rows = slice.rows();
       offset += rows;
       incoming.push_back({staged.target, static_cast<int>(i), &transport.window(staged.target, me),
                           rows, chunk_count(rows, rows_per_chunk), 0});
