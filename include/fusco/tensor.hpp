@@ -51,10 +51,11 @@ struct TensorView {
   }
 };
 
-/// Checks that `view` is a 2-D host tensor with non-negative extents whose size in bytes does
-/// not overflow, with a non-null pointer (unless empty) aligned to its element size, and
-/// contiguous rows unless `strided_rows_ok` (then row_stride must be 0 or >= shape[1]). The
-/// error names `arg` (the caller's argument name) and the offending value.
-Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_ok = false);
+/// Checks that `view` is a 2-D tensor in `device` memory with non-negative extents whose size
+/// in bytes does not overflow, with a non-null pointer (unless empty) aligned to its element
+/// size, and contiguous rows unless `strided_rows_ok` (then row_stride must be 0 or
+/// >= shape[1]). The error names `arg` (the caller's argument name) and the offending value.
+Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_ok = false,
+                    Device device = Device::kHost);
 
 }  // namespace fusco

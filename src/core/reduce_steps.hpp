@@ -56,24 +56,44 @@ FUSCO_HOST_DEVICE inline float add_rn(float a, float b) {
 #endif
 }
 
-/// Element `h` of one output row: groups [0, groups), group g holding terms
-/// [group_begin[g], group_begin[g + 1]) of `rows` / `weights`. Returns the fp32 value before
-/// the final rounding to the storage type.
-FUSCO_HOST_DEVICE inline float combine_element(const void* const* rows, const float* weights,
-                                               const int64_t* group_begin, int64_t groups,
-                                               int64_t h, RowType type) {
+/// The fixed-order sum of one output element, fed one term at a time: within a group the
+/// first term starts the sum and the others are added in order; with several groups each
+/// group's sum is rounded to the storage type and the groups are added in order. The GPU
+/// kernels keep one per element, so scalar and vectorised loops give the same bits.
+struct CombineAccumulator {
+  float partial = 0.0f;
   float total = 0.0f;
-  for (int64_t g = 0; g < groups; ++g) {
-    float partial = 0.0f;
-    for (int64_t i = group_begin[g]; i < group_begin[g + 1]; ++i) {
-      const float term = mul_rn(weights[i], load_element(rows[i], h, type));
-      partial = i == group_begin[g] ? term : add_rn(partial, term);
+
+  /// Adds weight * value; `first` marks the first term of a group.
+  FUSCO_HOST_DEVICE void add(float weight, float value, bool first) {
+    const float term = mul_rn(weight, value);
+    partial = first ? term : add_rn(partial, term);
+  }
+  /// Ends group `g` of `groups`.
+  FUSCO_HOST_DEVICE void close_group(int64_t g, int64_t groups, RowType type) {
+    if (groups == 1) {
+      total = partial;
+      return;
     }
-    if (groups == 1) return partial;
     const float rounded = round_to(partial, type);
     total = g == 0 ? rounded : add_rn(total, rounded);
   }
-  return total;
+};
+
+/// Element `h` of one output row: groups [0, groups), group g holding terms
+/// [group_begin[g], group_begin[g + 1]) of `rows` / `weights`. Returns the fp32 value before
+/// the final rounding to the storage type (0 without groups).
+FUSCO_HOST_DEVICE inline float combine_element(const void* const* rows, const float* weights,
+                                               const int64_t* group_begin, int64_t groups,
+                                               int64_t h, RowType type) {
+  CombineAccumulator sum;
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t i = group_begin[g]; i < group_begin[g + 1]; ++i) {
+      sum.add(weights[i], load_element(rows[i], h, type), i == group_begin[g]);
+    }
+    sum.close_group(g, groups, type);
+  }
+  return sum.total;
 }
 
 /// Writes `value` rounded to `type` as element `h` of `out`.

@@ -44,7 +44,7 @@ std::string TensorView::describe() const {
   return text;
 }
 
-Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_ok) {
+Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_ok, Device device) {
   const std::string name(arg);
   if (!dtype_is_valid(static_cast<int32_t>(view.dtype))) {
     return Status(StatusCode::kInvalidArgument,
@@ -55,9 +55,10 @@ Status check_matrix(const TensorView& view, const char* arg, bool strided_rows_o
     return Status(StatusCode::kInvalidArgument,
                   name + " must be 2-D, got ndim " + std::to_string(view.ndim));
   }
-  if (view.device != Device::kHost) {
+  if (view.device != device) {
     return Status(StatusCode::kInvalidArgument,
-                  name + " must be host memory for this communicator, got " + view.describe());
+                  name + " must be " + (device == Device::kHost ? "host" : "CUDA device") +
+                      " memory for this communicator, got " + view.describe());
   }
   const int64_t rows = view.shape[0];
   const int64_t cols = view.shape[1];

@@ -64,6 +64,24 @@ struct RankResult {
   PlanStats stats;
 };
 
+// The inputs of rank `rank` of a case, regenerated from its seed wherever they are needed.
+int64_t tokens_of(const Case& c, int rank);
+ExpertMap map_of(const Case& c);
+PlanOptions options_of(const Case& c);
+DType weight_dtype_of(const Case& c);
+std::vector<int64_t> routing_of(const Case& c, int rank);            ///< topk_idx [T, k]
+std::vector<std::byte> x_of(const Case& c, int rank);                ///< [T, H] contiguous
+std::vector<std::byte> extra_of(const Case& c, int rank);            ///< [T, extra_cols] int32
+std::vector<std::byte> y_of(const Case& c, int rank, int64_t rows);  ///< expert_out [rows, H]
+std::vector<std::byte> weights_of(const Case& c, int rank);          ///< [T, k]
+/// `rows` contiguous rows of `data` spread to the case's row stride (H + stride_pad
+/// elements), the gaps filled with a pattern that must never be read.
+std::vector<std::byte> strided(std::vector<std::byte> data, const Case& c, int64_t rows);
+TensorView strided_view(std::byte* data, const Case& c, int64_t rows);
+
+/// A rank's plan counts and stats (dispatch and combine results left empty).
+RankResult counts_of(const Plan& plan);
+
 /// Plans, dispatches and combines rank `rank`'s part of `c` through `comm`. Inputs come from
 /// the case's seed, so every process of a run (and the reference) regenerates the same ones.
 RankResult run_rank(const Case& c, Communicator& comm, int rank);

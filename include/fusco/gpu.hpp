@@ -1,0 +1,84 @@
+#pragma once
+
+// The GPU engine on one device (built with FUSCO_WITH_CUDA; link fusco::fusco_gpu):
+// W logical ranks of one node share one GPU, one CUDA stream each, their buffers in the same
+// device memory. Dispatch stores every row of x straight into its final expert-major place in
+// the destination rank's receive buffer, and combine reads every term straight from the
+// owning rank's expert output and reduces in the plan's fixed order: the same kernels the
+// NVLink path runs through NCCL's LSA pointers, and the same bits as the CPU engine.
+//
+// Calls are made from one host thread for all ranks at once and return after enqueueing;
+// rank r's results are ready on stream(r). Plans come from the CPU planner (a collective of
+// the W ranks over host routing), uploaded once and reused by every dispatch and combine.
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <vector>
+
+#include "fusco/communicator.hpp"
+
+namespace fusco::gpu {
+
+class DeviceGroup;
+
+/// One rank's plan with its programme in device memory. Cheap to copy (shared).
+class DevicePlan {
+ public:
+  DevicePlan() = default;
+  /// The host plan (counts, layout, stats).
+  const Plan& host() const;
+  bool valid() const { return impl_ != nullptr; }
+
+  /// Internal: the uploaded programme (defined inside the library).
+  struct Impl;
+  explicit DevicePlan(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+class DeviceGroup {
+ public:
+  /// `world_size` logical ranks (1..72, the ranks one NVLink domain reaches) on CUDA device
+  /// `device`. Fails with kUnsupported when CUDA finds no such device.
+  static Result<std::unique_ptr<DeviceGroup>> create(int world_size, int device = 0);
+  ~DeviceGroup();
+  DeviceGroup(const DeviceGroup&) = delete;
+  DeviceGroup& operator=(const DeviceGroup&) = delete;
+
+  int world_size() const;
+  int device() const;
+  /// Rank `rank`'s stream: its calls run there; inputs written on it are seen by the calls.
+  cudaStream_t stream(int rank) const;
+
+  /// The planning collective: plans[r] for rank r's host `topk_idx[r]` [T_r, k], made by the
+  /// CPU planner (ranks as threads of one node), with every rank's programme uploaded.
+  Result<std::vector<DevicePlan>> plan(const std::vector<TensorView>& topk_idx, int64_t num_experts,
+                                       const ExpertMap& expert_map = {},
+                                       const PlanOptions& options = {});
+
+  /// Dispatch of every rank: x[r] [T_r, H] (device; strided rows allowed) into recv[r]
+  /// [num_recv_rows_r, H] (device, contiguous), expert-major with padding rows zeroed.
+  Status dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
+                  const std::vector<TensorView>& recv);
+
+  /// Combine of every rank: out[r][t] = sum of topk_weights[r][t, j] * expert_out[d][row] over
+  /// token t's rows, fp32 in the fixed order. expert_out[r] [num_recv_rows_r, H] (device;
+  /// strided rows allowed) fp32/fp16/bf16, topk_weights[r] [T_r, k] fp32 device, out[r]
+  /// [T_r, H] contiguous with expert_out's dtype.
+  Status combine(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& expert_out,
+                 const std::vector<TensorView>& topk_weights, const std::vector<TensorView>& out);
+
+  /// Waits for every rank's stream; reports the first CUDA error of the work enqueued.
+  Status synchronize();
+
+  struct Impl;
+
+ private:
+  explicit DeviceGroup(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fusco::gpu

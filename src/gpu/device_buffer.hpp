@@ -1,0 +1,54 @@
+#pragma once
+
+// Device memory owned by one object (cudaMalloc / cudaFree), filled from host memory.
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <utility>
+#include <vector>
+
+#include "gpu/cuda_status.hpp"
+
+namespace fusco::gpu {
+
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(DeviceBuffer&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    std::swap(data_, other.data_);
+    return *this;
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer() {
+    if (data_ != nullptr) {
+      cudaFree(data_);
+    }
+  }
+
+  /// A copy of `host` in device memory (nothing allocated for an empty vector).
+  template <typename T>
+  static Result<DeviceBuffer> upload(const std::vector<T>& host, const char* what) {
+    DeviceBuffer buffer;
+    const size_t bytes = host.size() * sizeof(T);
+    if (bytes == 0) {
+      return buffer;
+    }
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaMalloc(&buffer.data_, bytes), what));
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpy(buffer.data_, host.data(), bytes, cudaMemcpyHostToDevice), what));
+    return buffer;
+  }
+
+  template <typename T>
+  const T* as() const {
+    return static_cast<const T*>(data_);
+  }
+
+ private:
+  void* data_ = nullptr;
+};
+
+}  // namespace fusco::gpu

@@ -1,0 +1,31 @@
+#pragma once
+
+// Argument checks of the one-GPU engine's dispatch and combine, per rank, before anything is
+// enqueued: the same rules as the CPU engine's, for device memory.
+
+#include <string>
+#include <vector>
+
+#include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
+#include "plan/plan_data.hpp"
+
+namespace fusco::gpu {
+
+/// `count` per-rank arguments named `arg` for a group of `world` ranks.
+Status check_rank_count(const char* arg, size_t count, int world);
+
+/// dispatch: x[r] [T_r, H] (strided rows allowed) and recv[r] [num_recv_rows_r, H] contiguous,
+/// both CUDA device memory of one dtype, H equal on every rank.
+Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,
+                             const std::vector<TensorView>& x, const std::vector<TensorView>& recv);
+
+/// combine: expert_out[r] [num_recv_rows_r, H] (strided rows allowed) fp32/fp16/bf16,
+/// topk_weights[r] [T_r, k] fp32, out[r] [T_r, H] contiguous with expert_out's dtype, all CUDA
+/// device memory, dtype and H equal on every rank.
+Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
+                            const std::vector<TensorView>& expert_out,
+                            const std::vector<TensorView>& topk_weights,
+                            const std::vector<TensorView>& out);
+
+}  // namespace fusco::gpu

@@ -1,0 +1,258 @@
+#include <cstddef>
+#include <string>
+#include <thread>
+
+#include "direct_combine.hpp"
+#include "direct_dispatch.hpp"
+#include "fusco/gpu.hpp"
+#include "gpu/cuda_status.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/device_checks.hpp"
+#include "plan/plan_data.hpp"
+
+namespace fusco::gpu {
+
+// The kernels read the plan's rows and terms as uploaded, byte for byte.
+static_assert(sizeof(detail::DirectRow) == sizeof(core::DirectStore) &&
+              offsetof(detail::DirectRow, token) == offsetof(core::DirectStore, token) &&
+              offsetof(detail::DirectRow, rank) == offsetof(core::DirectStore, rank) &&
+              offsetof(detail::DirectRow, row) == offsetof(core::DirectStore, row));
+static_assert(sizeof(detail::CombineTerm) == sizeof(core::DirectTerm) &&
+              offsetof(detail::CombineTerm, rank) == offsetof(core::DirectTerm, rank) &&
+              offsetof(detail::CombineTerm, slot) == offsetof(core::DirectTerm, slot) &&
+              offsetof(detail::CombineTerm, row) == offsetof(core::DirectTerm, row) &&
+              detail::CombineTerm::kUnitWeight == core::DirectTerm::kUnitWeight);
+
+struct DevicePlan::Impl {
+  const DeviceGroup::Impl* group = nullptr;
+  Plan plan;
+  DeviceBuffer stores;             ///< core::DirectStore per received row of every rank.
+  DeviceBuffer token_group_begin;  ///< int64 [T + 1]
+  DeviceBuffer group_term_begin;   ///< int64 [G + 1]
+  DeviceBuffer terms;              ///< core::DirectTerm [N]
+};
+
+const Plan& DevicePlan::host() const { return impl_->plan; }
+
+struct DeviceGroup::Impl {
+  int device = 0;
+  int world = 0;
+  std::vector<Communicator> planners;  ///< In-process ranks of one node: the planning collective.
+  std::vector<cudaStream_t> streams;
+  std::vector<cudaEvent_t> events;
+
+  ~Impl() {
+    cudaSetDevice(device);
+    for (cudaEvent_t event : events) cudaEventDestroy(event);
+    for (cudaStream_t stream : streams) cudaStreamDestroy(stream);
+  }
+
+  // Every rank's stream waits for the work enqueued on every other rank's stream so far: the
+  // one-GPU form of the LSA barrier that orders stores into peers' buffers.
+  Status barrier() {
+    for (int r = 0; r < world; ++r) {
+      FUSCO_RETURN_IF_ERROR(cuda_status(cudaEventRecord(events[r], streams[r]), "barrier"));
+    }
+    for (int r = 0; r < world; ++r) {
+      for (int s = 0; s < world; ++s) {
+        if (s != r) {
+          FUSCO_RETURN_IF_ERROR(
+              cuda_status(cudaStreamWaitEvent(streams[r], events[s], 0), "barrier"));
+        }
+      }
+    }
+    return Status();
+  }
+
+  Status plans_of(const std::vector<DevicePlan>& plans,
+                  std::vector<const detail::PlanData*>& data) const {
+    FUSCO_RETURN_IF_ERROR(check_rank_count("plans", plans.size(), world));
+    data.clear();
+    for (int r = 0; r < world; ++r) {
+      const DevicePlan& plan = plans[static_cast<size_t>(r)];
+      if (!plan.valid() || plan.impl().group != this || plan.host().data().rank != r) {
+        return Status(StatusCode::kInvalidArgument, "plans[" + std::to_string(r) +
+                                                        "] is not rank " + std::to_string(r) +
+                                                        "'s plan from this DeviceGroup's plan()");
+      }
+      data.push_back(&plan.host().data());
+    }
+    return Status();
+  }
+};
+
+namespace {
+
+Result<std::shared_ptr<const DevicePlan::Impl>> upload(const DeviceGroup::Impl* group, Plan plan) {
+  const detail::PlanData& data = plan.data();
+  if (!data.staged_out.empty() || !data.staged_in.empty() || data.return_rows_total != 0) {
+    return Status(StatusCode::kInternal, "a one-node plan of rank " + std::to_string(data.rank) +
+                                             " has staged rows; the GPU engine stores directly");
+  }
+  auto impl = std::make_shared<DevicePlan::Impl>();
+  impl->group = group;
+  Result<DeviceBuffer> stores = DeviceBuffer::upload(data.direct, "plan upload (rows)");
+  Result<DeviceBuffer> tokens = DeviceBuffer::upload(data.token_group_begin, "plan upload");
+  Result<DeviceBuffer> groups = DeviceBuffer::upload(data.group_term_begin, "plan upload");
+  Result<DeviceBuffer> terms = DeviceBuffer::upload(data.terms, "plan upload (terms)");
+  for (const Status& status : {stores.status(), tokens.status(), groups.status(), terms.status()}) {
+    FUSCO_RETURN_IF_ERROR(status);
+  }
+  impl->stores = std::move(stores).value();
+  impl->token_group_begin = std::move(tokens).value();
+  impl->group_term_begin = std::move(groups).value();
+  impl->terms = std::move(terms).value();
+  impl->plan = std::move(plan);
+  return std::shared_ptr<const DevicePlan::Impl>(std::move(impl));
+}
+
+core::PeerTable table_of(const std::vector<TensorView>& views) {
+  core::PeerTable table{};
+  for (size_t r = 0; r < views.size(); ++r) {
+    table.base[r] = static_cast<char*>(views[r].data);
+    table.pitch[r] = views[r].row_pitch_bytes();
+  }
+  return table;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int device) {
+  if (world_size < 1 || world_size > core::kMaxDirectPeers) {
+    return Status(StatusCode::kInvalidArgument,
+                  "world_size = " + std::to_string(world_size) + " is outside [1, " +
+                      std::to_string(core::kMaxDirectPeers) + "] (one GPU's logical ranks)");
+  }
+  int count = 0;
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
+  if (device < 0 || device >= count) {
+    return Status(StatusCode::kUnsupported, "device = " + std::to_string(device) +
+                                                " but CUDA finds " + std::to_string(count) +
+                                                " device(s)");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->device = device;
+  impl->world = world_size;
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device), "cudaSetDevice"));
+  for (int r = 0; r < world_size; ++r) {
+    cudaStream_t stream = nullptr;
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream"));
+    impl->streams.push_back(stream);
+    cudaEvent_t event = nullptr;
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "event"));
+    impl->events.push_back(event);
+  }
+  Result<std::vector<Communicator>> planners =
+      Communicator::create_local(world_size, Topology::single_node(world_size));
+  FUSCO_RETURN_IF_ERROR(planners.status());
+  impl->planners = std::move(planners).value();
+  return std::unique_ptr<DeviceGroup>(new DeviceGroup(std::move(impl)));
+}
+
+DeviceGroup::DeviceGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+DeviceGroup::~DeviceGroup() = default;
+
+int DeviceGroup::world_size() const { return impl_->world; }
+int DeviceGroup::device() const { return impl_->device; }
+cudaStream_t DeviceGroup::stream(int rank) const {
+  return impl_->streams.at(static_cast<size_t>(rank));
+}
+
+Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>& topk_idx,
+                                                  int64_t num_experts, const ExpertMap& expert_map,
+                                                  const PlanOptions& options) {
+  FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), impl_->world));
+  std::vector<Result<Plan>> plans(static_cast<size_t>(impl_->world),
+                                  Status(StatusCode::kAborted, ""));
+  std::vector<std::thread> threads;
+  for (int r = 0; r < impl_->world; ++r) {
+    threads.emplace_back([&, r] {
+      const auto rr = static_cast<size_t>(r);
+      plans[rr] = impl_->planners[rr].plan(topk_idx[rr], num_experts, expert_map, options);
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  std::vector<DevicePlan> uploaded;
+  for (Result<Plan>& plan : plans) {
+    FUSCO_RETURN_IF_ERROR(plan.status());
+    Result<std::shared_ptr<const DevicePlan::Impl>> impl =
+        upload(impl_.get(), std::move(plan).value());
+    FUSCO_RETURN_IF_ERROR(impl.status());
+    uploaded.push_back(DevicePlan(std::move(impl).value()));
+  }
+  return uploaded;
+}
+
+Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
+                             const std::vector<TensorView>& recv) {
+  std::vector<const detail::PlanData*> data;
+  FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
+  FUSCO_RETURN_IF_ERROR(check_device_dispatch(data, x, recv));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  const int64_t row_bytes = x.front().shape[1] * static_cast<int64_t>(dtype_size(x.front().dtype));
+  kernels::DirectDispatchArgs args;
+  args.row_bytes = row_bytes;
+  args.recv = table_of(recv);
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive buffer is free to be written
+  for (int r = 0; r < impl_->world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    const detail::PlanData& plan = *data[rr];
+    cudaStream_t stream = impl_->streams[rr];
+    for (const auto& [begin, end] : plan.padding) {
+      FUSCO_RETURN_IF_ERROR(
+          cuda_status(cudaMemsetAsync(static_cast<char*>(recv[rr].data) + begin * row_bytes, 0,
+                                      static_cast<size_t>((end - begin) * row_bytes), stream),
+                      "dispatch: zeroing padding rows of recv[" + std::to_string(r) + "]"));
+    }
+    args.x = x[rr].data;
+    args.x_pitch = x[rr].row_pitch_bytes();
+    args.stores = plans[rr].impl().stores.as<core::DirectStore>();
+    args.num_stores = static_cast<int64_t>(plan.direct.size());
+    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
+                                      "dispatch kernel of rank " + std::to_string(r)));
+  }
+  return impl_->barrier();  // every rank's rows have landed before its stream goes on
+}
+
+Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
+                            const std::vector<TensorView>& expert_out,
+                            const std::vector<TensorView>& topk_weights,
+                            const std::vector<TensorView>& out) {
+  std::vector<const detail::PlanData*> data;
+  FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
+  FUSCO_RETURN_IF_ERROR(check_device_combine(data, expert_out, topk_weights, out));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  kernels::DirectCombineArgs args;
+  args.hidden = expert_out.front().shape[1];
+  args.row_type = static_cast<int32_t>(expert_out.front().dtype);
+  args.expert_out = table_of(expert_out);
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is written
+  for (int r = 0; r < impl_->world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    const DevicePlan::Impl& plan = plans[rr].impl();
+    args.num_tokens = data[rr]->num_tokens;
+    args.topk = data[rr]->topk;
+    args.token_group_begin = plan.token_group_begin.as<int64_t>();
+    args.group_term_begin = plan.group_term_begin.as<int64_t>();
+    args.terms = plan.terms.as<core::DirectTerm>();
+    args.topk_weights = static_cast<const float*>(topk_weights[rr].data);
+    args.out = out[rr].data;
+    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_combine(args, impl_->streams[rr]),
+                                      "combine kernel of rank " + std::to_string(r)));
+  }
+  return impl_->barrier();  // no rank overwrites its expert output while a peer still reads
+}
+
+Status DeviceGroup::synchronize() {
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  for (int r = 0; r < impl_->world; ++r) {
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[static_cast<size_t>(r)]),
+                                      "work of rank " + std::to_string(r)));
+  }
+  return Status();
+}
+
+}  // namespace fusco::gpu
