@@ -10,6 +10,7 @@
 
 #include "core/direct_steps.hpp"
 #include "multirank/harness.hpp"
+#include "multirank/one_node_cases.hpp"
 #include "plan/plan_data.hpp"
 #include "testing/rank_threads.hpp"
 
@@ -127,6 +128,16 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
 TEST(DeviceProgramme, RandomOneNodeCases_MatchReferenceBitForBit) {
   for (uint64_t seed = 1; seed <= 150; ++seed) {
     ASSERT_TRUE(programme_matches_reference(on_one_gpu(random_case(seed))));
+  }
+}
+
+TEST(DeviceProgramme, OneNodeRoutingCases_WorldSizes1248_MatchReference) {
+  for (int world : {1, 2, 4, 8}) {
+    int index = 0;
+    for (const Case& c : one_node_cases(world)) {
+      EXPECT_TRUE(programme_matches_reference(c)) << "world " << world << " case " << index;
+      ++index;
+    }
   }
 }
 

@@ -1,0 +1,17 @@
+#pragma once
+
+// The foundation suite's routing cases for ranks of one node (what one GPU's logical ranks
+// and an NVLink domain run): uniform, every slot masked, masked tokens, T = 0 on some ranks,
+// one hot expert taking every slot, an uneven map with a rank owning nothing, hidden 1, 7 and
+// 7168, several dtypes, every receive layout, strided rows, replicated experts, and random
+// cases moved onto one node.
+
+#include <vector>
+
+#include "multirank/harness.hpp"
+
+namespace fusco::testing {
+
+std::vector<Case> one_node_cases(int world);
+
+}  // namespace fusco::testing
