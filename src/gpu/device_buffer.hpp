@@ -28,6 +28,15 @@ class DeviceBuffer {
     }
   }
 
+  /// `bytes` of uninitialised device memory (nothing allocated for 0).
+  static Result<DeviceBuffer> allocate(size_t bytes, const char* what) {
+    DeviceBuffer buffer;
+    if (bytes > 0) {
+      FUSCO_RETURN_IF_ERROR(cuda_status(cudaMalloc(&buffer.data_, bytes), what));
+    }
+    return buffer;
+  }
+
   /// A copy of `host` in device memory (nothing allocated for an empty vector).
   template <typename T>
   static Result<DeviceBuffer> upload(const std::vector<T>& host, const char* what) {
@@ -41,6 +50,8 @@ class DeviceBuffer {
         cuda_status(cudaMemcpy(buffer.data_, host.data(), bytes, cudaMemcpyHostToDevice), what));
     return buffer;
   }
+
+  void* data() const { return data_; }
 
   template <typename T>
   const T* as() const {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "baseline/unfused_device.hpp"
 #include "fusco/gpu.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -53,8 +54,11 @@ TensorView on_device(void* data, DType dtype, int64_t rows, int64_t cols, int64_
   return view;
 }
 
-// Plans, dispatches and combines `c` on the group; every rank's result.
-std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c) {
+enum class Engine { kFused, kUnfusedBaseline };
+
+// Plans, dispatches and combines `c` on the group with `engine`; every rank's result.
+std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
+                                      Engine engine = Engine::kFused) {
   const auto world = static_cast<size_t>(c.world);
   std::vector<std::vector<int64_t>> ids(world);
   std::vector<TensorView> idx;
@@ -91,9 +95,21 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c) {
         on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens) * row_bytes)),
                   c.dtype, tokens, c.hidden));
   }
-  Status status = group.dispatch(plans.value(), x, recv);
-  if (status.ok() && dtype_supports_combine(c.dtype)) {
-    status = group.combine(plans.value(), y, weights, out);
+  Status status;
+  if (engine == Engine::kFused) {
+    status = group.dispatch(plans.value(), x, recv);
+    if (status.ok() && dtype_supports_combine(c.dtype)) {
+      status = group.combine(plans.value(), y, weights, out);
+    }
+  } else {
+    auto baseline =
+        baseline::UnfusedDevice::create(group, plans.value(), static_cast<int64_t>(row_bytes));
+    status = baseline.status();
+    if (status.ok()) status = baseline.value()->dispatch(x, recv);
+    if (status.ok() && dtype_supports_combine(c.dtype)) {
+      status = baseline.value()->combine(y, weights, out);
+    }
+    if (status.ok()) status = group.synchronize();  // before the baseline's buffers go
   }
   if (status.ok()) status = group.synchronize();
   for (size_t r = 0; r < world; ++r) {
@@ -106,8 +122,9 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c) {
   return results;
 }
 
-::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c) {
-  const std::vector<RankResult> got = run_on_device(group, c);
+::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,
+                                                    Engine engine = Engine::kFused) {
+  const std::vector<RankResult> got = run_on_device(group, c, engine);
   const Expected want = expected_of(c);
   for (int r = 0; r < c.world; ++r) {
     ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
@@ -124,6 +141,21 @@ TEST(DeviceGroup, WorldSizes1248_EveryRoutingCase_MatchesReference) {
     int index = 0;
     for (const Case& c : one_node_cases(world)) {
       EXPECT_TRUE(device_matches_reference(*group.value(), c))
+          << "world " << world << " case " << index;
+      ++index;
+    }
+  }
+}
+
+TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  for (int world : {1, 2, 4, 8}) {
+    auto group = gpu::DeviceGroup::create(world);
+    ASSERT_TRUE(group.ok()) << group.status().to_string();
+    int index = 0;
+    for (Case c : one_node_cases(world)) {
+      c.stride_pad = 0;  // the baseline's permute reads contiguous rows
+      EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kUnfusedBaseline))
           << "world " << world << " case " << index;
       ++index;
     }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "baseline/unfused_device_lists.hpp"
 #include "core/direct_steps.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -108,6 +109,92 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
   return results;
 }
 
+// The unfused GPU baseline's lists run step by step: permute, blocks to staging, re-sort;
+// un-sort, blocks back, unpermute with the weighted sum.
+std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>& plans) {
+  const auto world = static_cast<size_t>(c.world);
+  const auto row_bytes = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
+  std::vector<const detail::PlanData*> data;
+  for (const Plan& plan : plans) data.push_back(&plan.data());
+  Result<std::vector<baseline::UnfusedDeviceLists>> built = baseline::unfused_device_lists(data);
+  EXPECT_TRUE(built.ok()) << built.status().to_string();
+  const std::vector<baseline::UnfusedDeviceLists>& lists = built.value();
+  auto row = [&](std::vector<std::byte>& buffer, int64_t i) {
+    return buffer.data() + i * row_bytes;
+  };
+  std::vector<std::vector<std::byte>> send(world), stage(world);
+  std::vector<RankResult> results;
+  for (size_t s = 0; s < world; ++s) {
+    results.push_back(counts_of(plans[s]));
+    std::vector<std::byte> x = x_of(c, static_cast<int>(s));
+    send[s].resize(lists[s].permute.size() * row_bytes);
+    for (const baseline::RowMove& move : lists[s].permute) {
+      std::memcpy(row(send[s], move.to), row(x, move.from), row_bytes);
+    }
+  }
+  for (size_t d = 0; d < world; ++d) {
+    stage[d].resize(static_cast<size_t>(lists[d].stage_offsets[world]) * row_bytes);
+    for (size_t s = 0; s < world; ++s) {
+      const int64_t rows = lists[d].stage_offsets[s + 1] - lists[d].stage_offsets[s];
+      std::memcpy(row(stage[d], lists[d].stage_offsets[s]), row(send[s], lists[s].send_offsets[d]),
+                  static_cast<size_t>(rows) * row_bytes);
+    }
+    std::vector<std::byte>& recv = results[d].recv;
+    recv.assign(static_cast<size_t>(plans[d].num_recv_rows()) * row_bytes, std::byte{0x5a});
+    for (const auto& [begin, end] : plans[d].data().padding) {
+      std::memset(row(recv, begin), 0, static_cast<size_t>(end - begin) * row_bytes);
+    }
+    for (const baseline::RowMove& move : lists[d].resort) {
+      std::memcpy(row(recv, move.to), row(stage[d], move.from), row_bytes);
+    }
+  }
+  if (!dtype_supports_combine(c.dtype)) return results;
+  for (size_t d = 0; d < world; ++d) {
+    std::vector<std::byte> y = y_of(c, static_cast<int>(d), plans[d].num_recv_rows());
+    for (const baseline::RowMove& move : lists[d].resort) {
+      std::memcpy(row(stage[d], move.from), row(y, move.to), row_bytes);
+    }
+  }
+  const auto type = static_cast<core::RowType>(c.dtype);
+  for (size_t s = 0; s < world; ++s) {
+    std::vector<std::byte> returned(send[s].size());
+    for (size_t d = 0; d < world; ++d) {
+      const int64_t rows = lists[s].send_offsets[d + 1] - lists[s].send_offsets[d];
+      std::memcpy(row(returned, lists[s].send_offsets[d]), row(stage[d], lists[d].stage_offsets[s]),
+                  static_cast<size_t>(rows) * row_bytes);
+    }
+    core::PeerTable table{};
+    table.base[0] = reinterpret_cast<char*>(returned.data());
+    table.pitch[0] = static_cast<int64_t>(row_bytes);
+    std::vector<std::byte> weights = weights_of(c, static_cast<int>(s));
+    const detail::PlanData& plan = plans[s].data();
+    results[s].out.assign(static_cast<size_t>(plan.num_tokens) * row_bytes, std::byte{0x5a});
+    for (int64_t t = 0; t < plan.num_tokens; ++t) {
+      const int64_t g0 = plan.token_group_begin[static_cast<size_t>(t)];
+      const int64_t groups = plan.token_group_begin[static_cast<size_t>(t) + 1] - g0;
+      for (int64_t h = 0; h < c.hidden; ++h) {
+        core::store_element(
+            row(results[s].out, t), h,
+            core::combine_token_element(
+                table, lists[s].return_terms.data(), plan.group_term_begin.data() + g0, groups,
+                reinterpret_cast<const float*>(weights.data()), c.topk, t, h, type),
+            type);
+      }
+    }
+  }
+  return results;
+}
+
+::testing::AssertionResult unfused_lists_match_reference(const Case& c) {
+  const std::vector<RankResult> got = run_unfused_lists(c, plans_of(c));
+  const Expected want = expected_of(c);
+  for (int r = 0; r < c.world; ++r) {
+    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
+    if (!verdict) return verdict;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 ::testing::AssertionResult programme_matches_reference(const Case& c) {
   const std::vector<Plan> plans = plans_of(c);
   for (const Plan& plan : plans) {
@@ -162,6 +249,17 @@ TEST(DeviceProgramme, WorldSizesOneTwoFourEight_EveryDedupMode) {
       c.dedup = dedup;
       c.hidden = 9;  // odd rows: the 4-byte and byte copy paths
       EXPECT_TRUE(programme_matches_reference(c)) << "world " << world;
+    }
+  }
+}
+
+TEST(UnfusedDeviceProgramme, OneNodeRoutingCases_WorldSizes1248_MatchReference) {
+  for (int world : {1, 2, 4, 8}) {
+    int index = 0;
+    for (Case c : one_node_cases(world)) {
+      c.stride_pad = 0;  // the baseline's permute reads contiguous rows
+      EXPECT_TRUE(unfused_lists_match_reference(c)) << "world " << world << " case " << index;
+      ++index;
     }
   }
 }
