@@ -76,34 +76,54 @@ FUSCO_HOST_DEVICE inline float combine_token_element(const PeerTable& expert_out
   return sum.total;
 }
 
-/// Copies word `i` of `size` bytes (a power of two) from `src` to `dst`: one load and one store
-/// on the device, memcpy on the host (where the buffers are byte arrays).
-template <int kSize>
-FUSCO_HOST_DEVICE inline void copy_word(char* dst, const char* src, int64_t i) {
+/// Copies words i, i + stride, ... (kCount of them, each kSize bytes, a power of two) from
+/// `src` to `dst`: on the device all loads are issued before the stores; on the host (where
+/// the buffers are byte arrays) memcpy.
+template <int kSize, int kCount>
+FUSCO_HOST_DEVICE inline void copy_words(char* dst, const char* src, int64_t i, int64_t stride) {
 #if defined(__CUDA_ARCH__)
   struct alignas(kSize) Word {
     char b[kSize];
   };
-  reinterpret_cast<Word*>(dst)[i] = reinterpret_cast<const Word*>(src)[i];
+  Word words[kCount];
+#pragma unroll
+  for (int n = 0; n < kCount; ++n) {
+    words[n] = reinterpret_cast<const Word*>(src)[i + n * stride];
+  }
+#pragma unroll
+  for (int n = 0; n < kCount; ++n) {
+    reinterpret_cast<Word*>(dst)[i + n * stride] = words[n];
+  }
 #else
-  std::memcpy(dst + i * kSize, src + i * kSize, kSize);
+  for (int n = 0; n < kCount; ++n) {
+    std::memcpy(dst + (i + n * stride) * kSize, src + (i + n * stride) * kSize, kSize);
+  }
 #endif
 }
 
 /// Copies `bytes` from `src` to `dst` as lane `lane` of `lanes` cooperating threads: 16-byte
-/// words when both ends and the length allow, else 4-byte words, else bytes.
+/// words when both ends and the length allow (four in flight per lane), else 4-byte words,
+/// else bytes.
 FUSCO_HOST_DEVICE inline void copy_row_part(char* dst, const char* src, int64_t bytes, int lane,
                                             int lanes) {
   const auto ends = reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src) |
                     static_cast<uintptr_t>(bytes);
-  const int size = ends % 16 == 0 ? 16 : ends % 4 == 0 ? 4 : 1;
-  for (int64_t i = lane; i < bytes / size; i += lanes) {
-    if (size == 16) {
-      copy_word<16>(dst, src, i);
-    } else if (size == 4) {
-      copy_word<4>(dst, src, i);
-    } else {
-      copy_word<1>(dst, src, i);
+  if (ends % 16 == 0) {
+    const int64_t words = bytes / 16;
+    int64_t i = lane;
+    for (; i + 3 * lanes < words; i += 4 * lanes) {
+      copy_words<16, 4>(dst, src, i, lanes);
+    }
+    for (; i < words; i += lanes) {
+      copy_words<16, 1>(dst, src, i, lanes);
+    }
+  } else if (ends % 4 == 0) {
+    for (int64_t i = lane; i < bytes / 4; i += lanes) {
+      copy_words<4, 1>(dst, src, i, lanes);
+    }
+  } else {
+    for (int64_t i = lane; i < bytes; i += lanes) {
+      copy_words<1, 1>(dst, src, i, lanes);
     }
   }
 }
