@@ -23,4 +23,9 @@ Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t
 inline constexpr int64_t kDefaultShmSlotBytes = int64_t{1} << 20;
 Result<int64_t> shm_slot_bytes_from_env();
 
+/// The GPU engine's NCCL windows (fusco/nccl.hpp): FUSCO_NCCL_WINDOW_BYTES, 4 KiB .. 1 TiB,
+/// default `fallback`; FUSCO_NCCL_CHECK_CALLS, 0 or 1, default `fallback`.
+Result<int64_t> nccl_window_bytes_from_env(int64_t fallback);
+Result<bool> nccl_check_calls_from_env(bool fallback);
+
 }  // namespace fusco::core

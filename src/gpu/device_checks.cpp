@@ -4,10 +4,6 @@ namespace fusco::gpu {
 
 namespace {
 
-std::string ranked(const char* arg, size_t rank) {
-  return std::string(arg) + "[" + std::to_string(rank) + "]";
-}
-
 Status check_shape(const std::string& name, const TensorView& view, int64_t rows, int64_t cols,
                    bool strided_rows_ok) {
   FUSCO_RETURN_IF_ERROR(check_matrix(view, name.c_str(), strided_rows_ok, Device::kCuda));
@@ -38,6 +34,35 @@ Status check_rank_count(const char* arg, size_t count, int world) {
   return Status();
 }
 
+Status check_rank_dispatch(const detail::PlanData& plan, const TensorView& x,
+                           const TensorView& recv, int64_t hidden, DType dtype,
+                           const std::string& suffix) {
+  const std::string x_name = "x" + suffix;
+  const std::string recv_name = "recv" + suffix;
+  FUSCO_RETURN_IF_ERROR(check_shape(x_name, x, plan.num_tokens, hidden, true));
+  FUSCO_RETURN_IF_ERROR(check_dtype(x_name, x, dtype));
+  FUSCO_RETURN_IF_ERROR(check_shape(recv_name, recv, plan.num_recv_rows, hidden, false));
+  return check_dtype(recv_name, recv, dtype);
+}
+
+Status check_rank_combine(const detail::PlanData& plan, const TensorView& expert_out,
+                          const TensorView& topk_weights, const TensorView& out, int64_t hidden,
+                          DType dtype, const std::string& suffix) {
+  if (!dtype_supports_combine(dtype) || dtype == DType::kFloat64) {
+    return Status(StatusCode::kUnsupported, "expert_out" + suffix + " is " + expert_out.describe() +
+                                                ": combine on the GPU sums fp32, fp16 or bf16");
+  }
+  const std::string y_name = "expert_out" + suffix;
+  const std::string w_name = "topk_weights" + suffix;
+  const std::string out_name = "out" + suffix;
+  FUSCO_RETURN_IF_ERROR(check_shape(y_name, expert_out, plan.num_recv_rows, hidden, true));
+  FUSCO_RETURN_IF_ERROR(check_dtype(y_name, expert_out, dtype));
+  FUSCO_RETURN_IF_ERROR(check_shape(w_name, topk_weights, plan.num_tokens, plan.topk, false));
+  FUSCO_RETURN_IF_ERROR(check_dtype(w_name, topk_weights, DType::kFloat32));
+  FUSCO_RETURN_IF_ERROR(check_shape(out_name, out, plan.num_tokens, hidden, false));
+  return check_dtype(out_name, out, dtype);
+}
+
 Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,
                              const std::vector<TensorView>& x,
                              const std::vector<TensorView>& recv) {
@@ -46,11 +71,8 @@ Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,
   FUSCO_RETURN_IF_ERROR(check_rank_count("recv", recv.size(), world));
   const int64_t hidden = x.front().ndim == 2 ? x.front().shape[1] : 0;
   for (size_t r = 0; r < plans.size(); ++r) {
-    FUSCO_RETURN_IF_ERROR(check_shape(ranked("x", r), x[r], plans[r]->num_tokens, hidden, true));
-    FUSCO_RETURN_IF_ERROR(check_dtype(ranked("x", r), x[r], x.front().dtype));
-    FUSCO_RETURN_IF_ERROR(
-        check_shape(ranked("recv", r), recv[r], plans[r]->num_recv_rows, hidden, false));
-    FUSCO_RETURN_IF_ERROR(check_dtype(ranked("recv", r), recv[r], x.front().dtype));
+    FUSCO_RETURN_IF_ERROR(check_rank_dispatch(*plans[r], x[r], recv[r], hidden, x.front().dtype,
+                                              "[" + std::to_string(r) + "]"));
   }
   return Status();
 }
@@ -65,20 +87,9 @@ Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
   FUSCO_RETURN_IF_ERROR(check_rank_count("out", out.size(), world));
   const TensorView& first = expert_out.front();
   const int64_t hidden = first.ndim == 2 ? first.shape[1] : 0;
-  if (!dtype_supports_combine(first.dtype) || first.dtype == DType::kFloat64) {
-    return Status(StatusCode::kUnsupported, "expert_out[0] is " + first.describe() +
-                                                ": combine on the GPU sums fp32, fp16 or bf16");
-  }
   for (size_t r = 0; r < plans.size(); ++r) {
-    const detail::PlanData& plan = *plans[r];
-    FUSCO_RETURN_IF_ERROR(
-        check_shape(ranked("expert_out", r), expert_out[r], plan.num_recv_rows, hidden, true));
-    FUSCO_RETURN_IF_ERROR(check_dtype(ranked("expert_out", r), expert_out[r], first.dtype));
-    FUSCO_RETURN_IF_ERROR(
-        check_shape(ranked("topk_weights", r), topk_weights[r], plan.num_tokens, plan.topk, false));
-    FUSCO_RETURN_IF_ERROR(check_dtype(ranked("topk_weights", r), topk_weights[r], DType::kFloat32));
-    FUSCO_RETURN_IF_ERROR(check_shape(ranked("out", r), out[r], plan.num_tokens, hidden, false));
-    FUSCO_RETURN_IF_ERROR(check_dtype(ranked("out", r), out[r], first.dtype));
+    FUSCO_RETURN_IF_ERROR(check_rank_combine(*plans[r], expert_out[r], topk_weights[r], out[r],
+                                             hidden, first.dtype, "[" + std::to_string(r) + "]"));
   }
   return Status();
 }

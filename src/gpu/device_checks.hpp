@@ -15,6 +15,19 @@ namespace fusco::gpu {
 /// `count` per-rank arguments named `arg` for a group of `world` ranks.
 Status check_rank_count(const char* arg, size_t count, int world);
 
+/// One rank's dispatch: x [T, H] (strided rows allowed) and recv [num_recv_rows, H]
+/// contiguous, CUDA device memory of `dtype`. Argument names end in `suffix` ("[3]" or "").
+Status check_rank_dispatch(const detail::PlanData& plan, const TensorView& x,
+                           const TensorView& recv, int64_t hidden, DType dtype,
+                           const std::string& suffix);
+
+/// One rank's combine: expert_out [num_recv_rows, H] (strided rows allowed) of `dtype`
+/// (fp32/fp16/bf16), topk_weights [T, k] fp32, out [T, H] contiguous of `dtype`, all CUDA
+/// device memory.
+Status check_rank_combine(const detail::PlanData& plan, const TensorView& expert_out,
+                          const TensorView& topk_weights, const TensorView& out, int64_t hidden,
+                          DType dtype, const std::string& suffix);
+
 /// dispatch: x[r] [T_r, H] (strided rows allowed) and recv[r] [num_recv_rows_r, H] contiguous,
 /// both CUDA device memory of one dtype, H equal on every rank.
 Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,

@@ -8,29 +8,10 @@
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_checks.hpp"
+#include "gpu/device_plan_impl.hpp"
 #include "plan/plan_data.hpp"
 
 namespace fusco::gpu {
-
-// The kernels read the plan's rows and terms as uploaded, byte for byte.
-static_assert(sizeof(detail::DirectRow) == sizeof(core::DirectStore) &&
-              offsetof(detail::DirectRow, token) == offsetof(core::DirectStore, token) &&
-              offsetof(detail::DirectRow, rank) == offsetof(core::DirectStore, rank) &&
-              offsetof(detail::DirectRow, row) == offsetof(core::DirectStore, row));
-static_assert(sizeof(detail::CombineTerm) == sizeof(core::DirectTerm) &&
-              offsetof(detail::CombineTerm, rank) == offsetof(core::DirectTerm, rank) &&
-              offsetof(detail::CombineTerm, slot) == offsetof(core::DirectTerm, slot) &&
-              offsetof(detail::CombineTerm, row) == offsetof(core::DirectTerm, row) &&
-              detail::CombineTerm::kUnitWeight == core::DirectTerm::kUnitWeight);
-
-struct DevicePlan::Impl {
-  const DeviceGroup::Impl* group = nullptr;
-  Plan plan;
-  DeviceBuffer stores;             ///< core::DirectStore per received row of every rank.
-  DeviceBuffer token_group_begin;  ///< int64 [T + 1]
-  DeviceBuffer group_term_begin;   ///< int64 [G + 1]
-  DeviceBuffer terms;              ///< core::DirectTerm [N]
-};
 
 const Plan& DevicePlan::host() const { return impl_->plan; }
 
@@ -70,7 +51,7 @@ struct DeviceGroup::Impl {
     data.clear();
     for (int r = 0; r < world; ++r) {
       const DevicePlan& plan = plans[static_cast<size_t>(r)];
-      if (!plan.valid() || plan.impl().group != this || plan.host().data().rank != r) {
+      if (!plan.valid() || plan.impl().owner != this || plan.host().data().rank != r) {
         return Status(StatusCode::kInvalidArgument, "plans[" + std::to_string(r) +
                                                         "] is not rank " + std::to_string(r) +
                                                         "'s plan from this DeviceGroup's plan()");
@@ -83,27 +64,14 @@ struct DeviceGroup::Impl {
 
 namespace {
 
-Result<std::shared_ptr<const DevicePlan::Impl>> upload(const DeviceGroup::Impl* group, Plan plan) {
-  const detail::PlanData& data = plan.data();
-  if (!data.staged_out.empty() || !data.staged_in.empty() || data.return_rows_total != 0) {
-    return Status(StatusCode::kInternal, "a one-node plan of rank " + std::to_string(data.rank) +
-                                             " has staged rows; the GPU engine stores directly");
-  }
+Result<DevicePlan> upload(const void* owner, Plan plan) {
+  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan.data());
+  FUSCO_RETURN_IF_ERROR(programme.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
-  impl->group = group;
-  Result<DeviceBuffer> stores = DeviceBuffer::upload(data.direct, "plan upload (rows)");
-  Result<DeviceBuffer> tokens = DeviceBuffer::upload(data.token_group_begin, "plan upload");
-  Result<DeviceBuffer> groups = DeviceBuffer::upload(data.group_term_begin, "plan upload");
-  Result<DeviceBuffer> terms = DeviceBuffer::upload(data.terms, "plan upload (terms)");
-  for (const Status& status : {stores.status(), tokens.status(), groups.status(), terms.status()}) {
-    FUSCO_RETURN_IF_ERROR(status);
-  }
-  impl->stores = std::move(stores).value();
-  impl->token_group_begin = std::move(tokens).value();
-  impl->group_term_begin = std::move(groups).value();
-  impl->terms = std::move(terms).value();
+  impl->owner = owner;
   impl->plan = std::move(plan);
-  return std::shared_ptr<const DevicePlan::Impl>(std::move(impl));
+  impl->programme = std::move(programme).value();
+  return DevicePlan(std::move(impl));
 }
 
 core::PeerTable table_of(const std::vector<TensorView>& views) {
@@ -178,10 +146,9 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
   std::vector<DevicePlan> uploaded;
   for (Result<Plan>& plan : plans) {
     FUSCO_RETURN_IF_ERROR(plan.status());
-    Result<std::shared_ptr<const DevicePlan::Impl>> impl =
-        upload(impl_.get(), std::move(plan).value());
-    FUSCO_RETURN_IF_ERROR(impl.status());
-    uploaded.push_back(DevicePlan(std::move(impl).value()));
+    Result<DevicePlan> device_plan = upload(impl_.get(), std::move(plan).value());
+    FUSCO_RETURN_IF_ERROR(device_plan.status());
+    uploaded.push_back(std::move(device_plan).value());
   }
   return uploaded;
 }
@@ -209,7 +176,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     }
     args.x = x[rr].data;
     args.x_pitch = x[rr].row_pitch_bytes();
-    args.stores = plans[rr].impl().stores.as<core::DirectStore>();
+    args.stores = plans[rr].impl().programme.stores.as<core::DirectStore>();
     args.num_stores = static_cast<int64_t>(plan.direct.size());
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
                                       "dispatch kernel of rank " + std::to_string(r)));
@@ -235,9 +202,9 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
     const DevicePlan::Impl& plan = plans[rr].impl();
     args.num_tokens = data[rr]->num_tokens;
     args.topk = data[rr]->topk;
-    args.token_group_begin = plan.token_group_begin.as<int64_t>();
-    args.group_term_begin = plan.group_term_begin.as<int64_t>();
-    args.terms = plan.terms.as<core::DirectTerm>();
+    args.token_group_begin = plan.programme.token_group_begin.as<int64_t>();
+    args.group_term_begin = plan.programme.group_term_begin.as<int64_t>();
+    args.terms = plan.programme.terms.as<core::DirectTerm>();
     args.topk_weights = static_cast<const float*>(topk_weights[rr].data);
     args.out = out[rr].data;
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_combine(args, impl_->streams[rr]),

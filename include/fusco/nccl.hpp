@@ -1,0 +1,88 @@
+#pragma once
+
+// The GPU engine across processes, one GPU each, over NCCL's device API (built with
+// FUSCO_WITH_NCCL; link fusco::fusco_gpu). Every rank owns two symmetric windows
+// (ncclMemAlloc + ncclCommWindowRegister): one receives dispatched rows, one holds expert
+// outputs. Dispatch stores each row of x straight into its final expert-major place in the
+// destination's receive window through NCCL's LSA (load/store) pointers, over NVLink; combine
+// reads every term straight from the owner's expert-output window and reduces in the plan's
+// fixed order. The kernels are the one-GPU engine's (fusco/gpu.hpp); only the peer table
+// and the barrier (an LSA barrier of the device communicator) differ.
+//
+// Scope: the ranks of one LSA domain (one NVLink domain: a node, or an NVL72 rack). Ranks on
+// several LSA domains need the inter-node path over GIN, which is not built yet: create()
+// reports kUnsupported for them. Planning runs on the host, through a host Communicator of
+// the same processes.
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <memory>
+
+#include "fusco/communicator.hpp"
+#include "fusco/gpu.hpp"
+
+namespace fusco::gpu {
+
+struct NcclOptions {
+  /// Bytes of each rank's receive window and of its expert-output window, the same on every
+  /// rank (rounded up to NCCL's 4 KiB window alignment). Environment: FUSCO_NCCL_WINDOW_BYTES.
+  int64_t window_bytes = int64_t{1} << 30;
+  /// Check on every call that all ranks pass the same hidden size and dtype (one host
+  /// allgather per call). Environment: FUSCO_NCCL_CHECK_CALLS (0 or 1).
+  bool check_calls = true;
+
+  /// The defaults with the environment applied (an unparsable value is an error naming it).
+  static Result<NcclOptions> from_env();
+};
+
+class NcclCommunicator {
+ public:
+  /// Collective over the processes of `host` (one per GPU; this process's current CUDA device
+  /// is its GPU): an NCCL communicator from a unique id that rank 0 makes and `allgather`
+  /// hands out, the two windows, a device communicator (ncclDevCommCreate) and every peer's
+  /// LSA pointer into both windows. kUnsupported when some rank is not load/store accessible
+  /// from this one, or when the host topology has more than one node.
+  static Result<std::unique_ptr<NcclCommunicator>> create(
+      Communicator host, Communicator::BootstrapAllgather allgather,
+      const NcclOptions& options = NcclOptions());
+  ~NcclCommunicator();
+  NcclCommunicator(const NcclCommunicator&) = delete;
+  NcclCommunicator& operator=(const NcclCommunicator&) = delete;
+
+  int rank() const;
+  int world_size() const;
+  /// The stream every call of this rank runs on: make it wait for the producers of x,
+  /// topk_weights and expert_out; results are ready on it.
+  cudaStream_t stream() const;
+  ncclComm_t nccl() const;
+
+  /// Collective: the plan of host `topk_idx` [T, k], its programme uploaded.
+  Result<DevicePlan> plan(const TensorView& topk_idx, int64_t num_experts,
+                          const ExpertMap& expert_map = {},
+                          const PlanOptions& options = PlanOptions());
+
+  /// Collective: x [T, H] (device; strided rows allowed) into every destination's receive
+  /// window. Returns this rank's received rows [num_recv_rows, H], expert-major: a view of its
+  /// receive window, valid until its next dispatch.
+  Result<TensorView> dispatch(const DevicePlan& plan, const TensorView& x);
+
+  /// Where to write the expert outputs of `plan`'s rows so that combine reads them in place:
+  /// [num_recv_rows, hidden] of `dtype`, a view of this rank's expert-output window.
+  Result<TensorView> expert_out_buffer(const DevicePlan& plan, int64_t hidden, DType dtype);
+
+  /// Collective: out[t] = sum of topk_weights[t, j] * (row of token t, slot j), fp32 in the
+  /// fixed order, read from the owners' expert-output windows. expert_out [num_recv_rows, H]
+  /// (device; strided rows allowed) fp32/fp16/bf16; when it is not expert_out_buffer() it is
+  /// first copied there. topk_weights [T, k] fp32 and out [T, H] (expert_out's dtype): device.
+  Status combine(const DevicePlan& plan, const TensorView& expert_out,
+                 const TensorView& topk_weights, const TensorView& out);
+
+  struct Impl;
+
+ private:
+  explicit NcclCommunicator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace fusco::gpu

@@ -1,0 +1,67 @@
+#include <nccl_device.h>
+
+#include "nccl_lsa.hpp"
+
+namespace fusco::kernels {
+
+namespace {
+
+__global__ void lsa_pointers_kernel(ncclWindow_t window, const int* lsa_of, int ranks, void** out) {
+  for (int p = static_cast<int>(threadIdx.x); p < ranks; p += static_cast<int>(blockDim.x)) {
+    out[p] = ncclGetLsaPointer(window, 0, lsa_of[p]);
+  }
+}
+
+// One CTA: the previous kernel's stores are complete at this kernel's start (stream order);
+// the system-scope fence makes them visible to the peers, whose acquire in the barrier then
+// orders their later reads after them.
+__global__ void lsa_barrier_kernel(ncclDevComm comm) {
+  __threadfence_system();
+  ncclLsaBarrierSession<ncclCoopCta> barrier(ncclCoopCta(), comm, ncclTeamTagLsa(), 0);
+  barrier.sync(ncclCoopCta(), cuda::memory_order_seq_cst);
+}
+
+}  // namespace
+
+ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** out, int* lsa_size) {
+  ncclDevCommRequirements requirements{};
+  requirements.lsaBarrierCount = lsa_barriers;
+  auto* dev_comm = new ncclDevComm{};
+  const ncclResult_t result = ncclDevCommCreate(comm, &requirements, dev_comm);
+  if (result != ncclSuccess) {
+    delete dev_comm;
+    return result;
+  }
+  *out = dev_comm;
+  *lsa_size = dev_comm->lsaSize;
+  return ncclSuccess;
+}
+
+void destroy_dev_comm(ncclComm_t comm, ncclDevComm* dev_comm) {
+  if (dev_comm != nullptr) {
+    ncclDevCommDestroy(comm, dev_comm);
+    delete dev_comm;
+  }
+}
+
+int lsa_rank_of(ncclComm_t comm, int rank) {
+  const ncclTeam_t world = ncclTeamWorld(comm);
+  const ncclTeam_t lsa = ncclTeamLsa(comm);
+  return ncclTeamRankIsMember(lsa, world, rank) ? ncclTeamRankToLsa(comm, world, rank) : -1;
+}
+
+cudaError_t launch_lsa_pointers(ncclWindow_t window, const int* lsa_of, int ranks, void** out,
+                                cudaStream_t stream) {
+  if (ranks <= 0) {
+    return cudaSuccess;
+  }
+  lsa_pointers_kernel<<<1, 128, 0, stream>>>(window, lsa_of, ranks, out);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_lsa_barrier(const ncclDevComm& comm, cudaStream_t stream) {
+  lsa_barrier_kernel<<<1, 128, 0, stream>>>(comm);
+  return cudaGetLastError();
+}
+
+}  // namespace fusco::kernels

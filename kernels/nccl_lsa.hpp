@@ -1,0 +1,32 @@
+#pragma once
+
+// Torch-free launchers over NCCL's device API (NCCL 2.28+): the load/store (LSA) pointers of
+// every rank's part of a symmetric window, resolved once so the direct kernels can take them
+// in their peer table, and a barrier across the ranks of the LSA team.
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+struct ncclDevComm;
+
+namespace fusco::kernels {
+
+/// A device communicator for `comm` with `lsa_barriers` LSA barriers (ncclDevCommCreate),
+/// allocated on the host; also reports the size of this rank's LSA team.
+ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** out, int* lsa_size);
+/// ncclDevCommDestroy, then frees the host allocation.
+void destroy_dev_comm(ncclComm_t comm, ncclDevComm* dev_comm);
+/// The LSA-team rank of world rank `rank` (-1 when it is not in this rank's LSA team).
+int lsa_rank_of(ncclComm_t comm, int rank);
+
+/// out[p] (device memory, `ranks` entries) = the address at which this GPU reaches offset 0
+/// of LSA rank lsa_of[p]'s part of `window` (lsa_of: device memory).
+cudaError_t launch_lsa_pointers(ncclWindow_t window, const int* lsa_of, int ranks, void** out,
+                                cudaStream_t stream);
+
+/// Every rank's work enqueued on its stream before this barrier (its stores into peers'
+/// windows included) is complete and visible before any rank's work after it starts. Uses
+/// LSA barrier 0 of `comm` (created with lsaBarrierCount >= 1).
+cudaError_t launch_lsa_barrier(const ncclDevComm& comm, cudaStream_t stream);
+
+}  // namespace fusco::kernels

@@ -1,0 +1,25 @@
+#pragma once
+
+// A one-node plan's programme in device memory: the stores dispatch makes and the terms
+// combine sums, as the direct kernels read them (uploaded once per plan, reused by every
+// call).
+
+#include "fusco/plan.hpp"
+#include "gpu/device_buffer.hpp"
+#include "plan/plan_data.hpp"
+
+namespace fusco::gpu {
+
+struct DeviceProgramme {
+  DeviceBuffer stores;             ///< core::DirectStore per row this rank sends.
+  DeviceBuffer token_group_begin;  ///< int64 [T + 1]
+  DeviceBuffer group_term_begin;   ///< int64 [G + 1]
+  DeviceBuffer terms;              ///< core::DirectTerm [N]
+
+  /// The programme of `plan`, which must store every row directly (one node); a plan with
+  /// staged rows (ranks on several nodes) is kUnsupported: the GPU engine's inter-node path
+  /// (GIN) is not built yet.
+  static Result<DeviceProgramme> upload(const detail::PlanData& plan);
+};
+
+}  // namespace fusco::gpu

@@ -1,0 +1,401 @@
+#include <cstring>
+#include <string>
+
+#include "core/env.hpp"
+#include "direct_combine.hpp"
+#include "direct_dispatch.hpp"
+#include "fusco/nccl.hpp"
+#include "gpu/cuda_status.hpp"
+#include "gpu/device_checks.hpp"
+#include "gpu/device_plan_impl.hpp"
+#include "nccl_lsa.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+Status nccl_status(ncclResult_t result, const std::string& what) {
+  if (result == ncclSuccess) {
+    return Status();
+  }
+  const StatusCode code = result == ncclInvalidArgument || result == ncclInvalidUsage
+                              ? StatusCode::kUnsupported
+                              : StatusCode::kInternal;
+  const char* detail = ncclGetLastError(nullptr);
+  return Status(code, what + ": " + ncclGetErrorString(result) +
+                          (detail != nullptr && detail[0] != '\0' ? std::string(" (") + detail + ")"
+                                                                  : std::string()));
+}
+
+// One host allgather that also agrees on failure: every rank contributes its status and a
+// payload; on success every rank's payload comes back, otherwise every rank returns the first
+// failing rank's status (named), so a collective step that follows is entered by all ranks or
+// by none.
+Result<std::vector<std::string>> exchange(const Communicator::BootstrapAllgather& allgather,
+                                          int rank, const Status& mine, const std::string& payload,
+                                          const char* step) {
+  const std::string sent =
+      mine.ok() ? "+" + payload
+                : "-" + std::to_string(static_cast<int>(mine.code())) + ":" + mine.message();
+  Result<std::vector<std::string>> all = allgather(sent);
+  FUSCO_RETURN_IF_ERROR(all.status());
+  std::vector<std::string> payloads;
+  for (size_t r = 0; r < all.value().size(); ++r) {
+    const std::string& entry = all.value()[r];
+    if (!entry.empty() && entry[0] == '+') {
+      payloads.push_back(entry.substr(1));
+      continue;
+    }
+    if (static_cast<int>(r) == rank) {
+      return mine;
+    }
+    const size_t colon = entry.find(':');
+    const int code = colon == std::string::npos ? static_cast<int>(StatusCode::kInternal)
+                                                : std::atoi(entry.substr(1, colon).c_str());
+    return Status(static_cast<StatusCode>(code),
+                  std::string(step) + " failed on rank " + std::to_string(r) + ": " +
+                      (colon == std::string::npos ? entry : entry.substr(colon + 1)));
+  }
+  return payloads;
+}
+
+Status agree(const Communicator::BootstrapAllgather& allgather, int rank, const Status& mine,
+             const char* step) {
+  return exchange(allgather, rank, mine, "", step).status();
+}
+
+TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hidden) {
+  TensorView view = TensorView::host(base, dtype, {rows, hidden});
+  view.device = Device::kCuda;
+  return view;
+}
+
+}  // namespace
+
+Result<NcclOptions> NcclOptions::from_env() {
+  NcclOptions options;
+  Result<int64_t> bytes = core::nccl_window_bytes_from_env(options.window_bytes);
+  FUSCO_RETURN_IF_ERROR(bytes.status());
+  Result<bool> check = core::nccl_check_calls_from_env(options.check_calls);
+  FUSCO_RETURN_IF_ERROR(check.status());
+  options.window_bytes = bytes.value();
+  options.check_calls = check.value();
+  return options;
+}
+
+struct NcclCommunicator::Impl {
+  explicit Impl(Communicator host_group) : host(std::move(host_group)) {}
+  Communicator host;
+  Communicator::BootstrapAllgather allgather;
+  NcclOptions options;
+  int rank = 0;
+  int world = 0;
+  ncclComm_t comm = nullptr;
+  size_t window_bytes = 0;
+  void* recv_window = nullptr;
+  void* expert_window = nullptr;
+  ncclWindow_t recv_handle = nullptr;
+  ncclWindow_t expert_handle = nullptr;
+  ncclDevComm* dev_comm = nullptr;
+  core::PeerTable recv_peers{};
+  core::PeerTable expert_peers{};
+  cudaStream_t stream = nullptr;
+
+  ~Impl() {
+    if (stream != nullptr) {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
+    if (comm != nullptr) {
+      kernels::destroy_dev_comm(comm, dev_comm);
+      if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
+      if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
+    }
+    if (recv_window != nullptr) ncclMemFree(recv_window);
+    if (expert_window != nullptr) ncclMemFree(expert_window);
+    if (comm != nullptr) ncclCommDestroy(comm);
+  }
+
+  Status barrier() const {
+    return cuda_status(kernels::launch_lsa_barrier(*dev_comm, stream), "LSA barrier");
+  }
+
+  // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
+  // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.
+  Status agree_on_call(const Status& mine, int64_t hidden, DType dtype, const char* call) const {
+    if (!options.check_calls) {
+      return mine;
+    }
+    const std::string shape = std::to_string(hidden) + " " + dtype_name(dtype);
+    Result<std::vector<std::string>> all = exchange(allgather, rank, mine, shape, call);
+    FUSCO_RETURN_IF_ERROR(all.status());
+    for (size_t r = 0; r < all.value().size(); ++r) {
+      if (all.value()[r] != shape) {
+        return Status(StatusCode::kMismatch, std::string(call) + ": rank " + std::to_string(rank) +
+                                                 " passes hidden and dtype " + shape +
+                                                 " but rank " + std::to_string(r) + " passes " +
+                                                 all.value()[r]);
+      }
+    }
+    return Status();
+  }
+
+  Status check_plan(const DevicePlan& plan) const {
+    if (!plan.valid() || plan.impl().owner != this) {
+      return Status(StatusCode::kInvalidArgument,
+                    "plan is not from this NcclCommunicator's plan()");
+    }
+    return Status();
+  }
+
+  // Rows of `row_bytes` every rank's window must hold for `plan`.
+  Status check_window(const DevicePlan& plan, int64_t row_bytes, const char* arg) const {
+    const int64_t rows = plan.impl().group_max_recv_rows;
+    if (row_bytes > 0 && rows > static_cast<int64_t>(window_bytes) / row_bytes) {
+      return Status(StatusCode::kInvalidArgument,
+                    std::string(arg) + ": a rank receives " + std::to_string(rows) + " rows of " +
+                        std::to_string(row_bytes) + " bytes, more than the " +
+                        std::to_string(window_bytes) +
+                        "-byte window holds (NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
+    }
+    return Status();
+  }
+};
+
+Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
+    Communicator host, Communicator::BootstrapAllgather allgather, const NcclOptions& options) {
+  auto impl = std::make_unique<Impl>(std::move(host));
+  impl->allgather = std::move(allgather);
+  impl->options = options;
+  impl->rank = impl->host.rank();
+  impl->world = impl->host.world_size();
+  const int rank = impl->rank;
+  const auto& gather = impl->allgather;
+  Status local;
+  if (impl->world > core::kMaxDirectPeers) {
+    local = Status(StatusCode::kUnsupported,
+                   "world_size = " + std::to_string(impl->world) + " is more than the " +
+                       std::to_string(core::kMaxDirectPeers) + " ranks one LSA domain holds");
+  } else if (impl->host.topology().num_nodes() != 1) {
+    local = Status(StatusCode::kUnsupported,
+                   "the host communicator groups the ranks into " +
+                       std::to_string(impl->host.topology().num_nodes()) +
+                       " nodes; the GPU engine over NCCL stores into one LSA domain only (its "
+                       "inter-node path over GIN is not built yet)");
+  } else if (options.window_bytes < 1) {
+    local = Status(
+        StatusCode::kInvalidArgument,
+        "options.window_bytes = " + std::to_string(options.window_bytes) + " must be positive");
+  } else {
+    int device = 0;
+    local = cuda_status(cudaGetDevice(&device), "cudaGetDevice");
+  }
+  FUSCO_RETURN_IF_ERROR(agree(gather, rank, local, "NCCL setup"));
+
+  ncclUniqueId id{};
+  Status made_id = rank == 0 ? nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId") : Status();
+  Result<std::vector<std::string>> ids = exchange(
+      gather, rank, made_id, std::string(id.internal, sizeof(id.internal)), "ncclGetUniqueId");
+  FUSCO_RETURN_IF_ERROR(ids.status());
+  std::memcpy(id.internal, ids.value()[0].data(), sizeof(id.internal));
+  FUSCO_RETURN_IF_ERROR(
+      agree(gather, rank,
+            nccl_status(ncclCommInitRank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"),
+            "ncclCommInitRank"));
+
+  constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
+  impl->window_bytes = (static_cast<size_t>(options.window_bytes) + kAlign - 1) / kAlign * kAlign;
+  Status allocated = nccl_status(ncclMemAlloc(&impl->recv_window, impl->window_bytes),
+                                 "ncclMemAlloc (receive window)");
+  if (allocated.ok()) {
+    allocated = nccl_status(ncclMemAlloc(&impl->expert_window, impl->window_bytes),
+                            "ncclMemAlloc (expert-output window)");
+  }
+  FUSCO_RETURN_IF_ERROR(agree(gather, rank, allocated, "window allocation"));
+  FUSCO_RETURN_IF_ERROR(
+      agree(gather, rank,
+            nccl_status(ncclCommWindowRegister(impl->comm, impl->recv_window, impl->window_bytes,
+                                               &impl->recv_handle, NCCL_WIN_COLL_SYMMETRIC),
+                        "ncclCommWindowRegister (receive window)"),
+            "window registration"));
+  FUSCO_RETURN_IF_ERROR(
+      agree(gather, rank,
+            nccl_status(ncclCommWindowRegister(impl->comm, impl->expert_window, impl->window_bytes,
+                                               &impl->expert_handle, NCCL_WIN_COLL_SYMMETRIC),
+                        "ncclCommWindowRegister (expert-output window)"),
+            "window registration"));
+  int lsa_size = 0;
+  Status dev_comm = nccl_status(kernels::create_dev_comm(impl->comm, 1, &impl->dev_comm, &lsa_size),
+                                "ncclDevCommCreate");
+  if (dev_comm.ok() && lsa_size != impl->world) {
+    dev_comm =
+        Status(StatusCode::kUnsupported,
+               "only " + std::to_string(lsa_size) + " of the " + std::to_string(impl->world) +
+                   " ranks are load/store accessible from rank " + std::to_string(rank) +
+                   " (one NVLink domain); the inter-node path over GIN is not built yet");
+  }
+  FUSCO_RETURN_IF_ERROR(agree(gather, rank, dev_comm, "ncclDevCommCreate"));
+
+  // Every peer's LSA address of both windows, resolved once on the device.
+  Status pointers =
+      cuda_status(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), "stream");
+  std::vector<int> lsa_of;
+  for (int p = 0; p < impl->world; ++p) lsa_of.push_back(kernels::lsa_rank_of(impl->comm, p));
+  Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
+  Result<DeviceBuffer> found =
+      DeviceBuffer::allocate(2 * sizeof(void*) * static_cast<size_t>(impl->world), "LSA pointers");
+  for (const Status& status : {lsa_device.status(), found.status()}) {
+    if (pointers.ok()) pointers = status;
+  }
+  std::vector<void*> addresses(2 * static_cast<size_t>(impl->world), nullptr);
+  if (pointers.ok()) {
+    void** out = static_cast<void**>(found.value().data());
+    pointers =
+        cuda_status(kernels::launch_lsa_pointers(impl->recv_handle, lsa_device.value().as<int>(),
+                                                 impl->world, out, impl->stream),
+                    "LSA pointers");
+    if (pointers.ok()) {
+      pointers = cuda_status(
+          kernels::launch_lsa_pointers(impl->expert_handle, lsa_device.value().as<int>(),
+                                       impl->world, out + impl->world, impl->stream),
+          "LSA pointers");
+    }
+    if (pointers.ok()) {
+      pointers =
+          cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
+                                      cudaMemcpyDeviceToHost, impl->stream),
+                      "LSA pointers");
+    }
+    if (pointers.ok()) pointers = cuda_status(cudaStreamSynchronize(impl->stream), "LSA pointers");
+  }
+  for (int p = 0; p < impl->world && pointers.ok(); ++p) {
+    impl->recv_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
+    impl->expert_peers.base[p] =
+        static_cast<char*>(addresses[static_cast<size_t>(impl->world + p)]);
+    if (lsa_of[static_cast<size_t>(p)] < 0 || impl->recv_peers.base[p] == nullptr ||
+        impl->expert_peers.base[p] == nullptr) {
+      pointers = Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
+                                                      " is not load/store accessible from rank " +
+                                                      std::to_string(rank));
+    }
+  }
+  FUSCO_RETURN_IF_ERROR(agree(gather, rank, pointers, "LSA pointers"));
+  return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(impl)));
+}
+
+NcclCommunicator::NcclCommunicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NcclCommunicator::~NcclCommunicator() = default;
+
+int NcclCommunicator::rank() const { return impl_->rank; }
+int NcclCommunicator::world_size() const { return impl_->world; }
+cudaStream_t NcclCommunicator::stream() const { return impl_->stream; }
+ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
+
+Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t num_experts,
+                                          const ExpertMap& expert_map, const PlanOptions& options) {
+  Result<Plan> plan = impl_->host.plan(topk_idx, num_experts, expert_map, options);
+  FUSCO_RETURN_IF_ERROR(plan.status());
+  auto impl = std::make_shared<DevicePlan::Impl>();
+  impl->owner = impl_.get();
+  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan.value().data());
+  Result<std::vector<std::string>> rows =
+      exchange(impl_->allgather, impl_->rank, programme.status(),
+               std::to_string(plan.value().num_recv_rows()), "plan upload");
+  FUSCO_RETURN_IF_ERROR(rows.status());
+  for (const std::string& text : rows.value()) {
+    impl->group_max_recv_rows =
+        std::max<int64_t>(impl->group_max_recv_rows, std::atoll(text.c_str()));
+  }
+  impl->plan = std::move(plan).value();
+  impl->programme = std::move(programme).value();
+  return DevicePlan(std::move(impl));
+}
+
+Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const TensorView& x) {
+  Status local = impl_->check_plan(plan);
+  const int64_t hidden = x.ndim == 2 ? x.shape[1] : 0;
+  const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(x.dtype));
+  TensorView recv;
+  if (local.ok()) {
+    const detail::PlanData& data = plan.host().data();
+    recv = window_view(impl_->recv_window, x.dtype, data.num_recv_rows, hidden);
+    local = check_rank_dispatch(data, x, recv, hidden, x.dtype, "");
+  }
+  if (local.ok()) local = impl_->check_window(plan, row_bytes, "dispatch");
+  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, x.dtype, "dispatch"));
+  const detail::PlanData& data = plan.host().data();
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
+  for (const auto& [begin, end] : data.padding) {
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemsetAsync(static_cast<char*>(impl_->recv_window) + begin * row_bytes, 0,
+                                    static_cast<size_t>((end - begin) * row_bytes), impl_->stream),
+                    "dispatch: zeroing padding rows"));
+  }
+  kernels::DirectDispatchArgs args;
+  args.x = x.data;
+  args.x_pitch = x.row_pitch_bytes();
+  args.row_bytes = row_bytes;
+  args.stores = plan.impl().programme.stores.as<core::DirectStore>();
+  args.num_stores = static_cast<int64_t>(data.direct.size());
+  args.recv = impl_->recv_peers;
+  for (int p = 0; p < impl_->world; ++p) args.recv.pitch[p] = row_bytes;
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(kernels::launch_direct_dispatch(args, impl_->stream), "dispatch kernel"));
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every row has landed
+  return recv;
+}
+
+Result<TensorView> NcclCommunicator::expert_out_buffer(const DevicePlan& plan, int64_t hidden,
+                                                       DType dtype) {
+  FUSCO_RETURN_IF_ERROR(impl_->check_plan(plan));
+  if (hidden < 0 || !dtype_is_valid(static_cast<int32_t>(dtype))) {
+    return Status(StatusCode::kInvalidArgument,
+                  "expert_out_buffer: hidden = " + std::to_string(hidden) + " and dtype code " +
+                      std::to_string(static_cast<int32_t>(dtype)) + " do not describe rows");
+  }
+  FUSCO_RETURN_IF_ERROR(impl_->check_window(plan, hidden * static_cast<int64_t>(dtype_size(dtype)),
+                                            "expert_out_buffer"));
+  return window_view(impl_->expert_window, dtype, plan.host().num_recv_rows(), hidden);
+}
+
+Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& expert_out,
+                                 const TensorView& topk_weights, const TensorView& out) {
+  Status local = impl_->check_plan(plan);
+  const int64_t hidden = expert_out.ndim == 2 ? expert_out.shape[1] : 0;
+  const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
+  if (local.ok()) {
+    local = check_rank_combine(plan.host().data(), expert_out, topk_weights, out, hidden,
+                               expert_out.dtype, "");
+  }
+  if (local.ok()) local = impl_->check_window(plan, row_bytes, "combine");
+  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, expert_out.dtype, "combine"));
+  const detail::PlanData& data = plan.host().data();
+  if (expert_out.data != impl_->expert_window || expert_out.row_pitch_bytes() != row_bytes) {
+    if (data.num_recv_rows > 0 && row_bytes > 0) {
+      FUSCO_RETURN_IF_ERROR(cuda_status(
+          cudaMemcpy2DAsync(impl_->expert_window, static_cast<size_t>(row_bytes), expert_out.data,
+                            static_cast<size_t>(expert_out.row_pitch_bytes()),
+                            static_cast<size_t>(row_bytes), static_cast<size_t>(data.num_recv_rows),
+                            cudaMemcpyDeviceToDevice, impl_->stream),
+          "combine: copying expert_out into the expert-output window"));
+    }
+  }
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is in its window
+  kernels::DirectCombineArgs args;
+  args.num_tokens = data.num_tokens;
+  args.hidden = hidden;
+  args.row_type = static_cast<int32_t>(expert_out.dtype);
+  args.topk = data.topk;
+  args.token_group_begin = plan.impl().programme.token_group_begin.as<int64_t>();
+  args.group_term_begin = plan.impl().programme.group_term_begin.as<int64_t>();
+  args.terms = plan.impl().programme.terms.as<core::DirectTerm>();
+  args.topk_weights = static_cast<const float*>(topk_weights.data);
+  args.expert_out = impl_->expert_peers;
+  for (int p = 0; p < impl_->world; ++p) args.expert_out.pitch[p] = row_bytes;
+  args.out = out.data;
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(kernels::launch_direct_combine(args, impl_->stream), "combine kernel"));
+  return impl_->barrier();  // no rank overwrites its window while a peer still reads it
+}
+
+}  // namespace fusco::gpu

@@ -1,0 +1,90 @@
+#include "gpu/nccl_rank.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <vector>
+
+namespace fusco::testing {
+
+namespace {
+
+struct DeviceCopy {
+  void* data = nullptr;
+  explicit DeviceCopy(const std::vector<std::byte>& host) {
+    cudaMalloc(&data, std::max<size_t>(host.size(), 1));
+    if (!host.empty()) cudaMemcpy(data, host.data(), host.size(), cudaMemcpyHostToDevice);
+  }
+  ~DeviceCopy() { cudaFree(data); }
+  DeviceCopy(const DeviceCopy&) = delete;
+  DeviceCopy& operator=(const DeviceCopy&) = delete;
+};
+
+TensorView device_view(void* data, DType dtype, int64_t rows, int64_t cols, int64_t stride = 0) {
+  TensorView view = TensorView::host(data, dtype, {rows, cols});
+  view.device = Device::kCuda;
+  view.row_stride = stride;
+  return view;
+}
+
+std::vector<std::byte> read(const TensorView& view, cudaStream_t stream) {
+  std::vector<std::byte> host(static_cast<size_t>(view.nbytes()));
+  cudaStreamSynchronize(stream);
+  if (!host.empty()) cudaMemcpy(host.data(), view.data, host.size(), cudaMemcpyDeviceToHost);
+  return host;
+}
+
+}  // namespace
+
+int cuda_devices() {
+  int count = 0;
+  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
+}
+
+RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out) {
+  const int rank = comm.rank();
+  const int64_t tokens = tokens_of(c, rank);
+  std::vector<int64_t> ids = routing_of(c, rank);
+  const TensorView idx = TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk});
+  RankResult result;
+  Result<gpu::DevicePlan> plan = comm.plan(idx, c.experts, map_of(c), options_of(c));
+  if (!plan.ok()) {
+    result.status = plan.status();
+    return result;
+  }
+  result = counts_of(plan.value().host());
+  const int64_t rows = plan.value().host().num_recv_rows();
+  const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
+  DeviceCopy x(strided(x_of(c, rank), c, tokens));
+  Result<TensorView> recv =
+      comm.dispatch(plan.value(), device_view(x.data, c.dtype, tokens, c.hidden, pitch));
+  if (!recv.ok()) {
+    result.status = recv.status();
+    return result;
+  }
+  result.recv = read(recv.value(), comm.stream());
+  if (!dtype_supports_combine(c.dtype)) return result;
+  DeviceCopy weights(weights_of(c, rank));
+  DeviceCopy out(
+      std::vector<std::byte>(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype)));
+  const TensorView out_view = device_view(out.data, c.dtype, tokens, c.hidden);
+  const TensorView w_view = device_view(weights.data, DType::kFloat32, tokens, c.topk);
+  const std::vector<std::byte> y = y_of(c, rank, rows);
+  if (copy_expert_out) {
+    DeviceCopy y_device(strided(y, c, rows));
+    result.status = comm.combine(
+        plan.value(), device_view(y_device.data, c.dtype, rows, c.hidden, pitch), w_view, out_view);
+    cudaStreamSynchronize(comm.stream());
+  } else {
+    Result<TensorView> window = comm.expert_out_buffer(plan.value(), c.hidden, c.dtype);
+    if (!window.ok()) {
+      result.status = window.status();
+      return result;
+    }
+    cudaMemcpyAsync(window.value().data, y.data(), y.size(), cudaMemcpyHostToDevice, comm.stream());
+    result.status = comm.combine(plan.value(), window.value(), w_view, out_view);
+  }
+  if (result.status.ok()) result.out = read(out_view, comm.stream());
+  return result;
+}
+
+}  // namespace fusco::testing

@@ -1,0 +1,78 @@
+// fusco::gpu::NcclCommunicator in one process: world size 1 through the real NCCL path
+// (communicator, symmetric windows, device communicator, LSA pointers and barriers) over the
+// one-node routing cases, against the reference. Skipped without a GPU, except the check that
+// creating one without a GPU says so. tests/process/nccl_mpi_test.cpp runs several ranks.
+
+#include <gtest/gtest.h>
+
+#include "gpu/nccl_rank.hpp"
+#include "multirank/one_node_cases.hpp"
+
+namespace fusco::testing {
+namespace {
+
+Communicator::BootstrapAllgather alone() {
+  return [](const std::string& mine) -> Result<std::vector<std::string>> {
+    return std::vector<std::string>{mine};
+  };
+}
+
+Result<std::unique_ptr<gpu::NcclCommunicator>> make_single(int64_t window_bytes = 64 << 20) {
+  auto host = Communicator::create_local(1, Topology::single_node(1));
+  if (!host.ok()) return host.status();
+  gpu::NcclOptions options;
+  options.window_bytes = window_bytes;
+  return gpu::NcclCommunicator::create(std::move(host.value()[0]), alone(), options);
+}
+
+TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  auto comm = make_single();
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  int index = 0;
+  for (const Case& c : one_node_cases(1)) {
+    const Expected want = expected_of(c);
+    for (bool copy : {false, true}) {
+      EXPECT_TRUE(matches_expected(c, want, 0, run_nccl_rank(c, *comm.value(), copy)))
+          << "case " << index << (copy ? " (expert_out copied in)" : "");
+    }
+    ++index;
+  }
+}
+
+TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  auto comm = make_single(4096);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  Case c;
+  c.world = 1;
+  c.ranks_per_node = 1;
+  c.hidden = 1024;  // 24 tokens x 4 slots x 2 KiB rows: far more than 4 KiB
+  const RankResult got = run_nccl_rank(c, *comm.value(), false);
+  EXPECT_EQ(got.status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(got.status.message().find("FUSCO_NCCL_WINDOW_BYTES"), std::string::npos)
+      << got.status.message();
+}
+
+TEST(NcclCommunicator, WithoutAGpu_CreateSaysSo) {
+  if (cuda_devices() > 0) GTEST_SKIP() << "a CUDA device is present";
+  auto comm = make_single();
+  ASSERT_FALSE(comm.ok());
+  EXPECT_EQ(comm.status().code(), StatusCode::kUnsupported) << comm.status().to_string();
+  EXPECT_NE(comm.status().message().find("cudaGetDevice"), std::string::npos);
+}
+
+TEST(NcclCommunicator, SeveralNodes_AreUnsupportedUntilGin) {
+  auto two = Communicator::create_local(2, Topology::nodes_of(2, 1));
+  ASSERT_TRUE(two.ok());
+  auto comm = gpu::NcclCommunicator::create(
+      std::move(two.value()[0]), [](const std::string& mine) -> Result<std::vector<std::string>> {
+        return std::vector<std::string>{mine, mine};
+      });
+  ASSERT_FALSE(comm.ok());
+  EXPECT_EQ(comm.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(comm.status().message().find("GIN"), std::string::npos) << comm.status().message();
+}
+
+}  // namespace
+}  // namespace fusco::testing
