@@ -1,30 +1,19 @@
 #include <cstdint>
 
+#include "core/direct_steps.hpp"
 #include "row_gather.hpp"
 
 namespace fusco::kernels {
 
 namespace {
 
-// One block per row; 16-byte vector copies when both rows are 16-byte aligned.
+// One block per row, the copy shared with the direct dispatch kernel.
 __global__ void gather_rows_kernel(const char* __restrict__ src, char* __restrict__ dst,
-                                   const GatherRow* __restrict__ rows, int64_t row_bytes) {
+                                   const GatherRow* __restrict__ rows, int64_t row_bytes,
+                                   int64_t src_pitch) {
   const GatherRow r = rows[blockIdx.x];
-  const char* from = src + r.token * row_bytes;
-  char* to = dst + r.row * row_bytes;
-  const bool aligned = ((reinterpret_cast<uintptr_t>(from) | reinterpret_cast<uintptr_t>(to) |
-                         static_cast<uintptr_t>(row_bytes)) &
-                        15u) == 0;
-  if (aligned) {
-    const int64_t vectors = row_bytes / 16;
-    for (int64_t i = threadIdx.x; i < vectors; i += blockDim.x) {
-      reinterpret_cast<int4*>(to)[i] = reinterpret_cast<const int4*>(from)[i];
-    }
-    return;
-  }
-  for (int64_t i = threadIdx.x; i < row_bytes; i += blockDim.x) {
-    to[i] = from[i];
-  }
+  core::copy_row_part(dst + r.row * row_bytes, src + r.token * src_pitch, row_bytes,
+                      static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x));
 }
 
 }  // namespace
@@ -37,7 +26,8 @@ cudaError_t launch_gather_rows(const GatherRowsArgs& args, cudaStream_t stream) 
     return cudaErrorInvalidValue;
   }
   gather_rows_kernel<<<static_cast<unsigned>(args.num_rows), 256, 0, stream>>>(
-      static_cast<const char*>(args.src), static_cast<char*>(args.dst), args.rows, args.row_bytes);
+      static_cast<const char*>(args.src), static_cast<char*>(args.dst), args.rows, args.row_bytes,
+      args.src_pitch != 0 ? args.src_pitch : args.row_bytes);
   return cudaGetLastError();
 }
 

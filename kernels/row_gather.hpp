@@ -18,11 +18,12 @@ struct GatherRow {
 };
 
 struct GatherRowsArgs {
-  const void* src = nullptr;        ///< [T, row_bytes] device memory.
+  const void* src = nullptr;        ///< [T, row_bytes] device memory, rows src_pitch apart.
   void* dst = nullptr;              ///< [R, row_bytes] device memory.
   const GatherRow* rows = nullptr;  ///< [num_rows] device memory.
   int64_t num_rows = 0;
   int64_t row_bytes = 0;
+  int64_t src_pitch = 0;  ///< Bytes from one source row to the next; 0: row_bytes.
 };
 
 /// Enqueues the gather on `stream`. Returns the launch error (cudaSuccess when none).

@@ -9,10 +9,12 @@
 // fixed order. The kernels are the one-GPU engine's (fusco/gpu.hpp); only the peer table
 // and the barrier (an LSA barrier of the device communicator) differ.
 //
-// Scope: the ranks of one LSA domain (one NVLink domain: a node, or an NVL72 rack). Ranks on
-// several LSA domains need the inter-node path over GIN, which is not built yet: create()
-// reports kUnsupported for them. Planning runs on the host, through a host Communicator of
-// the same processes.
+// Where the device API is unavailable (no symmetric memory, ranks without load/store access
+// to each other) the rows move by grouped ncclSend/ncclRecv instead (NcclPath): same results.
+//
+// Scope: the ranks of one node of the host topology. Several nodes need the inter-node path
+// with relays over GIN, which is not built yet: create() reports kUnsupported for them.
+// Planning runs on the host, through a host Communicator of the same processes.
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -24,7 +26,20 @@
 
 namespace fusco::gpu {
 
+/// How rows move between the GPUs.
+enum class NcclPath : int32_t {
+  /// The device API where every rank reaches every other by load/store, else kSendRecv.
+  kAuto = 0,
+  /// Direct stores and loads through NCCL's LSA pointers; create() fails where unavailable.
+  kDeviceApi = 1,
+  /// Grouped ncclSend/ncclRecv of per-destination blocks, gathered before and placed after
+  /// (one more pass over the rows each way; works on any NCCL communicator).
+  kSendRecv = 2,
+};
+
 struct NcclOptions {
+  /// Environment: FUSCO_NCCL_PATH (auto, device or sendrecv).
+  NcclPath path = NcclPath::kAuto;
   /// Bytes of each rank's receive window and of its expert-output window, the same on every
   /// rank (rounded up to NCCL's 4 KiB window alignment). Environment: FUSCO_NCCL_WINDOW_BYTES.
   int64_t window_bytes = int64_t{1} << 30;
@@ -52,6 +67,8 @@ class NcclCommunicator {
 
   int rank() const;
   int world_size() const;
+  /// The path create() chose (kDeviceApi or kSendRecv).
+  NcclPath path() const;
   /// The stream every call of this rank runs on: make it wait for the producers of x,
   /// topk_weights and expert_out; results are ready on it.
   cudaStream_t stream() const;

@@ -7,7 +7,9 @@
 //             re-sort (staging rows into their expert-major place);
 //   combine:  the reverse: un-sort expert outputs into staging order, blocks back, then
 //             unpermute and reduce the returned rows with the top-k weights.
-// Results equal the fused engine's bit for bit (same rows, same fixed-order sums).
+// Results equal the fused engine's bit for bit (same rows, same fixed-order sums). The same
+// lists drive NcclCommunicator's ncclSend/ncclRecv path, so they are part of libfusco (host
+// code only).
 
 #include <cstdint>
 #include <vector>
@@ -34,6 +36,14 @@ struct UnfusedDeviceLists {
   /// the owner's expert output.
   std::vector<core::DirectTerm> return_terms;
 };
+
+/// One rank's send side from its own one-node plan: permute, send_offsets and return_terms.
+Result<UnfusedDeviceLists> send_side_lists(const detail::PlanData& plan, int world);
+
+/// One rank's receive side from what its peers send it: counts[s] rows from rank s, whose
+/// receive rows are `rows` (the blocks of ranks 0, 1, ... in their send order).
+Status set_receive_side(UnfusedDeviceLists& lists, const std::vector<int64_t>& counts,
+                        const std::vector<int64_t>& rows, int64_t num_recv_rows);
 
 /// Every rank's lists from every rank's one-node plan (no staged rows). Fails when a row
 /// index exceeds the kernel's int32 source rows.

@@ -27,5 +27,7 @@ Result<int64_t> shm_slot_bytes_from_env();
 /// default `fallback`; FUSCO_NCCL_CHECK_CALLS, 0 or 1, default `fallback`.
 Result<int64_t> nccl_window_bytes_from_env(int64_t fallback);
 Result<bool> nccl_check_calls_from_env(bool fallback);
+/// FUSCO_NCCL_PATH: "auto" 0, "device" 1, "sendrecv" 2; unset: `fallback`.
+Result<int32_t> nccl_path_from_env(int32_t fallback);
 
 }  // namespace fusco::core

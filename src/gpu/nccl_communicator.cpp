@@ -8,6 +8,7 @@
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
+#include "gpu/nccl_send_recv.hpp"
 #include "nccl_lsa.hpp"
 
 namespace fusco::gpu {
@@ -78,8 +79,11 @@ Result<NcclOptions> NcclOptions::from_env() {
   FUSCO_RETURN_IF_ERROR(bytes.status());
   Result<bool> check = core::nccl_check_calls_from_env(options.check_calls);
   FUSCO_RETURN_IF_ERROR(check.status());
+  Result<int32_t> path = core::nccl_path_from_env(static_cast<int32_t>(options.path));
+  FUSCO_RETURN_IF_ERROR(path.status());
   options.window_bytes = bytes.value();
   options.check_calls = check.value();
+  options.path = static_cast<NcclPath>(path.value());
   return options;
 }
 
@@ -100,6 +104,10 @@ struct NcclCommunicator::Impl {
   core::PeerTable recv_peers{};
   core::PeerTable expert_peers{};
   cudaStream_t stream = nullptr;
+  bool device_api = false;    ///< false: the ncclSend/ncclRecv path
+  DeviceBuffer recv_plain;    ///< the send/recv path's receive buffer
+  DeviceBuffer expert_plain;  ///< and its expert-output buffer
+  SendRecvBuffers scratch;    ///< and its send and staging buffers
 
   ~Impl() {
     if (stream != nullptr) {
@@ -107,13 +115,97 @@ struct NcclCommunicator::Impl {
       cudaStreamDestroy(stream);
     }
     if (comm != nullptr) {
-      kernels::destroy_dev_comm(comm, dev_comm);
-      if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
-      if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
+      if (device_api) release_device_api();
+      ncclCommDestroy(comm);
     }
+  }
+
+  // The device-API path: symmetric windows, device communicator, LSA pointers. Every step's
+  // verdict is agreed on by all ranks; a failure leaves what was made for release_device_api.
+  Status set_up_device_api() {
+    Status allocated =
+        nccl_status(ncclMemAlloc(&recv_window, window_bytes), "ncclMemAlloc (receive window)");
+    if (allocated.ok()) {
+      allocated = nccl_status(ncclMemAlloc(&expert_window, window_bytes),
+                              "ncclMemAlloc (expert-output window)");
+    }
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, allocated, "window allocation"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclCommWindowRegister(comm, recv_window, window_bytes, &recv_handle,
+                                                 NCCL_WIN_COLL_SYMMETRIC),
+                          "ncclCommWindowRegister (receive window)"),
+              "window registration"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclCommWindowRegister(comm, expert_window, window_bytes, &expert_handle,
+                                                 NCCL_WIN_COLL_SYMMETRIC),
+                          "ncclCommWindowRegister (expert-output window)"),
+              "window registration"));
+    int lsa_size = 0;
+    Status made =
+        nccl_status(kernels::create_dev_comm(comm, 1, &dev_comm, &lsa_size), "ncclDevCommCreate");
+    if (made.ok() && lsa_size != world) {
+      made = Status(StatusCode::kUnsupported,
+                    "only " + std::to_string(lsa_size) + " of the " + std::to_string(world) +
+                        " ranks are load/store accessible from rank " + std::to_string(rank) +
+                        " (one NVLink domain); the inter-node path over GIN is not built yet");
+    }
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
+
+    // Every peer's LSA address of both windows, resolved once on the device.
+    Status pointers =
+        cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+    std::vector<int> lsa_of;
+    for (int p = 0; p < world; ++p) lsa_of.push_back(kernels::lsa_rank_of(comm, p));
+    Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
+    Result<DeviceBuffer> found =
+        DeviceBuffer::allocate(2 * sizeof(void*) * static_cast<size_t>(world), "LSA pointers");
+    for (const Status& status : {lsa_device.status(), found.status()}) {
+      if (pointers.ok()) pointers = status;
+    }
+    std::vector<void*> addresses(2 * static_cast<size_t>(world), nullptr);
+    if (pointers.ok()) {
+      void** out = static_cast<void**>(found.value().data());
+      pointers = cuda_status(kernels::launch_lsa_pointers(recv_handle, lsa_device.value().as<int>(),
+                                                          world, out, stream),
+                             "LSA pointers");
+      if (pointers.ok()) {
+        pointers =
+            cuda_status(kernels::launch_lsa_pointers(expert_handle, lsa_device.value().as<int>(),
+                                                     world, out + world, stream),
+                        "LSA pointers");
+      }
+      if (pointers.ok()) {
+        pointers =
+            cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
+                                        cudaMemcpyDeviceToHost, stream),
+                        "LSA pointers");
+      }
+      if (pointers.ok()) pointers = cuda_status(cudaStreamSynchronize(stream), "LSA pointers");
+    }
+    for (int p = 0; p < world && pointers.ok(); ++p) {
+      recv_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
+      expert_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(world + p)]);
+      if (lsa_of[static_cast<size_t>(p)] < 0 || recv_peers.base[p] == nullptr ||
+          expert_peers.base[p] == nullptr) {
+        pointers = Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
+                                                        " is not load/store accessible from rank " +
+                                                        std::to_string(rank));
+      }
+    }
+    return agree(allgather, rank, pointers, "LSA pointers");
+  }
+
+  void release_device_api() {
+    kernels::destroy_dev_comm(comm, dev_comm);
+    dev_comm = nullptr;
+    if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
+    if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
+    recv_handle = expert_handle = nullptr;
     if (recv_window != nullptr) ncclMemFree(recv_window);
     if (expert_window != nullptr) ncclMemFree(expert_window);
-    if (comm != nullptr) ncclCommDestroy(comm);
+    recv_window = expert_window = nullptr;
   }
 
   Status barrier() const {
@@ -205,81 +297,29 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
 
   constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
   impl->window_bytes = (static_cast<size_t>(options.window_bytes) + kAlign - 1) / kAlign * kAlign;
-  Status allocated = nccl_status(ncclMemAlloc(&impl->recv_window, impl->window_bytes),
-                                 "ncclMemAlloc (receive window)");
-  if (allocated.ok()) {
-    allocated = nccl_status(ncclMemAlloc(&impl->expert_window, impl->window_bytes),
-                            "ncclMemAlloc (expert-output window)");
-  }
-  FUSCO_RETURN_IF_ERROR(agree(gather, rank, allocated, "window allocation"));
   FUSCO_RETURN_IF_ERROR(
       agree(gather, rank,
-            nccl_status(ncclCommWindowRegister(impl->comm, impl->recv_window, impl->window_bytes,
-                                               &impl->recv_handle, NCCL_WIN_COLL_SYMMETRIC),
-                        "ncclCommWindowRegister (receive window)"),
-            "window registration"));
-  FUSCO_RETURN_IF_ERROR(
-      agree(gather, rank,
-            nccl_status(ncclCommWindowRegister(impl->comm, impl->expert_window, impl->window_bytes,
-                                               &impl->expert_handle, NCCL_WIN_COLL_SYMMETRIC),
-                        "ncclCommWindowRegister (expert-output window)"),
-            "window registration"));
-  int lsa_size = 0;
-  Status dev_comm = nccl_status(kernels::create_dev_comm(impl->comm, 1, &impl->dev_comm, &lsa_size),
-                                "ncclDevCommCreate");
-  if (dev_comm.ok() && lsa_size != impl->world) {
-    dev_comm =
-        Status(StatusCode::kUnsupported,
-               "only " + std::to_string(lsa_size) + " of the " + std::to_string(impl->world) +
-                   " ranks are load/store accessible from rank " + std::to_string(rank) +
-                   " (one NVLink domain); the inter-node path over GIN is not built yet");
-  }
-  FUSCO_RETURN_IF_ERROR(agree(gather, rank, dev_comm, "ncclDevCommCreate"));
-
-  // Every peer's LSA address of both windows, resolved once on the device.
-  Status pointers =
-      cuda_status(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), "stream");
-  std::vector<int> lsa_of;
-  for (int p = 0; p < impl->world; ++p) lsa_of.push_back(kernels::lsa_rank_of(impl->comm, p));
-  Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
-  Result<DeviceBuffer> found =
-      DeviceBuffer::allocate(2 * sizeof(void*) * static_cast<size_t>(impl->world), "LSA pointers");
-  for (const Status& status : {lsa_device.status(), found.status()}) {
-    if (pointers.ok()) pointers = status;
-  }
-  std::vector<void*> addresses(2 * static_cast<size_t>(impl->world), nullptr);
-  if (pointers.ok()) {
-    void** out = static_cast<void**>(found.value().data());
-    pointers =
-        cuda_status(kernels::launch_lsa_pointers(impl->recv_handle, lsa_device.value().as<int>(),
-                                                 impl->world, out, impl->stream),
-                    "LSA pointers");
-    if (pointers.ok()) {
-      pointers = cuda_status(
-          kernels::launch_lsa_pointers(impl->expert_handle, lsa_device.value().as<int>(),
-                                       impl->world, out + impl->world, impl->stream),
-          "LSA pointers");
-    }
-    if (pointers.ok()) {
-      pointers =
-          cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
-                                      cudaMemcpyDeviceToHost, impl->stream),
-                      "LSA pointers");
-    }
-    if (pointers.ok()) pointers = cuda_status(cudaStreamSynchronize(impl->stream), "LSA pointers");
-  }
-  for (int p = 0; p < impl->world && pointers.ok(); ++p) {
-    impl->recv_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
-    impl->expert_peers.base[p] =
-        static_cast<char*>(addresses[static_cast<size_t>(impl->world + p)]);
-    if (lsa_of[static_cast<size_t>(p)] < 0 || impl->recv_peers.base[p] == nullptr ||
-        impl->expert_peers.base[p] == nullptr) {
-      pointers = Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
-                                                      " is not load/store accessible from rank " +
-                                                      std::to_string(rank));
+            cuda_status(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), "stream"),
+            "stream"));
+  if (options.path != NcclPath::kSendRecv) {
+    const Status direct = impl->set_up_device_api();
+    impl->device_api = direct.ok();
+    if (!direct.ok()) {
+      impl->release_device_api();
+      if (options.path == NcclPath::kDeviceApi) return direct;
     }
   }
-  FUSCO_RETURN_IF_ERROR(agree(gather, rank, pointers, "LSA pointers"));
+  if (!impl->device_api) {  // plain device memory; rows move by ncclSend/ncclRecv
+    Result<DeviceBuffer> recv = DeviceBuffer::allocate(impl->window_bytes, "receive buffer");
+    Result<DeviceBuffer> expert =
+        DeviceBuffer::allocate(impl->window_bytes, "expert-output buffer");
+    Status allocated = recv.ok() ? expert.status() : recv.status();
+    FUSCO_RETURN_IF_ERROR(agree(gather, rank, allocated, "buffer allocation"));
+    impl->recv_plain = std::move(recv).value();
+    impl->expert_plain = std::move(expert).value();
+    impl->recv_window = impl->recv_plain.data();
+    impl->expert_window = impl->expert_plain.data();
+  }
   return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(std::move(impl)));
 }
 
@@ -288,6 +328,9 @@ NcclCommunicator::~NcclCommunicator() = default;
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world; }
+NcclPath NcclCommunicator::path() const {
+  return impl_->device_api ? NcclPath::kDeviceApi : NcclPath::kSendRecv;
+}
 cudaStream_t NcclCommunicator::stream() const { return impl_->stream; }
 ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 
@@ -305,6 +348,12 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   for (const std::string& text : rows.value()) {
     impl->group_max_recv_rows =
         std::max<int64_t>(impl->group_max_recv_rows, std::atoll(text.c_str()));
+  }
+  if (!impl_->device_api) {  // every rank got here: the exchange above agreed
+    Result<SendRecvProgramme> lists =
+        SendRecvProgramme::build(plan.value().data(), impl_->comm, impl_->stream);
+    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, lists.status(), "plan exchange"));
+    impl->send_recv = std::make_shared<const SendRecvProgramme>(std::move(lists).value());
   }
   impl->plan = std::move(plan).value();
   impl->programme = std::move(programme).value();
@@ -324,6 +373,11 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   if (local.ok()) local = impl_->check_window(plan, row_bytes, "dispatch");
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, x.dtype, "dispatch"));
   const detail::PlanData& data = plan.host().data();
+  if (!impl_->device_api) {
+    FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x,
+                                             impl_->recv_window, impl_->comm, impl_->stream));
+    return recv;
+  }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
   for (const auto& [begin, end] : data.padding) {
     FUSCO_RETURN_IF_ERROR(
@@ -370,6 +424,10 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   if (local.ok()) local = impl_->check_window(plan, row_bytes, "combine");
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, expert_out.dtype, "combine"));
   const detail::PlanData& data = plan.host().data();
+  if (!impl_->device_api) {
+    return send_recv_combine(data, plan.impl().programme, *plan.impl().send_recv, impl_->scratch,
+                             expert_out, topk_weights, out, impl_->comm, impl_->stream);
+  }
   if (expert_out.data != impl_->expert_window || expert_out.row_pitch_bytes() != row_bytes) {
     if (data.num_recv_rows > 0 && row_bytes > 0) {
       FUSCO_RETURN_IF_ERROR(cuda_status(

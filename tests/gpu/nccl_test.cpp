@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -17,32 +19,38 @@ Communicator::BootstrapAllgather alone() {
   };
 }
 
-Result<std::unique_ptr<gpu::NcclCommunicator>> make_single(int64_t window_bytes = 64 << 20) {
+Result<std::unique_ptr<gpu::NcclCommunicator>> make_single(
+    gpu::NcclPath path = gpu::NcclPath::kDeviceApi, int64_t window_bytes = 64 << 20) {
   auto host = Communicator::create_local(1, Topology::single_node(1));
   if (!host.ok()) return host.status();
   gpu::NcclOptions options;
   options.window_bytes = window_bytes;
+  options.path = path;
   return gpu::NcclCommunicator::create(std::move(host.value()[0]), alone(), options);
 }
 
-TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference) {
+TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPaths) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
-  auto comm = make_single();
-  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
-  int index = 0;
-  for (const Case& c : one_node_cases(1)) {
-    const Expected want = expected_of(c);
-    for (bool copy : {false, true}) {
-      EXPECT_TRUE(matches_expected(c, want, 0, run_nccl_rank(c, *comm.value(), copy)))
-          << "case " << index << (copy ? " (expert_out copied in)" : "");
+  for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
+    auto comm = make_single(path);
+    ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+    ASSERT_EQ(comm.value()->path(), path);
+    int index = 0;
+    for (const Case& c : one_node_cases(1)) {
+      const Expected want = expected_of(c);
+      for (bool copy : {false, true}) {
+        EXPECT_TRUE(matches_expected(c, want, 0, run_nccl_rank(c, *comm.value(), copy)))
+            << "path " << static_cast<int>(path) << " case " << index
+            << (copy ? " (expert_out copied in)" : "");
+      }
+      ++index;
     }
-    ++index;
   }
 }
 
 TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
-  auto comm = make_single(4096);
+  auto comm = make_single(gpu::NcclPath::kAuto, 4096);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   Case c;
   c.world = 1;
@@ -52,6 +60,21 @@ TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
   EXPECT_EQ(got.status.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(got.status.message().find("FUSCO_NCCL_WINDOW_BYTES"), std::string::npos)
       << got.status.message();
+}
+
+TEST(NcclCommunicator, PathFromTheEnvironment_BadNameIsAClearError) {
+  setenv("FUSCO_NCCL_PATH", "sendrecv", 1);
+  Result<gpu::NcclOptions> chosen = gpu::NcclOptions::from_env();
+  setenv("FUSCO_NCCL_PATH", "nvlink", 1);
+  Result<gpu::NcclOptions> bad = gpu::NcclOptions::from_env();
+  unsetenv("FUSCO_NCCL_PATH");
+  ASSERT_TRUE(chosen.ok()) << chosen.status().to_string();
+  EXPECT_EQ(chosen.value().path, gpu::NcclPath::kSendRecv);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("FUSCO_NCCL_PATH = 'nvlink' is not one of auto, device, "
+                                        "sendrecv"),
+            std::string::npos)
+      << bad.status().message();
 }
 
 TEST(NcclCommunicator, WithoutAGpu_CreateSaysSo) {

@@ -1,7 +1,8 @@
 // fusco::gpu::NcclCommunicator with ranks as MPI processes, one GPU each (rank r uses device
-// r): every one-node routing case gives each rank the reference's results bit for bit, with
-// expert outputs written into the window and passed from elsewhere. Skipped (on every rank)
-// where the machine has fewer GPUs than processes: NCCL takes one GPU per rank.
+// r): every one-node routing case gives each rank the reference's results bit for bit, on the
+// device-API and the ncclSend/ncclRecv path, with expert outputs written into the window and
+// passed from elsewhere. Skipped (on every rank) where the machine has fewer GPUs than
+// processes: NCCL takes one GPU per rank.
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
@@ -21,19 +22,23 @@ TEST(NcclMpi, EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   if (cuda_devices() < world) GTEST_SKIP() << cuda_devices() << " GPU(s) for " << world << " ranks";
   ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
-  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
-  ASSERT_TRUE(host.ok()) << host.status().to_string();
-  auto comm =
-      gpu::NcclCommunicator::create(std::move(host).value(), detail::mpi_allgather(MPI_COMM_WORLD));
-  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
-  int index = 0;
-  for (const Case& c : one_node_cases(world)) {
-    const Expected want = expected_of(c);
-    for (bool copy : {false, true}) {
-      EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), copy)))
-          << "case " << index;
+  for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
+    Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
+    ASSERT_TRUE(host.ok()) << host.status().to_string();
+    gpu::NcclOptions options;
+    options.path = path;
+    auto comm = gpu::NcclCommunicator::create(std::move(host).value(),
+                                              detail::mpi_allgather(MPI_COMM_WORLD), options);
+    ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+    int index = 0;
+    for (const Case& c : one_node_cases(world)) {
+      const Expected want = expected_of(c);
+      for (bool copy : {false, true}) {
+        EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), copy)))
+            << "path " << static_cast<int>(path) << " case " << index;
+      }
+      ++index;
     }
-    ++index;
   }
 }
 

@@ -1,0 +1,214 @@
+#include "gpu/nccl_send_recv.hpp"
+
+#include <string>
+
+#include "direct_combine.hpp"
+#include "gpu/cuda_status.hpp"
+#include "row_gather.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+Status nccl_step(ncclResult_t result, const char* what) {
+  if (result == ncclSuccess) return Status();
+  return Status(StatusCode::kInternal, std::string(what) + ": " + ncclGetErrorString(result));
+}
+
+// Grouped exchange of contiguous blocks: to each peer p the `send_counts[p]` items at
+// send + send_offsets[p], from each peer the `recv_counts[p]` items into recv +
+// recv_offsets[p], items of `item_bytes`.
+Status exchange_blocks(const void* send, const std::vector<int64_t>& send_offsets, void* recv,
+                       const std::vector<int64_t>& recv_offsets, size_t item_bytes, ncclComm_t comm,
+                       cudaStream_t stream, const char* what) {
+  FUSCO_RETURN_IF_ERROR(nccl_step(ncclGroupStart(), what));
+  Status status;
+  for (size_t p = 0; p + 1 < send_offsets.size() && status.ok(); ++p) {
+    const auto peer = static_cast<int>(p);
+    const auto out = static_cast<size_t>(send_offsets[p + 1] - send_offsets[p]) * item_bytes;
+    const auto in = static_cast<size_t>(recv_offsets[p + 1] - recv_offsets[p]) * item_bytes;
+    if (out > 0) {
+      status = nccl_step(ncclSend(static_cast<const char*>(send) + send_offsets[p] * item_bytes,
+                                  out, ncclUint8, peer, comm, stream),
+                         what);
+    }
+    if (in > 0 && status.ok()) {
+      status = nccl_step(ncclRecv(static_cast<char*>(recv) + recv_offsets[p] * item_bytes, in,
+                                  ncclUint8, peer, comm, stream),
+                         what);
+    }
+  }
+  const Status ended = nccl_step(ncclGroupEnd(), what);
+  return status.ok() ? ended : status;
+}
+
+std::vector<int64_t> ones(size_t world) {
+  std::vector<int64_t> offsets;
+  for (size_t p = 0; p <= world; ++p) offsets.push_back(static_cast<int64_t>(p));
+  return offsets;
+}
+
+Status gather(const void* src, int64_t src_pitch, void* dst, const DeviceBuffer& moves,
+              size_t count, int64_t row_bytes, cudaStream_t stream, const char* what) {
+  kernels::GatherRowsArgs args;
+  args.src = src;
+  args.dst = dst;
+  args.rows = moves.as<kernels::GatherRow>();
+  args.num_rows = static_cast<int64_t>(count);
+  args.row_bytes = row_bytes;
+  args.src_pitch = src_pitch;
+  return cuda_status(kernels::launch_gather_rows(args, stream), what);
+}
+
+std::vector<baseline::RowMove> inverse(const std::vector<baseline::RowMove>& moves) {
+  std::vector<baseline::RowMove> out;
+  out.reserve(moves.size());
+  for (const baseline::RowMove& move : moves) {
+    out.push_back({static_cast<int32_t>(move.to), 0, move.from});
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan, ncclComm_t comm,
+                                                   cudaStream_t stream) {
+  int world = 0;
+  FUSCO_RETURN_IF_ERROR(nccl_step(ncclCommCount(comm, &world), "ncclCommCount"));
+  Result<baseline::UnfusedDeviceLists> built = baseline::send_side_lists(plan, world);
+  FUSCO_RETURN_IF_ERROR(built.status());
+  baseline::UnfusedDeviceLists lists = std::move(built).value();
+  const auto w = static_cast<size_t>(world);
+  // Counts: one int64 to and from every peer.
+  std::vector<int64_t> send_counts(w);
+  for (size_t p = 0; p < w; ++p) send_counts[p] = lists.send_offsets[p + 1] - lists.send_offsets[p];
+  Result<DeviceBuffer> counts_out = DeviceBuffer::upload(send_counts, "plan exchange");
+  Result<DeviceBuffer> counts_in = DeviceBuffer::allocate(w * sizeof(int64_t), "plan exchange");
+  FUSCO_RETURN_IF_ERROR(counts_out.status());
+  FUSCO_RETURN_IF_ERROR(counts_in.status());
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(counts_out.value().data(), ones(w),
+                                        counts_in.value().data(), ones(w), sizeof(int64_t), comm,
+                                        stream, "plan exchange (counts)"));
+  std::vector<int64_t> recv_counts(w);
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(cudaMemcpyAsync(recv_counts.data(), counts_in.value().data(), w * sizeof(int64_t),
+                                  cudaMemcpyDeviceToHost, stream),
+                  "plan exchange"));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "plan exchange"));
+  // Rows: the receive row of every row each peer sends here.
+  std::vector<int64_t> recv_offsets(w + 1, 0);
+  for (size_t p = 0; p < w; ++p) recv_offsets[p + 1] = recv_offsets[p] + recv_counts[p];
+  std::vector<int64_t> send_rows;
+  for (const detail::DirectRow& row : plan.direct) send_rows.push_back(row.row);
+  Result<DeviceBuffer> rows_out = DeviceBuffer::upload(send_rows, "plan exchange");
+  Result<DeviceBuffer> rows_in = DeviceBuffer::allocate(
+      static_cast<size_t>(recv_offsets[w]) * sizeof(int64_t), "plan exchange");
+  FUSCO_RETURN_IF_ERROR(rows_out.status());
+  FUSCO_RETURN_IF_ERROR(rows_in.status());
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(rows_out.value().data(), lists.send_offsets,
+                                        rows_in.value().data(), recv_offsets, sizeof(int64_t), comm,
+                                        stream, "plan exchange (rows)"));
+  std::vector<int64_t> incoming(static_cast<size_t>(recv_offsets[w]));
+  if (!incoming.empty()) {
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        cudaMemcpyAsync(incoming.data(), rows_in.value().data(), incoming.size() * sizeof(int64_t),
+                        cudaMemcpyDeviceToHost, stream),
+        "plan exchange"));
+  }
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "plan exchange"));
+  FUSCO_RETURN_IF_ERROR(
+      baseline::set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
+
+  SendRecvProgramme programme;
+  programme.send_offsets = lists.send_offsets;
+  programme.stage_offsets = lists.stage_offsets;
+  programme.send_rows = lists.send_offsets[w];
+  programme.stage_rows = lists.stage_offsets[w];
+  Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload");
+  Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload");
+  Result<DeviceBuffer> unsort = DeviceBuffer::upload(inverse(lists.resort), "plan upload");
+  Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload");
+  for (const Status& status :
+       {permute.status(), resort.status(), unsort.status(), terms.status()}) {
+    FUSCO_RETURN_IF_ERROR(status);
+  }
+  programme.permute = std::move(permute).value();
+  programme.resort = std::move(resort).value();
+  programme.unsort = std::move(unsort).value();
+  programme.return_terms = std::move(terms).value();
+  return programme;
+}
+
+Status SendRecvBuffers::reserve(size_t send_needed, size_t stage_needed) {
+  if (send_needed > send_bytes) {
+    Result<DeviceBuffer> grown = DeviceBuffer::allocate(send_needed, "send buffer");
+    FUSCO_RETURN_IF_ERROR(grown.status());
+    send = std::move(grown).value();
+    send_bytes = send_needed;
+  }
+  if (stage_needed > stage_bytes) {
+    Result<DeviceBuffer> grown = DeviceBuffer::allocate(stage_needed, "staging buffer");
+    FUSCO_RETURN_IF_ERROR(grown.status());
+    stage = std::move(grown).value();
+    stage_bytes = stage_needed;
+  }
+  return Status();
+}
+
+Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
+                          SendRecvBuffers& buffers, const TensorView& x, void* recv,
+                          ncclComm_t comm, cudaStream_t stream) {
+  const int64_t row_bytes = x.shape[1] * static_cast<int64_t>(dtype_size(x.dtype));
+  if (row_bytes == 0) return Status();
+  FUSCO_RETURN_IF_ERROR(buffers.reserve(static_cast<size_t>(programme.send_rows * row_bytes),
+                                        static_cast<size_t>(programme.stage_rows * row_bytes)));
+  FUSCO_RETURN_IF_ERROR(gather(x.data, x.row_pitch_bytes(), buffers.send.data(), programme.permute,
+                               static_cast<size_t>(programme.send_rows), row_bytes, stream,
+                               "dispatch: gathering rows by destination"));
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(
+      buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
+      static_cast<size_t>(row_bytes), comm, stream, "dispatch: ncclSend/ncclRecv"));
+  for (const auto& [begin, end] : plan.padding) {
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemsetAsync(static_cast<char*>(recv) + begin * row_bytes, 0,
+                                    static_cast<size_t>((end - begin) * row_bytes), stream),
+                    "dispatch: zeroing padding rows"));
+  }
+  return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
+                static_cast<size_t>(programme.stage_rows), row_bytes, stream,
+                "dispatch: placing rows");
+}
+
+Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& groups,
+                         const SendRecvProgramme& programme, SendRecvBuffers& buffers,
+                         const TensorView& expert_out, const TensorView& topk_weights,
+                         const TensorView& out, ncclComm_t comm, cudaStream_t stream) {
+  const int64_t hidden = expert_out.shape[1];
+  const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
+  if (row_bytes > 0) {
+    FUSCO_RETURN_IF_ERROR(buffers.reserve(static_cast<size_t>(programme.send_rows * row_bytes),
+                                          static_cast<size_t>(programme.stage_rows * row_bytes)));
+    FUSCO_RETURN_IF_ERROR(gather(expert_out.data, expert_out.row_pitch_bytes(),
+                                 buffers.stage.data(), programme.unsort,
+                                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
+                                 "combine: gathering rows by source"));
+    FUSCO_RETURN_IF_ERROR(exchange_blocks(
+        buffers.stage.data(), programme.stage_offsets, buffers.send.data(), programme.send_offsets,
+        static_cast<size_t>(row_bytes), comm, stream, "combine: ncclSend/ncclRecv"));
+  }
+  kernels::DirectCombineArgs args;
+  args.num_tokens = plan.num_tokens;
+  args.hidden = hidden;
+  args.row_type = static_cast<int32_t>(expert_out.dtype);
+  args.topk = plan.topk;
+  args.token_group_begin = groups.token_group_begin.as<int64_t>();
+  args.group_term_begin = groups.group_term_begin.as<int64_t>();
+  args.terms = programme.return_terms.as<core::DirectTerm>();
+  args.topk_weights = static_cast<const float*>(topk_weights.data);
+  args.expert_out.base[0] = static_cast<char*>(buffers.send.data());
+  args.expert_out.pitch[0] = row_bytes;
+  args.out = out.data;
+  return cuda_status(kernels::launch_direct_combine(args, stream), "combine: summing rows");
+}
+
+}  // namespace fusco::gpu

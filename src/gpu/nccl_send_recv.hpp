@@ -1,0 +1,61 @@
+#pragma once
+
+// NcclCommunicator's path where NCCL's device API is unavailable (no symmetric memory, or
+// ranks that cannot load/store each other's memory) or asked for (NcclPath::kSendRecv): the
+// rows move with grouped ncclSend/ncclRecv. Dispatch gathers each destination's rows into a
+// contiguous block (the plan's expert-major order), sends the blocks, and the receiver
+// scatters every incoming row into its expert-major place; combine is the reverse, summing
+// the returned rows in the plan's fixed order. Same results as the direct path, bit for bit.
+
+#include <nccl.h>
+
+#include <vector>
+
+#include "baseline/unfused_device_lists.hpp"
+#include "fusco/tensor.hpp"
+#include "gpu/device_buffer.hpp"
+#include "gpu/device_programme.hpp"
+#include "plan/plan_data.hpp"
+
+namespace fusco::gpu {
+
+/// One plan's row lists, built collectively at plan time, in device memory.
+struct SendRecvProgramme {
+  std::vector<int64_t> send_offsets;   ///< [W + 1] rows for each destination.
+  std::vector<int64_t> stage_offsets;  ///< [W + 1] rows from each source.
+  DeviceBuffer permute;                ///< x token -> send row
+  DeviceBuffer resort;                 ///< staging row -> receive row
+  DeviceBuffer unsort;                 ///< receive row -> staging row
+  DeviceBuffer return_terms;           ///< combine terms over the returned rows
+  int64_t send_rows = 0;
+  int64_t stage_rows = 0;
+
+  /// Collective over `comm`: the send side from `plan`, then every destination learns the
+  /// receive rows of what it gets (counts, then row indices, by ncclSend/ncclRecv).
+  static Result<SendRecvProgramme> build(const detail::PlanData& plan, ncclComm_t comm,
+                                         cudaStream_t stream);
+};
+
+/// Scratch buffers of the path, grown on demand.
+struct SendRecvBuffers {
+  DeviceBuffer send;
+  DeviceBuffer stage;
+  size_t send_bytes = 0;
+  size_t stage_bytes = 0;
+
+  Status reserve(size_t send_needed, size_t stage_needed);
+};
+
+/// Dispatch: x (device, rows x_pitch apart) -> recv (contiguous, num_recv_rows rows).
+Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
+                          SendRecvBuffers& buffers, const TensorView& x, void* recv,
+                          ncclComm_t comm, cudaStream_t stream);
+
+/// Combine: expert_out (device, strided rows allowed) -> out, weighted fp32 sums in the
+/// order of `groups` (the plan's token and group offsets, uploaded).
+Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& groups,
+                         const SendRecvProgramme& programme, SendRecvBuffers& buffers,
+                         const TensorView& expert_out, const TensorView& topk_weights,
+                         const TensorView& out, ncclComm_t comm, cudaStream_t stream);
+
+}  // namespace fusco::gpu
