@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct Args {
   int topk = 8;
   int64_t experts = 256;
   int iters = 20;
+  bool help = false;
   fusco::testing::RoutingSpec routing;
 };
 
@@ -52,8 +54,8 @@ Result<Args> parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string flag = argv[i];
     if (flag == "--help" || flag == "-h") {
-      std::fputs(kUsage, stdout);
-      std::exit(0);
+      args.help = true;
+      return args;
     }
     if (i + 1 >= argc) return fusco::bench::bad_flag(flag, "", "needs a value");
     const std::string value = argv[++i];
@@ -168,13 +170,17 @@ size_t differing_bytes(const std::vector<TensorView>& a, const std::vector<Tenso
 
 }  // namespace
 
-int main(int argc, char** argv) {
+static int run(int argc, char** argv) {
   Result<Args> parsed = parse(argc, argv);
   if (!parsed.ok()) {
     std::fprintf(stderr, "fusco_gpu_bench: %s\n", parsed.status().message().c_str());
     return 2;
   }
   const Args& a = parsed.value();
+  if (a.help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::printf("fusco_gpu_bench: no CUDA device; nothing measured\n");
@@ -289,4 +295,13 @@ int main(int argc, char** argv) {
   std::printf("unfused / fused time, dispatch + combine: %.2fx (goal >= 1.8x)\n",
               (base_dispatch_ms + base_combine_ms) / (dispatch_ms + combine_ms));
   return wrong_recv + wrong_out == 0 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {  // allocation failure of a too-large size
+    std::fprintf(stderr, "fusco_gpu_bench: %s\n", error.what());
+    return 2;
+  }
 }

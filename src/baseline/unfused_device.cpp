@@ -42,6 +42,7 @@ std::vector<RowMove> inverse(const std::vector<RowMove>& moves) {
 Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     gpu::DeviceGroup& group, const std::vector<gpu::DevicePlan>& plans, int64_t row_bytes) {
   std::vector<const detail::PlanData*> data;
+  data.reserve(plans.size());
   for (const gpu::DevicePlan& plan : plans) data.push_back(&plan.host().data());
   Result<std::vector<UnfusedDeviceLists>> lists = unfused_device_lists(data);
   FUSCO_RETURN_IF_ERROR(lists.status());

@@ -135,6 +135,7 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
   std::vector<Result<Plan>> plans(static_cast<size_t>(impl_->world),
                                   Status(StatusCode::kAborted, ""));
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(impl_->world));
   for (int r = 0; r < impl_->world; ++r) {
     threads.emplace_back([&, r] {
       const auto rr = static_cast<size_t>(r);

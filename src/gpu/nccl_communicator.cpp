@@ -157,6 +157,7 @@ struct NcclCommunicator::Impl {
     Status pointers =
         cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
     std::vector<int> lsa_of;
+    lsa_of.reserve(static_cast<size_t>(world));
     for (int p = 0; p < world; ++p) lsa_of.push_back(kernels::lsa_rank_of(comm, p));
     Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
     Result<DeviceBuffer> found =
@@ -186,7 +187,8 @@ struct NcclCommunicator::Impl {
     }
     for (int p = 0; p < world && pointers.ok(); ++p) {
       recv_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
-      expert_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(world + p)]);
+      expert_peers.base[p] =
+          static_cast<char*>(addresses[static_cast<size_t>(world) + static_cast<size_t>(p)]);
       if (lsa_of[static_cast<size_t>(p)] < 0 || recv_peers.base[p] == nullptr ||
           expert_peers.base[p] == nullptr) {
         pointers = Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
