@@ -14,14 +14,19 @@ __global__ void direct_dispatch_kernel(DirectDispatchArgs args) {
   }
   const core::DirectStore store = args.stores[i];
   const char* src = static_cast<const char*>(args.x) + store.token * args.x_pitch;
-  core::copy_row_part(core::store_destination(args.recv, store), src, args.row_bytes,
-                      static_cast<int>(threadIdx.x % 32), 32);
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  core::copy_row_part(core::store_destination(args.recv, store), src, args.row_bytes, lane, 32);
+  if (args.extra_row_bytes > 0) {
+    core::copy_row_part(core::store_destination(args.extra_recv, store),
+                        static_cast<const char*>(args.extra) + store.token * args.extra_pitch,
+                        args.extra_row_bytes, lane, 32);
+  }
 }
 
 }  // namespace
 
 cudaError_t launch_direct_dispatch(const DirectDispatchArgs& args, cudaStream_t stream) {
-  if (args.num_stores <= 0 || args.row_bytes <= 0) {
+  if (args.num_stores <= 0 || (args.row_bytes <= 0 && args.extra_row_bytes <= 0)) {
     return cudaSuccess;
   }
   const int64_t blocks = (args.num_stores + kWarpsPerBlock - 1) / kWarpsPerBlock;

@@ -1,8 +1,9 @@
 #pragma once
 
-// Torch-free launcher of the direct dispatch kernel: every row of x goes straight to its
-// final expert-major place in a peer's receive buffer (one GPU's logical ranks, or NVLink
-// peers through NCCL LSA pointers), one warp per row, with no staging and no re-sort.
+// Torch-free launcher of the direct dispatch kernel: every row of x (and of a companion
+// tensor) goes straight to its final expert-major place in a peer's receive buffer (one GPU's
+// logical ranks, or NVLink peers through NCCL LSA pointers), one warp per row, with no staging
+// and no re-sort.
 
 #include <cuda_runtime_api.h>
 
@@ -19,6 +20,12 @@ struct DirectDispatchArgs {
   const core::DirectStore* stores = nullptr;  ///< [num_stores] device memory.
   int64_t num_stores = 0;
   core::PeerTable recv{};  ///< Every rank's receive buffer.
+  /// Optional companion rows (fp8 scales, token ids): extra[token] goes to the same row of
+  /// the destination's `extra_recv` buffer. extra_row_bytes 0: none.
+  const void* extra = nullptr;
+  int64_t extra_pitch = 0;
+  int64_t extra_row_bytes = 0;
+  core::PeerTable extra_recv{};
 };
 
 /// Enqueues the stores on `stream`; returns the launch error (cudaSuccess when none).

@@ -64,6 +64,13 @@ class DeviceGroup {
   Status dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
                   const std::vector<TensorView>& recv);
 
+  /// Dispatch with a companion tensor (fp8 scales, token ids): extra[r] [T_r, E2] (device;
+  /// strided rows allowed) rides with x's rows into extra_recv[r] [num_recv_rows_r, E2]
+  /// (device, contiguous), one dtype and E2 on every rank; its padding rows are zeroed too.
+  Status dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
+                  const std::vector<TensorView>& recv, const std::vector<TensorView>& extra,
+                  const std::vector<TensorView>& extra_recv);
+
   /// Combine of every rank: out[r][t] = sum of topk_weights[r][t, j] * expert_out[d][row] over
   /// token t's rows, fp32 in the fixed order. expert_out[r] [num_recv_rows_r, H] (device;
   /// strided rows allowed) fp32/fp16/bf16, topk_weights[r] [T_r, k] fp32 device, out[r]

@@ -82,7 +82,12 @@ class NcclCommunicator {
   /// Collective: x [T, H] (device; strided rows allowed) into every destination's receive
   /// window. Returns this rank's received rows [num_recv_rows, H], expert-major: a view of its
   /// receive window, valid until its next dispatch.
-  Result<TensorView> dispatch(const DevicePlan& plan, const TensorView& x);
+  /// With `extra_recv`, a companion tensor extra [T, E2] (device; strided rows allowed: fp8
+  /// scales, token ids) rides with x's rows; *extra_recv becomes its received rows
+  /// [num_recv_rows, E2], also in the receive window.
+  Result<TensorView> dispatch(const DevicePlan& plan, const TensorView& x,
+                              const TensorView& extra = TensorView(),
+                              TensorView* extra_recv = nullptr);
 
   /// Where to write the expert outputs of `plan`'s rows so that combine reads them in place:
   /// [num_recv_rows, hidden] of `dtype`, a view of this rank's expert-output window.

@@ -45,6 +45,16 @@ Status check_rank_dispatch(const detail::PlanData& plan, const TensorView& x,
   return check_dtype(recv_name, recv, dtype);
 }
 
+Status check_rank_companion(const detail::PlanData& plan, const TensorView& extra,
+                            const TensorView& extra_recv, int64_t cols, DType dtype,
+                            const std::string& suffix) {
+  FUSCO_RETURN_IF_ERROR(check_shape("extra" + suffix, extra, plan.num_tokens, cols, true));
+  FUSCO_RETURN_IF_ERROR(check_dtype("extra" + suffix, extra, dtype));
+  FUSCO_RETURN_IF_ERROR(
+      check_shape("extra_recv" + suffix, extra_recv, plan.num_recv_rows, cols, false));
+  return check_dtype("extra_recv" + suffix, extra_recv, dtype);
+}
+
 Status check_rank_combine(const detail::PlanData& plan, const TensorView& expert_out,
                           const TensorView& topk_weights, const TensorView& out, int64_t hidden,
                           DType dtype, const std::string& suffix) {

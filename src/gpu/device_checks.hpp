@@ -21,6 +21,12 @@ Status check_rank_dispatch(const detail::PlanData& plan, const TensorView& x,
                            const TensorView& recv, int64_t hidden, DType dtype,
                            const std::string& suffix);
 
+/// One rank's companion tensor: extra [T, cols] (strided rows allowed) and extra_recv
+/// [num_recv_rows, cols] contiguous, CUDA device memory of `dtype`.
+Status check_rank_companion(const detail::PlanData& plan, const TensorView& extra,
+                            const TensorView& extra_recv, int64_t cols, DType dtype,
+                            const std::string& suffix);
+
 /// One rank's combine: expert_out [num_recv_rows, H] (strided rows allowed) of `dtype`
 /// (fp32/fp16/bf16), topk_weights [T, k] fp32, out [T, H] contiguous of `dtype`, all CUDA
 /// device memory.

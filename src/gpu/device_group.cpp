@@ -156,27 +156,59 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
 
 Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
                              const std::vector<TensorView>& recv) {
+  return dispatch(plans, x, recv, {}, {});
+}
+
+Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
+                             const std::vector<TensorView>& recv,
+                             const std::vector<TensorView>& extra,
+                             const std::vector<TensorView>& extra_recv) {
   std::vector<const detail::PlanData*> data;
   FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
   FUSCO_RETURN_IF_ERROR(check_device_dispatch(data, x, recv));
+  const bool with_extra = !extra.empty() || !extra_recv.empty();
+  if (with_extra) {
+    FUSCO_RETURN_IF_ERROR(check_rank_count("extra", extra.size(), impl_->world));
+    FUSCO_RETURN_IF_ERROR(check_rank_count("extra_recv", extra_recv.size(), impl_->world));
+    const int64_t cols = extra.front().ndim == 2 ? extra.front().shape[1] : 0;
+    for (size_t r = 0; r < data.size(); ++r) {
+      FUSCO_RETURN_IF_ERROR(check_rank_companion(*data[r], extra[r], extra_recv[r], cols,
+                                                 extra.front().dtype,
+                                                 "[" + std::to_string(r) + "]"));
+    }
+  }
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
   const int64_t row_bytes = x.front().shape[1] * static_cast<int64_t>(dtype_size(x.front().dtype));
+  const int64_t extra_bytes =
+      with_extra ? extra.front().shape[1] * static_cast<int64_t>(dtype_size(extra.front().dtype))
+                 : 0;
   kernels::DirectDispatchArgs args;
   args.row_bytes = row_bytes;
   args.recv = table_of(recv);
+  args.extra_row_bytes = extra_bytes;
+  if (with_extra) args.extra_recv = table_of(extra_recv);
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive buffer is free to be written
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
     const detail::PlanData& plan = *data[rr];
     cudaStream_t stream = impl_->streams[rr];
     for (const auto& [begin, end] : plan.padding) {
-      FUSCO_RETURN_IF_ERROR(
-          cuda_status(cudaMemsetAsync(static_cast<char*>(recv[rr].data) + begin * row_bytes, 0,
-                                      static_cast<size_t>((end - begin) * row_bytes), stream),
-                      "dispatch: zeroing padding rows of recv[" + std::to_string(r) + "]"));
+      for (const auto& [buffer, bytes] :
+           {std::pair{recv[rr].data, row_bytes},
+            std::pair{with_extra ? extra_recv[rr].data : nullptr, extra_bytes}}) {
+        if (bytes == 0) continue;
+        FUSCO_RETURN_IF_ERROR(
+            cuda_status(cudaMemsetAsync(static_cast<char*>(buffer) + begin * bytes, 0,
+                                        static_cast<size_t>((end - begin) * bytes), stream),
+                        "dispatch: zeroing padding rows of rank " + std::to_string(r)));
+      }
     }
     args.x = x[rr].data;
     args.x_pitch = x[rr].row_pitch_bytes();
+    if (with_extra) {
+      args.extra = extra[rr].data;
+      args.extra_pitch = extra[rr].row_pitch_bytes();
+    }
     args.stores = plans[rr].impl().programme.stores.as<core::DirectStore>();
     args.num_stores = static_cast<int64_t>(plan.direct.size());
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),

@@ -216,19 +216,17 @@ struct NcclCommunicator::Impl {
 
   // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
   // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.
-  Status agree_on_call(const Status& mine, int64_t hidden, DType dtype, const char* call) const {
+  Status agree_on_call(const Status& mine, const std::string& shape, const char* call) const {
     if (!options.check_calls) {
       return mine;
     }
-    const std::string shape = std::to_string(hidden) + " " + dtype_name(dtype);
     Result<std::vector<std::string>> all = exchange(allgather, rank, mine, shape, call);
     FUSCO_RETURN_IF_ERROR(all.status());
     for (size_t r = 0; r < all.value().size(); ++r) {
       if (all.value()[r] != shape) {
         return Status(StatusCode::kMismatch, std::string(call) + ": rank " + std::to_string(rank) +
-                                                 " passes hidden and dtype " + shape +
-                                                 " but rank " + std::to_string(r) + " passes " +
-                                                 all.value()[r]);
+                                                 " passes rows of " + shape + " but rank " +
+                                                 std::to_string(r) + " passes " + all.value()[r]);
       }
     }
     return Status();
@@ -242,15 +240,32 @@ struct NcclCommunicator::Impl {
     return Status();
   }
 
-  // Rows of `row_bytes` every rank's window must hold for `plan`.
-  Status check_window(const DevicePlan& plan, int64_t row_bytes, const char* arg) const {
+  // Where a companion tensor's rows start in the receive window: after room for every
+  // rank's x rows (the same offset on all ranks), 256-byte aligned.
+  static int64_t extra_offset(const DevicePlan& plan, int64_t row_bytes) {
+    return (plan.impl().group_max_recv_rows * row_bytes + 255) / 256 * 256;
+  }
+
+  // Every rank's window must hold `plan`'s rows of `row_bytes` (plus their companion rows of
+  // `extra_bytes`): checked with the most rows any rank receives, so all ranks agree.
+  Status check_window(const DevicePlan& plan, int64_t row_bytes, int64_t extra_bytes,
+                      const char* arg) const {
     const int64_t rows = plan.impl().group_max_recv_rows;
-    if (row_bytes > 0 && rows > static_cast<int64_t>(window_bytes) / row_bytes) {
-      return Status(StatusCode::kInvalidArgument,
-                    std::string(arg) + ": a rank receives " + std::to_string(rows) + " rows of " +
-                        std::to_string(row_bytes) + " bytes, more than the " +
-                        std::to_string(window_bytes) +
-                        "-byte window holds (NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
+    const auto window = static_cast<int64_t>(window_bytes);
+    bool fits = row_bytes == 0 || rows <= window / row_bytes;
+    if (fits && extra_bytes > 0) {
+      const int64_t left = window - extra_offset(plan, row_bytes);
+      fits = left >= 0 && rows <= left / extra_bytes;
+    }
+    if (!fits) {
+      return Status(
+          StatusCode::kInvalidArgument,
+          std::string(arg) + ": a rank receives " + std::to_string(rows) + " rows of " +
+              std::to_string(row_bytes) + " bytes" +
+              (extra_bytes > 0 ? " plus " + std::to_string(extra_bytes) + " companion bytes"
+                               : std::string()) +
+              ", more than the " + std::to_string(window_bytes) +
+              "-byte window holds (NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
     }
     return Status();
   }
@@ -362,30 +377,52 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   return DevicePlan(std::move(impl));
 }
 
-Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const TensorView& x) {
+Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const TensorView& x,
+                                              const TensorView& extra, TensorView* extra_recv) {
+  const bool with_extra = extra_recv != nullptr;
   Status local = impl_->check_plan(plan);
   const int64_t hidden = x.ndim == 2 ? x.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(x.dtype));
+  const int64_t cols = with_extra && extra.ndim == 2 ? extra.shape[1] : 0;
+  const int64_t extra_bytes = cols * static_cast<int64_t>(dtype_size(extra.dtype));
   TensorView recv;
+  TensorView extra_view;
   if (local.ok()) {
     const detail::PlanData& data = plan.host().data();
     recv = window_view(impl_->recv_window, x.dtype, data.num_recv_rows, hidden);
     local = check_rank_dispatch(data, x, recv, hidden, x.dtype, "");
+    if (local.ok()) local = impl_->check_window(plan, row_bytes, extra_bytes, "dispatch");
+    if (local.ok() && with_extra) {
+      extra_view =
+          window_view(static_cast<char*>(impl_->recv_window) + Impl::extra_offset(plan, row_bytes),
+                      extra.dtype, data.num_recv_rows, cols);
+      local = check_rank_companion(data, extra, extra_view, cols, extra.dtype, "");
+    }
   }
-  if (local.ok()) local = impl_->check_window(plan, row_bytes, "dispatch");
-  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, x.dtype, "dispatch"));
+  std::string shape = std::to_string(hidden) + " x " + dtype_name(x.dtype);
+  if (with_extra) shape += " with " + std::to_string(cols) + " x " + dtype_name(extra.dtype);
+  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, shape, "dispatch"));
   const detail::PlanData& data = plan.host().data();
   if (!impl_->device_api) {
     FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x,
-                                             impl_->recv_window, impl_->comm, impl_->stream));
+                                             recv.data, impl_->comm, impl_->stream));
+    if (with_extra) {
+      FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, extra,
+                                               extra_view.data, impl_->comm, impl_->stream));
+      *extra_recv = extra_view;
+    }
     return recv;
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
   for (const auto& [begin, end] : data.padding) {
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemsetAsync(static_cast<char*>(impl_->recv_window) + begin * row_bytes, 0,
-                                    static_cast<size_t>((end - begin) * row_bytes), impl_->stream),
-                    "dispatch: zeroing padding rows"));
+    for (const auto& [buffer, bytes] :
+         {std::pair{recv.data, row_bytes}, std::pair{extra_view.data, extra_bytes}}) {
+      if (bytes == 0) continue;
+      FUSCO_RETURN_IF_ERROR(
+          cuda_status(cudaMemsetAsync(static_cast<char*>(buffer) + begin * bytes, 0,
+                                      static_cast<size_t>((end - begin) * bytes), impl_->stream),
+                      "dispatch: zeroing padding rows"));
+    }
   }
   kernels::DirectDispatchArgs args;
   args.x = x.data;
@@ -395,9 +432,20 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   args.num_stores = static_cast<int64_t>(data.direct.size());
   args.recv = impl_->recv_peers;
   for (int p = 0; p < impl_->world; ++p) args.recv.pitch[p] = row_bytes;
+  if (with_extra) {
+    args.extra = extra.data;
+    args.extra_pitch = extra.row_pitch_bytes();
+    args.extra_row_bytes = extra_bytes;
+    args.extra_recv = impl_->recv_peers;
+    for (int p = 0; p < impl_->world; ++p) {
+      args.extra_recv.base[p] += Impl::extra_offset(plan, row_bytes);
+      args.extra_recv.pitch[p] = extra_bytes;
+    }
+  }
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_dispatch(args, impl_->stream), "dispatch kernel"));
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every row has landed
+  if (with_extra) *extra_recv = extra_view;
   return recv;
 }
 
@@ -410,7 +458,7 @@ Result<TensorView> NcclCommunicator::expert_out_buffer(const DevicePlan& plan, i
                       std::to_string(static_cast<int32_t>(dtype)) + " do not describe rows");
   }
   FUSCO_RETURN_IF_ERROR(impl_->check_window(plan, hidden * static_cast<int64_t>(dtype_size(dtype)),
-                                            "expert_out_buffer"));
+                                            0, "expert_out_buffer"));
   return window_view(impl_->expert_window, dtype, plan.host().num_recv_rows(), hidden);
 }
 
@@ -423,8 +471,9 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
     local = check_rank_combine(plan.host().data(), expert_out, topk_weights, out, hidden,
                                expert_out.dtype, "");
   }
-  if (local.ok()) local = impl_->check_window(plan, row_bytes, "combine");
-  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, hidden, expert_out.dtype, "combine"));
+  if (local.ok()) local = impl_->check_window(plan, row_bytes, 0, "combine");
+  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(
+      local, std::to_string(hidden) + " x " + dtype_name(expert_out.dtype), "combine"));
   const detail::PlanData& data = plan.host().data();
   if (!impl_->device_api) {
     return send_recv_combine(data, plan.impl().programme, *plan.impl().send_recv, impl_->scratch,

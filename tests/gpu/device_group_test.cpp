@@ -95,9 +95,20 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
         on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens) * row_bytes)),
                   c.dtype, tokens, c.hidden));
   }
+  std::vector<TensorView> extra, extra_recv;
+  for (size_t r = 0; r < world && c.extra_cols > 0; ++r) {
+    const int rank = static_cast<int>(r);
+    const int64_t rows = plans.value()[r].host().num_recv_rows();
+    extra.push_back(on_device(memory.copy_of(extra_of(c, rank)), DType::kInt32, tokens_of(c, rank),
+                              c.extra_cols));
+    extra_recv.push_back(
+        on_device(memory.copy_of(std::vector<std::byte>(
+                      static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a})),
+                  DType::kInt32, rows, c.extra_cols));
+  }
   Status status;
   if (engine == Engine::kFused) {
-    status = group.dispatch(plans.value(), x, recv);
+    status = group.dispatch(plans.value(), x, recv, extra, extra_recv);
     if (status.ok() && dtype_supports_combine(c.dtype)) {
       status = group.combine(plans.value(), y, weights, out);
     }
@@ -115,6 +126,10 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
   for (size_t r = 0; r < world; ++r) {
     results[r].status = status;
     results[r].recv = DeviceMemory::read(recv[r].data, static_cast<size_t>(recv[r].nbytes()));
+    if (c.extra_cols > 0) {
+      results[r].extra_recv =
+          DeviceMemory::read(extra_recv[r].data, static_cast<size_t>(extra_recv[r].nbytes()));
+    }
     if (dtype_supports_combine(c.dtype)) {
       results[r].out = DeviceMemory::read(out[r].data, static_cast<size_t>(out[r].nbytes()));
     }
@@ -155,6 +170,7 @@ TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
     int index = 0;
     for (Case c : one_node_cases(world)) {
       c.stride_pad = 0;  // the baseline's permute reads contiguous rows
+      c.extra_cols = 0;  // and moves no companion tensor
       EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kUnfusedBaseline))
           << "world " << world << " case " << index;
       ++index;

@@ -55,13 +55,18 @@ RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_e
   const int64_t rows = plan.value().host().num_recv_rows();
   const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
   DeviceCopy x(strided(x_of(c, rank), c, tokens));
+  DeviceCopy extra(c.extra_cols > 0 ? extra_of(c, rank) : std::vector<std::byte>());
+  TensorView extra_recv;
   Result<TensorView> recv =
-      comm.dispatch(plan.value(), device_view(x.data, c.dtype, tokens, c.hidden, pitch));
+      comm.dispatch(plan.value(), device_view(x.data, c.dtype, tokens, c.hidden, pitch),
+                    device_view(extra.data, DType::kInt32, tokens, c.extra_cols),
+                    c.extra_cols > 0 ? &extra_recv : nullptr);
   if (!recv.ok()) {
     result.status = recv.status();
     return result;
   }
   result.recv = read(recv.value(), comm.stream());
+  if (c.extra_cols > 0) result.extra_recv = read(extra_recv, comm.stream());
   if (!dtype_supports_combine(c.dtype)) return result;
   DeviceCopy weights(weights_of(c, rank));
   DeviceCopy out(

@@ -19,12 +19,11 @@ namespace fusco::testing {
 namespace {
 
 // The case as the GPU engine runs it: one node, ranks reaching each other's memory, combine
-// sums in fp32/fp16/bf16 (8-byte rows are dispatched as int64), no companion tensor.
+// sums in fp32/fp16/bf16 (8-byte rows are dispatched as int64).
 Case on_one_gpu(Case c) {
   if (c.dtype == DType::kFloat64) c.dtype = DType::kInt64;
   c.ranks_per_node = c.world;
   c.direct_access = true;
-  c.extra_cols = 0;
   return c;
 }
 
@@ -66,6 +65,21 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
     recv.base[r] = reinterpret_cast<char*>(results[r].recv.data());
     recv.pitch[r] = row_bytes;
   }
+  // The companion tensor: int32 [T, extra_cols], contiguous.
+  const int64_t extra_bytes = c.extra_cols * 4;
+  std::vector<std::vector<std::byte>> extra(world);
+  core::PeerTable extra_recv{};
+  for (size_t r = 0; r < world && extra_bytes > 0; ++r) {
+    extra[r] = extra_of(c, static_cast<int>(r));
+    results[r].extra_recv.assign(static_cast<size_t>(plans[r].num_recv_rows() * extra_bytes),
+                                 std::byte{0x5a});
+    for (const auto& [begin, end] : plans[r].data().padding) {
+      std::memset(results[r].extra_recv.data() + begin * extra_bytes, 0,
+                  static_cast<size_t>((end - begin) * extra_bytes));
+    }
+    extra_recv.base[r] = reinterpret_cast<char*>(results[r].extra_recv.data());
+    extra_recv.pitch[r] = extra_bytes;
+  }
   const int64_t x_pitch = (c.hidden + c.stride_pad) * static_cast<int64_t>(dtype_size(c.dtype));
   for (size_t r = 0; r < world; ++r) {
     for (const detail::DirectRow& row : plans[r].data().direct) {
@@ -73,6 +87,12 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
       const auto* src = reinterpret_cast<const char*>(x[r].data()) + store.token * x_pitch;
       for (int lane = 0; lane < 32; ++lane) {  // one warp per row
         core::copy_row_part(core::store_destination(recv, store), src, row_bytes, lane, 32);
+        if (extra_bytes > 0) {
+          core::copy_row_part(
+              core::store_destination(extra_recv, store),
+              reinterpret_cast<const char*>(extra[r].data()) + store.token * extra_bytes,
+              extra_bytes, lane, 32);
+        }
       }
     }
   }
@@ -258,6 +278,7 @@ TEST(UnfusedDeviceProgramme, OneNodeRoutingCases_WorldSizes1248_MatchReference) 
     int index = 0;
     for (Case c : one_node_cases(world)) {
       c.stride_pad = 0;  // the baseline's permute reads contiguous rows
+      c.extra_cols = 0;  // and moves no companion tensor
       EXPECT_TRUE(unfused_lists_match_reference(c)) << "world " << world << " case " << index;
       ++index;
     }

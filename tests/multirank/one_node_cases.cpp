@@ -51,6 +51,10 @@ std::vector<Case> one_node_cases(int world) {
   Case strided_rows = uniform;
   strided_rows.stride_pad = 3;
   add(strided_rows);
+  Case companion = uniform;  // int32 companion rows (fp8 scales, token ids) ride along
+  companion.extra_cols = 3;
+  companion.layout = RecvLayout::expert_major(4);
+  add(companion);
   Case replicas = uniform;
   for (int64_t e = 0; e < replicas.experts; ++e) {
     replicas.replicas.push_back(
@@ -61,7 +65,6 @@ std::vector<Case> one_node_cases(int world) {
   for (uint64_t seed = 1; seed <= 25; ++seed) {
     Case c = random_case(seed);
     c.seed = seed;
-    c.extra_cols = 0;
     c.direct_access = true;
     if (c.dtype == DType::kFloat64) c.dtype = DType::kInt64;
     if (!c.owners.empty() || !c.replicas.empty()) continue;  // maps drawn for another world
