@@ -299,7 +299,19 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     int device = 0;
     local = cuda_status(cudaGetDevice(&device), "cudaGetDevice");
   }
-  FUSCO_RETURN_IF_ERROR(agree(gather, rank, local, "NCCL setup"));
+  // The windows are symmetric and the path is collective: every rank must ask for the same.
+  const std::string asked = "window_bytes " + std::to_string(options.window_bytes) + ", path " +
+                            std::to_string(static_cast<int>(options.path)) + ", check_calls " +
+                            std::to_string(options.check_calls ? 1 : 0);
+  Result<std::vector<std::string>> all_asked = exchange(gather, rank, local, asked, "NCCL setup");
+  FUSCO_RETURN_IF_ERROR(all_asked.status());
+  for (size_t r = 0; r < all_asked.value().size(); ++r) {
+    if (all_asked.value()[r] != asked) {
+      return Status(StatusCode::kMismatch, "NcclOptions differ: rank " + std::to_string(rank) +
+                                               " has " + asked + " but rank " + std::to_string(r) +
+                                               " has " + all_asked.value()[r]);
+    }
+  }
 
   ncclUniqueId id{};
   Status made_id = rank == 0 ? nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId") : Status();

@@ -77,6 +77,22 @@ TEST(NcclCommunicator, PathFromTheEnvironment_BadNameIsAClearError) {
       << bad.status().message();
 }
 
+TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  auto two = Communicator::create_local(2, Topology::single_node(2));
+  ASSERT_TRUE(two.ok());
+  // Rank 0's view of a group whose rank 1 asked for another window size.
+  auto comm = gpu::NcclCommunicator::create(
+      std::move(two.value()[0]), [](const std::string& mine) -> Result<std::vector<std::string>> {
+        std::string other = mine;
+        other.replace(other.find("window_bytes"), 12, "window_bytez");
+        return std::vector<std::string>{mine, other};
+      });
+  ASSERT_FALSE(comm.ok());
+  EXPECT_EQ(comm.status().code(), StatusCode::kMismatch) << comm.status().to_string();
+  EXPECT_NE(comm.status().message().find("NcclOptions differ"), std::string::npos);
+}
+
 TEST(NcclCommunicator, WithoutAGpu_CreateSaysSo) {
   if (cuda_devices() > 0) GTEST_SKIP() << "a CUDA device is present";
   auto comm = make_single();
