@@ -35,14 +35,25 @@ void names(const std::string& text) {
 }
 
 void environment(const std::string& text) {
-  for (const char* name : {"FUSCO_DEDUP", "FUSCO_CHUNK_BYTES", "FUSCO_RELAY", "FUSCO_TIMEOUT_MS",
-                           "FUSCO_SHM_SLOT_BYTES", "FUSCO_COMBINE_BUFFER_BYTES"}) {
+  for (const char* name :
+       {"FUSCO_DEDUP", "FUSCO_CHUNK_BYTES", "FUSCO_RELAY", "FUSCO_TIMEOUT_MS",
+        "FUSCO_SHM_SLOT_BYTES", "FUSCO_COMBINE_BUFFER_BYTES", "FUSCO_UCX_PROTOCOL",
+        "FUSCO_NCCL_WINDOW_BYTES", "FUSCO_NCCL_CHECK_CALLS", "FUSCO_NCCL_PATH"}) {
     setenv(name, text.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): single-threaded target
     Result<PlanOptions> options = PlanOptions::from_env();
     if (options.ok() && !options.value().validate().ok()) {
       fail(std::string("from_env accepted an invalid value of ") + name);
     }
     (void)core::shm_slot_bytes_from_env();
+    Result<int32_t> protocol = core::ucx_protocol_from_env();
+    Result<int32_t> path = core::nccl_path_from_env(0);
+    Result<int64_t> window = core::nccl_window_bytes_from_env(4096);
+    (void)core::nccl_check_calls_from_env(true);
+    if ((protocol.ok() && (protocol.value() < 0 || protocol.value() > 2)) ||
+        (path.ok() && (path.value() < 0 || path.value() > 2)) ||
+        (window.ok() && window.value() < 4096)) {
+      fail(std::string("an environment parser accepted an out-of-range value of ") + name);
+    }
     unsetenv(name);  // NOLINT(concurrency-mt-unsafe)
   }
 }

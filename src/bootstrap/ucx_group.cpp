@@ -24,8 +24,12 @@ Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
 #ifdef FUSCO_HAVE_UCX
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
   FUSCO_RETURN_IF_ERROR(slot_bytes.status());
-  auto opened = transport::UcxTransport::open(rank, world, static_cast<size_t>(slot_bytes.value()),
-                                              allgather, transport::Deadline::after_ms(timeout_ms));
+  Result<int32_t> protocol = core::ucx_protocol_from_env();
+  FUSCO_RETURN_IF_ERROR(protocol.status());
+  auto opened = transport::UcxTransport::open(
+      rank, world, static_cast<size_t>(slot_bytes.value()), allgather,
+      transport::Deadline::after_ms(timeout_ms),
+      static_cast<transport::UcxTransport::Protocol>(protocol.value()));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
 #else

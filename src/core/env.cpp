@@ -50,6 +50,17 @@ Result<bool> nccl_check_calls_from_env(bool fallback) {
   return value.value() == 1;
 }
 
+Result<int32_t> ucx_protocol_from_env() {
+  const std::optional<std::string> text = env_string("FUSCO_UCX_PROTOCOL");
+  if (!text) return 0;
+  const char* names[] = {"auto", "put", "message"};
+  for (int32_t i = 0; i < 3; ++i) {
+    if (*text == names[i]) return i;
+  }
+  return Status(StatusCode::kInvalidArgument,
+                "FUSCO_UCX_PROTOCOL = '" + *text + "' is not one of auto, put, message");
+}
+
 Result<int32_t> nccl_path_from_env(int32_t fallback) {
   const std::optional<std::string> text = env_string("FUSCO_NCCL_PATH");
   if (!text) return fallback;

@@ -23,6 +23,11 @@ Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t
 inline constexpr int64_t kDefaultShmSlotBytes = int64_t{1} << 20;
 Result<int64_t> shm_slot_bytes_from_env();
 
+/// How the UCX transport moves chunks to peers it cannot map: FUSCO_UCX_PROTOCOL, "auto" 0
+/// (tagged messages), "put" 1 (RDMA put + flush + signal), "message" 2 (messages to every
+/// peer, mapped or not). Unset: 0.
+Result<int32_t> ucx_protocol_from_env();
+
 /// The GPU engine's NCCL windows (fusco/nccl.hpp): FUSCO_NCCL_WINDOW_BYTES, 4 KiB .. 1 TiB,
 /// default `fallback`; FUSCO_NCCL_CHECK_CALLS, 0 or 1, default `fallback`.
 Result<int64_t> nccl_window_bytes_from_env(int64_t fallback);

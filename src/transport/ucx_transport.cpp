@@ -97,7 +97,8 @@ struct Completion {
     kBreakArrived,
     kSent,
     kCollectiveSent,
-    kCollectiveArrived
+    kCollectiveArrived,
+    kPutFlushed,  // a put chunk reached the peer: send its signal
   };
   UcxTransport::Impl* impl;
   What what;
@@ -117,6 +118,8 @@ struct UcxTransport::Impl {
     ucp_rkey_h rkey = nullptr;                // the peer's window region
     std::byte* mapped = nullptr;  // the peer's in-slots for this rank, mapped here (or null)
     bool peer_maps_me = false;    // the peer writes into in_memory and sends only a signal
+    bool put = false;             // chunks go by RDMA put into the peer's slots, then a signal
+    uint64_t remote_slots = 0;    // the peer's in-slots for this rank (remote address)
     uint64_t ready_out[2] = {0, 0};
     uint64_t ready_in[2] = {0, 0};
     std::unique_ptr<std::atomic<uint32_t>[]> out_full, in_full;
@@ -149,6 +152,7 @@ struct UcxTransport::Impl {
   uint64_t collective_sequence = 0;
   int collective_sends = 0;  // collective messages not yet sent out
   std::vector<std::pair<int, int>> repost_chunk, repost_ack;  // (peer, slot)
+  std::vector<std::pair<int, int>> signal_after_put;          // (peer, slot)
   std::chrono::steady_clock::time_point next_liveness_check{};
 
   // --- requests ---------------------------------------------------------------------------
@@ -213,6 +217,11 @@ struct UcxTransport::Impl {
       case Completion::What::kCollectiveArrived:
         *c.done = true;
         break;
+      case Completion::What::kPutFlushed:
+        if (status == UCS_OK) {
+          signal_after_put.emplace_back(c.peer, c.slot);  // sent from progress(), not here
+        }
+        break;
     }
     bell.fetch_add(1, std::memory_order_acq_rel);
   }
@@ -262,6 +271,45 @@ struct UcxTransport::Impl {
     }
   }
 
+  // RDMA put of out-slot `slot` into the peer's in-slot, then a flush of the endpoint whose
+  // completion (remote: the bytes are in the peer's memory) sends the 8-byte signal.
+  void put_chunk(int peer, int slot) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    const size_t bytes = p.ready_out[slot];
+    if (bytes > 0) {
+      ucp_request_param_t param{};
+      param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA;
+      param.cb.send = on_send;
+      param.user_data = new Completion{this, Completion::What::kSent, peer, slot, nullptr};
+      ucs_status_ptr_t request =
+          ucp_put_nbx(p.ep, p.out_memory.get() + static_cast<size_t>(slot) * slot_bytes, bytes,
+                      p.remote_slots + static_cast<uint64_t>(slot) * slot_bytes, p.rkey, &param);
+      if (!UCS_PTR_IS_PTR(request)) {  // done at once, or failed: no callback comes
+        delete static_cast<Completion*>(param.user_data);
+      }
+      if (UCS_PTR_IS_ERR(request)) {
+        if (p.failed.empty()) {
+          p.failed = "cannot put to rank " + std::to_string(peer) + " (" +
+                     ucs_text(UCS_PTR_STATUS(request)) + ")";
+        }
+        return;
+      }
+    }
+    ucp_request_param_t param{};
+    param.op_attr_mask =
+        UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FLAG_NO_IMM_CMPL;
+    param.cb.send = on_send;
+    param.user_data = new Completion{this, Completion::What::kPutFlushed, peer, slot, nullptr};
+    ucs_status_ptr_t request = ucp_ep_flush_nbx(p.ep, &param);
+    if (UCS_PTR_IS_ERR(request)) {
+      delete static_cast<Completion*>(param.user_data);
+      if (p.failed.empty()) {
+        p.failed = "cannot flush puts to rank " + std::to_string(peer) + " (" +
+                   ucs_text(UCS_PTR_STATUS(request)) + ")";
+      }
+    }
+  }
+
   void post_chunk_recv(int peer, int slot) {
     Peer& p = peers[static_cast<size_t>(peer)];
     // A peer that maps this rank's slots already wrote the chunk: only its signal comes.
@@ -286,6 +334,11 @@ struct UcxTransport::Impl {
       post_ack_recv(peer, slot);
     }
     repost_ack.clear();
+    for (const auto& [peer, slot] : signal_after_put) {
+      send(peer, &peers[static_cast<size_t>(peer)].ready_out[slot], sizeof(uint64_t),
+           make_tag(Kind::kChunk, rank, static_cast<uint64_t>(slot)));
+    }
+    signal_after_put.clear();
   }
 
   // Sends newly put chunks to `peer` and acknowledges consumed ones. Caller holds `mutex`.
@@ -301,6 +354,9 @@ struct UcxTransport::Impl {
           std::atomic_thread_fence(std::memory_order_release);
           p.ready_out[slot] = p.out->filled(slot);
           send(peer, &p.ready_out[slot], sizeof(uint64_t), tag);
+        } else if (p.put) {
+          p.ready_out[slot] = p.out->filled(slot);
+          put_chunk(peer, slot);  // the signal follows once the put reached the peer
         } else {
           send(peer, p.out_memory.get() + static_cast<size_t>(slot) * slot_bytes,
                p.out->filled(slot), tag);
@@ -466,7 +522,8 @@ UcxTransport::~UcxTransport() = default;
 Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_size,
                                                          size_t slot_bytes,
                                                          const Allgather& bootstrap,
-                                                         const Deadline& deadline) {
+                                                         const Deadline& deadline,
+                                                         Protocol protocol) {
   if (world_size > kMaxRanks) {
     return Status(StatusCode::kInvalidArgument, "world size " + std::to_string(world_size) +
                                                     " exceeds the UCX transport's " +
@@ -601,13 +658,16 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     }
     // Map the peer's slots for this rank when the transport allows it (shared memory);
     // otherwise chunks travel as messages from local slots.
+    // With Protocol::kPut, slots that cannot be mapped take RDMA puts instead.
     void* mapped = nullptr;
-    if (ucp_ep_rkey_unpack(peer.ep, their_rkey.data(), &peer.rkey) == UCS_OK &&
-        ucp_rkey_ptr(peer.rkey, their_base + static_cast<uint64_t>(rank) * 2 * slot_bytes,
-                     &mapped) == UCS_OK) {
+    peer.remote_slots = their_base + static_cast<uint64_t>(rank) * 2 * slot_bytes;
+    const bool unpacked = ucp_ep_rkey_unpack(peer.ep, their_rkey.data(), &peer.rkey) == UCS_OK;
+    if (unpacked && protocol != Protocol::kMessage &&
+        ucp_rkey_ptr(peer.rkey, peer.remote_slots, &mapped) == UCS_OK) {
       peer.mapped = static_cast<std::byte*>(mapped);
     } else {
       peer.out_memory = std::make_unique<std::byte[]>(2 * slot_bytes);
+      peer.put = unpacked && protocol == Protocol::kPut;
     }
     peer.out = std::make_unique<StagingWindow>(
         peer.mapped != nullptr ? peer.mapped : peer.out_memory.get(), slot_bytes,
@@ -616,11 +676,13 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   impl->group_id = id | (uint64_t{1} << 62);
   auto transport = std::unique_ptr<UcxTransport>(new UcxTransport(std::move(impl)));
   Impl& m = *transport->impl_;
-  // Tell every peer whether this rank writes into its slots directly.
+  // Tell every peer whether this rank writes into its slots directly (mapped or by put).
   std::vector<Bytes> maps(static_cast<size_t>(world_size), Bytes(1));
   for (int r = 0; r < world_size; ++r) {
-    maps[static_cast<size_t>(r)][0] =
-        std::byte{m.peers[static_cast<size_t>(r)].mapped != nullptr ? uint8_t{1} : uint8_t{0}};
+    maps[static_cast<size_t>(r)][0] = std::byte{m.peers[static_cast<size_t>(r)].mapped != nullptr ||
+                                                        m.peers[static_cast<size_t>(r)].put
+                                                    ? uint8_t{1}
+                                                    : uint8_t{0}};
   }
   FUSCO_RETURN_IF_ERROR(transport->alltoallv_consume(
       maps,

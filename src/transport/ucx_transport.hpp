@@ -27,12 +27,25 @@ class UcxTransport final : public Transport {
   /// True when this build of fusco includes UCX.
   static bool available();
 
+  /// How a chunk reaches a peer's staging slot.
+  enum class Protocol : int32_t {
+    /// Gather straight into the peer's slot where UCX maps it (shared memory), else send the
+    /// chunk as a tagged message into a receive posted on the slot (what tcp needs).
+    kAuto = 0,
+    /// Where the peer's slot is not mapped: RDMA put of the chunk into it, a flush, then an
+    /// 8-byte signal (what InfiniBand/RoCE do best; emulated by UCX over tcp).
+    kPut = 1,
+    /// Tagged messages to every peer, never mapped slots.
+    kMessage = 2,
+  };
+
   /// Rank `rank` of `world_size`: creates the UCX context and worker, exchanges addresses
   /// through `bootstrap`, connects to every peer and waits (until `deadline`) until all are
   /// connected. Staging slots hold `slot_bytes`.
   static Result<std::unique_ptr<UcxTransport>> open(int rank, int world_size, size_t slot_bytes,
                                                     const Allgather& bootstrap,
-                                                    const Deadline& deadline);
+                                                    const Deadline& deadline,
+                                                    Protocol protocol = Protocol::kAuto);
   ~UcxTransport() override;
 
   int rank() const override;

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "core/env.hpp"
 #include "fusco/options.hpp"
 #include "fusco/topology.hpp"
 #include "testing/routing.hpp"
@@ -73,6 +74,26 @@ TEST(PlanOptions, BadEnvironmentValuesNameVariableValueAndRange) {
   ASSERT_FALSE(options.ok());
   EXPECT_NE(options.status().message().find("FUSCO_DEDUP: dedup 'nodes' is not known"),
             std::string::npos);
+}
+
+TEST(Environment, TransportAndGpuVariables_ParseTheirNamesAndRejectOthers) {
+  setenv("FUSCO_UCX_PROTOCOL", "put", 1);
+  EXPECT_EQ(core::ucx_protocol_from_env().value(), 1);
+  setenv("FUSCO_UCX_PROTOCOL", "rdma", 1);
+  const Status protocol = core::ucx_protocol_from_env().status();
+  unsetenv("FUSCO_UCX_PROTOCOL");
+  EXPECT_EQ(core::ucx_protocol_from_env().value(), 0);
+  EXPECT_NE(protocol.message().find("FUSCO_UCX_PROTOCOL = 'rdma' is not one of auto, put, message"),
+            std::string::npos)
+      << protocol.message();
+  setenv("FUSCO_NCCL_WINDOW_BYTES", "100", 1);
+  const Status window = core::nccl_window_bytes_from_env(1 << 30).status();
+  unsetenv("FUSCO_NCCL_WINDOW_BYTES");
+  EXPECT_NE(window.message().find("FUSCO_NCCL_WINDOW_BYTES"), std::string::npos);
+  setenv("FUSCO_NCCL_CHECK_CALLS", "0", 1);
+  EXPECT_FALSE(core::nccl_check_calls_from_env(true).value());
+  unsetenv("FUSCO_NCCL_CHECK_CALLS");
+  EXPECT_TRUE(core::nccl_check_calls_from_env(true).value());
 }
 
 TEST(Routing, ParsesEveryScenarioAndRejectsOthers) {
