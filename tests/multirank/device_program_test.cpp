@@ -18,6 +18,14 @@
 namespace fusco::testing {
 namespace {
 
+// memcpy and memset that accept the null pointers of empty buffers when nothing is moved.
+void copy_bytes(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) std::memcpy(dst, src, bytes);
+}
+void zero_bytes(void* dst, int /*zero*/, size_t bytes) {
+  if (bytes > 0) std::memset(dst, 0, bytes);
+}
+
 // The case as the GPU engine runs it: one node, ranks reaching each other's memory, combine
 // sums in fp32/fp16/bf16 (8-byte rows are dispatched as int64).
 Case on_one_gpu(Case c) {
@@ -59,8 +67,8 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
     results[r].recv.assign(static_cast<size_t>(plans[r].num_recv_rows() * row_bytes),
                            std::byte{0x5a});
     for (const auto& [begin, end] : plans[r].data().padding) {
-      std::memset(results[r].recv.data() + begin * row_bytes, 0,
-                  static_cast<size_t>((end - begin) * row_bytes));
+      zero_bytes(results[r].recv.data() + begin * row_bytes, 0,
+                 static_cast<size_t>((end - begin) * row_bytes));
     }
     recv.base[r] = reinterpret_cast<char*>(results[r].recv.data());
     recv.pitch[r] = row_bytes;
@@ -74,8 +82,8 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
     results[r].extra_recv.assign(static_cast<size_t>(plans[r].num_recv_rows() * extra_bytes),
                                  std::byte{0x5a});
     for (const auto& [begin, end] : plans[r].data().padding) {
-      std::memset(results[r].extra_recv.data() + begin * extra_bytes, 0,
-                  static_cast<size_t>((end - begin) * extra_bytes));
+      zero_bytes(results[r].extra_recv.data() + begin * extra_bytes, 0,
+                 static_cast<size_t>((end - begin) * extra_bytes));
     }
     extra_recv.base[r] = reinterpret_cast<char*>(results[r].extra_recv.data());
     extra_recv.pitch[r] = extra_bytes;
@@ -149,30 +157,30 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     std::vector<std::byte> x = x_of(c, static_cast<int>(s));
     send[s].resize(lists[s].permute.size() * row_bytes);
     for (const baseline::RowMove& move : lists[s].permute) {
-      std::memcpy(row(send[s], move.to), row(x, move.from), row_bytes);
+      copy_bytes(row(send[s], move.to), row(x, move.from), row_bytes);
     }
   }
   for (size_t d = 0; d < world; ++d) {
     stage[d].resize(static_cast<size_t>(lists[d].stage_offsets[world]) * row_bytes);
     for (size_t s = 0; s < world; ++s) {
       const int64_t rows = lists[d].stage_offsets[s + 1] - lists[d].stage_offsets[s];
-      std::memcpy(row(stage[d], lists[d].stage_offsets[s]), row(send[s], lists[s].send_offsets[d]),
-                  static_cast<size_t>(rows) * row_bytes);
+      copy_bytes(row(stage[d], lists[d].stage_offsets[s]), row(send[s], lists[s].send_offsets[d]),
+                 static_cast<size_t>(rows) * row_bytes);
     }
     std::vector<std::byte>& recv = results[d].recv;
     recv.assign(static_cast<size_t>(plans[d].num_recv_rows()) * row_bytes, std::byte{0x5a});
     for (const auto& [begin, end] : plans[d].data().padding) {
-      std::memset(row(recv, begin), 0, static_cast<size_t>(end - begin) * row_bytes);
+      zero_bytes(row(recv, begin), 0, static_cast<size_t>(end - begin) * row_bytes);
     }
     for (const baseline::RowMove& move : lists[d].resort) {
-      std::memcpy(row(recv, move.to), row(stage[d], move.from), row_bytes);
+      copy_bytes(row(recv, move.to), row(stage[d], move.from), row_bytes);
     }
   }
   if (!dtype_supports_combine(c.dtype)) return results;
   for (size_t d = 0; d < world; ++d) {
     std::vector<std::byte> y = y_of(c, static_cast<int>(d), plans[d].num_recv_rows());
     for (const baseline::RowMove& move : lists[d].resort) {
-      std::memcpy(row(stage[d], move.from), row(y, move.to), row_bytes);
+      copy_bytes(row(stage[d], move.from), row(y, move.to), row_bytes);
     }
   }
   const auto type = static_cast<core::RowType>(c.dtype);
@@ -180,8 +188,8 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     std::vector<std::byte> returned(send[s].size());
     for (size_t d = 0; d < world; ++d) {
       const int64_t rows = lists[s].send_offsets[d + 1] - lists[s].send_offsets[d];
-      std::memcpy(row(returned, lists[s].send_offsets[d]), row(stage[d], lists[d].stage_offsets[s]),
-                  static_cast<size_t>(rows) * row_bytes);
+      copy_bytes(row(returned, lists[s].send_offsets[d]), row(stage[d], lists[d].stage_offsets[s]),
+                 static_cast<size_t>(rows) * row_bytes);
     }
     core::PeerTable table{};
     table.base[0] = reinterpret_cast<char*>(returned.data());
