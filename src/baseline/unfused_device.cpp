@@ -3,13 +3,9 @@
 #include <string>
 
 #include "direct_combine.hpp"
-#include "row_gather.hpp"
+#include "gpu/row_moves.hpp"
 
 namespace fusco::baseline {
-
-static_assert(sizeof(RowMove) == sizeof(kernels::GatherRow) &&
-              offsetof(RowMove, from) == offsetof(kernels::GatherRow, token) &&
-              offsetof(RowMove, to) == offsetof(kernels::GatherRow, row));
 
 namespace {
 
@@ -18,23 +14,22 @@ Status launched(cudaError_t error, const char* step, size_t rank) {
                           std::string("unfused ") + step + " of rank " + std::to_string(rank));
 }
 
-Status gather(const void* src, void* dst, const gpu::DeviceBuffer& moves, size_t count,
-              int64_t row_bytes, cudaStream_t stream, const char* step, size_t rank) {
-  kernels::GatherRowsArgs args;
-  args.src = src;
-  args.dst = dst;
-  args.rows = moves.as<kernels::GatherRow>();
-  args.num_rows = static_cast<int64_t>(count);
-  args.row_bytes = row_bytes;
-  return launched(kernels::launch_gather_rows(args, stream), step, rank);
+// One block of the all-to-all: `rows` rows from row `from_row` of `from` to row `to_row` of
+// `to`, a device-to-device copy on `stream` (what ncclAllToAllv does over NVLink).
+Status copy_block(void* to, int64_t to_row, const void* from, int64_t from_row, int64_t rows,
+                  int64_t row_bytes, cudaStream_t stream, const char* step, size_t rank) {
+  if (rows == 0 || row_bytes == 0) return Status();
+  return launched(
+      cudaMemcpyAsync(static_cast<char*>(to) + to_row * row_bytes,
+                      static_cast<const char*>(from) + from_row * row_bytes,
+                      static_cast<size_t>(rows * row_bytes), cudaMemcpyDeviceToDevice, stream),
+      step, rank);
 }
 
-// The inverse moves (to -> from) of the re-sort: the un-sort of combine.
-std::vector<RowMove> inverse(const std::vector<RowMove>& moves) {
-  std::vector<RowMove> out;
-  out.reserve(moves.size());
-  for (const RowMove& move : moves) out.push_back({static_cast<int32_t>(move.to), 0, move.from});
-  return out;
+Status gather(const void* src, void* dst, const gpu::DeviceBuffer& moves, size_t count,
+              int64_t row_bytes, cudaStream_t stream, const char* step, size_t rank) {
+  return launched(gpu::launch_moves(src, row_bytes, dst, moves, count, row_bytes, stream), step,
+                  rank);
 }
 
 }  // namespace
@@ -58,7 +53,7 @@ Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     Result<gpu::DeviceBuffer> permute = gpu::DeviceBuffer::upload(mine.permute, "baseline lists");
     Result<gpu::DeviceBuffer> resort = gpu::DeviceBuffer::upload(mine.resort, "baseline lists");
     Result<gpu::DeviceBuffer> unsort =
-        gpu::DeviceBuffer::upload(inverse(mine.resort), "baseline lists");
+        gpu::DeviceBuffer::upload(inverse_moves(mine.resort), "baseline lists");
     Result<gpu::DeviceBuffer> terms =
         gpu::DeviceBuffer::upload(mine.return_terms, "baseline lists");
     Result<gpu::DeviceBuffer> token_groups =
@@ -127,14 +122,10 @@ Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
   for (size_t d = 0; d < world; ++d) {  // all-to-all: every receiver pulls its blocks
     cudaStream_t stream = group_->stream(static_cast<int>(d));
     for (size_t s = 0; s < world; ++s) {
-      const int64_t rows = lists_[d].stage_offsets[s + 1] - lists_[d].stage_offsets[s];
-      if (rows == 0 || row_bytes == 0) continue;
-      FUSCO_RETURN_IF_ERROR(launched(
-          cudaMemcpyAsync(
-              static_cast<char*>(stage_[d].data()) + lists_[d].stage_offsets[s] * row_bytes,
-              static_cast<const char*>(send_[s].data()) + lists_[s].send_offsets[d] * row_bytes,
-              static_cast<size_t>(rows * row_bytes), cudaMemcpyDeviceToDevice, stream),
-          "all-to-all", d));
+      FUSCO_RETURN_IF_ERROR(copy_block(stage_[d].data(), lists_[d].stage_offsets[s],
+                                       send_[s].data(), lists_[s].send_offsets[d],
+                                       lists_[d].stage_offsets[s + 1] - lists_[d].stage_offsets[s],
+                                       row_bytes, stream, "all-to-all", d));
     }
     for (const auto& [begin, end] : plans_[d].host().data().padding) {
       FUSCO_RETURN_IF_ERROR(
@@ -166,14 +157,10 @@ Status UnfusedDevice::combine(const std::vector<TensorView>& expert_out,
   for (size_t s = 0; s < world; ++s) {  // blocks back, then unpermute with the weighted sum
     cudaStream_t stream = group_->stream(static_cast<int>(s));
     for (size_t d = 0; d < world; ++d) {
-      const int64_t rows = lists_[s].send_offsets[d + 1] - lists_[s].send_offsets[d];
-      if (rows == 0 || row_bytes == 0) continue;
-      FUSCO_RETURN_IF_ERROR(launched(
-          cudaMemcpyAsync(
-              static_cast<char*>(send_[s].data()) + lists_[s].send_offsets[d] * row_bytes,
-              static_cast<const char*>(stage_[d].data()) + lists_[d].stage_offsets[s] * row_bytes,
-              static_cast<size_t>(rows * row_bytes), cudaMemcpyDeviceToDevice, stream),
-          "all-to-all back", s));
+      FUSCO_RETURN_IF_ERROR(copy_block(send_[s].data(), lists_[s].send_offsets[d], stage_[d].data(),
+                                       lists_[d].stage_offsets[s],
+                                       lists_[s].send_offsets[d + 1] - lists_[s].send_offsets[d],
+                                       row_bytes, stream, "all-to-all back", s));
     }
     const detail::PlanData& plan = plans_[s].host().data();
     kernels::DirectCombineArgs args;

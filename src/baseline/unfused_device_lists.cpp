@@ -75,6 +75,15 @@ Status set_receive_side(UnfusedDeviceLists& lists, const std::vector<int64_t>& c
   return Status();
 }
 
+std::vector<RowMove> inverse_moves(const std::vector<RowMove>& moves) {
+  std::vector<RowMove> out;
+  out.reserve(moves.size());
+  for (const RowMove& move : moves) {
+    out.push_back({static_cast<int32_t>(move.to), 0, move.from});
+  }
+  return out;
+}
+
 Result<std::vector<UnfusedDeviceLists>> unfused_device_lists(
     const std::vector<const detail::PlanData*>& plans) {
   const int world = static_cast<int>(plans.size());

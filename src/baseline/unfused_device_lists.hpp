@@ -45,6 +45,9 @@ Result<UnfusedDeviceLists> send_side_lists(const detail::PlanData& plan, int wor
 Status set_receive_side(UnfusedDeviceLists& lists, const std::vector<int64_t>& counts,
                         const std::vector<int64_t>& rows, int64_t num_recv_rows);
 
+/// The inverse moves (to -> from) of a re-sort: combine's un-sort.
+std::vector<RowMove> inverse_moves(const std::vector<RowMove>& moves);
+
 /// Every rank's lists from every rank's one-node plan (no staged rows). Fails when a row
 /// index exceeds the kernel's int32 source rows.
 Result<std::vector<UnfusedDeviceLists>> unfused_device_lists(

@@ -4,7 +4,7 @@
 
 #include "direct_combine.hpp"
 #include "gpu/cuda_status.hpp"
-#include "row_gather.hpp"
+#include "gpu/row_moves.hpp"
 
 namespace fusco::gpu {
 
@@ -50,23 +50,7 @@ std::vector<int64_t> ones(size_t world) {
 
 Status gather(const void* src, int64_t src_pitch, void* dst, const DeviceBuffer& moves,
               size_t count, int64_t row_bytes, cudaStream_t stream, const char* what) {
-  kernels::GatherRowsArgs args;
-  args.src = src;
-  args.dst = dst;
-  args.rows = moves.as<kernels::GatherRow>();
-  args.num_rows = static_cast<int64_t>(count);
-  args.row_bytes = row_bytes;
-  args.src_pitch = src_pitch;
-  return cuda_status(kernels::launch_gather_rows(args, stream), what);
-}
-
-std::vector<baseline::RowMove> inverse(const std::vector<baseline::RowMove>& moves) {
-  std::vector<baseline::RowMove> out;
-  out.reserve(moves.size());
-  for (const baseline::RowMove& move : moves) {
-    out.push_back({static_cast<int32_t>(move.to), 0, move.from});
-  }
-  return out;
+  return cuda_status(launch_moves(src, src_pitch, dst, moves, count, row_bytes, stream), what);
 }
 
 }  // namespace
@@ -126,7 +110,8 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   programme.stage_rows = lists.stage_offsets[w];
   Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload");
   Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload");
-  Result<DeviceBuffer> unsort = DeviceBuffer::upload(inverse(lists.resort), "plan upload");
+  Result<DeviceBuffer> unsort =
+      DeviceBuffer::upload(baseline::inverse_moves(lists.resort), "plan upload");
   Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload");
   for (const Status& status :
        {permute.status(), resort.status(), unsort.status(), terms.status()}) {
