@@ -25,11 +25,22 @@ jobs=$(nproc)
 # GoogleTest may be missing on the GPU machine: then only the benchmark is built.
 generator=()
 command -v ninja >/dev/null && generator=(-G Ninja)
+# NCCL with its device API (2.28+): in the CUDA toolkit, else the one PyTorch's wheels bring.
+nccl_args=()
+cuda_root=$(dirname "$(dirname "$nvcc")")
+if [ ! -f "$cuda_root/include/nccl_device.h" ]; then
+  nccl_root=$(python3 -c 'import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null)
+  if [ -n "$nccl_root" ] && [ -f "$nccl_root/include/nccl_device.h" ]; then
+    nccl_args=(-DNCCL_ROOT="$nccl_root")
+    [ -e "$nccl_root/lib/libnccl.so" ] || ln -sf libnccl.so.2 "$nccl_root/lib/libnccl.so" 2>/dev/null
+  fi
+fi
 configure() {
   cmake -S . -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DFUSCO_WITH_CUDA=ON -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_CUDA_ARCHITECTURES="$arch" \
     -DFUSCO_BUILD_TESTS="$1" -DFUSCO_BUILD_BENCH=ON -DFUSCO_WITH_PYTHON=OFF \
-    -DFUSCO_WITH_UCX=OFF -DFUSCO_WITH_MPI=OFF -DFUSCO_WERROR=ON >"$build.configure.log" 2>&1
+    -DFUSCO_WITH_UCX=OFF -DFUSCO_WITH_MPI=OFF -DFUSCO_WERROR=ON "${nccl_args[@]}" \
+    >"$build.configure.log" 2>&1
 }
 tests=ON
 if ! configure ON; then
@@ -42,7 +53,7 @@ if ! configure ON; then
     exit 1
   fi
 fi
-note "configured for sm_$arch, tests $tests ($(elapsed))"
+note "configured for sm_$arch, tests $tests, $(grep -o 'CUDA ON (NCCL [A-Z]*)' "$build.configure.log" || echo 'NCCL ?') ($(elapsed))"
 targets=(fusco_gpu_bench)
 [ "$tests" = ON ] && targets+=(fusco_gpu_tests)
 if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build.build.log" 2>&1; then
