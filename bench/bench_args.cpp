@@ -15,7 +15,10 @@ std::string bench_usage() {
                            mpirun -np N (fusco's shared-memory transport; the
                            baseline's all-to-all is MPI_Alltoallv);
                            ucx: processes under mpirun connected by UCX
-                           (UCX_TLS chooses shm, tcp, ...)
+                           (UCX_TLS chooses shm, tcp, ...);
+                           gpu: -r logical ranks on one GPU (fusco's GPU
+                           engine against the unfused GPU pipeline; builds
+                           with CUDA)
   -r, --ranks N            ranks (threads; with -t shm: the process count)    [8]
   -p, --ranks-per-node N   ranks per node                          [4]
   -b, --min-tokens N       tokens per rank, first size             [256]
@@ -73,8 +76,8 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       status = set_int(&args.ranks, 1, 1024);
       args.ranks_given = true;
     } else if (flag == "-t" || flag == "--transport") {
-      if (value != "inproc" && value != "shm" && value != "ucx") {
-        return bad_flag(flag, value, "not one of inproc, shm, ucx");
+      if (value != "inproc" && value != "shm" && value != "ucx" && value != "gpu") {
+        return bad_flag(flag, value, "not one of inproc, shm, ucx, gpu");
       }
       args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {
@@ -139,8 +142,12 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
   if (args.topk > args.experts) {
     return bad_flag("-k", std::to_string(args.topk), "more than the expert count");
   }
-  if (args.transport == "inproc") {
+  if (args.transport == "inproc" || args.transport == "gpu") {
     FUSCO_RETURN_IF_ERROR(settle_world(args, args.ranks));
+  }
+  if (args.transport == "gpu" && args.redundant > 0) {
+    return bad_flag("--redundant", std::to_string(args.redundant),
+                    "not offered with -t gpu (the GPU run uses the contiguous expert map)");
   }
   return args;
 }

@@ -15,7 +15,7 @@ namespace fusco::bench {
 struct BenchArgs {
   int ranks = 8;
   bool ranks_given = false;          // -r on the command line
-  std::string transport = "inproc";  // -t: inproc (threads), shm or ucx (processes, mpirun)
+  std::string transport = "inproc";  // -t: inproc (threads), shm or ucx (processes), gpu
   int ranks_per_node = 4;
   int64_t min_tokens = 256;   // -b
   int64_t max_tokens = 2048;  // -e

@@ -16,6 +16,9 @@
 #include "bench_args.hpp"
 #include "bench_ranks.hpp"
 #include "fusco/fusco.hpp"
+#ifdef FUSCO_BENCH_WITH_GPU
+#include "gpu_sizes.hpp"
+#endif
 #ifdef FUSCO_BENCH_WITH_MPI
 #include "mpi_ranks.hpp"
 #endif
@@ -403,6 +406,50 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   json << "  ]\n}\n";
 }
 
+// -t gpu: one size on one GPU, in the columns of the other transports (no wire bytes: the
+// logical ranks share the device; cpyGB/s is the device-to-device copy of the delivered bytes).
+Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
+#ifdef FUSCO_BENCH_WITH_GPU
+  Result<GpuSize> measured = run_gpu_size(args, tokens);
+  if (!measured.ok() && measured.status().code() == StatusCode::kUnsupported) {
+    return Status(StatusCode::kUnsupported,
+                  "-t gpu: no usable CUDA device (" + measured.status().message() + ")");
+  }
+  FUSCO_RETURN_IF_ERROR(measured.status());
+  const GpuSize& g = measured.value();
+  SizeResult r;
+  r.tokens = tokens;
+  r.recv_rows = g.recv_rows;
+  r.plan_us = g.plan_us;
+  r.dispatch_us = g.dispatch_us;
+  r.combine_us = g.combine_us;
+  r.base_dispatch_us = g.base_dispatch_us;
+  r.base_combine_us = g.base_combine_us;
+  const double rank_bytes =
+      g.recv_rows * static_cast<double>(args.hidden) * static_cast<double>(dtype_size(args.dtype));
+  const double share = static_cast<double>(args.ranks - 1) / args.ranks;
+  r.dispatch_algbw = g.dispatch_us > 0 ? rank_bytes / g.dispatch_us / 1e3 : 0;
+  r.dispatch_busbw = r.dispatch_algbw * share;
+  r.combine_algbw = g.combine_us > 0 ? rank_bytes / g.combine_us / 1e3 : 0;
+  r.combine_busbw = r.combine_algbw * share;
+  r.speedup = (g.base_dispatch_us + g.base_combine_us) / (g.dispatch_us + g.combine_us);
+  r.memcpy_gbps = g.copy_us > 0 ? g.delivered_bytes / g.copy_us / 1e3 : 0;
+  r.bound_ratio = g.copy_us > 0 ? g.dispatch_us / g.copy_us : 0;
+  r.wrong = g.wrong;
+  std::printf(
+      "# %ld tokens on %s: dispatch bandwidth / D2D copy bandwidth %.2f (goal >= 0.80), "
+      "unfused / fused time %.2fx (goal >= 1.8x)\n",
+      static_cast<long>(tokens), g.device, g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0,
+      r.speedup);
+  return r;
+#else
+  (void)args;
+  (void)tokens;
+  return Status(StatusCode::kUnsupported,
+                "flag -t = 'gpu': this fusco_bench was built without CUDA (FUSCO_WITH_CUDA)");
+#endif
+}
+
 // The rank driver for args.transport; settles the rank count.
 Result<std::unique_ptr<Ranks>> make_ranks(BenchArgs& args, int* argc, char*** argv) {
   if (args.transport == "inproc") {
@@ -432,7 +479,12 @@ int run(int argc, char** argv) {
     std::fputs(bench_usage().c_str(), stdout);
     return 0;
   }
-  Result<std::unique_ptr<Ranks>> made = make_ranks(args, &argc, &argv);
+  if (args.transport == "gpu") {
+    args.ranks_per_node = args.ranks;  // the logical ranks share one device: one node
+  }
+  Result<std::unique_ptr<Ranks>> made =
+      args.transport == "gpu" ? Result<std::unique_ptr<Ranks>>(std::make_unique<ThreadRanks>(1))
+                              : make_ranks(args, &argc, &argv);
   if (!made.ok()) {
     std::fprintf(stderr, "fusco_bench: %s\n", made.status().message().c_str());
     return 2;
@@ -446,7 +498,8 @@ int run(int argc, char** argv) {
   std::vector<SizeResult> rows;
   for (int64_t tokens = args.min_tokens; tokens <= args.max_tokens;
        tokens = tokens == 0 ? 1 : tokens * args.factor) {
-    Result<SizeResult> row = run_size(args, tokens, ranks, copies);
+    Result<SizeResult> row =
+        args.transport == "gpu" ? run_gpu_row(args, tokens) : run_size(args, tokens, ranks, copies);
     if (!row.ok()) {
       std::fprintf(stderr, "fusco_bench: rank %d, %ld tokens: %s\n", ranks.first(),
                    static_cast<long>(tokens), row.status().to_string().c_str());

@@ -2,8 +2,8 @@
 # The GPU check, for a machine with an NVIDIA GPU, CUDA and no internet (issue 6): builds the
 # CUDA code for this GPU's architecture, runs the GPU tests (kernels against the CPU, and the
 # one-GPU engine and unfused baseline with W = 1, 2, 4, 8 logical ranks over every one-node
-# routing case against the reference; plain and under compute-sanitizer when present) and
-# fusco_gpu_bench (fused vs unfused vs copy), and prints a summary. Meant to finish in a few
+# routing case against the reference, NCCL at world size 1; plain and under compute-sanitizer
+# when present) and `fusco_bench -t gpu` (fused vs unfused vs copy), and prints a summary. Meant to finish in a few
 # minutes: it builds only what it runs. Prints what it skipped and why.
 # Usage: scripts/gpu-check.sh [build dir, default build-gpu]
 set -uo pipefail
@@ -54,7 +54,7 @@ if ! configure ON; then
   fi
 fi
 note "configured for sm_$arch, tests $tests, $(grep -o 'CUDA ON (NCCL [A-Z]*)' "$build.configure.log" || echo 'NCCL ?') ($(elapsed))"
-targets=(fusco_gpu_bench)
+targets=(fusco_bench)
 [ "$tests" = ON ] && targets+=(fusco_gpu_tests)
 if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$build.build.log" 2>&1; then
   tail -n 40 "$build.build.log"
@@ -88,10 +88,11 @@ else
   note "GoogleTest not found: GPU tests skipped"
 fi
 # The issue-6 measurement (DeepSeek-V3 shape, 8 logical ranks x 4096 tokens) and a skewed
-# routing; each prints its goal lines, which go into the summary.
+# routing; each prints its goal line, which goes into the summary with the #wrong line.
 for routing in uniform zipf:1.0; do
-  if timeout 240 "$build/bench/fusco_gpu_bench" --routing "$routing" | tee "$build.bench.$routing.txt"; then
-    while read -r goal; do note "$routing: $goal"; done < <(grep -E "goal|differ" "$build.bench.$routing.txt")
+  if timeout 240 "$build/bench/fusco_bench" -t gpu -r 8 -b 4096 -e 4096 -H 7168 -k 8 -E 256 \
+       -R "$routing" -n 20 -w 2 -J "$build.bench.$routing.json" | tee "$build.bench.$routing.txt"; then
+    while read -r goal; do note "$routing: $goal"; done < <(grep -E "goal|Out of bounds" "$build.bench.$routing.txt")
   else
     note "benchmark ($routing) FAILED"
     status=1

@@ -1,0 +1,215 @@
+#include "gpu_sizes.hpp"
+
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "baseline/unfused_device.hpp"
+#include "fusco/gpu.hpp"
+#include "reference/reference.hpp"
+#include "testing/data.hpp"
+#include "testing/routing.hpp"
+
+namespace fusco::bench {
+
+namespace {
+
+// Median over `iters` runs of `step` after `warmup` runs, timed on `stream`: every rank's
+// stream joins it through the step's own barriers.
+Result<double> median_us(int warmup, int iters, cudaStream_t stream,
+                         const std::function<Status()>& step) {
+  cudaEvent_t start = nullptr;
+  cudaEvent_t stop = nullptr;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  std::vector<double> times;
+  Status status;
+  for (int i = 0; i < warmup + iters && status.ok(); ++i) {
+    cudaEventRecord(start, stream);
+    status = step();
+    cudaEventRecord(stop, stream);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    if (i >= warmup) times.push_back(ms * 1e3);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  FUSCO_RETURN_IF_ERROR(status);
+  std::sort(times.begin(), times.end());
+  return times.empty() ? 0.0 : times[times.size() / 2];
+}
+
+// Device memory of one run, freed at the end.
+class DeviceBlocks {
+ public:
+  ~DeviceBlocks() {
+    for (void* p : blocks_) cudaFree(p);
+  }
+  Result<TensorView> matrix(DType dtype, int64_t rows, int64_t cols) {
+    void* p = nullptr;
+    const size_t bytes = std::max<size_t>(16, static_cast<size_t>(rows * cols) * dtype_size(dtype));
+    FUSCO_RETURN_IF_ERROR(gpu::cuda_status(cudaMalloc(&p, bytes), "fusco_bench -t gpu buffers"));
+    blocks_.push_back(p);
+    TensorView view = TensorView::host(p, dtype, {rows, cols});
+    view.device = Device::kCuda;
+    return view;
+  }
+
+ private:
+  std::vector<void*> blocks_;
+};
+
+std::vector<std::byte> download(const TensorView& view) {
+  std::vector<std::byte> host(static_cast<size_t>(view.nbytes()));
+  if (!host.empty()) cudaMemcpy(host.data(), view.data, host.size(), cudaMemcpyDeviceToHost);
+  return host;
+}
+
+int64_t differing(const std::vector<std::byte>& a, const std::vector<std::byte>& b, size_t elem) {
+  int64_t wrong = 0;
+  for (size_t i = 0; i + elem <= std::min(a.size(), b.size()); i += elem) {
+    wrong += std::equal(a.begin() + static_cast<std::ptrdiff_t>(i),
+                        a.begin() + static_cast<std::ptrdiff_t>(i + elem),
+                        b.begin() + static_cast<std::ptrdiff_t>(i))
+                 ? 0
+                 : 1;
+  }
+  return wrong +
+         static_cast<int64_t>((std::max(a.size(), b.size()) - std::min(a.size(), b.size())) / elem);
+}
+
+}  // namespace
+
+Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
+  static cudaDeviceProp prop{};
+  auto made = gpu::DeviceGroup::create(args.ranks);
+  FUSCO_RETURN_IF_ERROR(made.status());
+  gpu::DeviceGroup& group = *made.value();
+  cudaGetDeviceProperties(&prop, group.device());
+  const auto world = static_cast<size_t>(args.ranks);
+  const Topology topology = Topology::single_node(args.ranks);
+  const size_t elem = dtype_size(args.dtype);
+  const auto row_bytes = static_cast<int64_t>(args.hidden) * static_cast<int64_t>(elem);
+  const bool combines = dtype_supports_combine(args.dtype) && args.dtype != DType::kFloat64;
+
+  std::vector<std::vector<int64_t>> ids(world);
+  std::vector<std::vector<std::byte>> x_host(world), w_host(world);
+  std::vector<TensorView> idx, x_views;
+  for (size_t r = 0; r < world; ++r) {
+    const std::vector<int32_t> drawn = testing::generate_routing(
+        args.routing, tokens, args.topk, args.experts, static_cast<int>(r), topology, args.seed);
+    ids[r].assign(drawn.begin(), drawn.end());
+    x_host[r] = testing::random_elements(args.dtype, tokens * args.hidden, args.seed * 31 + r);
+    w_host[r] = testing::random_elements(DType::kFloat32, tokens * args.topk, args.seed * 41 + r);
+  }
+  for (size_t r = 0; r < world; ++r) {
+    idx.push_back(TensorView::host(ids[r].data(), DType::kInt64, {tokens, args.topk}));
+    x_views.push_back(TensorView::host(x_host[r].data(), args.dtype, {tokens, args.hidden}));
+  }
+  PlanOptions options;
+  options.chunk_bytes = args.chunk_bytes;
+  const auto plan_start = std::chrono::steady_clock::now();
+  Result<std::vector<gpu::DevicePlan>> plans = group.plan(idx, args.experts, ExpertMap(), options);
+  FUSCO_RETURN_IF_ERROR(plans.status());
+  GpuSize result;
+  result.device = prop.name;
+  result.plan_us =
+      std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - plan_start)
+          .count();
+
+  DeviceBlocks memory;
+  std::vector<TensorView> x, w, recv, out, base_recv, base_out;
+  for (size_t r = 0; r < world; ++r) {
+    const int64_t rows = plans.value()[r].host().num_recv_rows();
+    result.recv_rows += static_cast<double>(rows) / static_cast<double>(world);
+    result.delivered_bytes += static_cast<double>(rows * row_bytes);
+    for (auto [list, dtype, count, cols] :
+         {std::tuple{&x, args.dtype, tokens, args.hidden},
+          std::tuple{&w, DType::kFloat32, tokens, static_cast<int64_t>(args.topk)},
+          std::tuple{&recv, args.dtype, rows, args.hidden},
+          std::tuple{&out, args.dtype, tokens, args.hidden},
+          std::tuple{&base_recv, args.dtype, rows, args.hidden},
+          std::tuple{&base_out, args.dtype, tokens, args.hidden}}) {
+      Result<TensorView> view = memory.matrix(dtype, count, cols);
+      FUSCO_RETURN_IF_ERROR(view.status());
+      list->push_back(view.value());
+    }
+    cudaMemcpy(x[r].data, x_host[r].data(), x_host[r].size(), cudaMemcpyHostToDevice);
+    cudaMemcpy(w[r].data, w_host[r].data(), w_host[r].size(), cudaMemcpyHostToDevice);
+  }
+  const auto bytes = static_cast<int64_t>(result.delivered_bytes);
+  Result<TensorView> copy_src = memory.matrix(DType::kInt8, 1, std::max<int64_t>(bytes, 1));
+  Result<TensorView> copy_dst = memory.matrix(DType::kInt8, 1, std::max<int64_t>(bytes, 1));
+  FUSCO_RETURN_IF_ERROR(copy_src.status());
+  FUSCO_RETURN_IF_ERROR(copy_dst.status());
+  auto baseline = baseline::UnfusedDevice::create(group, plans.value(), row_bytes);
+  FUSCO_RETURN_IF_ERROR(baseline.status());
+
+  cudaStream_t s0 = group.stream(0);
+  const int warmup = std::max(1, args.warmup);
+  auto timed = [&](double* into, const std::function<Status()>& step) {
+    Result<double> us = median_us(warmup, args.iters, s0, step);
+    if (us.ok()) *into = us.value();
+    return us.status();
+  };
+  FUSCO_RETURN_IF_ERROR(timed(&result.copy_us, [&] {
+    return gpu::cuda_status(
+        cudaMemcpyAsync(copy_dst.value().data, copy_src.value().data, static_cast<size_t>(bytes),
+                        cudaMemcpyDeviceToDevice, s0),
+        "copy");
+  }));
+  FUSCO_RETURN_IF_ERROR(
+      timed(&result.dispatch_us, [&] { return group.dispatch(plans.value(), x, recv); }));
+  FUSCO_RETURN_IF_ERROR(
+      timed(&result.base_dispatch_us, [&] { return baseline.value()->dispatch(x, base_recv); }));
+  if (combines) {
+    FUSCO_RETURN_IF_ERROR(
+        timed(&result.combine_us, [&] { return group.combine(plans.value(), recv, w, out); }));
+    FUSCO_RETURN_IF_ERROR(timed(&result.base_combine_us,
+                                [&] { return baseline.value()->combine(base_recv, w, base_out); }));
+  }
+  FUSCO_RETURN_IF_ERROR(group.synchronize());
+
+  // Fused against unfused, and (with -c) against the reference.
+  std::vector<TensorView> w_views;
+  for (size_t r = 0; r < world; ++r) {
+    w_views.push_back(TensorView::host(w_host[r].data(), DType::kFloat32, {tokens, args.topk}));
+  }
+  const reference::ReceiveLayout layout =
+      args.check ? reference::receive_layout(idx, args.experts, ExpertMap(), topology)
+                 : reference::ReceiveLayout();
+  const reference::RowReader y_rows = [&](int rank, int64_t row) {
+    const reference::RowSource& source =
+        layout.rows[static_cast<size_t>(rank)][static_cast<size_t>(row)];
+    return x_host[static_cast<size_t>(source.rank)].data() +
+           static_cast<size_t>(source.token * row_bytes);
+  };
+  for (size_t r = 0; r < world; ++r) {
+    const std::vector<std::byte> got = download(recv[r]);
+    result.wrong += differing(got, download(base_recv[r]), elem);
+    if (combines) {
+      const std::vector<std::byte> got_out = download(out[r]);
+      result.wrong += differing(got_out, download(base_out[r]), elem);
+      if (args.check) {
+        result.wrong += differing(
+            got_out,
+            reference::combine_rank(layout, static_cast<int>(r), idx[r], w_views[r], y_rows,
+                                    args.dtype, args.hidden, topology, Dedup::kNone),
+            elem);
+      }
+    }
+    if (args.check) {
+      result.wrong +=
+          differing(got, reference::dispatch_rank(layout, x_views, static_cast<int>(r)), elem);
+    }
+  }
+  return result;
+}
+
+}  // namespace fusco::bench

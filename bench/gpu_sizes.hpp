@@ -1,0 +1,28 @@
+#pragma once
+
+// fusco_bench -t gpu: one size of the sweep on one GPU. W logical ranks
+// (fusco::gpu::DeviceGroup), the rows fed back as expert outputs (identity experts), measured
+// side by side with CUDA events, medians over the iterations: a device-to-device copy of the
+// delivered bytes (the bound), fused dispatch and combine, the unfused GPU pipeline.
+
+#include <cstdint>
+
+#include "bench_args.hpp"
+#include "fusco/status.hpp"
+
+namespace fusco::bench {
+
+struct GpuSize {
+  double recv_rows = 0;  // mean per rank
+  double plan_us = 0;    // host planning of all ranks + upload
+  double copy_us = 0, dispatch_us = 0, combine_us = 0;
+  double base_dispatch_us = 0, base_combine_us = 0;
+  double delivered_bytes = 0;  // all ranks
+  int64_t wrong = 0;           // elements differing from the reference (and fused vs unfused)
+  const char* device = "";     // the GPU's name
+};
+
+/// Runs one size; kUnsupported without a CUDA device.
+Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens);
+
+}  // namespace fusco::bench
