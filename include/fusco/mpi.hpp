@@ -43,6 +43,12 @@ inline Communicator::BootstrapAllgather mpi_allgather(MPI_Comm comm) {
 
 }  // namespace detail
 
+/// A collective byte exchange over `comm` (every process's bytes, in rank order): what
+/// Communicator::create_ucx and gpu::NcclCommunicator::create take as their bootstrap.
+inline Communicator::BootstrapAllgather mpi_bootstrap(MPI_Comm comm) {
+  return detail::mpi_allgather(comm);
+}
+
 /// Collective over `comm`: every process of `comm` gets the Communicator of its rank in
 /// `comm`, grouped into logical nodes of `ranks_per_node` (0: one node). `transport`:
 ///  - "shm" (default): MPI only hands out the group's name; rows move through the

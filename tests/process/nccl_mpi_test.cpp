@@ -28,7 +28,7 @@ TEST(NcclMpi, EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
     gpu::NcclOptions options;
     options.path = path;
     auto comm = gpu::NcclCommunicator::create(std::move(host).value(),
-                                              detail::mpi_allgather(MPI_COMM_WORLD), options);
+                                              mpi_bootstrap(MPI_COMM_WORLD), options);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
     int index = 0;
     for (const Case& c : one_node_cases(world)) {
