@@ -1,6 +1,6 @@
 #pragma once
 
-// The unfused pipeline on one GPU, for fusco_gpu_bench's side-by-side column: permute kernel,
+// The unfused pipeline on one GPU, for fusco_bench -t gpu's side-by-side columns: permute kernel,
 // all-to-all of contiguous blocks (device-to-device copies between the logical ranks'
 // buffers, what ncclAllToAllv does over NVLink), re-sort kernel; combine in reverse with the
 // same fixed-order reduction as the fused engine. Runs on the DeviceGroup's streams.

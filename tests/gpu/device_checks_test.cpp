@@ -1,0 +1,96 @@
+// The GPU engine's argument checks (src/gpu/device_checks.cpp) run on the host before anything
+// is enqueued, so they are tested here with device views that are never dereferenced: every
+// error names the argument, its rank and the expected shape or dtype.
+
+#include "gpu/device_checks.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace fusco::gpu {
+namespace {
+
+// A device view of a fake (never dereferenced) 256-byte aligned address.
+TensorView device_view(DType dtype, int64_t rows, int64_t cols) {
+  TensorView view =
+      TensorView::host(reinterpret_cast<void*>(uintptr_t{1} << 20), dtype, {rows, cols});
+  view.device = Device::kCuda;
+  return view;
+}
+
+detail::PlanData plan_of(int64_t tokens, int64_t recv_rows, int topk) {
+  detail::PlanData plan;
+  plan.num_tokens = tokens;
+  plan.num_recv_rows = recv_rows;
+  plan.topk = topk;
+  return plan;
+}
+
+void expect_error(const Status& status, StatusCode code, const std::string& text) {
+  EXPECT_EQ(status.code(), code) << status.to_string();
+  EXPECT_NE(status.message().find(text), std::string::npos) << status.message();
+}
+
+TEST(DeviceChecks, Dispatch_NamesTheRankTheArgumentAndTheExpectedShape) {
+  const detail::PlanData a = plan_of(4, 10, 2);
+  const detail::PlanData b = plan_of(3, 7, 2);
+  const std::vector<const detail::PlanData*> plans = {&a, &b};
+  const DType bf16 = DType::kBFloat16;
+  EXPECT_TRUE(check_device_dispatch(plans, {device_view(bf16, 4, 8), device_view(bf16, 3, 8)},
+                                    {device_view(bf16, 10, 8), device_view(bf16, 7, 8)})
+                  .ok());
+  expect_error(check_device_dispatch(plans, {device_view(bf16, 4, 8)}, {}),
+               StatusCode::kInvalidArgument, "x has 1 entries but the group has 2 ranks");
+  expect_error(check_device_dispatch(plans, {device_view(bf16, 4, 8), device_view(bf16, 3, 8)},
+                                     {device_view(bf16, 10, 8), device_view(bf16, 8, 8)}),
+               StatusCode::kInvalidArgument, "recv[1] is [8, 8] bf16 cuda but must be [7, 8]");
+  expect_error(check_device_dispatch(plans, {device_view(bf16, 4, 8), device_view(bf16, 3, 9)},
+                                     {device_view(bf16, 10, 8), device_view(bf16, 7, 8)}),
+               StatusCode::kInvalidArgument, "x[1] is [3, 9] bf16 cuda but must be [3, 8]");
+  TensorView on_host = device_view(bf16, 4, 8);
+  on_host.device = Device::kHost;
+  expect_error(check_device_dispatch(plans, {on_host, device_view(bf16, 3, 8)},
+                                     {device_view(bf16, 10, 8), device_view(bf16, 7, 8)}),
+               StatusCode::kInvalidArgument, "x[0] must be CUDA device memory");
+  expect_error(
+      check_device_dispatch(plans, {device_view(bf16, 4, 8), device_view(bf16, 3, 8)},
+                            {device_view(bf16, 10, 8), device_view(DType::kFloat16, 7, 8)}),
+      StatusCode::kInvalidArgument, "recv[1] is [7, 8] fp16 cuda but must have dtype bf16");
+}
+
+TEST(DeviceChecks, Combine_RequiresFp32WeightsAndACombinableDtype) {
+  const detail::PlanData a = plan_of(4, 10, 2);
+  const std::vector<const detail::PlanData*> plans = {&a};
+  const DType fp16 = DType::kFloat16;
+  EXPECT_TRUE(check_device_combine(plans, {device_view(fp16, 10, 8)},
+                                   {device_view(DType::kFloat32, 4, 2)}, {device_view(fp16, 4, 8)})
+                  .ok());
+  expect_error(
+      check_device_combine(plans, {device_view(fp16, 10, 8)}, {device_view(DType::kFloat64, 4, 2)},
+                           {device_view(fp16, 4, 8)}),
+      StatusCode::kInvalidArgument, "topk_weights[0] is [4, 2] fp64 cuda but must have dtype fp32");
+  expect_error(check_device_combine(plans, {device_view(DType::kFloat64, 10, 8)},
+                                    {device_view(DType::kFloat32, 4, 2)},
+                                    {device_view(DType::kFloat64, 4, 8)}),
+               StatusCode::kUnsupported, "combine on the GPU sums fp32, fp16 or bf16");
+  expect_error(
+      check_device_combine(plans, {device_view(fp16, 10, 8)}, {device_view(DType::kFloat32, 4, 3)},
+                           {device_view(fp16, 4, 8)}),
+      StatusCode::kInvalidArgument, "topk_weights[0] is [4, 3] fp32 cuda but must be [4, 2]");
+}
+
+TEST(DeviceChecks, Companion_RowsMatchThePlanAndOneDtype) {
+  const detail::PlanData a = plan_of(4, 10, 2);
+  EXPECT_TRUE(check_rank_companion(a, device_view(DType::kFloat32, 4, 3),
+                                   device_view(DType::kFloat32, 10, 3), 3, DType::kFloat32, "[0]")
+                  .ok());
+  expect_error(check_rank_companion(a, device_view(DType::kFloat32, 4, 3),
+                                    device_view(DType::kFloat32, 9, 3), 3, DType::kFloat32, "[0]"),
+               StatusCode::kInvalidArgument,
+               "extra_recv[0] is [9, 3] fp32 cuda but must be [10, 3]");
+}
+
+}  // namespace
+}  // namespace fusco::gpu
