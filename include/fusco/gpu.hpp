@@ -53,8 +53,9 @@ class DeviceGroup {
   /// Rank `rank`'s stream: its calls run there; inputs written on it are seen by the calls.
   cudaStream_t stream(int rank) const;
 
-  /// The planning collective: plans[r] for rank r's host `topk_idx[r]` [T_r, k], made by the
-  /// CPU planner (ranks as threads of one node), with every rank's programme uploaded.
+  /// The planning collective: plans[r] for rank r's `topk_idx[r]` [T_r, k] (host memory, or
+  /// device memory copied to the host first: plans are made by the CPU planner, ranks as
+  /// threads of one node), with every rank's programme uploaded.
   Result<std::vector<DevicePlan>> plan(const std::vector<TensorView>& topk_idx, int64_t num_experts,
                                        const ExpertMap& expert_map = {},
                                        const PlanOptions& options = {});

@@ -74,7 +74,8 @@ class NcclCommunicator {
   cudaStream_t stream() const;
   ncclComm_t nccl() const;
 
-  /// Collective: the plan of host `topk_idx` [T, k], its programme uploaded.
+  /// Collective: the plan of `topk_idx` [T, k] (host memory, or device memory copied to the
+  /// host first, synchronously), its programme uploaded.
   Result<DevicePlan> plan(const TensorView& topk_idx, int64_t num_experts,
                           const ExpertMap& expert_map = {},
                           const PlanOptions& options = PlanOptions());

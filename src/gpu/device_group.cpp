@@ -9,6 +9,7 @@
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
+#include "gpu/host_routing.hpp"
 #include "plan/plan_data.hpp"
 
 namespace fusco::gpu {
@@ -132,6 +133,15 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
                                                   int64_t num_experts, const ExpertMap& expert_map,
                                                   const PlanOptions& options) {
   FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), impl_->world));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  std::vector<std::vector<std::byte>> copies(topk_idx.size());
+  std::vector<TensorView> routing;
+  for (size_t r = 0; r < topk_idx.size(); ++r) {
+    Result<TensorView> host =
+        host_routing(topk_idx[r], copies[r], "topk_idx[" + std::to_string(r) + "]");
+    FUSCO_RETURN_IF_ERROR(host.status());
+    routing.push_back(host.value());
+  }
   std::vector<Result<Plan>> plans(static_cast<size_t>(impl_->world),
                                   Status(StatusCode::kAborted, ""));
   std::vector<std::thread> threads;
@@ -139,11 +149,10 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
   for (int r = 0; r < impl_->world; ++r) {
     threads.emplace_back([&, r] {
       const auto rr = static_cast<size_t>(r);
-      plans[rr] = impl_->planners[rr].plan(topk_idx[rr], num_experts, expert_map, options);
+      plans[rr] = impl_->planners[rr].plan(routing[rr], num_experts, expert_map, options);
     });
   }
   for (std::thread& thread : threads) thread.join();
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
   std::vector<DevicePlan> uploaded;
   for (Result<Plan>& plan : plans) {
     FUSCO_RETURN_IF_ERROR(plan.status());

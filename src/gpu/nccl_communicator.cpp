@@ -8,6 +8,7 @@
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
+#include "gpu/host_routing.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "nccl_lsa.hpp"
 
@@ -365,7 +366,12 @@ ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 
 Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                           const ExpertMap& expert_map, const PlanOptions& options) {
-  Result<Plan> plan = impl_->host.plan(topk_idx, num_experts, expert_map, options);
+  // Routing on the GPU is copied to the host first; every rank learns whether all copies
+  // worked before any enters the planning collective.
+  std::vector<std::byte> copy;
+  Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
+  FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, routing.status(), "plan"));
+  Result<Plan> plan = impl_->host.plan(routing.value(), num_experts, expert_map, options);
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();

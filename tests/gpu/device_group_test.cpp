@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -175,6 +176,29 @@ TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
           << "world " << world << " case " << index;
       ++index;
     }
+  }
+}
+
+TEST(DeviceGroup, RoutingOnTheDevice_PlansLikeRoutingOnTheHost) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  std::vector<std::vector<int64_t>> ids = {{0, 3, 1, 1, 2, -1}, {3, 2, -1, -1, 0, 0}};
+  std::vector<TensorView> host, device;
+  for (std::vector<int64_t>& rank_ids : ids) {
+    host.push_back(TensorView::host(rank_ids.data(), DType::kInt64, {3, 2}));
+    std::vector<std::byte> bytes(rank_ids.size() * sizeof(int64_t));
+    std::memcpy(bytes.data(), rank_ids.data(), bytes.size());
+    device.push_back(on_device(memory.copy_of(bytes), DType::kInt64, 3, 2));
+  }
+  auto from_host = group.value()->plan(host, 4);
+  auto from_device = group.value()->plan(device, 4);
+  ASSERT_TRUE(from_host.ok() && from_device.ok()) << from_device.status().to_string();
+  for (size_t r = 0; r < 2; ++r) {
+    EXPECT_EQ(from_device.value()[r].host().tokens_per_expert(),
+              from_host.value()[r].host().tokens_per_expert());
+    EXPECT_EQ(from_device.value()[r].host().slot_ranks(), from_host.value()[r].host().slot_ranks());
   }
 }
 
