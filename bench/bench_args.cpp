@@ -31,6 +31,8 @@ std::string bench_usage() {
   -R, --routing S          uniform | zipf:<s> | node-confined | hot:<f>        [uniform]
   -D, --dedup M            none | rank | node                      [node]
       --relay P            rail | balanced (node dedup's relay)    [rail]
+      --process-relays M   auto | on | off: node dedup's relays between
+                           processes (auto: when nodes are machines)   [auto]
       --redundant N        N extra expert copies placed EPLB style on the least
                            loaded ranks (by this routing); the planner picks a
                            copy per row; the baseline keeps one copy each   [0]
@@ -122,6 +124,10 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       Result<RelayPolicy> relay = relay_policy_from_name(value);
       if (!relay.ok()) return bad_flag(flag, value, relay.status().message());
       args.relay = relay.value();
+    } else if (flag == "--process-relays") {
+      Result<ProcessRelays> mode = process_relays_from_name(value);
+      if (!mode.ok()) return bad_flag(flag, value, mode.status().message());
+      args.process_relays = mode.value();
     } else if (flag == "--redundant") {
       status = set_int(&args.redundant, 0, int64_t{1} << 20);
     } else if (flag == "-D" || flag == "--dedup") {

@@ -26,7 +26,8 @@ struct BenchArgs {
   DType dtype = DType::kBFloat16;
   testing::RoutingSpec routing;
   Dedup dedup = Dedup::kNode;
-  RelayPolicy relay = RelayPolicy::kRailAligned;  // --relay
+  RelayPolicy relay = RelayPolicy::kRailAligned;        // --relay
+  ProcessRelays process_relays = ProcessRelays::kAuto;  // --process-relays
   int64_t redundant = 0;  // --redundant N: extra expert copies, placed EPLB style by load
   int64_t chunk_bytes = int64_t{1} << 20;
   int iters = 5;          // -n

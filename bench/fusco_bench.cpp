@@ -181,6 +181,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
   options.dedup = args.dedup;
   options.chunk_bytes = args.chunk_bytes;
   options.relay = args.relay;
+  options.process_relays = args.process_relays;
   Result<ExpertMap> map = expert_map_for(args, in, world);
   FUSCO_RETURN_IF_ERROR(map.status());
   Result<std::vector<Communicator>> made = ranks.group(topology);
@@ -353,13 +354,14 @@ void print_header(const BenchArgs& args) {
   std::printf(
       "# fusco_bench %s: %d ranks (%d per node, transport %s), hidden %ld %s, top-%d of %ld "
       "experts, "
-      "routing %s, dedup %s, relay %s, %ld redundant copies, chunk %ld B, %d iters (+%d "
-      "warm-up)\n",
+      "routing %s, dedup %s, relay %s (between processes: %s), %ld redundant copies, chunk %ld "
+      "B, %d iters (+%d warm-up)\n",
       version(), args.ranks, args.ranks_per_node, args.transport.c_str(),
       static_cast<long>(args.hidden), dtype_name(args.dtype), args.topk,
       static_cast<long>(args.experts), args.routing.to_string().c_str(), dedup_name(args.dedup),
-      relay_policy_name(args.relay), static_cast<long>(args.redundant),
-      static_cast<long>(args.chunk_bytes), args.iters, args.warmup);
+      relay_policy_name(args.relay), process_relays_name(args.process_relays),
+      static_cast<long>(args.redundant), static_cast<long>(args.chunk_bytes), args.iters,
+      args.warmup);
   std::printf(
       "# times: median over iterations of (last rank end - first rank start); each iteration\n"
       "# runs memcpy, fusco and the baseline side by side (see docs/benchmarks.md)\n");
@@ -386,9 +388,10 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
        << "\", \"hidden\": " << args.hidden << ", \"dtype\": \"" << dtype_name(args.dtype)
        << "\", \"topk\": " << args.topk << ", \"experts\": " << args.experts << ", \"routing\": \""
        << args.routing.to_string() << "\", \"dedup\": \"" << dedup_name(args.dedup)
-       << "\", \"relay\": \"" << relay_policy_name(args.relay)
-       << "\", \"redundant\": " << args.redundant << ", \"chunk_bytes\": " << args.chunk_bytes
-       << ", \"iters\": " << args.iters << ",\n  \"results\": [\n";
+       << "\", \"relay\": \"" << relay_policy_name(args.relay) << "\", \"process_relays\": \""
+       << process_relays_name(args.process_relays) << "\", \"redundant\": " << args.redundant
+       << ", \"chunk_bytes\": " << args.chunk_bytes << ", \"iters\": " << args.iters
+       << ",\n  \"results\": [\n";
   for (size_t i = 0; i < rows.size(); ++i) {
     const SizeResult& r = rows[i];
     json << "    {\"tokens\": " << r.tokens << ", \"recv_rows\": " << r.recv_rows

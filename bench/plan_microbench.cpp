@@ -162,8 +162,8 @@ void BM_PlanOneRankReplicated(benchmark::State& state) {
     auto routed = plan::route_to_copies(idx, layout.value(), map.value(), replicated, choice);
     auto out_counts = plan::encode_expert_counts(routed.value().layout, routed.value().map);
     auto offsets = plan::compute_receiver_offsets(counts_in, 1);
-    detail::PlanData data =
-        plan::start_plan_data(0, topo, PlanOptions(), routed.value().layout, map.value(), true);
+    detail::PlanData data = plan::start_plan_data(0, topo, PlanOptions(), routed.value().layout,
+                                                  map.value(), true, false);
     auto metadata = plan::build_sender_side(data, routed.value().layout, routed.value().map,
                                             routed.value().view(), starts_in);
     Status decoded;

@@ -35,10 +35,10 @@ void names(const std::string& text) {
 }
 
 void environment(const std::string& text) {
-  for (const char* name :
-       {"FUSCO_DEDUP", "FUSCO_CHUNK_BYTES", "FUSCO_RELAY", "FUSCO_TIMEOUT_MS",
-        "FUSCO_SHM_SLOT_BYTES", "FUSCO_COMBINE_BUFFER_BYTES", "FUSCO_UCX_PROTOCOL",
-        "FUSCO_NCCL_WINDOW_BYTES", "FUSCO_NCCL_CHECK_CALLS", "FUSCO_NCCL_PATH"}) {
+  for (const char* name : {"FUSCO_DEDUP", "FUSCO_CHUNK_BYTES", "FUSCO_RELAY", "FUSCO_TIMEOUT_MS",
+                           "FUSCO_SHM_SLOT_BYTES", "FUSCO_COMBINE_BUFFER_BYTES",
+                           "FUSCO_UCX_PROTOCOL", "FUSCO_PROCESS_RELAYS", "FUSCO_NCCL_WINDOW_BYTES",
+                           "FUSCO_NCCL_CHECK_CALLS", "FUSCO_NCCL_PATH"}) {
     setenv(name, text.c_str(), 1);  // NOLINT(concurrency-mt-unsafe): single-threaded target
     Result<PlanOptions> options = PlanOptions::from_env();
     if (options.ok() && !options.value().validate().ok()) {

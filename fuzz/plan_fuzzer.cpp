@@ -66,6 +66,7 @@ Input read_input(FuzzedDataProvider& in) {
   }
   c.options.dedup = static_cast<Dedup>(in.ConsumeIntegralInRange(0, 2));
   c.options.relay = static_cast<RelayPolicy>(in.ConsumeIntegralInRange(0, 1));
+  c.options.process_relays = static_cast<ProcessRelays>(in.ConsumeIntegralInRange(0, 2));
   // Combine in rounds: room for a few rows (-1 is invalid; tiny bounds may need > 64 rounds).
   c.options.combine_buffer_bytes =
       in.ConsumeBool() ? in.ConsumeIntegralInRange<int64_t>(-1, 4096) : 0;

@@ -24,6 +24,18 @@ enum class RelayPolicy : int32_t {
   kBalanced = 1,
 };
 
+/// Whether node dedup uses relays between ranks that cannot store into each other's memory
+/// (processes). A relay of another node then receives each token once, parks its node peers'
+/// rows and forwards them in a second hop; combine ships it the weights and the peers' rows
+/// back, and it returns one partial sum per entry (same bits either way).
+enum class ProcessRelays : int32_t {
+  /// Relays where the transport's nodes are separate machines (UCX across machines): there
+  /// they cut network bytes; on one machine the second hop only adds copies.
+  kAuto = 0,
+  kOn = 1,   ///< Always (tests; machines split by a boundary the transport cannot see).
+  kOff = 2,  ///< Never: rows for another node go to each destination rank.
+};
+
 /// "none", "rank" or "node".
 const char* dedup_name(Dedup dedup);
 /// Parses "none", "rank" or "node"; the error names the text and the accepted values.
@@ -32,6 +44,10 @@ Result<Dedup> dedup_from_name(std::string_view name);
 const char* relay_policy_name(RelayPolicy policy);
 /// Parses "rail" or "balanced"; the error names the text and the accepted values.
 Result<RelayPolicy> relay_policy_from_name(std::string_view name);
+/// "auto", "on" or "off".
+const char* process_relays_name(ProcessRelays mode);
+/// Parses "auto", "on" or "off"; the error names the text and the accepted values.
+Result<ProcessRelays> process_relays_from_name(std::string_view name);
 
 /// How dispatch lays rows out in each rank's receive buffer; combine reads them back from the
 /// same places. Every layout puts each delivered (token, slot) row in exactly one row.
@@ -89,6 +105,9 @@ struct PlanOptions {
   /// Relay choice for node dedup. Default kRailAligned. Environment:
   /// FUSCO_RELAY=rail|balanced.
   RelayPolicy relay = RelayPolicy::kRailAligned;
+  /// Relays between processes under node dedup. Default kAuto. Environment:
+  /// FUSCO_PROCESS_RELAYS=auto|on|off.
+  ProcessRelays process_relays = ProcessRelays::kAuto;
   /// Bound on the buffer combine receives rows coming back from other nodes into, in bytes;
   /// 0 = no bound (one round). When the rows of one combine need more, combine runs in
   /// rounds inside the one call, each over a range of this rank's tokens (a round holds at

@@ -85,6 +85,14 @@ Result<PlanOptions> PlanOptions::from_env() {
     }
     options.dedup = dedup.value();
   }
+  if (auto text = core::env_string("FUSCO_PROCESS_RELAYS")) {
+    Result<ProcessRelays> mode = process_relays_from_name(*text);
+    if (!mode.ok()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "FUSCO_PROCESS_RELAYS: " + mode.status().message());
+    }
+    options.process_relays = mode.value();
+  }
   if (auto text = core::env_string("FUSCO_RELAY")) {
     Result<RelayPolicy> relay = relay_policy_from_name(*text);
     if (!relay.ok()) {

@@ -46,6 +46,27 @@ Result<RelayPolicy> relay_policy_from_name(std::string_view name) {
                 "relay policy '" + std::string(name) + "' is not known; expected rail or balanced");
 }
 
+const char* process_relays_name(ProcessRelays mode) {
+  switch (mode) {
+    case ProcessRelays::kOn:
+      return "on";
+    case ProcessRelays::kOff:
+      return "off";
+    default:
+      return "auto";
+  }
+}
+
+Result<ProcessRelays> process_relays_from_name(std::string_view name) {
+  for (ProcessRelays mode : {ProcessRelays::kAuto, ProcessRelays::kOn, ProcessRelays::kOff}) {
+    if (name == process_relays_name(mode)) {
+      return mode;
+    }
+  }
+  return Status(StatusCode::kInvalidArgument, "process relays '" + std::string(name) +
+                                                  "' is not known; expected auto, on or off");
+}
+
 const char* recv_layout_kind_name(RecvLayout::Kind kind) {
   switch (kind) {
     case RecvLayout::Kind::kExpertMajor:
@@ -88,6 +109,11 @@ Status PlanOptions::validate() const {
   if (dedup != Dedup::kNone && dedup != Dedup::kRank && dedup != Dedup::kNode) {
     return Status(StatusCode::kInvalidArgument,
                   "options.dedup has invalid code " + std::to_string(static_cast<int>(dedup)));
+  }
+  if (static_cast<int32_t>(process_relays) < 0 || static_cast<int32_t>(process_relays) > 2) {
+    return Status(StatusCode::kInvalidArgument,
+                  "options.process_relays has invalid code " +
+                      std::to_string(static_cast<int>(process_relays)));
   }
   if (relay != RelayPolicy::kRailAligned && relay != RelayPolicy::kBalanced) {
     return Status(StatusCode::kInvalidArgument,

@@ -124,20 +124,118 @@ void reduce_tokens(const transport::Transport& transport, const detail::PlanData
   }
 }
 
+// What a relay between processes reads instead of its peers' memory: the rows its node
+// peers sent back (by forward-buffer place) and the weights rows its sources sent (per
+// stream, one [k] row per entry).
+struct RelayInputs {
+  const std::byte* returned = nullptr;          // forward-buffer rows
+  std::vector<std::vector<std::byte>> weights;  // per staged_in stream
+};
+
 // Entry `entry`'s relay partial as one group: its node's rows, slots ascending.
-void collect_entry(const detail::StagedIn& in, const CombineSources& src, int topk, size_t entry,
-                   ReduceList& list) {
+void collect_entry(const detail::StagedIn& in, size_t stream, const CombineSources& src,
+                   const RelayInputs& relay, int topk, size_t entry, ReduceList& list) {
   list.clear();
-  const void* weights = src.weights_of[static_cast<size_t>(in.source)];
-  const int64_t token = in.tokens[entry];
+  const bool shipped = !relay.weights.empty();  // processes: the weights came with the call
+  const void* weights =
+      shipped ? static_cast<const void*>(relay.weights[stream].data() +
+                                         entry * static_cast<size_t>(topk) *
+                                             (src.weights_f64 ? sizeof(double) : sizeof(float)))
+              : src.weights_of[static_cast<size_t>(in.source)];
+  const int64_t token = shipped ? 0 : in.tokens[entry];
   for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
     const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-    list.terms.push_back(
-        {src.rows_of[static_cast<size_t>(row.rank)] +
-             static_cast<size_t>(row.row) * src.pitch_of[static_cast<size_t>(row.rank)],
-         weight_at(weights, src.weights_f64, token * topk + row.slot)});
+    const int64_t parked = in.forward.empty() ? -1 : in.forward[static_cast<size_t>(f)];
+    const std::byte* value =
+        parked >= 0
+            ? relay.returned + static_cast<size_t>(parked) * src.row_bytes
+            : src.rows_of[static_cast<size_t>(row.rank)] +
+                  static_cast<size_t>(row.row) * src.pitch_of[static_cast<size_t>(row.rank)];
+    list.terms.push_back({value, weight_at(weights, src.weights_f64, token * topk + row.slot)});
   }
   list.group_sizes.push_back(static_cast<int32_t>(list.terms.size()));
+}
+
+// Relays between processes, before the rounds: every source sends its relays the weights of
+// each entry's token, and every node peer sends its relays the expert outputs of the rows they
+// forwarded to it (into `relay`).
+Status gather_relay_inputs(transport::Transport& transport, const detail::PlanData& plan,
+                           const CombineSources& src, const TensorView& topk_weights,
+                           RelayInputs& relay, std::vector<std::byte>& returned,
+                           const transport::Deadline& deadline) {
+  const int me = transport.rank();
+  const size_t weight_row = static_cast<size_t>(plan.topk) * dtype_size(topk_weights.dtype);
+  const int64_t weight_chunk = rows_per_chunk(transport, plan, weight_row);
+  std::vector<ChunkStream> outgoing;
+  std::vector<ChunkStream> incoming;
+  for (size_t i = 0; i < plan.staged_out.size(); ++i) {
+    const detail::StagedOut& out = plan.staged_out[i];
+    if (!out.partial) continue;
+    const auto rows = static_cast<int64_t>(out.tokens.size());
+    outgoing.push_back({out.target, static_cast<int>(i), &transport.window(me, out.target), rows,
+                        chunk_count(rows, weight_chunk), 0});
+  }
+  relay.weights.assign(plan.staged_in.size(), {});
+  for (size_t i = 0; i < plan.staged_in.size(); ++i) {
+    const detail::StagedIn& in = plan.staged_in[i];
+    if (!in.partial) continue;
+    relay.weights[i].resize(static_cast<size_t>(in.num_entries()) * weight_row);
+    incoming.push_back({in.source, static_cast<int>(i), &transport.window(in.source, me),
+                        in.num_entries(), chunk_count(in.num_entries(), weight_chunk), 0});
+  }
+  const auto* weights = static_cast<const std::byte*>(topk_weights.data);
+  FUSCO_RETURN_IF_ERROR(pump_chunks(
+      transport, outgoing, incoming, weight_chunk, weight_row, deadline, "combine (relay weights)",
+      [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
+        const std::vector<int32_t>& tokens = plan.staged_out[static_cast<size_t>(s.index)].tokens;
+        for (int64_t i = 0; i < count; ++i) {
+          copy_row(
+              slot + static_cast<size_t>(i) * weight_row,
+              weights + static_cast<size_t>(tokens[static_cast<size_t>(first + i)]) * weight_row,
+              weight_row);
+        }
+      },
+      [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
+        copy_row(relay.weights[static_cast<size_t>(s.index)].data() +
+                     static_cast<size_t>(first) * weight_row,
+                 slot, static_cast<size_t>(count) * weight_row);
+      },
+      [] { return false; }));
+  // The forwarded rows' expert outputs, back from the node peers that own them.
+  const int64_t row_chunk = rows_per_chunk(transport, plan, src.row_bytes);
+  outgoing.clear();
+  incoming.clear();
+  for (size_t i = 0; i < plan.forward_in.size(); ++i) {
+    const detail::ForwardStream& in = plan.forward_in[i];
+    outgoing.push_back({in.peer, static_cast<int>(i), &transport.window(me, in.peer), in.rows,
+                        chunk_count(in.rows, row_chunk), 0});
+  }
+  for (size_t i = 0; i < plan.forward_out.size(); ++i) {
+    const detail::ForwardStream& out = plan.forward_out[i];
+    incoming.push_back({out.peer, static_cast<int>(i), &transport.window(out.peer, me), out.rows,
+                        chunk_count(out.rows, row_chunk), 0});
+  }
+  returned.resize(static_cast<size_t>(plan.forward_rows) * src.row_bytes);
+  relay.returned = returned.data();
+  const std::byte* mine = src.rows_of[static_cast<size_t>(me)];
+  const size_t pitch = src.pitch_of[static_cast<size_t>(me)];
+  return pump_chunks(
+      transport, outgoing, incoming, row_chunk, src.row_bytes, deadline,
+      "combine (forwarded rows back to relays)",
+      [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
+        const detail::ForwardStream& in = plan.forward_in[static_cast<size_t>(s.index)];
+        for (int64_t i = 0; i < count && !transport.broken(); ++i) {
+          copy_row(slot + static_cast<size_t>(i) * src.row_bytes,
+                   mine + static_cast<size_t>(in.recv_rows[static_cast<size_t>(first + i)]) * pitch,
+                   src.row_bytes);
+        }
+      },
+      [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
+        const detail::ForwardStream& out = plan.forward_out[static_cast<size_t>(s.index)];
+        copy_row(returned.data() + static_cast<size_t>(out.begin + first) * src.row_bytes, slot,
+                 static_cast<size_t>(count) * src.row_bytes);
+      },
+      [] { return false; });
 }
 
 }  // namespace
@@ -169,9 +267,25 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
               std::to_string(kMaxCombineRounds) + " rounds");
     }
   }
+  // Relays between processes need their sources' weights and their node peers' rows first.
+  const bool relays_between_processes = local.ok() && plan->partial_sums && !plan->direct_peers;
   if (local.ok()) {
     for (const detail::StagedOut& staged : plan->staged_out) {
       transport.window(staged.target, me)
+          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
+    }
+  }
+  if (relays_between_processes) {
+    const size_t weight_row = static_cast<size_t>(plan->topk) * dtype_size(topk_weights.dtype);
+    const int64_t weight_chunk = engine::rows_per_chunk(transport, *plan, weight_row);
+    for (const detail::StagedIn& in : plan->staged_in) {
+      if (in.partial) {
+        transport.window(in.source, me)
+            .reserve(std::max<size_t>(1, static_cast<size_t>(weight_chunk) * weight_row));
+      }
+    }
+    for (const detail::ForwardStream& peer : plan->forward_out) {
+      transport.window(peer.peer, me)
           .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * row_bytes));
     }
   }
@@ -210,7 +324,7 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   auto outgoing_slice = [&](const detail::StagedIn& in, int r) {
     const auto [begin, end] = round_tokens(headers[static_cast<size_t>(in.source)], r);
     const auto [lo, hi] = entries_of(in.tokens, begin, end);
-    if (plan->partial_sums) return Slice{lo, hi, lo, hi};
+    if (in.partial) return Slice{lo, hi, lo, hi};
     return Slice{lo, hi, in.fanout_begin[static_cast<size_t>(lo)],
                  in.fanout_begin[static_cast<size_t>(hi)]};
   };
@@ -237,12 +351,14 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   }
 
   const DType dtype = expert_out.dtype;
+  RelayInputs relay;
+  std::vector<std::byte> relay_rows;
   std::vector<Slice> out_slice(plan->staged_in.size());
   std::vector<int64_t> in_offset(plan->staged_out.size());  // a stream's place in the buffer
   auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
     const Slice& slice = out_slice[static_cast<size_t>(s.index)];
-    if (!plan->partial_sums) {
+    if (!in.partial) {
       for (int64_t i = 0; i < count && !transport.broken(); ++i) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(slice.row_lo + first + i)];
         copy_row(slot + static_cast<size_t>(i) * row_bytes,
@@ -256,10 +372,11 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
     const int64_t base = slice.entry_lo + first;
     ReduceList* current = &workspace.lists[0];
     ReduceList* next = &workspace.lists[1];
-    collect_entry(in, src, plan->topk, static_cast<size_t>(base), *current);
+    const auto stream = static_cast<size_t>(s.index);
+    collect_entry(in, stream, src, relay, plan->topk, static_cast<size_t>(base), *current);
     for (int64_t i = 0; i < count && !transport.broken(); ++i) {
       if (i + 1 < count) {
-        collect_entry(in, src, plan->topk, static_cast<size_t>(base + i + 1), *next);
+        collect_entry(in, stream, src, relay, plan->topk, static_cast<size_t>(base + i + 1), *next);
         prefetch_rows(dtype, next->terms.data(), next->terms.size(), hidden);
       }
       reduce_row(dtype, current->terms.data(), current->group_sizes.data(), 1,
@@ -274,6 +391,13 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
   };
   auto no_local_work = [] { return false; };
   PeerAccess access(transport, plan->options.timeout_ms);
+  if (relays_between_processes) {
+    const Status gathered =
+        gather_relay_inputs(transport, *plan, src, topk_weights, relay, relay_rows, deadline);
+    if (!gathered.ok()) {
+      return access.fail(gathered);
+    }
+  }
   for (int r = 0; r < rounds; ++r) {
     // Outgoing: as a target, send rows (or partial sums) back to each source.
     std::vector<ChunkStream> outgoing;

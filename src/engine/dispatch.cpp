@@ -25,6 +25,46 @@ struct RowStore {
   }
 };
 
+// The second hop of relays between processes: the rows parked in `parked` go to the node
+// peers that own them (plan.forward_out), and the rows this rank's relays parked for it
+// arrive and land in place (plan.forward_in).
+Status forward_rows(transport::Transport& transport, const detail::PlanData& plan,
+                    const std::vector<std::byte>& parked, const RowStore& rows,
+                    const RowStore& extra_rows, int64_t rows_per_chunk, size_t slot_row,
+                    const transport::Deadline& deadline) {
+  const int me = transport.rank();
+  std::vector<ChunkStream> outgoing;
+  for (size_t i = 0; i < plan.forward_out.size(); ++i) {
+    const detail::ForwardStream& out = plan.forward_out[i];
+    outgoing.push_back({out.peer, static_cast<int>(i), &transport.window(me, out.peer), out.rows,
+                        chunk_count(out.rows, rows_per_chunk), 0});
+  }
+  std::vector<ChunkStream> incoming;
+  for (size_t i = 0; i < plan.forward_in.size(); ++i) {
+    const detail::ForwardStream& in = plan.forward_in[i];
+    incoming.push_back({in.peer, static_cast<int>(i), &transport.window(in.peer, me), in.rows,
+                        chunk_count(in.rows, rows_per_chunk), 0});
+  }
+  auto produce = [&](const ChunkStream& s, int64_t first, int64_t count, std::byte* slot) {
+    const detail::ForwardStream& out = plan.forward_out[static_cast<size_t>(s.index)];
+    copy_row(slot, parked.data() + static_cast<size_t>(out.begin + first) * slot_row,
+             static_cast<size_t>(count) * slot_row);
+  };
+  auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
+    const detail::ForwardStream& in = plan.forward_in[static_cast<size_t>(s.index)];
+    for (int64_t i = 0; i < count && !transport.broken(); ++i) {
+      const int64_t row = in.recv_rows[static_cast<size_t>(first + i)];
+      const std::byte* from = slot + static_cast<size_t>(i) * slot_row;
+      copy_row(rows.row(me, row), from, rows.bytes);
+      if (extra_rows.bytes > 0) {
+        copy_row(extra_rows.row(me, row), from + rows.bytes, extra_rows.bytes);
+      }
+    }
+  };
+  return pump_chunks(transport, outgoing, incoming, rows_per_chunk, slot_row, deadline,
+                     "dispatch (relay forwarding)", produce, consume, [] { return false; });
+}
+
 }  // namespace
 
 Status dispatch(transport::Transport& transport, const detail::PlanData* plan, const TensorView& x,
@@ -47,6 +87,10 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     // This rank owns its incoming windows; size them before anyone may put.
     for (const detail::StagedIn& in : plan->staged_in) {
       transport.window(in.source, me)
+          .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * slot_row));
+    }
+    for (const detail::ForwardStream& in : plan->forward_in) {  // the relays' second hop
+      transport.window(in.peer, me)
           .reserve(std::max<size_t>(1, static_cast<size_t>(rows_per_chunk) * slot_row));
     }
   }
@@ -107,6 +151,9 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
       gather(slot + static_cast<size_t>(i) * slot_row, tokens[static_cast<size_t>(first + i)]);
     }
   };
+  // Relays between processes park their node peers' rows here for the second hop.
+  std::vector<std::byte> forward(static_cast<size_t>(local.ok() ? plan->forward_rows : 0) *
+                                 slot_row);
   auto consume = [&](const ChunkStream& s, int64_t first, int64_t count, const std::byte* slot) {
     const detail::StagedIn& in = plan->staged_in[static_cast<size_t>(s.index)];
     for (int64_t i = 0; i < count && !transport.broken(); ++i) {
@@ -114,6 +161,12 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
       const std::byte* from = slot + static_cast<size_t>(i) * slot_row;
       for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
         const detail::FanoutRow& row = in.fanout[static_cast<size_t>(f)];
+        if (!in.forward.empty() && in.forward[static_cast<size_t>(f)] >= 0) {
+          copy_row(
+              forward.data() + static_cast<size_t>(in.forward[static_cast<size_t>(f)]) * slot_row,
+              from, slot_row);
+          continue;
+        }
         copy_row(rows.row(row.rank, row.row), from, row_bytes);
         if (with_extra) {
           copy_row(extra_rows.row(row.rank, row.row), from + row_bytes, extra_bytes);
@@ -154,6 +207,14 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
                                     deadline, "dispatch", produce, consume, local_work);
   if (!pumped.ok()) {
     return access.fail(pumped);
+  }
+  if (!plan->forward_out.empty() || !plan->forward_in.empty()) {
+    // The relays' second hop: parked rows to their node peers, into place on arrival.
+    const Status forwarded = forward_rows(transport, *plan, forward, rows, extra_rows,
+                                          rows_per_chunk, slot_row, deadline);
+    if (!forwarded.ok()) {
+      return access.fail(forwarded);
+    }
   }
   access.done();
   // Peers store into this rank's buffers until they are done; nobody returns before all are.

@@ -87,6 +87,20 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
   Status verdict = check_headers(*all, local, what);
   if (!verdict.ok()) {
     all->clear();
+    return verdict;
+  }
+  // Without the direct ability a peer's addresses mean nothing here (another process): drop
+  // them, so that a path that would touch them fails at once, also in the in-process test
+  // mode that behaves like processes.
+  if (!transport.direct_access()) {
+    for (size_t r = 0; r < all->size(); ++r) {
+      if (static_cast<int>(r) == transport.rank()) continue;
+      OpHeader& peer = (*all)[r];
+      peer.src = nullptr;
+      peer.dst = nullptr;
+      peer.extra_dst = nullptr;
+      peer.weights = nullptr;
+    }
   }
   return verdict;
 }

@@ -132,7 +132,7 @@ Result<GroupTraffic> plan_group(const Topology& topology, int topk, int64_t num_
     PhysicalRouting physical;
     FUSCO_RETURN_IF_ERROR(planned_routing(s, routing, physical));
     const core::Layout& layout = logical.replicated ? physical.layout : routing.layout;
-    detail::PlanData plan = start_plan_data(s, topology, options, layout, logical, true);
+    detail::PlanData plan = start_plan_data(s, topology, options, layout, logical, true, false);
     Result<std::vector<Bytes>> metadata = build_sender_side(
         plan, layout, planned_map, logical.replicated ? physical.view() : routing.view,
         starts[static_cast<size_t>(s)]);
@@ -146,6 +146,7 @@ Result<GroupTraffic> plan_group(const Topology& topology, int topk, int64_t num_
       detail::PlanData target;
       target.rank = out.target;
       target.partial_sums = plan.partial_sums;
+      target.topology = topology;
       FUSCO_RETURN_IF_ERROR(
           decode_staged_in(target, s, metadata.value()[static_cast<size_t>(out.target)]));
       for (const detail::FanoutRow& row : target.staged_in.front().fanout) {

@@ -32,6 +32,7 @@ struct StagedOut {
   std::vector<int32_t> tokens;  ///< Entry i carries x[tokens[i]].
   int64_t return_rows = 0;      ///< Rows the target sends back in combine.
   int64_t return_begin = 0;     ///< Their first row in this rank's combine return buffer.
+  bool partial = false;         ///< The target relays for another node: one partial per entry.
   /// Without partial sums: return rows up to and including entry i (an entry returns one row
   /// per fanout row). Empty with partial sums, where entry i returns row i.
   std::vector<int64_t> return_end;
@@ -49,8 +50,25 @@ struct StagedIn {
   std::vector<int64_t> fanout_begin;  ///< entries + 1 offsets into `fanout`.
   std::vector<FanoutRow> fanout;      ///< Destination rows of each entry, slot ascending.
   int64_t return_rows = 0;  ///< Rows sent back in combine: entries (partial sums) or fanout rows.
+  /// True when this rank relays for a source on another node: combine returns one partial sum
+  /// per entry. Otherwise every fanout row comes back unreduced.
+  bool partial = false;
+  /// Relays between processes: per fanout row, its place in the forward buffer (the row is
+  /// passed on to its node peer in a second hop), or -1 for this rank's own rows. Empty when
+  /// nothing is forwarded (direct peers store fanout rows themselves).
+  std::vector<int64_t> forward;
 
   int64_t num_entries() const { return static_cast<int64_t>(tokens.size()); }
+};
+
+/// The second hop of a relay between processes: forward-buffer rows [begin, begin + rows)
+/// go to (or, on the receiving side, come from) `peer`, a rank of this node. The receiver
+/// knows where each lands: `recv_rows` (empty on the relay's side).
+struct ForwardStream {
+  int32_t peer = 0;
+  int64_t begin = 0;
+  int64_t rows = 0;
+  std::vector<int64_t> recv_rows;
 };
 
 /// One term of a token's combine sum: weight(slot) * value(rank, row).
@@ -89,9 +107,16 @@ struct PlanData {
   std::vector<DirectRow> direct;  ///< Sorted by (rank, row): stores stream per destination.
   std::vector<StagedOut> staged_out;
   std::vector<StagedIn> staged_in;
-  /// True under node dedup with direct peers: relays return one partial sum per entry, rounded
-  /// to the dtype of the expert output; otherwise targets return every row unreduced.
+  /// True under node dedup: relays return one partial sum per entry, rounded to the dtype of
+  /// the expert output (streams with another node; see StagedOut/StagedIn::partial); otherwise
+  /// targets return every row unreduced.
   bool partial_sums = false;
+  /// Relays between processes (node dedup without direct peers): rows this rank relays for
+  /// its node peers wait in a forward buffer (forward_rows rows) and go on in a second hop
+  /// (forward_out); rows relayed to this rank by its node's relays arrive in forward_in.
+  int64_t forward_rows = 0;
+  std::vector<ForwardStream> forward_out;
+  std::vector<ForwardStream> forward_in;
 
   /// Combine program. Token t's groups are token_group_begin[t] .. [t + 1]; group g's terms
   /// are group_term_begin[g] .. [g + 1]. out[t] = sum over groups (in order) of the group's

@@ -10,6 +10,7 @@
 
 #include "core/layout.hpp"
 #include "core/wire.hpp"
+#include "plan/forwarding.hpp"
 #include "plan/replica_choice.hpp"
 
 namespace fusco::plan {
@@ -24,6 +25,7 @@ struct PlanConfig {
   uint64_t map_fingerprint;
   int32_t dedup;
   int32_t relay;
+  int32_t process_relays;
   int64_t chunk_bytes;
   int64_t timeout_ms;
   int32_t world_size;
@@ -67,6 +69,9 @@ Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
     }
     if (other.dedup != first.dedup) return differs("options.dedup", first.dedup, other.dedup);
     if (other.relay != first.relay) return differs("options.relay", first.relay, other.relay);
+    if (other.process_relays != first.process_relays) {
+      return differs("options.process_relays", first.process_relays, other.process_relays);
+    }
     if (other.chunk_bytes != first.chunk_bytes) {
       return differs("options.chunk_bytes", first.chunk_bytes, other.chunk_bytes);
     }
@@ -242,7 +247,7 @@ void set_receiver_side(detail::PlanData& plan, const ReceiverOffsets& offsets) {
 
 detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
                                  const core::Layout& layout, const core::ResolvedExpertMap& map,
-                                 bool direct_peers) {
+                                 bool direct_peers, bool process_relays) {
   detail::PlanData plan;
   plan.rank = rank;
   plan.topology = topology;
@@ -251,7 +256,7 @@ detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanO
   plan.topk = layout.topk;
   plan.num_experts = map.num_experts;
   plan.direct_peers = direct_peers;
-  plan.partial_sums = options.dedup == Dedup::kNode && direct_peers;
+  plan.partial_sums = options.dedup == Dedup::kNode && (direct_peers || process_relays);
   plan.local_experts.assign(
       map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank)],
       map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank) + 1]);
@@ -298,6 +303,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   config.map_fingerprint = expert_map.fingerprint(num_experts, world);
   config.dedup = static_cast<int32_t>(options.dedup);
   config.relay = static_cast<int32_t>(options.relay);
+  config.process_relays = static_cast<int32_t>(options.process_relays);
   config.chunk_bytes = options.chunk_bytes;
   config.timeout_ms = options.timeout_ms;
   config.world_size = world;
@@ -315,8 +321,12 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(local);
   FUSCO_RETURN_IF_ERROR(compare_configs(configs, me));
 
-  auto plan = std::make_shared<detail::PlanData>(start_plan_data(
-      me, topology, options, layout.value(), map.value(), transport.direct_access()));
+  const bool process_relays =
+      options.process_relays == ProcessRelays::kOn ||
+      (options.process_relays == ProcessRelays::kAuto && transport.crosses_machines());
+  auto plan = std::make_shared<detail::PlanData>(
+      start_plan_data(me, topology, options, layout.value(), map.value(), transport.direct_access(),
+                      process_relays));
   plan->group_id = transport.group_id();
   plan->sequence = sequence;
   const core::ResolvedExpertMap& logical = map.value();
@@ -367,6 +377,11 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
       metadata.value(),
       [&plan](int source, const Bytes& bytes) { return decode_staged_in(*plan, source, bytes); },
       deadline, "plan (staged metadata exchange)"));
+
+  // Relays between processes pass their node peers' rows on in a second hop.
+  if (plan->partial_sums && !plan->direct_peers) {
+    FUSCO_RETURN_IF_ERROR(set_up_forwarding(transport, *plan, deadline));
+  }
 
   plan->stats.received_rows = plan->num_recv_rows;
   plan->stats.relay_forwarded_rows = relay_forwarded_rows(plan->staged_in, me);

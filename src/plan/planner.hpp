@@ -30,10 +30,11 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
     const PlanOptions& options, const Status& prior);
 
 /// A rank's plan before the exchanges: identity, options, sizes and local experts of `map`
-/// (the logical map).
+/// (the logical map). Node dedup relays when peers store into each other (`direct_peers`) or
+/// when relays between processes are on (`process_relays`).
 detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
                                  const core::Layout& layout, const core::ResolvedExpertMap& map,
-                                 bool direct_peers);
+                                 bool direct_peers, bool process_relays);
 
 /// Step 1 (sender): for each destination rank d, the row count of every local expert of d.
 std::vector<Bytes> encode_expert_counts(const core::Layout& layout,

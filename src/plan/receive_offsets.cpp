@@ -157,7 +157,9 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   if (at != end || in.fanout_begin.back() != fanout_rows) {
     return Status(StatusCode::kInternal, from + " has trailing bytes or missing rows");
   }
-  in.return_rows = plan.partial_sums ? entries : fanout_rows;
+  in.partial =
+      plan.partial_sums && plan.topology.node_of(source) != plan.topology.node_of(plan.rank);
+  in.return_rows = in.partial ? entries : fanout_rows;
   plan.staged_in.push_back(std::move(in));
   return Status();
 }

@@ -138,8 +138,8 @@ class BalancedRelays {
         chosen_for_(static_cast<size_t>(topology.num_nodes()), -1),
         destined_for_(static_cast<size_t>(topology.world_size), -1) {}
 
-  // Sets relay_of_node[n] for every node n outside [direct_lo, direct_hi) that token `t`
-  // (its k expert ids at `ids`) goes to.
+  // Sets relay_of_node[n] for every other node n (outside [direct_lo, direct_hi)) that token
+  // `t` (its k expert ids at `ids`) goes to.
   template <typename Id>
   void choose(int64_t t, const Id* ids, int topk, const core::ResolvedExpertMap& map, int direct_lo,
               int direct_hi, const std::vector<TargetStream>& targets,
@@ -155,7 +155,8 @@ class BalancedRelays {
       if (expert < 0) continue;
       const int d = map.owner[static_cast<size_t>(expert)];
       const int node = topo_.node_of(d);
-      if ((d >= direct_lo && d < direct_hi) || chosen_for_[static_cast<size_t>(node)] == t) {
+      if ((d >= direct_lo && d < direct_hi) || node == topo_.node_of(me_) ||
+          chosen_for_[static_cast<size_t>(node)] == t) {
         continue;
       }
       chosen_for_[static_cast<size_t>(node)] = t;
@@ -242,8 +243,14 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(direct_lo)])];
   const int64_t direct_end =
       layout.expert_begin[static_cast<size_t>(map.rank_begin[static_cast<size_t>(direct_hi)])];
-  // Relays fan rows out by storing into their node peers, so they need direct peers.
-  const bool relays = dedup == Dedup::kNode && plan.direct_peers;
+  // Under node dedup every other node's rows go to one relay there, which fans them out: by
+  // storing into its node peers (direct peers), or by forwarding them in a second hop
+  // (processes). This node's rows go to their ranks (stored, or staged to each).
+  const bool relays = plan.partial_sums;
+  // Streams to a relay of another node return one partial sum per entry.
+  auto partial_to = [&](int target) {
+    return plan.partial_sums && node_of_rank[static_cast<size_t>(target)] != my_node;
+  };
   const bool balanced = relays && plan.options.relay == RelayPolicy::kBalanced;
   plan.direct.assign(static_cast<size_t>(direct_end - direct_first), detail::DirectRow{0, -1, 0});
   if (row_experts != nullptr) {
@@ -263,10 +270,9 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
       remote_rows_per_rank[static_cast<size_t>(d)] = rows;
     }
     if (d < direct_lo || d >= direct_hi) {
+      const int node = node_of_rank[static_cast<size_t>(d)];
       const int target =
-          relays && !balanced
-              ? relay_of_node[static_cast<size_t>(node_of_rank[static_cast<size_t>(d)])]
-              : d;
+          relays && !balanced && node != my_node ? relay_of_node[static_cast<size_t>(node)] : d;
       targets[static_cast<size_t>(target)].reserve_rows(rows);
     }
   }
@@ -335,13 +341,13 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
             detail::DirectRow{static_cast<int32_t>(t), static_cast<int32_t>(d), row};
         continue;
       }
-      const int target = relays ? relay_of_node[static_cast<size_t>(node)] : d;
+      const int target = relays && node != my_node ? relay_of_node[static_cast<size_t>(node)] : d;
       TargetStream& stream = targets[static_cast<size_t>(target)];
       if (dedup == Dedup::kNone || stream.last_token() != t) {
         stream.add_entry(static_cast<int32_t>(t));
       }
       stream.add_fanout({static_cast<int32_t>(d), j, row});
-      const int64_t relative = (plan.partial_sums ? stream.entries() : stream.fanout_rows()) - 1;
+      const int64_t relative = (partial_to(target) ? stream.entries() : stream.fanout_rows()) - 1;
       slot_term[static_cast<size_t>(j)] = pending_return(target, j, relative);
       node_term[static_cast<size_t>(node)] =
           pending_return(target, CombineTerm::kUnitWeight, stream.entries() - 1);
@@ -384,9 +390,10 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     }
     detail::StagedOut out;
     out.target = target;
-    out.return_rows = plan.partial_sums ? stream.entries() : stream.fanout_rows();
+    out.partial = partial_to(target);
+    out.return_rows = out.partial ? stream.entries() : stream.fanout_rows();
     out.return_begin = return_rows;
-    if (!plan.partial_sums) {
+    if (!out.partial) {
       out.return_end = stream.fanout_ends();
     }
     return_begin[static_cast<size_t>(target)] = return_rows;

@@ -49,6 +49,9 @@ class Transport {
   /// ranks of its node (threads of one process; CUDA IPC). Without it every row to another
   /// rank takes the staged path.
   virtual bool direct_access() const = 0;
+  /// True when some peer runs on another machine: node boundaries then cross a network, where
+  /// relays between processes pay off (ProcessRelays::kAuto). The same on every rank.
+  virtual bool crosses_machines() const { return false; }
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;

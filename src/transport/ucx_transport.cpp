@@ -716,6 +716,12 @@ int UcxTransport::rank() const { return impl_->rank; }
 int UcxTransport::world_size() const { return impl_->world; }
 uint64_t UcxTransport::group_id() const { return impl_->group_id; }
 size_t UcxTransport::max_chunk_bytes() const { return impl_->slot_bytes; }
+bool UcxTransport::crosses_machines() const {
+  for (int r = 0; r < impl_->world; ++r) {
+    if (r != impl_->rank && !impl_->peers[static_cast<size_t>(r)].same_machine) return true;
+  }
+  return false;
+}
 bool UcxTransport::broken() const { return impl_->broken.load(std::memory_order_acquire); }
 
 Status UcxTransport::health() const {

@@ -59,6 +59,7 @@ class UcxTransport final : public Transport {
                    const char* what) override;
   Status barrier(const Deadline& deadline, const char* what) override;
   bool direct_access() const override { return false; }
+  bool crosses_machines() const override;
   StagingWindow& window(int from, int to) override;
   size_t max_chunk_bytes() const override;
   uint64_t doorbell() const override;

@@ -77,6 +77,7 @@ PlanOptions options_of(const Case& c) {
   options.relay = c.relay;
   options.layout = c.layout;
   options.combine_buffer_bytes = c.combine_buffer_bytes;
+  options.process_relays = c.process_relays;
   options.timeout_ms = 60000;
   return options;
 }
@@ -97,6 +98,7 @@ std::string Case::describe() const {
   out << "seed=" << seed << " world=" << world << " ranks_per_node=" << ranks_per_node
       << " topk=" << topk << " experts=" << experts << " hidden=" << hidden
       << " dtype=" << dtype_name(dtype) << " dedup=" << dedup_name(dedup)
+      << " process_relays=" << process_relays_name(process_relays)
       << " relay=" << relay_policy_name(relay) << " layout=" << recv_layout_kind_name(layout.kind)
       << "/" << (layout.kind == RecvLayout::Kind::kCapacity ? layout.capacity : layout.alignment)
       << " stride_pad=" << stride_pad << " extra_cols=" << extra_cols
@@ -170,6 +172,7 @@ Case random_case(uint64_t seed) {
     c.tokens.push_back(pick(0, 4) == 0 ? 0 : pick(1, 40));
   }
   c.direct_access = pick(0, 3) != 0;
+  c.process_relays = static_cast<ProcessRelays>(pick(0, 2));
   return c;
 }
 

@@ -39,6 +39,7 @@ struct Case {
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;
   bool direct_access = true;  // false: ranks behave like processes (every other rank staged)
+  ProcessRelays process_relays = ProcessRelays::kAuto;  // relays between processes (node dedup)
 
   std::string describe() const;
 };

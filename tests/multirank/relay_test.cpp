@@ -65,6 +65,56 @@ TEST(Relay, Balanced_TiesGoToARankTheTokenIsDestinedFor) {
   EXPECT_TRUE(matches_reference(c));
 }
 
+TEST(Relay, BetweenProcesses_OneCopyPerNodeThenASecondHop) {
+  // Ranks that cannot store into each other's memory (processes): the relay parks the rows of
+  // its node peers and forwards them in a second hop; combine ships it the weights and the
+  // peers' rows back, and it returns one partial per entry. Same traffic over the network as
+  // with direct peers, same bits.
+  for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+    Case c = one_heavy_sender(relay);
+    c.direct_access = false;
+    c.process_relays = ProcessRelays::kOn;
+    const Outcome got = run_case(c);
+    ASSERT_TRUE(got.ok);
+    EXPECT_EQ(got.stats[0].inter_node_rows, 40);
+    EXPECT_EQ(got.stats[0].inter_node_rows_without_dedup, 54);
+    if (relay == RelayPolicy::kRailAligned) {
+      EXPECT_EQ(got.stats[0].wire_rows_per_destination,
+                (std::vector<int64_t>{0, 0, 0, 0, 40, 0, 0, 0}));
+      EXPECT_EQ(got.stats[4].relay_forwarded_rows, 14);
+    }
+    EXPECT_TRUE(matches_reference(c));
+    c.extra_cols = 2;                            // a companion tensor takes both hops
+    c.combine_buffer_bytes = 16 * c.hidden * 2;  // and combine runs in rounds
+    EXPECT_TRUE(matches_reference(c)) << c.describe();
+  }
+}
+
+TEST(Relay, BetweenProcesses_RandomCasesMatchTheReference) {
+  for (uint64_t seed = 400; seed < 430; ++seed) {
+    Case c = random_case(seed);
+    c.direct_access = false;
+    c.dedup = Dedup::kNode;
+    c.process_relays = ProcessRelays::kOn;
+    SCOPED_TRACE(c.describe());
+    ASSERT_TRUE(matches_reference(c));
+  }
+}
+
+TEST(Relay, BetweenProcessesOff_EveryRowGoesToItsRank) {
+  Case c = one_heavy_sender(RelayPolicy::kRailAligned);
+  c.direct_access = false;
+  for (ProcessRelays mode : {ProcessRelays::kOff, ProcessRelays::kAuto}) {  // auto: one machine
+    c.process_relays = mode;
+    const Outcome got = run_case(c);
+    ASSERT_TRUE(got.ok);
+    EXPECT_EQ(got.stats[0].inter_node_rows, 54);
+    EXPECT_EQ(got.stats[0].wire_rows_per_destination,
+              (std::vector<int64_t>{0, 0, 0, 0, 40, 0, 14, 0}));
+    EXPECT_TRUE(matches_reference(c));
+  }
+}
+
 TEST(Relay, EveryPolicyMatchesTheReferenceBitForBit) {
   for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
     for (uint64_t seed = 300; seed < 312; ++seed) {

@@ -42,6 +42,7 @@ TEST(PlanOptions, DefaultsAreDocumentedValues) {
   EXPECT_EQ(options.dedup, Dedup::kNode);
   EXPECT_EQ(options.chunk_bytes, 1 << 20);
   EXPECT_EQ(options.timeout_ms, 60000);
+  EXPECT_EQ(options.process_relays, ProcessRelays::kAuto);
   EXPECT_TRUE(options.validate().ok());
 }
 
@@ -50,7 +51,9 @@ TEST(PlanOptions, EnvironmentOverridesEachField) {
   setenv("FUSCO_CHUNK_BYTES", "65536", 1);
   setenv("FUSCO_TIMEOUT_MS", "1500", 1);
   setenv("FUSCO_RELAY", "rail", 1);
+  setenv("FUSCO_PROCESS_RELAYS", "on", 1);
   Result<PlanOptions> options = PlanOptions::from_env();
+  unsetenv("FUSCO_PROCESS_RELAYS");
   unsetenv("FUSCO_DEDUP");
   unsetenv("FUSCO_CHUNK_BYTES");
   unsetenv("FUSCO_TIMEOUT_MS");
@@ -59,6 +62,7 @@ TEST(PlanOptions, EnvironmentOverridesEachField) {
   EXPECT_EQ(options.value().dedup, Dedup::kRank);
   EXPECT_EQ(options.value().chunk_bytes, 65536);
   EXPECT_EQ(options.value().timeout_ms, 1500);
+  EXPECT_EQ(options.value().process_relays, ProcessRelays::kOn);
 }
 
 TEST(PlanOptions, BadEnvironmentValuesNameVariableValueAndRange) {
@@ -74,6 +78,15 @@ TEST(PlanOptions, BadEnvironmentValuesNameVariableValueAndRange) {
   ASSERT_FALSE(options.ok());
   EXPECT_NE(options.status().message().find("FUSCO_DEDUP: dedup 'nodes' is not known"),
             std::string::npos);
+  setenv("FUSCO_PROCESS_RELAYS", "maybe", 1);
+  options = PlanOptions::from_env();
+  unsetenv("FUSCO_PROCESS_RELAYS");
+  ASSERT_FALSE(options.ok());
+  EXPECT_NE(
+      options.status().message().find(
+          "FUSCO_PROCESS_RELAYS: process relays 'maybe' is not known; expected auto, on or off"),
+      std::string::npos)
+      << options.status().message();
 }
 
 TEST(Environment, TransportAndGpuVariables_ParseTheirNamesAndRejectOthers) {
