@@ -241,7 +241,7 @@ class Communicator:
         self._comm.abort(str(reason))
 
     def plan(self, topk_idx, num_experts, expert_map=None, dedup="node", relay=None,
-             layout=None, alignment=1, capacity=None, overflow="drop"):
+             layout=None, alignment=1, capacity=None, overflow="drop", process_relays=None):
         """Collective. Plans the shuffle of this rank's tokens.
 
         topk_idx: [T, k] int32 or int64 (numpy or torch), -1 for an unused slot.
@@ -249,7 +249,10 @@ class Communicator:
         of E owner ranks, or a sequence of E sequences of ranks (redundant experts: every rank
         listed holds a copy, the first is the primary; the planner picks a copy per row, see
         plan.stats["received_rows_per_rank"]). dedup: "none", "rank" or "node". relay:
-        "rail" or "balanced" (None: FUSCO_RELAY, default "rail").
+        "rail" or "balanced" (None: FUSCO_RELAY, default "rail"). process_relays: "auto",
+        "on" or "off": node dedup's relays between processes, which park and forward their
+        node peers' rows in a second hop (None: FUSCO_PROCESS_RELAYS, default "auto": only
+        when the processes' nodes are separate machines).
 
         Receive layout: layout="expert-major" (default; alignment=m pads each expert's block
         with zero rows to a multiple of m, see plan.padded_tokens_per_expert),
@@ -269,7 +272,8 @@ class Communicator:
                                        int(alignment), capacity, str(overflow),
                                        self._options.get("chunk_bytes"),
                                        self._options.get("timeout_ms"),
-                                       self._options.get("combine_buffer_bytes"))
+                                       self._options.get("combine_buffer_bytes"),
+                                       process_relays)
         if error is not None:
             raise error
         check(status)

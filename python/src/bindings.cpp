@@ -179,11 +179,20 @@ PYBIND11_MODULE(_C, m) {
              const std::optional<std::string>& layout_kind, int64_t alignment,
              std::optional<int64_t> capacity, const std::string& overflow,
              std::optional<int64_t> chunk_bytes, std::optional<int64_t> timeout_ms,
-             std::optional<int64_t> combine_buffer_bytes) -> py::tuple {
+             std::optional<int64_t> combine_buffer_bytes,
+             const std::optional<std::string>& process_relays) -> py::tuple {
             Result<TensorView> idx = make_view("topk_idx", ptr, dtype, shape);
             Result<PlanOptions> options = plan_options(dedup, relay, chunk_bytes, timeout_ms);
             if (options.ok() && combine_buffer_bytes) {
               options.value().combine_buffer_bytes = *combine_buffer_bytes;
+            }
+            if (options.ok() && process_relays) {
+              Result<ProcessRelays> mode = process_relays_from_name(*process_relays);
+              if (mode.ok()) {
+                options.value().process_relays = mode.value();
+              } else {
+                options = mode.status();
+              }
             }
             Result<RecvLayout> layout = recv_layout(layout_kind, alignment, capacity, overflow);
             if (options.ok() && layout.ok()) options.value().layout = layout.value();
@@ -209,7 +218,8 @@ PYBIND11_MODULE(_C, m) {
           py::arg("ptr"), py::arg("dtype"), py::arg("shape"), py::arg("num_experts"),
           py::arg("owners"), py::arg("replicas"), py::arg("dedup"), py::arg("relay"),
           py::arg("layout"), py::arg("alignment"), py::arg("capacity"), py::arg("overflow"),
-          py::arg("chunk_bytes"), py::arg("timeout_ms"), py::arg("combine_buffer_bytes"))
+          py::arg("chunk_bytes"), py::arg("timeout_ms"), py::arg("combine_buffer_bytes"),
+          py::arg("process_relays"))
       .def("dispatch",
            [](Communicator& comm, const Plan& plan, uintptr_t x, int32_t x_dtype,
               const std::vector<int64_t>& x_shape, int64_t x_row_stride, uintptr_t recv,

@@ -159,6 +159,8 @@ def test_bad_replica_map_and_relay_name_the_problem():
         comm.plan(ids, 1, expert_map=[[0, 0]])
     with pytest.raises(fusco.InvalidArgumentError, match="expected rail or balanced"):
         comm.plan(ids, 1, relay="nearest")
+    with pytest.raises(fusco.InvalidArgumentError, match="expected auto, on or off"):
+        comm.plan(ids, 1, process_relays="sometimes")
 
 
 def test_capacity_layout_drops_counts_and_combines_only_delivered_rows():

@@ -29,8 +29,9 @@ def _routing_cases(rank, world, seeds, transport):
                                              transport=transport, chunk_bytes=case["chunk_bytes"])
         assert (comm.rank, comm.world_size) == (rank, world)
         convert = torch.from_numpy if seed % 2 else (lambda a: a)
+        # Every third seed with node dedup's relays between processes (second hop).
         plan = comm.plan(convert(case["ids"][rank]), case["experts"], case["expert_map"],
-                         dedup=case["dedup"])
+                         dedup=case["dedup"], process_relays="on" if seed % 3 == 0 else None)
         recv = comm.dispatch(plan, convert(case["x"][rank]))
         recv = recv.numpy() if seed % 2 else recv
         dtype = np.dtype(case["dtype"])
