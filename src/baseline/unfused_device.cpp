@@ -4,6 +4,7 @@
 
 #include "direct_combine.hpp"
 #include "gpu/row_moves.hpp"
+#include "gpu/stream_barrier.hpp"
 
 namespace fusco::baseline {
 
@@ -81,6 +82,7 @@ Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     FUSCO_RETURN_IF_ERROR(gpu::cuda_status(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
                                            "baseline event"));
     baseline->events_.push_back(event);
+    baseline->streams_.push_back(group.stream(static_cast<int>(r)));
   }
   return baseline;
 }
@@ -90,19 +92,7 @@ UnfusedDevice::~UnfusedDevice() {
 }
 
 Status UnfusedDevice::barrier() {
-  const size_t world = events_.size();
-  for (size_t r = 0; r < world; ++r) {
-    FUSCO_RETURN_IF_ERROR(gpu::cuda_status(
-        cudaEventRecord(events_[r], group_->stream(static_cast<int>(r))), "baseline barrier"));
-  }
-  for (size_t r = 0; r < world; ++r) {
-    for (size_t s = 0; s < world; ++s) {
-      FUSCO_RETURN_IF_ERROR(
-          gpu::cuda_status(cudaStreamWaitEvent(group_->stream(static_cast<int>(r)), events_[s], 0),
-                           "baseline barrier"));
-    }
-  }
-  return Status();
+  return gpu::stream_barrier(streams_, events_, "baseline barrier");
 }
 
 Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
@@ -127,12 +117,9 @@ Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
                                        lists_[d].stage_offsets[s + 1] - lists_[d].stage_offsets[s],
                                        row_bytes, stream, "all-to-all", d));
     }
-    for (const auto& [begin, end] : plans_[d].host().data().padding) {
-      FUSCO_RETURN_IF_ERROR(
-          launched(cudaMemsetAsync(static_cast<char*>(recv[d].data) + begin * row_bytes, 0,
-                                   static_cast<size_t>((end - begin) * row_bytes), stream),
-                   "padding", d));
-    }
+    FUSCO_RETURN_IF_ERROR(gpu::zero_padding_rows(plans_[d].host().data(), recv[d].data, row_bytes,
+                                                 stream,
+                                                 "unfused dispatch of rank " + std::to_string(d)));
     FUSCO_RETURN_IF_ERROR(gather(stage_[d].data(), recv[d].data, resort_[d],
                                  lists_[d].resort.size(), row_bytes, stream, "re-sort", d));
   }

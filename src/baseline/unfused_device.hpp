@@ -11,6 +11,7 @@
 #include "baseline/unfused_device_lists.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_buffer.hpp"
+#include "gpu/device_programme.hpp"
 
 namespace fusco::baseline {
 
@@ -38,6 +39,7 @@ class UnfusedDevice {
   int64_t max_row_bytes_ = 0;
   std::vector<gpu::DeviceBuffer> permute_, resort_, unsort_, terms_, token_groups_, group_terms_;
   std::vector<gpu::DeviceBuffer> send_, stage_;
+  std::vector<cudaStream_t> streams_;  // the group's, one per rank
   std::vector<cudaEvent_t> events_;
 };
 

@@ -10,6 +10,7 @@
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/host_routing.hpp"
+#include "gpu/stream_barrier.hpp"
 #include "plan/plan_data.hpp"
 
 namespace fusco::gpu {
@@ -29,22 +30,7 @@ struct DeviceGroup::Impl {
     for (cudaStream_t stream : streams) cudaStreamDestroy(stream);
   }
 
-  // Every rank's stream waits for the work enqueued on every other rank's stream so far: the
-  // one-GPU form of the LSA barrier that orders stores into peers' buffers.
-  Status barrier() {
-    for (int r = 0; r < world; ++r) {
-      FUSCO_RETURN_IF_ERROR(cuda_status(cudaEventRecord(events[r], streams[r]), "barrier"));
-    }
-    for (int r = 0; r < world; ++r) {
-      for (int s = 0; s < world; ++s) {
-        if (s != r) {
-          FUSCO_RETURN_IF_ERROR(
-              cuda_status(cudaStreamWaitEvent(streams[r], events[s], 0), "barrier"));
-        }
-      }
-    }
-    return Status();
-  }
+  Status barrier() const { return stream_barrier(streams, events, "barrier"); }
 
   Status plans_of(const std::vector<DevicePlan>& plans,
                   std::vector<const detail::PlanData*>& data) const {
@@ -201,16 +187,11 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     const auto rr = static_cast<size_t>(r);
     const detail::PlanData& plan = *data[rr];
     cudaStream_t stream = impl_->streams[rr];
-    for (const auto& [begin, end] : plan.padding) {
-      for (const auto& [buffer, bytes] :
-           {std::pair{recv[rr].data, row_bytes},
-            std::pair{with_extra ? extra_recv[rr].data : nullptr, extra_bytes}}) {
-        if (bytes == 0) continue;
-        FUSCO_RETURN_IF_ERROR(
-            cuda_status(cudaMemsetAsync(static_cast<char*>(buffer) + begin * bytes, 0,
-                                        static_cast<size_t>((end - begin) * bytes), stream),
-                        "dispatch: zeroing padding rows of rank " + std::to_string(r)));
-      }
+    const std::string what = "dispatch of rank " + std::to_string(r);
+    FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv[rr].data, row_bytes, stream, what));
+    if (with_extra) {
+      FUSCO_RETURN_IF_ERROR(
+          zero_padding_rows(plan, extra_recv[rr].data, extra_bytes, stream, what));
     }
     args.x = x[rr].data;
     args.x_pitch = x[rr].row_pitch_bytes();

@@ -41,4 +41,16 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
   return programme;
 }
 
+Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
+                         cudaStream_t stream, const std::string& what) {
+  for (const auto& [begin, end] : plan.padding) {
+    if (row_bytes == 0) break;
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemsetAsync(static_cast<char*>(rows) + begin * row_bytes, 0,
+                                    static_cast<size_t>((end - begin) * row_bytes), stream),
+                    what + ": zeroing padding rows"));
+  }
+  return Status();
+}
+
 }  // namespace fusco::gpu

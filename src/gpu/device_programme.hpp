@@ -4,6 +4,10 @@
 // combine sums, as the direct kernels read them (uploaded once per plan, reused by every
 // call).
 
+#include <cuda_runtime_api.h>
+
+#include <string>
+
 #include "fusco/plan.hpp"
 #include "gpu/device_buffer.hpp"
 #include "plan/plan_data.hpp"
@@ -21,5 +25,10 @@ struct DeviceProgramme {
   /// (GIN) is not built yet.
   static Result<DeviceProgramme> upload(const detail::PlanData& plan);
 };
+
+/// Zeroes `plan`'s padding rows of `rows` (rows of `row_bytes`, contiguous) on `stream`; the
+/// receive buffers of every GPU path (x rows and companion rows alike). Nothing for 0 bytes.
+Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
+                         cudaStream_t stream, const std::string& what);
 
 }  // namespace fusco::gpu

@@ -432,16 +432,9 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     return recv;
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
-  for (const auto& [begin, end] : data.padding) {
-    for (const auto& [buffer, bytes] :
-         {std::pair{recv.data, row_bytes}, std::pair{extra_view.data, extra_bytes}}) {
-      if (bytes == 0) continue;
-      FUSCO_RETURN_IF_ERROR(
-          cuda_status(cudaMemsetAsync(static_cast<char*>(buffer) + begin * bytes, 0,
-                                      static_cast<size_t>((end - begin) * bytes), impl_->stream),
-                      "dispatch: zeroing padding rows"));
-    }
-  }
+  FUSCO_RETURN_IF_ERROR(zero_padding_rows(data, recv.data, row_bytes, impl_->stream, "dispatch"));
+  FUSCO_RETURN_IF_ERROR(
+      zero_padding_rows(data, extra_view.data, extra_bytes, impl_->stream, "dispatch"));
   kernels::DirectDispatchArgs args;
   args.x = x.data;
   args.x_pitch = x.row_pitch_bytes();

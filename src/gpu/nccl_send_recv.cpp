@@ -153,12 +153,7 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
   FUSCO_RETURN_IF_ERROR(exchange_blocks(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
       static_cast<size_t>(row_bytes), comm, stream, "dispatch: ncclSend/ncclRecv"));
-  for (const auto& [begin, end] : plan.padding) {
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemsetAsync(static_cast<char*>(recv) + begin * row_bytes, 0,
-                                    static_cast<size_t>((end - begin) * row_bytes), stream),
-                    "dispatch: zeroing padding rows"));
-  }
+  FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv, row_bytes, stream, "dispatch"));
   return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
                 "dispatch: placing rows");
