@@ -29,4 +29,14 @@ inline Result<int64_t> flag_integer(const std::string& flag, const std::string& 
   return static_cast<int64_t>(parsed);
 }
 
+/// Parses integer flag `flag` = `value` in [min, max] into `*field`.
+template <typename Field>
+Status set_flag_integer(Field* field, const std::string& flag, const std::string& value,
+                        int64_t min, int64_t max) {
+  Result<int64_t> parsed = flag_integer(flag, value, min, max);
+  FUSCO_RETURN_IF_ERROR(parsed.status());
+  *field = static_cast<Field>(parsed.value());
+  return Status();
+}
+
 }  // namespace fusco::bench

@@ -15,6 +15,7 @@
 #include "baseline/unfused.hpp"
 #include "bench_args.hpp"
 #include "bench_ranks.hpp"
+#include "count_wrong.hpp"
 #include "fusco/fusco.hpp"
 #ifdef FUSCO_BENCH_WITH_GPU
 #include "gpu_sizes.hpp"
@@ -73,17 +74,6 @@ uint64_t hash_bytes(const Buffer& bytes) {
     hash = (hash ^ static_cast<uint64_t>(b)) * 1099511628211ULL;
   }
   return hash;
-}
-
-int64_t count_wrong(const Buffer& got, const Buffer& want, size_t elem) {
-  if (got.size() != want.size()) {
-    return static_cast<int64_t>(std::max(got.size(), want.size()) / elem);
-  }
-  int64_t wrong = 0;
-  for (size_t i = 0; i < got.size(); i += elem) {
-    wrong += std::memcmp(got.data() + i, want.data() + i, elem) != 0 ? 1 : 0;
-  }
-  return wrong;
 }
 
 // The inputs of every rank (routing always; data only where needed), made the same way in

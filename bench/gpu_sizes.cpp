@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "baseline/unfused_device.hpp"
+#include "count_wrong.hpp"
 #include "fusco/gpu.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
@@ -69,19 +70,6 @@ std::vector<std::byte> download(const TensorView& view) {
   std::vector<std::byte> host(static_cast<size_t>(view.nbytes()));
   if (!host.empty()) cudaMemcpy(host.data(), view.data, host.size(), cudaMemcpyDeviceToHost);
   return host;
-}
-
-int64_t differing(const std::vector<std::byte>& a, const std::vector<std::byte>& b, size_t elem) {
-  int64_t wrong = 0;
-  for (size_t i = 0; i + elem <= std::min(a.size(), b.size()); i += elem) {
-    wrong += std::equal(a.begin() + static_cast<std::ptrdiff_t>(i),
-                        a.begin() + static_cast<std::ptrdiff_t>(i + elem),
-                        b.begin() + static_cast<std::ptrdiff_t>(i))
-                 ? 0
-                 : 1;
-  }
-  return wrong +
-         static_cast<int64_t>((std::max(a.size(), b.size()) - std::min(a.size(), b.size())) / elem);
 }
 
 }  // namespace
@@ -192,12 +180,12 @@ Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
   };
   for (size_t r = 0; r < world; ++r) {
     const std::vector<std::byte> got = download(recv[r]);
-    result.wrong += differing(got, download(base_recv[r]), elem);
+    result.wrong += count_wrong(got, download(base_recv[r]), elem);
     if (combines) {
       const std::vector<std::byte> got_out = download(out[r]);
-      result.wrong += differing(got_out, download(base_out[r]), elem);
+      result.wrong += count_wrong(got_out, download(base_out[r]), elem);
       if (args.check) {
-        result.wrong += differing(
+        result.wrong += count_wrong(
             got_out,
             reference::combine_rank(layout, static_cast<int>(r), idx[r], w_views[r], y_rows,
                                     args.dtype, args.hidden, topology, Dedup::kNone),
@@ -206,7 +194,7 @@ Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
     }
     if (args.check) {
       result.wrong +=
-          differing(got, reference::dispatch_rank(layout, x_views, static_cast<int>(r)), elem);
+          count_wrong(got, reference::dispatch_rank(layout, x_views, static_cast<int>(r)), elem);
     }
   }
   return result;

@@ -76,11 +76,8 @@ Result<PlanArgs> parse_plan_args(int argc, char** argv) {
       return bad_flag(flag, "", "missing value");
     }
     const std::string value = argv[++i];
-    auto set_int = [&](auto* field, int64_t min, int64_t max) -> Status {
-      Result<int64_t> parsed = flag_integer(flag, value, min, max);
-      FUSCO_RETURN_IF_ERROR(parsed.status());
-      *field = static_cast<std::remove_pointer_t<decltype(field)>>(parsed.value());
-      return Status();
+    auto set_int = [&](auto* field, int64_t min, int64_t max) {
+      return set_flag_integer(field, flag, value, min, max);
     };
     Status status;
     if (flag == "--preset") {

@@ -1,6 +1,7 @@
 #include "core/env.hpp"
 
 #include <cstdlib>
+#include <initializer_list>
 #include <string>
 
 #include "fusco/options.hpp"
@@ -50,26 +51,31 @@ Result<bool> nccl_check_calls_from_env(bool fallback) {
   return value.value() == 1;
 }
 
-Result<int32_t> ucx_protocol_from_env() {
-  const std::optional<std::string> text = env_string("FUSCO_UCX_PROTOCOL");
-  if (!text) return 0;
-  const char* names[] = {"auto", "put", "message"};
-  for (int32_t i = 0; i < 3; ++i) {
-    if (*text == names[i]) return i;
+namespace {
+
+// The index of environment variable `name`'s value among `names`; unset: `fallback`.
+Result<int32_t> env_choice(const char* name, std::initializer_list<const char*> names,
+                           int32_t fallback) {
+  const std::optional<std::string> text = env_string(name);
+  if (!text) return fallback;
+  int32_t index = 0;
+  std::string listed;
+  for (const char* choice : names) {
+    if (*text == choice) return index;
+    listed += (index++ == 0 ? "" : ", ") + std::string(choice);
   }
   return Status(StatusCode::kInvalidArgument,
-                "FUSCO_UCX_PROTOCOL = '" + *text + "' is not one of auto, put, message");
+                std::string(name) + " = '" + *text + "' is not one of " + listed);
+}
+
+}  // namespace
+
+Result<int32_t> ucx_protocol_from_env() {
+  return env_choice("FUSCO_UCX_PROTOCOL", {"auto", "put", "message"}, 0);
 }
 
 Result<int32_t> nccl_path_from_env(int32_t fallback) {
-  const std::optional<std::string> text = env_string("FUSCO_NCCL_PATH");
-  if (!text) return fallback;
-  const char* names[] = {"auto", "device", "sendrecv"};
-  for (int32_t i = 0; i < 3; ++i) {
-    if (*text == names[i]) return i;
-  }
-  return Status(StatusCode::kInvalidArgument,
-                "FUSCO_NCCL_PATH = '" + *text + "' is not one of auto, device, sendrecv");
+  return env_choice("FUSCO_NCCL_PATH", {"auto", "device", "sendrecv"}, fallback);
 }
 
 }  // namespace fusco::core

@@ -10,6 +10,7 @@
 
 #include "baseline/unfused_device_lists.hpp"
 #include "core/direct_steps.hpp"
+#include "engine/plan_checks.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 #include "plan/plan_data.hpp"
@@ -18,10 +19,8 @@
 namespace fusco::testing {
 namespace {
 
-// memcpy and memset that accept the null pointers of empty buffers when nothing is moved.
-void copy_bytes(void* dst, const void* src, size_t bytes) {
-  if (bytes > 0) std::memcpy(dst, src, bytes);
-}
+// memset that accepts the null pointer of an empty buffer when nothing is zeroed (copies use
+// engine::copy_row, which does the same).
 void zero_bytes(void* dst, int /*zero*/, size_t bytes) {
   if (bytes > 0) std::memset(dst, 0, bytes);
 }
@@ -157,15 +156,16 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     std::vector<std::byte> x = x_of(c, static_cast<int>(s));
     send[s].resize(lists[s].permute.size() * row_bytes);
     for (const baseline::RowMove& move : lists[s].permute) {
-      copy_bytes(row(send[s], move.to), row(x, move.from), row_bytes);
+      engine::copy_row(row(send[s], move.to), row(x, move.from), row_bytes);
     }
   }
   for (size_t d = 0; d < world; ++d) {
     stage[d].resize(static_cast<size_t>(lists[d].stage_offsets[world]) * row_bytes);
     for (size_t s = 0; s < world; ++s) {
       const int64_t rows = lists[d].stage_offsets[s + 1] - lists[d].stage_offsets[s];
-      copy_bytes(row(stage[d], lists[d].stage_offsets[s]), row(send[s], lists[s].send_offsets[d]),
-                 static_cast<size_t>(rows) * row_bytes);
+      engine::copy_row(row(stage[d], lists[d].stage_offsets[s]),
+                       row(send[s], lists[s].send_offsets[d]),
+                       static_cast<size_t>(rows) * row_bytes);
     }
     std::vector<std::byte>& recv = results[d].recv;
     recv.assign(static_cast<size_t>(plans[d].num_recv_rows()) * row_bytes, std::byte{0x5a});
@@ -173,14 +173,14 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
       zero_bytes(row(recv, begin), 0, static_cast<size_t>(end - begin) * row_bytes);
     }
     for (const baseline::RowMove& move : lists[d].resort) {
-      copy_bytes(row(recv, move.to), row(stage[d], move.from), row_bytes);
+      engine::copy_row(row(recv, move.to), row(stage[d], move.from), row_bytes);
     }
   }
   if (!dtype_supports_combine(c.dtype)) return results;
   for (size_t d = 0; d < world; ++d) {
     std::vector<std::byte> y = y_of(c, static_cast<int>(d), plans[d].num_recv_rows());
     for (const baseline::RowMove& move : lists[d].resort) {
-      copy_bytes(row(stage[d], move.from), row(y, move.to), row_bytes);
+      engine::copy_row(row(stage[d], move.from), row(y, move.to), row_bytes);
     }
   }
   const auto type = static_cast<core::RowType>(c.dtype);
@@ -188,8 +188,9 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     std::vector<std::byte> returned(send[s].size());
     for (size_t d = 0; d < world; ++d) {
       const int64_t rows = lists[s].send_offsets[d + 1] - lists[s].send_offsets[d];
-      copy_bytes(row(returned, lists[s].send_offsets[d]), row(stage[d], lists[d].stage_offsets[s]),
-                 static_cast<size_t>(rows) * row_bytes);
+      engine::copy_row(row(returned, lists[s].send_offsets[d]),
+                       row(stage[d], lists[d].stage_offsets[s]),
+                       static_cast<size_t>(rows) * row_bytes);
     }
     core::PeerTable table{};
     table.base[0] = reinterpret_cast<char*>(returned.data());
