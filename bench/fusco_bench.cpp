@@ -432,8 +432,8 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
   std::printf(
       "# %ld tokens on %s: dispatch bandwidth / D2D copy bandwidth %.2f (goal >= 0.80), "
       "unfused / fused time %.2fx (goal >= 1.8x)\n",
-      static_cast<long>(tokens), g.device, g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0,
-      r.speedup);
+      static_cast<long>(tokens), g.device.c_str(),
+      g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0, r.speedup);
   return r;
 #else
   (void)args;

@@ -75,7 +75,7 @@ std::vector<std::byte> download(const TensorView& view) {
 }  // namespace
 
 Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
-  static cudaDeviceProp prop{};
+  cudaDeviceProp prop{};
   auto made = gpu::DeviceGroup::create(args.ranks);
   FUSCO_RETURN_IF_ERROR(made.status());
   gpu::DeviceGroup& group = *made.value();

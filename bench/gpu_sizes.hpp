@@ -6,6 +6,7 @@
 // delivered bytes (the bound), fused dispatch and combine, the unfused GPU pipeline.
 
 #include <cstdint>
+#include <string>
 
 #include "bench_args.hpp"
 #include "fusco/status.hpp"
@@ -19,7 +20,7 @@ struct GpuSize {
   double base_dispatch_us = 0, base_combine_us = 0;
   double delivered_bytes = 0;  // all ranks
   int64_t wrong = 0;           // elements differing from the reference (and fused vs unfused)
-  const char* device = "";     // the GPU's name
+  std::string device;          // the GPU's name
 };
 
 /// Runs one size; kUnsupported without a CUDA device.
