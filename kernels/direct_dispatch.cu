@@ -13,6 +13,9 @@ __global__ void direct_dispatch_kernel(DirectDispatchArgs args) {
     return;
   }
   const core::DirectStore store = args.stores[i];
+  if (store.rank == core::DirectStore::kNothing) {
+    return;
+  }
   const char* src = static_cast<const char*>(args.x) + store.token * args.x_pitch;
   const int lane = static_cast<int>(threadIdx.x % 32);
   core::copy_row_part(core::store_destination(args.recv, store), src, args.row_bytes, lane, 32);

@@ -9,7 +9,9 @@
 //
 // Calls are made from one host thread for all ranks at once and return after enqueueing;
 // rank r's results are ready on stream(r). Plans come from the CPU planner (a collective of
-// the W ranks over host routing), uploaded once and reused by every dispatch and combine.
+// the W ranks over host routing), uploaded once and reused by every dispatch and combine, or,
+// for capacity layouts, from the planning kernels (plan_on_device: no host synchronisation
+// between the router and the dispatch).
 
 #include <cuda_runtime_api.h>
 
@@ -26,9 +28,21 @@ class DeviceGroup;
 class DevicePlan {
  public:
   DevicePlan() = default;
-  /// The host plan (counts, layout, stats).
+  /// The host plan (counts, layout, stats) of a plan from DeviceGroup::plan(); an invalid Plan
+  /// for plans made on the device, whose counts stay in device memory.
   const Plan& host() const;
   bool valid() const { return impl_ != nullptr; }
+  /// True for a plan from DeviceGroup::plan_on_device.
+  bool on_device() const;
+  /// Rows of the rank's receive buffer (plans of either kind).
+  int64_t num_recv_rows() const;
+  /// Plans made on the device: the rows each local expert receives (int64 [local experts],
+  /// device memory, written on the rank's stream: what a grouped GEMM reads); nullptr for
+  /// plans made on the host (host().tokens_per_expert() has them).
+  const int64_t* device_tokens_per_expert() const;
+  /// Plans made on the device: the rows each local expert did not receive because its
+  /// capacity was full (int64 [local experts], device memory); nullptr for host plans.
+  const int64_t* device_dropped_per_expert() const;
 
   /// Internal: the uploaded programme (defined inside the library).
   struct Impl;
@@ -60,8 +74,28 @@ class DeviceGroup {
                                        const ExpertMap& expert_map = {},
                                        const PlanOptions& options = {});
 
+  /// The planning collective on the GPU, without a host synchronisation: every rank's
+  /// topk_idx[r] [T_r, k] (int32/int64, contiguous device memory, read on stream(r)) is laid
+  /// out by kernels, the ranks' per-expert counts meet in device memory, and each rank's
+  /// stores and combine terms are derived there; the call returns after enqueueing. The
+  /// receive shapes must be known without the counts, so options.layout must be
+  /// RecvLayout::capacity_bounded(C) with Overflow::kDrop: recv[r] is [local experts * C, H],
+  /// each expert keeps its first C rows in (source rank, token, slot) order, exactly as plan()
+  /// with the same options. The expert map may be uneven but not replicated (replica choice
+  /// runs on the host). An id outside [-1, E) is planned as an unused slot; check_routing()
+  /// reports it.
+  Result<std::vector<DevicePlan>> plan_on_device(const std::vector<TensorView>& topk_idx,
+                                                 int64_t num_experts,
+                                                 const ExpertMap& expert_map = {},
+                                                 const PlanOptions& options = {});
+
+  /// Waits for the planning of `plans` and reports the first rank whose routing held an id
+  /// outside [-1, E) (kInvalidArgument naming rank, token, slot and id); OK for host plans.
+  Status check_routing(const std::vector<DevicePlan>& plans);
+
   /// Dispatch of every rank: x[r] [T_r, H] (device; strided rows allowed) into recv[r]
-  /// [num_recv_rows_r, H] (device, contiguous), expert-major with padding rows zeroed.
+  /// [num_recv_rows_r, H] (device, contiguous), expert-major with padding rows (and a capacity
+  /// block's unfilled rows) zeroed.
   Status dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
                   const std::vector<TensorView>& recv);
 

@@ -25,11 +25,14 @@ struct PeerTable {
 };
 
 /// A row dispatch stores: x[token] -> row `row` of rank `rank`'s receive buffer. The layout
-/// of detail::DirectRow (plans upload theirs as they are).
+/// of detail::DirectRow (plans upload theirs as they are). Plans made on the device keep one
+/// store per (token, slot); rank kNothing marks a slot that delivers no row.
 struct DirectStore {
   int32_t token;
   int32_t rank;
   int64_t row;
+
+  static constexpr int32_t kNothing = -1;
 };
 
 /// One term of a combine sum: weight of top-k slot `slot` (or 1 for kUnitWeight) times row

@@ -8,6 +8,7 @@
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_checks.hpp"
+#include "gpu/device_group_impl.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/host_routing.hpp"
 #include "gpu/stream_barrier.hpp"
@@ -16,38 +17,6 @@
 namespace fusco::gpu {
 
 const Plan& DevicePlan::host() const { return impl_->plan; }
-
-struct DeviceGroup::Impl {
-  int device = 0;
-  int world = 0;
-  std::vector<Communicator> planners;  ///< In-process ranks of one node: the planning collective.
-  std::vector<cudaStream_t> streams;
-  std::vector<cudaEvent_t> events;
-
-  ~Impl() {
-    cudaSetDevice(device);
-    for (cudaEvent_t event : events) cudaEventDestroy(event);
-    for (cudaStream_t stream : streams) cudaStreamDestroy(stream);
-  }
-
-  Status barrier() const { return stream_barrier(streams, events, "barrier"); }
-
-  Status plans_of(const std::vector<DevicePlan>& plans,
-                  std::vector<const detail::PlanData*>& data) const {
-    FUSCO_RETURN_IF_ERROR(check_rank_count("plans", plans.size(), world));
-    data.clear();
-    for (int r = 0; r < world; ++r) {
-      const DevicePlan& plan = plans[static_cast<size_t>(r)];
-      if (!plan.valid() || plan.impl().owner != this || plan.host().data().rank != r) {
-        return Status(StatusCode::kInvalidArgument, "plans[" + std::to_string(r) +
-                                                        "] is not rank " + std::to_string(r) +
-                                                        "'s plan from this DeviceGroup's plan()");
-      }
-      data.push_back(&plan.host().data());
-    }
-    return Status();
-  }
-};
 
 namespace {
 
@@ -185,13 +154,13 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive buffer is free to be written
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
-    const detail::PlanData& plan = *data[rr];
+    const DevicePlan::Impl& plan = plans[rr].impl();
     cudaStream_t stream = impl_->streams[rr];
     const std::string what = "dispatch of rank " + std::to_string(r);
-    FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv[rr].data, row_bytes, stream, what));
+    FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan, recv[rr].data, row_bytes, stream, what));
     if (with_extra) {
       FUSCO_RETURN_IF_ERROR(
-          zero_padding_rows(plan, extra_recv[rr].data, extra_bytes, stream, what));
+          zero_unfilled_rows(plan, extra_recv[rr].data, extra_bytes, stream, what));
     }
     args.x = x[rr].data;
     args.x_pitch = x[rr].row_pitch_bytes();
@@ -199,8 +168,8 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
       args.extra = extra[rr].data;
       args.extra_pitch = extra[rr].row_pitch_bytes();
     }
-    args.stores = plans[rr].impl().programme.stores.as<core::DirectStore>();
-    args.num_stores = static_cast<int64_t>(plan.direct.size());
+    args.stores = plan.programme.stores.as<core::DirectStore>();
+    args.num_stores = plan.num_stores();
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
                                       "dispatch kernel of rank " + std::to_string(r)));
   }

@@ -14,7 +14,6 @@
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 #include "plan/plan_data.hpp"
-#include "testing/rank_threads.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -32,24 +31,6 @@ Case on_one_gpu(Case c) {
   c.ranks_per_node = c.world;
   c.direct_access = true;
   return c;
-}
-
-std::vector<Plan> plans_of(const Case& c) {
-  auto comms = Communicator::create_local(c.world, Topology::single_node(c.world));
-  EXPECT_TRUE(comms.ok()) << comms.status().to_string();
-  std::vector<Plan> plans(static_cast<size_t>(c.world));
-  if (!comms.ok()) return plans;
-  const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
-    std::vector<int64_t> ids = routing_of(c, rank);
-    const TensorView idx =
-        TensorView::host(ids.data(), DType::kInt64, {tokens_of(c, rank), c.topk});
-    Result<Plan> plan =
-        comms.value()[static_cast<size_t>(rank)].plan(idx, c.experts, map_of(c), options_of(c));
-    if (plan.ok()) plans[static_cast<size_t>(rank)] = std::move(plan).value();
-    return plan.status();
-  });
-  EXPECT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
-  return plans;
 }
 
 // Dispatch and combine of every rank as the kernels do them, one (row, lane) or
@@ -215,7 +196,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
 }
 
 ::testing::AssertionResult unfused_lists_match_reference(const Case& c) {
-  const std::vector<RankResult> got = run_unfused_lists(c, plans_of(c));
+  const std::vector<RankResult> got = run_unfused_lists(c, one_node_plans(c));
   const Expected want = expected_of(c);
   for (int r = 0; r < c.world; ++r) {
     ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
@@ -225,7 +206,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
 }
 
 ::testing::AssertionResult programme_matches_reference(const Case& c) {
-  const std::vector<Plan> plans = plans_of(c);
+  const std::vector<Plan> plans = one_node_plans(c);
   for (const Plan& plan : plans) {
     if (!plan.valid()) return ::testing::AssertionFailure() << "planning failed";
     if (!plan.data().staged_out.empty() || plan.data().return_rows_total != 0) {

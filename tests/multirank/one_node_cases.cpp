@@ -1,5 +1,7 @@
 #include "multirank/one_node_cases.hpp"
 
+#include "testing/rank_threads.hpp"
+
 namespace fusco::testing {
 
 std::vector<Case> one_node_cases(int world) {
@@ -74,6 +76,24 @@ std::vector<Case> one_node_cases(int world) {
     add(c);
   }
   return cases;
+}
+
+std::vector<Plan> one_node_plans(const Case& c) {
+  auto comms = Communicator::create_local(c.world, Topology::single_node(c.world));
+  EXPECT_TRUE(comms.ok()) << comms.status().to_string();
+  std::vector<Plan> plans(static_cast<size_t>(c.world));
+  if (!comms.ok()) return plans;
+  const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
+    std::vector<int64_t> ids = routing_of(c, rank);
+    const TensorView idx =
+        TensorView::host(ids.data(), DType::kInt64, {tokens_of(c, rank), c.topk});
+    Result<Plan> plan =
+        comms.value()[static_cast<size_t>(rank)].plan(idx, c.experts, map_of(c), options_of(c));
+    if (plan.ok()) plans[static_cast<size_t>(rank)] = std::move(plan).value();
+    return plan.status();
+  });
+  EXPECT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
+  return plans;
 }
 
 }  // namespace fusco::testing

@@ -14,4 +14,8 @@ namespace fusco::testing {
 
 std::vector<Case> one_node_cases(int world);
 
+/// Every rank's plan of `c` (ranks of one node as threads; fails the current test on an
+/// error, leaving that rank's plan invalid).
+std::vector<Plan> one_node_plans(const Case& c);
+
 }  // namespace fusco::testing

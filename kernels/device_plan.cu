@@ -1,0 +1,161 @@
+#include <cstdint>
+#include <cub/device/device_scan.cuh>
+
+#include "device_plan.hpp"
+
+namespace fusco::kernels {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+unsigned blocks_for(int64_t items) {
+  return static_cast<unsigned>((items + kThreads - 1) / kThreads);
+}
+
+// Per physical expert: where this rank's rows start inside its block; for the rank's own
+// experts, the rows kept and dropped.
+__global__ void expert_kernel(core::GroupCounts group, int rank, int64_t* first_index,
+                              int64_t* tokens_per_expert, int64_t* dropped_per_expert) {
+  const int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (p >= group.physical) return;
+  first_index[p] = core::rows_before_rank(group, rank, p);
+  const int64_t own_first = group.rank_begin[rank];
+  if (p >= own_first && p < group.rank_begin[rank + 1]) {
+    const int64_t kept = core::kept_rows(group, p);
+    tokens_per_expert[p - own_first] = kept;
+    dropped_per_expert[p - own_first] = core::expert_rows(group, p) - kept;
+  }
+}
+
+// Per token: its stores and how many rows it delivers (counts[T] = 0 ends the scan input);
+// token t is combine group t.
+template <typename Id>
+__global__ void token_kernel(core::GroupCounts group, core::TokenPlanning<Id> planning,
+                             int64_t tokens, core::DirectStore* stores, int64_t* counts,
+                             int64_t* token_group_begin) {
+  const int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (t > tokens) return;
+  token_group_begin[t] = t;
+  counts[t] = t < tokens ? core::place_token(group, planning, t, stores) : 0;
+}
+
+__global__ void terms_kernel(const core::DirectStore* stores, int64_t topk, int64_t tokens,
+                             const int64_t* group_term_begin, core::DirectTerm* terms) {
+  const int64_t t = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (t >= tokens) return;
+  core::token_terms(stores, topk, t, group_term_begin[t], terms);
+}
+
+__global__ void zero_unfilled_kernel(char* rows, int64_t row_bytes, const int64_t* kept,
+                                     int64_t capacity) {
+  const int64_t expert = blockIdx.y;
+  const int64_t begin = (expert * capacity + kept[expert]) * row_bytes;
+  const int64_t end = (expert + 1) * capacity * row_bytes;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (begin % 16 == 0 && end % 16 == 0 && reinterpret_cast<uintptr_t>(rows) % 16 == 0) {
+    for (int64_t i = begin / 16 + first; i < end / 16; i += stride) {
+      reinterpret_cast<uint4*>(rows)[i] = make_uint4(0, 0, 0, 0);
+    }
+  } else {
+    for (int64_t i = begin + first; i < end; i += stride) rows[i] = 0;
+  }
+}
+
+__global__ void record_bad_kernel(const void* ids, bool ids_int64, const int64_t* first_bad,
+                                  int64_t* bad) {
+  const int64_t flat = *first_bad;
+  if (flat == INT64_MAX) {
+    bad[0] = -1;
+    bad[1] = 0;
+    return;
+  }
+  bad[0] = flat;
+  bad[1] =
+      ids_int64 ? static_cast<const int64_t*>(ids)[flat] : static_cast<const int32_t*>(ids)[flat];
+}
+
+size_t align_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+size_t scan_temp_bytes(int64_t items) {
+  size_t bytes = 0;
+  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int64_t*>(nullptr),
+                                static_cast<int64_t*>(nullptr), static_cast<int>(items));
+  return bytes;
+}
+
+template <typename Id>
+void launch_tokens(const DevicePlanningArgs& args, int64_t* counts, cudaStream_t stream) {
+  core::TokenPlanning<Id> planning;
+  planning.ids = static_cast<const Id*>(args.topk_idx);
+  planning.topk = args.topk;
+  planning.num_experts = args.num_experts;
+  planning.physical = args.physical;
+  planning.positions = args.positions;
+  planning.own_begin =
+      args.group.begins + static_cast<int64_t>(args.rank) * (args.group.physical + 1);
+  planning.first_index = args.first_index;
+  token_kernel<<<blocks_for(args.num_tokens + 1), kThreads, 0, stream>>>(
+      args.group, planning, args.num_tokens, args.stores, counts, args.token_group_begin);
+}
+
+}  // namespace
+
+size_t device_planning_workspace_bytes(int64_t num_tokens) {
+  return align_up(static_cast<size_t>(num_tokens + 1) * sizeof(int64_t)) +
+         align_up(scan_temp_bytes(num_tokens + 1));
+}
+
+cudaError_t launch_device_planning(const DevicePlanningArgs& args, cudaStream_t stream) {
+  const core::GroupCounts& group = args.group;
+  if (args.num_tokens < 0 || args.num_tokens >= INT32_MAX || args.topk < 1 || group.physical < 0 ||
+      group.world < 1 || args.rank < 0 || args.rank >= group.world ||
+      args.workspace_bytes < device_planning_workspace_bytes(args.num_tokens)) {
+    return cudaErrorInvalidValue;
+  }
+  auto* counts = static_cast<int64_t*>(args.workspace);
+  char* scan_temp = static_cast<char*>(args.workspace) +
+                    align_up(static_cast<size_t>(args.num_tokens + 1) * sizeof(int64_t));
+  if (group.physical > 0) {
+    expert_kernel<<<blocks_for(group.physical), kThreads, 0, stream>>>(
+        group, args.rank, args.first_index, args.tokens_per_expert, args.dropped_per_expert);
+  }
+  if (args.ids_int64) {
+    launch_tokens<int64_t>(args, counts, stream);
+  } else {
+    launch_tokens<int32_t>(args, counts, stream);
+  }
+  size_t scan_bytes = scan_temp_bytes(args.num_tokens + 1);
+  const cudaError_t scanned =
+      cub::DeviceScan::ExclusiveSum(scan_temp, scan_bytes, counts, args.group_term_begin,
+                                    static_cast<int>(args.num_tokens + 1), stream);
+  if (scanned != cudaSuccess) return scanned;
+  if (args.num_tokens > 0) {
+    terms_kernel<<<blocks_for(args.num_tokens), kThreads, 0, stream>>>(
+        args.stores, args.topk, args.num_tokens, args.group_term_begin, args.terms);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t launch_zero_unfilled_rows(void* rows, int64_t row_bytes, const int64_t* kept,
+                                      int64_t local_experts, int64_t capacity,
+                                      cudaStream_t stream) {
+  if (local_experts <= 0 || capacity <= 0 || row_bytes <= 0) return cudaSuccess;
+  if (local_experts > 65535) return cudaErrorInvalidValue;
+  const int64_t words = (capacity * row_bytes + 15) / 16;
+  const int64_t blocks = (words + kThreads * 4 - 1) / (kThreads * 4);
+  const dim3 grid(static_cast<unsigned>(blocks < 1024 ? blocks : 1024),
+                  static_cast<unsigned>(local_experts));
+  zero_unfilled_kernel<<<grid, kThreads, 0, stream>>>(static_cast<char*>(rows), row_bytes, kept,
+                                                      capacity);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_record_bad_id(const void* topk_idx, bool ids_int64, const int64_t* first_bad,
+                                 int64_t* bad, cudaStream_t stream) {
+  record_bad_kernel<<<1, 1, 0, stream>>>(topk_idx, ids_int64, first_bad, bad);
+  return cudaGetLastError();
+}
+
+}  // namespace fusco::kernels

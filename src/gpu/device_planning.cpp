@@ -1,0 +1,291 @@
+// DeviceGroup::plan_on_device: planning of one GPU's logical ranks by kernels (layout, count
+// matrix, stores and terms; core/device_plan_steps.hpp), and what plans made that way offer.
+
+#include <iterator>
+#include <string>
+
+#include "core/layout.hpp"
+#include "device_plan.hpp"
+#include "fusco/gpu.hpp"
+#include "gpu/device_group_impl.hpp"
+#include "gpu/device_plan_impl.hpp"
+#include "layout.hpp"
+
+namespace fusco::gpu {
+
+bool DevicePlan::on_device() const { return impl_ != nullptr && impl_->made != nullptr; }
+
+int64_t DevicePlan::num_recv_rows() const { return impl_->data().num_recv_rows; }
+
+const int64_t* DevicePlan::device_tokens_per_expert() const {
+  return on_device() ? impl_->made->tokens_per_expert.as<int64_t>() : nullptr;
+}
+
+const int64_t* DevicePlan::device_dropped_per_expert() const {
+  return on_device() ? impl_->made->dropped_per_expert.as<int64_t>() : nullptr;
+}
+
+Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
+                          cudaStream_t stream, const std::string& what) {
+  if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, stream, what);
+  const DeviceMadePlan& made = *plan.made;
+  return cuda_status(
+      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.tokens_per_expert.as<int64_t>(),
+                                         made.local_experts(), made.capacity, stream),
+      what + ": zeroing unfilled rows");
+}
+
+namespace {
+
+Status unsupported(const std::string& why) {
+  return Status(StatusCode::kUnsupported,
+                "plan_on_device: " + why + "; DeviceGroup::plan() has it");
+}
+
+// The options and map plan_on_device plans with: a capacity layout that drops, no replicas.
+Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map) {
+  FUSCO_RETURN_IF_ERROR(options.validate());
+  if (options.layout.kind != RecvLayout::Kind::kCapacity) {
+    return unsupported(std::string("options.layout is ") +
+                       recv_layout_kind_name(options.layout.kind) +
+                       " but receive shapes known before the counts need "
+                       "RecvLayout::capacity_bounded(C)");
+  }
+  if (options.layout.overflow != RecvLayout::Overflow::kDrop) {
+    return unsupported(
+        "options.layout.overflow = error needs the counts on the host (rows past the "
+        "capacity are dropped and counted in device_dropped_per_expert() with kDrop)");
+  }
+  if (map.replicated) {
+    return unsupported("expert_map has replicated experts, whose replica choice runs on the host");
+  }
+  return Status();
+}
+
+// topk_idx[r]: contiguous device int32/int64 [T, k], T < 2^31, one k on every rank.
+Status check_device_routing(const std::vector<TensorView>& topk_idx) {
+  for (size_t r = 0; r < topk_idx.size(); ++r) {
+    const std::string name = "topk_idx[" + std::to_string(r) + "]";
+    const TensorView& ids = topk_idx[r];
+    FUSCO_RETURN_IF_ERROR(check_matrix(ids, name.c_str(), false, Device::kCuda));
+    if (ids.dtype != DType::kInt32 && ids.dtype != DType::kInt64) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but must be int32 or int64");
+    }
+    if (ids.shape[1] < 1 || ids.shape[1] > core::kMaxTopk || ids.shape[0] >= INT32_MAX) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but k must be in [1, " +
+                        std::to_string(core::kMaxTopk) + "] and T below 2^31 - 1");
+    }
+    if (ids.shape[1] != topk_idx.front().shape[1]) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but topk_idx[0] has k = " +
+                        std::to_string(topk_idx.front().shape[1]) + " (k must agree)");
+    }
+  }
+  return Status();
+}
+
+Result<DeviceBuffer> allocate_items(int64_t items, size_t item_bytes, const char* what) {
+  return DeviceBuffer::allocate(static_cast<size_t>(items) * item_bytes, what);
+}
+
+// Every buffer of rank `rank`'s plan, before any kernel is enqueued.
+Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int rank, int world,
+                                                      int64_t num_experts,
+                                                      const core::ResolvedExpertMap& map,
+                                                      const PlanOptions& options,
+                                                      DeviceProgramme& programme) {
+  auto made = std::make_shared<DeviceMadePlan>();
+  detail::PlanData& shape = made->shape;
+  shape.rank = rank;
+  shape.topology = Topology::single_node(world);
+  shape.options = options;
+  shape.num_tokens = ids.shape[0];
+  shape.topk = static_cast<int>(ids.shape[1]);
+  shape.num_experts = num_experts;
+  const auto rr = static_cast<size_t>(rank);
+  for (int64_t p = map.rank_begin[rr]; p < map.rank_begin[rr + 1]; ++p) {
+    shape.local_experts.push_back(map.physical_logical[static_cast<size_t>(p)]);
+  }
+  made->capacity = options.layout.capacity;
+  shape.num_recv_rows = made->local_experts() * made->capacity;
+  const int64_t pairs = shape.num_tokens * shape.topk;
+  const int64_t tokens = shape.num_tokens;
+  const int64_t physical = map.num_physical();
+  Result<DeviceBuffer> buffers[] = {
+      allocate_items(pairs, sizeof(int64_t), "plan_on_device: positions"),
+      DeviceBuffer::allocate(kernels::layout_workspace_bytes(tokens, physical),
+                             "plan_on_device: layout workspace"),
+      DeviceBuffer::allocate(kernels::device_planning_workspace_bytes(tokens),
+                             "plan_on_device: planning workspace"),
+      allocate_items(physical, sizeof(int64_t), "plan_on_device: first rows"),
+      allocate_items(made->local_experts(), sizeof(int64_t), "plan_on_device: expert rows"),
+      allocate_items(made->local_experts(), sizeof(int64_t), "plan_on_device: dropped rows"),
+      allocate_items(3, sizeof(int64_t), "plan_on_device: routing check"),
+      allocate_items(pairs, sizeof(core::DirectStore), "plan_on_device: stores"),
+      allocate_items(tokens + 1, sizeof(int64_t), "plan_on_device: token groups"),
+      allocate_items(tokens + 1, sizeof(int64_t), "plan_on_device: group terms"),
+      allocate_items(pairs, sizeof(core::DirectTerm), "plan_on_device: terms")};
+  for (const Result<DeviceBuffer>& buffer : buffers) FUSCO_RETURN_IF_ERROR(buffer.status());
+  DeviceBuffer* targets[] = {&made->positions,
+                             &made->layout_workspace,
+                             &made->planning_workspace,
+                             &made->first_index,
+                             &made->tokens_per_expert,
+                             &made->dropped_per_expert,
+                             &made->bad,
+                             &programme.stores,
+                             &programme.token_group_begin,
+                             &programme.group_term_begin,
+                             &programme.terms};
+  for (size_t i = 0; i < std::size(targets); ++i) {
+    *targets[i] = std::move(buffers[i]).value();
+  }
+  return made;
+}
+
+Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map) {
+  auto group = std::make_shared<GroupPlanning>();
+  const int64_t begins = static_cast<int64_t>(map.world_size) * (map.num_physical() + 1);
+  Result<DeviceBuffer> physical = DeviceBuffer::upload(map.physical, "plan_on_device: map");
+  Result<DeviceBuffer> owner = DeviceBuffer::upload(map.physical_owner, "plan_on_device: map");
+  Result<DeviceBuffer> rank_begin = DeviceBuffer::upload(map.rank_begin, "plan_on_device: map");
+  Result<DeviceBuffer> matrix =
+      allocate_items(begins, sizeof(int64_t), "plan_on_device: count matrix");
+  for (const Status& status :
+       {physical.status(), owner.status(), rank_begin.status(), matrix.status()}) {
+    FUSCO_RETURN_IF_ERROR(status);
+  }
+  group->physical = std::move(physical).value();
+  group->owner = std::move(owner).value();
+  group->rank_begin = std::move(rank_begin).value();
+  group->begins = std::move(matrix).value();
+  return group;
+}
+
+core::GroupCounts counts_of(const GroupPlanning& group, const core::ResolvedExpertMap& map,
+                            int64_t capacity) {
+  core::GroupCounts counts;
+  counts.begins = group.begins.as<int64_t>();
+  counts.physical = map.num_physical();
+  counts.world = map.world_size;
+  counts.owner = group.owner.as<int32_t>();
+  counts.rank_begin = group.rank_begin.as<int64_t>();
+  counts.capacity = capacity;
+  return counts;
+}
+
+}  // namespace
+
+Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<TensorView>& topk_idx,
+                                                            int64_t num_experts,
+                                                            const ExpertMap& expert_map,
+                                                            const PlanOptions& options) {
+  const int world = impl_->world;
+  FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), world));
+  Result<core::ResolvedExpertMap> resolved =
+      core::resolve_expert_map(expert_map, num_experts, world);
+  FUSCO_RETURN_IF_ERROR(resolved.status());
+  const core::ResolvedExpertMap& map = resolved.value();
+  FUSCO_RETURN_IF_ERROR(check_device_planning(options, map));
+  FUSCO_RETURN_IF_ERROR(check_device_routing(topk_idx));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map);
+  FUSCO_RETURN_IF_ERROR(group.status());
+  const core::GroupCounts counts = counts_of(*group.value(), map, options.layout.capacity);
+  std::vector<std::shared_ptr<DevicePlan::Impl>> plans;
+  for (int r = 0; r < world; ++r) {
+    auto plan = std::make_shared<DevicePlan::Impl>();
+    plan->owner = impl_.get();
+    Result<std::shared_ptr<DeviceMadePlan>> made = allocate_plan(
+        topk_idx[static_cast<size_t>(r)], r, world, num_experts, map, options, plan->programme);
+    FUSCO_RETURN_IF_ERROR(made.status());
+    made.value()->group = group.value();
+    plan->made = made.value();
+    plans.push_back(std::move(plan));
+  }
+  for (int r = 0; r < world; ++r) {  // every rank's layout, its counts into the matrix
+    const auto rr = static_cast<size_t>(r);
+    const DeviceMadePlan& made = *plans[rr]->made;
+    kernels::LayoutArgs layout;
+    layout.topk_idx = topk_idx[rr].data;
+    layout.ids_int64 = topk_idx[rr].dtype == DType::kInt64;
+    layout.num_tokens = made.shape.num_tokens;
+    layout.topk = made.shape.topk;
+    layout.num_experts = num_experts;
+    layout.physical = group.value()->physical.as<int64_t>();
+    layout.num_physical = counts.physical;
+    layout.positions = static_cast<int64_t*>(made.positions.data());
+    layout.expert_begin =
+        static_cast<int64_t*>(group.value()->begins.data()) + r * (counts.physical + 1);
+    layout.first_bad = static_cast<int64_t*>(made.bad.data()) + 2;
+    layout.workspace = made.layout_workspace.data();
+    layout.workspace_bytes = kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
+    const std::string what = "plan_on_device: layout of rank " + std::to_string(r);
+    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(layout, impl_->streams[rr]), what));
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64, layout.first_bad,
+                                      static_cast<int64_t*>(made.bad.data()), impl_->streams[rr]),
+        what));
+  }
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // the count matrix is complete
+  std::vector<DevicePlan> result;
+  for (int r = 0; r < world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    DevicePlan::Impl& plan = *plans[rr];
+    const DeviceMadePlan& made = *plan.made;
+    kernels::DevicePlanningArgs args;
+    args.group = counts;
+    args.rank = r;
+    args.topk_idx = topk_idx[rr].data;
+    args.ids_int64 = topk_idx[rr].dtype == DType::kInt64;
+    args.num_tokens = made.shape.num_tokens;
+    args.topk = made.shape.topk;
+    args.num_experts = num_experts;
+    args.physical = group.value()->physical.as<int64_t>();
+    args.positions = made.positions.as<int64_t>();
+    args.first_index = static_cast<int64_t*>(made.first_index.data());
+    args.stores = static_cast<core::DirectStore*>(plan.programme.stores.data());
+    args.token_group_begin = static_cast<int64_t*>(plan.programme.token_group_begin.data());
+    args.group_term_begin = static_cast<int64_t*>(plan.programme.group_term_begin.data());
+    args.terms = static_cast<core::DirectTerm*>(plan.programme.terms.data());
+    args.tokens_per_expert = static_cast<int64_t*>(made.tokens_per_expert.data());
+    args.dropped_per_expert = static_cast<int64_t*>(made.dropped_per_expert.data());
+    args.workspace = made.planning_workspace.data();
+    args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(kernels::launch_device_planning(args, impl_->streams[rr]),
+                    "plan_on_device: planning kernels of rank " + std::to_string(r)));
+    result.emplace_back(std::move(plans[rr]));
+  }
+  return result;
+}
+
+Status DeviceGroup::check_routing(const std::vector<DevicePlan>& plans) {
+  std::vector<const detail::PlanData*> data;
+  FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  for (int r = 0; r < impl_->world; ++r) {
+    const auto rr = static_cast<size_t>(r);
+    if (!plans[rr].on_device()) continue;
+    const std::string what = "routing check of rank " + std::to_string(r);
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[rr]), what));
+    int64_t bad[2] = {-1, 0};
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        cudaMemcpy(bad, plans[rr].impl().made->bad.data(), sizeof(bad), cudaMemcpyDeviceToHost),
+        what));
+    if (bad[0] >= 0) {
+      const detail::PlanData& plan = *data[rr];
+      return Status(StatusCode::kInvalidArgument,
+                    "topk_idx[" + std::to_string(r) + "][" + std::to_string(bad[0] / plan.topk) +
+                        ", " + std::to_string(bad[0] % plan.topk) +
+                        "] = " + std::to_string(bad[1]) +
+                        " is outside [-1, num_experts=" + std::to_string(plan.num_experts) +
+                        ") (plan_on_device planned the slot as unused)");
+    }
+  }
+  return Status();
+}
+
+}  // namespace fusco::gpu
