@@ -36,6 +36,8 @@ class DevicePlan {
   bool on_device() const;
   /// Rows of the rank's receive buffer (plans of either kind).
   int64_t num_recv_rows() const;
+  /// Experts this rank holds (plans of either kind): the length of the per-expert arrays.
+  int64_t num_local_experts() const;
   /// Plans made on the device: the rows each local expert receives (int64 [local experts],
   /// device memory, written on the rank's stream: what a grouped GEMM reads); nullptr for
   /// plans made on the host (host().tokens_per_expert() has them).

@@ -1,5 +1,7 @@
 #include "gpu/device_checks.hpp"
 
+#include "core/layout.hpp"
+
 namespace fusco::gpu {
 
 namespace {
@@ -100,6 +102,57 @@ Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
   for (size_t r = 0; r < plans.size(); ++r) {
     FUSCO_RETURN_IF_ERROR(check_rank_combine(*plans[r], expert_out[r], topk_weights[r], out[r],
                                              hidden, first.dtype, "[" + std::to_string(r) + "]"));
+  }
+  return Status();
+}
+
+namespace {
+
+Status unsupported(const std::string& why) {
+  return Status(StatusCode::kUnsupported,
+                "plan_on_device: " + why + "; DeviceGroup::plan() has it");
+}
+
+}  // namespace
+
+Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map) {
+  FUSCO_RETURN_IF_ERROR(options.validate());
+  if (options.layout.kind != RecvLayout::Kind::kCapacity) {
+    return unsupported(std::string("options.layout is ") +
+                       recv_layout_kind_name(options.layout.kind) +
+                       " but receive shapes known before the counts need "
+                       "RecvLayout::capacity_bounded(C)");
+  }
+  if (options.layout.overflow != RecvLayout::Overflow::kDrop) {
+    return unsupported(
+        "options.layout.overflow = error needs the counts on the host (rows past the "
+        "capacity are dropped and counted in device_dropped_per_expert() with kDrop)");
+  }
+  if (map.replicated) {
+    return unsupported("expert_map has replicated experts, whose replica choice runs on the host");
+  }
+  return Status();
+}
+
+Status check_device_routing(const std::vector<TensorView>& topk_idx) {
+  for (size_t r = 0; r < topk_idx.size(); ++r) {
+    const std::string name = "topk_idx[" + std::to_string(r) + "]";
+    const TensorView& ids = topk_idx[r];
+    FUSCO_RETURN_IF_ERROR(check_matrix(ids, name.c_str(), false, Device::kCuda));
+    if (ids.dtype != DType::kInt32 && ids.dtype != DType::kInt64) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but must be int32 or int64");
+    }
+    if (ids.shape[1] < 1 || ids.shape[1] > core::kMaxTopk || ids.shape[0] >= INT32_MAX) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but k must be in [1, " +
+                        std::to_string(core::kMaxTopk) + "] and T below 2^31 - 1");
+    }
+    if (ids.shape[1] != topk_idx.front().shape[1]) {
+      return Status(StatusCode::kInvalidArgument,
+                    name + " is " + ids.describe() + " but topk_idx[0] has k = " +
+                        std::to_string(topk_idx.front().shape[1]) + " (k must agree)");
+    }
   }
   return Status();
 }

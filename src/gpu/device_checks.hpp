@@ -10,6 +10,10 @@
 #include "fusco/tensor.hpp"
 #include "plan/plan_data.hpp"
 
+namespace fusco::core {
+struct ResolvedExpertMap;
+}  // namespace fusco::core
+
 namespace fusco::gpu {
 
 /// `count` per-rank arguments named `arg` for a group of `world` ranks.
@@ -46,5 +50,13 @@ Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
                             const std::vector<TensorView>& expert_out,
                             const std::vector<TensorView>& topk_weights,
                             const std::vector<TensorView>& out);
+
+/// What DeviceGroup::plan_on_device plans with: valid options with a capacity layout that drops
+/// (kUnsupported otherwise, naming the option and that plan() has it), a map without replicas.
+Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map);
+
+/// plan_on_device's routing: topk_idx[r] contiguous device int32/int64 [T, k], k in
+/// [1, kMaxTopk] and equal on every rank, T below 2^31 - 1.
+Status check_device_routing(const std::vector<TensorView>& topk_idx);
 
 }  // namespace fusco::gpu

@@ -7,6 +7,7 @@
 #include "core/layout.hpp"
 #include "device_plan.hpp"
 #include "fusco/gpu.hpp"
+#include "gpu/device_checks.hpp"
 #include "gpu/device_group_impl.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "layout.hpp"
@@ -16,6 +17,10 @@ namespace fusco::gpu {
 bool DevicePlan::on_device() const { return impl_ != nullptr && impl_->made != nullptr; }
 
 int64_t DevicePlan::num_recv_rows() const { return impl_->data().num_recv_rows; }
+
+int64_t DevicePlan::num_local_experts() const {
+  return static_cast<int64_t>(impl_->data().local_experts.size());
+}
 
 const int64_t* DevicePlan::device_tokens_per_expert() const {
   return on_device() ? impl_->made->tokens_per_expert.as<int64_t>() : nullptr;
@@ -36,55 +41,6 @@ Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_
 }
 
 namespace {
-
-Status unsupported(const std::string& why) {
-  return Status(StatusCode::kUnsupported,
-                "plan_on_device: " + why + "; DeviceGroup::plan() has it");
-}
-
-// The options and map plan_on_device plans with: a capacity layout that drops, no replicas.
-Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map) {
-  FUSCO_RETURN_IF_ERROR(options.validate());
-  if (options.layout.kind != RecvLayout::Kind::kCapacity) {
-    return unsupported(std::string("options.layout is ") +
-                       recv_layout_kind_name(options.layout.kind) +
-                       " but receive shapes known before the counts need "
-                       "RecvLayout::capacity_bounded(C)");
-  }
-  if (options.layout.overflow != RecvLayout::Overflow::kDrop) {
-    return unsupported(
-        "options.layout.overflow = error needs the counts on the host (rows past the "
-        "capacity are dropped and counted in device_dropped_per_expert() with kDrop)");
-  }
-  if (map.replicated) {
-    return unsupported("expert_map has replicated experts, whose replica choice runs on the host");
-  }
-  return Status();
-}
-
-// topk_idx[r]: contiguous device int32/int64 [T, k], T < 2^31, one k on every rank.
-Status check_device_routing(const std::vector<TensorView>& topk_idx) {
-  for (size_t r = 0; r < topk_idx.size(); ++r) {
-    const std::string name = "topk_idx[" + std::to_string(r) + "]";
-    const TensorView& ids = topk_idx[r];
-    FUSCO_RETURN_IF_ERROR(check_matrix(ids, name.c_str(), false, Device::kCuda));
-    if (ids.dtype != DType::kInt32 && ids.dtype != DType::kInt64) {
-      return Status(StatusCode::kInvalidArgument,
-                    name + " is " + ids.describe() + " but must be int32 or int64");
-    }
-    if (ids.shape[1] < 1 || ids.shape[1] > core::kMaxTopk || ids.shape[0] >= INT32_MAX) {
-      return Status(StatusCode::kInvalidArgument,
-                    name + " is " + ids.describe() + " but k must be in [1, " +
-                        std::to_string(core::kMaxTopk) + "] and T below 2^31 - 1");
-    }
-    if (ids.shape[1] != topk_idx.front().shape[1]) {
-      return Status(StatusCode::kInvalidArgument,
-                    name + " is " + ids.describe() + " but topk_idx[0] has k = " +
-                        std::to_string(topk_idx.front().shape[1]) + " (k must agree)");
-    }
-  }
-  return Status();
-}
 
 Result<DeviceBuffer> allocate_items(int64_t items, size_t item_bytes, const char* what) {
   return DeviceBuffer::allocate(static_cast<size_t>(items) * item_bytes, what);

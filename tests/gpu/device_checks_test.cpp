@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/layout.hpp"
 #include "gpu/host_routing.hpp"
 
 namespace fusco::gpu {
@@ -109,6 +110,47 @@ TEST(HostRouting, HostViewsPassThrough_DeviceViewsMustBeContiguousIdMatrices) {
   strided.row_stride = 4;
   expect_error(host_routing(strided, storage, "topk_idx").status(), StatusCode::kInvalidArgument,
                "must be a contiguous 2-D int32 or int64 tensor [T, k]");
+}
+
+TEST(DeviceChecks, PlanningOnTheDevice_NeedsADroppingCapacityLayoutAndNoReplicas) {
+  const core::ResolvedExpertMap plain = core::resolve_expert_map({}, 8, 2).value();
+  PlanOptions options;
+  options.layout = RecvLayout::capacity_bounded(16);
+  EXPECT_TRUE(check_device_planning(options, plain).ok());
+  options.layout = RecvLayout::expert_major(4);
+  expect_error(check_device_planning(options, plain), StatusCode::kUnsupported,
+               "plan_on_device: options.layout is expert-major but receive shapes known before "
+               "the counts need RecvLayout::capacity_bounded(C); DeviceGroup::plan() has it");
+  options.layout = RecvLayout::capacity_bounded(16, RecvLayout::Overflow::kError);
+  expect_error(check_device_planning(options, plain), StatusCode::kUnsupported,
+               "options.layout.overflow = error needs the counts on the host");
+  options.layout = RecvLayout::capacity_bounded(16);
+  options.layout.capacity = -1;
+  expect_error(check_device_planning(options, plain), StatusCode::kInvalidArgument, "capacity");
+  const std::vector<std::vector<int32_t>> copies = {{0, 1}, {1}};
+  const core::ResolvedExpertMap replicated =
+      core::resolve_expert_map(ExpertMap::with_replicas(copies), 2, 2).value();
+  options.layout = RecvLayout::capacity_bounded(16);
+  expect_error(check_device_planning(options, replicated), StatusCode::kUnsupported,
+               "expert_map has replicated experts");
+}
+
+TEST(DeviceChecks, PlanningOnTheDevice_RoutingIsDeviceIdsWithOneK) {
+  EXPECT_TRUE(
+      check_device_routing({device_view(DType::kInt32, 5, 8), device_view(DType::kInt64, 0, 8)})
+          .ok());
+  expect_error(
+      check_device_routing({device_view(DType::kInt64, 5, 8), device_view(DType::kFloat32, 5, 8)}),
+      StatusCode::kInvalidArgument, "topk_idx[1] is [5, 8] fp32 cuda but must be int32 or int64");
+  expect_error(
+      check_device_routing({device_view(DType::kInt64, 5, 8), device_view(DType::kInt64, 5, 6)}),
+      StatusCode::kInvalidArgument,
+      "topk_idx[1] is [5, 6] int64 cuda but topk_idx[0] has k = 8 (k must agree)");
+  expect_error(check_device_routing({device_view(DType::kInt64, 5, 0)}),
+               StatusCode::kInvalidArgument, "k must be in [1, 1024]");
+  std::vector<int64_t> ids(8);
+  expect_error(check_device_routing({TensorView::host(ids.data(), DType::kInt64, {1, 8})}),
+               StatusCode::kInvalidArgument, "topk_idx[0] must be CUDA device memory");
 }
 
 }  // namespace

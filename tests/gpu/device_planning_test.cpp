@@ -1,0 +1,126 @@
+// Planning on the GPU (DeviceGroup::plan_on_device) through its public entry points: routing
+// in device memory, planned by kernels at W = 1, 2, 3, 4 and 8 over every one-node routing
+// case under capacity layouts, dispatch and combine results and per-expert counts equal to the
+// reference bit for bit; bad ids reported by check_routing() and planned as unused slots.
+// Skipped without a GPU (the argument checks run on the CPU in device_checks_test.cpp, the
+// planning arithmetic in tests/multirank/device_planning_test.cpp).
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "fusco/gpu.hpp"
+#include "gpu/device_runs.hpp"
+#include "multirank/harness.hpp"
+#include "multirank/one_node_cases.hpp"
+
+namespace fusco::testing {
+namespace {
+
+TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_EveryCapacity_MatchesReference) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  for (int world : {1, 2, 3, 4, 8}) {
+    auto group = gpu::DeviceGroup::create(world);
+    ASSERT_TRUE(group.ok()) << group.status().to_string();
+    int index = 0;
+    for (Case c : one_node_cases(world)) {
+      ++index;
+      if (!c.replicas.empty()) continue;  // replica choice is planned on the host only
+      for (int64_t capacity : {0, 1, 5, 1000}) {
+        c.layout = RecvLayout::capacity_bounded(capacity);
+        EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kFused, Planning::kDevice))
+            << "world " << world << " case " << index << " capacity " << capacity;
+      }
+    }
+  }
+}
+
+TEST(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(8);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  Case c;
+  c.world = 8;
+  c.ranks_per_node = 8;
+  c.topk = 8;
+  c.experts = 256;
+  c.hidden = 7168;
+  c.tokens_each = 256;
+  c.int32_ids = true;
+  c.layout = RecvLayout::capacity_bounded(64);
+  EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kFused, Planning::kDevice));
+}
+
+TEST(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(4);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  Case c;
+  c.world = 4;
+  c.ranks_per_node = 4;
+  c.experts = 16;
+  c.hidden = 4096;
+  c.layout = RecvLayout::capacity_bounded(20);
+  const std::vector<RankResult> host = run_on_device(*group.value(), c);
+  const std::vector<RankResult> device =
+      run_on_device(*group.value(), c, Engine::kFused, Planning::kDevice);
+  for (size_t r = 0; r < host.size(); ++r) {
+    ASSERT_TRUE(host[r].status.ok() && device[r].status.ok()) << device[r].status.to_string();
+    EXPECT_EQ(device[r].recv, host[r].recv);
+    EXPECT_EQ(device[r].out, host[r].out);
+    EXPECT_EQ(device[r].tokens_per_expert, host[r].tokens_per_expert);
+    EXPECT_EQ(device[r].dropped_per_expert, host[r].dropped_per_expert);
+  }
+}
+
+TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  const std::vector<std::vector<int32_t>> ids = {{0, 3, 1, 1}, {2, 7, -1, 0}};  // 7: E = 4
+  std::vector<TensorView> idx;
+  for (const std::vector<int32_t>& rank_ids : ids) {
+    std::vector<std::byte> bytes(rank_ids.size() * sizeof(int32_t));
+    std::memcpy(bytes.data(), rank_ids.data(), bytes.size());
+    idx.push_back(on_device(memory.copy_of(bytes), DType::kInt32, 2, 2));
+  }
+  PlanOptions options;
+  options.layout = RecvLayout::capacity_bounded(4);
+  auto plans = group.value()->plan_on_device(idx, 4, {}, options);
+  ASSERT_TRUE(plans.ok()) << plans.status().to_string();
+  const Status status = group.value()->check_routing(plans.value());
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("topk_idx[1][0, 1] = 7 is outside [-1, num_experts=4)"),
+            std::string::npos)
+      << status.message();
+  // Planned as an unused slot: the five other ids each deliver their row, nothing else moves.
+  ASSERT_TRUE(group.value()->synchronize().ok());
+  for (const auto& [rank, want] :
+       {std::pair{0, std::vector<int64_t>{2, 2}}, std::pair{1, std::vector<int64_t>{1, 1}}}) {
+    std::vector<int64_t> kept(2);
+    ASSERT_EQ(
+        cudaMemcpy(kept.data(), plans.value()[static_cast<size_t>(rank)].device_tokens_per_expert(),
+                   2 * sizeof(int64_t), cudaMemcpyDeviceToHost),
+        cudaSuccess);
+    EXPECT_EQ(kept, want) << "rank " << rank;
+  }
+}
+
+TEST(PlanOnDevice, ExpertMajorLayout_IsUnsupportedAndNamesPlan) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  const std::vector<TensorView> idx(
+      2, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
+  auto plans = group.value()->plan_on_device(idx, 4);
+  ASSERT_FALSE(plans.ok());
+  EXPECT_EQ(plans.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(plans.status().message().find("DeviceGroup::plan() has it"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fusco::testing

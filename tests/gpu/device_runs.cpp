@@ -1,0 +1,145 @@
+#include "gpu/device_runs.hpp"
+
+#include <cstring>
+
+#include "baseline/unfused_device.hpp"
+
+namespace fusco::testing {
+
+namespace {
+
+// Every rank's plan of `c`: from host routing, or from routing in device memory (int32 ids
+// when the case says so) planned by the kernels.
+Result<std::vector<gpu::DevicePlan>> plans_of(gpu::DeviceGroup& group, const Case& c,
+                                              Planning planning, DeviceMemory& memory) {
+  const auto world = static_cast<size_t>(c.world);
+  std::vector<std::vector<int64_t>> ids(world);
+  std::vector<TensorView> idx;
+  for (size_t r = 0; r < world; ++r) {
+    const int rank = static_cast<int>(r);
+    ids[r] = routing_of(c, rank);
+    if (planning == Planning::kHost) {
+      idx.push_back(TensorView::host(ids[r].data(), DType::kInt64, {tokens_of(c, rank), c.topk}));
+      continue;
+    }
+    std::vector<std::byte> bytes;
+    const DType dtype = c.int32_ids ? DType::kInt32 : DType::kInt64;
+    for (int64_t id : ids[r]) {
+      const auto narrow = static_cast<int32_t>(id);
+      const auto* from = c.int32_ids ? reinterpret_cast<const std::byte*>(&narrow)
+                                     : reinterpret_cast<const std::byte*>(&id);
+      bytes.insert(bytes.end(), from, from + dtype_size(dtype));
+    }
+    idx.push_back(on_device(memory.copy_of(bytes), dtype, tokens_of(c, rank), c.topk));
+  }
+  if (planning == Planning::kHost) return group.plan(idx, c.experts, map_of(c), options_of(c));
+  return group.plan_on_device(idx, c.experts, map_of(c), options_of(c));
+}
+
+// A rank's counts from a plan of either kind (device counts read after the run).
+RankResult counts_of_device_plan(const gpu::DevicePlan& plan) {
+  if (!plan.on_device()) return counts_of(plan.host());
+  RankResult result;
+  const auto local = static_cast<size_t>(plan.num_local_experts());
+  result.tokens_per_expert.resize(local);
+  result.dropped_per_expert.resize(local);
+  if (local > 0) {
+    const std::vector<std::byte> kept =
+        DeviceMemory::read(plan.device_tokens_per_expert(), local * sizeof(int64_t));
+    const std::vector<std::byte> dropped =
+        DeviceMemory::read(plan.device_dropped_per_expert(), local * sizeof(int64_t));
+    std::memcpy(result.tokens_per_expert.data(), kept.data(), kept.size());
+    std::memcpy(result.dropped_per_expert.data(), dropped.data(), dropped.size());
+  }
+  result.padded_tokens_per_expert.assign(
+      local, local == 0 ? 0 : plan.num_recv_rows() / static_cast<int64_t>(local));
+  return result;
+}
+
+}  // namespace
+
+std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, Engine engine,
+                                      Planning planning) {
+  const auto world = static_cast<size_t>(c.world);
+  std::vector<RankResult> results(world);
+  DeviceMemory memory;
+  Result<std::vector<gpu::DevicePlan>> plans = plans_of(group, c, planning, memory);
+  if (!plans.ok()) {
+    for (RankResult& result : results) result.status = plans.status();
+    return results;
+  }
+  const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
+  const size_t row_bytes = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
+  std::vector<TensorView> x, recv, y, weights, out;
+  for (size_t r = 0; r < world; ++r) {
+    const int rank = static_cast<int>(r);
+    const int64_t tokens = tokens_of(c, rank);
+    const int64_t rows = plans.value()[r].num_recv_rows();
+    x.push_back(on_device(memory.copy_of(strided(x_of(c, rank), c, tokens)), c.dtype, tokens,
+                          c.hidden, pitch));
+    recv.push_back(on_device(memory.copy_of(std::vector<std::byte>(
+                                 static_cast<size_t>(rows) * row_bytes, std::byte{0x5a})),
+                             c.dtype, rows, c.hidden));
+    y.push_back(on_device(memory.copy_of(strided(y_of(c, rank, rows), c, rows)), c.dtype, rows,
+                          c.hidden, pitch));
+    weights.push_back(
+        on_device(memory.copy_of(weights_of(c, rank)), DType::kFloat32, tokens, c.topk));
+    out.push_back(
+        on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens) * row_bytes)),
+                  c.dtype, tokens, c.hidden));
+  }
+  std::vector<TensorView> extra, extra_recv;
+  for (size_t r = 0; r < world && c.extra_cols > 0; ++r) {
+    const int rank = static_cast<int>(r);
+    const int64_t rows = plans.value()[r].num_recv_rows();
+    extra.push_back(on_device(memory.copy_of(extra_of(c, rank)), DType::kInt32, tokens_of(c, rank),
+                              c.extra_cols));
+    extra_recv.push_back(
+        on_device(memory.copy_of(std::vector<std::byte>(
+                      static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a})),
+                  DType::kInt32, rows, c.extra_cols));
+  }
+  Status status;
+  if (engine == Engine::kFused) {
+    status = group.dispatch(plans.value(), x, recv, extra, extra_recv);
+    if (status.ok() && dtype_supports_combine(c.dtype)) {
+      status = group.combine(plans.value(), y, weights, out);
+    }
+  } else {
+    auto baseline =
+        baseline::UnfusedDevice::create(group, plans.value(), static_cast<int64_t>(row_bytes));
+    status = baseline.status();
+    if (status.ok()) status = baseline.value()->dispatch(x, recv);
+    if (status.ok() && dtype_supports_combine(c.dtype)) {
+      status = baseline.value()->combine(y, weights, out);
+    }
+    if (status.ok()) status = group.synchronize();  // before the baseline's buffers go
+  }
+  if (status.ok()) status = group.synchronize();
+  for (size_t r = 0; r < world; ++r) {
+    results[r] = counts_of_device_plan(plans.value()[r]);
+    results[r].status = status;
+    results[r].recv = DeviceMemory::read(recv[r].data, static_cast<size_t>(recv[r].nbytes()));
+    if (c.extra_cols > 0) {
+      results[r].extra_recv =
+          DeviceMemory::read(extra_recv[r].data, static_cast<size_t>(extra_recv[r].nbytes()));
+    }
+    if (dtype_supports_combine(c.dtype)) {
+      results[r].out = DeviceMemory::read(out[r].data, static_cast<size_t>(out[r].nbytes()));
+    }
+  }
+  return results;
+}
+
+::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,
+                                                    Engine engine, Planning planning) {
+  const std::vector<RankResult> got = run_on_device(group, c, engine, planning);
+  const Expected want = expected_of(c);
+  for (int r = 0; r < c.world; ++r) {
+    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
+    if (!verdict) return verdict;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace fusco::testing
