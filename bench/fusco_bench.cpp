@@ -434,6 +434,14 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
       "unfused / fused time %.2fx (goal >= 1.8x)\n",
       static_cast<long>(tokens), g.device.c_str(),
       g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0, r.speedup);
+  const GpuPlanning& p = g.planning;
+  std::printf(
+      "# %ld tokens, planning from routing on the GPU (capacity %ld rows per expert, %ld "
+      "dropped): DeviceGroup::plan %.0f us, plan_on_device %.0f us (%.1fx); dispatch %.0f us, "
+      "combine %.0f us with the device-made plans\n",
+      static_cast<long>(tokens), static_cast<long>(p.capacity), static_cast<long>(p.dropped),
+      p.host_plan_us, p.device_plan_us,
+      p.device_plan_us > 0 ? p.host_plan_us / p.device_plan_us : 0, p.dispatch_us, p.combine_us);
   return r;
 #else
   (void)args;

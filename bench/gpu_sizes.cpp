@@ -12,67 +12,13 @@
 #include "baseline/unfused_device.hpp"
 #include "count_wrong.hpp"
 #include "fusco/gpu.hpp"
+#include "gpu_planning.hpp"
+#include "gpu_timing.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
 #include "testing/routing.hpp"
 
 namespace fusco::bench {
-
-namespace {
-
-// Median over `iters` runs of `step` after `warmup` runs, timed on `stream`: every rank's
-// stream joins it through the step's own barriers.
-Result<double> median_us(int warmup, int iters, cudaStream_t stream,
-                         const std::function<Status()>& step) {
-  cudaEvent_t start = nullptr;
-  cudaEvent_t stop = nullptr;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<double> times;
-  Status status;
-  for (int i = 0; i < warmup + iters && status.ok(); ++i) {
-    cudaEventRecord(start, stream);
-    status = step();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    if (i >= warmup) times.push_back(ms * 1e3);
-  }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  FUSCO_RETURN_IF_ERROR(status);
-  std::sort(times.begin(), times.end());
-  return times.empty() ? 0.0 : times[times.size() / 2];
-}
-
-// Device memory of one run, freed at the end.
-class DeviceBlocks {
- public:
-  ~DeviceBlocks() {
-    for (void* p : blocks_) cudaFree(p);
-  }
-  Result<TensorView> matrix(DType dtype, int64_t rows, int64_t cols) {
-    void* p = nullptr;
-    const size_t bytes = std::max<size_t>(16, static_cast<size_t>(rows * cols) * dtype_size(dtype));
-    FUSCO_RETURN_IF_ERROR(gpu::cuda_status(cudaMalloc(&p, bytes), "fusco_bench -t gpu buffers"));
-    blocks_.push_back(p);
-    TensorView view = TensorView::host(p, dtype, {rows, cols});
-    view.device = Device::kCuda;
-    return view;
-  }
-
- private:
-  std::vector<void*> blocks_;
-};
-
-std::vector<std::byte> download(const TensorView& view) {
-  std::vector<std::byte> host(static_cast<size_t>(view.nbytes()));
-  if (!host.empty()) cudaMemcpy(host.data(), view.data, host.size(), cudaMemcpyDeviceToHost);
-  return host;
-}
-
-}  // namespace
 
 Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
   cudaDeviceProp prop{};
@@ -163,6 +109,25 @@ Result<GpuSize> run_gpu_size(const BenchArgs& args, int64_t tokens) {
                                 [&] { return baseline.value()->combine(base_recv, w, base_out); }));
   }
   FUSCO_RETURN_IF_ERROR(group.synchronize());
+
+  // Planning from routing on the GPU, on the host and on the device.
+  std::vector<TensorView> device_idx;
+  for (size_t r = 0; r < world; ++r) {
+    Result<TensorView> ids_view = memory.matrix(DType::kInt64, tokens, args.topk);
+    FUSCO_RETURN_IF_ERROR(ids_view.status());
+    cudaMemcpy(ids_view.value().data, ids[r].data(), ids[r].size() * sizeof(int64_t),
+               cudaMemcpyHostToDevice);
+    device_idx.push_back(ids_view.value());
+  }
+  int64_t rows_in_all = 0;
+  for (const gpu::DevicePlan& plan : plans.value()) {
+    for (int64_t rows : plan.host().tokens_per_expert()) rows_in_all += rows;
+  }
+  Result<GpuPlanning> planning =
+      measure_device_planning(group, args, device_idx, rows_in_all, x, w, combines);
+  FUSCO_RETURN_IF_ERROR(planning.status());
+  result.planning = planning.value();
+  result.wrong += result.planning.wrong;
 
   // Fused against unfused, and (with -c) against the reference.
   std::vector<TensorView> w_views;

@@ -95,7 +95,7 @@ fi
 for routing in uniform zipf:1.0; do
   if timeout 240 "$build/bench/fusco_bench" -t gpu -r 8 -b 4096 -e 4096 -H 7168 -k 8 -E 256 \
        -R "$routing" -n 20 -w 2 -J "$build.bench.$routing.json" | tee "$build.bench.$routing.txt"; then
-    while read -r goal; do note "$routing: $goal"; done < <(grep -E "goal|Out of bounds" "$build.bench.$routing.txt")
+    while read -r goal; do note "$routing: $goal"; done < <(grep -E "goal|planning from routing|Out of bounds" "$build.bench.$routing.txt")
   else
     note "benchmark ($routing) FAILED"
     status=1

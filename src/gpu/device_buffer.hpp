@@ -51,6 +51,26 @@ class DeviceBuffer {
     return buffer;
   }
 
+  /// One allocation cut into parts of `bytes[i]` bytes, each 256-byte aligned: parts[i] is
+  /// its first byte (nullptr for an empty part). Nothing is allocated when every part is empty.
+  static Result<DeviceBuffer> allocate_parts(const std::vector<size_t>& bytes,
+                                             std::vector<void*>& parts, const char* what) {
+    std::vector<size_t> offsets;
+    size_t total = 0;
+    for (size_t part : bytes) {
+      offsets.push_back(total);
+      total += (part + kPartAlign - 1) / kPartAlign * kPartAlign;
+    }
+    Result<DeviceBuffer> buffer = allocate(total, what);
+    FUSCO_RETURN_IF_ERROR(buffer.status());
+    parts.clear();
+    for (size_t i = 0; i < bytes.size(); ++i) {
+      parts.push_back(bytes[i] == 0 ? nullptr
+                                    : static_cast<char*>(buffer.value().data_) + offsets[i]);
+    }
+    return buffer;
+  }
+
   void* data() const { return data_; }
 
   template <typename T>
@@ -59,6 +79,7 @@ class DeviceBuffer {
   }
 
  private:
+  static constexpr size_t kPartAlign = 256;
   void* data_ = nullptr;
 };
 

@@ -168,7 +168,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
       args.extra = extra[rr].data;
       args.extra_pitch = extra[rr].row_pitch_bytes();
     }
-    args.stores = plan.programme.stores.as<core::DirectStore>();
+    args.stores = plan.programme.stores;
     args.num_stores = plan.num_stores();
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
                                       "dispatch kernel of rank " + std::to_string(r)));
@@ -194,9 +194,9 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
     const DevicePlan::Impl& plan = plans[rr].impl();
     args.num_tokens = data[rr]->num_tokens;
     args.topk = data[rr]->topk;
-    args.token_group_begin = plan.programme.token_group_begin.as<int64_t>();
-    args.group_term_begin = plan.programme.group_term_begin.as<int64_t>();
-    args.terms = plan.programme.terms.as<core::DirectTerm>();
+    args.token_group_begin = plan.programme.token_group_begin;
+    args.group_term_begin = plan.programme.group_term_begin;
+    args.terms = plan.programme.terms;
     args.topk_weights = static_cast<const float*>(topk_weights[rr].data);
     args.out = out[rr].data;
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_combine(args, impl_->streams[rr]),

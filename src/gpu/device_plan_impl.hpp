@@ -15,28 +15,30 @@ namespace fusco::gpu {
 struct SendRecvProgramme;
 
 /// Device memory of one DeviceGroup::plan_on_device call that every rank's plan reads: the
-/// expert map and the group's count matrix (core::GroupCounts).
+/// expert map and the group's count matrix (core::GroupCounts), in one allocation.
 struct GroupPlanning {
-  DeviceBuffer physical;    ///< int64 [E]
-  DeviceBuffer owner;       ///< int32 [P]
-  DeviceBuffer rank_begin;  ///< int64 [W + 1]
-  DeviceBuffer begins;      ///< int64 [W][P + 1]
+  DeviceBuffer storage;
+  int64_t* physical = nullptr;    ///< [E]
+  int32_t* owner = nullptr;       ///< [P]
+  int64_t* rank_begin = nullptr;  ///< [W + 1]
+  int64_t* begins = nullptr;      ///< [W][P + 1]
 };
 
 /// The parts of a plan made on the device: where its counts live and the scratch memory of
-/// its planning kernels (kept until the plan goes, as kernels may still be running when the
-/// planning call returns).
+/// its planning kernels, in one allocation (kept until the plan goes, as kernels may still be
+/// running when the planning call returns).
 struct DeviceMadePlan {
   detail::PlanData shape;  ///< rank, T, k, E, options, num_recv_rows, local experts.
   int64_t capacity = 0;
   std::shared_ptr<const GroupPlanning> group;
-  DeviceBuffer positions;           ///< int64 [T * k]
-  DeviceBuffer layout_workspace;    ///< kernels::layout_workspace_bytes
-  DeviceBuffer planning_workspace;  ///< kernels::device_planning_workspace_bytes
-  DeviceBuffer first_index;         ///< int64 [P]
-  DeviceBuffer tokens_per_expert;   ///< int64 [local experts]
-  DeviceBuffer dropped_per_expert;  ///< int64 [local experts]
-  DeviceBuffer bad;                 ///< int64 [3]: first bad pair, its id, the layout's word.
+  DeviceBuffer storage;
+  int64_t* positions = nullptr;           ///< [T * k]
+  void* layout_workspace = nullptr;       ///< kernels::layout_workspace_bytes
+  void* planning_workspace = nullptr;     ///< kernels::device_planning_workspace_bytes
+  int64_t* first_index = nullptr;         ///< [P]
+  int64_t* tokens_per_expert = nullptr;   ///< [local experts]
+  int64_t* dropped_per_expert = nullptr;  ///< [local experts]
+  int64_t* bad = nullptr;                 ///< [3]: first bad pair, its id, the layout's word.
 
   int64_t local_experts() const { return static_cast<int64_t>(shape.local_experts.size()); }
 };

@@ -3,6 +3,8 @@
 
 #include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/layout.hpp"
 #include "device_plan.hpp"
@@ -23,11 +25,11 @@ int64_t DevicePlan::num_local_experts() const {
 }
 
 const int64_t* DevicePlan::device_tokens_per_expert() const {
-  return on_device() ? impl_->made->tokens_per_expert.as<int64_t>() : nullptr;
+  return on_device() ? impl_->made->tokens_per_expert : nullptr;
 }
 
 const int64_t* DevicePlan::device_dropped_per_expert() const {
-  return on_device() ? impl_->made->dropped_per_expert.as<int64_t>() : nullptr;
+  return on_device() ? impl_->made->dropped_per_expert : nullptr;
 }
 
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
@@ -35,16 +37,12 @@ Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_
   if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, stream, what);
   const DeviceMadePlan& made = *plan.made;
   return cuda_status(
-      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.tokens_per_expert.as<int64_t>(),
+      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.tokens_per_expert,
                                          made.local_experts(), made.capacity, stream),
       what + ": zeroing unfilled rows");
 }
 
 namespace {
-
-Result<DeviceBuffer> allocate_items(int64_t items, size_t item_bytes, const char* what) {
-  return DeviceBuffer::allocate(static_cast<size_t>(items) * item_bytes, what);
-}
 
 // Every buffer of rank `rank`'s plan, before any kernel is enqueued.
 Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int rank, int world,
@@ -66,68 +64,70 @@ Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int
   }
   made->capacity = options.layout.capacity;
   shape.num_recv_rows = made->local_experts() * made->capacity;
-  const int64_t pairs = shape.num_tokens * shape.topk;
-  const int64_t tokens = shape.num_tokens;
-  const int64_t physical = map.num_physical();
-  Result<DeviceBuffer> buffers[] = {
-      allocate_items(pairs, sizeof(int64_t), "plan_on_device: positions"),
-      DeviceBuffer::allocate(kernels::layout_workspace_bytes(tokens, physical),
-                             "plan_on_device: layout workspace"),
-      DeviceBuffer::allocate(kernels::device_planning_workspace_bytes(tokens),
-                             "plan_on_device: planning workspace"),
-      allocate_items(physical, sizeof(int64_t), "plan_on_device: first rows"),
-      allocate_items(made->local_experts(), sizeof(int64_t), "plan_on_device: expert rows"),
-      allocate_items(made->local_experts(), sizeof(int64_t), "plan_on_device: dropped rows"),
-      allocate_items(3, sizeof(int64_t), "plan_on_device: routing check"),
-      allocate_items(pairs, sizeof(core::DirectStore), "plan_on_device: stores"),
-      allocate_items(tokens + 1, sizeof(int64_t), "plan_on_device: token groups"),
-      allocate_items(tokens + 1, sizeof(int64_t), "plan_on_device: group terms"),
-      allocate_items(pairs, sizeof(core::DirectTerm), "plan_on_device: terms")};
-  for (const Result<DeviceBuffer>& buffer : buffers) FUSCO_RETURN_IF_ERROR(buffer.status());
-  DeviceBuffer* targets[] = {&made->positions,
-                             &made->layout_workspace,
-                             &made->planning_workspace,
-                             &made->first_index,
-                             &made->tokens_per_expert,
-                             &made->dropped_per_expert,
-                             &made->bad,
-                             &programme.stores,
-                             &programme.token_group_begin,
-                             &programme.group_term_begin,
-                             &programme.terms};
-  for (size_t i = 0; i < std::size(targets); ++i) {
-    *targets[i] = std::move(buffers[i]).value();
-  }
+  const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
+  const auto local = static_cast<size_t>(made->local_experts());
+  std::vector<void*> parts;
+  Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
+      {pairs * sizeof(int64_t),
+       kernels::layout_workspace_bytes(shape.num_tokens, map.num_physical()),
+       kernels::device_planning_workspace_bytes(shape.num_tokens),
+       static_cast<size_t>(map.num_physical()) * sizeof(int64_t), local * sizeof(int64_t),
+       local * sizeof(int64_t), 3 * sizeof(int64_t)},
+      parts, "plan_on_device: plan buffers");
+  FUSCO_RETURN_IF_ERROR(storage.status());
+  made->storage = std::move(storage).value();
+  made->positions = static_cast<int64_t*>(parts[0]);
+  made->layout_workspace = parts[1];
+  made->planning_workspace = parts[2];
+  made->first_index = static_cast<int64_t*>(parts[3]);
+  made->tokens_per_expert = static_cast<int64_t*>(parts[4]);
+  made->dropped_per_expert = static_cast<int64_t*>(parts[5]);
+  made->bad = static_cast<int64_t*>(parts[6]);
+  const auto stores = static_cast<int64_t>(pairs);
+  Result<DeviceProgramme> made_programme =
+      DeviceProgramme::allocate(stores, shape.num_tokens, shape.num_tokens, stores);
+  FUSCO_RETURN_IF_ERROR(made_programme.status());
+  programme = std::move(made_programme).value();
   return made;
 }
 
+// The map and an unfilled count matrix in device memory.
 Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map) {
   auto group = std::make_shared<GroupPlanning>();
-  const int64_t begins = static_cast<int64_t>(map.world_size) * (map.num_physical() + 1);
-  Result<DeviceBuffer> physical = DeviceBuffer::upload(map.physical, "plan_on_device: map");
-  Result<DeviceBuffer> owner = DeviceBuffer::upload(map.physical_owner, "plan_on_device: map");
-  Result<DeviceBuffer> rank_begin = DeviceBuffer::upload(map.rank_begin, "plan_on_device: map");
-  Result<DeviceBuffer> matrix =
-      allocate_items(begins, sizeof(int64_t), "plan_on_device: count matrix");
-  for (const Status& status :
-       {physical.status(), owner.status(), rank_begin.status(), matrix.status()}) {
-    FUSCO_RETURN_IF_ERROR(status);
+  const auto begins =
+      static_cast<size_t>(map.world_size) * static_cast<size_t>(map.num_physical() + 1);
+  std::vector<void*> parts;
+  Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
+      {map.physical.size() * sizeof(int64_t), map.physical_owner.size() * sizeof(int32_t),
+       map.rank_begin.size() * sizeof(int64_t), begins * sizeof(int64_t)},
+      parts, "plan_on_device: expert map");
+  FUSCO_RETURN_IF_ERROR(storage.status());
+  group->storage = std::move(storage).value();
+  group->physical = static_cast<int64_t*>(parts[0]);
+  group->owner = static_cast<int32_t*>(parts[1]);
+  group->rank_begin = static_cast<int64_t*>(parts[2]);
+  group->begins = static_cast<int64_t*>(parts[3]);
+  const std::pair<void*, std::pair<const void*, size_t>> copies[] = {
+      {group->physical, {map.physical.data(), map.physical.size() * sizeof(int64_t)}},
+      {group->owner, {map.physical_owner.data(), map.physical_owner.size() * sizeof(int32_t)}},
+      {group->rank_begin, {map.rank_begin.data(), map.rank_begin.size() * sizeof(int64_t)}}};
+  for (const auto& [to, from] : copies) {
+    if (from.second == 0) continue;
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpy(to, from.first, from.second, cudaMemcpyHostToDevice),
+                    "plan_on_device: expert map"));
   }
-  group->physical = std::move(physical).value();
-  group->owner = std::move(owner).value();
-  group->rank_begin = std::move(rank_begin).value();
-  group->begins = std::move(matrix).value();
   return group;
 }
 
 core::GroupCounts counts_of(const GroupPlanning& group, const core::ResolvedExpertMap& map,
                             int64_t capacity) {
   core::GroupCounts counts;
-  counts.begins = group.begins.as<int64_t>();
+  counts.begins = group.begins;
   counts.physical = map.num_physical();
   counts.world = map.world_size;
-  counts.owner = group.owner.as<int32_t>();
-  counts.rank_begin = group.rank_begin.as<int64_t>();
+  counts.owner = group.owner;
+  counts.rank_begin = group.rank_begin;
   counts.capacity = capacity;
   return counts;
 }
@@ -170,20 +170,19 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
     layout.num_tokens = made.shape.num_tokens;
     layout.topk = made.shape.topk;
     layout.num_experts = num_experts;
-    layout.physical = group.value()->physical.as<int64_t>();
+    layout.physical = group.value()->physical;
     layout.num_physical = counts.physical;
-    layout.positions = static_cast<int64_t*>(made.positions.data());
-    layout.expert_begin =
-        static_cast<int64_t*>(group.value()->begins.data()) + r * (counts.physical + 1);
-    layout.first_bad = static_cast<int64_t*>(made.bad.data()) + 2;
-    layout.workspace = made.layout_workspace.data();
+    layout.positions = made.positions;
+    layout.expert_begin = group.value()->begins + r * (counts.physical + 1);
+    layout.first_bad = made.bad + 2;
+    layout.workspace = made.layout_workspace;
     layout.workspace_bytes = kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
     const std::string what = "plan_on_device: layout of rank " + std::to_string(r);
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(layout, impl_->streams[rr]), what));
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64, layout.first_bad,
-                                      static_cast<int64_t*>(made.bad.data()), impl_->streams[rr]),
-        what));
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64,
+                                                  layout.first_bad, made.bad, impl_->streams[rr]),
+                    what));
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // the count matrix is complete
   std::vector<DevicePlan> result;
@@ -199,16 +198,16 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
     args.num_tokens = made.shape.num_tokens;
     args.topk = made.shape.topk;
     args.num_experts = num_experts;
-    args.physical = group.value()->physical.as<int64_t>();
-    args.positions = made.positions.as<int64_t>();
-    args.first_index = static_cast<int64_t*>(made.first_index.data());
-    args.stores = static_cast<core::DirectStore*>(plan.programme.stores.data());
-    args.token_group_begin = static_cast<int64_t*>(plan.programme.token_group_begin.data());
-    args.group_term_begin = static_cast<int64_t*>(plan.programme.group_term_begin.data());
-    args.terms = static_cast<core::DirectTerm*>(plan.programme.terms.data());
-    args.tokens_per_expert = static_cast<int64_t*>(made.tokens_per_expert.data());
-    args.dropped_per_expert = static_cast<int64_t*>(made.dropped_per_expert.data());
-    args.workspace = made.planning_workspace.data();
+    args.physical = group.value()->physical;
+    args.positions = made.positions;
+    args.first_index = made.first_index;
+    args.stores = plan.programme.stores;
+    args.token_group_begin = plan.programme.token_group_begin;
+    args.group_term_begin = plan.programme.group_term_begin;
+    args.terms = plan.programme.terms;
+    args.tokens_per_expert = made.tokens_per_expert;
+    args.dropped_per_expert = made.dropped_per_expert;
+    args.workspace = made.planning_workspace;
     args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
     FUSCO_RETURN_IF_ERROR(
         cuda_status(kernels::launch_device_planning(args, impl_->streams[rr]),
@@ -229,8 +228,7 @@ Status DeviceGroup::check_routing(const std::vector<DevicePlan>& plans) {
     FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[rr]), what));
     int64_t bad[2] = {-1, 0};
     FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpy(bad, plans[rr].impl().made->bad.data(), sizeof(bad), cudaMemcpyDeviceToHost),
-        what));
+        cudaMemcpy(bad, plans[rr].impl().made->bad, sizeof(bad), cudaMemcpyDeviceToHost), what));
     if (bad[0] >= 0) {
       const detail::PlanData& plan = *data[rr];
       return Status(StatusCode::kInvalidArgument,

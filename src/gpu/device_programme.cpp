@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/direct_steps.hpp"
 
@@ -18,6 +20,25 @@ static_assert(sizeof(detail::CombineTerm) == sizeof(core::DirectTerm) &&
               offsetof(detail::CombineTerm, row) == offsetof(core::DirectTerm, row) &&
               detail::CombineTerm::kUnitWeight == core::DirectTerm::kUnitWeight);
 
+Result<DeviceProgramme> DeviceProgramme::allocate(int64_t stores, int64_t tokens, int64_t groups,
+                                                  int64_t terms) {
+  DeviceProgramme programme;
+  std::vector<void*> parts;
+  Result<DeviceBuffer> storage =
+      DeviceBuffer::allocate_parts({static_cast<size_t>(stores) * sizeof(core::DirectStore),
+                                    static_cast<size_t>(tokens + 1) * sizeof(int64_t),
+                                    static_cast<size_t>(groups + 1) * sizeof(int64_t),
+                                    static_cast<size_t>(terms) * sizeof(core::DirectTerm)},
+                                   parts, "plan programme");
+  FUSCO_RETURN_IF_ERROR(storage.status());
+  programme.storage = std::move(storage).value();
+  programme.stores = static_cast<core::DirectStore*>(parts[0]);
+  programme.token_group_begin = static_cast<int64_t*>(parts[1]);
+  programme.group_term_begin = static_cast<int64_t*>(parts[2]);
+  programme.terms = static_cast<core::DirectTerm*>(parts[3]);
+  return programme;
+}
+
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
   if (!plan.staged_out.empty() || !plan.staged_in.empty() || plan.return_rows_total != 0) {
     return Status(StatusCode::kUnsupported,
@@ -26,18 +47,25 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
                       " nodes; the GPU engine stores into the ranks of one node only (its "
                       "inter-node path over GIN is not built yet)");
   }
-  Result<DeviceBuffer> stores = DeviceBuffer::upload(plan.direct, "plan upload (rows)");
-  Result<DeviceBuffer> tokens = DeviceBuffer::upload(plan.token_group_begin, "plan upload");
-  Result<DeviceBuffer> groups = DeviceBuffer::upload(plan.group_term_begin, "plan upload");
-  Result<DeviceBuffer> terms = DeviceBuffer::upload(plan.terms, "plan upload (terms)");
-  for (const Status& status : {stores.status(), tokens.status(), groups.status(), terms.status()}) {
-    FUSCO_RETURN_IF_ERROR(status);
+  Result<DeviceProgramme> programme =
+      allocate(static_cast<int64_t>(plan.direct.size()), plan.num_tokens,
+               static_cast<int64_t>(plan.group_term_begin.size()) - 1,
+               static_cast<int64_t>(plan.terms.size()));
+  FUSCO_RETURN_IF_ERROR(programme.status());
+  const std::pair<void*, std::pair<const void*, size_t>> copies[] = {
+      {programme.value().stores,
+       {plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)}},
+      {programme.value().token_group_begin,
+       {plan.token_group_begin.data(), plan.token_group_begin.size() * sizeof(int64_t)}},
+      {programme.value().group_term_begin,
+       {plan.group_term_begin.data(), plan.group_term_begin.size() * sizeof(int64_t)}},
+      {programme.value().terms,
+       {plan.terms.data(), plan.terms.size() * sizeof(detail::CombineTerm)}}};
+  for (const auto& [to, from] : copies) {
+    if (from.second == 0) continue;
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        cudaMemcpy(to, from.first, from.second, cudaMemcpyHostToDevice), "plan upload"));
   }
-  DeviceProgramme programme;
-  programme.stores = std::move(stores).value();
-  programme.token_group_begin = std::move(tokens).value();
-  programme.group_term_begin = std::move(groups).value();
-  programme.terms = std::move(terms).value();
   return programme;
 }
 

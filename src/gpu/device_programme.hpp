@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "core/direct_steps.hpp"
 #include "fusco/plan.hpp"
 #include "gpu/device_buffer.hpp"
 #include "plan/plan_data.hpp"
@@ -15,11 +16,15 @@
 namespace fusco::gpu {
 
 struct DeviceProgramme {
-  DeviceBuffer stores;             ///< core::DirectStore per row this rank sends.
-  DeviceBuffer token_group_begin;  ///< int64 [T + 1]
-  DeviceBuffer group_term_begin;   ///< int64 [G + 1]
-  DeviceBuffer terms;              ///< core::DirectTerm [N]
+  DeviceBuffer storage;                  ///< One allocation holding the four arrays.
+  core::DirectStore* stores = nullptr;   ///< Per row this rank sends.
+  int64_t* token_group_begin = nullptr;  ///< [T + 1]
+  int64_t* group_term_begin = nullptr;   ///< [G + 1]
+  core::DirectTerm* terms = nullptr;     ///< [N]
 
+  /// Room for `stores` stores, `tokens` tokens, `groups` groups and `terms` terms.
+  static Result<DeviceProgramme> allocate(int64_t stores, int64_t tokens, int64_t groups,
+                                          int64_t terms);
   /// The programme of `plan`, which must store every row directly (one node); a plan with
   /// staged rows (ranks on several nodes) is kUnsupported: the GPU engine's inter-node path
   /// (GIN) is not built yet.

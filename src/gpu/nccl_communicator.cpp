@@ -439,7 +439,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   args.x = x.data;
   args.x_pitch = x.row_pitch_bytes();
   args.row_bytes = row_bytes;
-  args.stores = plan.impl().programme.stores.as<core::DirectStore>();
+  args.stores = plan.impl().programme.stores;
   args.num_stores = static_cast<int64_t>(data.direct.size());
   args.recv = impl_->recv_peers;
   for (int p = 0; p < impl_->world; ++p) args.recv.pitch[p] = row_bytes;
@@ -506,9 +506,9 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   args.hidden = hidden;
   args.row_type = static_cast<int32_t>(expert_out.dtype);
   args.topk = data.topk;
-  args.token_group_begin = plan.impl().programme.token_group_begin.as<int64_t>();
-  args.group_term_begin = plan.impl().programme.group_term_begin.as<int64_t>();
-  args.terms = plan.impl().programme.terms.as<core::DirectTerm>();
+  args.token_group_begin = plan.impl().programme.token_group_begin;
+  args.group_term_begin = plan.impl().programme.group_term_begin;
+  args.terms = plan.impl().programme.terms;
   args.topk_weights = static_cast<const float*>(topk_weights.data);
   args.expert_out = impl_->expert_peers;
   for (int p = 0; p < impl_->world; ++p) args.expert_out.pitch[p] = row_bytes;

@@ -181,8 +181,8 @@ Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& gr
   args.hidden = hidden;
   args.row_type = static_cast<int32_t>(expert_out.dtype);
   args.topk = plan.topk;
-  args.token_group_begin = groups.token_group_begin.as<int64_t>();
-  args.group_term_begin = groups.group_term_begin.as<int64_t>();
+  args.token_group_begin = groups.token_group_begin;
+  args.group_term_begin = groups.group_term_begin;
   args.terms = programme.return_terms.as<core::DirectTerm>();
   args.topk_weights = static_cast<const float*>(topk_weights.data);
   args.expert_out.base[0] = static_cast<char*>(buffers.send.data());
