@@ -63,6 +63,14 @@ __global__ void zero_unfilled_kernel(char* rows, int64_t row_bytes, const int64_
   }
 }
 
+// One block per destination rank.
+__global__ void publish_kernel(const int64_t* row, int64_t count, core::PeerTable peers,
+                               int64_t offset_bytes) {
+  auto* to = reinterpret_cast<int64_t*>(peers.base[blockIdx.x] + offset_bytes);
+  if (to == row) return;
+  for (int64_t i = threadIdx.x; i < count; i += blockDim.x) to[i] = row[i];
+}
+
 __global__ void record_bad_kernel(const void* ids, bool ids_int64, const int64_t* first_bad,
                                   int64_t* bad) {
   const int64_t flat = *first_bad;
@@ -149,6 +157,15 @@ cudaError_t launch_zero_unfilled_rows(void* rows, int64_t row_bytes, const int64
                   static_cast<unsigned>(local_experts));
   zero_unfilled_kernel<<<grid, kThreads, 0, stream>>>(static_cast<char*>(rows), row_bytes, kept,
                                                       capacity);
+  return cudaGetLastError();
+}
+
+cudaError_t launch_publish_row(const int64_t* row, int64_t count, const core::PeerTable& peers,
+                               int world, int64_t offset_bytes, cudaStream_t stream) {
+  if (world < 1 || world > core::kMaxDirectPeers) return cudaErrorInvalidValue;
+  if (count <= 0) return cudaSuccess;
+  publish_kernel<<<static_cast<unsigned>(world), kThreads, 0, stream>>>(row, count, peers,
+                                                                        offset_bytes);
   return cudaGetLastError();
 }
 

@@ -48,6 +48,12 @@ cudaError_t launch_device_planning(const DevicePlanningArgs& args, cudaStream_t 
 cudaError_t launch_zero_unfilled_rows(void* rows, int64_t row_bytes, const int64_t* kept,
                                       int64_t local_experts, int64_t capacity, cudaStream_t stream);
 
+/// Copies `count` int64 values from `row` to `offset_bytes` into every rank's buffer of
+/// `peers` (ranks [0, world); the one `row` already lies in is skipped): a rank's row of the
+/// count matrix published into every rank's matrix through LSA pointers.
+cudaError_t launch_publish_row(const int64_t* row, int64_t count, const core::PeerTable& peers,
+                               int world, int64_t offset_bytes, cudaStream_t stream);
+
 /// Copies the id of the first bad pair (`first_bad`, from launch_layout; INT64_MAX for none)
 /// to bad[0] = pair, bad[1] = its id (bad[0] = -1 without one): what a routing check reads.
 cudaError_t launch_record_bad_id(const void* topk_idx, bool ids_int64, const int64_t* first_bad,

@@ -134,20 +134,25 @@ Status check_device_planning(const PlanOptions& options, const core::ResolvedExp
   return Status();
 }
 
+Status check_device_ids(const TensorView& ids, const std::string& name) {
+  FUSCO_RETURN_IF_ERROR(check_matrix(ids, name.c_str(), false, Device::kCuda));
+  if (ids.dtype != DType::kInt32 && ids.dtype != DType::kInt64) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " is " + ids.describe() + " but must be int32 or int64");
+  }
+  if (ids.shape[1] < 1 || ids.shape[1] > core::kMaxTopk || ids.shape[0] >= INT32_MAX) {
+    return Status(StatusCode::kInvalidArgument,
+                  name + " is " + ids.describe() + " but k must be in [1, " +
+                      std::to_string(core::kMaxTopk) + "] and T below 2^31 - 1");
+  }
+  return Status();
+}
+
 Status check_device_routing(const std::vector<TensorView>& topk_idx) {
   for (size_t r = 0; r < topk_idx.size(); ++r) {
     const std::string name = "topk_idx[" + std::to_string(r) + "]";
     const TensorView& ids = topk_idx[r];
-    FUSCO_RETURN_IF_ERROR(check_matrix(ids, name.c_str(), false, Device::kCuda));
-    if (ids.dtype != DType::kInt32 && ids.dtype != DType::kInt64) {
-      return Status(StatusCode::kInvalidArgument,
-                    name + " is " + ids.describe() + " but must be int32 or int64");
-    }
-    if (ids.shape[1] < 1 || ids.shape[1] > core::kMaxTopk || ids.shape[0] >= INT32_MAX) {
-      return Status(StatusCode::kInvalidArgument,
-                    name + " is " + ids.describe() + " but k must be in [1, " +
-                        std::to_string(core::kMaxTopk) + "] and T below 2^31 - 1");
-    }
+    FUSCO_RETURN_IF_ERROR(check_device_ids(ids, name));
     if (ids.shape[1] != topk_idx.front().shape[1]) {
       return Status(StatusCode::kInvalidArgument,
                     name + " is " + ids.describe() + " but topk_idx[0] has k = " +

@@ -55,6 +55,10 @@ Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
 /// (kUnsupported otherwise, naming the option and that plan() has it), a map without replicas.
 Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map);
 
+/// One rank's routing for planning on the device, named `name`: contiguous device int32/int64
+/// [T, k], k in [1, kMaxTopk], T below 2^31 - 1.
+Status check_device_ids(const TensorView& ids, const std::string& name);
+
 /// plan_on_device's routing: topk_idx[r] contiguous device int32/int64 [T, k], k in
 /// [1, kMaxTopk] and equal on every rank, T below 2^31 - 1.
 Status check_device_routing(const std::vector<TensorView>& topk_idx);

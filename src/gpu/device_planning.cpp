@@ -1,7 +1,8 @@
 // DeviceGroup::plan_on_device: planning of one GPU's logical ranks by kernels (layout, count
 // matrix, stores and terms; core/device_plan_steps.hpp), and what plans made that way offer.
 
-#include <iterator>
+#include "gpu/device_planning.hpp"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,14 +43,10 @@ Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_
       what + ": zeroing unfilled rows");
 }
 
-namespace {
-
-// Every buffer of rank `rank`'s plan, before any kernel is enqueued.
-Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int rank, int world,
-                                                      int64_t num_experts,
-                                                      const core::ResolvedExpertMap& map,
-                                                      const PlanOptions& options,
-                                                      DeviceProgramme& programme) {
+Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
+    const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
+    const core::ResolvedExpertMap& map, const PlanOptions& options,
+    std::shared_ptr<const GroupPlanning> group) {
   auto made = std::make_shared<DeviceMadePlan>();
   detail::PlanData& shape = made->shape;
   shape.rank = rank;
@@ -63,6 +60,7 @@ Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int
     shape.local_experts.push_back(map.physical_logical[static_cast<size_t>(p)]);
   }
   made->capacity = options.layout.capacity;
+  made->group = std::move(group);
   shape.num_recv_rows = made->local_experts() * made->capacity;
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
@@ -84,18 +82,22 @@ Result<std::shared_ptr<DeviceMadePlan>> allocate_plan(const TensorView& ids, int
   made->dropped_per_expert = static_cast<int64_t*>(parts[5]);
   made->bad = static_cast<int64_t*>(parts[6]);
   const auto stores = static_cast<int64_t>(pairs);
-  Result<DeviceProgramme> made_programme =
+  Result<DeviceProgramme> programme =
       DeviceProgramme::allocate(stores, shape.num_tokens, shape.num_tokens, stores);
-  FUSCO_RETURN_IF_ERROR(made_programme.status());
-  programme = std::move(made_programme).value();
-  return made;
+  FUSCO_RETURN_IF_ERROR(programme.status());
+  auto plan = std::make_shared<DevicePlan::Impl>();
+  plan->owner = owner;
+  plan->programme = std::move(programme).value();
+  plan->made = std::move(made);
+  return plan;
 }
 
-// The map and an unfilled count matrix in device memory.
-Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map) {
+Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map,
+                                                    bool with_matrix) {
   auto group = std::make_shared<GroupPlanning>();
-  const auto begins =
-      static_cast<size_t>(map.world_size) * static_cast<size_t>(map.num_physical() + 1);
+  const size_t begins = with_matrix ? static_cast<size_t>(map.world_size) *
+                                          static_cast<size_t>(map.num_physical() + 1)
+                                    : 0;
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
       {map.physical.size() * sizeof(int64_t), map.physical_owner.size() * sizeof(int32_t),
@@ -120,10 +122,10 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
   return group;
 }
 
-core::GroupCounts counts_of(const GroupPlanning& group, const core::ResolvedExpertMap& map,
-                            int64_t capacity) {
+core::GroupCounts counts_of(const int64_t* begins, const GroupPlanning& group,
+                            const core::ResolvedExpertMap& map, int64_t capacity) {
   core::GroupCounts counts;
-  counts.begins = group.begins;
+  counts.begins = begins;
   counts.physical = map.num_physical();
   counts.world = map.world_size;
   counts.owner = group.owner;
@@ -132,7 +134,69 @@ core::GroupCounts counts_of(const GroupPlanning& group, const core::ResolvedExpe
   return counts;
 }
 
-}  // namespace
+Status launch_rank_layout(const DevicePlan::Impl& plan, const TensorView& ids,
+                          const core::GroupCounts& counts, int64_t* begins_row,
+                          cudaStream_t stream) {
+  const DeviceMadePlan& made = *plan.made;
+  kernels::LayoutArgs layout;
+  layout.topk_idx = ids.data;
+  layout.ids_int64 = ids.dtype == DType::kInt64;
+  layout.num_tokens = made.shape.num_tokens;
+  layout.topk = made.shape.topk;
+  layout.num_experts = made.shape.num_experts;
+  layout.physical = made.group->physical;
+  layout.num_physical = counts.physical;
+  layout.positions = made.positions;
+  layout.expert_begin = begins_row;
+  layout.first_bad = made.bad + 2;
+  layout.workspace = made.layout_workspace;
+  layout.workspace_bytes = kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
+  const std::string what = "plan_on_device: layout of rank " + std::to_string(made.shape.rank);
+  FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(layout, stream), what));
+  return cuda_status(kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64,
+                                                   layout.first_bad, made.bad, stream),
+                     what);
+}
+
+Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
+                            const core::GroupCounts& counts, cudaStream_t stream) {
+  const DeviceMadePlan& made = *plan.made;
+  kernels::DevicePlanningArgs args;
+  args.group = counts;
+  args.rank = made.shape.rank;
+  args.topk_idx = ids.data;
+  args.ids_int64 = ids.dtype == DType::kInt64;
+  args.num_tokens = made.shape.num_tokens;
+  args.topk = made.shape.topk;
+  args.num_experts = made.shape.num_experts;
+  args.physical = made.group->physical;
+  args.positions = made.positions;
+  args.first_index = made.first_index;
+  args.stores = plan.programme.stores;
+  args.token_group_begin = plan.programme.token_group_begin;
+  args.group_term_begin = plan.programme.group_term_begin;
+  args.terms = plan.programme.terms;
+  args.tokens_per_expert = made.tokens_per_expert;
+  args.dropped_per_expert = made.dropped_per_expert;
+  args.workspace = made.planning_workspace;
+  args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
+  return cuda_status(kernels::launch_device_planning(args, stream),
+                     "plan_on_device: planning kernels of rank " + std::to_string(args.rank));
+}
+
+Status routing_verdict(const DevicePlan::Impl& plan, const std::string& arg) {
+  int64_t bad[2] = {-1, 0};
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(cudaMemcpy(bad, plan.made->bad, sizeof(bad), cudaMemcpyDeviceToHost),
+                  "routing check of " + arg));
+  if (bad[0] < 0) return Status();
+  const detail::PlanData& shape = plan.made->shape;
+  return Status(StatusCode::kInvalidArgument,
+                arg + "[" + std::to_string(bad[0] / shape.topk) + ", " +
+                    std::to_string(bad[0] % shape.topk) + "] = " + std::to_string(bad[1]) +
+                    " is outside [-1, num_experts=" + std::to_string(shape.num_experts) +
+                    ") (plan_on_device planned the slot as unused)");
+}
 
 Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<TensorView>& topk_idx,
                                                             int64_t num_experts,
@@ -147,71 +211,29 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
   FUSCO_RETURN_IF_ERROR(check_device_planning(options, map));
   FUSCO_RETURN_IF_ERROR(check_device_routing(topk_idx));
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
-  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map);
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, true);
   FUSCO_RETURN_IF_ERROR(group.status());
-  const core::GroupCounts counts = counts_of(*group.value(), map, options.layout.capacity);
+  int64_t* begins = group.value()->begins;
+  const core::GroupCounts counts = counts_of(begins, *group.value(), map, options.layout.capacity);
   std::vector<std::shared_ptr<DevicePlan::Impl>> plans;
   for (int r = 0; r < world; ++r) {
-    auto plan = std::make_shared<DevicePlan::Impl>();
-    plan->owner = impl_.get();
-    Result<std::shared_ptr<DeviceMadePlan>> made = allocate_plan(
-        topk_idx[static_cast<size_t>(r)], r, world, num_experts, map, options, plan->programme);
-    FUSCO_RETURN_IF_ERROR(made.status());
-    made.value()->group = group.value();
-    plan->made = made.value();
-    plans.push_back(std::move(plan));
+    Result<std::shared_ptr<DevicePlan::Impl>> plan =
+        allocate_device_plan(impl_.get(), topk_idx[static_cast<size_t>(r)], r, world, num_experts,
+                             map, options, group.value());
+    FUSCO_RETURN_IF_ERROR(plan.status());
+    plans.push_back(std::move(plan).value());
   }
   for (int r = 0; r < world; ++r) {  // every rank's layout, its counts into the matrix
     const auto rr = static_cast<size_t>(r);
-    const DeviceMadePlan& made = *plans[rr]->made;
-    kernels::LayoutArgs layout;
-    layout.topk_idx = topk_idx[rr].data;
-    layout.ids_int64 = topk_idx[rr].dtype == DType::kInt64;
-    layout.num_tokens = made.shape.num_tokens;
-    layout.topk = made.shape.topk;
-    layout.num_experts = num_experts;
-    layout.physical = group.value()->physical;
-    layout.num_physical = counts.physical;
-    layout.positions = made.positions;
-    layout.expert_begin = group.value()->begins + r * (counts.physical + 1);
-    layout.first_bad = made.bad + 2;
-    layout.workspace = made.layout_workspace;
-    layout.workspace_bytes = kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
-    const std::string what = "plan_on_device: layout of rank " + std::to_string(r);
-    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(layout, impl_->streams[rr]), what));
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64,
-                                                  layout.first_bad, made.bad, impl_->streams[rr]),
-                    what));
+    FUSCO_RETURN_IF_ERROR(launch_rank_layout(
+        *plans[rr], topk_idx[rr], counts, begins + r * (counts.physical + 1), impl_->streams[rr]));
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // the count matrix is complete
   std::vector<DevicePlan> result;
   for (int r = 0; r < world; ++r) {
     const auto rr = static_cast<size_t>(r);
-    DevicePlan::Impl& plan = *plans[rr];
-    const DeviceMadePlan& made = *plan.made;
-    kernels::DevicePlanningArgs args;
-    args.group = counts;
-    args.rank = r;
-    args.topk_idx = topk_idx[rr].data;
-    args.ids_int64 = topk_idx[rr].dtype == DType::kInt64;
-    args.num_tokens = made.shape.num_tokens;
-    args.topk = made.shape.topk;
-    args.num_experts = num_experts;
-    args.physical = group.value()->physical;
-    args.positions = made.positions;
-    args.first_index = made.first_index;
-    args.stores = plan.programme.stores;
-    args.token_group_begin = plan.programme.token_group_begin;
-    args.group_term_begin = plan.programme.group_term_begin;
-    args.terms = plan.programme.terms;
-    args.tokens_per_expert = made.tokens_per_expert;
-    args.dropped_per_expert = made.dropped_per_expert;
-    args.workspace = made.planning_workspace;
-    args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
     FUSCO_RETURN_IF_ERROR(
-        cuda_status(kernels::launch_device_planning(args, impl_->streams[rr]),
-                    "plan_on_device: planning kernels of rank " + std::to_string(r)));
+        launch_rank_planning(*plans[rr], topk_idx[rr], counts, impl_->streams[rr]));
     result.emplace_back(std::move(plans[rr]));
   }
   return result;
@@ -224,20 +246,9 @@ Status DeviceGroup::check_routing(const std::vector<DevicePlan>& plans) {
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
     if (!plans[rr].on_device()) continue;
-    const std::string what = "routing check of rank " + std::to_string(r);
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[rr]), what));
-    int64_t bad[2] = {-1, 0};
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpy(bad, plans[rr].impl().made->bad, sizeof(bad), cudaMemcpyDeviceToHost), what));
-    if (bad[0] >= 0) {
-      const detail::PlanData& plan = *data[rr];
-      return Status(StatusCode::kInvalidArgument,
-                    "topk_idx[" + std::to_string(r) + "][" + std::to_string(bad[0] / plan.topk) +
-                        ", " + std::to_string(bad[0] % plan.topk) +
-                        "] = " + std::to_string(bad[1]) +
-                        " is outside [-1, num_experts=" + std::to_string(plan.num_experts) +
-                        ") (plan_on_device planned the slot as unused)");
-    }
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[rr]),
+                                      "routing check of rank " + std::to_string(r)));
+    FUSCO_RETURN_IF_ERROR(routing_verdict(plans[rr].impl(), "topk_idx[" + std::to_string(r) + "]"));
   }
   return Status();
 }

@@ -4,75 +4,10 @@
 #include "core/env.hpp"
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
-#include "fusco/nccl.hpp"
-#include "gpu/cuda_status.hpp"
-#include "gpu/device_checks.hpp"
-#include "gpu/device_plan_impl.hpp"
 #include "gpu/host_routing.hpp"
-#include "gpu/nccl_send_recv.hpp"
-#include "nccl_lsa.hpp"
+#include "gpu/nccl_communicator_impl.hpp"
 
 namespace fusco::gpu {
-
-namespace {
-
-Status nccl_status(ncclResult_t result, const std::string& what) {
-  if (result == ncclSuccess) {
-    return Status();
-  }
-  const StatusCode code = result == ncclInvalidArgument || result == ncclInvalidUsage
-                              ? StatusCode::kUnsupported
-                              : StatusCode::kInternal;
-  const char* detail = ncclGetLastError(nullptr);
-  return Status(code, what + ": " + ncclGetErrorString(result) +
-                          (detail != nullptr && detail[0] != '\0' ? std::string(" (") + detail + ")"
-                                                                  : std::string()));
-}
-
-// One host allgather that also agrees on failure: every rank contributes its status and a
-// payload; on success every rank's payload comes back, otherwise every rank returns the first
-// failing rank's status (named), so a collective step that follows is entered by all ranks or
-// by none.
-Result<std::vector<std::string>> exchange(const Communicator::BootstrapAllgather& allgather,
-                                          int rank, const Status& mine, const std::string& payload,
-                                          const char* step) {
-  const std::string sent =
-      mine.ok() ? "+" + payload
-                : "-" + std::to_string(static_cast<int>(mine.code())) + ":" + mine.message();
-  Result<std::vector<std::string>> all = allgather(sent);
-  FUSCO_RETURN_IF_ERROR(all.status());
-  std::vector<std::string> payloads;
-  for (size_t r = 0; r < all.value().size(); ++r) {
-    const std::string& entry = all.value()[r];
-    if (!entry.empty() && entry[0] == '+') {
-      payloads.push_back(entry.substr(1));
-      continue;
-    }
-    if (static_cast<int>(r) == rank) {
-      return mine;
-    }
-    const size_t colon = entry.find(':');
-    const int code = colon == std::string::npos ? static_cast<int>(StatusCode::kInternal)
-                                                : std::atoi(entry.substr(1, colon).c_str());
-    return Status(static_cast<StatusCode>(code),
-                  std::string(step) + " failed on rank " + std::to_string(r) + ": " +
-                      (colon == std::string::npos ? entry : entry.substr(colon + 1)));
-  }
-  return payloads;
-}
-
-Status agree(const Communicator::BootstrapAllgather& allgather, int rank, const Status& mine,
-             const char* step) {
-  return exchange(allgather, rank, mine, "", step).status();
-}
-
-TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hidden) {
-  TensorView view = TensorView::host(base, dtype, {rows, hidden});
-  view.device = Device::kCuda;
-  return view;
-}
-
-}  // namespace
 
 Result<NcclOptions> NcclOptions::from_env() {
   NcclOptions options;
@@ -87,190 +22,6 @@ Result<NcclOptions> NcclOptions::from_env() {
   options.path = static_cast<NcclPath>(path.value());
   return options;
 }
-
-struct NcclCommunicator::Impl {
-  explicit Impl(Communicator host_group) : host(std::move(host_group)) {}
-  Communicator host;
-  Communicator::BootstrapAllgather allgather;
-  NcclOptions options;
-  int rank = 0;
-  int world = 0;
-  ncclComm_t comm = nullptr;
-  size_t window_bytes = 0;
-  void* recv_window = nullptr;
-  void* expert_window = nullptr;
-  ncclWindow_t recv_handle = nullptr;
-  ncclWindow_t expert_handle = nullptr;
-  ncclDevComm* dev_comm = nullptr;
-  core::PeerTable recv_peers{};
-  core::PeerTable expert_peers{};
-  cudaStream_t stream = nullptr;
-  bool device_api = false;    ///< false: the ncclSend/ncclRecv path
-  DeviceBuffer recv_plain;    ///< the send/recv path's receive buffer
-  DeviceBuffer expert_plain;  ///< and its expert-output buffer
-  SendRecvBuffers scratch;    ///< and its send and staging buffers
-
-  ~Impl() {
-    if (stream != nullptr) {
-      cudaStreamSynchronize(stream);
-      cudaStreamDestroy(stream);
-    }
-    if (comm != nullptr) {
-      if (device_api) release_device_api();
-      ncclCommDestroy(comm);
-    }
-  }
-
-  // The device-API path: symmetric windows, device communicator, LSA pointers. Every step's
-  // verdict is agreed on by all ranks; a failure leaves what was made for release_device_api.
-  Status set_up_device_api() {
-    Status allocated =
-        nccl_status(ncclMemAlloc(&recv_window, window_bytes), "ncclMemAlloc (receive window)");
-    if (allocated.ok()) {
-      allocated = nccl_status(ncclMemAlloc(&expert_window, window_bytes),
-                              "ncclMemAlloc (expert-output window)");
-    }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, allocated, "window allocation"));
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
-              nccl_status(ncclCommWindowRegister(comm, recv_window, window_bytes, &recv_handle,
-                                                 NCCL_WIN_COLL_SYMMETRIC),
-                          "ncclCommWindowRegister (receive window)"),
-              "window registration"));
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
-              nccl_status(ncclCommWindowRegister(comm, expert_window, window_bytes, &expert_handle,
-                                                 NCCL_WIN_COLL_SYMMETRIC),
-                          "ncclCommWindowRegister (expert-output window)"),
-              "window registration"));
-    int lsa_size = 0;
-    Status made =
-        nccl_status(kernels::create_dev_comm(comm, 1, &dev_comm, &lsa_size), "ncclDevCommCreate");
-    if (made.ok() && lsa_size != world) {
-      made = Status(StatusCode::kUnsupported,
-                    "only " + std::to_string(lsa_size) + " of the " + std::to_string(world) +
-                        " ranks are load/store accessible from rank " + std::to_string(rank) +
-                        " (one NVLink domain); the inter-node path over GIN is not built yet");
-    }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
-
-    // Every peer's LSA address of both windows, resolved once on the device.
-    Status pointers =
-        cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
-    std::vector<int> lsa_of;
-    lsa_of.reserve(static_cast<size_t>(world));
-    for (int p = 0; p < world; ++p) lsa_of.push_back(kernels::lsa_rank_of(comm, p));
-    Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
-    Result<DeviceBuffer> found =
-        DeviceBuffer::allocate(2 * sizeof(void*) * static_cast<size_t>(world), "LSA pointers");
-    for (const Status& status : {lsa_device.status(), found.status()}) {
-      if (pointers.ok()) pointers = status;
-    }
-    std::vector<void*> addresses(2 * static_cast<size_t>(world), nullptr);
-    if (pointers.ok()) {
-      void** out = static_cast<void**>(found.value().data());
-      pointers = cuda_status(kernels::launch_lsa_pointers(recv_handle, lsa_device.value().as<int>(),
-                                                          world, out, stream),
-                             "LSA pointers");
-      if (pointers.ok()) {
-        pointers =
-            cuda_status(kernels::launch_lsa_pointers(expert_handle, lsa_device.value().as<int>(),
-                                                     world, out + world, stream),
-                        "LSA pointers");
-      }
-      if (pointers.ok()) {
-        pointers =
-            cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
-                                        cudaMemcpyDeviceToHost, stream),
-                        "LSA pointers");
-      }
-      if (pointers.ok()) pointers = cuda_status(cudaStreamSynchronize(stream), "LSA pointers");
-    }
-    for (int p = 0; p < world && pointers.ok(); ++p) {
-      recv_peers.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
-      expert_peers.base[p] =
-          static_cast<char*>(addresses[static_cast<size_t>(world) + static_cast<size_t>(p)]);
-      if (lsa_of[static_cast<size_t>(p)] < 0 || recv_peers.base[p] == nullptr ||
-          expert_peers.base[p] == nullptr) {
-        pointers = Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
-                                                        " is not load/store accessible from rank " +
-                                                        std::to_string(rank));
-      }
-    }
-    return agree(allgather, rank, pointers, "LSA pointers");
-  }
-
-  void release_device_api() {
-    kernels::destroy_dev_comm(comm, dev_comm);
-    dev_comm = nullptr;
-    if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
-    if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
-    recv_handle = expert_handle = nullptr;
-    if (recv_window != nullptr) ncclMemFree(recv_window);
-    if (expert_window != nullptr) ncclMemFree(expert_window);
-    recv_window = expert_window = nullptr;
-  }
-
-  Status barrier() const {
-    return cuda_status(kernels::launch_lsa_barrier(*dev_comm, stream), "LSA barrier");
-  }
-
-  // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
-  // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.
-  Status agree_on_call(const Status& mine, const std::string& shape, const char* call) const {
-    if (!options.check_calls) {
-      return mine;
-    }
-    Result<std::vector<std::string>> all = exchange(allgather, rank, mine, shape, call);
-    FUSCO_RETURN_IF_ERROR(all.status());
-    for (size_t r = 0; r < all.value().size(); ++r) {
-      if (all.value()[r] != shape) {
-        return Status(StatusCode::kMismatch, std::string(call) + ": rank " + std::to_string(rank) +
-                                                 " passes rows of " + shape + " but rank " +
-                                                 std::to_string(r) + " passes " + all.value()[r]);
-      }
-    }
-    return Status();
-  }
-
-  Status check_plan(const DevicePlan& plan) const {
-    if (!plan.valid() || plan.impl().owner != this) {
-      return Status(StatusCode::kInvalidArgument,
-                    "plan is not from this NcclCommunicator's plan()");
-    }
-    return Status();
-  }
-
-  // Where a companion tensor's rows start in the receive window: after room for every
-  // rank's x rows (the same offset on all ranks), 256-byte aligned.
-  static int64_t extra_offset(const DevicePlan& plan, int64_t row_bytes) {
-    return (plan.impl().group_max_recv_rows * row_bytes + 255) / 256 * 256;
-  }
-
-  // Every rank's window must hold `plan`'s rows of `row_bytes` (plus their companion rows of
-  // `extra_bytes`): checked with the most rows any rank receives, so all ranks agree.
-  Status check_window(const DevicePlan& plan, int64_t row_bytes, int64_t extra_bytes,
-                      const char* arg) const {
-    const int64_t rows = plan.impl().group_max_recv_rows;
-    const auto window = static_cast<int64_t>(window_bytes);
-    bool fits = row_bytes == 0 || rows <= window / row_bytes;
-    if (fits && extra_bytes > 0) {
-      const int64_t left = window - extra_offset(plan, row_bytes);
-      fits = left >= 0 && rows <= left / extra_bytes;
-    }
-    if (!fits) {
-      return Status(
-          StatusCode::kInvalidArgument,
-          std::string(arg) + ": a rank receives " + std::to_string(rows) + " rows of " +
-              std::to_string(row_bytes) + " bytes" +
-              (extra_bytes > 0 ? " plus " + std::to_string(extra_bytes) + " companion bytes"
-                               : std::string()) +
-              ", more than the " + std::to_string(window_bytes) +
-              "-byte window holds (NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
-    }
-    return Status();
-  }
-};
 
 Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     Communicator host, Communicator::BootstrapAllgather allgather, const NcclOptions& options) {
@@ -406,7 +157,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   TensorView recv;
   TensorView extra_view;
   if (local.ok()) {
-    const detail::PlanData& data = plan.host().data();
+    const detail::PlanData& data = plan.impl().data();
     recv = window_view(impl_->recv_window, x.dtype, data.num_recv_rows, hidden);
     local = check_rank_dispatch(data, x, recv, hidden, x.dtype, "");
     if (local.ok()) local = impl_->check_window(plan, row_bytes, extra_bytes, "dispatch");
@@ -420,7 +171,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   std::string shape = std::to_string(hidden) + " x " + dtype_name(x.dtype);
   if (with_extra) shape += " with " + std::to_string(cols) + " x " + dtype_name(extra.dtype);
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, shape, "dispatch"));
-  const detail::PlanData& data = plan.host().data();
+  const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x,
                                              recv.data, impl_->comm, impl_->stream));
@@ -432,15 +183,16 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     return recv;
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
-  FUSCO_RETURN_IF_ERROR(zero_padding_rows(data, recv.data, row_bytes, impl_->stream, "dispatch"));
   FUSCO_RETURN_IF_ERROR(
-      zero_padding_rows(data, extra_view.data, extra_bytes, impl_->stream, "dispatch"));
+      zero_unfilled_rows(plan.impl(), recv.data, row_bytes, impl_->stream, "dispatch"));
+  FUSCO_RETURN_IF_ERROR(
+      zero_unfilled_rows(plan.impl(), extra_view.data, extra_bytes, impl_->stream, "dispatch"));
   kernels::DirectDispatchArgs args;
   args.x = x.data;
   args.x_pitch = x.row_pitch_bytes();
   args.row_bytes = row_bytes;
   args.stores = plan.impl().programme.stores;
-  args.num_stores = static_cast<int64_t>(data.direct.size());
+  args.num_stores = plan.impl().num_stores();
   args.recv = impl_->recv_peers;
   for (int p = 0; p < impl_->world; ++p) args.recv.pitch[p] = row_bytes;
   if (with_extra) {
@@ -470,7 +222,7 @@ Result<TensorView> NcclCommunicator::expert_out_buffer(const DevicePlan& plan, i
   }
   FUSCO_RETURN_IF_ERROR(impl_->check_window(plan, hidden * static_cast<int64_t>(dtype_size(dtype)),
                                             0, "expert_out_buffer"));
-  return window_view(impl_->expert_window, dtype, plan.host().num_recv_rows(), hidden);
+  return window_view(impl_->expert_window, dtype, plan.num_recv_rows(), hidden);
 }
 
 Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& expert_out,
@@ -479,13 +231,13 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   const int64_t hidden = expert_out.ndim == 2 ? expert_out.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
   if (local.ok()) {
-    local = check_rank_combine(plan.host().data(), expert_out, topk_weights, out, hidden,
+    local = check_rank_combine(plan.impl().data(), expert_out, topk_weights, out, hidden,
                                expert_out.dtype, "");
   }
   if (local.ok()) local = impl_->check_window(plan, row_bytes, 0, "combine");
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(
       local, std::to_string(hidden) + " x " + dtype_name(expert_out.dtype), "combine"));
-  const detail::PlanData& data = plan.host().data();
+  const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     return send_recv_combine(data, plan.impl().programme, *plan.impl().send_recv, impl_->scratch,
                              expert_out, topk_weights, out, impl_->comm, impl_->stream);

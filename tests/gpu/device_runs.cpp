@@ -6,37 +6,19 @@
 
 namespace fusco::testing {
 
-namespace {
-
-// Every rank's plan of `c`: from host routing, or from routing in device memory (int32 ids
-// when the case says so) planned by the kernels.
-Result<std::vector<gpu::DevicePlan>> plans_of(gpu::DeviceGroup& group, const Case& c,
-                                              Planning planning, DeviceMemory& memory) {
-  const auto world = static_cast<size_t>(c.world);
-  std::vector<std::vector<int64_t>> ids(world);
-  std::vector<TensorView> idx;
-  for (size_t r = 0; r < world; ++r) {
-    const int rank = static_cast<int>(r);
-    ids[r] = routing_of(c, rank);
-    if (planning == Planning::kHost) {
-      idx.push_back(TensorView::host(ids[r].data(), DType::kInt64, {tokens_of(c, rank), c.topk}));
-      continue;
-    }
-    std::vector<std::byte> bytes;
-    const DType dtype = c.int32_ids ? DType::kInt32 : DType::kInt64;
-    for (int64_t id : ids[r]) {
-      const auto narrow = static_cast<int32_t>(id);
-      const auto* from = c.int32_ids ? reinterpret_cast<const std::byte*>(&narrow)
-                                     : reinterpret_cast<const std::byte*>(&id);
-      bytes.insert(bytes.end(), from, from + dtype_size(dtype));
-    }
-    idx.push_back(on_device(memory.copy_of(bytes), dtype, tokens_of(c, rank), c.topk));
+TensorView device_routing(const Case& c, int rank, DeviceMemory& memory) {
+  const std::vector<int64_t> ids = routing_of(c, rank);
+  const DType dtype = c.int32_ids ? DType::kInt32 : DType::kInt64;
+  std::vector<std::byte> bytes;
+  for (int64_t id : ids) {
+    const auto narrow = static_cast<int32_t>(id);
+    const auto* from = c.int32_ids ? reinterpret_cast<const std::byte*>(&narrow)
+                                   : reinterpret_cast<const std::byte*>(&id);
+    bytes.insert(bytes.end(), from, from + dtype_size(dtype));
   }
-  if (planning == Planning::kHost) return group.plan(idx, c.experts, map_of(c), options_of(c));
-  return group.plan_on_device(idx, c.experts, map_of(c), options_of(c));
+  return on_device(memory.copy_of(bytes), dtype, tokens_of(c, rank), c.topk);
 }
 
-// A rank's counts from a plan of either kind (device counts read after the run).
 RankResult counts_of_device_plan(const gpu::DevicePlan& plan) {
   if (!plan.on_device()) return counts_of(plan.host());
   RankResult result;
@@ -54,6 +36,28 @@ RankResult counts_of_device_plan(const gpu::DevicePlan& plan) {
   result.padded_tokens_per_expert.assign(
       local, local == 0 ? 0 : plan.num_recv_rows() / static_cast<int64_t>(local));
   return result;
+}
+
+namespace {
+
+// Every rank's plan of `c`: from host routing, or from routing in device memory planned by
+// the kernels.
+Result<std::vector<gpu::DevicePlan>> plans_of(gpu::DeviceGroup& group, const Case& c,
+                                              Planning planning, DeviceMemory& memory) {
+  const auto world = static_cast<size_t>(c.world);
+  std::vector<std::vector<int64_t>> ids(world);
+  std::vector<TensorView> idx;
+  for (size_t r = 0; r < world; ++r) {
+    const int rank = static_cast<int>(r);
+    if (planning == Planning::kDevice) {
+      idx.push_back(device_routing(c, rank, memory));
+      continue;
+    }
+    ids[r] = routing_of(c, rank);
+    idx.push_back(TensorView::host(ids[r].data(), DType::kInt64, {tokens_of(c, rank), c.topk}));
+  }
+  if (planning == Planning::kHost) return group.plan(idx, c.experts, map_of(c), options_of(c));
+  return group.plan_on_device(idx, c.experts, map_of(c), options_of(c));
 }
 
 }  // namespace

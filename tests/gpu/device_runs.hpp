@@ -59,6 +59,13 @@ inline TensorView on_device(void* data, DType dtype, int64_t rows, int64_t cols,
 enum class Engine { kFused, kUnfusedBaseline };
 enum class Planning { kHost, kDevice };
 
+/// Rank `rank`'s routing of `c` in device memory (int32 ids when the case says so).
+TensorView device_routing(const Case& c, int rank, DeviceMemory& memory);
+
+/// A rank's counts from a plan of either kind; a device-made plan's are read back from the
+/// device (call once its planning has ended).
+RankResult counts_of_device_plan(const gpu::DevicePlan& plan);
+
 /// Plans, dispatches and combines `c` on the group; every rank's result.
 std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
                                       Engine engine = Engine::kFused,

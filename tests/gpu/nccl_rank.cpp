@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "gpu/device_runs.hpp"
+
 namespace fusco::testing {
 
 namespace {
@@ -40,19 +42,25 @@ int cuda_devices() {
   return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
 }
 
-RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out) {
+RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out,
+                         bool on_device) {
   const int rank = comm.rank();
   const int64_t tokens = tokens_of(c, rank);
   std::vector<int64_t> ids = routing_of(c, rank);
-  const TensorView idx = TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk});
+  DeviceMemory routing;
   RankResult result;
-  Result<gpu::DevicePlan> plan = comm.plan(idx, c.experts, map_of(c), options_of(c));
-  if (!plan.ok()) {
-    result.status = plan.status();
+  Result<gpu::DevicePlan> plan =
+      on_device ? comm.plan_on_device(device_routing(c, rank, routing), c.experts, map_of(c),
+                                      options_of(c))
+                : comm.plan(TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk}),
+                            c.experts, map_of(c), options_of(c));
+  if (plan.ok()) result.status = comm.check_routing(plan.value());  // waits for the planning
+  if (!plan.ok() || !result.status.ok()) {
+    if (!plan.ok()) result.status = plan.status();
     return result;
   }
-  result = counts_of(plan.value().host());
-  const int64_t rows = plan.value().host().num_recv_rows();
+  result = counts_of_device_plan(plan.value());
+  const int64_t rows = plan.value().num_recv_rows();
   const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
   DeviceCopy x(strided(x_of(c, rank), c, tokens));
   DeviceCopy extra(c.extra_cols > 0 ? extra_of(c, rank) : std::vector<std::byte>());

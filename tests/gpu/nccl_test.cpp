@@ -48,6 +48,36 @@ TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPath
   }
 }
 
+TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_EveryCapacity) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  auto comm = make_single(gpu::NcclPath::kDeviceApi);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  int index = 0;
+  for (Case c : one_node_cases(1)) {
+    ++index;
+    if (!c.replicas.empty()) continue;  // replica choice is planned on the host only
+    for (int64_t capacity : {0, 1, 5, 1000}) {
+      c.layout = RecvLayout::capacity_bounded(capacity);
+      const Expected want = expected_of(c);
+      EXPECT_TRUE(matches_expected(c, want, 0, run_nccl_rank(c, *comm.value(), false, true)))
+          << "case " << index << " capacity " << capacity;
+    }
+  }
+}
+
+TEST(NcclCommunicator, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  auto comm = make_single(gpu::NcclPath::kSendRecv);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  Case c;
+  c.world = 1;
+  c.ranks_per_node = 1;
+  c.layout = RecvLayout::capacity_bounded(8);
+  const RankResult got = run_nccl_rank(c, *comm.value(), false, true);
+  EXPECT_EQ(got.status.code(), StatusCode::kUnsupported);
+  EXPECT_NE(got.status.message().find("plan() has it"), std::string::npos) << got.status.message();
+}
+
 TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
   auto comm = make_single(gpu::NcclPath::kAuto, 4096);

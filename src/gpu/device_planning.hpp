@@ -1,0 +1,49 @@
+#pragma once
+
+// The steps of planning on the device, shared by DeviceGroup (logical ranks on one GPU: the
+// count matrix in device memory, a cross-stream barrier) and NcclCommunicator (one rank per
+// GPU: the count matrix in a symmetric window, rows published through LSA pointers, an LSA
+// barrier). Per rank: allocate the plan, lay out its routing into its row of the matrix; after
+// the barrier, run the planning kernels over the whole matrix.
+
+#include <cuda_runtime_api.h>
+
+#include <memory>
+#include <string>
+
+#include "core/device_plan_steps.hpp"
+#include "core/layout.hpp"
+#include "gpu/device_plan_impl.hpp"
+
+namespace fusco::gpu {
+
+/// The expert map in device memory, and with `with_matrix` an unfilled count matrix.
+Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map,
+                                                    bool with_matrix);
+
+/// What the planning kernels read of the group: `begins` (the [W][P + 1] matrix in memory
+/// this rank's GPU reads), the map of `group`, the capacity.
+core::GroupCounts counts_of(const int64_t* begins, const GroupPlanning& group,
+                            const core::ResolvedExpertMap& map, int64_t capacity);
+
+/// Rank `rank`'s plan of `ids` with every buffer allocated (nothing enqueued yet).
+Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
+    const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
+    const core::ResolvedExpertMap& map, const PlanOptions& options,
+    std::shared_ptr<const GroupPlanning> group);
+
+/// Enqueues rank `plan`'s layout of `ids` on `stream`: its positions, and its expert_begin row
+/// into `begins_row` (P + 1 entries); then the record of its first bad id.
+Status launch_rank_layout(const DevicePlan::Impl& plan, const TensorView& ids,
+                          const core::GroupCounts& counts, int64_t* begins_row,
+                          cudaStream_t stream);
+
+/// Enqueues the planning kernels of `plan` over the complete count matrix on `stream`.
+Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
+                            const core::GroupCounts& counts, cudaStream_t stream);
+
+/// After `plan`'s kernels are done: kInvalidArgument naming `arg` (the routing argument),
+/// token, slot and id when its routing held an id outside [-1, E).
+Status routing_verdict(const DevicePlan::Impl& plan, const std::string& arg);
+
+}  // namespace fusco::gpu

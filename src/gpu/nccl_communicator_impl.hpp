@@ -1,0 +1,301 @@
+#pragma once
+
+// What a fusco::gpu::NcclCommunicator holds (its NCCL communicator, windows, device
+// communicator and LSA peer tables) and the host-side agreement helpers its collective calls
+// use. Shared by the files that implement its calls.
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "fusco/nccl.hpp"
+#include "gpu/cuda_status.hpp"
+#include "gpu/device_checks.hpp"
+#include "gpu/device_plan_impl.hpp"
+#include "gpu/nccl_send_recv.hpp"
+#include "nccl_lsa.hpp"
+
+namespace fusco::gpu {
+
+inline Status nccl_status(ncclResult_t result, const std::string& what) {
+  if (result == ncclSuccess) {
+    return Status();
+  }
+  const StatusCode code = result == ncclInvalidArgument || result == ncclInvalidUsage
+                              ? StatusCode::kUnsupported
+                              : StatusCode::kInternal;
+  const char* detail = ncclGetLastError(nullptr);
+  return Status(code, what + ": " + ncclGetErrorString(result) +
+                          (detail != nullptr && detail[0] != '\0' ? std::string(" (") + detail + ")"
+                                                                  : std::string()));
+}
+
+// One host allgather that also agrees on failure: every rank contributes its status and a
+// payload; on success every rank's payload comes back, otherwise every rank returns the first
+// failing rank's status (named), so a collective step that follows is entered by all ranks or
+// by none.
+inline Result<std::vector<std::string>> exchange(const Communicator::BootstrapAllgather& allgather,
+                                                 int rank, const Status& mine,
+                                                 const std::string& payload, const char* step) {
+  const std::string sent =
+      mine.ok() ? "+" + payload
+                : "-" + std::to_string(static_cast<int>(mine.code())) + ":" + mine.message();
+  Result<std::vector<std::string>> all = allgather(sent);
+  FUSCO_RETURN_IF_ERROR(all.status());
+  std::vector<std::string> payloads;
+  for (size_t r = 0; r < all.value().size(); ++r) {
+    const std::string& entry = all.value()[r];
+    if (!entry.empty() && entry[0] == '+') {
+      payloads.push_back(entry.substr(1));
+      continue;
+    }
+    if (static_cast<int>(r) == rank) {
+      return mine;
+    }
+    const size_t colon = entry.find(':');
+    const int code = colon == std::string::npos ? static_cast<int>(StatusCode::kInternal)
+                                                : std::atoi(entry.substr(1, colon).c_str());
+    return Status(static_cast<StatusCode>(code),
+                  std::string(step) + " failed on rank " + std::to_string(r) + ": " +
+                      (colon == std::string::npos ? entry : entry.substr(colon + 1)));
+  }
+  return payloads;
+}
+
+inline Status agree(const Communicator::BootstrapAllgather& allgather, int rank, const Status& mine,
+                    const char* step) {
+  return exchange(allgather, rank, mine, "", step).status();
+}
+
+inline TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hidden) {
+  TensorView view = TensorView::host(base, dtype, {rows, hidden});
+  view.device = Device::kCuda;
+  return view;
+}
+
+struct NcclCommunicator::Impl {
+  explicit Impl(Communicator host_group) : host(std::move(host_group)) {}
+  Communicator host;
+  Communicator::BootstrapAllgather allgather;
+  NcclOptions options;
+  int rank = 0;
+  int world = 0;
+  ncclComm_t comm = nullptr;
+  size_t window_bytes = 0;
+  void* recv_window = nullptr;
+  void* expert_window = nullptr;
+  ncclWindow_t recv_handle = nullptr;
+  ncclWindow_t expert_handle = nullptr;
+  ncclDevComm* dev_comm = nullptr;
+  core::PeerTable recv_peers{};
+  core::PeerTable expert_peers{};
+  cudaStream_t stream = nullptr;
+  bool device_api = false;    ///< false: the ncclSend/ncclRecv path
+  DeviceBuffer recv_plain;    ///< the send/recv path's receive buffer
+  DeviceBuffer expert_plain;  ///< and its expert-output buffer
+  SendRecvBuffers scratch;    ///< and its send and staging buffers
+  /// plan_on_device: a symmetric window of two count matrices (calls alternate between them,
+  /// so a rank publishing the next plan's counts never overwrites a matrix a slower peer
+  /// still reads), registered on first use and grown when a map needs more.
+  void* counts_window = nullptr;
+  ncclWindow_t counts_handle = nullptr;
+  size_t counts_bytes = 0;
+  core::PeerTable counts_peers{};
+  int64_t device_plans = 0;  ///< plan_on_device calls so far: the next matrix is their parity.
+
+  ~Impl() {
+    if (stream != nullptr) {
+      cudaStreamSynchronize(stream);
+      cudaStreamDestroy(stream);
+    }
+    if (comm != nullptr) {
+      if (device_api) release_device_api();
+      ncclCommDestroy(comm);
+    }
+  }
+
+  // The device-API path: symmetric windows, device communicator, LSA pointers. Every step's
+  // verdict is agreed on by all ranks; a failure leaves what was made for release_device_api.
+  Status set_up_device_api() {
+    Status allocated =
+        nccl_status(ncclMemAlloc(&recv_window, window_bytes), "ncclMemAlloc (receive window)");
+    if (allocated.ok()) {
+      allocated = nccl_status(ncclMemAlloc(&expert_window, window_bytes),
+                              "ncclMemAlloc (expert-output window)");
+    }
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, allocated, "window allocation"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclCommWindowRegister(comm, recv_window, window_bytes, &recv_handle,
+                                                 NCCL_WIN_COLL_SYMMETRIC),
+                          "ncclCommWindowRegister (receive window)"),
+              "window registration"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclCommWindowRegister(comm, expert_window, window_bytes, &expert_handle,
+                                                 NCCL_WIN_COLL_SYMMETRIC),
+                          "ncclCommWindowRegister (expert-output window)"),
+              "window registration"));
+    int lsa_size = 0;
+    Status made =
+        nccl_status(kernels::create_dev_comm(comm, 1, &dev_comm, &lsa_size), "ncclDevCommCreate");
+    if (made.ok() && lsa_size != world) {
+      made = Status(StatusCode::kUnsupported,
+                    "only " + std::to_string(lsa_size) + " of the " + std::to_string(world) +
+                        " ranks are load/store accessible from rank " + std::to_string(rank) +
+                        " (one NVLink domain); the inter-node path over GIN is not built yet");
+    }
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
+
+    // Every peer's LSA address of both windows (on the stream create() made).
+    Status pointers = lsa_peers(recv_handle, recv_peers);
+    if (pointers.ok()) pointers = lsa_peers(expert_handle, expert_peers);
+    return agree(allgather, rank, pointers, "LSA pointers");
+  }
+
+  // Every rank's LSA address of `window` (offset 0 of its part), resolved on the device once:
+  // the peer table of the direct kernels (pitches left 0). kUnsupported for a rank this one
+  // cannot reach by load/store. Local: the caller agrees on the verdict.
+  Status lsa_peers(ncclWindow_t window, core::PeerTable& table) const {
+    std::vector<int> lsa_of;
+    lsa_of.reserve(static_cast<size_t>(world));
+    for (int p = 0; p < world; ++p) lsa_of.push_back(kernels::lsa_rank_of(comm, p));
+    Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
+    FUSCO_RETURN_IF_ERROR(lsa_device.status());
+    Result<DeviceBuffer> found =
+        DeviceBuffer::allocate(sizeof(void*) * static_cast<size_t>(world), "LSA pointers");
+    FUSCO_RETURN_IF_ERROR(found.status());
+    std::vector<void*> addresses(static_cast<size_t>(world), nullptr);
+    void** out = static_cast<void**>(found.value().data());
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        kernels::launch_lsa_pointers(window, lsa_device.value().as<int>(), world, out, stream),
+        "LSA pointers"));
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
+                                    cudaMemcpyDeviceToHost, stream),
+                    "LSA pointers"));
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "LSA pointers"));
+    table = core::PeerTable{};
+    for (int p = 0; p < world; ++p) {
+      table.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
+      if (lsa_of[static_cast<size_t>(p)] < 0 || table.base[p] == nullptr) {
+        return Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
+                                                    " is not load/store accessible from rank " +
+                                                    std::to_string(rank));
+      }
+    }
+    return Status();
+  }
+
+  // Collective: a count window of at least `bytes`. Every rank's earlier planning has ended
+  // (each waits for its stream and all agree) before an old window goes.
+  Status ensure_counts_window(size_t bytes) {
+    if (bytes <= counts_bytes) return Status();
+    constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
+    const size_t size = (std::max<size_t>(bytes, size_t{64} << 10) + kAlign - 1) / kAlign * kAlign;
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank,
+                                cuda_status(cudaStreamSynchronize(stream), "count window"),
+                                "count window"));
+    release_counts_window();
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclMemAlloc(&counts_window, size), "ncclMemAlloc (count window)"),
+              "count window allocation"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank,
+              nccl_status(ncclCommWindowRegister(comm, counts_window, size, &counts_handle,
+                                                 NCCL_WIN_COLL_SYMMETRIC),
+                          "ncclCommWindowRegister (count window)"),
+              "window registration"));
+    FUSCO_RETURN_IF_ERROR(
+        agree(allgather, rank, lsa_peers(counts_handle, counts_peers), "LSA pointers"));
+    counts_bytes = size;
+    return Status();
+  }
+
+  void release_counts_window() {
+    if (counts_handle != nullptr) ncclCommWindowDeregister(comm, counts_handle);
+    if (counts_window != nullptr) ncclMemFree(counts_window);
+    counts_handle = nullptr;
+    counts_window = nullptr;
+    counts_bytes = 0;
+  }
+
+  void release_device_api() {
+    release_counts_window();
+    kernels::destroy_dev_comm(comm, dev_comm);
+    dev_comm = nullptr;
+    if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
+    if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
+    recv_handle = expert_handle = nullptr;
+    if (recv_window != nullptr) ncclMemFree(recv_window);
+    if (expert_window != nullptr) ncclMemFree(expert_window);
+    recv_window = expert_window = nullptr;
+  }
+
+  Status barrier() const {
+    return cuda_status(kernels::launch_lsa_barrier(*dev_comm, stream), "LSA barrier");
+  }
+
+  // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
+  // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.
+  Status agree_on_call(const Status& mine, const std::string& shape, const char* call) const {
+    if (!options.check_calls) {
+      return mine;
+    }
+    Result<std::vector<std::string>> all = exchange(allgather, rank, mine, shape, call);
+    FUSCO_RETURN_IF_ERROR(all.status());
+    for (size_t r = 0; r < all.value().size(); ++r) {
+      if (all.value()[r] != shape) {
+        return Status(StatusCode::kMismatch, std::string(call) + ": rank " + std::to_string(rank) +
+                                                 " passes rows of " + shape + " but rank " +
+                                                 std::to_string(r) + " passes " + all.value()[r]);
+      }
+    }
+    return Status();
+  }
+
+  Status check_plan(const DevicePlan& plan) const {
+    if (!plan.valid() || plan.impl().owner != this) {
+      return Status(StatusCode::kInvalidArgument,
+                    "plan is not from this NcclCommunicator's plan() or plan_on_device()");
+    }
+    return Status();
+  }
+
+  // Where a companion tensor's rows start in the receive window: after room for every
+  // rank's x rows (the same offset on all ranks), 256-byte aligned.
+  static int64_t extra_offset(const DevicePlan& plan, int64_t row_bytes) {
+    return (plan.impl().group_max_recv_rows * row_bytes + 255) / 256 * 256;
+  }
+
+  // Every rank's window must hold `plan`'s rows of `row_bytes` (plus their companion rows of
+  // `extra_bytes`): checked with the most rows any rank receives, so all ranks agree.
+  Status check_window(const DevicePlan& plan, int64_t row_bytes, int64_t extra_bytes,
+                      const char* arg) const {
+    const int64_t rows = plan.impl().group_max_recv_rows;
+    const auto window = static_cast<int64_t>(window_bytes);
+    bool fits = row_bytes == 0 || rows <= window / row_bytes;
+    if (fits && extra_bytes > 0) {
+      const int64_t left = window - extra_offset(plan, row_bytes);
+      fits = left >= 0 && rows <= left / extra_bytes;
+    }
+    if (!fits) {
+      return Status(
+          StatusCode::kInvalidArgument,
+          std::string(arg) + ": a rank receives " + std::to_string(rows) + " rows of " +
+              std::to_string(row_bytes) + " bytes" +
+              (extra_bytes > 0 ? " plus " + std::to_string(extra_bytes) + " companion bytes"
+                               : std::string()) +
+              ", more than the " + std::to_string(window_bytes) +
+              "-byte window holds (NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
+    }
+    return Status();
+  }
+};
+
+}  // namespace fusco::gpu

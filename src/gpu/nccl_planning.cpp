@@ -1,0 +1,97 @@
+// NcclCommunicator::plan_on_device: planning on the GPU across processes. Each rank lays out
+// its routing into its row of the count matrix in its count window, stores that row into every
+// peer's matrix through LSA pointers, passes an LSA barrier and runs the planning kernels over
+// the complete matrix (gpu/device_planning.hpp; the same steps as DeviceGroup's).
+
+#include <functional>
+#include <string>
+
+#include "core/layout.hpp"
+#include "device_plan.hpp"
+#include "gpu/device_planning.hpp"
+#include "gpu/nccl_communicator_impl.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+// What every rank must agree on before the collective part: the shapes and the map.
+std::string planning_shape(const TensorView& ids, int64_t num_experts,
+                           const core::ResolvedExpertMap& map, const PlanOptions& options) {
+  std::string owners;
+  for (int32_t owner : map.physical_owner) owners += std::to_string(owner) + ",";
+  return "num_experts " + std::to_string(num_experts) + ", k " + std::to_string(ids.shape[1]) +
+         ", capacity " + std::to_string(options.layout.capacity) + ", expert map #" +
+         std::to_string(std::hash<std::string>{}(owners));
+}
+
+}  // namespace
+
+Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, int64_t num_experts,
+                                                    const ExpertMap& expert_map,
+                                                    const PlanOptions& options) {
+  Impl& im = *impl_;
+  Result<core::ResolvedExpertMap> resolved =
+      core::resolve_expert_map(expert_map, num_experts, im.world);
+  Status local = resolved.status();
+  if (local.ok()) local = check_device_planning(options, resolved.value());
+  if (local.ok()) local = check_device_ids(topk_idx, "topk_idx");
+  if (local.ok() && !im.device_api) {
+    local = Status(StatusCode::kUnsupported,
+                   "plan_on_device needs NCCL's device API (this communicator moves rows by "
+                   "ncclSend/ncclRecv); plan() has it");
+  }
+  const std::string shape =
+      local.ok() ? planning_shape(topk_idx, num_experts, resolved.value(), options) : "";
+  Result<std::vector<std::string>> shapes =
+      exchange(im.allgather, im.rank, local, shape, "plan_on_device");
+  FUSCO_RETURN_IF_ERROR(shapes.status());
+  for (size_t r = 0; r < shapes.value().size(); ++r) {
+    if (shapes.value()[r] != shape) {
+      return Status(StatusCode::kMismatch, "plan_on_device: rank " + std::to_string(im.rank) +
+                                               " plans with " + shape + " but rank " +
+                                               std::to_string(r) + " with " + shapes.value()[r]);
+    }
+  }
+  const core::ResolvedExpertMap& map = resolved.value();
+  const int64_t row = map.num_physical() + 1;
+  const auto matrix_bytes = static_cast<size_t>(im.world * row) * sizeof(int64_t);
+  FUSCO_RETURN_IF_ERROR(im.ensure_counts_window(2 * matrix_bytes));
+
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false);
+  Result<std::shared_ptr<DevicePlan::Impl>> plan = Status(StatusCode::kAborted, "");
+  if (group.ok()) {
+    plan = allocate_device_plan(impl_.get(), topk_idx, im.rank, im.world, num_experts, map, options,
+                                group.value());
+  }
+  FUSCO_RETURN_IF_ERROR(agree(im.allgather, im.rank, group.ok() ? plan.status() : group.status(),
+                              "plan_on_device allocation"));
+  const auto offset = static_cast<int64_t>((im.device_plans++ % 2) * matrix_bytes);
+  auto* begins = reinterpret_cast<int64_t*>(static_cast<char*>(im.counts_window) + offset);
+  const core::GroupCounts counts = counts_of(begins, *group.value(), map, options.layout.capacity);
+  DevicePlan::Impl& made = *plan.value();
+  for (int r = 0; r < im.world; ++r) {  // what every rank's window must hold
+    made.group_max_recv_rows =
+        std::max(made.group_max_recv_rows, map.num_local(r) * options.layout.capacity);
+  }
+  int64_t* own_row = begins + im.rank * row;
+  FUSCO_RETURN_IF_ERROR(launch_rank_layout(made, topk_idx, counts, own_row, im.stream));
+  FUSCO_RETURN_IF_ERROR(cuda_status(
+      kernels::launch_publish_row(own_row, row, im.counts_peers, im.world,
+                                  offset + im.rank * row * static_cast<int64_t>(sizeof(int64_t)),
+                                  im.stream),
+      "plan_on_device: publishing the counts"));
+  FUSCO_RETURN_IF_ERROR(im.barrier());  // every rank's counts are in every matrix
+  FUSCO_RETURN_IF_ERROR(launch_rank_planning(made, topk_idx, counts, im.stream));
+  return DevicePlan(std::move(plan).value());
+}
+
+Status NcclCommunicator::check_routing(const DevicePlan& plan) {
+  FUSCO_RETURN_IF_ERROR(impl_->check_plan(plan));
+  if (!plan.on_device()) return Status();
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(cudaStreamSynchronize(impl_->stream), "routing check: waiting for planning"));
+  return routing_verdict(plan.impl(), "topk_idx");
+}
+
+}  // namespace fusco::gpu
