@@ -2,6 +2,7 @@
 #include <cub/device/device_scan.cuh>
 
 #include "device_plan.hpp"
+#include "scan_workspace.cuh"
 
 namespace fusco::kernels {
 
@@ -82,15 +83,6 @@ __global__ void record_bad_kernel(const void* ids, bool ids_int64, const int64_t
   bad[0] = flat;
   bad[1] =
       ids_int64 ? static_cast<const int64_t*>(ids)[flat] : static_cast<const int32_t*>(ids)[flat];
-}
-
-size_t align_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
-size_t scan_temp_bytes(int64_t items) {
-  size_t bytes = 0;
-  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int64_t*>(nullptr),
-                                static_cast<int64_t*>(nullptr), static_cast<int>(items));
-  return bytes;
 }
 
 template <typename Id>

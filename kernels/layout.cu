@@ -3,6 +3,7 @@
 
 #include "core/layout_steps.hpp"
 #include "layout.hpp"
+#include "scan_workspace.cuh"
 
 namespace fusco::kernels {
 
@@ -79,15 +80,6 @@ struct Workspace {
   void* scan_temp;
   size_t scan_bytes;
 };
-
-size_t align_up(size_t bytes) { return (bytes + 255) / 256 * 256; }
-
-size_t scan_temp_bytes(int64_t counters) {
-  size_t bytes = 0;
-  cub::DeviceScan::ExclusiveSum(nullptr, bytes, static_cast<const int64_t*>(nullptr),
-                                static_cast<int64_t*>(nullptr), static_cast<int>(counters));
-  return bytes;
-}
 
 }  // namespace
 

@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <memory>
+#include <string>
+
 #include "fusco/mpi.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -15,20 +18,33 @@
 namespace fusco::testing {
 namespace {
 
+// This process's rank and the group's size; "" when every rank has a GPU of its own (then
+// rank r's current device is r), else why the test skips.
+std::string gpu_per_rank(int& rank, int& world) {
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  if (cuda_devices() < world) {
+    return std::to_string(cuda_devices()) + " GPU(s) for " + std::to_string(world) + " ranks";
+  }
+  return cudaSetDevice(rank) == cudaSuccess ? "" : "cudaSetDevice failed";
+}
+
+Result<std::unique_ptr<gpu::NcclCommunicator>> create_nccl(int world, gpu::NcclPath path) {
+  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
+  FUSCO_RETURN_IF_ERROR(host.status());
+  gpu::NcclOptions options;
+  options.path = path;
+  return gpu::NcclCommunicator::create(std::move(host).value(), mpi_bootstrap(MPI_COMM_WORLD),
+                                       options);
+}
+
 TEST(NcclMpi, EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
   int rank = 0;
   int world = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  if (cuda_devices() < world) GTEST_SKIP() << cuda_devices() << " GPU(s) for " << world << " ranks";
-  ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
+  const std::string skip = gpu_per_rank(rank, world);
+  if (!skip.empty()) GTEST_SKIP() << skip;
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
-    Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
-    ASSERT_TRUE(host.ok()) << host.status().to_string();
-    gpu::NcclOptions options;
-    options.path = path;
-    auto comm = gpu::NcclCommunicator::create(std::move(host).value(),
-                                              mpi_bootstrap(MPI_COMM_WORLD), options);
+    auto comm = create_nccl(world, path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
     int index = 0;
     for (const Case& c : one_node_cases(world)) {
@@ -45,16 +61,9 @@ TEST(NcclMpi, EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
 TEST(NcclMpi, PlanOnDevice_EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
   int rank = 0;
   int world = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  if (cuda_devices() < world) GTEST_SKIP() << cuda_devices() << " GPU(s) for " << world << " ranks";
-  ASSERT_EQ(cudaSetDevice(rank), cudaSuccess);
-  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
-  ASSERT_TRUE(host.ok()) << host.status().to_string();
-  gpu::NcclOptions options;
-  options.path = gpu::NcclPath::kDeviceApi;
-  auto comm = gpu::NcclCommunicator::create(std::move(host).value(), mpi_bootstrap(MPI_COMM_WORLD),
-                                            options);
+  const std::string skip = gpu_per_rank(rank, world);
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  auto comm = create_nccl(world, gpu::NcclPath::kDeviceApi);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   int index = 0;
   for (Case c : one_node_cases(world)) {
