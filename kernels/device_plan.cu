@@ -14,18 +14,22 @@ unsigned blocks_for(int64_t items) {
   return static_cast<unsigned>((items + kThreads - 1) / kThreads);
 }
 
-// Per physical expert: where this rank's rows start inside its block; for the rank's own
-// experts, the rows kept and dropped.
-__global__ void expert_kernel(core::GroupCounts group, int rank, int64_t* first_index,
-                              int64_t* tokens_per_expert, int64_t* dropped_per_expert) {
+// Per physical expert: where this rank's rows for it start in its owner's buffer and their
+// limit; for the rank's own experts, rows kept and dropped, block rows, unfilled rows.
+__global__ void expert_kernel(core::GroupCounts group, int rank, DevicePlanningArgs args) {
   const int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (p >= group.physical) return;
-  first_index[p] = core::rows_before_rank(group, rank, p);
+  const core::ExpertPlace place = core::expert_place(group, p);
+  args.first_row[p] = place.begin + core::rows_before_rank(group, rank, p);
+  args.limit[p] = place.limit;
   const int64_t own_first = group.rank_begin[rank];
   if (p >= own_first && p < group.rank_begin[rank + 1]) {
-    const int64_t kept = core::kept_rows(group, p);
-    tokens_per_expert[p - own_first] = kept;
-    dropped_per_expert[p - own_first] = core::expert_rows(group, p) - kept;
+    const int64_t s = p - own_first;
+    args.tokens_per_expert[s] = place.kept;
+    args.dropped_per_expert[s] = place.rows - place.kept;
+    args.padded_per_expert[s] = place.block;
+    args.unfilled[2 * s] = place.begin + place.kept;
+    args.unfilled[2 * s + 1] = place.unfilled_end();
   }
 }
 
@@ -48,11 +52,10 @@ __global__ void terms_kernel(const core::DirectStore* stores, int64_t topk, int6
   core::token_terms(stores, topk, t, group_term_begin[t], terms);
 }
 
-__global__ void zero_unfilled_kernel(char* rows, int64_t row_bytes, const int64_t* kept,
-                                     int64_t capacity) {
+__global__ void zero_unfilled_kernel(char* rows, int64_t row_bytes, const int64_t* unfilled) {
   const int64_t expert = blockIdx.y;
-  const int64_t begin = (expert * capacity + kept[expert]) * row_bytes;
-  const int64_t end = (expert + 1) * capacity * row_bytes;
+  const int64_t begin = unfilled[2 * expert] * row_bytes;
+  const int64_t end = unfilled[2 * expert + 1] * row_bytes;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (begin % 16 == 0 && end % 16 == 0 && reinterpret_cast<uintptr_t>(rows) % 16 == 0) {
@@ -95,7 +98,8 @@ void launch_tokens(const DevicePlanningArgs& args, int64_t* counts, cudaStream_t
   planning.positions = args.positions;
   planning.own_begin =
       args.group.begins + static_cast<int64_t>(args.rank) * (args.group.physical + 1);
-  planning.first_index = args.first_index;
+  planning.first_row = args.first_row;
+  planning.limit = args.limit;
   token_kernel<<<blocks_for(args.num_tokens + 1), kThreads, 0, stream>>>(
       args.group, planning, args.num_tokens, args.stores, counts, args.token_group_begin);
 }
@@ -118,8 +122,7 @@ cudaError_t launch_device_planning(const DevicePlanningArgs& args, cudaStream_t 
   char* scan_temp = static_cast<char*>(args.workspace) +
                     align_up(static_cast<size_t>(args.num_tokens + 1) * sizeof(int64_t));
   if (group.physical > 0) {
-    expert_kernel<<<blocks_for(group.physical), kThreads, 0, stream>>>(
-        group, args.rank, args.first_index, args.tokens_per_expert, args.dropped_per_expert);
+    expert_kernel<<<blocks_for(group.physical), kThreads, 0, stream>>>(group, args.rank, args);
   }
   if (args.ids_int64) {
     launch_tokens<int64_t>(args, counts, stream);
@@ -138,17 +141,17 @@ cudaError_t launch_device_planning(const DevicePlanningArgs& args, cudaStream_t 
   return cudaGetLastError();
 }
 
-cudaError_t launch_zero_unfilled_rows(void* rows, int64_t row_bytes, const int64_t* kept,
-                                      int64_t local_experts, int64_t capacity,
+cudaError_t launch_zero_unfilled_rows(void* rows, int64_t row_bytes, const int64_t* unfilled,
+                                      int64_t local_experts, int64_t max_rows,
                                       cudaStream_t stream) {
-  if (local_experts <= 0 || capacity <= 0 || row_bytes <= 0) return cudaSuccess;
+  if (local_experts <= 0 || max_rows <= 0 || row_bytes <= 0) return cudaSuccess;
   if (local_experts > 65535) return cudaErrorInvalidValue;
-  const int64_t words = (capacity * row_bytes + 15) / 16;
+  const int64_t words = (max_rows * row_bytes + 15) / 16;
   const int64_t blocks = (words + kThreads * 4 - 1) / (kThreads * 4);
   const dim3 grid(static_cast<unsigned>(blocks < 1024 ? blocks : 1024),
                   static_cast<unsigned>(local_experts));
-  zero_unfilled_kernel<<<grid, kThreads, 0, stream>>>(static_cast<char*>(rows), row_bytes, kept,
-                                                      capacity);
+  zero_unfilled_kernel<<<grid, kThreads, 0, stream>>>(static_cast<char*>(rows), row_bytes,
+                                                      unfilled);
   return cudaGetLastError();
 }
 

@@ -9,9 +9,9 @@
 //
 // Calls are made from one host thread for all ranks at once and return after enqueueing;
 // rank r's results are ready on stream(r). Plans come from the CPU planner (a collective of
-// the W ranks over host routing), uploaded once and reused by every dispatch and combine, or,
-// for capacity layouts, from the planning kernels (plan_on_device: no host synchronisation
-// between the router and the dispatch).
+// the W ranks over host routing), uploaded once and reused by every dispatch and combine, or
+// from the planning kernels (plan_on_device: no host synchronisation between the router and
+// the dispatch).
 
 #include <cuda_runtime_api.h>
 
@@ -42,9 +42,13 @@ class DevicePlan {
   /// device memory, written on the rank's stream: what a grouped GEMM reads); nullptr for
   /// plans made on the host (host().tokens_per_expert() has them).
   const int64_t* device_tokens_per_expert() const;
-  /// Plans made on the device: the rows each local expert did not receive because its
-  /// capacity was full (int64 [local experts], device memory); nullptr for host plans.
+  /// Plans made on the device: the rows each local expert did not receive for want of room
+  /// (int64 [local experts], device memory); nullptr for host plans.
   const int64_t* device_dropped_per_expert() const;
+  /// Plans made on the device: the rows of each local expert's block (its rows rounded up to
+  /// the alignment, or the capacity; int64 [local experts], device memory): block s starts at
+  /// the sum of the blocks before it. nullptr for host plans.
+  const int64_t* device_padded_tokens_per_expert() const;
 
   /// Internal: the uploaded programme (defined inside the library).
   struct Impl;
@@ -80,16 +84,23 @@ class DeviceGroup {
   /// topk_idx[r] [T_r, k] (int32/int64, contiguous device memory, read on stream(r)) is laid
   /// out by kernels, the ranks' per-expert counts meet in device memory, and each rank's
   /// stores and combine terms are derived there; the call returns after enqueueing. The
-  /// receive shapes must be known without the counts, so options.layout must be
-  /// RecvLayout::capacity_bounded(C) with Overflow::kDrop: recv[r] is [local experts * C, H],
-  /// each expert keeps its first C rows in (source rank, token, slot) order, exactly as plan()
-  /// with the same options. The expert map may be uneven but not replicated (replica choice
-  /// runs on the host). An id outside [-1, E) is planned as an unused slot; check_routing()
-  /// reports it.
+  /// receive shapes must be known without the counts:
+  ///   - RecvLayout::capacity_bounded(C) with Overflow::kDrop: recv[r] is
+  ///     [local experts * C, H]; each expert keeps its first C rows;
+  ///   - RecvLayout::expert_major(a): recv[r] is [max_recv_rows, H] on every rank, 0 meaning
+  ///     the most that can arrive (every rank's T * k plus the alignment padding: no row is
+  ///     ever dropped); blocks as plan()'s, back to back from row 0; rows past the last block
+  ///     are not written. With a smaller bound, rows at or past it are dropped and counted in
+  ///     device_dropped_per_expert().
+  /// Inside a block, rows are in (source rank, token, slot) order: the plans and results equal
+  /// plan()'s with the same options bit for bit whenever nothing is dropped. The expert map
+  /// may be uneven but not replicated (replica choice runs on the host). An id outside
+  /// [-1, E) is planned as an unused slot; check_routing() reports it.
   Result<std::vector<DevicePlan>> plan_on_device(const std::vector<TensorView>& topk_idx,
                                                  int64_t num_experts,
                                                  const ExpertMap& expert_map = {},
-                                                 const PlanOptions& options = {});
+                                                 const PlanOptions& options = {},
+                                                 int64_t max_recv_rows = 0);
 
   /// Waits for the planning of `plans` and reports the first rank whose routing held an id
   /// outside [-1, E) (kInvalidArgument naming rank, token, slot and id); OK for host plans.

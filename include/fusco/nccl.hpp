@@ -14,8 +14,8 @@
 //
 // Scope: the ranks of one node of the host topology. Several nodes need the inter-node path
 // with relays over GIN, which is not built yet: create() reports kUnsupported for them.
-// Planning runs on the host, through a host Communicator of the same processes, or for
-// capacity layouts on the GPUs (plan_on_device).
+// Planning runs on the host, through a host Communicator of the same processes, or on the
+// GPUs (plan_on_device).
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -82,18 +82,19 @@ class NcclCommunicator {
                           const PlanOptions& options = PlanOptions());
 
   /// Collective: planning on the GPU without a host synchronisation, under the rules of
-  /// DeviceGroup::plan_on_device (options.layout = RecvLayout::capacity_bounded(C) with
-  /// Overflow::kDrop, no replicas; the receive rows are [local experts * C, H]). This rank's
-  /// topk_idx [T, k] (contiguous int32/int64 device memory, read on stream()) is laid out by
-  /// kernels, its per-expert counts are stored into every rank's count matrix through LSA
-  /// pointers, and after an LSA barrier its stores and combine terms are derived on the
-  /// device. The host only agrees on the arguments (one allgather). Needs the device-API path
-  /// (kUnsupported on kSendRecv). The first call registers a small symmetric window for the
-  /// count matrices (collective, like the call). An id outside [-1, E) is planned as an
-  /// unused slot; check_routing() reports it.
+  /// DeviceGroup::plan_on_device (a capacity layout that drops, or an expert-major layout with
+  /// max_recv_rows rows per rank, 0 meaning the most that can arrive; no replicas). This
+  /// rank's topk_idx [T, k] (contiguous int32/int64 device memory, read on stream()) is laid
+  /// out by kernels, its per-expert counts are stored into every rank's count matrix through
+  /// LSA pointers, and after an LSA barrier its stores and combine terms are derived on the
+  /// device. The host only agrees on the arguments (one allgather, which also carries every
+  /// rank's T). Needs the device-API path (kUnsupported on kSendRecv). The first call
+  /// registers a small symmetric window for the count matrices (collective, like the call).
+  /// An id outside [-1, E) is planned as an unused slot; check_routing() reports it.
   Result<DevicePlan> plan_on_device(const TensorView& topk_idx, int64_t num_experts,
                                     const ExpertMap& expert_map = {},
-                                    const PlanOptions& options = PlanOptions());
+                                    const PlanOptions& options = PlanOptions(),
+                                    int64_t max_recv_rows = 0);
 
   /// Waits for the planning of `plan` on stream() and reports an id outside [-1, E) in this
   /// rank's routing (kInvalidArgument naming token, slot and id); OK for host plans. Local.

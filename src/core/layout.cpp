@@ -1,5 +1,6 @@
 #include "core/layout.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <string>
 
@@ -87,6 +88,15 @@ ResolvedExpertMap ResolvedExpertMap::physical_map() const {
   }
   map.replica_begin[static_cast<size_t>(count)] = count;
   return map;
+}
+
+int64_t most_recv_rows(const std::vector<int64_t>& tokens, int topk, const ResolvedExpertMap& map,
+                       int64_t alignment) {
+  int64_t pairs = 0;
+  for (int64_t t : tokens) pairs += t * topk;
+  int64_t most_local = 0;
+  for (int r = 0; r < map.world_size; ++r) most_local = std::max(most_local, map.num_local(r));
+  return pairs + most_local * (alignment - 1);
 }
 
 Status check_topk_idx(const TensorView& topk_idx) {

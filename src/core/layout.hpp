@@ -60,6 +60,13 @@ struct Layout {
   int64_t num_rows() const { return expert_begin.empty() ? 0 : expert_begin.back(); }
 };
 
+/// The most rows an expert-major receive buffer of `map`'s group can need: every pair of
+/// every rank (`tokens[r]` tokens of `topk` slots) sent to one rank, plus the alignment padding
+/// of the rank holding the most experts. What a receive buffer sized before the counts are
+/// known must hold (planning on the device).
+int64_t most_recv_rows(const std::vector<int64_t>& tokens, int topk, const ResolvedExpertMap& map,
+                       int64_t alignment);
+
 /// Largest top-k fusco accepts.
 inline constexpr int kMaxTopk = 1024;
 

@@ -115,21 +115,30 @@ Status unsupported(const std::string& why) {
 
 }  // namespace
 
-Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map) {
+Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map,
+                             int64_t max_recv_rows) {
   FUSCO_RETURN_IF_ERROR(options.validate());
-  if (options.layout.kind != RecvLayout::Kind::kCapacity) {
-    return unsupported(std::string("options.layout is ") +
-                       recv_layout_kind_name(options.layout.kind) +
-                       " but receive shapes known before the counts need "
-                       "RecvLayout::capacity_bounded(C)");
+  const RecvLayout& layout = options.layout;
+  if (layout.kind == RecvLayout::Kind::kRankMajor) {
+    return unsupported(
+        "options.layout is rank-major, which the device planner does not lay out (it plans "
+        "expert-major and capacity layouts)");
   }
-  if (options.layout.overflow != RecvLayout::Overflow::kDrop) {
+  if (layout.kind == RecvLayout::Kind::kCapacity &&
+      layout.overflow != RecvLayout::Overflow::kDrop) {
     return unsupported(
         "options.layout.overflow = error needs the counts on the host (rows past the "
         "capacity are dropped and counted in device_dropped_per_expert() with kDrop)");
   }
   if (map.replicated) {
     return unsupported("expert_map has replicated experts, whose replica choice runs on the host");
+  }
+  if (max_recv_rows < 0 || (max_recv_rows > 0 && layout.kind == RecvLayout::Kind::kCapacity)) {
+    return Status(StatusCode::kInvalidArgument,
+                  "plan_on_device: max_recv_rows = " + std::to_string(max_recv_rows) +
+                      " must be 0 (the most that can arrive) or, for an expert-major layout, "
+                      "the rows of every receive buffer (a capacity layout's are local experts "
+                      "x capacity)");
   }
   return Status();
 }

@@ -51,9 +51,11 @@ Status check_device_combine(const std::vector<const detail::PlanData*>& plans,
                             const std::vector<TensorView>& topk_weights,
                             const std::vector<TensorView>& out);
 
-/// What DeviceGroup::plan_on_device plans with: valid options with a capacity layout that drops
-/// (kUnsupported otherwise, naming the option and that plan() has it), a map without replicas.
-Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map);
+/// What plan_on_device plans with: valid options with an expert-major layout or a capacity
+/// layout that drops (kUnsupported otherwise, naming the option and that plan() has it), a map
+/// without replicas, max_recv_rows 0 or (expert-major only) positive.
+Status check_device_planning(const PlanOptions& options, const core::ResolvedExpertMap& map,
+                             int64_t max_recv_rows);
 
 /// One rank's routing for planning on the device, named `name`: contiguous device int32/int64
 /// [T, k], k in [1, kMaxTopk], T below 2^31 - 1.

@@ -28,16 +28,19 @@ struct GroupPlanning {
 /// its planning kernels, in one allocation (kept until the plan goes, as kernels may still be
 /// running when the planning call returns).
 struct DeviceMadePlan {
-  detail::PlanData shape;  ///< rank, T, k, E, options, num_recv_rows, local experts.
-  int64_t capacity = 0;
+  detail::PlanData shape;     ///< rank, T, k, E, options, num_recv_rows, local experts.
+  int64_t most_unfilled = 0;  ///< The most rows a block leaves unfilled (capacity, alignment).
   std::shared_ptr<const GroupPlanning> group;
   DeviceBuffer storage;
   int64_t* positions = nullptr;           ///< [T * k]
   void* layout_workspace = nullptr;       ///< kernels::layout_workspace_bytes
   void* planning_workspace = nullptr;     ///< kernels::device_planning_workspace_bytes
-  int64_t* first_index = nullptr;         ///< [P]
+  int64_t* first_row = nullptr;           ///< [P]
+  int64_t* limit = nullptr;               ///< [P]
   int64_t* tokens_per_expert = nullptr;   ///< [local experts]
   int64_t* dropped_per_expert = nullptr;  ///< [local experts]
+  int64_t* padded_per_expert = nullptr;   ///< [local experts]
+  int64_t* unfilled = nullptr;            ///< [local experts][2]
   int64_t* bad = nullptr;                 ///< [3]: first bad pair, its id, the layout's word.
 
   int64_t local_experts() const { return static_cast<int64_t>(shape.local_experts.size()); }

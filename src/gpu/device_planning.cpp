@@ -3,6 +3,7 @@
 
 #include "gpu/device_planning.hpp"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,19 +34,23 @@ const int64_t* DevicePlan::device_dropped_per_expert() const {
   return on_device() ? impl_->made->dropped_per_expert : nullptr;
 }
 
+const int64_t* DevicePlan::device_padded_tokens_per_expert() const {
+  return on_device() ? impl_->made->padded_per_expert : nullptr;
+}
+
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
                           cudaStream_t stream, const std::string& what) {
   if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, stream, what);
   const DeviceMadePlan& made = *plan.made;
   return cuda_status(
-      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.tokens_per_expert,
-                                         made.local_experts(), made.capacity, stream),
+      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.unfilled, made.local_experts(),
+                                         made.most_unfilled, stream),
       what + ": zeroing unfilled rows");
 }
 
 Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
     const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
-    const core::ResolvedExpertMap& map, const PlanOptions& options,
+    const core::ResolvedExpertMap& map, const PlanOptions& options, int64_t recv_rows,
     std::shared_ptr<const GroupPlanning> group) {
   auto made = std::make_shared<DeviceMadePlan>();
   detail::PlanData& shape = made->shape;
@@ -59,9 +64,10 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
   for (int64_t p = map.rank_begin[rr]; p < map.rank_begin[rr + 1]; ++p) {
     shape.local_experts.push_back(map.physical_logical[static_cast<size_t>(p)]);
   }
-  made->capacity = options.layout.capacity;
+  const bool capacity = options.layout.kind == RecvLayout::Kind::kCapacity;
+  made->most_unfilled = capacity ? options.layout.capacity : options.layout.alignment;
   made->group = std::move(group);
-  shape.num_recv_rows = made->local_experts() * made->capacity;
+  shape.num_recv_rows = capacity ? made->local_experts() * options.layout.capacity : recv_rows;
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
   std::vector<void*> parts;
@@ -69,18 +75,23 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
       {pairs * sizeof(int64_t),
        kernels::layout_workspace_bytes(shape.num_tokens, map.num_physical()),
        kernels::device_planning_workspace_bytes(shape.num_tokens),
+       static_cast<size_t>(map.num_physical()) * sizeof(int64_t),
        static_cast<size_t>(map.num_physical()) * sizeof(int64_t), local * sizeof(int64_t),
-       local * sizeof(int64_t), 3 * sizeof(int64_t)},
+       local * sizeof(int64_t), local * sizeof(int64_t), 2 * local * sizeof(int64_t),
+       3 * sizeof(int64_t)},
       parts, "plan_on_device: plan buffers");
   FUSCO_RETURN_IF_ERROR(storage.status());
   made->storage = std::move(storage).value();
   made->positions = static_cast<int64_t*>(parts[0]);
   made->layout_workspace = parts[1];
   made->planning_workspace = parts[2];
-  made->first_index = static_cast<int64_t*>(parts[3]);
-  made->tokens_per_expert = static_cast<int64_t*>(parts[4]);
-  made->dropped_per_expert = static_cast<int64_t*>(parts[5]);
-  made->bad = static_cast<int64_t*>(parts[6]);
+  made->first_row = static_cast<int64_t*>(parts[3]);
+  made->limit = static_cast<int64_t*>(parts[4]);
+  made->tokens_per_expert = static_cast<int64_t*>(parts[5]);
+  made->dropped_per_expert = static_cast<int64_t*>(parts[6]);
+  made->padded_per_expert = static_cast<int64_t*>(parts[7]);
+  made->unfilled = static_cast<int64_t*>(parts[8]);
+  made->bad = static_cast<int64_t*>(parts[9]);
   const auto stores = static_cast<int64_t>(pairs);
   Result<DeviceProgramme> programme =
       DeviceProgramme::allocate(stores, shape.num_tokens, shape.num_tokens, stores);
@@ -123,14 +134,18 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
 }
 
 core::GroupCounts counts_of(const int64_t* begins, const GroupPlanning& group,
-                            const core::ResolvedExpertMap& map, int64_t capacity) {
+                            const core::ResolvedExpertMap& map, const RecvLayout& layout,
+                            int64_t recv_rows) {
   core::GroupCounts counts;
   counts.begins = begins;
   counts.physical = map.num_physical();
   counts.world = map.world_size;
   counts.owner = group.owner;
   counts.rank_begin = group.rank_begin;
-  counts.capacity = capacity;
+  counts.capacity_layout = layout.kind == RecvLayout::Kind::kCapacity;
+  counts.capacity = layout.capacity;
+  counts.alignment = layout.alignment;
+  counts.recv_rows = recv_rows;
   return counts;
 }
 
@@ -171,13 +186,16 @@ Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
   args.num_experts = made.shape.num_experts;
   args.physical = made.group->physical;
   args.positions = made.positions;
-  args.first_index = made.first_index;
+  args.first_row = made.first_row;
+  args.limit = made.limit;
   args.stores = plan.programme.stores;
   args.token_group_begin = plan.programme.token_group_begin;
   args.group_term_begin = plan.programme.group_term_begin;
   args.terms = plan.programme.terms;
   args.tokens_per_expert = made.tokens_per_expert;
   args.dropped_per_expert = made.dropped_per_expert;
+  args.padded_per_expert = made.padded_per_expert;
+  args.unfilled = made.unfilled;
   args.workspace = made.planning_workspace;
   args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
   return cuda_status(kernels::launch_device_planning(args, stream),
@@ -201,25 +219,34 @@ Status routing_verdict(const DevicePlan::Impl& plan, const std::string& arg) {
 Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<TensorView>& topk_idx,
                                                             int64_t num_experts,
                                                             const ExpertMap& expert_map,
-                                                            const PlanOptions& options) {
+                                                            const PlanOptions& options,
+                                                            int64_t max_recv_rows) {
   const int world = impl_->world;
   FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), world));
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, world);
   FUSCO_RETURN_IF_ERROR(resolved.status());
   const core::ResolvedExpertMap& map = resolved.value();
-  FUSCO_RETURN_IF_ERROR(check_device_planning(options, map));
+  FUSCO_RETURN_IF_ERROR(check_device_planning(options, map, max_recv_rows));
   FUSCO_RETURN_IF_ERROR(check_device_routing(topk_idx));
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  std::vector<int64_t> tokens;
+  tokens.reserve(topk_idx.size());
+  for (const TensorView& ids : topk_idx) tokens.push_back(ids.shape[0]);
+  const int64_t recv_rows =
+      max_recv_rows > 0 ? max_recv_rows
+                        : core::most_recv_rows(tokens, static_cast<int>(topk_idx.front().shape[1]),
+                                               map, options.layout.alignment);
   Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, true);
   FUSCO_RETURN_IF_ERROR(group.status());
   int64_t* begins = group.value()->begins;
-  const core::GroupCounts counts = counts_of(begins, *group.value(), map, options.layout.capacity);
+  const core::GroupCounts counts =
+      counts_of(begins, *group.value(), map, options.layout, recv_rows);
   std::vector<std::shared_ptr<DevicePlan::Impl>> plans;
   for (int r = 0; r < world; ++r) {
     Result<std::shared_ptr<DevicePlan::Impl>> plan =
         allocate_device_plan(impl_.get(), topk_idx[static_cast<size_t>(r)], r, world, num_experts,
-                             map, options, group.value());
+                             map, options, recv_rows, group.value());
     FUSCO_RETURN_IF_ERROR(plan.status());
     plans.push_back(std::move(plan).value());
   }

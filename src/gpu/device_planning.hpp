@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/device_plan_steps.hpp"
 #include "core/layout.hpp"
@@ -22,14 +23,16 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
                                                     bool with_matrix);
 
 /// What the planning kernels read of the group: `begins` (the [W][P + 1] matrix in memory
-/// this rank's GPU reads), the map of `group`, the capacity.
+/// this rank's GPU reads), the map of `group`, the layout, every rank's receive rows.
 core::GroupCounts counts_of(const int64_t* begins, const GroupPlanning& group,
-                            const core::ResolvedExpertMap& map, int64_t capacity);
+                            const core::ResolvedExpertMap& map, const RecvLayout& layout,
+                            int64_t recv_rows);
 
-/// Rank `rank`'s plan of `ids` with every buffer allocated (nothing enqueued yet).
+/// Rank `rank`'s plan of `ids` with every buffer allocated (nothing enqueued yet); under an
+/// expert-major layout its receive buffer has `recv_rows` rows.
 Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
     const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
-    const core::ResolvedExpertMap& map, const PlanOptions& options,
+    const core::ResolvedExpertMap& map, const PlanOptions& options, int64_t recv_rows,
     std::shared_ptr<const GroupPlanning> group);
 
 /// Enqueues rank `plan`'s layout of `ids` on `stream`: its positions, and its expert_begin row

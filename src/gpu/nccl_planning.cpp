@@ -3,6 +3,8 @@
 // peer's matrix through LSA pointers, passes an LSA barrier and runs the planning kernels over
 // the complete matrix (gpu/device_planning.hpp; the same steps as DeviceGroup's).
 
+#include <algorithm>
+#include <cstdlib>
 #include <functional>
 #include <string>
 
@@ -17,11 +19,15 @@ namespace {
 
 // What every rank must agree on before the collective part: the shapes and the map.
 std::string planning_shape(const TensorView& ids, int64_t num_experts,
-                           const core::ResolvedExpertMap& map, const PlanOptions& options) {
+                           const core::ResolvedExpertMap& map, const PlanOptions& options,
+                           int64_t max_recv_rows) {
   std::string owners;
   for (int32_t owner : map.physical_owner) owners += std::to_string(owner) + ",";
   return "num_experts " + std::to_string(num_experts) + ", k " + std::to_string(ids.shape[1]) +
-         ", capacity " + std::to_string(options.layout.capacity) + ", expert map #" +
+         ", layout " + recv_layout_kind_name(options.layout.kind) + " (alignment " +
+         std::to_string(options.layout.alignment) + ", capacity " +
+         std::to_string(options.layout.capacity) + "), max_recv_rows " +
+         std::to_string(max_recv_rows) + ", expert map #" +
          std::to_string(std::hash<std::string>{}(owners));
 }
 
@@ -29,12 +35,13 @@ std::string planning_shape(const TensorView& ids, int64_t num_experts,
 
 Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, int64_t num_experts,
                                                     const ExpertMap& expert_map,
-                                                    const PlanOptions& options) {
+                                                    const PlanOptions& options,
+                                                    int64_t max_recv_rows) {
   Impl& im = *impl_;
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, im.world);
   Status local = resolved.status();
-  if (local.ok()) local = check_device_planning(options, resolved.value());
+  if (local.ok()) local = check_device_planning(options, resolved.value(), max_recv_rows);
   if (local.ok()) local = check_device_ids(topk_idx, "topk_idx");
   if (local.ok() && !im.device_api) {
     local = Status(StatusCode::kUnsupported,
@@ -42,18 +49,29 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
                    "ncclSend/ncclRecv); plan() has it");
   }
   const std::string shape =
-      local.ok() ? planning_shape(topk_idx, num_experts, resolved.value(), options) : "";
+      local.ok() ? planning_shape(topk_idx, num_experts, resolved.value(), options, max_recv_rows)
+                 : "";
+  // Every rank's shape, then after a '|' its token count (which may differ).
   Result<std::vector<std::string>> shapes =
-      exchange(im.allgather, im.rank, local, shape, "plan_on_device");
+      exchange(im.allgather, im.rank, local, shape + "|" + std::to_string(topk_idx.shape[0]),
+               "plan_on_device");
   FUSCO_RETURN_IF_ERROR(shapes.status());
+  std::vector<int64_t> tokens;
   for (size_t r = 0; r < shapes.value().size(); ++r) {
-    if (shapes.value()[r] != shape) {
+    const std::string& entry = shapes.value()[r];
+    const size_t bar = entry.rfind('|');
+    if (entry.substr(0, bar) != shape) {
       return Status(StatusCode::kMismatch, "plan_on_device: rank " + std::to_string(im.rank) +
                                                " plans with " + shape + " but rank " +
-                                               std::to_string(r) + " with " + shapes.value()[r]);
+                                               std::to_string(r) + " with " + entry.substr(0, bar));
     }
+    tokens.push_back(std::atoll(entry.c_str() + bar + 1));
   }
   const core::ResolvedExpertMap& map = resolved.value();
+  const int64_t recv_rows = max_recv_rows > 0
+                                ? max_recv_rows
+                                : core::most_recv_rows(tokens, static_cast<int>(topk_idx.shape[1]),
+                                                       map, options.layout.alignment);
   const int64_t row = map.num_physical() + 1;
   const auto matrix_bytes = static_cast<size_t>(im.world * row) * sizeof(int64_t);
   FUSCO_RETURN_IF_ERROR(im.ensure_counts_window(2 * matrix_bytes));
@@ -62,17 +80,20 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   Result<std::shared_ptr<DevicePlan::Impl>> plan = Status(StatusCode::kAborted, "");
   if (group.ok()) {
     plan = allocate_device_plan(impl_.get(), topk_idx, im.rank, im.world, num_experts, map, options,
-                                group.value());
+                                recv_rows, group.value());
   }
   FUSCO_RETURN_IF_ERROR(agree(im.allgather, im.rank, group.ok() ? plan.status() : group.status(),
                               "plan_on_device allocation"));
   const auto offset = static_cast<int64_t>((im.device_plans++ % 2) * matrix_bytes);
   auto* begins = reinterpret_cast<int64_t*>(static_cast<char*>(im.counts_window) + offset);
-  const core::GroupCounts counts = counts_of(begins, *group.value(), map, options.layout.capacity);
+  const core::GroupCounts counts =
+      counts_of(begins, *group.value(), map, options.layout, recv_rows);
   DevicePlan::Impl& made = *plan.value();
   for (int r = 0; r < im.world; ++r) {  // what every rank's window must hold
     made.group_max_recv_rows =
-        std::max(made.group_max_recv_rows, map.num_local(r) * options.layout.capacity);
+        std::max(made.group_max_recv_rows, options.layout.kind == RecvLayout::Kind::kCapacity
+                                               ? map.num_local(r) * options.layout.capacity
+                                               : recv_rows);
   }
   int64_t* own_row = begins + im.rank * row;
   FUSCO_RETURN_IF_ERROR(launch_rank_layout(made, topk_idx, counts, own_row, im.stream));

@@ -112,26 +112,34 @@ TEST(HostRouting, HostViewsPassThrough_DeviceViewsMustBeContiguousIdMatrices) {
                "must be a contiguous 2-D int32 or int64 tensor [T, k]");
 }
 
-TEST(DeviceChecks, PlanningOnTheDevice_NeedsADroppingCapacityLayoutAndNoReplicas) {
+TEST(DeviceChecks, PlanningOnTheDevice_ExpertMajorOrDroppingCapacity_NoReplicas) {
   const core::ResolvedExpertMap plain = core::resolve_expert_map({}, 8, 2).value();
   PlanOptions options;
   options.layout = RecvLayout::capacity_bounded(16);
-  EXPECT_TRUE(check_device_planning(options, plain).ok());
+  EXPECT_TRUE(check_device_planning(options, plain, 0).ok());
   options.layout = RecvLayout::expert_major(4);
-  expect_error(check_device_planning(options, plain), StatusCode::kUnsupported,
-               "plan_on_device: options.layout is expert-major but receive shapes known before "
-               "the counts need RecvLayout::capacity_bounded(C); DeviceGroup::plan() has it");
+  EXPECT_TRUE(check_device_planning(options, plain, 0).ok());
+  EXPECT_TRUE(check_device_planning(options, plain, 100).ok());
+  expect_error(check_device_planning(options, plain, -1), StatusCode::kInvalidArgument,
+               "plan_on_device: max_recv_rows = -1 must be 0 (the most that can arrive) or");
+  options.layout = RecvLayout::rank_major();
+  expect_error(check_device_planning(options, plain, 0), StatusCode::kUnsupported,
+               "plan_on_device: options.layout is rank-major, which the device planner does not "
+               "lay out (it plans expert-major and capacity layouts); DeviceGroup::plan() has it");
+  options.layout = RecvLayout::capacity_bounded(16);
+  expect_error(check_device_planning(options, plain, 100), StatusCode::kInvalidArgument,
+               "a capacity layout's are local experts x capacity");
   options.layout = RecvLayout::capacity_bounded(16, RecvLayout::Overflow::kError);
-  expect_error(check_device_planning(options, plain), StatusCode::kUnsupported,
+  expect_error(check_device_planning(options, plain, 0), StatusCode::kUnsupported,
                "options.layout.overflow = error needs the counts on the host");
   options.layout = RecvLayout::capacity_bounded(16);
   options.layout.capacity = -1;
-  expect_error(check_device_planning(options, plain), StatusCode::kInvalidArgument, "capacity");
+  expect_error(check_device_planning(options, plain, 0), StatusCode::kInvalidArgument, "capacity");
   const std::vector<std::vector<int32_t>> copies = {{0, 1}, {1}};
   const core::ResolvedExpertMap replicated =
       core::resolve_expert_map(ExpertMap::with_replicas(copies), 2, 2).value();
   options.layout = RecvLayout::capacity_bounded(16);
-  expect_error(check_device_planning(options, replicated), StatusCode::kUnsupported,
+  expect_error(check_device_planning(options, replicated, 0), StatusCode::kUnsupported,
                "expert_map has replicated experts");
 }
 

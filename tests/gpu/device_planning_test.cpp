@@ -1,7 +1,8 @@
 // Planning on the GPU (DeviceGroup::plan_on_device) through its public entry points: routing
 // in device memory, planned by kernels at W = 1, 2, 3, 4 and 8 over every one-node routing
-// case under capacity layouts, dispatch and combine results and per-expert counts equal to the
-// reference bit for bit; bad ids reported by check_routing() and planned as unused slots.
+// case under capacity and expert-major layouts, dispatch and combine results and per-expert
+// counts equal to the reference bit for bit; bad ids reported by check_routing() and planned
+// as unused slots.
 // Skipped without a GPU (the argument checks run on the CPU in device_checks_test.cpp, the
 // planning arithmetic in tests/multirank/device_planning_test.cpp).
 
@@ -19,7 +20,7 @@
 namespace fusco::testing {
 namespace {
 
-TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_EveryCapacity_MatchesReference) {
+TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_MatchReference) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   for (int world : {1, 2, 3, 4, 8}) {
     auto group = gpu::DeviceGroup::create(world);
@@ -28,10 +29,15 @@ TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_EveryCapacity_MatchesReferen
     for (Case c : one_node_cases(world)) {
       ++index;
       if (!c.replicas.empty()) continue;  // replica choice is planned on the host only
-      for (int64_t capacity : {0, 1, 5, 1000}) {
-        c.layout = RecvLayout::capacity_bounded(capacity);
+      for (const RecvLayout& layout :
+           {RecvLayout::capacity_bounded(0), RecvLayout::capacity_bounded(1),
+            RecvLayout::capacity_bounded(5), RecvLayout::capacity_bounded(1000),
+            RecvLayout::expert_major(1), RecvLayout::expert_major(8)}) {
+        c.layout = layout;
         EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kFused, Planning::kDevice))
-            << "world " << world << " case " << index << " capacity " << capacity;
+            << "world " << world << " case " << index << " layout "
+            << recv_layout_kind_name(layout.kind) << " " << layout.capacity << "/"
+            << layout.alignment;
       }
     }
   }
@@ -109,17 +115,41 @@ TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing)
   }
 }
 
-TEST(PlanOnDevice, ExpertMajorLayout_IsUnsupportedAndNamesPlan) {
+TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;
   const std::vector<TensorView> idx(
       2, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
-  auto plans = group.value()->plan_on_device(idx, 4);
+  PlanOptions options;
+  options.layout = RecvLayout::rank_major();
+  auto plans = group.value()->plan_on_device(idx, 4, {}, options);
   ASSERT_FALSE(plans.ok());
   EXPECT_EQ(plans.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(plans.status().message().find("DeviceGroup::plan() has it"), std::string::npos);
+}
+
+TEST(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  const std::vector<TensorView> idx = {
+      on_device(memory.copy_of(std::vector<std::byte>(3 * 2 * 8)), DType::kInt64, 3, 2),
+      on_device(memory.copy_of(std::vector<std::byte>(5 * 2 * 8)), DType::kInt64, 5, 2)};
+  PlanOptions options;
+  options.layout = RecvLayout::expert_major(4);
+  auto plans = group.value()->plan_on_device(idx, 4, {}, options);  // ids 0: all to expert 0
+  ASSERT_TRUE(plans.ok()) << plans.status().to_string();
+  for (const gpu::DevicePlan& plan : plans.value()) {
+    EXPECT_EQ(plan.num_recv_rows(), (3 + 5) * 2 + 2 * 3);  // all pairs + 2 experts x 3 padding
+  }
+  ASSERT_TRUE(group.value()->synchronize().ok());
+  const RankResult rank0 = counts_of_device_plan(plans.value()[0]);
+  EXPECT_EQ(rank0.tokens_per_expert, (std::vector<int64_t>{16, 0}));
+  EXPECT_EQ(rank0.padded_tokens_per_expert, (std::vector<int64_t>{16, 0}));
+  EXPECT_EQ(rank0.dropped_per_expert, (std::vector<int64_t>{0, 0}));
 }
 
 }  // namespace

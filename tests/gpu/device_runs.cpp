@@ -1,6 +1,7 @@
 #include "gpu/device_runs.hpp"
 
 #include <cstring>
+#include <utility>
 
 #include "baseline/unfused_device.hpp"
 
@@ -23,19 +24,22 @@ RankResult counts_of_device_plan(const gpu::DevicePlan& plan) {
   if (!plan.on_device()) return counts_of(plan.host());
   RankResult result;
   const auto local = static_cast<size_t>(plan.num_local_experts());
-  result.tokens_per_expert.resize(local);
-  result.dropped_per_expert.resize(local);
-  if (local > 0) {
-    const std::vector<std::byte> kept =
-        DeviceMemory::read(plan.device_tokens_per_expert(), local * sizeof(int64_t));
-    const std::vector<std::byte> dropped =
-        DeviceMemory::read(plan.device_dropped_per_expert(), local * sizeof(int64_t));
-    std::memcpy(result.tokens_per_expert.data(), kept.data(), kept.size());
-    std::memcpy(result.dropped_per_expert.data(), dropped.data(), dropped.size());
+  for (auto [into, from] :
+       {std::pair{&result.tokens_per_expert, plan.device_tokens_per_expert()},
+        std::pair{&result.dropped_per_expert, plan.device_dropped_per_expert()},
+        std::pair{&result.padded_tokens_per_expert, plan.device_padded_tokens_per_expert()}}) {
+    into->resize(local);
+    if (local == 0) continue;
+    const std::vector<std::byte> bytes = DeviceMemory::read(from, local * sizeof(int64_t));
+    std::memcpy(into->data(), bytes.data(), bytes.size());
   }
-  result.padded_tokens_per_expert.assign(
-      local, local == 0 ? 0 : plan.num_recv_rows() / static_cast<int64_t>(local));
   return result;
+}
+
+int64_t rows_in_blocks(const RankResult& counts) {
+  int64_t rows = 0;
+  for (int64_t block : counts.padded_tokens_per_expert) rows += block;
+  return rows;
 }
 
 namespace {
@@ -123,10 +127,14 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
   for (size_t r = 0; r < world; ++r) {
     results[r] = counts_of_device_plan(plans.value()[r]);
     results[r].status = status;
-    results[r].recv = DeviceMemory::read(recv[r].data, static_cast<size_t>(recv[r].nbytes()));
+    // The rows in blocks: an expert-major buffer planned on the device has room past them.
+    const auto rows =
+        static_cast<size_t>(plans.value()[r].on_device() ? rows_in_blocks(results[r])
+                                                         : plans.value()[r].num_recv_rows());
+    results[r].recv = DeviceMemory::read(recv[r].data, rows * row_bytes);
     if (c.extra_cols > 0) {
       results[r].extra_recv =
-          DeviceMemory::read(extra_recv[r].data, static_cast<size_t>(extra_recv[r].nbytes()));
+          DeviceMemory::read(extra_recv[r].data, rows * static_cast<size_t>(c.extra_cols) * 4);
     }
     if (dtype_supports_combine(c.dtype)) {
       results[r].out = DeviceMemory::read(out[r].data, static_cast<size_t>(out[r].nbytes()));

@@ -66,6 +66,9 @@ TensorView device_routing(const Case& c, int rank, DeviceMemory& memory);
 /// device (call once its planning has ended).
 RankResult counts_of_device_plan(const gpu::DevicePlan& plan);
 
+/// The receive rows the blocks of `counts` take (padded_tokens_per_expert summed).
+int64_t rows_in_blocks(const RankResult& counts);
+
 /// Plans, dispatches and combines `c` on the group; every rank's result.
 std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
                                       Engine engine = Engine::kFused,

@@ -73,8 +73,14 @@ RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_e
     result.status = recv.status();
     return result;
   }
+  // The rows in blocks: an expert-major buffer planned on the device has room past them.
+  const int64_t filled = plan.value().on_device() ? rows_in_blocks(result) : rows;
   result.recv = read(recv.value(), comm.stream());
-  if (c.extra_cols > 0) result.extra_recv = read(extra_recv, comm.stream());
+  result.recv.resize(static_cast<size_t>(filled * c.hidden) * dtype_size(c.dtype));
+  if (c.extra_cols > 0) {
+    result.extra_recv = read(extra_recv, comm.stream());
+    result.extra_recv.resize(static_cast<size_t>(filled * c.extra_cols) * 4);
+  }
   if (!dtype_supports_combine(c.dtype)) return result;
   DeviceCopy weights(weights_of(c, rank));
   DeviceCopy out(

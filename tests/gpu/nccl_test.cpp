@@ -48,7 +48,7 @@ TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPath
   }
 }
 
-TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_EveryCapacity) {
+TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExpertMajor) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
   auto comm = make_single(gpu::NcclPath::kDeviceApi);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
@@ -56,11 +56,13 @@ TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_EveryCapacity)
   for (Case c : one_node_cases(1)) {
     ++index;
     if (!c.replicas.empty()) continue;  // replica choice is planned on the host only
-    for (int64_t capacity : {0, 1, 5, 1000}) {
-      c.layout = RecvLayout::capacity_bounded(capacity);
+    for (const RecvLayout& layout :
+         {RecvLayout::capacity_bounded(0), RecvLayout::capacity_bounded(5),
+          RecvLayout::expert_major(1), RecvLayout::expert_major(8)}) {
+      c.layout = layout;
       const Expected want = expected_of(c);
       EXPECT_TRUE(matches_expected(c, want, 0, run_nccl_rank(c, *comm.value(), false, true)))
-          << "case " << index << " capacity " << capacity;
+          << "case " << index << " layout " << recv_layout_kind_name(layout.kind);
     }
   }
 }

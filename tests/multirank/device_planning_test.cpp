@@ -1,13 +1,16 @@
-// Planning on the GPU (DeviceGroup::plan_on_device) run on the CPU: every rank's layout, the
-// group's count matrix and the per-expert and per-token steps the planning kernels run
-// (core/device_plan_steps.hpp) give exactly the CPU planner's plan under the same capacity
-// layout: the same stores (rows dropped past a capacity included), the same combine terms in
-// the same order, the same row counts. tests/gpu runs the kernels themselves.
+// Planning on the GPU (plan_on_device) run on the CPU: every rank's layout, the group's count
+// matrix and the per-expert and per-token steps the planning kernels run
+// (core/device_plan_steps.hpp) give exactly the CPU planner's plan under the same capacity or
+// expert-major layout: the same stores (rows dropped past a capacity included), the same
+// combine terms in the same order, the same row counts, blocks and zeroed rows. An
+// expert-major bound below the rows drops exactly the rows at or past it. tests/gpu runs the
+// kernels themselves.
 
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "core/device_plan_steps.hpp"
@@ -26,6 +29,8 @@ struct KernelPlan {
   std::vector<core::DirectTerm> terms;
   std::vector<int64_t> tokens_per_expert;
   std::vector<int64_t> dropped_per_expert;
+  std::vector<int64_t> padded_tokens_per_expert;
+  std::vector<std::pair<int64_t, int64_t>> unfilled;  // per local expert
   int64_t num_recv_rows = 0;
 };
 
@@ -35,9 +40,20 @@ KernelPlan plan_rank(const core::GroupCounts& group, const core::ResolvedExpertM
                      const std::vector<Id>& ids, const std::vector<int64_t>& positions, int rank,
                      int topk) {
   const int64_t tokens = static_cast<int64_t>(ids.size()) / topk;
-  std::vector<int64_t> first_index(static_cast<size_t>(group.physical));
-  for (int64_t p = 0; p < group.physical; ++p) {
-    first_index[static_cast<size_t>(p)] = core::rows_before_rank(group, rank, p);
+  std::vector<int64_t> first_row(static_cast<size_t>(group.physical));
+  std::vector<int64_t> limit(static_cast<size_t>(group.physical));
+  KernelPlan plan;
+  const auto rr = static_cast<size_t>(rank);
+  for (int64_t p = 0; p < group.physical; ++p) {  // the expert kernel
+    const core::ExpertPlace place = core::expert_place(group, p);
+    first_row[static_cast<size_t>(p)] = place.begin + core::rows_before_rank(group, rank, p);
+    limit[static_cast<size_t>(p)] = place.limit;
+    if (p >= map.rank_begin[rr] && p < map.rank_begin[rr + 1]) {
+      plan.tokens_per_expert.push_back(place.kept);
+      plan.dropped_per_expert.push_back(place.rows - place.kept);
+      plan.padded_tokens_per_expert.push_back(place.block);
+      plan.unfilled.emplace_back(place.begin + place.kept, place.unfilled_end());
+    }
   }
   core::TokenPlanning<Id> planning;
   planning.ids = ids.data();
@@ -46,8 +62,8 @@ KernelPlan plan_rank(const core::GroupCounts& group, const core::ResolvedExpertM
   planning.physical = map.physical.data();
   planning.positions = positions.data();
   planning.own_begin = group.begins + static_cast<int64_t>(rank) * (group.physical + 1);
-  planning.first_index = first_index.data();
-  KernelPlan plan;
+  planning.first_row = first_row.data();
+  planning.limit = limit.data();
   plan.stores.resize(ids.size());
   plan.group_term_begin.assign(static_cast<size_t>(tokens) + 1, 0);
   for (int64_t t = 0; t < tokens; ++t) {  // the token kernel, then the exclusive scan
@@ -60,29 +76,28 @@ KernelPlan plan_rank(const core::GroupCounts& group, const core::ResolvedExpertM
     core::token_terms(plan.stores.data(), topk, t, plan.group_term_begin[static_cast<size_t>(t)],
                       plan.terms.data());
   }
-  const auto rr = static_cast<size_t>(rank);
-  for (int64_t p = map.rank_begin[rr]; p < map.rank_begin[rr + 1]; ++p) {
-    plan.tokens_per_expert.push_back(core::kept_rows(group, p));
-    plan.dropped_per_expert.push_back(core::expert_rows(group, p) - core::kept_rows(group, p));
-  }
-  plan.num_recv_rows = map.num_local(rank) * group.capacity;
+  plan.num_recv_rows =
+      group.capacity_layout ? map.num_local(rank) * group.capacity : group.recv_rows;
   return plan;
 }
 
 // Every rank's layout (the order launch_layout gives), the count matrix, then each rank's
-// planning; ids as int32 when the case says so.
-std::vector<KernelPlan> plan_as_the_kernels_do(const Case& c) {
+// planning; ids as int32 when the case says so. Expert-major buffers have `recv_rows` rows
+// (0: the most that can arrive).
+std::vector<KernelPlan> plan_as_the_kernels_do(const Case& c, int64_t recv_rows = 0) {
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(map_of(c), c.experts, c.world);
   EXPECT_TRUE(resolved.ok()) << resolved.status().to_string();
   const core::ResolvedExpertMap& map = resolved.value();
   const int64_t physical = map.num_physical();
   std::vector<int64_t> begins;
+  std::vector<int64_t> tokens;
   std::vector<std::vector<int64_t>> ids(static_cast<size_t>(c.world));
   std::vector<std::vector<int64_t>> positions(static_cast<size_t>(c.world));
   for (int r = 0; r < c.world; ++r) {
     const auto rr = static_cast<size_t>(r);
     ids[rr] = routing_of(c, r);
+    tokens.push_back(tokens_of(c, r));
     Result<core::Layout> layout = core::build_layout(
         TensorView::host(ids[rr].data(), DType::kInt64, {tokens_of(c, r), c.topk}), map);
     EXPECT_TRUE(layout.ok()) << layout.status().to_string();
@@ -99,7 +114,11 @@ std::vector<KernelPlan> plan_as_the_kernels_do(const Case& c) {
   group.world = c.world;
   group.owner = map.physical_owner.data();
   group.rank_begin = map.rank_begin.data();
+  group.capacity_layout = c.layout.kind == RecvLayout::Kind::kCapacity;
   group.capacity = c.layout.capacity;
+  group.alignment = c.layout.alignment;
+  group.recv_rows =
+      recv_rows > 0 ? recv_rows : core::most_recv_rows(tokens, c.topk, map, c.layout.alignment);
   std::vector<KernelPlan> plans;
   for (int r = 0; r < c.world; ++r) {
     const auto rr = static_cast<size_t>(r);
@@ -127,9 +146,19 @@ using StoreKey = std::tuple<int32_t, int64_t, int32_t>;  // (rank, row, token)
       return ::testing::AssertionFailure()
              << "rank " << r << ": " << what << " differ in " << c.describe();
     };
-    if (got.num_recv_rows != want.num_recv_rows) return fail("receive rows");
+    const bool capacity = c.layout.kind == RecvLayout::Kind::kCapacity;
+    if (capacity ? got.num_recv_rows != want.num_recv_rows
+                 : got.num_recv_rows < want.num_recv_rows) {
+      return fail("receive rows");
+    }
     if (got.tokens_per_expert != want.tokens_per_expert) return fail("tokens per expert");
     if (got.dropped_per_expert != want.dropped_per_expert) return fail("dropped rows");
+    if (got.padded_tokens_per_expert != want.padded_tokens_per_expert) return fail("blocks");
+    std::vector<std::pair<int64_t, int64_t>> zeroed;  // what dispatch zeroes
+    for (const auto& [begin, end] : got.unfilled) {
+      if (begin < end) zeroed.emplace_back(begin, end);
+    }
+    if (zeroed != want.padding) return fail("padding rows");
     std::vector<StoreKey> want_stores, got_stores;
     for (const detail::DirectRow& row : want.direct) {
       want_stores.emplace_back(row.rank, row.row, row.token);
@@ -165,6 +194,44 @@ using StoreKey = std::tuple<int32_t, int64_t, int32_t>;  // (rank, row, token)
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+TEST(DevicePlanning, OneNodeRoutingCases_ExpertMajorAlignments_EqualTheHostPlan) {
+  for (int world : {1, 2, 3, 4, 8}) {
+    int index = 0;
+    for (Case c : one_node_cases(world)) {
+      ++index;
+      if (!c.replicas.empty()) continue;
+      for (int64_t alignment : {1, 8}) {
+        c.layout = RecvLayout::expert_major(alignment);
+        EXPECT_TRUE(kernels_plan_as_the_host(c))
+            << "world " << world << " case " << index << " alignment " << alignment;
+      }
+    }
+  }
+}
+
+TEST(DevicePlanning, ExpertMajorBoundBelowTheRows_DropsTheRowsAtOrPastIt) {
+  Case c;
+  c.world = 2;
+  c.ranks_per_node = 2;
+  c.experts = 4;  // rank 1 holds experts 2 and 3
+  c.topk = 2;
+  c.tokens = {2, 2};
+  c.ids = {{2, 3, 2, 3}, {3, 2, 0, 1}};
+  c.layout = RecvLayout::expert_major(1);
+  // Rank 1 receives expert 2: 3 rows (rank 0: 2, rank 1: 1), expert 3: 3 rows; bound 4.
+  const std::vector<KernelPlan> plans = plan_as_the_kernels_do(c, 4);
+  EXPECT_EQ(plans[1].num_recv_rows, 4);
+  EXPECT_EQ(plans[1].tokens_per_expert, (std::vector<int64_t>{3, 1}));
+  EXPECT_EQ(plans[1].dropped_per_expert, (std::vector<int64_t>{0, 2}));
+  // Rank 0's token 0 slot 1 takes expert 3's first row (row 3); its token 1 slot 1 is dropped.
+  EXPECT_EQ(plans[0].stores[1].rank, 1);
+  EXPECT_EQ(plans[0].stores[1].row, 3);
+  EXPECT_EQ(plans[0].stores[3].rank, core::DirectStore::kNothing);
+  EXPECT_EQ(plans[1].stores[0].rank, core::DirectStore::kNothing);  // expert 3's third row
+  // Dropped rows are no combine terms: rank 0's token 1 sums one term.
+  EXPECT_EQ(plans[0].group_term_begin, (std::vector<int64_t>{0, 2, 3}));
 }
 
 TEST(DevicePlanning, OneNodeRoutingCases_EveryCapacity_EqualTheHostPlan) {
@@ -216,7 +283,9 @@ TEST(DevicePlanning, RandomCasesOnOneNode_Int32AndInt64Ids_EqualTheHostPlan) {
     if (!c.replicas.empty()) continue;
     c.ranks_per_node = c.world;
     c.direct_access = true;
-    c.layout = RecvLayout::capacity_bounded(static_cast<int64_t>(seed % 7) * 3);
+    if (c.layout.kind != RecvLayout::Kind::kExpertMajor) {  // expert-major as drawn
+      c.layout = RecvLayout::capacity_bounded(static_cast<int64_t>(seed % 7) * 3);
+    }
     EXPECT_TRUE(kernels_plan_as_the_host(c)) << "seed " << seed;
   }
 }

@@ -69,11 +69,12 @@ TEST(NcclMpi, PlanOnDevice_EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) 
   for (Case c : one_node_cases(world)) {
     ++index;
     if (!c.replicas.empty()) continue;  // replica choice is planned on the host only
-    for (int64_t capacity : {1, 5, 1000}) {
-      c.layout = RecvLayout::capacity_bounded(capacity);
+    for (const RecvLayout& layout :
+         {RecvLayout::capacity_bounded(5), RecvLayout::expert_major(8)}) {
+      c.layout = layout;
       const Expected want = expected_of(c);
       EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), false, true)))
-          << "case " << index << " capacity " << capacity;
+          << "case " << index << " layout " << recv_layout_kind_name(layout.kind);
     }
   }
 }
