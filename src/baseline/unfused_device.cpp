@@ -39,7 +39,15 @@ Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     gpu::DeviceGroup& group, const std::vector<gpu::DevicePlan>& plans, int64_t row_bytes) {
   std::vector<const detail::PlanData*> data;
   data.reserve(plans.size());
-  for (const gpu::DevicePlan& plan : plans) data.push_back(&plan.host().data());
+  for (size_t r = 0; r < plans.size(); ++r) {
+    if (!plans[r].valid() || !plans[r].host().valid()) {
+      return Status(StatusCode::kInvalidArgument,
+                    "plans[" + std::to_string(r) +
+                        "] is not a plan from DeviceGroup::plan(): the unfused baseline runs host "
+                        "plans (plan_on_device's stay on the device)");
+    }
+    data.push_back(&plans[r].host().data());
+  }
   Result<std::vector<UnfusedDeviceLists>> lists = unfused_device_lists(data);
   FUSCO_RETURN_IF_ERROR(lists.status());
   std::unique_ptr<UnfusedDevice> baseline(new UnfusedDevice());

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "baseline/unfused_device.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_runs.hpp"
 #include "multirank/harness.hpp"
@@ -128,6 +129,24 @@ TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
   ASSERT_FALSE(plans.ok());
   EXPECT_EQ(plans.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(plans.status().message().find("DeviceGroup::plan() has it"), std::string::npos);
+}
+
+TEST(PlanOnDevice, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  const std::vector<TensorView> idx(
+      2, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
+  auto plans = group.value()->plan_on_device(idx, 4);
+  ASSERT_TRUE(plans.ok()) << plans.status().to_string();
+  EXPECT_FALSE(plans.value()[0].host().valid());
+  auto baseline = baseline::UnfusedDevice::create(*group.value(), plans.value(), 64);
+  ASSERT_FALSE(baseline.ok());
+  EXPECT_EQ(baseline.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(baseline.status().message().find("plans[0] is not a plan from DeviceGroup::plan()"),
+            std::string::npos)
+      << baseline.status().message();
 }
 
 TEST(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
