@@ -10,29 +10,10 @@ namespace fusco::testing {
 
 namespace {
 
-struct DeviceCopy {
-  void* data = nullptr;
-  explicit DeviceCopy(const std::vector<std::byte>& host) {
-    cudaMalloc(&data, std::max<size_t>(host.size(), 1));
-    if (!host.empty()) cudaMemcpy(data, host.data(), host.size(), cudaMemcpyHostToDevice);
-  }
-  ~DeviceCopy() { cudaFree(data); }
-  DeviceCopy(const DeviceCopy&) = delete;
-  DeviceCopy& operator=(const DeviceCopy&) = delete;
-};
-
-TensorView device_view(void* data, DType dtype, int64_t rows, int64_t cols, int64_t stride = 0) {
-  TensorView view = TensorView::host(data, dtype, {rows, cols});
-  view.device = Device::kCuda;
-  view.row_stride = stride;
-  return view;
-}
-
+// `view`'s bytes once `stream`'s work is done.
 std::vector<std::byte> read(const TensorView& view, cudaStream_t stream) {
-  std::vector<std::byte> host(static_cast<size_t>(view.nbytes()));
   cudaStreamSynchronize(stream);
-  if (!host.empty()) cudaMemcpy(host.data(), view.data, host.size(), cudaMemcpyDeviceToHost);
-  return host;
+  return DeviceMemory::read(view.data, static_cast<size_t>(view.nbytes()));
 }
 
 }  // namespace
@@ -43,17 +24,17 @@ int cuda_devices() {
 }
 
 RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out,
-                         bool on_device) {
+                         bool device_planning) {
   const int rank = comm.rank();
   const int64_t tokens = tokens_of(c, rank);
   std::vector<int64_t> ids = routing_of(c, rank);
   DeviceMemory routing;
   RankResult result;
   Result<gpu::DevicePlan> plan =
-      on_device ? comm.plan_on_device(device_routing(c, rank, routing), c.experts, map_of(c),
-                                      options_of(c))
-                : comm.plan(TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk}),
-                            c.experts, map_of(c), options_of(c));
+      device_planning ? comm.plan_on_device(device_routing(c, rank, routing), c.experts, map_of(c),
+                                            options_of(c))
+                      : comm.plan(TensorView::host(ids.data(), DType::kInt64, {tokens, c.topk}),
+                                  c.experts, map_of(c), options_of(c));
   if (plan.ok()) result.status = comm.check_routing(plan.value());  // waits for the planning
   if (!plan.ok() || !result.status.ok()) {
     if (!plan.ok()) result.status = plan.status();
@@ -62,12 +43,13 @@ RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_e
   result = counts_of_device_plan(plan.value());
   const int64_t rows = plan.value().num_recv_rows();
   const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
-  DeviceCopy x(strided(x_of(c, rank), c, tokens));
-  DeviceCopy extra(c.extra_cols > 0 ? extra_of(c, rank) : std::vector<std::byte>());
+  DeviceMemory memory;
+  void* x = memory.copy_of(strided(x_of(c, rank), c, tokens));
+  void* extra = memory.copy_of(c.extra_cols > 0 ? extra_of(c, rank) : std::vector<std::byte>());
   TensorView extra_recv;
   Result<TensorView> recv =
-      comm.dispatch(plan.value(), device_view(x.data, c.dtype, tokens, c.hidden, pitch),
-                    device_view(extra.data, DType::kInt32, tokens, c.extra_cols),
+      comm.dispatch(plan.value(), on_device(x, c.dtype, tokens, c.hidden, pitch),
+                    on_device(extra, DType::kInt32, tokens, c.extra_cols),
                     c.extra_cols > 0 ? &extra_recv : nullptr);
   if (!recv.ok()) {
     result.status = recv.status();
@@ -82,16 +64,17 @@ RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_e
     result.extra_recv.resize(static_cast<size_t>(filled * c.extra_cols) * 4);
   }
   if (!dtype_supports_combine(c.dtype)) return result;
-  DeviceCopy weights(weights_of(c, rank));
-  DeviceCopy out(
-      std::vector<std::byte>(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype)));
-  const TensorView out_view = device_view(out.data, c.dtype, tokens, c.hidden);
-  const TensorView w_view = device_view(weights.data, DType::kFloat32, tokens, c.topk);
+  const TensorView out_view =
+      on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens * c.hidden) *
+                                                      dtype_size(c.dtype))),
+                c.dtype, tokens, c.hidden);
+  const TensorView w_view =
+      on_device(memory.copy_of(weights_of(c, rank)), DType::kFloat32, tokens, c.topk);
   const std::vector<std::byte> y = y_of(c, rank, rows);
   if (copy_expert_out) {
-    DeviceCopy y_device(strided(y, c, rows));
-    result.status = comm.combine(
-        plan.value(), device_view(y_device.data, c.dtype, rows, c.hidden, pitch), w_view, out_view);
+    void* y_device = memory.copy_of(strided(y, c, rows));
+    result.status = comm.combine(plan.value(), on_device(y_device, c.dtype, rows, c.hidden, pitch),
+                                 w_view, out_view);
     cudaStreamSynchronize(comm.stream());
   } else {
     Result<TensorView> window = comm.expert_out_buffer(plan.value(), c.hidden, c.dtype);
