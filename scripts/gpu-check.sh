@@ -2,9 +2,11 @@
 # The GPU check, for a machine with an NVIDIA GPU, CUDA and no internet (issue 6): builds the
 # CUDA code for this GPU's architecture, runs the GPU tests (kernels against the CPU, and the
 # one-GPU engine and unfused baseline with W = 1, 2, 4, 8 logical ranks over every one-node
-# routing case against the reference, NCCL at world size 1; plain and under compute-sanitizer
-# when present) and `fusco_bench -t gpu` (fused vs unfused vs copy), and prints a summary. Meant to finish in a few
-# minutes: it builds only what it runs. Prints what it skipped and why.
+# routing case against the reference, plans made on the device, NCCL at world size 1; plain,
+# under compute-sanitizer memcheck, and racecheck/synccheck on small cases, when present) and
+# `fusco_bench -t gpu` (fused vs unfused vs copy; planning on the host vs on the device), and
+# prints a summary. Meant to finish in a few minutes: it builds only what it runs. Prints what
+# it skipped and why.
 # Usage: scripts/gpu-check.sh [build dir, default build-gpu]
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -84,6 +86,20 @@ if [ "$tests" = ON ]; then
       note "compute-sanitizer memcheck FAILED (log: $build.memcheck.log)"
       status=1
     fi
+    # Shared-memory races and warp-synchronisation misuse in the kernels (the layout's
+    # __match_any_sync walk, the planning and combine kernels), on small cases.
+    for tool in racecheck synccheck; do
+      if timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
+           "$build/tests/fusco_gpu_tests" --gtest_brief=1 \
+           --gtest_filter='GpuLayout.*:GpuDirectCombine.*:GpuRowGather.*:PlanOnDevice.SamePlans*:PlanOnDevice.IdOutside*' \
+           >"$build.$tool.log" 2>&1; then
+        note "compute-sanitizer $tool clean ($(elapsed))"
+      else
+        tail -n 30 "$build.$tool.log"
+        note "compute-sanitizer $tool FAILED (log: $build.$tool.log)"
+        status=1
+      fi
+    done
   else
     note "compute-sanitizer not found: memcheck skipped"
   fi
