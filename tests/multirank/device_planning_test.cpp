@@ -135,7 +135,7 @@ std::vector<KernelPlan> plan_as_the_kernels_do(const Case& c, int64_t recv_rows 
 using StoreKey = std::tuple<int32_t, int64_t, int32_t>;  // (rank, row, token)
 
 ::testing::AssertionResult kernels_plan_as_the_host(const Case& c) {
-  const std::vector<Plan> host = one_node_plans(c);
+  const std::vector<Plan> host = plans_of_case(c);
   const std::vector<KernelPlan> device = plan_as_the_kernels_do(c);
   for (int r = 0; r < c.world; ++r) {
     const auto rr = static_cast<size_t>(r);

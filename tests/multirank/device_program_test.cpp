@@ -196,7 +196,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
 }
 
 ::testing::AssertionResult unfused_lists_match_reference(const Case& c) {
-  const std::vector<RankResult> got = run_unfused_lists(c, one_node_plans(c));
+  const std::vector<RankResult> got = run_unfused_lists(c, plans_of_case(c));
   const Expected want = expected_of(c);
   for (int r = 0; r < c.world; ++r) {
     ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
@@ -206,7 +206,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
 }
 
 ::testing::AssertionResult programme_matches_reference(const Case& c) {
-  const std::vector<Plan> plans = one_node_plans(c);
+  const std::vector<Plan> plans = plans_of_case(c);
   for (const Plan& plan : plans) {
     if (!plan.valid()) return ::testing::AssertionFailure() << "planning failed";
     if (!plan.data().staged_out.empty() || plan.data().return_rows_total != 0) {

@@ -78,8 +78,8 @@ std::vector<Case> one_node_cases(int world) {
   return cases;
 }
 
-std::vector<Plan> one_node_plans(const Case& c) {
-  auto comms = Communicator::create_local(c.world, Topology::single_node(c.world));
+std::vector<Plan> plans_of_case(const Case& c) {
+  auto comms = Communicator::create_local(c.world, Topology::nodes_of(c.world, c.ranks_per_node));
   EXPECT_TRUE(comms.ok()) << comms.status().to_string();
   std::vector<Plan> plans(static_cast<size_t>(c.world));
   if (!comms.ok()) return plans;

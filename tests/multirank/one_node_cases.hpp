@@ -14,8 +14,9 @@ namespace fusco::testing {
 
 std::vector<Case> one_node_cases(int world);
 
-/// Every rank's plan of `c` (ranks of one node as threads; fails the current test on an
-/// error, leaving that rank's plan invalid).
-std::vector<Plan> one_node_plans(const Case& c);
+/// Every rank's plan of `c` (ranks as threads reaching each other's memory, grouped into
+/// nodes of c.ranks_per_node; fails the current test on an error, leaving that rank's plan
+/// invalid).
+std::vector<Plan> plans_of_case(const Case& c);
 
 }  // namespace fusco::testing
