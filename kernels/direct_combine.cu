@@ -19,6 +19,7 @@ __global__ void direct_combine_kernel(DirectCombineArgs args) {
   constexpr int kElement = kType == core::RowType::kFloat32 ? 4 : 2;
   constexpr int kPerWord = 16 / kElement;
   const int64_t t = blockIdx.x;
+  const int64_t weights_row = args.weight_rows == nullptr ? t : args.weight_rows[t];
   const int64_t g0 = args.token_group_begin[t];
   const int64_t groups = args.token_group_begin[t + 1] - g0;
   const int64_t* group_begin = args.group_term_begin + g0;
@@ -36,7 +37,7 @@ __global__ void direct_combine_kernel(DirectCombineArgs args) {
           const core::DirectTerm term = args.terms[i];
           const Word word =
               reinterpret_cast<const Word*>(core::term_source(args.expert_out, term))[w];
-          const float weight = core::term_weight(args.topk_weights, args.topk, t, term);
+          const float weight = core::term_weight(args.topk_weights, args.topk, weights_row, term);
           for (int e = 0; e < kPerWord; ++e) {
             sum[e].add(weight, core::load_element(&word, e, kType), i == group_begin[g]);
           }
@@ -53,7 +54,7 @@ __global__ void direct_combine_kernel(DirectCombineArgs args) {
     core::store_element(
         out_row, h,
         core::combine_token_element(args.expert_out, args.terms, group_begin, groups,
-                                    args.topk_weights, args.topk, t, h, kType),
+                                    args.topk_weights, args.topk, weights_row, h, kType),
         kType);
   }
 }

@@ -24,8 +24,11 @@ struct DirectCombineArgs {
   const int64_t* group_term_begin = nullptr;
   const core::DirectTerm* terms = nullptr;  ///< [N] device memory.
   const float* topk_weights = nullptr;      ///< [T, topk] fp32 device memory.
-  core::PeerTable expert_out{};             ///< Every rank's expert output.
-  void* out = nullptr;  ///< [T, hidden] contiguous; tokens without a term get zeros.
+  /// Optional [num_tokens]: output row t takes its weights from topk_weights row
+  /// weight_rows[t] (a relay's return rows: the source's token of each entry); none: row t.
+  const int32_t* weight_rows = nullptr;
+  core::PeerTable expert_out{};  ///< Every rank's expert output.
+  void* out = nullptr;           ///< [T, hidden] contiguous; tokens without a term get zeros.
 };
 
 /// Enqueues the reduction on `stream`; returns the launch error.

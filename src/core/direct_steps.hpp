@@ -61,7 +61,8 @@ FUSCO_HOST_DEVICE inline float term_weight(const float* topk_weights, int64_t to
   return term.slot == DirectTerm::kUnitWeight ? 1.0f : topk_weights[token * topk + term.slot];
 }
 
-/// Element `h` of token `t`'s combine output before the final rounding: groups [0, groups),
+/// Element `h` of a combine output row before the final rounding (its weights: topk_weights
+/// row `t`, the token itself or a relayed entry's token): groups [0, groups),
 /// group g holding terms [group_begin[g], group_begin[g + 1]) (0 without groups).
 FUSCO_HOST_DEVICE inline float combine_token_element(const PeerTable& expert_out,
                                                      const DirectTerm* terms,

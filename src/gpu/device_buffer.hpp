@@ -71,6 +71,24 @@ class DeviceBuffer {
     return buffer;
   }
 
+  /// allocate_parts for `pieces` (host bytes each), with every piece copied into its part (a
+  /// piece with a null source is allocated and left unfilled).
+  static Result<DeviceBuffer> upload_parts(
+      const std::vector<std::pair<const void*, size_t>>& pieces, std::vector<void*>& parts,
+      const char* what) {
+    std::vector<size_t> bytes;
+    bytes.reserve(pieces.size());
+    for (const auto& piece : pieces) bytes.push_back(piece.second);
+    Result<DeviceBuffer> buffer = allocate_parts(bytes, parts, what);
+    FUSCO_RETURN_IF_ERROR(buffer.status());
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (pieces[i].second == 0 || pieces[i].first == nullptr) continue;
+      FUSCO_RETURN_IF_ERROR(cuda_status(
+          cudaMemcpy(parts[i], pieces[i].first, pieces[i].second, cudaMemcpyHostToDevice), what));
+    }
+    return buffer;
+  }
+
   void* data() const { return data_; }
 
   template <typename T>

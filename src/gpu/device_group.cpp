@@ -20,14 +20,39 @@ const Plan& DevicePlan::host() const { return impl_->plan; }
 
 namespace {
 
-Result<DevicePlan> upload(const void* owner, Plan plan) {
-  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan.data());
-  FUSCO_RETURN_IF_ERROR(programme.status());
-  auto impl = std::make_shared<DevicePlan::Impl>();
-  impl->owner = owner;
-  impl->plan = std::move(plan);
-  impl->programme = std::move(programme).value();
-  return DevicePlan(std::move(impl));
+// Every rank's plan with its programme in device memory; plans that stage rows between
+// nodes share the group's staged hops and read their return buffer as table entry W.
+Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plans) {
+  std::vector<const detail::PlanData*> data;
+  bool staged = false;
+  for (const Plan& plan : plans) {
+    data.push_back(&plan.data());
+    staged = staged || !plan.data().staged_out.empty() || !plan.data().staged_in.empty();
+  }
+  std::shared_ptr<const DeviceStaged> hops;
+  detail::StagedProgramme programme;
+  if (staged) {
+    Result<detail::StagedProgramme> built = detail::staged_programme(data);
+    FUSCO_RETURN_IF_ERROR(built.status());
+    programme = std::move(built).value();
+    Result<std::shared_ptr<const DeviceStaged>> uploaded = DeviceStaged::upload(programme);
+    FUSCO_RETURN_IF_ERROR(uploaded.status());
+    hops = std::move(uploaded).value();
+  }
+  std::vector<DevicePlan> result;
+  for (size_t r = 0; r < plans.size(); ++r) {
+    Result<DeviceProgramme> uploaded = staged
+                                           ? DeviceProgramme::upload(*data[r], programme.terms[r])
+                                           : DeviceProgramme::upload(*data[r]);
+    FUSCO_RETURN_IF_ERROR(uploaded.status());
+    auto impl = std::make_shared<DevicePlan::Impl>();
+    impl->owner = owner;
+    impl->plan = std::move(plans[r]);
+    impl->programme = std::move(uploaded).value();
+    impl->staged = hops;
+    result.emplace_back(std::move(impl));
+  }
+  return result;
 }
 
 core::PeerTable table_of(const std::vector<TensorView>& views) {
@@ -41,11 +66,17 @@ core::PeerTable table_of(const std::vector<TensorView>& views) {
 
 }  // namespace
 
-Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int device) {
+Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int device,
+                                                         int ranks_per_node) {
   if (world_size < 1 || world_size > core::kMaxDirectPeers) {
     return Status(StatusCode::kInvalidArgument,
                   "world_size = " + std::to_string(world_size) + " is outside [1, " +
                       std::to_string(core::kMaxDirectPeers) + "] (one GPU's logical ranks)");
+  }
+  if (ranks_per_node < 0) {
+    return Status(
+        StatusCode::kInvalidArgument,
+        "ranks_per_node = " + std::to_string(ranks_per_node) + " must be 0 (one node) or positive");
   }
   int count = 0;
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
@@ -69,7 +100,9 @@ Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int dev
     impl->events.push_back(event);
   }
   Result<std::vector<Communicator>> planners =
-      Communicator::create_local(world_size, Topology::single_node(world_size));
+      Communicator::create_local(world_size, ranks_per_node == 0 || ranks_per_node >= world_size
+                                                 ? Topology::single_node(world_size)
+                                                 : Topology::nodes_of(world_size, ranks_per_node));
   FUSCO_RETURN_IF_ERROR(planners.status());
   impl->planners = std::move(planners).value();
   return std::unique_ptr<DeviceGroup>(new DeviceGroup(std::move(impl)));
@@ -108,14 +141,12 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
     });
   }
   for (std::thread& thread : threads) thread.join();
-  std::vector<DevicePlan> uploaded;
+  std::vector<Plan> made;
   for (Result<Plan>& plan : plans) {
     FUSCO_RETURN_IF_ERROR(plan.status());
-    Result<DevicePlan> device_plan = upload(impl_.get(), std::move(plan).value());
-    FUSCO_RETURN_IF_ERROR(device_plan.status());
-    uploaded.push_back(std::move(device_plan).value());
+    made.push_back(std::move(plan).value());
   }
-  return uploaded;
+  return upload(impl_.get(), std::move(made));
 }
 
 Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::vector<TensorView>& x,
@@ -173,6 +204,30 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
                                       "dispatch kernel of rank " + std::to_string(r)));
   }
+  if (const DeviceStaged* staged = plans.front().impl().staged.get()) {  // between nodes
+    const auto barrier = [this] { return impl_->barrier(); };
+    std::vector<const void*> source;
+    std::vector<int64_t> pitch;
+    source.reserve(x.size());
+    pitch.reserve(x.size());
+    for (const TensorView& view : x) {
+      source.push_back(view.data);
+      pitch.push_back(view.row_pitch_bytes());
+    }
+    FUSCO_RETURN_IF_ERROR(staged_dispatch(*staged, impl_->scratch, impl_->streams, source, pitch,
+                                          row_bytes, args.recv, kSendRows, kArriveRows, barrier));
+    if (with_extra) {
+      source.clear();
+      pitch.clear();
+      for (const TensorView& view : extra) {
+        source.push_back(view.data);
+        pitch.push_back(view.row_pitch_bytes());
+      }
+      FUSCO_RETURN_IF_ERROR(staged_dispatch(*staged, impl_->scratch, impl_->streams, source, pitch,
+                                            extra_bytes, args.extra_recv, kSendExtra, kArriveExtra,
+                                            barrier));
+    }
+  }
   return impl_->barrier();  // every rank's rows have landed before its stream goes on
 }
 
@@ -189,9 +244,26 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
   args.row_type = static_cast<int32_t>(expert_out.front().dtype);
   args.expert_out = table_of(expert_out);
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is written
+  std::vector<char*> returned;              // with staged rows: every rank's return buffer
+  const int64_t row_bytes =
+      args.hidden * static_cast<int64_t>(dtype_size(expert_out.front().dtype));
+  if (const DeviceStaged* staged = plans.front().impl().staged.get()) {
+    std::vector<const float*> weights;
+    weights.reserve(topk_weights.size());
+    for (const TensorView& view : topk_weights) {
+      weights.push_back(static_cast<const float*>(view.data));
+    }
+    FUSCO_RETURN_IF_ERROR(staged_combine(*staged, impl_->scratch, impl_->streams, args.expert_out,
+                                         weights, data.front()->topk, args.hidden, args.row_type,
+                                         row_bytes, returned, [this] { return impl_->barrier(); }));
+  }
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
     const DevicePlan::Impl& plan = plans[rr].impl();
+    if (!returned.empty()) {  // the return buffer is the table's entry after the ranks
+      args.expert_out.base[impl_->world] = returned[rr];
+      args.expert_out.pitch[impl_->world] = row_bytes;
+    }
     args.num_tokens = data[rr]->num_tokens;
     args.topk = data[rr]->topk;
     args.token_group_begin = plan.programme.token_group_begin;

@@ -12,6 +12,7 @@
 #include "fusco/gpu.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
+#include "gpu/device_staged.hpp"
 #include "gpu/stream_barrier.hpp"
 #include "plan/plan_data.hpp"
 
@@ -23,6 +24,7 @@ struct DeviceGroup::Impl {
   std::vector<Communicator> planners;  ///< In-process ranks of one node: the planning collective.
   std::vector<cudaStream_t> streams;
   std::vector<cudaEvent_t> events;
+  StagedScratch scratch;  ///< Staging of the inter-node hops (groups of several nodes).
 
   ~Impl() {
     cudaSetDevice(device);
@@ -44,6 +46,12 @@ struct DeviceGroup::Impl {
                           "'s plan from this DeviceGroup's plan() or plan_on_device()");
       }
       data.push_back(&plan.impl().data());
+      if (plan.impl().staged != plans.front().impl().staged) {
+        return Status(StatusCode::kInvalidArgument,
+                      "plans[" + std::to_string(r) +
+                          "] comes from another plan() call than plans[0]: staged rows move "
+                          "between the plans of one call");
+      }
     }
     return Status();
   }

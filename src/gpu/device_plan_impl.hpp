@@ -13,6 +13,7 @@
 namespace fusco::gpu {
 
 struct SendRecvProgramme;
+struct DeviceStaged;
 
 /// Device memory of one DeviceGroup::plan_on_device call that every rank's plan reads: the
 /// expert map and the group's count matrix (core::GroupCounts), in one allocation.
@@ -57,6 +58,8 @@ struct DevicePlan::Impl {
   std::shared_ptr<const SendRecvProgramme> send_recv;
   /// Plans of DeviceGroup::plan_on_device.
   std::shared_ptr<const DeviceMadePlan> made;
+  /// Plans of a DeviceGroup of several nodes: the group's staged hops (one per plan() call).
+  std::shared_ptr<const DeviceStaged> staged;
 
   /// The plan's shapes (and, for host plans, everything else).
   const detail::PlanData& data() const { return made ? made->shape : plan.data(); }

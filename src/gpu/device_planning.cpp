@@ -110,9 +110,11 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
                                           static_cast<size_t>(map.num_physical() + 1)
                                     : 0;
   std::vector<void*> parts;
-  Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
-      {map.physical.size() * sizeof(int64_t), map.physical_owner.size() * sizeof(int32_t),
-       map.rank_begin.size() * sizeof(int64_t), begins * sizeof(int64_t)},
+  Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
+      {{map.physical.data(), map.physical.size() * sizeof(int64_t)},
+       {map.physical_owner.data(), map.physical_owner.size() * sizeof(int32_t)},
+       {map.rank_begin.data(), map.rank_begin.size() * sizeof(int64_t)},
+       {nullptr, begins * sizeof(int64_t)}},
       parts, "plan_on_device: expert map");
   FUSCO_RETURN_IF_ERROR(storage.status());
   group->storage = std::move(storage).value();
@@ -120,16 +122,6 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
   group->owner = static_cast<int32_t*>(parts[1]);
   group->rank_begin = static_cast<int64_t*>(parts[2]);
   group->begins = static_cast<int64_t*>(parts[3]);
-  const std::pair<void*, std::pair<const void*, size_t>> copies[] = {
-      {group->physical, {map.physical.data(), map.physical.size() * sizeof(int64_t)}},
-      {group->owner, {map.physical_owner.data(), map.physical_owner.size() * sizeof(int32_t)}},
-      {group->rank_begin, {map.rank_begin.data(), map.rank_begin.size() * sizeof(int64_t)}}};
-  for (const auto& [to, from] : copies) {
-    if (from.second == 0) continue;
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemcpy(to, from.first, from.second, cudaMemcpyHostToDevice),
-                    "plan_on_device: expert map"));
-  }
   return group;
 }
 

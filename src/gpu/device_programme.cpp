@@ -44,28 +44,33 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
     return Status(StatusCode::kUnsupported,
                   "rank " + std::to_string(plan.rank) + "'s plan spans " +
                       std::to_string(plan.topology.num_nodes()) +
-                      " nodes; the GPU engine stores into the ranks of one node only (its "
-                      "inter-node path over GIN is not built yet)");
+                      " nodes; the GPU engine over NCCL stores into the ranks of one node only "
+                      "(its inter-node path over GIN is not built yet)");
   }
-  Result<DeviceProgramme> programme =
-      allocate(static_cast<int64_t>(plan.direct.size()), plan.num_tokens,
-               static_cast<int64_t>(plan.group_term_begin.size()) - 1,
-               static_cast<int64_t>(plan.terms.size()));
-  FUSCO_RETURN_IF_ERROR(programme.status());
-  const std::pair<void*, std::pair<const void*, size_t>> copies[] = {
-      {programme.value().stores,
-       {plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)}},
-      {programme.value().token_group_begin,
-       {plan.token_group_begin.data(), plan.token_group_begin.size() * sizeof(int64_t)}},
-      {programme.value().group_term_begin,
-       {plan.group_term_begin.data(), plan.group_term_begin.size() * sizeof(int64_t)}},
-      {programme.value().terms,
-       {plan.terms.data(), plan.terms.size() * sizeof(detail::CombineTerm)}}};
-  for (const auto& [to, from] : copies) {
-    if (from.second == 0) continue;
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpy(to, from.first, from.second, cudaMemcpyHostToDevice), "plan upload"));
+  std::vector<core::DirectTerm> terms;
+  terms.reserve(plan.terms.size());
+  for (const detail::CombineTerm& term : plan.terms) {
+    terms.push_back({term.rank, term.slot, term.row});
   }
+  return upload(plan, terms);
+}
+
+Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
+                                                const std::vector<core::DirectTerm>& terms) {
+  DeviceProgramme programme;
+  std::vector<void*> parts;
+  Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
+      {{plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)},
+       {plan.token_group_begin.data(), plan.token_group_begin.size() * sizeof(int64_t)},
+       {plan.group_term_begin.data(), plan.group_term_begin.size() * sizeof(int64_t)},
+       {terms.data(), terms.size() * sizeof(core::DirectTerm)}},
+      parts, "plan upload");
+  FUSCO_RETURN_IF_ERROR(storage.status());
+  programme.storage = std::move(storage).value();
+  programme.stores = static_cast<core::DirectStore*>(parts[0]);
+  programme.token_group_begin = static_cast<int64_t*>(parts[1]);
+  programme.group_term_begin = static_cast<int64_t*>(parts[2]);
+  programme.terms = static_cast<core::DirectTerm*>(parts[3]);
   return programme;
 }
 

@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <string>
+#include <vector>
 
 #include "core/direct_steps.hpp"
 #include "fusco/plan.hpp"
@@ -26,9 +27,13 @@ struct DeviceProgramme {
   static Result<DeviceProgramme> allocate(int64_t stores, int64_t tokens, int64_t groups,
                                           int64_t terms);
   /// The programme of `plan`, which must store every row directly (one node); a plan with
-  /// staged rows (ranks on several nodes) is kUnsupported: the GPU engine's inter-node path
+  /// staged rows (ranks on several nodes) is kUnsupported: the NCCL engine's inter-node path
   /// (GIN) is not built yet.
   static Result<DeviceProgramme> upload(const detail::PlanData& plan);
+  /// The programme of `plan` with its combine terms given (a plan with staged rows: terms
+  /// whose return-buffer rank is translated to a table entry, plan/staged_programme.hpp).
+  static Result<DeviceProgramme> upload(const detail::PlanData& plan,
+                                        const std::vector<core::DirectTerm>& terms);
 };
 
 /// Zeroes `plan`'s padding rows of `rows` (rows of `row_bytes`, contiguous) on `stream`; the
