@@ -99,8 +99,9 @@ class DeviceGroup {
   ///     device_dropped_per_expert().
   /// Inside a block, rows are in (source rank, token, slot) order: the plans and results equal
   /// plan()'s with the same options bit for bit whenever nothing is dropped. The expert map
-  /// may be uneven but not replicated (replica choice runs on the host). An id outside
-  /// [-1, E) is planned as an unused slot; check_routing() reports it.
+  /// may be uneven but not replicated (replica choice runs on the host), and the group must be
+  /// one node (kUnsupported otherwise). An id outside [-1, E) is planned as an unused slot;
+  /// check_routing() reports it.
   Result<std::vector<DevicePlan>> plan_on_device(const std::vector<TensorView>& topk_idx,
                                                  int64_t num_experts,
                                                  const ExpertMap& expert_map = {},

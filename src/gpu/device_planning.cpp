@@ -215,6 +215,14 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
                                                             int64_t max_recv_rows) {
   const int world = impl_->world;
   FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), world));
+  const int nodes = impl_->planners.front().topology().num_nodes();
+  if (nodes > 1) {
+    return Status(StatusCode::kUnsupported,
+                  "plan_on_device: this DeviceGroup groups its ranks into " +
+                      std::to_string(nodes) +
+                      " nodes; planning on the device is for the ranks of one node (staged rows "
+                      "between nodes are planned on the host); DeviceGroup::plan() has it");
+  }
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, world);
   FUSCO_RETURN_IF_ERROR(resolved.status());

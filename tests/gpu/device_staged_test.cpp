@@ -75,6 +75,20 @@ TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
       << status.message();
 }
 
+TEST(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  auto group = gpu::DeviceGroup::create(4, 0, 2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  DeviceMemory memory;
+  const std::vector<TensorView> idx(
+      4, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
+  auto plans = group.value()->plan_on_device(idx, 4);
+  ASSERT_FALSE(plans.ok());
+  EXPECT_EQ(plans.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(plans.status().message().find("groups its ranks into 2 nodes"), std::string::npos)
+      << plans.status().message();
+}
+
 TEST(DeviceGroupNodes, NegativeRanksPerNode_NamesTheArgument) {
   auto group = gpu::DeviceGroup::create(4, 0, -2);
   ASSERT_FALSE(group.ok());
