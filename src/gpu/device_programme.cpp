@@ -20,9 +20,23 @@ static_assert(sizeof(detail::CombineTerm) == sizeof(core::DirectTerm) &&
               offsetof(detail::CombineTerm, row) == offsetof(core::DirectTerm, row) &&
               detail::CombineTerm::kUnitWeight == core::DirectTerm::kUnitWeight);
 
+namespace {
+
+// The programme whose four arrays are `parts` of `storage`.
+DeviceProgramme programme_of(DeviceBuffer storage, const std::vector<void*>& parts) {
+  DeviceProgramme programme;
+  programme.storage = std::move(storage);
+  programme.stores = static_cast<core::DirectStore*>(parts[0]);
+  programme.token_group_begin = static_cast<int64_t*>(parts[1]);
+  programme.group_term_begin = static_cast<int64_t*>(parts[2]);
+  programme.terms = static_cast<core::DirectTerm*>(parts[3]);
+  return programme;
+}
+
+}  // namespace
+
 Result<DeviceProgramme> DeviceProgramme::allocate(int64_t stores, int64_t tokens, int64_t groups,
                                                   int64_t terms) {
-  DeviceProgramme programme;
   std::vector<void*> parts;
   Result<DeviceBuffer> storage =
       DeviceBuffer::allocate_parts({static_cast<size_t>(stores) * sizeof(core::DirectStore),
@@ -31,12 +45,7 @@ Result<DeviceProgramme> DeviceProgramme::allocate(int64_t stores, int64_t tokens
                                     static_cast<size_t>(terms) * sizeof(core::DirectTerm)},
                                    parts, "plan programme");
   FUSCO_RETURN_IF_ERROR(storage.status());
-  programme.storage = std::move(storage).value();
-  programme.stores = static_cast<core::DirectStore*>(parts[0]);
-  programme.token_group_begin = static_cast<int64_t*>(parts[1]);
-  programme.group_term_begin = static_cast<int64_t*>(parts[2]);
-  programme.terms = static_cast<core::DirectTerm*>(parts[3]);
-  return programme;
+  return programme_of(std::move(storage).value(), parts);
 }
 
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
@@ -57,7 +66,6 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
 
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
                                                 const std::vector<core::DirectTerm>& terms) {
-  DeviceProgramme programme;
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
       {{plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)},
@@ -66,12 +74,7 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
        {terms.data(), terms.size() * sizeof(core::DirectTerm)}},
       parts, "plan upload");
   FUSCO_RETURN_IF_ERROR(storage.status());
-  programme.storage = std::move(storage).value();
-  programme.stores = static_cast<core::DirectStore*>(parts[0]);
-  programme.token_group_begin = static_cast<int64_t*>(parts[1]);
-  programme.group_term_begin = static_cast<int64_t*>(parts[2]);
-  programme.terms = static_cast<core::DirectTerm*>(parts[3]);
-  return programme;
+  return programme_of(std::move(storage).value(), parts);
 }
 
 Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,

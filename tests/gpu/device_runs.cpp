@@ -146,12 +146,7 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
 ::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,
                                                     Engine engine, Planning planning) {
   const std::vector<RankResult> got = run_on_device(group, c, engine, planning);
-  const Expected want = expected_of(c);
-  for (int r = 0; r < c.world; ++r) {
-    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
-    if (!verdict) return verdict;
-  }
-  return ::testing::AssertionSuccess();
+  return every_rank_matches(c, got);
 }
 
 }  // namespace fusco::testing

@@ -197,12 +197,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
 
 ::testing::AssertionResult unfused_lists_match_reference(const Case& c) {
   const std::vector<RankResult> got = run_unfused_lists(c, plans_of_case(c));
-  const Expected want = expected_of(c);
-  for (int r = 0; r < c.world; ++r) {
-    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
-    if (!verdict) return verdict;
-  }
-  return ::testing::AssertionSuccess();
+  return every_rank_matches(c, got);
 }
 
 ::testing::AssertionResult programme_matches_reference(const Case& c) {
@@ -214,12 +209,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     }
   }
   const std::vector<RankResult> got = run_programme(c, plans);
-  const Expected want = expected_of(c);
-  for (int r = 0; r < c.world; ++r) {
-    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
-    if (!verdict) return verdict;
-  }
-  return ::testing::AssertionSuccess();
+  return every_rank_matches(c, got);
 }
 
 TEST(DeviceProgramme, RandomOneNodeCases_MatchReferenceBitForBit) {

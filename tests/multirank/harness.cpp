@@ -346,20 +346,21 @@ Outcome run_case(const Case& c) {
   return outcome;
 }
 
+::testing::AssertionResult every_rank_matches(const Case& c, const std::vector<RankResult>& got) {
+  const Expected want = expected_of(c);
+  for (int r = 0; r < c.world; ++r) {
+    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
+    if (!verdict) return verdict;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 ::testing::AssertionResult matches_reference(const Case& c) {
   const Outcome got = run_case(c);
   if (!got.ok) {
     return ::testing::AssertionFailure() << "run failed: " << c.describe();
   }
-  const Expected want = expected_of(c);
-  for (int r = 0; r < c.world; ++r) {
-    ::testing::AssertionResult verdict =
-        matches_expected(c, want, r, got.results[static_cast<size_t>(r)]);
-    if (!verdict) {
-      return verdict;
-    }
-  }
-  return ::testing::AssertionSuccess();
+  return every_rank_matches(c, got.results);
 }
 
 ::testing::AssertionResult matches_reference_in_every_mode(Case c) {

@@ -103,6 +103,9 @@ Expected expected_of(const Case& c);
 ::testing::AssertionResult matches_expected(const Case& c, const Expected& want, int rank,
                                             const RankResult& got);
 
+/// Every rank's result (got[r] for rank r) against the reference of `c`, bit for bit.
+::testing::AssertionResult every_rank_matches(const Case& c, const std::vector<RankResult>& got);
+
 /// What one run produced on every rank.
 struct Outcome {
   std::vector<std::vector<std::byte>> recv;  // dispatch result per rank

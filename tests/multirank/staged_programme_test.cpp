@@ -168,12 +168,7 @@ std::vector<RankResult> run_staged(const Case& c) {
   // combine_buffer_bytes stays as drawn: the GPU engine keeps every returned row at once (its
   // return buffer is whole), which the plan's rows describe however many rounds it allows.
   const std::vector<RankResult> got = run_staged(c);
-  const Expected want = expected_of(c);
-  for (int r = 0; r < c.world; ++r) {
-    ::testing::AssertionResult verdict = matches_expected(c, want, r, got[static_cast<size_t>(r)]);
-    if (!verdict) return verdict;
-  }
-  return ::testing::AssertionSuccess();
+  return every_rank_matches(c, got);
 }
 
 TEST(StagedProgramme, RandomCases_MatchReferenceBitForBit) {
