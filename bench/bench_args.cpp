@@ -20,7 +20,8 @@ std::string bench_usage() {
                            engine against the unfused GPU pipeline; builds
                            with CUDA)
   -r, --ranks N            ranks (threads; with -t shm: the process count)    [8]
-  -p, --ranks-per-node N   ranks per node                          [4]
+  -p, --ranks-per-node N   ranks per node (-t gpu: one node unless given;
+                           below -r the GPU's ranks run the staged path)  [4]
   -b, --min-tokens N       tokens per rank, first size             [256]
   -e, --max-tokens N       tokens per rank, last size              [2048]
   -f, --factor N           size multiplier between sizes           [2]
@@ -81,6 +82,7 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {
       status = set_int(&args.ranks_per_node, 1, 1024);
+      args.ranks_per_node_given = true;
     } else if (flag == "-b" || flag == "--min-tokens") {
       status = set_int(&args.min_tokens, 0, int64_t{1} << 24);
     } else if (flag == "-e" || flag == "--max-tokens") {

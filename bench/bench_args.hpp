@@ -17,9 +17,10 @@ struct BenchArgs {
   bool ranks_given = false;          // -r on the command line
   std::string transport = "inproc";  // -t: inproc (threads), shm or ucx (processes), gpu
   int ranks_per_node = 4;
-  int64_t min_tokens = 256;   // -b
-  int64_t max_tokens = 2048;  // -e
-  int64_t factor = 2;         // -f
+  bool ranks_per_node_given = false;  // -p on the command line
+  int64_t min_tokens = 256;           // -b
+  int64_t max_tokens = 2048;          // -e
+  int64_t factor = 2;                 // -f
   int64_t hidden = 7168;
   int topk = 8;
   int64_t experts = 256;

@@ -435,6 +435,7 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
       static_cast<long>(tokens), g.device.c_str(),
       g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0, r.speedup);
   const GpuPlanning& p = g.planning;
+  if (args.ranks_per_node < args.ranks) return r;  // planning on the device: one node only
   std::printf(
       "# %ld tokens, planning from routing on the GPU (capacity %ld rows per expert, %ld "
       "dropped): DeviceGroup::plan %.0f us, plan_on_device %.0f us (%.1fx); dispatch %.0f us, "
@@ -480,8 +481,8 @@ int run(int argc, char** argv) {
     std::fputs(bench_usage().c_str(), stdout);
     return 0;
   }
-  if (args.transport == "gpu") {
-    args.ranks_per_node = args.ranks;  // the logical ranks share one device: one node
+  if (args.transport == "gpu" && !args.ranks_per_node_given) {
+    args.ranks_per_node = args.ranks;  // the logical ranks share one device: one node unless -p
   }
   Result<std::unique_ptr<Ranks>> made =
       args.transport == "gpu" ? Result<std::unique_ptr<Ranks>>(std::make_unique<ThreadRanks>(1))

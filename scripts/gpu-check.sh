@@ -117,6 +117,15 @@ for routing in uniform zipf:1.0; do
     status=1
   fi
 done
+# The staged path on one GPU: 2 nodes of 4 logical ranks, node dedup with relays.
+if timeout 240 "$build/bench/fusco_bench" -t gpu -r 8 -p 4 -b 4096 -e 4096 -H 7168 -k 8 -E 256 \
+     -D node -n 10 -w 2 -J "$build.bench.nodes.json" | tee "$build.bench.nodes.txt"; then
+  while read -r goal; do note "2 nodes of 4: $goal"; done < <(grep -E "goal" "$build.bench.nodes.txt")
+  note "2 nodes of 4: $(grep -E '^ +4096' "$build.bench.nodes.txt" | head -1)"
+else
+  note "benchmark (2 nodes of 4) FAILED"
+  status=1
+fi
 note "benchmarks done ($(elapsed))"
 echo
 echo "== gpu-check summary ($(elapsed))"
