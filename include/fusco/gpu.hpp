@@ -1,11 +1,12 @@
 #pragma once
 
 // The GPU engine on one device (built with FUSCO_WITH_CUDA; link fusco::fusco_gpu):
-// W logical ranks of one node share one GPU, one CUDA stream each, their buffers in the same
-// device memory. Dispatch stores every row of x straight into its final expert-major place in
-// the destination rank's receive buffer, and combine reads every term straight from the
-// owning rank's expert output and reduces in the plan's fixed order: the same kernels the
-// NVLink path runs through NCCL's LSA pointers, and the same bits as the CPU engine.
+// W logical ranks share one GPU, one CUDA stream each, their buffers in the same device
+// memory. Dispatch stores every row of x straight into its final expert-major place in the
+// destination rank's receive buffer, and combine reads every term straight from the owning
+// rank's expert output and reduces in the plan's fixed order: the same kernels the NVLink path
+// runs through NCCL's LSA pointers, and the same bits as the CPU engine. Ranks grouped into
+// several nodes also run the staged inter-node path (relays, partial sums) with those kernels.
 //
 // Calls are made from one host thread for all ranks at once and return after enqueueing;
 // rank r's results are ready on stream(r). Plans come from the CPU planner (a collective of
