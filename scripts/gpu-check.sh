@@ -75,11 +75,13 @@ if [ "$tests" = ON ]; then
     status=1
   fi
   if command -v compute-sanitizer >/dev/null; then
-    # Every kernel runs under memcheck; the sweep of plan_on_device over every case and
-    # capacity (hundreds of runs of the same kernels) runs plain only, to stay in time.
-    if timeout 300 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    # Every kernel runs under memcheck; the sweeps of plan_on_device over every case and
+    # layout and of random multi-node cases (hundreds of runs of the same kernels) run plain
+    # only, to stay in time.
+    if timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
          "$build/tests/fusco_gpu_tests" --gtest_brief=1 \
-         --gtest_filter='-PlanOnDevice.WorldSizes12348_*' >"$build.memcheck.log" 2>&1; then
+         --gtest_filter='-PlanOnDevice.WorldSizes12348_*:DeviceGroupNodes.RandomCases*' \
+         >"$build.memcheck.log" 2>&1; then
       note "compute-sanitizer memcheck clean ($(elapsed))"
     else
       tail -n 30 "$build.memcheck.log"
