@@ -33,6 +33,13 @@ namespace {
 
 using Buffer = std::vector<std::byte>;
 
+// The planning line of -t gpu (see gpu_planning.hpp), in the JSON.
+struct GpuPlanningRow {
+  double host_plan_us = 0, device_plan_us = 0;
+  int64_t capacity = 0, dropped = 0;
+  double dispatch_us = 0, combine_us = 0;
+};
+
 struct SizeResult {
   int64_t tokens = 0;
   double recv_rows = 0;  // mean per rank
@@ -46,6 +53,8 @@ struct SizeResult {
   double bound_ratio = 0;  // dispatch time / memcpy-bound time
   int64_t wrong = 0;
   int64_t repeat_mismatches = 0;  // --repeat-check: outputs whose hash changed on a rerun
+  bool gpu_planning = false;      // -t gpu on one node: the planning line's numbers
+  GpuPlanningRow planning;
 };
 
 // Per-rank buffers for the memcpy bound: each rank copies as many bytes as it receives in
@@ -393,8 +402,15 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
          << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
          << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio
-         << ", \"wrong\": " << r.wrong << ", \"repeat_mismatches\": " << r.repeat_mismatches << "}"
-         << (i + 1 < rows.size() ? "," : "") << "\n";
+         << ", \"wrong\": " << r.wrong << ", \"repeat_mismatches\": " << r.repeat_mismatches;
+    if (r.gpu_planning) {
+      json << ", \"planning\": {\"host_plan_us\": " << r.planning.host_plan_us
+           << ", \"device_plan_us\": " << r.planning.device_plan_us
+           << ", \"capacity\": " << r.planning.capacity << ", \"dropped\": " << r.planning.dropped
+           << ", \"dispatch_us\": " << r.planning.dispatch_us
+           << ", \"combine_us\": " << r.planning.combine_us << "}";
+    }
+    json << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   json << "  ]\n}\n";
 }
@@ -436,6 +452,9 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
       g.dispatch_us > 0 ? g.copy_us / g.dispatch_us : 0, r.speedup);
   const GpuPlanning& p = g.planning;
   if (args.ranks_per_node < args.ranks) return r;  // planning on the device: one node only
+  r.gpu_planning = true;
+  r.planning = {p.host_plan_us, p.device_plan_us, p.capacity,
+                p.dropped,      p.dispatch_us,    p.combine_us};
   std::printf(
       "# %ld tokens, planning from routing on the GPU (capacity %ld rows per expert, %ld "
       "dropped): DeviceGroup::plan %.0f us, plan_on_device %.0f us (%.1fx); dispatch %.0f us, "
