@@ -241,6 +241,22 @@ TEST(StagedProgramme, NodeDedup_OneEntryPerTokenAndNode_OnePartialEach) {
   EXPECT_TRUE(staged_matches_reference(c));
 }
 
+TEST(StagedProgramme, SeventyTwoRanks_LeaveNoTableEntryForTheReturnBuffer) {
+  Case c;
+  c.world = 72;
+  c.ranks_per_node = 8;
+  c.experts = 72;
+  c.tokens_each = 2;
+  const std::vector<Plan> plans = plans_of_case(c);
+  std::vector<const detail::PlanData*> data;
+  for (const Plan& plan : plans) data.push_back(&plan.data());
+  Result<detail::StagedProgramme> built = detail::staged_programme(data);
+  ASSERT_FALSE(built.ok());
+  EXPECT_EQ(built.status().code(), StatusCode::kUnsupported);
+  EXPECT_NE(built.status().message().find("world_size = 72"), std::string::npos)
+      << built.status().message();
+}
+
 TEST(StagedProgramme, OneNode_HasNoHops) {
   Case c;
   c.world = 4;
