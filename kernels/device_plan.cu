@@ -16,7 +16,9 @@ unsigned blocks_for(int64_t items) {
 
 // Per physical expert: where this rank's rows for it start in its owner's buffer and their
 // limit; for the rank's own experts, rows kept and dropped, block rows, unfilled rows.
-__global__ void expert_kernel(core::GroupCounts group, int rank, DevicePlanningArgs args) {
+__global__ void expert_kernel(DevicePlanningArgs args) {
+  const core::GroupCounts& group = args.group;
+  const int rank = args.rank;
   const int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (p >= group.physical) return;
   const core::ExpertPlace place = core::expert_place(group, p);
@@ -122,7 +124,7 @@ cudaError_t launch_device_planning(const DevicePlanningArgs& args, cudaStream_t 
   char* scan_temp = static_cast<char*>(args.workspace) +
                     align_up(static_cast<size_t>(args.num_tokens + 1) * sizeof(int64_t));
   if (group.physical > 0) {
-    expert_kernel<<<blocks_for(group.physical), kThreads, 0, stream>>>(group, args.rank, args);
+    expert_kernel<<<blocks_for(group.physical), kThreads, 0, stream>>>(args);
   }
   if (args.ids_int64) {
     launch_tokens<int64_t>(args, counts, stream);
