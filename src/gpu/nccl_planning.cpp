@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <functional>
 #include <string>
 
 #include "core/layout.hpp"
@@ -18,17 +17,14 @@ namespace fusco::gpu {
 namespace {
 
 // What every rank must agree on before the collective part: the shapes and the map.
-std::string planning_shape(const TensorView& ids, int64_t num_experts,
-                           const core::ResolvedExpertMap& map, const PlanOptions& options,
-                           int64_t max_recv_rows) {
-  std::string owners;
-  for (int32_t owner : map.physical_owner) owners += std::to_string(owner) + ",";
+std::string planning_shape(const TensorView& ids, int64_t num_experts, const ExpertMap& map,
+                           int world, const PlanOptions& options, int64_t max_recv_rows) {
   return "num_experts " + std::to_string(num_experts) + ", k " + std::to_string(ids.shape[1]) +
          ", layout " + recv_layout_kind_name(options.layout.kind) + " (alignment " +
          std::to_string(options.layout.alignment) + ", capacity " +
          std::to_string(options.layout.capacity) + "), max_recv_rows " +
-         std::to_string(max_recv_rows) + ", expert map #" +
-         std::to_string(std::hash<std::string>{}(owners));
+         std::to_string(max_recv_rows) + ", expert map fingerprint " +
+         std::to_string(map.fingerprint(num_experts, world));
 }
 
 }  // namespace
@@ -48,9 +44,9 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
                    "plan_on_device needs NCCL's device API (this communicator moves rows by "
                    "ncclSend/ncclRecv); plan() has it");
   }
-  const std::string shape =
-      local.ok() ? planning_shape(topk_idx, num_experts, resolved.value(), options, max_recv_rows)
-                 : "";
+  const std::string shape = local.ok() ? planning_shape(topk_idx, num_experts, expert_map, im.world,
+                                                        options, max_recv_rows)
+                                       : "";
   // Every rank's shape, then after a '|' its token count (which may differ).
   Result<std::vector<std::string>> shapes =
       exchange(im.allgather, im.rank, local, shape + "|" + std::to_string(topk_idx.shape[0]),
