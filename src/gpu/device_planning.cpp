@@ -48,6 +48,18 @@ Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_
       what + ": zeroing unfilled rows");
 }
 
+int64_t expert_major_rows(int64_t max_recv_rows, const std::vector<int64_t>& tokens, int topk,
+                          const core::ResolvedExpertMap& map, const RecvLayout& layout) {
+  return max_recv_rows > 0 ? max_recv_rows
+                           : core::most_recv_rows(tokens, topk, map, layout.alignment);
+}
+
+int64_t device_recv_rows(const RecvLayout& layout, const core::ResolvedExpertMap& map, int rank,
+                         int64_t expert_major) {
+  return layout.kind == RecvLayout::Kind::kCapacity ? map.num_local(rank) * layout.capacity
+                                                    : expert_major;
+}
+
 Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
     const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
     const core::ResolvedExpertMap& map, const PlanOptions& options, int64_t recv_rows,
@@ -67,7 +79,7 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
   const bool capacity = options.layout.kind == RecvLayout::Kind::kCapacity;
   made->most_unfilled = capacity ? options.layout.capacity : options.layout.alignment;
   made->group = std::move(group);
-  shape.num_recv_rows = capacity ? made->local_experts() * options.layout.capacity : recv_rows;
+  shape.num_recv_rows = device_recv_rows(options.layout, map, rank, recv_rows);
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
   std::vector<void*> parts;
@@ -233,10 +245,8 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
   std::vector<int64_t> tokens;
   tokens.reserve(topk_idx.size());
   for (const TensorView& ids : topk_idx) tokens.push_back(ids.shape[0]);
-  const int64_t recv_rows =
-      max_recv_rows > 0 ? max_recv_rows
-                        : core::most_recv_rows(tokens, static_cast<int>(topk_idx.front().shape[1]),
-                                               map, options.layout.alignment);
+  const int64_t recv_rows = expert_major_rows(
+      max_recv_rows, tokens, static_cast<int>(topk_idx.front().shape[1]), map, options.layout);
   Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, true);
   FUSCO_RETURN_IF_ERROR(group.status());
   int64_t* begins = group.value()->begins;

@@ -28,6 +28,15 @@ core::GroupCounts counts_of(const int64_t* begins, const GroupPlanning& group,
                             const core::ResolvedExpertMap& map, const RecvLayout& layout,
                             int64_t recv_rows);
 
+/// Every rank's expert-major receive rows: `max_recv_rows`, or for 0 the most that can arrive
+/// (`tokens[r]` tokens of `topk` slots on rank r).
+int64_t expert_major_rows(int64_t max_recv_rows, const std::vector<int64_t>& tokens, int topk,
+                          const core::ResolvedExpertMap& map, const RecvLayout& layout);
+
+/// Rows of rank `rank`'s receive buffer: local experts x capacity, or the expert-major rows.
+int64_t device_recv_rows(const RecvLayout& layout, const core::ResolvedExpertMap& map, int rank,
+                         int64_t expert_major);
+
 /// Rank `rank`'s plan of `ids` with every buffer allocated (nothing enqueued yet); under an
 /// expert-major layout its receive buffer has `recv_rows` rows.
 Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(

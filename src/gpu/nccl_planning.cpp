@@ -64,10 +64,8 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
     tokens.push_back(std::atoll(entry.c_str() + bar + 1));
   }
   const core::ResolvedExpertMap& map = resolved.value();
-  const int64_t recv_rows = max_recv_rows > 0
-                                ? max_recv_rows
-                                : core::most_recv_rows(tokens, static_cast<int>(topk_idx.shape[1]),
-                                                       map, options.layout.alignment);
+  const int64_t recv_rows = expert_major_rows(
+      max_recv_rows, tokens, static_cast<int>(topk_idx.shape[1]), map, options.layout);
   const int64_t row = map.num_physical() + 1;
   const auto matrix_bytes = static_cast<size_t>(im.world * row) * sizeof(int64_t);
   FUSCO_RETURN_IF_ERROR(im.ensure_counts_window(2 * matrix_bytes));
@@ -87,9 +85,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   DevicePlan::Impl& made = *plan.value();
   for (int r = 0; r < im.world; ++r) {  // what every rank's window must hold
     made.group_max_recv_rows =
-        std::max(made.group_max_recv_rows, options.layout.kind == RecvLayout::Kind::kCapacity
-                                               ? map.num_local(r) * options.layout.capacity
-                                               : recv_rows);
+        std::max(made.group_max_recv_rows, device_recv_rows(options.layout, map, r, recv_rows));
   }
   int64_t* own_row = begins + im.rank * row;
   FUSCO_RETURN_IF_ERROR(launch_rank_layout(made, topk_idx, counts, own_row, im.stream));
