@@ -74,33 +74,28 @@ if [ "$tests" = ON ]; then
     note "GPU tests FAILED"
     status=1
   fi
+  # sanitize TOOL SECONDS FILTER: the GPU tests of FILTER under compute-sanitizer's TOOL.
+  sanitize() {
+    if timeout "$2" compute-sanitizer --tool "$1" --error-exitcode 9 \
+         "$build/tests/fusco_gpu_tests" --gtest_brief=1 --gtest_filter="$3" \
+         >"$build.$1.log" 2>&1; then
+      note "compute-sanitizer $1 clean ($(elapsed))"
+    else
+      tail -n 30 "$build.$1.log"
+      note "compute-sanitizer $1 FAILED (log: $build.$1.log)"
+      status=1
+    fi
+  }
   if command -v compute-sanitizer >/dev/null; then
     # Every kernel runs under memcheck; the sweeps of plan_on_device over every case and
     # layout and of random multi-node cases (hundreds of runs of the same kernels) run plain
     # only, to stay in time.
-    if timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 \
-         "$build/tests/fusco_gpu_tests" --gtest_brief=1 \
-         --gtest_filter='-PlanOnDevice.WorldSizes12348_*:DeviceGroupNodes.RandomCases*' \
-         >"$build.memcheck.log" 2>&1; then
-      note "compute-sanitizer memcheck clean ($(elapsed))"
-    else
-      tail -n 30 "$build.memcheck.log"
-      note "compute-sanitizer memcheck FAILED (log: $build.memcheck.log)"
-      status=1
-    fi
+    sanitize memcheck 240 '-PlanOnDevice.WorldSizes12348_*:DeviceGroupNodes.RandomCases*'
     # Shared-memory races and warp-synchronisation misuse in the kernels (the layout's
     # __match_any_sync walk, the planning and combine kernels), on small cases.
     for tool in racecheck synccheck; do
-      if timeout 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-           "$build/tests/fusco_gpu_tests" --gtest_brief=1 \
-           --gtest_filter='GpuLayout.*:GpuDirectCombine.*:GpuRowGather.*:PlanOnDevice.SamePlans*:PlanOnDevice.IdOutside*' \
-           >"$build.$tool.log" 2>&1; then
-        note "compute-sanitizer $tool clean ($(elapsed))"
-      else
-        tail -n 30 "$build.$tool.log"
-        note "compute-sanitizer $tool FAILED (log: $build.$tool.log)"
-        status=1
-      fi
+      sanitize "$tool" 120 \
+        'GpuLayout.*:GpuDirectCombine.*:GpuRowGather.*:PlanOnDevice.SamePlans*:PlanOnDevice.IdOutside*'
     done
   else
     note "compute-sanitizer not found: memcheck skipped"
