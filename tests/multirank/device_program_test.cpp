@@ -11,6 +11,7 @@
 #include "baseline/unfused_device_lists.hpp"
 #include "core/direct_steps.hpp"
 #include "engine/plan_checks.hpp"
+#include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 #include "plan/plan_data.hpp"
@@ -85,34 +86,14 @@ std::vector<RankResult> run_programme(const Case& c, const std::vector<Plan>& pl
     }
   }
   if (!dtype_supports_combine(c.dtype)) return results;
-  std::vector<std::vector<std::byte>> y(world);
-  std::vector<std::vector<std::byte>> weights(world);
-  core::PeerTable expert_out{};
-  for (size_t r = 0; r < world; ++r) {
-    const int64_t rows = plans[r].num_recv_rows();
-    y[r] = strided(y_of(c, static_cast<int>(r), rows), c, rows);
-    weights[r] = weights_of(c, static_cast<int>(r));
-    expert_out.base[r] = reinterpret_cast<char*>(y[r].data());
-    expert_out.pitch[r] = x_pitch;
-  }
-  const auto type = static_cast<core::RowType>(c.dtype);
+  const ExpertOutputs outputs = expert_outputs_of(c, plans);
   for (size_t r = 0; r < world; ++r) {
     const detail::PlanData& plan = plans[r].data();
     std::vector<core::DirectTerm> terms;
     for (const detail::CombineTerm& term : plan.terms) {
       terms.push_back({term.rank, term.slot, term.row});
     }
-    results[r].out.assign(static_cast<size_t>(plan.num_tokens * row_bytes), std::byte{0x5a});
-    for (int64_t t = 0; t < plan.num_tokens; ++t) {
-      const int64_t g0 = plan.token_group_begin[static_cast<size_t>(t)];
-      const int64_t groups = plan.token_group_begin[static_cast<size_t>(t) + 1] - g0;
-      for (int64_t h = 0; h < c.hidden; ++h) {
-        const float value = core::combine_token_element(
-            expert_out, terms.data(), plan.group_term_begin.data() + g0, groups,
-            reinterpret_cast<const float*>(weights[r].data()), c.topk, t, h, type);
-        core::store_element(results[r].out.data() + t * row_bytes, h, value, type);
-      }
-    }
+    results[r].out = combine_as_the_kernel(c, plan, outputs.table, terms, outputs.weights[r]);
   }
   return results;
 }
@@ -164,7 +145,6 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
       engine::copy_row(row(stage[d], move.from), row(y, move.to), row_bytes);
     }
   }
-  const auto type = static_cast<core::RowType>(c.dtype);
   for (size_t s = 0; s < world; ++s) {
     std::vector<std::byte> returned(send[s].size());
     for (size_t d = 0; d < world; ++d) {
@@ -176,21 +156,8 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     core::PeerTable table{};
     table.base[0] = reinterpret_cast<char*>(returned.data());
     table.pitch[0] = static_cast<int64_t>(row_bytes);
-    std::vector<std::byte> weights = weights_of(c, static_cast<int>(s));
-    const detail::PlanData& plan = plans[s].data();
-    results[s].out.assign(static_cast<size_t>(plan.num_tokens) * row_bytes, std::byte{0x5a});
-    for (int64_t t = 0; t < plan.num_tokens; ++t) {
-      const int64_t g0 = plan.token_group_begin[static_cast<size_t>(t)];
-      const int64_t groups = plan.token_group_begin[static_cast<size_t>(t) + 1] - g0;
-      for (int64_t h = 0; h < c.hidden; ++h) {
-        core::store_element(
-            row(results[s].out, t), h,
-            core::combine_token_element(
-                table, lists[s].return_terms.data(), plan.group_term_begin.data() + g0, groups,
-                reinterpret_cast<const float*>(weights.data()), c.topk, t, h, type),
-            type);
-      }
-    }
+    results[s].out = combine_as_the_kernel(c, plans[s].data(), table, lists[s].return_terms,
+                                           weights_of(c, static_cast<int>(s)));
   }
   return results;
 }

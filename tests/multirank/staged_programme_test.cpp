@@ -12,6 +12,7 @@
 #include <cstring>
 #include <vector>
 
+#include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -111,20 +112,17 @@ std::vector<RankResult> run_staged(const Case& c) {
   if (!dtype_supports_combine(c.dtype)) return results;
 
   const auto type = static_cast<core::RowType>(c.dtype);
-  std::vector<Bytes> y(world), weights(world), relay_return(world), returned(world);
-  core::PeerTable expert_out{};
+  const ExpertOutputs outputs = expert_outputs_of(c, plans);
+  const core::PeerTable& expert_out = outputs.table;
+  std::vector<Bytes> relay_return(world), returned(world);
   for (size_t r = 0; r < world; ++r) {
-    const int64_t rows = plans[r].num_recv_rows();
-    y[r] = strided(y_of(c, static_cast<int>(r), rows), c, rows);
-    weights[r] = weights_of(c, static_cast<int>(r));
-    expert_out.base[r] = reinterpret_cast<char*>(y[r].data());
-    expert_out.pitch[r] = pitch;
     relay_return[r].resize(static_cast<size_t>(staged.relay_return_rows[r] * row_bytes));
     returned[r].resize(static_cast<size_t>(staged.return_rows[r] * row_bytes));
   }
   for (const detail::StagedHop& hop : staged.hops) {  // the targets' return rows, transferred
     Bytes& rows = relay_return[static_cast<size_t>(hop.target)];
-    const auto* w = reinterpret_cast<const float*>(weights[static_cast<size_t>(hop.source)].data());
+    const auto* w =
+        reinterpret_cast<const float*>(outputs.weights[static_cast<size_t>(hop.source)].data());
     for (int64_t i = 0; i < hop.return_rows; ++i) {
       for (int64_t h = 0; h < c.hidden; ++h) {
         core::store_element(row_of(rows, hop.relay_return_begin + i, row_bytes), h,
@@ -141,23 +139,11 @@ std::vector<RankResult> run_staged(const Case& c) {
     }
   }
   for (size_t r = 0; r < world; ++r) {  // every source's own combine
-    const detail::PlanData& plan = plans[r].data();
     core::PeerTable table = expert_out;
     table.base[world] = reinterpret_cast<char*>(returned[r].data());
     table.pitch[world] = row_bytes;
-    results[r].out.assign(static_cast<size_t>(plan.num_tokens * row_bytes), std::byte{0x5a});
-    for (int64_t t = 0; t < plan.num_tokens; ++t) {
-      const int64_t g0 = plan.token_group_begin[static_cast<size_t>(t)];
-      const int64_t groups = plan.token_group_begin[static_cast<size_t>(t) + 1] - g0;
-      for (int64_t h = 0; h < c.hidden; ++h) {
-        core::store_element(
-            row_of(results[r].out, t, row_bytes), h,
-            core::combine_token_element(
-                table, staged.terms[r].data(), plan.group_term_begin.data() + g0, groups,
-                reinterpret_cast<const float*>(weights[r].data()), c.topk, t, h, type),
-            type);
-      }
-    }
+    results[r].out =
+        combine_as_the_kernel(c, plans[r].data(), table, staged.terms[r], outputs.weights[r]);
   }
   return results;
 }
