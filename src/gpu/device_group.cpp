@@ -21,38 +21,56 @@ const Plan& DevicePlan::host() const { return impl_->plan; }
 namespace {
 
 // Every rank's plan with its programme in device memory; plans that stage rows between
-// nodes share the group's staged hops and read their return buffer as table entry W.
+// nodes carry their rank's staged lists and share the group's transfers, and read their
+// return buffer as table entry W.
 Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plans) {
-  std::vector<const detail::PlanData*> data;
   bool staged = false;
   for (const Plan& plan : plans) {
-    data.push_back(&plan.data());
     staged = staged || !plan.data().staged_out.empty() || !plan.data().staged_in.empty();
   }
-  std::shared_ptr<const DeviceStaged> hops;
-  detail::StagedProgramme programme;
+  std::vector<detail::RankStaged> lists;
+  std::shared_ptr<const std::vector<detail::StagedTransfer>> transfers;
   if (staged) {
-    Result<detail::StagedProgramme> built = detail::staged_programme(data);
-    FUSCO_RETURN_IF_ERROR(built.status());
-    programme = std::move(built).value();
-    Result<std::shared_ptr<const DeviceStaged>> uploaded = DeviceStaged::upload(programme);
-    FUSCO_RETURN_IF_ERROR(uploaded.status());
-    hops = std::move(uploaded).value();
+    std::vector<detail::StagedStreams> streams;
+    for (const Plan& plan : plans) {
+      Result<detail::RankStaged> built = detail::rank_staged(plan.data());
+      FUSCO_RETURN_IF_ERROR(built.status());
+      lists.push_back(std::move(built).value());
+      streams.push_back(lists.back().streams);
+    }
+    Result<std::vector<detail::StagedTransfer>> paired = detail::staged_transfers(streams);
+    FUSCO_RETURN_IF_ERROR(paired.status());
+    transfers =
+        std::make_shared<const std::vector<detail::StagedTransfer>>(std::move(paired).value());
   }
   std::vector<DevicePlan> result;
   for (size_t r = 0; r < plans.size(); ++r) {
-    Result<DeviceProgramme> uploaded = staged
-                                           ? DeviceProgramme::upload(*data[r], programme.terms[r])
-                                           : DeviceProgramme::upload(*data[r]);
-    FUSCO_RETURN_IF_ERROR(uploaded.status());
     auto impl = std::make_shared<DevicePlan::Impl>();
+    Result<DeviceProgramme> uploaded =
+        staged ? DeviceProgramme::upload(plans[r].data(), lists[r].terms)
+               : DeviceProgramme::upload(plans[r].data());
+    FUSCO_RETURN_IF_ERROR(uploaded.status());
+    if (staged) {
+      Result<std::shared_ptr<const DeviceStaged>> mine = DeviceStaged::upload(lists[r]);
+      FUSCO_RETURN_IF_ERROR(mine.status());
+      impl->staged = std::move(mine).value();
+      impl->transfers = transfers;
+    }
     impl->owner = owner;
     impl->plan = std::move(plans[r]);
     impl->programme = std::move(uploaded).value();
-    impl->staged = hops;
     result.emplace_back(std::move(impl));
   }
   return result;
+}
+
+// Every rank's staged lists of a group's plans (empty without staged rows).
+std::vector<const DeviceStaged*> staged_of(const std::vector<DevicePlan>& plans) {
+  std::vector<const DeviceStaged*> ranks;
+  if (plans.front().impl().transfers == nullptr) return ranks;
+  ranks.reserve(plans.size());
+  for (const DevicePlan& plan : plans) ranks.push_back(plan.impl().staged.get());
+  return ranks;
 }
 
 core::PeerTable table_of(const std::vector<TensorView>& views) {
@@ -204,8 +222,10 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
                                       "dispatch kernel of rank " + std::to_string(r)));
   }
-  if (const DeviceStaged* staged = plans.front().impl().staged.get()) {  // between nodes
+  const std::vector<const DeviceStaged*> staged = staged_of(plans);
+  if (!staged.empty()) {  // between nodes
     const auto barrier = [this] { return impl_->barrier(); };
+    const std::vector<detail::StagedTransfer>& transfers = *plans.front().impl().transfers;
     std::vector<const void*> source;
     std::vector<int64_t> pitch;
     source.reserve(x.size());
@@ -214,8 +234,9 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
       source.push_back(view.data);
       pitch.push_back(view.row_pitch_bytes());
     }
-    FUSCO_RETURN_IF_ERROR(staged_dispatch(*staged, impl_->scratch, impl_->streams, source, pitch,
-                                          row_bytes, args.recv, kSendRows, kArriveRows, barrier));
+    FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, transfers, impl_->scratch, impl_->streams,
+                                                source, pitch, row_bytes, args.recv, kSendRows,
+                                                kArriveRows, barrier));
     if (with_extra) {
       source.clear();
       pitch.clear();
@@ -223,9 +244,9 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
         source.push_back(view.data);
         pitch.push_back(view.row_pitch_bytes());
       }
-      FUSCO_RETURN_IF_ERROR(staged_dispatch(*staged, impl_->scratch, impl_->streams, source, pitch,
-                                            extra_bytes, args.extra_recv, kSendExtra, kArriveExtra,
-                                            barrier));
+      FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, transfers, impl_->scratch, impl_->streams,
+                                                  source, pitch, extra_bytes, args.extra_recv,
+                                                  kSendExtra, kArriveExtra, barrier));
     }
   }
   return impl_->barrier();  // every rank's rows have landed before its stream goes on
@@ -243,19 +264,26 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
   args.hidden = expert_out.front().shape[1];
   args.row_type = static_cast<int32_t>(expert_out.front().dtype);
   args.expert_out = table_of(expert_out);
-  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is written
-  std::vector<char*> returned;              // with staged rows: every rank's return buffer
-  const int64_t row_bytes =
-      args.hidden * static_cast<int64_t>(dtype_size(expert_out.front().dtype));
-  if (const DeviceStaged* staged = plans.front().impl().staged.get()) {
+  const std::vector<const DeviceStaged*> staged = staged_of(plans);
+  if (!staged.empty()) {  // the sources' weight rows go to their streams' targets first
     std::vector<const float*> weights;
     weights.reserve(topk_weights.size());
     for (const TensorView& view : topk_weights) {
       weights.push_back(static_cast<const float*>(view.data));
     }
-    FUSCO_RETURN_IF_ERROR(staged_combine(*staged, impl_->scratch, impl_->streams, args.expert_out,
-                                         weights, data.front()->topk, args.hidden, args.row_type,
-                                         row_bytes, returned, [this] { return impl_->barrier(); }));
+    FUSCO_RETURN_IF_ERROR(staged_group_weights(staged, *plans.front().impl().transfers,
+                                               impl_->scratch, impl_->streams, weights,
+                                               data.front()->topk));
+  }
+  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output (and weight row) is there
+  std::vector<char*> returned;              // with staged rows: every rank's return buffer
+  const int64_t row_bytes =
+      args.hidden * static_cast<int64_t>(dtype_size(expert_out.front().dtype));
+  if (!staged.empty()) {
+    FUSCO_RETURN_IF_ERROR(staged_group_combine(
+        staged, *plans.front().impl().transfers, impl_->scratch, impl_->streams, args.expert_out,
+        data.front()->topk, args.hidden, args.row_type, row_bytes, returned,
+        [this] { return impl_->barrier(); }));
   }
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);

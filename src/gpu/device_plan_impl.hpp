@@ -6,9 +6,11 @@
 // their own).
 
 #include <memory>
+#include <vector>
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_programme.hpp"
+#include "plan/staged_programme.hpp"
 
 namespace fusco::gpu {
 
@@ -58,8 +60,11 @@ struct DevicePlan::Impl {
   std::shared_ptr<const SendRecvProgramme> send_recv;
   /// Plans of DeviceGroup::plan_on_device.
   std::shared_ptr<const DeviceMadePlan> made;
-  /// Plans of a DeviceGroup of several nodes: the group's staged hops (one per plan() call).
+  /// Plans that stage rows between nodes: this rank's staged lists.
   std::shared_ptr<const DeviceStaged> staged;
+  /// Plans of a DeviceGroup of several nodes: the streams between its ranks, shared by the
+  /// plans of one plan() call.
+  std::shared_ptr<const std::vector<detail::StagedTransfer>> transfers;
 
   /// The plan's shapes (and, for host plans, everything else).
   const detail::PlanData& data() const { return made ? made->shape : plan.data(); }

@@ -1,6 +1,7 @@
 #include "gpu/device_staged.hpp"
 
 #include <numeric>
+#include <string>
 #include <utility>
 
 #include "direct_combine.hpp"
@@ -19,53 +20,97 @@ std::pair<const void*, size_t> piece(const std::vector<T>& items) {
 // Rows [first, first + rows) of `base` (rows of `row_bytes`).
 char* rows_at(char* base, int64_t first, int64_t row_bytes) { return base + first * row_bytes; }
 
-// A transfer between ranks on one GPU: what a GIN put does between nodes.
-Status transfer(char* to, const char* from, int64_t bytes, cudaStream_t stream,
-                const std::string& what) {
+// A transfer between ranks on one GPU: what ncclSend/ncclRecv do between processes.
+Status copy_rows(char* to, const char* from, int64_t bytes, cudaStream_t stream,
+                 const std::string& what) {
   if (bytes <= 0) return Status();
   return cuda_status(
       cudaMemcpyAsync(to, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream),
       what);
 }
 
-std::string hop_name(const detail::StagedHop& hop) {
-  return "staged rows from rank " + std::to_string(hop.source) + " to rank " +
-         std::to_string(hop.target);
+std::string stream_name(const detail::StagedTransfer& moved) {
+  return "staged rows from rank " + std::to_string(moved.source) + " to rank " +
+         std::to_string(moved.target);
+}
+
+// Scratch buffer `which` of every rank, each holding `rows_of(rank's streams)` rows.
+Result<std::vector<char*>> every_rank(StagedScratch& scratch,
+                                      const std::vector<const DeviceStaged*>& ranks,
+                                      StagedBuffer which, int64_t row_bytes,
+                                      int64_t (*rows_of)(const detail::StagedStreams&)) {
+  std::vector<char*> buffers;
+  buffers.reserve(ranks.size());
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    Result<char*> buffer = scratch.at_least(
+        static_cast<int>(r), which, static_cast<size_t>(rows_of(ranks[r]->streams) * row_bytes));
+    FUSCO_RETURN_IF_ERROR(buffer.status());
+    buffers.push_back(buffer.value());
+  }
+  return buffers;
+}
+
+int64_t send_rows(const detail::StagedStreams& streams) { return streams.send_rows; }
+int64_t arrive_rows(const detail::StagedStreams& streams) { return streams.arrive_rows; }
+int64_t relay_return_rows(const detail::StagedStreams& streams) {
+  return streams.relay_return_rows;
+}
+int64_t return_rows(const detail::StagedStreams& streams) { return streams.return_rows; }
+
+// Every rank gathers rows of source[r] into its `send` buffer; every stream's block is copied
+// into its target's `arrive` buffer on the source's stream. Returns the arrive buffers.
+Result<std::vector<char*>> gather_and_copy(const std::vector<const DeviceStaged*>& ranks,
+                                           const std::vector<detail::StagedTransfer>& transfers,
+                                           StagedScratch& scratch,
+                                           const std::vector<cudaStream_t>& streams,
+                                           const std::vector<const void*>& source,
+                                           const std::vector<int64_t>& pitch, int64_t row_bytes,
+                                           StagedBuffer send, StagedBuffer arrive) {
+  Result<std::vector<char*>> sent = every_rank(scratch, ranks, send, row_bytes, send_rows);
+  Result<std::vector<char*>> arrived = every_rank(scratch, ranks, arrive, row_bytes, arrive_rows);
+  FUSCO_RETURN_IF_ERROR(sent.status());
+  FUSCO_RETURN_IF_ERROR(arrived.status());
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    FUSCO_RETURN_IF_ERROR(gather_staged(*ranks[r], source[r], pitch[r], row_bytes, sent.value()[r],
+                                        streams[r],
+                                        "gathering the staged rows of rank " + std::to_string(r)));
+  }
+  for (const detail::StagedTransfer& moved : transfers) {
+    const auto s = static_cast<size_t>(moved.source);
+    FUSCO_RETURN_IF_ERROR(copy_rows(
+        rows_at(arrived.value()[static_cast<size_t>(moved.target)], moved.arrive_begin, row_bytes),
+        rows_at(sent.value()[s], moved.send_begin, row_bytes), moved.entries * row_bytes,
+        streams[s], "moving " + stream_name(moved)));
+  }
+  return arrived;
 }
 
 }  // namespace
 
-Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(
-    const detail::StagedProgramme& staged) {
+Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(const detail::RankStaged& staged) {
   auto uploaded = std::make_shared<DeviceStaged>();
-  for (const detail::StagedHop& shape : staged.hops) {
-    Hop hop;
-    hop.shape = shape;
-    std::vector<int64_t> row_groups(static_cast<size_t>(shape.return_rows) + 1);
-    std::iota(row_groups.begin(), row_groups.end(), int64_t{0});
-    std::vector<void*> parts;
-    Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
-        {piece(shape.gather), piece(shape.fanout), piece(row_groups), piece(shape.group_term_begin),
-         piece(shape.terms), piece(shape.weight_rows)},
-        parts, "staged programme upload");
-    FUSCO_RETURN_IF_ERROR(storage.status());
-    hop.storage = std::move(storage).value();
-    hop.gather = static_cast<core::DirectStore*>(parts[0]);
-    hop.fanout = static_cast<core::DirectStore*>(parts[1]);
-    hop.row_groups = static_cast<int64_t*>(parts[2]);
-    hop.group_term_begin = static_cast<int64_t*>(parts[3]);
-    hop.terms = static_cast<core::DirectTerm*>(parts[4]);
-    hop.weight_rows = static_cast<int32_t*>(parts[5]);
-    uploaded->hops.push_back(std::move(hop));
-  }
-  uploaded->send_rows = staged.send_rows;
-  uploaded->arrive_rows = staged.arrive_rows;
-  uploaded->relay_return_rows = staged.relay_return_rows;
-  uploaded->return_rows = staged.return_rows;
+  uploaded->streams = staged.streams;
+  uploaded->gathers = static_cast<int64_t>(staged.gather.size());
+  uploaded->fanouts = static_cast<int64_t>(staged.fanout.size());
+  std::vector<int64_t> row_groups(static_cast<size_t>(staged.streams.relay_return_rows) + 1);
+  std::iota(row_groups.begin(), row_groups.end(), int64_t{0});
+  std::vector<void*> parts;
+  Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
+      {piece(staged.gather), piece(staged.fanout), piece(row_groups),
+       piece(staged.group_term_begin), piece(staged.relay_terms), piece(staged.weight_rows)},
+      parts, "staged lists upload");
+  FUSCO_RETURN_IF_ERROR(storage.status());
+  uploaded->storage = std::move(storage).value();
+  uploaded->gather = static_cast<core::DirectStore*>(parts[0]);
+  uploaded->fanout = static_cast<core::DirectStore*>(parts[1]);
+  uploaded->row_groups = static_cast<int64_t*>(parts[2]);
+  uploaded->group_term_begin = static_cast<int64_t*>(parts[3]);
+  uploaded->relay_terms = static_cast<core::DirectTerm*>(parts[4]);
+  uploaded->weight_rows = static_cast<int32_t*>(parts[5]);
   return std::shared_ptr<const DeviceStaged>(std::move(uploaded));
 }
 
-Result<char*> StagedScratch::at_least(int rank, int which, size_t bytes) {
+Result<char*> StagedScratch::at_least(int rank, StagedBuffer which, size_t bytes) {
   if (buffers_.size() <= static_cast<size_t>(rank)) buffers_.resize(static_cast<size_t>(rank) + 1);
   std::vector<Buffer>& mine = buffers_[static_cast<size_t>(rank)];
   if (mine.empty()) mine.resize(kBuffers);
@@ -80,100 +125,111 @@ Result<char*> StagedScratch::at_least(int rank, int which, size_t bytes) {
   return static_cast<char*>(buffer.memory.data());
 }
 
-Status staged_dispatch(const DeviceStaged& staged, StagedScratch& scratch,
-                       const std::vector<cudaStream_t>& streams,
-                       const std::vector<const void*>& source, const std::vector<int64_t>& pitch,
-                       int64_t row_bytes, const core::PeerTable& recv, StagedBuffer send,
-                       StagedBuffer arrive, const std::function<Status()>& barrier) {
+Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, int64_t row_bytes,
+                     char* send, cudaStream_t stream, const std::string& what) {
+  if (staged.gathers == 0 || row_bytes <= 0) return Status();
+  kernels::DirectDispatchArgs gather;
+  gather.x = x;
+  gather.x_pitch = pitch;
+  gather.row_bytes = row_bytes;
+  gather.stores = staged.gather;
+  gather.num_stores = staged.gathers;
+  gather.recv.base[0] = send;
+  gather.recv.pitch[0] = row_bytes;
+  return cuda_status(kernels::launch_direct_dispatch(gather, stream), what);
+}
+
+Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
+                      const core::PeerTable& recv, cudaStream_t stream, const std::string& what) {
+  if (staged.fanouts == 0 || row_bytes <= 0) return Status();
+  kernels::DirectDispatchArgs fanout;
+  fanout.x = arrive;
+  fanout.x_pitch = row_bytes;
+  fanout.row_bytes = row_bytes;
+  fanout.stores = staged.fanout;
+  fanout.num_stores = staged.fanouts;
+  fanout.recv = recv;
+  return cuda_status(kernels::launch_direct_dispatch(fanout, stream), what);
+}
+
+Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,
+                     const float* weights, int64_t topk, int64_t hidden, int32_t row_type,
+                     char* relay_return, cudaStream_t stream, const std::string& what) {
+  if (staged.streams.relay_return_rows == 0) return Status();
+  kernels::DirectCombineArgs sums;
+  sums.num_tokens = staged.streams.relay_return_rows;
+  sums.hidden = hidden;
+  sums.row_type = row_type;
+  sums.topk = topk;
+  sums.token_group_begin = staged.row_groups;
+  sums.group_term_begin = staged.group_term_begin;
+  sums.terms = staged.relay_terms;
+  sums.topk_weights = weights;
+  sums.weight_rows = staged.weight_rows;
+  sums.expert_out = expert_out;
+  sums.out = relay_return;
+  return cuda_status(kernels::launch_direct_combine(sums, stream), what);
+}
+
+Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
+                             const std::vector<detail::StagedTransfer>& transfers,
+                             StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                             const std::vector<const void*>& source,
+                             const std::vector<int64_t>& pitch, int64_t row_bytes,
+                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
+                             const std::function<Status()>& barrier) {
   if (row_bytes <= 0) return barrier();
-  const int world = static_cast<int>(streams.size());
-  std::vector<char*> send_rows(streams.size()), arrive_rows(streams.size());
-  for (int r = 0; r < world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    Result<char*> s =
-        scratch.at_least(r, send, static_cast<size_t>(staged.send_rows[rr] * row_bytes));
-    Result<char*> a =
-        scratch.at_least(r, arrive, static_cast<size_t>(staged.arrive_rows[rr] * row_bytes));
-    FUSCO_RETURN_IF_ERROR(s.status());
-    FUSCO_RETURN_IF_ERROR(a.status());
-    send_rows[rr] = s.value();
-    arrive_rows[rr] = a.value();
-  }
-  for (const DeviceStaged::Hop& hop : staged.hops) {  // gather, then transfer
-    const detail::StagedHop& h = hop.shape;
-    const auto s = static_cast<size_t>(h.source);
-    kernels::DirectDispatchArgs gather;
-    gather.x = source[s];
-    gather.x_pitch = pitch[s];
-    gather.row_bytes = row_bytes;
-    gather.stores = hop.gather;
-    gather.num_stores = h.entries;
-    gather.recv.base[0] = send_rows[s];
-    gather.recv.pitch[0] = row_bytes;
-    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(gather, streams[s]),
-                                      "gathering " + hop_name(h)));
-    FUSCO_RETURN_IF_ERROR(
-        transfer(rows_at(arrive_rows[static_cast<size_t>(h.target)], h.arrive_begin, row_bytes),
-                 rows_at(send_rows[s], h.send_begin, row_bytes), h.entries * row_bytes, streams[s],
-                 "moving " + hop_name(h)));
-  }
+  Result<std::vector<char*>> arrived =
+      gather_and_copy(ranks, transfers, scratch, streams, source, pitch, row_bytes, send, arrive);
+  FUSCO_RETURN_IF_ERROR(arrived.status());
   FUSCO_RETURN_IF_ERROR(barrier());  // every staged row has arrived
-  for (const DeviceStaged::Hop& hop : staged.hops) {
-    const detail::StagedHop& h = hop.shape;
-    const auto t = static_cast<size_t>(h.target);
-    kernels::DirectDispatchArgs fanout;
-    fanout.x = rows_at(arrive_rows[t], h.arrive_begin, row_bytes);
-    fanout.x_pitch = row_bytes;
-    fanout.row_bytes = row_bytes;
-    fanout.stores = hop.fanout;
-    fanout.num_stores = static_cast<int64_t>(h.fanout.size());
-    fanout.recv = recv;
-    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(fanout, streams[t]),
-                                      "fanning out " + hop_name(h)));
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    FUSCO_RETURN_IF_ERROR(
+        fan_out_staged(*ranks[r], arrived.value()[r], row_bytes, recv, streams[r],
+                       "fanning out the rows arrived at rank " + std::to_string(r)));
   }
   return Status();
 }
 
-Status staged_combine(const DeviceStaged& staged, StagedScratch& scratch,
-                      const std::vector<cudaStream_t>& streams, const core::PeerTable& expert_out,
-                      const std::vector<const float*>& topk_weights, int64_t topk, int64_t hidden,
-                      int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
-                      const std::function<Status()>& barrier) {
-  const int world = static_cast<int>(streams.size());
-  std::vector<char*> relay_rows(streams.size());
-  returned.assign(streams.size(), nullptr);
-  for (int r = 0; r < world; ++r) {
-    const auto rr = static_cast<size_t>(r);
-    Result<char*> relay = scratch.at_least(
-        r, kRelayReturn, static_cast<size_t>(staged.relay_return_rows[rr] * row_bytes));
-    Result<char*> back =
-        scratch.at_least(r, kReturned, static_cast<size_t>(staged.return_rows[rr] * row_bytes));
-    FUSCO_RETURN_IF_ERROR(relay.status());
-    FUSCO_RETURN_IF_ERROR(back.status());
-    relay_rows[rr] = relay.value();
-    returned[rr] = back.value();
+Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
+                            const std::vector<detail::StagedTransfer>& transfers,
+                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const std::vector<const float*>& topk_weights, int64_t topk) {
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const std::vector<const void*> source(topk_weights.begin(), topk_weights.end());
+  const std::vector<int64_t> pitch(ranks.size(), weight_bytes);
+  return gather_and_copy(ranks, transfers, scratch, streams, source, pitch, weight_bytes,
+                         kSendWeights, kArriveWeights)
+      .status();
+}
+
+Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
+                            const std::vector<detail::StagedTransfer>& transfers,
+                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
+                            int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
+                            const std::function<Status()>& barrier) {
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  Result<std::vector<char*>> weights =
+      every_rank(scratch, ranks, kArriveWeights, weight_bytes, arrive_rows);
+  Result<std::vector<char*>> relay =
+      every_rank(scratch, ranks, kRelayReturn, row_bytes, relay_return_rows);
+  Result<std::vector<char*>> back = every_rank(scratch, ranks, kReturned, row_bytes, return_rows);
+  for (const Status& status : {weights.status(), relay.status(), back.status()}) {
+    FUSCO_RETURN_IF_ERROR(status);
   }
-  for (const DeviceStaged::Hop& hop : staged.hops) {  // return rows, then transfer
-    const detail::StagedHop& h = hop.shape;
-    const auto t = static_cast<size_t>(h.target);
-    kernels::DirectCombineArgs sums;
-    sums.num_tokens = h.return_rows;
-    sums.hidden = hidden;
-    sums.row_type = row_type;
-    sums.topk = topk;
-    sums.token_group_begin = hop.row_groups;
-    sums.group_term_begin = hop.group_term_begin;
-    sums.terms = hop.terms;
-    sums.topk_weights = topk_weights[static_cast<size_t>(h.source)];
-    sums.weight_rows = hop.weight_rows;
-    sums.expert_out = expert_out;
-    sums.out = rows_at(relay_rows[t], h.relay_return_begin, row_bytes);
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(kernels::launch_direct_combine(sums, streams[t]), "returning " + hop_name(h)));
-    FUSCO_RETURN_IF_ERROR(
-        transfer(rows_at(returned[static_cast<size_t>(h.source)], h.return_begin, row_bytes),
-                 rows_at(relay_rows[t], h.relay_return_begin, row_bytes), h.return_rows * row_bytes,
-                 streams[t], "moving back " + hop_name(h)));
+  returned = back.value();
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    FUSCO_RETURN_IF_ERROR(return_staged(
+        *ranks[r], expert_out, reinterpret_cast<const float*>(weights.value()[r]), topk, hidden,
+        row_type, relay.value()[r], streams[r], "return rows of rank " + std::to_string(r)));
+  }
+  for (const detail::StagedTransfer& moved : transfers) {
+    const auto t = static_cast<size_t>(moved.target);
+    FUSCO_RETURN_IF_ERROR(copy_rows(
+        rows_at(returned[static_cast<size_t>(moved.source)], moved.return_begin, row_bytes),
+        rows_at(relay.value()[t], moved.relay_return_begin, row_bytes),
+        moved.return_rows * row_bytes, streams[t], "moving back " + stream_name(moved)));
   }
   return barrier();  // every returned row is in its source's buffer
 }

@@ -1,10 +1,12 @@
 #pragma once
 
-// The staged (inter-node) hops of a DeviceGroup's plans on its one GPU
-// (plan/staged_programme.hpp): logical ranks grouped into nodes run the inter-node path with
-// the direct kernels, the transfer between ranks being a device copy on the sender's stream
-// (where GIN would put). Lets the staged lists, relays and return sums run and be measured on
-// one GPU.
+// The staged (inter-node) streams of a rank's plan on the GPU (plan/staged_programme.hpp):
+// its lists in device memory and the steps it runs on its stream with the direct kernels —
+// gather into send staging, fan-out of arrived rows, return rows of a combine. Between the
+// steps a transport moves each stream's block between its two ranks: grouped
+// ncclSend/ncclRecv between processes (gpu/nccl_staged.hpp), or a device copy between the
+// logical ranks of one GPU (staged_group_dispatch/combine below), which lets the inter-node
+// path, relays and return sums run and be measured on one GPU with the very same lists.
 
 #include <cuda_runtime_api.h>
 
@@ -20,31 +22,41 @@
 
 namespace fusco::gpu {
 
-/// A group's staged programme in device memory, shared by its plans.
+/// One rank's staged lists in device memory (their sizes and offsets on the host).
 struct DeviceStaged {
-  struct Hop {
-    detail::StagedHop shape;  ///< Sizes and offsets (its lists stay on the host too).
-    DeviceBuffer storage;
-    core::DirectStore* gather = nullptr;
-    core::DirectStore* fanout = nullptr;
-    int64_t* row_groups = nullptr;  ///< [return_rows + 1]: return row i is group i.
-    int64_t* group_term_begin = nullptr;
-    core::DirectTerm* terms = nullptr;
-    int32_t* weight_rows = nullptr;
-  };
-  std::vector<Hop> hops;
-  std::vector<int64_t> send_rows, arrive_rows, relay_return_rows, return_rows;
+  detail::StagedStreams streams;
+  int64_t gathers = 0;  ///< Stores of `gather`.
+  int64_t fanouts = 0;  ///< Stores of `fanout`.
+  DeviceBuffer storage;
+  core::DirectStore* gather = nullptr;
+  core::DirectStore* fanout = nullptr;
+  int64_t* row_groups = nullptr;  ///< [relay_return_rows + 1]: return row i is group i.
+  int64_t* group_term_begin = nullptr;
+  core::DirectTerm* relay_terms = nullptr;
+  int32_t* weight_rows = nullptr;
 
-  static Result<std::shared_ptr<const DeviceStaged>> upload(const detail::StagedProgramme& staged);
+  static Result<std::shared_ptr<const DeviceStaged>> upload(const detail::RankStaged& staged);
+};
+
+/// Which scratch buffer of a rank a staged call uses.
+enum StagedBuffer : int {
+  kSendRows = 0,
+  kArriveRows = 1,
+  kSendExtra = 2,
+  kArriveExtra = 3,
+  kSendWeights = 4,
+  kArriveWeights = 5,
+  kRelayReturn = 6,
+  kReturned = 7,
 };
 
 /// Device scratch of staged calls, per rank, grown as calls need (freeing synchronises the
 /// device, so it only grows).
 class StagedScratch {
  public:
-  /// At least `bytes` of buffer `which` of rank `rank` (which: 0..kBuffers - 1).
-  Result<char*> at_least(int rank, int which, size_t bytes);
-  static constexpr int kBuffers = 6;
+  /// At least `bytes` of buffer `which` of rank `rank`.
+  Result<char*> at_least(int rank, StagedBuffer which, size_t bytes);
+  static constexpr int kBuffers = 8;
 
  private:
   struct Buffer {
@@ -54,33 +66,45 @@ class StagedScratch {
   std::vector<std::vector<Buffer>> buffers_;
 };
 
-/// Which scratch buffers a call uses.
-enum StagedBuffer : int {
-  kSendRows = 0,
-  kArriveRows = 1,
-  kSendExtra = 2,
-  kArriveExtra = 3,
-  kRelayReturn = 4,
-  kReturned = 5,
-};
+/// Dispatch, as a source: x[token] (rows `pitch` apart, of `row_bytes`) -> `send` staging.
+Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, int64_t row_bytes,
+                     char* send, cudaStream_t stream, const std::string& what);
+/// Dispatch, as a target: every arrived row (`arrive`, contiguous) into its destination rows.
+Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
+                      const core::PeerTable& recv, cudaStream_t stream, const std::string& what);
+/// Combine, as a target: the return rows of every incoming stream into `relay_return`
+/// (contiguous rows of `row_bytes`), read from the node's expert outputs and weighted by the
+/// arrived weight rows (`weights`: rows of `topk` floats).
+Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,
+                     const float* weights, int64_t topk, int64_t hidden, int32_t row_type,
+                     char* relay_return, cudaStream_t stream, const std::string& what);
 
-/// The staged part of a dispatch of rows of `row_bytes` from source[r] (rows `pitch[r]` apart)
-/// into the receive table: every hop's gather and transfer on its source's stream, then
-/// `barrier`, then every hop's fan-out on its target's stream. `send`/`arrive` name the
-/// scratch buffers.
-Status staged_dispatch(const DeviceStaged& staged, StagedScratch& scratch,
-                       const std::vector<cudaStream_t>& streams,
-                       const std::vector<const void*>& source, const std::vector<int64_t>& pitch,
-                       int64_t row_bytes, const core::PeerTable& recv, StagedBuffer send,
-                       StagedBuffer arrive, const std::function<Status()>& barrier);
+/// The staged part of a one-GPU group's dispatch of rows of `row_bytes` from source[r] (rows
+/// `pitch[r]` apart) into the receive table: every rank's gather on its stream and every
+/// stream's copy on its source's stream, then `barrier`, then every rank's fan-out.
+/// `send`/`arrive` name the scratch buffers. ranks[r]: rank r's lists.
+Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
+                             const std::vector<detail::StagedTransfer>& transfers,
+                             StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                             const std::vector<const void*>& source,
+                             const std::vector<int64_t>& pitch, int64_t row_bytes,
+                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
+                             const std::function<Status()>& barrier);
 
-/// The staged part of a combine: every hop's return rows on its target's stream (partial sums
-/// or rows, weights from its source's topk_weights), transferred into the source's return
-/// buffer; then `barrier`. returned[r] receives rank r's return buffer (rows of `row_bytes`).
-Status staged_combine(const DeviceStaged& staged, StagedScratch& scratch,
-                      const std::vector<cudaStream_t>& streams, const core::PeerTable& expert_out,
-                      const std::vector<const float*>& topk_weights, int64_t topk, int64_t hidden,
-                      int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
-                      const std::function<Status()>& barrier);
+/// The sources' top-k weight rows to their streams' targets (before the combine's barrier).
+Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
+                            const std::vector<detail::StagedTransfer>& transfers,
+                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const std::vector<const float*>& topk_weights, int64_t topk);
+
+/// After the weights and a barrier: every rank's return rows on its stream, each stream's
+/// copied into its source's return buffer on the target's stream; then `barrier`.
+/// returned[r] receives rank r's return buffer (rows of `row_bytes`).
+Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
+                            const std::vector<detail::StagedTransfer>& transfers,
+                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
+                            int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
+                            const std::function<Status()>& barrier);
 
 }  // namespace fusco::gpu

@@ -6,114 +6,130 @@ namespace fusco::detail {
 
 namespace {
 
-// The staged_in stream of `target` whose source is `source`.
-const StagedIn* incoming(const PlanData& target, int32_t source, size_t* index) {
-  for (size_t i = 0; i < target.staged_in.size(); ++i) {
-    if (target.staged_in[i].source == source) {
-      *index = i;
-      return &target.staged_in[i];
-    }
-  }
-  return nullptr;
-}
-
-// The target's half of a hop: fanout stores, return terms and weight rows.
-void target_lists(const StagedIn& in, StagedHop& hop) {
-  hop.group_term_begin.push_back(0);
+// The target's lists of one incoming stream whose entries arrive from row `arrive_begin`:
+// fanout stores, return terms and, per return row, its entry's arrival row.
+void add_target_lists(const StagedIn& in, int64_t arrive_begin, RankStaged& staged) {
   for (int64_t e = 0; e < in.num_entries(); ++e) {
     const auto entry = static_cast<size_t>(e);
+    const int64_t arrived = arrive_begin + e;
     for (int64_t f = in.fanout_begin[entry]; f < in.fanout_begin[entry + 1]; ++f) {
       const FanoutRow& row = in.fanout[static_cast<size_t>(f)];
-      hop.fanout.push_back({static_cast<int32_t>(e), row.rank, row.row});
-      hop.terms.push_back(
+      staged.fanout.push_back({static_cast<int32_t>(arrived), row.rank, row.row});
+      staged.relay_terms.push_back(
           {row.rank, in.partial ? row.slot : core::DirectTerm::kUnitWeight, row.row});
       if (!in.partial) {  // every fanout row comes back as it is
-        hop.group_term_begin.push_back(static_cast<int64_t>(hop.terms.size()));
-        hop.weight_rows.push_back(in.tokens[entry]);
+        staged.group_term_begin.push_back(static_cast<int64_t>(staged.relay_terms.size()));
+        staged.weight_rows.push_back(static_cast<int32_t>(arrived));
       }
     }
     if (in.partial) {  // one partial sum per entry
-      hop.group_term_begin.push_back(static_cast<int64_t>(hop.terms.size()));
-      hop.weight_rows.push_back(in.tokens[entry]);
+      staged.group_term_begin.push_back(static_cast<int64_t>(staged.relay_terms.size()));
+      staged.weight_rows.push_back(static_cast<int32_t>(arrived));
     }
   }
-  hop.return_rows = static_cast<int64_t>(hop.weight_rows.size());
+}
+
+Status disagree(const char* what, int32_t source, int32_t target) {
+  return Status(StatusCode::kInternal,
+                std::string("plans disagree on the ") + what + " of the staged stream from rank " +
+                    std::to_string(source) + " to rank " + std::to_string(target));
 }
 
 }  // namespace
 
-Result<StagedProgramme> staged_programme(const std::vector<const PlanData*>& plans) {
-  const auto world = static_cast<int>(plans.size());
+Result<RankStaged> rank_staged(const PlanData& plan) {
+  const int world = plan.topology.world_size;
   if (world >= core::kMaxDirectPeers) {
     return Status(StatusCode::kUnsupported,
                   "world_size = " + std::to_string(world) + ": staged rows need a table entry " +
                       "beyond the ranks' (at most " + std::to_string(core::kMaxDirectPeers - 1) +
                       " ranks)");
   }
-  StagedProgramme programme;
-  const auto ranks = static_cast<size_t>(world);
-  programme.send_rows.assign(ranks, 0);
-  programme.arrive_rows.assign(ranks, 0);
-  programme.relay_return_rows.assign(ranks, 0);
-  programme.return_rows.assign(ranks, 0);
-  // Where each target's streams start in its arrival buffer and its return staging.
-  std::vector<std::vector<int64_t>> arrive_begin(ranks), relay_begin(ranks);
-  for (size_t t = 0; t < ranks; ++t) {
-    const PlanData& plan = *plans[t];
-    if (!plan.forward_out.empty() || !plan.forward_in.empty() || plan.forward_rows != 0) {
-      return Status(StatusCode::kUnsupported,
-                    "rank " + std::to_string(t) +
-                        "'s plan forwards rows between processes; the GPU engine's ranks reach "
-                        "each other's memory");
-    }
-    for (const StagedIn& in : plan.staged_in) {
-      arrive_begin[t].push_back(programme.arrive_rows[t]);
-      relay_begin[t].push_back(programme.relay_return_rows[t]);
-      programme.arrive_rows[t] += in.num_entries();
-      programme.relay_return_rows[t] += in.return_rows;
-    }
+  if (!plan.forward_out.empty() || !plan.forward_in.empty() || plan.forward_rows != 0) {
+    return Status(StatusCode::kUnsupported,
+                  "rank " + std::to_string(plan.rank) +
+                      "'s plan forwards rows between processes; the GPU engine's relays store "
+                      "into their node peers' memory");
   }
-  for (size_t s = 0; s < ranks; ++s) {
-    const PlanData& plan = *plans[s];
-    for (const StagedOut& out : plan.staged_out) {
-      StagedHop hop;
-      hop.source = static_cast<int32_t>(s);
-      hop.target = out.target;
-      hop.entries = static_cast<int64_t>(out.tokens.size());
-      hop.send_begin = programme.send_rows[s];
-      for (size_t i = 0; i < out.tokens.size(); ++i) {
-        hop.gather.push_back({out.tokens[i], 0, hop.send_begin + static_cast<int64_t>(i)});
-      }
-      programme.send_rows[s] += hop.entries;
-      size_t index = 0;
-      const StagedIn* in = incoming(*plans[static_cast<size_t>(out.target)], hop.source, &index);
-      if (in == nullptr || in->num_entries() != hop.entries) {
-        return Status(StatusCode::kInternal, "plans disagree on the staged rows from rank " +
-                                                 std::to_string(s) + " to rank " +
-                                                 std::to_string(out.target));
-      }
+  RankStaged staged;
+  StagedStreams& streams = staged.streams;
+  for (const StagedOut& out : plan.staged_out) {
+    StagedStreams::Out stream;
+    stream.target = out.target;
+    stream.send_begin = streams.send_rows;
+    stream.entries = static_cast<int64_t>(out.tokens.size());
+    stream.return_begin = out.return_begin;
+    stream.return_rows = out.return_rows;
+    for (int64_t i = 0; i < stream.entries; ++i) {
+      staged.gather.push_back({out.tokens[static_cast<size_t>(i)], 0, stream.send_begin + i});
+    }
+    streams.send_rows += stream.entries;
+    streams.out.push_back(stream);
+  }
+  streams.return_rows = plan.return_rows_total;
+  staged.group_term_begin.push_back(0);
+  for (const StagedIn& in : plan.staged_in) {
+    StagedStreams::In stream;
+    stream.source = in.source;
+    stream.arrive_begin = streams.arrive_rows;
+    stream.entries = in.num_entries();
+    stream.relay_return_begin = streams.relay_return_rows;
+    stream.return_rows = in.return_rows;
+    add_target_lists(in, stream.arrive_begin, staged);
+    streams.arrive_rows += stream.entries;
+    streams.relay_return_rows += stream.return_rows;
+    if (static_cast<int64_t>(staged.weight_rows.size()) != streams.relay_return_rows) {
+      return disagree("return rows", in.source, plan.rank);
+    }
+    streams.in.push_back(stream);
+  }
+  staged.terms.reserve(plan.terms.size());
+  for (const CombineTerm& term : plan.terms) {
+    staged.terms.push_back(
+        {term.rank == CombineTerm::kReturnBuffer ? world : term.rank, term.slot, term.row});
+  }
+  return staged;
+}
+
+Result<std::vector<StagedTransfer>> staged_transfers(const std::vector<StagedStreams>& ranks) {
+  std::vector<StagedTransfer> transfers;
+  for (size_t s = 0; s < ranks.size(); ++s) {
+    const auto source = static_cast<int32_t>(s);
+    for (const StagedStreams::Out& out : ranks[s].out) {
       const auto t = static_cast<size_t>(out.target);
-      hop.arrive_begin = arrive_begin[t][index];
-      hop.relay_return_begin = relay_begin[t][index];
-      target_lists(*in, hop);
-      hop.return_begin = out.return_begin;
-      if (hop.return_rows != out.return_rows) {
-        return Status(StatusCode::kInternal, "plans disagree on the rows returned from rank " +
-                                                 std::to_string(out.target) + " to rank " +
-                                                 std::to_string(s));
+      const StagedStreams::In* in = nullptr;
+      if (t < ranks.size()) {
+        for (const StagedStreams::In& candidate : ranks[t].in) {
+          if (candidate.source == source) in = &candidate;
+        }
       }
-      programme.hops.push_back(std::move(hop));
+      if (in == nullptr || in->entries != out.entries) {
+        return disagree("entries", source, out.target);
+      }
+      if (in->return_rows != out.return_rows) return disagree("return rows", source, out.target);
+      StagedTransfer transfer;
+      transfer.source = source;
+      transfer.target = out.target;
+      transfer.entries = out.entries;
+      transfer.send_begin = out.send_begin;
+      transfer.arrive_begin = in->arrive_begin;
+      transfer.return_rows = out.return_rows;
+      transfer.relay_return_begin = in->relay_return_begin;
+      transfer.return_begin = out.return_begin;
+      transfers.push_back(transfer);
     }
-    programme.return_rows[s] = plan.return_rows_total;
-    std::vector<core::DirectTerm> terms;
-    terms.reserve(plan.terms.size());
-    for (const CombineTerm& term : plan.terms) {
-      terms.push_back(
-          {term.rank == CombineTerm::kReturnBuffer ? world : term.rank, term.slot, term.row});
-    }
-    programme.terms.push_back(std::move(terms));
   }
-  return programme;
+  for (size_t t = 0; t < ranks.size(); ++t) {  // and no target waits for a stream never sent
+    for (const StagedStreams::In& in : ranks[t].in) {
+      const auto s = static_cast<size_t>(in.source);
+      bool sent = false;
+      for (size_t i = 0; s < ranks.size() && i < ranks[s].out.size(); ++i) {
+        sent = sent || ranks[s].out[i].target == static_cast<int32_t>(t);
+      }
+      if (!sent) return disagree("existence", in.source, static_cast<int32_t>(t));
+    }
+  }
+  return transfers;
 }
 
 }  // namespace fusco::detail

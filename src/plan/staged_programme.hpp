@@ -1,18 +1,20 @@
 #pragma once
 
-// The staged (inter-node) part of a group's plans as the GPU engine runs it, built on the
-// host from every rank's plan: each hop expressed with the direct kernels' own lists, so the
-// one-GPU engine runs it with the very kernels of the direct path and only the transfer
-// between ranks (a device copy here, a GIN put between nodes) is the transport's.
+// The staged (inter-node) part of a plan as the GPU engine runs it: each rank's staged
+// streams expressed with the direct kernels' own lists, built from that rank's plan alone, so
+// a process of a multi-node group builds its own and the one-GPU engine builds every rank's.
+// Only the transfer of a stream's rows between its two ranks is the transport's (grouped
+// ncclSend/ncclRecv between processes, a device copy on one GPU).
 //
-// Dispatch: a source gathers each staged stream's rows (x[tokens[i]] -> row i of its send
-// staging, as stores into a one-entry table), the transfer lands them in the target's arrival
-// buffer, and the target fans each arrived entry out to its destination rows (stores whose
-// "token" is the entry). Combine: the target forms each stream's return rows — one partial
-// sum per entry over its fanout rows (node dedup) or each fanout row as it is (unit weight) —
-// as a combine over its node's expert outputs whose weights come from the source's rows of
-// the entries' tokens; the transfer lands them in the source's return buffer, which the
-// source's own combine reads as one more table entry (index world).
+// Dispatch: a source gathers every stream's rows (x[token] -> its send staging, as stores
+// into a one-entry table); each stream's block goes to its target's arrival buffer; the target
+// fans every arrived row out to its destination rows (stores whose "token" is the arrival
+// row). Combine: the source's top-k weight rows of the entries travel the same way (one row
+// of k floats per entry, into the target's arrived weights); the target forms each stream's
+// return rows — one partial sum per entry over its fanout rows (node dedup) or each fanout row
+// as it is (unit weight) — as a combine over its node's expert outputs; each stream's return
+// rows go back into the source's return buffer, which the source's own combine reads as one
+// more table entry (index world).
 
 #include <cstdint>
 #include <vector>
@@ -23,42 +25,73 @@
 
 namespace fusco::detail {
 
-/// One staged stream from `source` to `target`, in every list its hops need.
-struct StagedHop {
+/// Where one rank's staged streams sit in its buffers (sizes and offsets, no lists).
+struct StagedStreams {
+  /// A stream this rank sends: send staging rows [send_begin, send_begin + entries) go to
+  /// `target`'s arrival buffer; in combine `return_rows` rows come back into this rank's
+  /// return buffer from row return_begin.
+  struct Out {
+    int32_t target = 0;
+    int64_t send_begin = 0;
+    int64_t entries = 0;
+    int64_t return_begin = 0;
+    int64_t return_rows = 0;
+  };
+  /// A stream this rank receives: from `source` into arrival rows [arrive_begin, arrive_begin
+  /// + entries); in combine its return staging rows [relay_return_begin, + return_rows) go
+  /// back to the source.
+  struct In {
+    int32_t source = 0;
+    int64_t arrive_begin = 0;
+    int64_t entries = 0;
+    int64_t relay_return_begin = 0;
+    int64_t return_rows = 0;
+  };
+  std::vector<Out> out;           ///< In the plan's staged_out order.
+  std::vector<In> in;             ///< In the plan's staged_in order.
+  int64_t send_rows = 0;          ///< Rows of the send staging (entries of every Out).
+  int64_t arrive_rows = 0;        ///< Rows of the arrival buffer (entries of every In).
+  int64_t relay_return_rows = 0;  ///< Rows of the return staging (return rows of every In).
+  int64_t return_rows = 0;        ///< Rows of the return buffer (return rows of every Out).
+};
+
+/// One rank's staged lists.
+struct RankStaged {
+  StagedStreams streams;
+  /// Dispatch, as a source: x[token] -> send staging row (table entry 0), every Out stream.
+  std::vector<core::DirectStore> gather;
+  /// Dispatch, as a target: arrival row `token` -> (rank, row) on this rank's node.
+  std::vector<core::DirectStore> fanout;
+  /// Combine, as a target: return staging row i sums relay_terms [group_term_begin[i],
+  /// group_term_begin[i + 1]) of the node's expert outputs, weighted by arrived weight row
+  /// weight_rows[i] (the arrival row of its entry). relay_return_rows + 1 offsets.
+  std::vector<int64_t> group_term_begin;
+  std::vector<core::DirectTerm> relay_terms;
+  std::vector<int32_t> weight_rows;
+  /// Combine, as a source: the plan's terms with kReturnBuffer as table entry `world`.
+  std::vector<core::DirectTerm> terms;
+};
+
+/// The staged lists of `plan` (its rank's). kUnsupported for relays between processes
+/// (forwarded rows) and for a world that leaves no table entry for the return buffer.
+Result<RankStaged> rank_staged(const PlanData& plan);
+
+/// One stream seen from both ends: what a transport moves in dispatch (send staging rows of
+/// the source -> arrival rows of the target, and the weight rows alike) and back in combine
+/// (return staging rows of the target -> return rows of the source).
+struct StagedTransfer {
   int32_t source = 0;
   int32_t target = 0;
   int64_t entries = 0;
-  int64_t send_begin = 0;    ///< First row in the source's send staging.
-  int64_t arrive_begin = 0;  ///< First row in the target's arrival buffer.
-  /// Dispatch, at the source: x[token] -> send staging row send_begin + i (table entry 0).
-  std::vector<core::DirectStore> gather;
-  /// Dispatch, at the target: arrival row `token` (an entry of this stream) -> (rank, row).
-  std::vector<core::DirectStore> fanout;
-  /// Combine, at the target: return row i of this stream sums terms
-  /// [group_term_begin[i], group_term_begin[i + 1]) (one group per row), weights from the
-  /// source's topk_weights row weight_rows[i] (the entry's token).
-  std::vector<int64_t> group_term_begin;
-  std::vector<core::DirectTerm> terms;
-  std::vector<int32_t> weight_rows;
+  int64_t send_begin = 0;
+  int64_t arrive_begin = 0;
   int64_t return_rows = 0;
-  int64_t return_begin = 0;        ///< First row in the source's return buffer.
-  int64_t relay_return_begin = 0;  ///< First row in the target's return staging.
+  int64_t relay_return_begin = 0;
+  int64_t return_begin = 0;
 };
 
-/// Every staged stream of a group, and the rows each rank's staging buffers need.
-struct StagedProgramme {
-  std::vector<StagedHop> hops;             ///< In (source, stream) order.
-  std::vector<int64_t> send_rows;          ///< Per rank: its send staging.
-  std::vector<int64_t> arrive_rows;        ///< Per rank: its arrival buffer.
-  std::vector<int64_t> relay_return_rows;  ///< Per rank: its return staging (as a target).
-  std::vector<int64_t> return_rows;        ///< Per rank: its return buffer (as a source).
-  /// Per rank: its combine terms with kReturnBuffer translated to table index `world`.
-  std::vector<std::vector<core::DirectTerm>> terms;
-};
-
-/// The staged programme of `plans` (rank r's plan at index r, ranks reaching each other's
-/// memory). kUnsupported for relays between processes (forwarded rows) and for a world that
-/// leaves no table index for the return buffer.
-Result<StagedProgramme> staged_programme(const std::vector<const PlanData*>& plans);
+/// Every stream of a group (rank r's streams at index r), each source's Out paired with its
+/// target's In, in (source, stream) order. kInternal where the two ends disagree.
+Result<std::vector<StagedTransfer>> staged_transfers(const std::vector<StagedStreams>& ranks);
 
 }  // namespace fusco::detail

@@ -1,9 +1,10 @@
 // The GPU engine's staged (inter-node) programme run on the CPU: plans of ranks grouped into
-// several nodes (rank and node dedup, rail and balanced relays), their staged streams turned
-// into the direct kernels' lists (plan/staged_programme.hpp) and executed hop by hop through
-// the very per-row and per-element functions the kernels call — gather into send staging,
-// transfer, fan-out at the target; relay sums or rows back, transfer, the source's combine
-// with the return buffer as one more table entry — match the reference bit for bit.
+// several nodes (rank and node dedup, rail and balanced relays), each rank's staged streams
+// turned into the direct kernels' lists from its own plan (plan/staged_programme.hpp) and
+// executed step by step through the very per-row and per-element functions the kernels call
+// — gather into send staging, transfer, fan-out at the target; the sources' weight rows
+// transferred, relay sums or rows back, the source's combine with the return buffer as one
+// more table entry — match the reference bit for bit.
 
 #include "plan/staged_programme.hpp"
 
@@ -38,8 +39,53 @@ core::PeerTable table_of(Bytes& rows, int64_t row_bytes) {
   return table;
 }
 
-// Dispatch of one tensor (x, or the companion) through the direct stores and the hops.
-void dispatch(const Case& c, const std::vector<Plan>& plans, const detail::StagedProgramme& staged,
+// Every rank's staged lists, each built from its own plan, and the group's transfers.
+struct GroupStaged {
+  std::vector<detail::RankStaged> ranks;
+  std::vector<detail::StagedTransfer> transfers;
+};
+
+GroupStaged group_staged(const std::vector<Plan>& plans) {
+  GroupStaged group;
+  std::vector<detail::StagedStreams> streams;
+  for (const Plan& plan : plans) {
+    Result<detail::RankStaged> built = detail::rank_staged(plan.data());
+    EXPECT_TRUE(built.ok()) << built.status().to_string();
+    group.ranks.push_back(built.ok() ? built.value() : detail::RankStaged());
+    streams.push_back(group.ranks.back().streams);
+  }
+  Result<std::vector<detail::StagedTransfer>> transfers = detail::staged_transfers(streams);
+  EXPECT_TRUE(transfers.ok()) << transfers.status().to_string();
+  if (transfers.ok()) group.transfers = transfers.value();
+  return group;
+}
+
+// Every rank gathers its staged rows of `source` (rows `source_pitch` apart) into its send
+// staging; every transfer moves a stream's block into its target's arrival buffer.
+std::vector<Bytes> gather_and_move(const GroupStaged& staged, std::vector<Bytes>& source,
+                                   int64_t source_pitch, int64_t row_bytes) {
+  const size_t world = staged.ranks.size();
+  std::vector<Bytes> send(world), arrive(world);
+  for (size_t r = 0; r < world; ++r) {
+    send[r].resize(static_cast<size_t>(staged.ranks[r].streams.send_rows * row_bytes));
+    arrive[r].resize(static_cast<size_t>(staged.ranks[r].streams.arrive_rows * row_bytes));
+    const core::PeerTable staging = table_of(send[r], row_bytes);
+    for (const core::DirectStore& store : staged.ranks[r].gather) {
+      copy_row(core::store_destination(staging, store),
+               row_of(source[r], store.token, source_pitch), row_bytes);
+    }
+  }
+  for (const detail::StagedTransfer& moved : staged.transfers) {
+    if (moved.entries == 0) continue;
+    std::memcpy(row_of(arrive[static_cast<size_t>(moved.target)], moved.arrive_begin, row_bytes),
+                row_of(send[static_cast<size_t>(moved.source)], moved.send_begin, row_bytes),
+                static_cast<size_t>(moved.entries * row_bytes));
+  }
+  return arrive;
+}
+
+// Dispatch of one tensor (x, or the companion) through the direct stores and the streams.
+void dispatch(const Case& c, const std::vector<Plan>& plans, const GroupStaged& staged,
               std::vector<Bytes>& source, int64_t source_pitch, int64_t row_bytes,
               std::vector<Bytes>& recv) {
   const auto world = static_cast<size_t>(c.world);
@@ -53,33 +99,17 @@ void dispatch(const Case& c, const std::vector<Plan>& plans, const detail::Stage
     table.base[r] = reinterpret_cast<char*>(recv[r].data());
     table.pitch[r] = row_bytes;
   }
-  std::vector<Bytes> send(world), arrive(world);
   for (size_t r = 0; r < world; ++r) {
-    send[r].resize(static_cast<size_t>(staged.send_rows[r] * row_bytes));
-    arrive[r].resize(static_cast<size_t>(staged.arrive_rows[r] * row_bytes));
     for (const detail::DirectRow& row : plans[r].data().direct) {
       copy_row(core::store_destination(table, {row.token, row.rank, row.row}),
                row_of(source[r], row.token, source_pitch), row_bytes);
     }
   }
-  for (const detail::StagedHop& hop : staged.hops) {  // gather, then the transfer
-    const auto s = static_cast<size_t>(hop.source);
-    const core::PeerTable staging = table_of(send[s], row_bytes);
-    for (const core::DirectStore& store : hop.gather) {
-      copy_row(core::store_destination(staging, store),
-               row_of(source[s], store.token, source_pitch), row_bytes);
-    }
-    if (hop.entries > 0) {
-      std::memcpy(row_of(arrive[static_cast<size_t>(hop.target)], hop.arrive_begin, row_bytes),
-                  row_of(send[s], hop.send_begin, row_bytes),
-                  static_cast<size_t>(hop.entries * row_bytes));
-    }
-  }
-  for (const detail::StagedHop& hop : staged.hops) {  // fan-out at the targets
-    Bytes& arrived = arrive[static_cast<size_t>(hop.target)];
-    for (const core::DirectStore& store : hop.fanout) {
-      copy_row(core::store_destination(table, store),
-               row_of(arrived, hop.arrive_begin + store.token, row_bytes), row_bytes);
+  std::vector<Bytes> arrive = gather_and_move(staged, source, source_pitch, row_bytes);
+  for (size_t r = 0; r < world; ++r) {  // fan-out at the targets
+    for (const core::DirectStore& store : staged.ranks[r].fanout) {
+      copy_row(core::store_destination(table, store), row_of(arrive[r], store.token, row_bytes),
+               row_bytes);
     }
   }
 }
@@ -87,11 +117,7 @@ void dispatch(const Case& c, const std::vector<Plan>& plans, const detail::Stage
 std::vector<RankResult> run_staged(const Case& c) {
   const std::vector<Plan> plans = plans_of_case(c);
   const auto world = static_cast<size_t>(c.world);
-  std::vector<const detail::PlanData*> data;
-  for (const Plan& plan : plans) data.push_back(&plan.data());
-  Result<detail::StagedProgramme> built = detail::staged_programme(data);
-  EXPECT_TRUE(built.ok()) << built.status().to_string();
-  const detail::StagedProgramme& staged = built.value();
+  const GroupStaged staged = group_staged(plans);
   const int64_t row_bytes = c.hidden * static_cast<int64_t>(dtype_size(c.dtype));
   const int64_t pitch = (c.hidden + c.stride_pad) * static_cast<int64_t>(dtype_size(c.dtype));
   std::vector<RankResult> results;
@@ -112,38 +138,41 @@ std::vector<RankResult> run_staged(const Case& c) {
   if (!dtype_supports_combine(c.dtype)) return results;
 
   const auto type = static_cast<core::RowType>(c.dtype);
-  const ExpertOutputs outputs = expert_outputs_of(c, plans);
+  ExpertOutputs outputs = expert_outputs_of(c, plans);
   const core::PeerTable& expert_out = outputs.table;
+  const int64_t weight_bytes = c.topk * int64_t{4};  // the sources' weight rows travel too
+  const std::vector<Bytes> weights =
+      gather_and_move(staged, outputs.weights, weight_bytes, weight_bytes);
   std::vector<Bytes> relay_return(world), returned(world);
-  for (size_t r = 0; r < world; ++r) {
-    relay_return[r].resize(static_cast<size_t>(staged.relay_return_rows[r] * row_bytes));
-    returned[r].resize(static_cast<size_t>(staged.return_rows[r] * row_bytes));
-  }
-  for (const detail::StagedHop& hop : staged.hops) {  // the targets' return rows, transferred
-    Bytes& rows = relay_return[static_cast<size_t>(hop.target)];
-    const auto* w =
-        reinterpret_cast<const float*>(outputs.weights[static_cast<size_t>(hop.source)].data());
-    for (int64_t i = 0; i < hop.return_rows; ++i) {
+  for (size_t r = 0; r < world; ++r) {  // every target's return rows
+    const detail::RankStaged& mine = staged.ranks[r];
+    relay_return[r].resize(static_cast<size_t>(mine.streams.relay_return_rows * row_bytes));
+    returned[r].resize(static_cast<size_t>(mine.streams.return_rows * row_bytes));
+    const auto* w = reinterpret_cast<const float*>(weights[r].data());
+    for (int64_t i = 0; i < mine.streams.relay_return_rows; ++i) {
       for (int64_t h = 0; h < c.hidden; ++h) {
-        core::store_element(row_of(rows, hop.relay_return_begin + i, row_bytes), h,
-                            core::combine_token_element(
-                                expert_out, hop.terms.data(), hop.group_term_begin.data() + i, 1, w,
-                                c.topk, hop.weight_rows[static_cast<size_t>(i)], h, type),
-                            type);
+        core::store_element(
+            row_of(relay_return[r], i, row_bytes), h,
+            core::combine_token_element(expert_out, mine.relay_terms.data(),
+                                        mine.group_term_begin.data() + i, 1, w, c.topk,
+                                        mine.weight_rows[static_cast<size_t>(i)], h, type),
+            type);
       }
     }
-    if (hop.return_rows > 0) {
-      std::memcpy(row_of(returned[static_cast<size_t>(hop.source)], hop.return_begin, row_bytes),
-                  row_of(rows, hop.relay_return_begin, row_bytes),
-                  static_cast<size_t>(hop.return_rows * row_bytes));
-    }
+  }
+  for (const detail::StagedTransfer& moved : staged.transfers) {  // back to the sources
+    if (moved.return_rows == 0) continue;
+    std::memcpy(row_of(returned[static_cast<size_t>(moved.source)], moved.return_begin, row_bytes),
+                row_of(relay_return[static_cast<size_t>(moved.target)], moved.relay_return_begin,
+                       row_bytes),
+                static_cast<size_t>(moved.return_rows * row_bytes));
   }
   for (size_t r = 0; r < world; ++r) {  // every source's own combine
     core::PeerTable table = expert_out;
     table.base[world] = reinterpret_cast<char*>(returned[r].data());
     table.pitch[world] = row_bytes;
     results[r].out =
-        combine_as_the_kernel(c, plans[r].data(), table, staged.terms[r], outputs.weights[r]);
+        combine_as_the_kernel(c, plans[r].data(), table, staged.ranks[r].terms, outputs.weights[r]);
   }
   return results;
 }
@@ -192,15 +221,8 @@ TEST(StagedProgramme, OddWorldUnevenNodes_HotExpert_EmptyRanks) {
   EXPECT_TRUE(staged_matches_reference(c));
 }
 
-// The hops of `c`'s plans.
-std::vector<detail::StagedHop> hops_of(const Case& c) {
-  const std::vector<Plan> plans = plans_of_case(c);
-  std::vector<const detail::PlanData*> data;
-  for (const Plan& plan : plans) data.push_back(&plan.data());
-  Result<detail::StagedProgramme> built = detail::staged_programme(data);
-  EXPECT_TRUE(built.ok()) << built.status().to_string();
-  return built.ok() ? built.value().hops : std::vector<detail::StagedHop>();
-}
+// Every rank's staged lists of `c`'s plans, and their transfers.
+GroupStaged staged_of(const Case& c) { return group_staged(plans_of_case(c)); }
 
 TEST(StagedProgramme, NodeDedup_OneEntryPerTokenAndNode_OnePartialEach) {
   Case c;
@@ -211,20 +233,67 @@ TEST(StagedProgramme, NodeDedup_OneEntryPerTokenAndNode_OnePartialEach) {
   c.tokens = {1, 0, 0, 0};
   c.ids = {{4, 6, 7}, {}, {}, {}};  // rank 0's token: three slots on node 1
   c.dedup = Dedup::kNode;
-  const std::vector<detail::StagedHop> hops = hops_of(c);
-  ASSERT_EQ(hops.size(), 1u);
-  EXPECT_EQ(hops[0].source, 0);
-  EXPECT_EQ(hops[0].target, 2);  // rail-aligned: node 1's rank of local index 0
-  EXPECT_EQ(hops[0].entries, 1);
-  EXPECT_EQ(hops[0].fanout.size(), 3u);  // rows of experts 4, 6 and 7
-  EXPECT_EQ(hops[0].return_rows, 1);     // one partial sum
-  EXPECT_EQ(hops[0].group_term_begin, (std::vector<int64_t>{0, 3}));
+  const GroupStaged staged = staged_of(c);
+  ASSERT_EQ(staged.transfers.size(), 1u);
+  const detail::StagedTransfer& moved = staged.transfers[0];
+  EXPECT_EQ(moved.source, 0);
+  EXPECT_EQ(moved.target, 2);  // rail-aligned: node 1's rank of local index 0
+  EXPECT_EQ(moved.entries, 1);
+  EXPECT_EQ(moved.return_rows, 1);  // one partial sum
+  const detail::RankStaged& relay = staged.ranks[2];
+  EXPECT_EQ(relay.fanout.size(), 3u);  // rows of experts 4, 6 and 7
+  EXPECT_EQ(relay.group_term_begin, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(relay.weight_rows, (std::vector<int32_t>{0}));  // the entry's arrived weights
+  EXPECT_EQ(staged.ranks[0].gather.size(), 1u);
+  EXPECT_TRUE(staged.ranks[1].gather.empty() && staged.ranks[3].fanout.empty());
   EXPECT_TRUE(staged_matches_reference(c));
   c.dedup = Dedup::kRank;  // to each rank once, every row back unreduced
-  const std::vector<detail::StagedHop> by_rank = hops_of(c);
-  ASSERT_EQ(by_rank.size(), 2u);
-  EXPECT_EQ(by_rank[0].return_rows + by_rank[1].return_rows, 3);
+  const GroupStaged by_rank = staged_of(c);
+  ASSERT_EQ(by_rank.transfers.size(), 2u);
+  EXPECT_EQ(by_rank.transfers[0].return_rows + by_rank.transfers[1].return_rows, 3);
   EXPECT_TRUE(staged_matches_reference(c));
+}
+
+TEST(StagedProgramme, EveryStreamPairsWithItsTarget_InSourceOrder) {
+  Case c;
+  c.world = 6;
+  c.ranks_per_node = 2;
+  c.experts = 12;
+  c.topk = 4;
+  c.dedup = Dedup::kNode;
+  const GroupStaged staged = staged_of(c);
+  size_t streams_in = 0;
+  for (const detail::RankStaged& rank : staged.ranks) streams_in += rank.streams.in.size();
+  EXPECT_EQ(staged.transfers.size(), streams_in);
+  for (size_t i = 1; i < staged.transfers.size(); ++i) {
+    EXPECT_LE(staged.transfers[i - 1].source, staged.transfers[i].source);
+  }
+  for (const detail::StagedTransfer& moved : staged.transfers) {
+    EXPECT_NE(moved.source / 2, moved.target / 2) << "staged streams leave their node";
+  }
+}
+
+TEST(StagedProgramme, EndsThatDisagree_AreAnInternalError) {
+  Case c;
+  c.world = 4;
+  c.ranks_per_node = 2;
+  c.experts = 8;
+  const GroupStaged staged = staged_of(c);
+  std::vector<detail::StagedStreams> streams;
+  for (const detail::RankStaged& rank : staged.ranks) streams.push_back(rank.streams);
+  ASSERT_FALSE(streams[0].out.empty());
+  std::vector<detail::StagedStreams> fewer = streams;
+  fewer[0].out.back().entries += 1;
+  Result<std::vector<detail::StagedTransfer>> more_entries = detail::staged_transfers(fewer);
+  ASSERT_FALSE(more_entries.ok());
+  EXPECT_EQ(more_entries.status().code(), StatusCode::kInternal);
+  EXPECT_NE(more_entries.status().message().find("from rank 0"), std::string::npos)
+      << more_entries.status().message();
+  std::vector<detail::StagedStreams> unsent = streams;
+  unsent[0].out.clear();  // its targets still wait for it
+  Result<std::vector<detail::StagedTransfer>> missing = detail::staged_transfers(unsent);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), StatusCode::kInternal);
 }
 
 TEST(StagedProgramme, SeventyTwoRanks_LeaveNoTableEntryForTheReturnBuffer) {
@@ -234,20 +303,22 @@ TEST(StagedProgramme, SeventyTwoRanks_LeaveNoTableEntryForTheReturnBuffer) {
   c.experts = 72;
   c.tokens_each = 2;
   const std::vector<Plan> plans = plans_of_case(c);
-  std::vector<const detail::PlanData*> data;
-  for (const Plan& plan : plans) data.push_back(&plan.data());
-  Result<detail::StagedProgramme> built = detail::staged_programme(data);
+  Result<detail::RankStaged> built = detail::rank_staged(plans[0].data());
   ASSERT_FALSE(built.ok());
   EXPECT_EQ(built.status().code(), StatusCode::kUnsupported);
   EXPECT_NE(built.status().message().find("world_size = 72"), std::string::npos)
       << built.status().message();
 }
 
-TEST(StagedProgramme, OneNode_HasNoHops) {
+TEST(StagedProgramme, OneNode_HasNoStreams) {
   Case c;
   c.world = 4;
   c.ranks_per_node = 4;
-  EXPECT_TRUE(hops_of(c).empty());
+  const GroupStaged staged = staged_of(c);
+  EXPECT_TRUE(staged.transfers.empty());
+  for (const detail::RankStaged& rank : staged.ranks) {
+    EXPECT_TRUE(rank.gather.empty() && rank.fanout.empty() && rank.streams.in.empty());
+  }
 }
 
 }  // namespace
