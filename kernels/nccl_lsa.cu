@@ -8,7 +8,7 @@ namespace {
 
 __global__ void lsa_pointers_kernel(ncclWindow_t window, const int* lsa_of, int ranks, void** out) {
   for (int p = static_cast<int>(threadIdx.x); p < ranks; p += static_cast<int>(blockDim.x)) {
-    out[p] = ncclGetLsaPointer(window, 0, lsa_of[p]);
+    out[p] = lsa_of[p] < 0 ? nullptr : ncclGetLsaPointer(window, 0, lsa_of[p]);
   }
 }
 

@@ -20,7 +20,8 @@ void destroy_dev_comm(ncclComm_t comm, ncclDevComm* dev_comm);
 int lsa_rank_of(ncclComm_t comm, int rank);
 
 /// out[p] (device memory, `ranks` entries) = the address at which this GPU reaches offset 0
-/// of LSA rank lsa_of[p]'s part of `window` (lsa_of: device memory).
+/// of LSA rank lsa_of[p]'s part of `window` (lsa_of: device memory), nullptr where lsa_of[p]
+/// is -1 (a rank outside this rank's LSA team).
 cudaError_t launch_lsa_pointers(ncclWindow_t window, const int* lsa_of, int ranks, void** out,
                                 cudaStream_t stream);
 

@@ -24,11 +24,12 @@ void Communicator::abort(const std::string& reason) {
 namespace {
 
 Result<Plan> make(Communicator::Impl& impl, const TensorView& topk_idx, int64_t num_experts,
-                  const ExpertMap& expert_map, const PlanOptions& options, const Status& prior) {
+                  const ExpertMap& expert_map, const PlanOptions& options, const Status& prior,
+                  bool node_peers = false) {
   FUSCO_RETURN_IF_ERROR(impl.transport_->health());
   const uint64_t sequence = impl.plans_made_++;
   auto data = plan::make_plan(*impl.transport_, impl.topology_, sequence, topk_idx, num_experts,
-                              expert_map, options, prior);
+                              expert_map, options, prior, node_peers);
   if (!data.ok()) {
     return data.status();
   }
@@ -36,6 +37,13 @@ Result<Plan> make(Communicator::Impl& impl, const TensorView& topk_idx, int64_t 
 }
 
 }  // namespace
+
+Result<Plan> Communicator::Impl::plan_for_gpus(Communicator& comm, const TensorView& topk_idx,
+                                               int64_t num_experts, const ExpertMap& expert_map,
+                                               const PlanOptions& options) {
+  comm.impl_->progress_.drain();
+  return make(*comm.impl_, topk_idx, num_experts, expert_map, options, Status(), true);
+}
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map, const PlanOptions& options) {

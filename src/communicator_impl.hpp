@@ -23,6 +23,13 @@ class Communicator::Impl {
   static Result<std::vector<Communicator>> create_local(int world_size, Topology topology,
                                                         bool direct_access);
 
+  /// Collective, like Communicator::plan, but planned for the GPU engines: the ranks of a
+  /// node store into each other's memory (NCCL's LSA pointers) whatever `comm`'s transport
+  /// can do, so rows inside a node are direct and node dedup relays through them.
+  static Result<Plan> plan_for_gpus(Communicator& comm, const TensorView& topk_idx,
+                                    int64_t num_experts, const ExpertMap& expert_map,
+                                    const PlanOptions& options);
+
   std::unique_ptr<transport::Transport> transport_;
   Topology topology_;
   uint64_t plans_made_ = 0;

@@ -21,7 +21,7 @@ const Plan& DevicePlan::host() const { return impl_->plan; }
 namespace {
 
 // Every rank's plan with its programme in device memory; plans that stage rows between
-// nodes carry their rank's staged lists and share the group's transfers, and read their
+// nodes carry their rank's staged lists and share the group's copies, and read their
 // return buffer as table entry W.
 Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plans) {
   bool staged = false;
@@ -29,19 +29,16 @@ Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plan
     staged = staged || !plan.data().staged_out.empty() || !plan.data().staged_in.empty();
   }
   std::vector<detail::RankStaged> lists;
-  std::shared_ptr<const std::vector<detail::StagedTransfer>> transfers;
+  std::shared_ptr<const StagedGroupCopies> copies;
   if (staged) {
-    std::vector<detail::StagedStreams> streams;
     for (const Plan& plan : plans) {
       Result<detail::RankStaged> built = detail::rank_staged(plan.data());
       FUSCO_RETURN_IF_ERROR(built.status());
       lists.push_back(std::move(built).value());
-      streams.push_back(lists.back().streams);
     }
-    Result<std::vector<detail::StagedTransfer>> paired = detail::staged_transfers(streams);
-    FUSCO_RETURN_IF_ERROR(paired.status());
-    transfers =
-        std::make_shared<const std::vector<detail::StagedTransfer>>(std::move(paired).value());
+    Result<std::shared_ptr<const StagedGroupCopies>> matched = StagedGroupCopies::match(lists);
+    FUSCO_RETURN_IF_ERROR(matched.status());
+    copies = std::move(matched).value();
   }
   std::vector<DevicePlan> result;
   for (size_t r = 0; r < plans.size(); ++r) {
@@ -54,7 +51,7 @@ Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plan
       Result<std::shared_ptr<const DeviceStaged>> mine = DeviceStaged::upload(lists[r]);
       FUSCO_RETURN_IF_ERROR(mine.status());
       impl->staged = std::move(mine).value();
-      impl->transfers = transfers;
+      impl->copies = copies;
     }
     impl->owner = owner;
     impl->plan = std::move(plans[r]);
@@ -67,7 +64,7 @@ Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plan
 // Every rank's staged lists of a group's plans (empty without staged rows).
 std::vector<const DeviceStaged*> staged_of(const std::vector<DevicePlan>& plans) {
   std::vector<const DeviceStaged*> ranks;
-  if (plans.front().impl().transfers == nullptr) return ranks;
+  if (plans.front().impl().copies == nullptr) return ranks;
   ranks.reserve(plans.size());
   for (const DevicePlan& plan : plans) ranks.push_back(plan.impl().staged.get());
   return ranks;
@@ -225,7 +222,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
   const std::vector<const DeviceStaged*> staged = staged_of(plans);
   if (!staged.empty()) {  // between nodes
     const auto barrier = [this] { return impl_->barrier(); };
-    const std::vector<detail::StagedTransfer>& transfers = *plans.front().impl().transfers;
+    const StagedGroupCopies& copies = *plans.front().impl().copies;
     std::vector<const void*> source;
     std::vector<int64_t> pitch;
     source.reserve(x.size());
@@ -234,7 +231,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
       source.push_back(view.data);
       pitch.push_back(view.row_pitch_bytes());
     }
-    FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, transfers, impl_->scratch, impl_->streams,
+    FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams,
                                                 source, pitch, row_bytes, args.recv, kSendRows,
                                                 kArriveRows, barrier));
     if (with_extra) {
@@ -244,7 +241,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
         source.push_back(view.data);
         pitch.push_back(view.row_pitch_bytes());
       }
-      FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, transfers, impl_->scratch, impl_->streams,
+      FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams,
                                                   source, pitch, extra_bytes, args.extra_recv,
                                                   kSendExtra, kArriveExtra, barrier));
     }
@@ -271,19 +268,18 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
     for (const TensorView& view : topk_weights) {
       weights.push_back(static_cast<const float*>(view.data));
     }
-    FUSCO_RETURN_IF_ERROR(staged_group_weights(staged, *plans.front().impl().transfers,
-                                               impl_->scratch, impl_->streams, weights,
-                                               data.front()->topk));
+    FUSCO_RETURN_IF_ERROR(staged_group_weights(staged, *plans.front().impl().copies, impl_->scratch,
+                                               impl_->streams, weights, data.front()->topk));
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output (and weight row) is there
   std::vector<char*> returned;              // with staged rows: every rank's return buffer
   const int64_t row_bytes =
       args.hidden * static_cast<int64_t>(dtype_size(expert_out.front().dtype));
   if (!staged.empty()) {
-    FUSCO_RETURN_IF_ERROR(staged_group_combine(
-        staged, *plans.front().impl().transfers, impl_->scratch, impl_->streams, args.expert_out,
-        data.front()->topk, args.hidden, args.row_type, row_bytes, returned,
-        [this] { return impl_->barrier(); }));
+    FUSCO_RETURN_IF_ERROR(staged_group_combine(staged, *plans.front().impl().copies, impl_->scratch,
+                                               impl_->streams, args.expert_out, data.front()->topk,
+                                               args.hidden, args.row_type, row_bytes, returned,
+                                               [this] { return impl_->barrier(); }));
   }
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);

@@ -46,7 +46,7 @@ struct DeviceGroup::Impl {
                           "'s plan from this DeviceGroup's plan() or plan_on_device()");
       }
       data.push_back(&plan.impl().data());
-      if (plan.impl().transfers != plans.front().impl().transfers) {
+      if (plan.impl().copies != plans.front().impl().copies) {
         return Status(StatusCode::kInvalidArgument,
                       "plans[" + std::to_string(r) +
                           "] comes from another plan() call than plans[0]: staged rows move "

@@ -6,16 +6,15 @@
 // their own).
 
 #include <memory>
-#include <vector>
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_programme.hpp"
-#include "plan/staged_programme.hpp"
 
 namespace fusco::gpu {
 
 struct SendRecvProgramme;
 struct DeviceStaged;
+struct StagedGroupCopies;
 
 /// Device memory of one DeviceGroup::plan_on_device call that every rank's plan reads: the
 /// expert map and the group's count matrix (core::GroupCounts), in one allocation.
@@ -62,9 +61,9 @@ struct DevicePlan::Impl {
   std::shared_ptr<const DeviceMadePlan> made;
   /// Plans that stage rows between nodes: this rank's staged lists.
   std::shared_ptr<const DeviceStaged> staged;
-  /// Plans of a DeviceGroup of several nodes: the streams between its ranks, shared by the
+  /// Plans of a DeviceGroup of several nodes: the copies between its ranks, shared by the
   /// plans of one plan() call.
-  std::shared_ptr<const std::vector<detail::StagedTransfer>> transfers;
+  std::shared_ptr<const StagedGroupCopies> copies;
 
   /// The plan's shapes (and, for host plans, everything else).
   const detail::PlanData& data() const { return made ? made->shape : plan.data(); }

@@ -29,9 +29,19 @@ Status copy_rows(char* to, const char* from, int64_t bytes, cudaStream_t stream,
       what);
 }
 
-std::string stream_name(const detail::StagedTransfer& moved) {
-  return "staged rows from rank " + std::to_string(moved.source) + " to rank " +
-         std::to_string(moved.target);
+// Every copy's rows from the `from` buffers into the `to` buffers, on the sender's stream.
+Status copy_blocks(const std::vector<detail::StagedCopy>& copies, const std::vector<char*>& from,
+                   const std::vector<char*>& to, int64_t row_bytes,
+                   const std::vector<cudaStream_t>& streams, const char* what) {
+  for (const detail::StagedCopy& copy : copies) {
+    const auto sender = static_cast<size_t>(copy.from);
+    FUSCO_RETURN_IF_ERROR(copy_rows(
+        rows_at(to[static_cast<size_t>(copy.to)], copy.to_begin, row_bytes),
+        rows_at(from[sender], copy.from_begin, row_bytes), copy.rows * row_bytes, streams[sender],
+        std::string(what) + " from rank " + std::to_string(copy.from) + " to rank " +
+            std::to_string(copy.to)));
+  }
+  return Status();
 }
 
 // Scratch buffer `which` of every rank, each holding `rows_of(rank's streams)` rows.
@@ -60,8 +70,7 @@ int64_t return_rows(const detail::StagedStreams& streams) { return streams.retur
 // Every rank gathers rows of source[r] into its `send` buffer; every stream's block is copied
 // into its target's `arrive` buffer on the source's stream. Returns the arrive buffers.
 Result<std::vector<char*>> gather_and_copy(const std::vector<const DeviceStaged*>& ranks,
-                                           const std::vector<detail::StagedTransfer>& transfers,
-                                           StagedScratch& scratch,
+                                           const StagedGroupCopies& copies, StagedScratch& scratch,
                                            const std::vector<cudaStream_t>& streams,
                                            const std::vector<const void*>& source,
                                            const std::vector<int64_t>& pitch, int64_t row_bytes,
@@ -75,13 +84,8 @@ Result<std::vector<char*>> gather_and_copy(const std::vector<const DeviceStaged*
                                         streams[r],
                                         "gathering the staged rows of rank " + std::to_string(r)));
   }
-  for (const detail::StagedTransfer& moved : transfers) {
-    const auto s = static_cast<size_t>(moved.source);
-    FUSCO_RETURN_IF_ERROR(copy_rows(
-        rows_at(arrived.value()[static_cast<size_t>(moved.target)], moved.arrive_begin, row_bytes),
-        rows_at(sent.value()[s], moved.send_begin, row_bytes), moved.entries * row_bytes,
-        streams[s], "moving " + stream_name(moved)));
-  }
+  FUSCO_RETURN_IF_ERROR(copy_blocks(copies.dispatch, sent.value(), arrived.value(), row_bytes,
+                                    streams, "moving staged rows"));
   return arrived;
 }
 
@@ -108,6 +112,25 @@ Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(const detail::R
   uploaded->relay_terms = static_cast<core::DirectTerm*>(parts[4]);
   uploaded->weight_rows = static_cast<int32_t*>(parts[5]);
   return std::shared_ptr<const DeviceStaged>(std::move(uploaded));
+}
+
+Result<std::shared_ptr<const StagedGroupCopies>> StagedGroupCopies::match(
+    const std::vector<detail::RankStaged>& ranks) {
+  std::vector<detail::StagedBlocks> dispatch, back;
+  dispatch.reserve(ranks.size());
+  back.reserve(ranks.size());
+  for (const detail::RankStaged& rank : ranks) {
+    dispatch.push_back(detail::dispatch_blocks(rank.streams));
+    back.push_back(detail::return_blocks(rank.streams));
+  }
+  Result<std::vector<detail::StagedCopy>> forth = detail::match_blocks(dispatch);
+  FUSCO_RETURN_IF_ERROR(forth.status());
+  Result<std::vector<detail::StagedCopy>> returned = detail::match_blocks(back);
+  FUSCO_RETURN_IF_ERROR(returned.status());
+  auto copies = std::make_shared<StagedGroupCopies>();
+  copies->dispatch = std::move(forth).value();
+  copies->back = std::move(returned).value();
+  return std::shared_ptr<const StagedGroupCopies>(std::move(copies));
 }
 
 Result<char*> StagedScratch::at_least(int rank, StagedBuffer which, size_t bytes) {
@@ -172,15 +195,15 @@ Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_o
 }
 
 Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
-                             const std::vector<detail::StagedTransfer>& transfers,
-                             StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                             const StagedGroupCopies& copies, StagedScratch& scratch,
+                             const std::vector<cudaStream_t>& streams,
                              const std::vector<const void*>& source,
                              const std::vector<int64_t>& pitch, int64_t row_bytes,
                              const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
                              const std::function<Status()>& barrier) {
   if (row_bytes <= 0) return barrier();
   Result<std::vector<char*>> arrived =
-      gather_and_copy(ranks, transfers, scratch, streams, source, pitch, row_bytes, send, arrive);
+      gather_and_copy(ranks, copies, scratch, streams, source, pitch, row_bytes, send, arrive);
   FUSCO_RETURN_IF_ERROR(arrived.status());
   FUSCO_RETURN_IF_ERROR(barrier());  // every staged row has arrived
   for (size_t r = 0; r < ranks.size(); ++r) {
@@ -192,20 +215,20 @@ Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
 }
 
 Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
-                            const std::vector<detail::StagedTransfer>& transfers,
-                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const StagedGroupCopies& copies, StagedScratch& scratch,
+                            const std::vector<cudaStream_t>& streams,
                             const std::vector<const float*>& topk_weights, int64_t topk) {
   const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
   const std::vector<const void*> source(topk_weights.begin(), topk_weights.end());
   const std::vector<int64_t> pitch(ranks.size(), weight_bytes);
-  return gather_and_copy(ranks, transfers, scratch, streams, source, pitch, weight_bytes,
-                         kSendWeights, kArriveWeights)
+  return gather_and_copy(ranks, copies, scratch, streams, source, pitch, weight_bytes, kSendWeights,
+                         kArriveWeights)
       .status();
 }
 
 Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
-                            const std::vector<detail::StagedTransfer>& transfers,
-                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const StagedGroupCopies& copies, StagedScratch& scratch,
+                            const std::vector<cudaStream_t>& streams,
                             const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
                             int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
                             const std::function<Status()>& barrier) {
@@ -224,13 +247,8 @@ Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
         *ranks[r], expert_out, reinterpret_cast<const float*>(weights.value()[r]), topk, hidden,
         row_type, relay.value()[r], streams[r], "return rows of rank " + std::to_string(r)));
   }
-  for (const detail::StagedTransfer& moved : transfers) {
-    const auto t = static_cast<size_t>(moved.target);
-    FUSCO_RETURN_IF_ERROR(copy_rows(
-        rows_at(returned[static_cast<size_t>(moved.source)], moved.return_begin, row_bytes),
-        rows_at(relay.value()[t], moved.relay_return_begin, row_bytes),
-        moved.return_rows * row_bytes, streams[t], "moving back " + stream_name(moved)));
-  }
+  FUSCO_RETURN_IF_ERROR(copy_blocks(copies.back, relay.value(), returned, row_bytes, streams,
+                                    "moving back return rows"));
   return barrier();  // every returned row is in its source's buffer
 }
 

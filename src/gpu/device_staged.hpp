@@ -5,7 +5,8 @@
 // gather into send staging, fan-out of arrived rows, return rows of a combine. Between the
 // steps a transport moves each stream's block between its two ranks: grouped
 // ncclSend/ncclRecv between processes (gpu/nccl_staged.hpp), or a device copy between the
-// logical ranks of one GPU (staged_group_dispatch/combine below), which lets the inter-node
+// logical ranks of one GPU (staged_group_dispatch/combine below: the blocks matched as
+// messages match, each pair a copy on the sender's stream), which lets the inter-node
 // path, relays and return sums run and be measured on one GPU with the very same lists.
 
 #include <cuda_runtime_api.h>
@@ -79,13 +80,23 @@ Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_o
                      const float* weights, int64_t topk, int64_t hidden, int32_t row_type,
                      char* relay_return, cudaStream_t stream, const std::string& what);
 
+/// A one-GPU group's staged blocks matched into copies (detail::match_blocks), shared by the
+/// plans of one plan() call: the dispatch direction (rows and weight rows) and the return.
+struct StagedGroupCopies {
+  std::vector<detail::StagedCopy> dispatch;
+  std::vector<detail::StagedCopy> back;
+
+  static Result<std::shared_ptr<const StagedGroupCopies>> match(
+      const std::vector<detail::RankStaged>& ranks);
+};
+
 /// The staged part of a one-GPU group's dispatch of rows of `row_bytes` from source[r] (rows
 /// `pitch[r]` apart) into the receive table: every rank's gather on its stream and every
-/// stream's copy on its source's stream, then `barrier`, then every rank's fan-out.
+/// dispatch copy on its sender's stream, then `barrier`, then every rank's fan-out.
 /// `send`/`arrive` name the scratch buffers. ranks[r]: rank r's lists.
 Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
-                             const std::vector<detail::StagedTransfer>& transfers,
-                             StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                             const StagedGroupCopies& copies, StagedScratch& scratch,
+                             const std::vector<cudaStream_t>& streams,
                              const std::vector<const void*>& source,
                              const std::vector<int64_t>& pitch, int64_t row_bytes,
                              const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
@@ -93,16 +104,16 @@ Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
 
 /// The sources' top-k weight rows to their streams' targets (before the combine's barrier).
 Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
-                            const std::vector<detail::StagedTransfer>& transfers,
-                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const StagedGroupCopies& copies, StagedScratch& scratch,
+                            const std::vector<cudaStream_t>& streams,
                             const std::vector<const float*>& topk_weights, int64_t topk);
 
-/// After the weights and a barrier: every rank's return rows on its stream, each stream's
-/// copied into its source's return buffer on the target's stream; then `barrier`.
+/// After the weights and a barrier: every rank's return rows on its stream, every return copy
+/// on its sender's stream; then `barrier`.
 /// returned[r] receives rank r's return buffer (rows of `row_bytes`).
 Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
-                            const std::vector<detail::StagedTransfer>& transfers,
-                            StagedScratch& scratch, const std::vector<cudaStream_t>& streams,
+                            const StagedGroupCopies& copies, StagedScratch& scratch,
+                            const std::vector<cudaStream_t>& streams,
                             const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
                             int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
                             const std::function<Status()>& barrier);

@@ -1,6 +1,7 @@
 #include <cstring>
 #include <string>
 
+#include "communicator_impl.hpp"
 #include "core/env.hpp"
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
@@ -37,12 +38,12 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     local = Status(StatusCode::kUnsupported,
                    "world_size = " + std::to_string(impl->world) + " is more than the " +
                        std::to_string(core::kMaxDirectPeers) + " ranks one LSA domain holds");
-  } else if (impl->host.topology().num_nodes() != 1) {
+  } else if (impl->host.topology().num_nodes() != 1 && options.path == NcclPath::kSendRecv) {
     local = Status(StatusCode::kUnsupported,
-                   "the host communicator groups the ranks into " +
+                   "options.path = sendrecv with a host topology of " +
                        std::to_string(impl->host.topology().num_nodes()) +
-                       " nodes; the GPU engine over NCCL stores into one LSA domain only (its "
-                       "inter-node path over GIN is not built yet)");
+                       " nodes: rows between nodes go through relays that store into their node "
+                       "peers' windows, which needs NCCL's device API (path auto or device)");
   } else if (options.window_bytes < 1) {
     local = Status(
         StatusCode::kInvalidArgument,
@@ -87,7 +88,10 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     impl->device_api = direct.ok();
     if (!direct.ok()) {
       impl->release_device_api();
-      if (options.path == NcclPath::kDeviceApi) return direct;
+      // Several nodes have no ncclSend/ncclRecv fallback (their relays store into peers).
+      if (options.path == NcclPath::kDeviceApi || impl->host.topology().num_nodes() > 1) {
+        return direct;
+      }
     }
   }
   if (!impl->device_api) {  // plain device memory; rows move by ncclSend/ncclRecv
@@ -115,6 +119,22 @@ NcclPath NcclCommunicator::path() const {
 cudaStream_t NcclCommunicator::stream() const { return impl_->stream; }
 ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 
+namespace {
+
+// `plan`'s programme in device memory; a plan that stages rows between nodes also gets its
+// staged lists (into impl.staged) and reads its return buffer as table entry W.
+Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl) {
+  if (plan.staged_out.empty() && plan.staged_in.empty()) return DeviceProgramme::upload(plan);
+  Result<detail::RankStaged> staged = detail::rank_staged(plan);
+  FUSCO_RETURN_IF_ERROR(staged.status());
+  Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(staged.value());
+  FUSCO_RETURN_IF_ERROR(lists.status());
+  impl.staged = std::move(lists).value();
+  return DeviceProgramme::upload(plan, staged.value().terms);
+}
+
+}  // namespace
+
 Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                           const ExpertMap& expert_map, const PlanOptions& options) {
   // Routing on the GPU is copied to the host first; every rank learns whether all copies
@@ -122,11 +142,13 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   std::vector<std::byte> copy;
   Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
   FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, routing.status(), "plan"));
-  Result<Plan> plan = impl_->host.plan(routing.value(), num_experts, expert_map, options);
+  // Planned with the ranks of each node as direct peers (LSA), whatever the host transport.
+  Result<Plan> plan = Communicator::Impl::plan_for_gpus(impl_->host, routing.value(), num_experts,
+                                                        expert_map, options);
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
-  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan.value().data());
+  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl);
   Result<std::vector<std::string>> rows =
       exchange(impl_->allgather, impl_->rank, programme.status(),
                std::to_string(plan.value().num_recv_rows()), "plan upload");
@@ -167,6 +189,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
                       extra.dtype, data.num_recv_rows, cols);
       local = check_rank_companion(data, extra, extra_view, cols, extra.dtype, "");
     }
+    if (local.ok()) local = impl_->reserve(plan, row_bytes, extra_bytes, 0, 0);
   }
   std::string shape = std::to_string(hidden) + " x " + dtype_name(x.dtype);
   if (with_extra) shape += " with " + std::to_string(cols) + " x " + dtype_name(extra.dtype);
@@ -207,6 +230,16 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   }
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_dispatch(args, impl_->stream), "dispatch kernel"));
+  if (plan.impl().staged != nullptr) {  // rows between nodes, fanned out by their relays
+    const NcclStagedRank me = impl_->staged_rank(plan);
+    FUSCO_RETURN_IF_ERROR(nccl_staged_dispatch(me, x.data, x.row_pitch_bytes(), row_bytes,
+                                               args.recv, kSendRows, kArriveRows));
+    if (with_extra) {
+      FUSCO_RETURN_IF_ERROR(nccl_staged_dispatch(me, extra.data, extra.row_pitch_bytes(),
+                                                 extra_bytes, args.extra_recv, kSendExtra,
+                                                 kArriveExtra));
+    }
+  }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every row has landed
   if (with_extra) *extra_recv = extra_view;
   return recv;
@@ -235,6 +268,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
                                expert_out.dtype, "");
   }
   if (local.ok()) local = impl_->check_window(plan, row_bytes, 0, "combine");
+  if (local.ok()) local = impl_->reserve(plan, 0, 0, row_bytes, plan.impl().data().topk);
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(
       local, std::to_string(hidden) + " x " + dtype_name(expert_out.dtype), "combine"));
   const detail::PlanData& data = plan.impl().data();
@@ -252,6 +286,11 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
           "combine: copying expert_out into the expert-output window"));
     }
   }
+  const bool staged = plan.impl().staged != nullptr;
+  if (staged) {  // the weight rows of the entries to their relays
+    FUSCO_RETURN_IF_ERROR(nccl_staged_weights(
+        impl_->staged_rank(plan), static_cast<const float*>(topk_weights.data), data.topk));
+  }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is in its window
   kernels::DirectCombineArgs args;
   args.num_tokens = data.num_tokens;
@@ -264,6 +303,13 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   args.topk_weights = static_cast<const float*>(topk_weights.data);
   args.expert_out = impl_->expert_peers;
   for (int p = 0; p < impl_->world; ++p) args.expert_out.pitch[p] = row_bytes;
+  if (staged) {  // other nodes' sums come back; this rank's combine reads them as entry W
+    Result<char*> returned = nccl_staged_return(impl_->staged_rank(plan), args.expert_out,
+                                                data.topk, hidden, args.row_type, row_bytes);
+    FUSCO_RETURN_IF_ERROR(returned.status());
+    args.expert_out.base[impl_->world] = returned.value();
+    args.expert_out.pitch[impl_->world] = row_bytes;
+  }
   args.out = out.data;
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_combine(args, impl_->stream), "combine kernel"));

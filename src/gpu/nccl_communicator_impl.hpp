@@ -17,6 +17,7 @@
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/nccl_send_recv.hpp"
+#include "gpu/nccl_staged.hpp"
 #include "nccl_lsa.hpp"
 
 namespace fusco::gpu {
@@ -94,10 +95,11 @@ struct NcclCommunicator::Impl {
   core::PeerTable recv_peers{};
   core::PeerTable expert_peers{};
   cudaStream_t stream = nullptr;
-  bool device_api = false;    ///< false: the ncclSend/ncclRecv path
-  DeviceBuffer recv_plain;    ///< the send/recv path's receive buffer
-  DeviceBuffer expert_plain;  ///< and its expert-output buffer
-  SendRecvBuffers scratch;    ///< and its send and staging buffers
+  bool device_api = false;       ///< false: the ncclSend/ncclRecv path
+  DeviceBuffer recv_plain;       ///< the send/recv path's receive buffer
+  DeviceBuffer expert_plain;     ///< and its expert-output buffer
+  SendRecvBuffers scratch;       ///< and its send and staging buffers
+  StagedScratch staged_scratch;  ///< Staging of the rows between nodes (several nodes).
   /// plan_on_device: a symmetric window of two count matrices (calls alternate between them,
   /// so a rank publishing the next plan's counts never overwrites a matrix a slower peer
   /// still reads), registered on first use and grown when a map needs more.
@@ -118,8 +120,9 @@ struct NcclCommunicator::Impl {
     }
   }
 
-  // The device-API path: symmetric windows, device communicator, LSA pointers. Every step's
-  // verdict is agreed on by all ranks; a failure leaves what was made for release_device_api.
+  // The device-API path: symmetric windows, device communicator, LSA pointers of this rank's
+  // node. Every step's verdict is agreed on by all ranks; a failure leaves what was made for
+  // release_device_api.
   Status set_up_device_api() {
     Status allocated =
         nccl_status(ncclMemAlloc(&recv_window, window_bytes), "ncclMemAlloc (receive window)");
@@ -143,11 +146,15 @@ struct NcclCommunicator::Impl {
     int lsa_size = 0;
     Status made =
         nccl_status(kernels::create_dev_comm(comm, 1, &dev_comm, &lsa_size), "ncclDevCommCreate");
-    if (made.ok() && lsa_size != world) {
-      made = Status(StatusCode::kUnsupported,
-                    "only " + std::to_string(lsa_size) + " of the " + std::to_string(world) +
-                        " ranks are load/store accessible from rank " + std::to_string(rank) +
-                        " (one NVLink domain); the inter-node path over GIN is not built yet");
+    for (const int peer : node_peers()) {
+      if (made.ok() && kernels::lsa_rank_of(comm, peer) < 0) {
+        made = Status(StatusCode::kUnsupported,
+                      "rank " + std::to_string(peer) + ", on rank " + std::to_string(rank) +
+                          "'s node of the host topology, is not load/store accessible from it "
+                          "(NCCL's LSA team holds " +
+                          std::to_string(lsa_size) +
+                          " ranks): a node must be ranks that share an NVLink domain");
+      }
     }
     FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
 
@@ -157,13 +164,29 @@ struct NcclCommunicator::Impl {
     return agree(allgather, rank, pointers, "LSA pointers");
   }
 
+  // The ranks of this rank's node in the host topology: the ranks it stores into and loads
+  // from (rows between nodes are staged through ncclSend/ncclRecv).
+  std::vector<int> node_peers() const {
+    const Topology& topology = host.topology();
+    const int first = topology.node_first_rank(topology.node_of(rank));
+    std::vector<int> peers;
+    for (int p = first; p < first + topology.node_size(topology.node_of(rank)); ++p) {
+      peers.push_back(p);
+    }
+    return peers;
+  }
+
   // Every rank's LSA address of `window` (offset 0 of its part), resolved on the device once:
-  // the peer table of the direct kernels (pitches left 0). kUnsupported for a rank this one
-  // cannot reach by load/store. Local: the caller agrees on the verdict.
+  // the peer table of the direct kernels (pitches left 0). Ranks of other nodes get no
+  // address; kUnsupported for a rank of this node that this one cannot reach by load/store.
+  // Local: the caller agrees on the verdict.
   Status lsa_peers(ncclWindow_t window, core::PeerTable& table) const {
+    const Topology& topology = host.topology();
     std::vector<int> lsa_of;
     lsa_of.reserve(static_cast<size_t>(world));
-    for (int p = 0; p < world; ++p) lsa_of.push_back(kernels::lsa_rank_of(comm, p));
+    for (int p = 0; p < world; ++p) {
+      lsa_of.push_back(topology.same_node(p, rank) ? kernels::lsa_rank_of(comm, p) : -1);
+    }
     Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
     FUSCO_RETURN_IF_ERROR(lsa_device.status());
     Result<DeviceBuffer> found =
@@ -180,7 +203,7 @@ struct NcclCommunicator::Impl {
                     "LSA pointers"));
     FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "LSA pointers"));
     table = core::PeerTable{};
-    for (int p = 0; p < world; ++p) {
+    for (const int p : node_peers()) {
       table.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
       if (lsa_of[static_cast<size_t>(p)] < 0 || table.base[p] == nullptr) {
         return Status(StatusCode::kUnsupported, "rank " + std::to_string(p) +
@@ -235,6 +258,26 @@ struct NcclCommunicator::Impl {
     if (recv_window != nullptr) ncclMemFree(recv_window);
     if (expert_window != nullptr) ncclMemFree(expert_window);
     recv_window = expert_window = nullptr;
+  }
+
+  // This rank's part of a staged call of `plan` (which must stage rows).
+  NcclStagedRank staged_rank(const DevicePlan& plan) {
+    return NcclStagedRank{*plan.impl().staged, staged_scratch, rank, comm, stream};
+  }
+
+  // The scratch a call of `plan` needs (see reserve_staged; rows of the ncclSend/ncclRecv
+  // path alike), grown before the ranks agree on the call: a rank that cannot grow it fails
+  // the call on every rank instead of leaving its peers waiting in NCCL.
+  Status reserve(const DevicePlan& plan, int64_t row_bytes, int64_t extra_bytes,
+                 int64_t combine_row_bytes, int64_t topk) {
+    if (plan.impl().staged != nullptr) {
+      return reserve_staged(staged_rank(plan), row_bytes, extra_bytes, combine_row_bytes, topk);
+    }
+    if (device_api) return Status();
+    const SendRecvProgramme& lists = *plan.impl().send_recv;
+    const int64_t widest = std::max({row_bytes, extra_bytes, combine_row_bytes});
+    return scratch.reserve(static_cast<size_t>(lists.send_rows * widest),
+                           static_cast<size_t>(lists.stage_rows * widest));
   }
 
   Status barrier() const {

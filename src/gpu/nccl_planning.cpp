@@ -39,6 +39,13 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   Status local = resolved.status();
   if (local.ok()) local = check_device_planning(options, resolved.value(), max_recv_rows);
   if (local.ok()) local = check_device_ids(topk_idx, "topk_idx");
+  if (local.ok() && im.host.topology().num_nodes() > 1) {
+    local = Status(StatusCode::kUnsupported,
+                   "plan_on_device: the host topology groups the ranks into " +
+                       std::to_string(im.host.topology().num_nodes()) +
+                       " nodes; planning on the device is for the ranks of one node (staged rows "
+                       "between nodes are planned on the host); plan() has it");
+  }
   if (local.ok() && !im.device_api) {
     local = Status(StatusCode::kUnsupported,
                    "plan_on_device needs NCCL's device API (this communicator moves rows by "

@@ -10,36 +10,26 @@ namespace fusco::gpu {
 
 namespace {
 
-Status nccl_step(ncclResult_t result, const char* what) {
+Status nccl_step(ncclResult_t result, const std::string& what) {
   if (result == ncclSuccess) return Status();
-  return Status(StatusCode::kInternal, std::string(what) + ": " + ncclGetErrorString(result));
+  return Status(StatusCode::kInternal, what + ": " + ncclGetErrorString(result));
 }
 
-// Grouped exchange of contiguous blocks: to each peer p the `send_counts[p]` items at
-// send + send_offsets[p], from each peer the `recv_counts[p]` items into recv +
-// recv_offsets[p], items of `item_bytes`.
-Status exchange_blocks(const void* send, const std::vector<int64_t>& send_offsets, void* recv,
-                       const std::vector<int64_t>& recv_offsets, size_t item_bytes, ncclComm_t comm,
-                       cudaStream_t stream, const char* what) {
-  FUSCO_RETURN_IF_ERROR(nccl_step(ncclGroupStart(), what));
-  Status status;
-  for (size_t p = 0; p + 1 < send_offsets.size() && status.ok(); ++p) {
-    const auto peer = static_cast<int>(p);
-    const auto out = static_cast<size_t>(send_offsets[p + 1] - send_offsets[p]) * item_bytes;
-    const auto in = static_cast<size_t>(recv_offsets[p + 1] - recv_offsets[p]) * item_bytes;
-    if (out > 0) {
-      status = nccl_step(ncclSend(static_cast<const char*>(send) + send_offsets[p] * item_bytes,
-                                  out, ncclUint8, peer, comm, stream),
-                         what);
-    }
-    if (in > 0 && status.ok()) {
-      status = nccl_step(ncclRecv(static_cast<char*>(recv) + recv_offsets[p] * item_bytes, in,
-                                  ncclUint8, peer, comm, stream),
-                         what);
-    }
+// The blocks of per-peer offsets ([W + 1]: peer p's items are [offsets[p], offsets[p + 1])).
+std::vector<detail::StagedBlock> blocks_of(const std::vector<int64_t>& offsets) {
+  std::vector<detail::StagedBlock> blocks;
+  for (size_t p = 0; p + 1 < offsets.size(); ++p) {
+    blocks.push_back({static_cast<int32_t>(p), offsets[p], offsets[p + 1] - offsets[p]});
   }
-  const Status ended = nccl_step(ncclGroupEnd(), what);
-  return status.ok() ? ended : status;
+  return blocks;
+}
+
+// exchange_blocks over per-peer offsets of send and recv.
+Status exchange_per_peer(const void* send, const std::vector<int64_t>& send_offsets, void* recv,
+                         const std::vector<int64_t>& recv_offsets, size_t item_bytes,
+                         ncclComm_t comm, cudaStream_t stream, const char* what) {
+  return exchange_blocks(send, blocks_of(send_offsets), recv, blocks_of(recv_offsets), item_bytes,
+                         comm, stream, what);
 }
 
 std::vector<int64_t> ones(size_t world) {
@@ -54,6 +44,29 @@ Status gather(const void* src, int64_t src_pitch, void* dst, const DeviceBuffer&
 }
 
 }  // namespace
+
+Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>& sends, void* recv,
+                       const std::vector<detail::StagedBlock>& recvs, size_t item_bytes,
+                       ncclComm_t comm, cudaStream_t stream, const std::string& what) {
+  FUSCO_RETURN_IF_ERROR(nccl_step(ncclGroupStart(), what));
+  Status status;
+  for (const detail::StagedBlock& block : sends) {
+    if (block.rows <= 0 || item_bytes == 0 || !status.ok()) continue;
+    status = nccl_step(
+        ncclSend(static_cast<const char*>(send) + block.begin * item_bytes,
+                 static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
+        what);
+  }
+  for (const detail::StagedBlock& block : recvs) {
+    if (block.rows <= 0 || item_bytes == 0 || !status.ok()) continue;
+    status = nccl_step(
+        ncclRecv(static_cast<char*>(recv) + block.begin * item_bytes,
+                 static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
+        what);
+  }
+  const Status ended = nccl_step(ncclGroupEnd(), what);
+  return status.ok() ? ended : status;
+}
 
 Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan, ncclComm_t comm,
                                                    cudaStream_t stream) {
@@ -70,9 +83,9 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   Result<DeviceBuffer> counts_in = DeviceBuffer::allocate(w * sizeof(int64_t), "plan exchange");
   FUSCO_RETURN_IF_ERROR(counts_out.status());
   FUSCO_RETURN_IF_ERROR(counts_in.status());
-  FUSCO_RETURN_IF_ERROR(exchange_blocks(counts_out.value().data(), ones(w),
-                                        counts_in.value().data(), ones(w), sizeof(int64_t), comm,
-                                        stream, "plan exchange (counts)"));
+  FUSCO_RETURN_IF_ERROR(exchange_per_peer(counts_out.value().data(), ones(w),
+                                          counts_in.value().data(), ones(w), sizeof(int64_t), comm,
+                                          stream, "plan exchange (counts)"));
   std::vector<int64_t> recv_counts(w);
   FUSCO_RETURN_IF_ERROR(
       cuda_status(cudaMemcpyAsync(recv_counts.data(), counts_in.value().data(), w * sizeof(int64_t),
@@ -89,9 +102,9 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
       static_cast<size_t>(recv_offsets[w]) * sizeof(int64_t), "plan exchange");
   FUSCO_RETURN_IF_ERROR(rows_out.status());
   FUSCO_RETURN_IF_ERROR(rows_in.status());
-  FUSCO_RETURN_IF_ERROR(exchange_blocks(rows_out.value().data(), lists.send_offsets,
-                                        rows_in.value().data(), recv_offsets, sizeof(int64_t), comm,
-                                        stream, "plan exchange (rows)"));
+  FUSCO_RETURN_IF_ERROR(exchange_per_peer(rows_out.value().data(), lists.send_offsets,
+                                          rows_in.value().data(), recv_offsets, sizeof(int64_t),
+                                          comm, stream, "plan exchange (rows)"));
   std::vector<int64_t> incoming(static_cast<size_t>(recv_offsets[w]));
   if (!incoming.empty()) {
     FUSCO_RETURN_IF_ERROR(cuda_status(
@@ -150,7 +163,7 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
   FUSCO_RETURN_IF_ERROR(gather(x.data, x.row_pitch_bytes(), buffers.send.data(), programme.permute,
                                static_cast<size_t>(programme.send_rows), row_bytes, stream,
                                "dispatch: gathering rows by destination"));
-  FUSCO_RETURN_IF_ERROR(exchange_blocks(
+  FUSCO_RETURN_IF_ERROR(exchange_per_peer(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
       static_cast<size_t>(row_bytes), comm, stream, "dispatch: ncclSend/ncclRecv"));
   FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv, row_bytes, stream, "dispatch"));
@@ -172,7 +185,7 @@ Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& gr
                                  buffers.stage.data(), programme.unsort,
                                  static_cast<size_t>(programme.stage_rows), row_bytes, stream,
                                  "combine: gathering rows by source"));
-    FUSCO_RETURN_IF_ERROR(exchange_blocks(
+    FUSCO_RETURN_IF_ERROR(exchange_per_peer(
         buffers.stage.data(), programme.stage_offsets, buffers.send.data(), programme.send_offsets,
         static_cast<size_t>(row_bytes), comm, stream, "combine: ncclSend/ncclRecv"));
   }

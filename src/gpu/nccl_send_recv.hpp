@@ -9,6 +9,7 @@
 
 #include <nccl.h>
 
+#include <string>
 #include <vector>
 
 #include "baseline/unfused_device_lists.hpp"
@@ -16,8 +17,16 @@
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_programme.hpp"
 #include "plan/plan_data.hpp"
+#include "plan/staged_programme.hpp"
 
 namespace fusco::gpu {
+
+/// Grouped ncclSend/ncclRecv (one ncclGroupStart/End): every block of `sends` from `send` to
+/// its peer, every block of `recvs` into `recv` from its peer (items of `item_bytes`; empty
+/// blocks are skipped). Two messages between one pair of ranks match in the order posted.
+Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>& sends, void* recv,
+                       const std::vector<detail::StagedBlock>& recvs, size_t item_bytes,
+                       ncclComm_t comm, cudaStream_t stream, const std::string& what);
 
 /// One plan's row lists, built collectively at plan time, in device memory.
 struct SendRecvProgramme {

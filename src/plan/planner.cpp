@@ -276,7 +276,7 @@ int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
     transport::Transport& transport, const Topology& topology, uint64_t sequence,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
-    const PlanOptions& options, const Status& prior) {
+    const PlanOptions& options, const Status& prior, bool node_peers) {
   const int me = transport.rank();
   const int world = transport.world_size();
   const transport::Deadline deadline =
@@ -325,8 +325,8 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
       options.process_relays == ProcessRelays::kOn ||
       (options.process_relays == ProcessRelays::kAuto && transport.crosses_machines());
   auto plan = std::make_shared<detail::PlanData>(
-      start_plan_data(me, topology, options, layout.value(), map.value(), transport.direct_access(),
-                      process_relays));
+      start_plan_data(me, topology, options, layout.value(), map.value(),
+                      node_peers || transport.direct_access(), process_relays));
   plan->group_id = transport.group_id();
   plan->sequence = sequence;
   const core::ResolvedExpertMap& logical = map.value();

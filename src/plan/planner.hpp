@@ -24,10 +24,13 @@ using transport::Bytes;
 /// Collective: plans this rank's tokens. `sequence` numbers the group's planning calls (all
 /// ranks must be at the same one). A failed `prior` (e.g. a bad environment variable) is
 /// reported like any other argument error: on every rank, after the configuration check.
+/// `node_peers`: plan as the GPU engines move rows — every rank of a node stores into the
+/// others' memory (LSA pointers) whatever the host transport can do; otherwise as the
+/// transport can (its direct_access()).
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
     transport::Transport& transport, const Topology& topology, uint64_t sequence,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
-    const PlanOptions& options, const Status& prior);
+    const PlanOptions& options, const Status& prior, bool node_peers = false);
 
 /// A rank's plan before the exchanges: identity, options, sizes and local experts of `map`
 /// (the logical map). Node dedup relays when peers store into each other (`direct_peers`) or

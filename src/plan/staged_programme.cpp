@@ -91,45 +91,74 @@ Result<RankStaged> rank_staged(const PlanData& plan) {
   return staged;
 }
 
-Result<std::vector<StagedTransfer>> staged_transfers(const std::vector<StagedStreams>& ranks) {
-  std::vector<StagedTransfer> transfers;
-  for (size_t s = 0; s < ranks.size(); ++s) {
-    const auto source = static_cast<int32_t>(s);
-    for (const StagedStreams::Out& out : ranks[s].out) {
-      const auto t = static_cast<size_t>(out.target);
-      const StagedStreams::In* in = nullptr;
-      if (t < ranks.size()) {
-        for (const StagedStreams::In& candidate : ranks[t].in) {
-          if (candidate.source == source) in = &candidate;
+StagedBlocks dispatch_blocks(const StagedStreams& streams) {
+  StagedBlocks blocks;
+  for (const StagedStreams::Out& out : streams.out) {
+    if (out.entries > 0) blocks.sends.push_back({out.target, out.send_begin, out.entries});
+  }
+  for (const StagedStreams::In& in : streams.in) {
+    if (in.entries > 0) blocks.recvs.push_back({in.source, in.arrive_begin, in.entries});
+  }
+  return blocks;
+}
+
+StagedBlocks return_blocks(const StagedStreams& streams) {
+  StagedBlocks blocks;
+  for (const StagedStreams::In& in : streams.in) {
+    if (in.return_rows > 0) {
+      blocks.sends.push_back({in.source, in.relay_return_begin, in.return_rows});
+    }
+  }
+  for (const StagedStreams::Out& out : streams.out) {
+    if (out.return_rows > 0)
+      blocks.recvs.push_back({out.target, out.return_begin, out.return_rows});
+  }
+  return blocks;
+}
+
+Result<std::vector<StagedCopy>> match_blocks(const std::vector<StagedBlocks>& ranks) {
+  const size_t world = ranks.size();
+  // next[t][s]: how many of t's receives from s are matched so far.
+  std::vector<std::vector<size_t>> next(world, std::vector<size_t>(world, 0));
+  const auto unmatched = [](size_t from, size_t to, const std::string& why) {
+    return Status(StatusCode::kInternal, "staged rows from rank " + std::to_string(from) +
+                                             " to rank " + std::to_string(to) + ": " + why);
+  };
+  std::vector<StagedCopy> copies;
+  for (size_t s = 0; s < world; ++s) {
+    for (const StagedBlock& send : ranks[s].sends) {
+      const auto t = static_cast<size_t>(send.peer);
+      if (t >= world) return unmatched(s, t, "no such rank");
+      // The receive of t from s that this send meets.
+      const StagedBlock* recv = nullptr;
+      size_t seen = 0;
+      for (const StagedBlock& candidate : ranks[t].recvs) {
+        if (candidate.peer != static_cast<int32_t>(s)) continue;
+        if (seen++ == next[t][s]) {
+          recv = &candidate;
+          break;
         }
       }
-      if (in == nullptr || in->entries != out.entries) {
-        return disagree("entries", source, out.target);
+      if (recv == nullptr) return unmatched(s, t, "the receiver posts no receive for them");
+      if (recv->rows != send.rows) {
+        return unmatched(s, t,
+                         std::to_string(send.rows) + " rows sent but " +
+                             std::to_string(recv->rows) + " received");
       }
-      if (in->return_rows != out.return_rows) return disagree("return rows", source, out.target);
-      StagedTransfer transfer;
-      transfer.source = source;
-      transfer.target = out.target;
-      transfer.entries = out.entries;
-      transfer.send_begin = out.send_begin;
-      transfer.arrive_begin = in->arrive_begin;
-      transfer.return_rows = out.return_rows;
-      transfer.relay_return_begin = in->relay_return_begin;
-      transfer.return_begin = out.return_begin;
-      transfers.push_back(transfer);
+      ++next[t][s];
+      copies.push_back({static_cast<int32_t>(s), send.peer, send.begin, recv->begin, send.rows});
     }
   }
-  for (size_t t = 0; t < ranks.size(); ++t) {  // and no target waits for a stream never sent
-    for (const StagedStreams::In& in : ranks[t].in) {
-      const auto s = static_cast<size_t>(in.source);
-      bool sent = false;
-      for (size_t i = 0; s < ranks.size() && i < ranks[s].out.size(); ++i) {
-        sent = sent || ranks[s].out[i].target == static_cast<int32_t>(t);
+  for (size_t t = 0; t < world; ++t) {  // and every receive met its send
+    std::vector<size_t> posted(world, 0);
+    for (const StagedBlock& recv : ranks[t].recvs) {
+      const auto s = static_cast<size_t>(recv.peer);
+      if (s >= world || ++posted[s] > next[t][s]) {
+        return unmatched(s, t, "the receiver waits for rows never sent");
       }
-      if (!sent) return disagree("existence", in.source, static_cast<int32_t>(t));
     }
   }
-  return transfers;
+  return copies;
 }
 
 }  // namespace fusco::detail

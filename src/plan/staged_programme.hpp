@@ -14,7 +14,8 @@
 // return rows — one partial sum per entry over its fanout rows (node dedup) or each fanout row
 // as it is (unit weight) — as a combine over its node's expert outputs; each stream's return
 // rows go back into the source's return buffer, which the source's own combine reads as one
-// more table entry (index world).
+// more table entry (index world). A rank's transfers are point-to-point blocks
+// (dispatch_blocks, return_blocks) that pair up like messages (match_blocks).
 
 #include <cstdint>
 #include <vector>
@@ -76,22 +77,40 @@ struct RankStaged {
 /// (forwarded rows) and for a world that leaves no table entry for the return buffer.
 Result<RankStaged> rank_staged(const PlanData& plan);
 
-/// One stream seen from both ends: what a transport moves in dispatch (send staging rows of
-/// the source -> arrival rows of the target, and the weight rows alike) and back in combine
-/// (return staging rows of the target -> return rows of the source).
-struct StagedTransfer {
-  int32_t source = 0;
-  int32_t target = 0;
-  int64_t entries = 0;
-  int64_t send_begin = 0;
-  int64_t arrive_begin = 0;
-  int64_t return_rows = 0;
-  int64_t relay_return_begin = 0;
-  int64_t return_begin = 0;
+/// Rows [begin, begin + rows) of a rank's buffer that go to, or come from, `peer`.
+struct StagedBlock {
+  int32_t peer = 0;
+  int64_t begin = 0;
+  int64_t rows = 0;
 };
 
-/// Every stream of a group (rank r's streams at index r), each source's Out paired with its
-/// target's In, in (source, stream) order. kInternal where the two ends disagree.
-Result<std::vector<StagedTransfer>> staged_transfers(const std::vector<StagedStreams>& ranks);
+/// What one rank sends and receives in one step, as point-to-point messages (ncclSend/ncclRecv
+/// between processes): `sends` from one buffer, `recvs` into another.
+struct StagedBlocks {
+  std::vector<StagedBlock> sends;
+  std::vector<StagedBlock> recvs;
+};
+
+/// Dispatch (rows, companion rows and the weight rows of combine): send staging blocks to each
+/// Out stream's target, arrival blocks from each In stream's source. Empty streams are left out.
+StagedBlocks dispatch_blocks(const StagedStreams& streams);
+/// Combine: return staging blocks to each In stream's source, return buffer blocks from each
+/// Out stream's target.
+StagedBlocks return_blocks(const StagedStreams& streams);
+
+/// A block moved from one rank's buffer into another's: a matched send and receive.
+struct StagedCopy {
+  int32_t from = 0;
+  int32_t to = 0;
+  int64_t from_begin = 0;
+  int64_t to_begin = 0;
+  int64_t rows = 0;
+};
+
+/// Every rank's sends (ranks[r]: rank r's blocks) matched with their receivers' receives as
+/// point-to-point messages match: the i-th send from s to t with the i-th receive at t from s.
+/// What the one-GPU engine copies. kInternal where two ends disagree (a size, or a message
+/// without its other end), naming both ranks.
+Result<std::vector<StagedCopy>> match_blocks(const std::vector<StagedBlocks>& ranks);
 
 }  // namespace fusco::detail

@@ -13,9 +13,11 @@
 #include <cstring>
 #include <vector>
 
+#include "communicator_impl.hpp"
 #include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
+#include "testing/rank_threads.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -39,29 +41,47 @@ core::PeerTable table_of(Bytes& rows, int64_t row_bytes) {
   return table;
 }
 
-// Every rank's staged lists, each built from its own plan, and the group's transfers.
+// Every rank's staged lists, each built from its own plan, and the copies their blocks make
+// when matched as point-to-point messages.
 struct GroupStaged {
   std::vector<detail::RankStaged> ranks;
-  std::vector<detail::StagedTransfer> transfers;
+  std::vector<detail::StagedCopy> dispatch;
+  std::vector<detail::StagedCopy> back;
 };
+
+std::vector<detail::StagedCopy> matched(const std::vector<detail::StagedBlocks>& blocks) {
+  Result<std::vector<detail::StagedCopy>> copies = detail::match_blocks(blocks);
+  EXPECT_TRUE(copies.ok()) << copies.status().to_string();
+  return copies.ok() ? copies.value() : std::vector<detail::StagedCopy>();
+}
 
 GroupStaged group_staged(const std::vector<Plan>& plans) {
   GroupStaged group;
-  std::vector<detail::StagedStreams> streams;
+  std::vector<detail::StagedBlocks> dispatch, back;
   for (const Plan& plan : plans) {
     Result<detail::RankStaged> built = detail::rank_staged(plan.data());
     EXPECT_TRUE(built.ok()) << built.status().to_string();
     group.ranks.push_back(built.ok() ? built.value() : detail::RankStaged());
-    streams.push_back(group.ranks.back().streams);
+    dispatch.push_back(detail::dispatch_blocks(group.ranks.back().streams));
+    back.push_back(detail::return_blocks(group.ranks.back().streams));
   }
-  Result<std::vector<detail::StagedTransfer>> transfers = detail::staged_transfers(streams);
-  EXPECT_TRUE(transfers.ok()) << transfers.status().to_string();
-  if (transfers.ok()) group.transfers = transfers.value();
+  group.dispatch = matched(dispatch);
+  group.back = matched(back);
   return group;
 }
 
+// Rows of every copy from the `from` buffers into the `to` buffers.
+void copy_blocks(const std::vector<detail::StagedCopy>& copies, std::vector<Bytes>& from,
+                 std::vector<Bytes>& to, int64_t row_bytes) {
+  for (const detail::StagedCopy& copy : copies) {
+    std::memcpy(row_of(to[static_cast<size_t>(copy.to)], copy.to_begin, row_bytes),
+                row_of(from[static_cast<size_t>(copy.from)], copy.from_begin, row_bytes),
+                static_cast<size_t>(copy.rows * row_bytes));
+  }
+}
+
 // Every rank gathers its staged rows of `source` (rows `source_pitch` apart) into its send
-// staging; every transfer moves a stream's block into its target's arrival buffer.
+// staging; the dispatch blocks move them into their targets' arrival buffers.
 std::vector<Bytes> gather_and_move(const GroupStaged& staged, std::vector<Bytes>& source,
                                    int64_t source_pitch, int64_t row_bytes) {
   const size_t world = staged.ranks.size();
@@ -75,12 +95,7 @@ std::vector<Bytes> gather_and_move(const GroupStaged& staged, std::vector<Bytes>
                row_of(source[r], store.token, source_pitch), row_bytes);
     }
   }
-  for (const detail::StagedTransfer& moved : staged.transfers) {
-    if (moved.entries == 0) continue;
-    std::memcpy(row_of(arrive[static_cast<size_t>(moved.target)], moved.arrive_begin, row_bytes),
-                row_of(send[static_cast<size_t>(moved.source)], moved.send_begin, row_bytes),
-                static_cast<size_t>(moved.entries * row_bytes));
-  }
+  copy_blocks(staged.dispatch, send, arrive, row_bytes);
   return arrive;
 }
 
@@ -160,14 +175,8 @@ std::vector<RankResult> run_staged(const Case& c) {
       }
     }
   }
-  for (const detail::StagedTransfer& moved : staged.transfers) {  // back to the sources
-    if (moved.return_rows == 0) continue;
-    std::memcpy(row_of(returned[static_cast<size_t>(moved.source)], moved.return_begin, row_bytes),
-                row_of(relay_return[static_cast<size_t>(moved.target)], moved.relay_return_begin,
-                       row_bytes),
-                static_cast<size_t>(moved.return_rows * row_bytes));
-  }
-  for (size_t r = 0; r < world; ++r) {  // every source's own combine
+  copy_blocks(staged.back, relay_return, returned, row_bytes);  // back to the sources
+  for (size_t r = 0; r < world; ++r) {                          // every source's own combine
     core::PeerTable table = expert_out;
     table.base[world] = reinterpret_cast<char*>(returned[r].data());
     table.pitch[world] = row_bytes;
@@ -234,12 +243,13 @@ TEST(StagedProgramme, NodeDedup_OneEntryPerTokenAndNode_OnePartialEach) {
   c.ids = {{4, 6, 7}, {}, {}, {}};  // rank 0's token: three slots on node 1
   c.dedup = Dedup::kNode;
   const GroupStaged staged = staged_of(c);
-  ASSERT_EQ(staged.transfers.size(), 1u);
-  const detail::StagedTransfer& moved = staged.transfers[0];
-  EXPECT_EQ(moved.source, 0);
-  EXPECT_EQ(moved.target, 2);  // rail-aligned: node 1's rank of local index 0
-  EXPECT_EQ(moved.entries, 1);
-  EXPECT_EQ(moved.return_rows, 1);  // one partial sum
+  ASSERT_EQ(staged.dispatch.size(), 1u);
+  const detail::StagedCopy& moved = staged.dispatch[0];
+  EXPECT_EQ(moved.from, 0);
+  EXPECT_EQ(moved.to, 2);  // rail-aligned: node 1's rank of local index 0
+  EXPECT_EQ(moved.rows, 1);
+  ASSERT_EQ(staged.back.size(), 1u);
+  EXPECT_EQ(staged.back[0].rows, 1);  // one partial sum
   const detail::RankStaged& relay = staged.ranks[2];
   EXPECT_EQ(relay.fanout.size(), 3u);  // rows of experts 4, 6 and 7
   EXPECT_EQ(relay.group_term_begin, (std::vector<int64_t>{0, 3}));
@@ -249,12 +259,12 @@ TEST(StagedProgramme, NodeDedup_OneEntryPerTokenAndNode_OnePartialEach) {
   EXPECT_TRUE(staged_matches_reference(c));
   c.dedup = Dedup::kRank;  // to each rank once, every row back unreduced
   const GroupStaged by_rank = staged_of(c);
-  ASSERT_EQ(by_rank.transfers.size(), 2u);
-  EXPECT_EQ(by_rank.transfers[0].return_rows + by_rank.transfers[1].return_rows, 3);
+  ASSERT_EQ(by_rank.back.size(), 2u);
+  EXPECT_EQ(by_rank.back[0].rows + by_rank.back[1].rows, 3);
   EXPECT_TRUE(staged_matches_reference(c));
 }
 
-TEST(StagedProgramme, EveryStreamPairsWithItsTarget_InSourceOrder) {
+TEST(StagedProgramme, EveryStreamIsOneMessageEachWay_BetweenNodes) {
   Case c;
   c.world = 6;
   c.ranks_per_node = 2;
@@ -264,36 +274,65 @@ TEST(StagedProgramme, EveryStreamPairsWithItsTarget_InSourceOrder) {
   const GroupStaged staged = staged_of(c);
   size_t streams_in = 0;
   for (const detail::RankStaged& rank : staged.ranks) streams_in += rank.streams.in.size();
-  EXPECT_EQ(staged.transfers.size(), streams_in);
-  for (size_t i = 1; i < staged.transfers.size(); ++i) {
-    EXPECT_LE(staged.transfers[i - 1].source, staged.transfers[i].source);
-  }
-  for (const detail::StagedTransfer& moved : staged.transfers) {
-    EXPECT_NE(moved.source / 2, moved.target / 2) << "staged streams leave their node";
+  EXPECT_EQ(staged.dispatch.size(), streams_in);
+  EXPECT_EQ(staged.back.size(), streams_in);
+  for (const detail::StagedCopy& moved : staged.dispatch) {
+    EXPECT_NE(moved.from / 2, moved.to / 2) << "staged streams leave their node";
   }
 }
 
-TEST(StagedProgramme, EndsThatDisagree_AreAnInternalError) {
+// Every rank's dispatch blocks of `c`'s plans.
+std::vector<detail::StagedBlocks> dispatch_blocks_of(const Case& c) {
+  std::vector<detail::StagedBlocks> blocks;
+  for (const detail::RankStaged& rank : staged_of(c).ranks) {
+    blocks.push_back(detail::dispatch_blocks(rank.streams));
+  }
+  return blocks;
+}
+
+::testing::AssertionResult internal_error_naming(const std::vector<detail::StagedBlocks>& blocks,
+                                                 const std::string& words) {
+  Result<std::vector<detail::StagedCopy>> copies = detail::match_blocks(blocks);
+  if (copies.ok()) return ::testing::AssertionFailure() << "matched";
+  if (copies.status().code() != StatusCode::kInternal ||
+      copies.status().message().find(words) == std::string::npos) {
+    return ::testing::AssertionFailure() << copies.status().to_string();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+TEST(StagedProgramme, BlocksThatDoNotMatch_AreAnInternalErrorNamingBothRanks) {
   Case c;
   c.world = 4;
   c.ranks_per_node = 2;
   c.experts = 8;
-  const GroupStaged staged = staged_of(c);
-  std::vector<detail::StagedStreams> streams;
-  for (const detail::RankStaged& rank : staged.ranks) streams.push_back(rank.streams);
-  ASSERT_FALSE(streams[0].out.empty());
-  std::vector<detail::StagedStreams> fewer = streams;
-  fewer[0].out.back().entries += 1;
-  Result<std::vector<detail::StagedTransfer>> more_entries = detail::staged_transfers(fewer);
-  ASSERT_FALSE(more_entries.ok());
-  EXPECT_EQ(more_entries.status().code(), StatusCode::kInternal);
-  EXPECT_NE(more_entries.status().message().find("from rank 0"), std::string::npos)
-      << more_entries.status().message();
-  std::vector<detail::StagedStreams> unsent = streams;
-  unsent[0].out.clear();  // its targets still wait for it
-  Result<std::vector<detail::StagedTransfer>> missing = detail::staged_transfers(unsent);
-  ASSERT_FALSE(missing.ok());
-  EXPECT_EQ(missing.status().code(), StatusCode::kInternal);
+  const std::vector<detail::StagedBlocks> blocks = dispatch_blocks_of(c);
+  ASSERT_FALSE(blocks[0].sends.empty());
+  const int32_t target = blocks[0].sends.front().peer;
+  const std::string pair = "from rank 0 to rank " + std::to_string(target);
+  std::vector<detail::StagedBlocks> bigger = blocks;
+  bigger[0].sends.front().rows += 1;
+  EXPECT_TRUE(internal_error_naming(bigger, pair + ": "));
+  std::vector<detail::StagedBlocks> unsent = blocks;
+  unsent[0].sends.erase(unsent[0].sends.begin());
+  EXPECT_TRUE(internal_error_naming(unsent, pair + ": the receiver waits for rows never sent"));
+  std::vector<detail::StagedBlocks> unreceived = blocks;
+  unreceived[static_cast<size_t>(target)].recvs.clear();
+  EXPECT_TRUE(internal_error_naming(unreceived, pair + ": the receiver posts no receive"));
+}
+
+TEST(StagedProgramme, TwoMessagesBetweenOnePair_MatchInOrder) {
+  std::vector<detail::StagedBlocks> blocks(2);
+  blocks[0].sends = {{1, 0, 3}, {1, 3, 5}};
+  blocks[1].recvs = {{0, 10, 3}, {0, 20, 5}};
+  Result<std::vector<detail::StagedCopy>> copies = detail::match_blocks(blocks);
+  ASSERT_TRUE(copies.ok()) << copies.status().to_string();
+  ASSERT_EQ(copies.value().size(), 2u);
+  EXPECT_EQ(copies.value()[0].to_begin, 10);
+  EXPECT_EQ(copies.value()[1].from_begin, 3);
+  EXPECT_EQ(copies.value()[1].to_begin, 20);
+  std::swap(blocks[1].recvs[0], blocks[1].recvs[1]);  // sizes no longer meet in order
+  EXPECT_TRUE(internal_error_naming(blocks, "3 rows sent but 5 received"));
 }
 
 TEST(StagedProgramme, SeventyTwoRanks_LeaveNoTableEntryForTheReturnBuffer) {
@@ -310,12 +349,68 @@ TEST(StagedProgramme, SeventyTwoRanks_LeaveNoTableEntryForTheReturnBuffer) {
       << built.status().message();
 }
 
+// Every rank's plan of `c` made for the GPU engines (plan_for_gpus) by ranks whose transport
+// cannot reach each other's memory (like processes over shared memory or UCX).
+std::vector<Plan> gpu_plans_over_processes(const Case& c) {
+  auto comms = Communicator::Impl::create_local(
+      c.world, Topology::nodes_of(c.world, c.ranks_per_node), /*direct_access=*/false);
+  EXPECT_TRUE(comms.ok()) << comms.status().to_string();
+  std::vector<Plan> plans(static_cast<size_t>(c.world));
+  if (!comms.ok()) return plans;
+  const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
+    std::vector<int64_t> ids = routing_of(c, rank);
+    const TensorView idx =
+        TensorView::host(ids.data(), DType::kInt64, {tokens_of(c, rank), c.topk});
+    Result<Plan> plan = Communicator::Impl::plan_for_gpus(comms.value()[static_cast<size_t>(rank)],
+                                                          idx, c.experts, map_of(c), options_of(c));
+    if (plan.ok()) plans[static_cast<size_t>(rank)] = std::move(plan).value();
+    return plan.status();
+  });
+  EXPECT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
+  return plans;
+}
+
+// The NCCL engine plans over its host communicator (processes): its plans must store rows
+// inside a node directly and relay between nodes, as if the ranks were threads.
+TEST(StagedProgramme, PlansForGpusOverProcesses_AreTheDirectPeersPlans) {
+  for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+    Case c;
+    c.world = 6;
+    c.ranks_per_node = 3;
+    c.experts = 12;
+    c.dedup = dedup;
+    const std::vector<Plan> direct = plans_of_case(c);
+    const std::vector<Plan> over_processes = gpu_plans_over_processes(c);
+    for (size_t r = 0; r < direct.size(); ++r) {
+      const detail::PlanData& want = direct[r].data();
+      const detail::PlanData& got = over_processes[r].data();
+      ASSERT_TRUE(got.direct_peers) << "rank " << r;
+      EXPECT_EQ(got.direct.size(), want.direct.size()) << "rank " << r;
+      EXPECT_EQ(got.staged_out.size(), want.staged_out.size()) << "rank " << r;
+      EXPECT_EQ(got.partial_sums, want.partial_sums) << "rank " << r;
+      EXPECT_TRUE(got.forward_out.empty() && got.forward_in.empty()) << "rank " << r;
+      EXPECT_EQ(got.num_recv_rows, want.num_recv_rows) << "rank " << r;
+      for (const detail::DirectRow& row : got.direct) {
+        EXPECT_EQ(row.rank / 3, static_cast<int32_t>(r) / 3) << "direct rows stay in the node";
+      }
+    }
+    const GroupStaged want = group_staged(direct);
+    const GroupStaged got = group_staged(over_processes);
+    EXPECT_EQ(got.dispatch.size(), want.dispatch.size()) << dedup_name(dedup);
+    for (size_t r = 0; r < want.ranks.size(); ++r) {
+      EXPECT_EQ(got.ranks[r].gather.size(), want.ranks[r].gather.size());
+      EXPECT_EQ(got.ranks[r].fanout.size(), want.ranks[r].fanout.size());
+      EXPECT_EQ(got.ranks[r].weight_rows, want.ranks[r].weight_rows);
+    }
+  }
+}
+
 TEST(StagedProgramme, OneNode_HasNoStreams) {
   Case c;
   c.world = 4;
   c.ranks_per_node = 4;
   const GroupStaged staged = staged_of(c);
-  EXPECT_TRUE(staged.transfers.empty());
+  EXPECT_TRUE(staged.dispatch.empty() && staged.back.empty());
   for (const detail::RankStaged& rank : staged.ranks) {
     EXPECT_TRUE(rank.gather.empty() && rank.fanout.empty() && rank.streams.in.empty());
   }

@@ -1,7 +1,8 @@
 // fusco::gpu::NcclCommunicator with ranks as MPI processes, one GPU each (rank r uses device
 // r): every one-node routing case gives each rank the reference's results bit for bit, on the
 // device-API and the ncclSend/ncclRecv path, with expert outputs written into the window and
-// passed from elsewhere, and with plans made on the GPUs (plan_on_device). Skipped (on every
+// passed from elsewhere, and with plans made on the GPUs (plan_on_device); the ranks grouped
+// into two nodes, rows between them staged through relays by ncclSend/ncclRecv. Skipped (on every
 // rank) where the machine has fewer GPUs than processes: NCCL takes one GPU per rank.
 
 #include <cuda_runtime_api.h>
@@ -29,8 +30,9 @@ std::string gpu_per_rank(int& rank, int& world) {
   return cudaSetDevice(rank) == cudaSuccess ? "" : "cudaSetDevice failed";
 }
 
-Result<std::unique_ptr<gpu::NcclCommunicator>> create_nccl(int world, gpu::NcclPath path) {
-  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, world);
+// The NCCL communicator of this process, its ranks grouped into nodes of `ranks_per_node`.
+Result<std::unique_ptr<gpu::NcclCommunicator>> create_nccl(int ranks_per_node, gpu::NcclPath path) {
+  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, ranks_per_node);
   FUSCO_RETURN_IF_ERROR(host.status());
   gpu::NcclOptions options;
   options.path = path;
@@ -44,7 +46,7 @@ TEST(NcclMpi, EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) {
   const std::string skip = gpu_per_rank(rank, world);
   if (!skip.empty()) GTEST_SKIP() << skip;
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
-    auto comm = create_nccl(world, path);
+    auto comm = create_nccl(0, path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
     int index = 0;
     for (const Case& c : one_node_cases(world)) {
@@ -63,7 +65,7 @@ TEST(NcclMpi, PlanOnDevice_EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) 
   int world = 0;
   const std::string skip = gpu_per_rank(rank, world);
   if (!skip.empty()) GTEST_SKIP() << skip;
-  auto comm = create_nccl(world, gpu::NcclPath::kDeviceApi);
+  auto comm = create_nccl(0, gpu::NcclPath::kDeviceApi);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   int index = 0;
   for (Case c : one_node_cases(world)) {
@@ -75,6 +77,51 @@ TEST(NcclMpi, PlanOnDevice_EveryOneNodeRoutingCase_MatchesReferenceOnEveryRank) 
       const Expected want = expected_of(c);
       EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), false, true)))
           << "case " << index << " layout " << recv_layout_kind_name(layout.kind);
+    }
+  }
+}
+
+TEST(NcclMpi, SeveralNodes_StagedRowsBetweenThem_MatchReferenceOnEveryRank) {
+  int rank = 0;
+  int world = 0;
+  const std::string skip = gpu_per_rank(rank, world);
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  if (world < 2) GTEST_SKIP() << "one rank makes one node";
+  const int ranks_per_node = (world + 1) / 2;  // two nodes (the second smaller when odd)
+  auto comm = create_nccl(ranks_per_node, gpu::NcclPath::kAuto);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  ASSERT_EQ(comm.value()->path(), gpu::NcclPath::kDeviceApi);
+  std::vector<Case> cases;
+  for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
+    for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+      Case c;
+      c.dedup = dedup;
+      c.relay = relay;
+      c.experts = 4 * world;
+      c.topk = 4;
+      c.hidden = 128;
+      c.extra_cols = 2;  // the companion rows take the staged path too
+      cases.push_back(c);
+    }
+  }
+  Case hot;  // T = 0 on rank 0, every slot of the others on one expert of the last node
+  hot.tokens.assign(static_cast<size_t>(world), 16);
+  hot.tokens[0] = 0;
+  hot.experts = world;
+  for (int r = 0; r < world; ++r) {
+    hot.ids.push_back(std::vector<int64_t>(r == 0 ? 0 : 16 * 4, world - 1));
+  }
+  hot.hidden = 7;
+  hot.dtype = DType::kFloat32;
+  cases.push_back(hot);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case& c = cases[i];
+    c.world = world;
+    c.ranks_per_node = ranks_per_node;
+    const Expected want = expected_of(c);
+    for (bool copy : {false, true}) {
+      EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), copy)))
+          << "case " << i << " (" << c.describe() << ")";
     }
   }
 }

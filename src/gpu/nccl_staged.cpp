@@ -1,0 +1,100 @@
+#include "gpu/nccl_staged.hpp"
+
+#include <string>
+
+#include "gpu/nccl_send_recv.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+// Buffer `which` of this rank, holding `rows` rows of `row_bytes`.
+Result<char*> buffer(const NcclStagedRank& me, StagedBuffer which, int64_t rows,
+                     int64_t row_bytes) {
+  return me.scratch.at_least(me.rank, which, static_cast<size_t>(rows * row_bytes));
+}
+
+// Gathers this rank's staged rows of x into `send` and exchanges every stream's block;
+// returns the arrival buffer.
+Result<char*> gather_and_exchange(const NcclStagedRank& me, const void* x, int64_t pitch,
+                                  int64_t row_bytes, StagedBuffer send, StagedBuffer arrive,
+                                  const char* what) {
+  const detail::StagedStreams& streams = me.staged.streams;
+  Result<char*> sent = buffer(me, send, streams.send_rows, row_bytes);
+  Result<char*> arrived = buffer(me, arrive, streams.arrive_rows, row_bytes);
+  FUSCO_RETURN_IF_ERROR(sent.status());
+  FUSCO_RETURN_IF_ERROR(arrived.status());
+  FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, sent.value(), me.stream,
+                                      std::string(what) + ": gathering staged rows"));
+  const detail::StagedBlocks blocks = detail::dispatch_blocks(streams);
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(sent.value(), blocks.sends, arrived.value(), blocks.recvs,
+                                        static_cast<size_t>(row_bytes), me.comm, me.stream,
+                                        std::string(what) + ": ncclSend/ncclRecv between nodes"));
+  return arrived;
+}
+
+}  // namespace
+
+Status reserve_staged(const NcclStagedRank& me, int64_t row_bytes, int64_t extra_bytes,
+                      int64_t combine_row_bytes, int64_t topk) {
+  const detail::StagedStreams& streams = me.staged.streams;
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const struct {
+    StagedBuffer which;
+    int64_t rows;
+    int64_t row_bytes;
+  } needs[] = {{kSendRows, streams.send_rows, row_bytes},
+               {kArriveRows, streams.arrive_rows, row_bytes},
+               {kSendExtra, streams.send_rows, extra_bytes},
+               {kArriveExtra, streams.arrive_rows, extra_bytes},
+               {kSendWeights, streams.send_rows, weight_bytes},
+               {kArriveWeights, streams.arrive_rows, weight_bytes},
+               {kRelayReturn, streams.relay_return_rows, combine_row_bytes},
+               {kReturned, streams.return_rows, combine_row_bytes}};
+  for (const auto& need : needs) {
+    FUSCO_RETURN_IF_ERROR(buffer(me, need.which, need.rows, need.row_bytes).status());
+  }
+  return Status();
+}
+
+Status nccl_staged_dispatch(const NcclStagedRank& me, const void* x, int64_t pitch,
+                            int64_t row_bytes, const core::PeerTable& recv, StagedBuffer send,
+                            StagedBuffer arrive) {
+  if (row_bytes <= 0) return Status();
+  Result<char*> arrived = gather_and_exchange(me, x, pitch, row_bytes, send, arrive, "dispatch");
+  FUSCO_RETURN_IF_ERROR(arrived.status());
+  return fan_out_staged(me.staged, arrived.value(), row_bytes, recv, me.stream,
+                        "dispatch: fanning out rows from other nodes");
+}
+
+Status nccl_staged_weights(const NcclStagedRank& me, const float* topk_weights, int64_t topk) {
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  return gather_and_exchange(me, topk_weights, weight_bytes, weight_bytes, kSendWeights,
+                             kArriveWeights, "combine (weights)")
+      .status();
+}
+
+Result<char*> nccl_staged_return(const NcclStagedRank& me, const core::PeerTable& expert_out,
+                                 int64_t topk, int64_t hidden, int32_t row_type,
+                                 int64_t row_bytes) {
+  const detail::StagedStreams& streams = me.staged.streams;
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  // The arrived weights: the buffer nccl_staged_weights filled (same size, so not regrown).
+  Result<char*> weights = buffer(me, kArriveWeights, streams.arrive_rows, weight_bytes);
+  Result<char*> relay = buffer(me, kRelayReturn, streams.relay_return_rows, row_bytes);
+  Result<char*> returned = buffer(me, kReturned, streams.return_rows, row_bytes);
+  for (const Status& status : {weights.status(), relay.status(), returned.status()}) {
+    FUSCO_RETURN_IF_ERROR(status);
+  }
+  if (row_bytes <= 0) return returned;
+  FUSCO_RETURN_IF_ERROR(return_staged(
+      me.staged, expert_out, reinterpret_cast<const float*>(weights.value()), topk, hidden,
+      row_type, relay.value(), me.stream, "combine: return rows of other nodes' tokens"));
+  const detail::StagedBlocks blocks = detail::return_blocks(streams);
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(relay.value(), blocks.sends, returned.value(), blocks.recvs,
+                                        static_cast<size_t>(row_bytes), me.comm, me.stream,
+                                        "combine: ncclSend/ncclRecv between nodes"));
+  return returned;
+}
+
+}  // namespace fusco::gpu
