@@ -65,9 +65,9 @@ class DeviceGroup {
   /// `world_size` logical ranks (1..72, the ranks one NVLink domain reaches) on CUDA device
   /// `device`, grouped into nodes of `ranks_per_node` (0: one node). With several nodes the
   /// plans stage rows between nodes (rank or node dedup, relays) and the group runs that path
-  /// too — gather, transfer (a device copy where GIN would put), fan-out at the target;
-  /// relay sums back — with the direct kernels (at most 71 ranks then). Fails with
-  /// kUnsupported when CUDA finds no such device.
+  /// too — gather, transfer (a device copy where processes send between nodes), fan-out at
+  /// the target; weight rows over, relay sums back — with the direct kernels (at most 71
+  /// ranks then). Fails with kUnsupported when CUDA finds no such device.
   static Result<std::unique_ptr<DeviceGroup>> create(int world_size, int device = 0,
                                                      int ranks_per_node = 0);
   ~DeviceGroup();

@@ -12,10 +12,13 @@
 // Where the device API is unavailable (no symmetric memory, ranks without load/store access
 // to each other) the rows move by grouped ncclSend/ncclRecv instead (NcclPath): same results.
 //
-// Scope: the ranks of one node of the host topology. Several nodes need the inter-node path
-// with relays over GIN, which is not built yet: create() reports kUnsupported for them.
-// Planning runs on the host, through a host Communicator of the same processes, or on the
-// GPUs (plan_on_device).
+// Several nodes (the host Communicator's topology): rows inside a node move as above over LSA;
+// rows between nodes are staged — gathered per target (a relay of the destination node under
+// node dedup), sent by grouped ncclSend/ncclRecv, fanned out by the relay into its node's
+// receive windows; combine returns one partial sum per token and node the same way. A node
+// must be ranks of one LSA (NVLink) domain, and needs the device-API path. Planning runs on the
+// host, through a host Communicator of the same processes, or on the GPUs (plan_on_device,
+// one node).
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -57,8 +60,9 @@ class NcclCommunicator {
   /// Collective over the processes of `host` (one per GPU; this process's current CUDA device
   /// is its GPU): an NCCL communicator from a unique id that rank 0 makes and `allgather`
   /// hands out, the two windows, a device communicator (ncclDevCommCreate) and every peer's
-  /// LSA pointer into both windows. kUnsupported when some rank is not load/store accessible
-  /// from this one, or when the host topology has more than one node.
+  /// LSA pointer into both windows for the ranks of its node (`host`'s topology).
+  /// kUnsupported on the device-API path when a rank of this rank's node is not load/store
+  /// accessible from it, and for several nodes on the ncclSend/ncclRecv path.
   static Result<std::unique_ptr<NcclCommunicator>> create(
       Communicator host, Communicator::BootstrapAllgather allgather,
       const NcclOptions& options = NcclOptions());
