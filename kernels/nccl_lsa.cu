@@ -12,15 +12,6 @@ __global__ void lsa_pointers_kernel(ncclWindow_t window, const int* lsa_of, int 
   }
 }
 
-// One CTA: the previous kernel's stores are complete at this kernel's start (stream order);
-// the system-scope fence makes them visible to the peers, whose acquire in the barrier then
-// orders their later reads after them.
-__global__ void lsa_barrier_kernel(ncclDevComm comm) {
-  __threadfence_system();
-  ncclLsaBarrierSession<ncclCoopCta> barrier(ncclCoopCta(), comm, ncclTeamTagLsa(), 0);
-  barrier.sync(ncclCoopCta(), cuda::memory_order_seq_cst);
-}
-
 }  // namespace
 
 ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** out, int* lsa_size) {
@@ -56,11 +47,6 @@ cudaError_t launch_lsa_pointers(ncclWindow_t window, const int* lsa_of, int rank
     return cudaSuccess;
   }
   lsa_pointers_kernel<<<1, 128, 0, stream>>>(window, lsa_of, ranks, out);
-  return cudaGetLastError();
-}
-
-cudaError_t launch_lsa_barrier(const ncclDevComm& comm, cudaStream_t stream) {
-  lsa_barrier_kernel<<<1, 128, 0, stream>>>(comm);
   return cudaGetLastError();
 }
 

@@ -1,8 +1,9 @@
 #pragma once
 
-// Torch-free launchers over NCCL's device API (NCCL 2.28+): the load/store (LSA) pointers of
-// every rank's part of a symmetric window, resolved once so the direct kernels can take them
-// in their peer table, and a barrier across the ranks of the LSA team.
+// Torch-free launchers over NCCL's device API (NCCL 2.28+): the device communicator and the
+// load/store (LSA) pointers of every rank's part of a symmetric window, resolved once so the
+// direct kernels can take them in their peer table. (Barriers are fusco's own, bounded:
+// kernels/bounded_barrier.hpp; NCCL's LSA barrier waits without a bound.)
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -24,10 +25,5 @@ int lsa_rank_of(ncclComm_t comm, int rank);
 /// is -1 (a rank outside this rank's LSA team).
 cudaError_t launch_lsa_pointers(ncclWindow_t window, const int* lsa_of, int ranks, void** out,
                                 cudaStream_t stream);
-
-/// Every rank's work enqueued on its stream before this barrier (its stores into peers'
-/// windows included) is complete and visible before any rank's work after it starts. Uses
-/// LSA barrier 0 of `comm` (created with lsaBarrierCount >= 1).
-cudaError_t launch_lsa_barrier(const ncclDevComm& comm, cudaStream_t stream);
 
 }  // namespace fusco::kernels

@@ -79,6 +79,14 @@ class NcclCommunicator {
   cudaStream_t stream() const;
   ncclComm_t nccl() const;
 
+  /// OK while every GPU barrier has completed in time. Each barrier wait on the GPU is bounded
+  /// by the call's PlanOptions::timeout_ms; one that runs out (a peer that died or hangs)
+  /// gives up and is recorded, and from then on this returns kAborted naming the peer, the
+  /// step and the timeout — and so does every call, on every rank that saw it: that call's
+  /// results are not valid and the communicator must be recreated. Read without a
+  /// synchronisation (a fault shows once the stream reached it: after synchronising, surely).
+  Status health() const;
+
   /// Collective: the plan of `topk_idx` [T, k] (host memory, or device memory copied to the
   /// host first, synchronously), its programme uploaded.
   Result<DevicePlan> plan(const TensorView& topk_idx, int64_t num_experts,

@@ -113,6 +113,7 @@ NcclCommunicator::~NcclCommunicator() = default;
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world; }
+Status NcclCommunicator::health() const { return impl_->health(); }
 NcclPath NcclCommunicator::path() const {
   return impl_->device_api ? NcclPath::kDeviceApi : NcclPath::kSendRecv;
 }
@@ -141,7 +142,8 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   // worked before any enters the planning collective.
   std::vector<std::byte> copy;
   Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
-  FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, routing.status(), "plan"));
+  const Status local = impl_->health().ok() ? routing.status() : impl_->health();
+  FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, local, "plan"));
   // Planned with the ranks of each node as direct peers (LSA), whatever the host transport.
   Result<Plan> plan = Communicator::Impl::plan_for_gpus(impl_->host, routing.value(), num_experts,
                                                         expert_map, options);
@@ -171,7 +173,8 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
 Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const TensorView& x,
                                               const TensorView& extra, TensorView* extra_recv) {
   const bool with_extra = extra_recv != nullptr;
-  Status local = impl_->check_plan(plan);
+  Status local = impl_->health();
+  if (local.ok()) local = impl_->check_plan(plan);
   const int64_t hidden = x.ndim == 2 ? x.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(x.dtype));
   const int64_t cols = with_extra && extra.ndim == 2 ? extra.shape[1] : 0;
@@ -205,7 +208,8 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     }
     return recv;
   }
-  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every receive window is free to be written
+  const int64_t timeout_ms = data.options.timeout_ms;
+  FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "dispatch (receive windows free)"));
   FUSCO_RETURN_IF_ERROR(
       zero_unfilled_rows(plan.impl(), recv.data, row_bytes, impl_->stream, "dispatch"));
   FUSCO_RETURN_IF_ERROR(
@@ -240,7 +244,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
                                                  kArriveExtra));
     }
   }
-  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every row has landed
+  FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "dispatch (every row landed)"));
   if (with_extra) *extra_recv = extra_view;
   return recv;
 }
@@ -260,7 +264,8 @@ Result<TensorView> NcclCommunicator::expert_out_buffer(const DevicePlan& plan, i
 
 Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& expert_out,
                                  const TensorView& topk_weights, const TensorView& out) {
-  Status local = impl_->check_plan(plan);
+  Status local = impl_->health();
+  if (local.ok()) local = impl_->check_plan(plan);
   const int64_t hidden = expert_out.ndim == 2 ? expert_out.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
   if (local.ok()) {
@@ -291,7 +296,8 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
     FUSCO_RETURN_IF_ERROR(nccl_staged_weights(
         impl_->staged_rank(plan), static_cast<const float*>(topk_weights.data), data.topk));
   }
-  FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output is in its window
+  const int64_t timeout_ms = data.options.timeout_ms;
+  FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "combine (expert outputs in their windows)"));
   kernels::DirectCombineArgs args;
   args.num_tokens = data.num_tokens;
   args.hidden = hidden;
@@ -313,7 +319,8 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   args.out = out.data;
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_combine(args, impl_->stream), "combine kernel"));
-  return impl_->barrier();  // no rank overwrites its window while a peer still reads it
+  // No rank overwrites its window while a peer still reads it.
+  return impl_->barrier(timeout_ms, "combine (every window read)");
 }
 
 }  // namespace fusco::gpu

@@ -18,6 +18,7 @@
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "gpu/nccl_staged.hpp"
+#include "gpu/node_barrier.hpp"
 #include "nccl_lsa.hpp"
 
 namespace fusco::gpu {
@@ -91,9 +92,16 @@ struct NcclCommunicator::Impl {
   void* expert_window = nullptr;
   ncclWindow_t recv_handle = nullptr;
   ncclWindow_t expert_handle = nullptr;
+  /// The device communicator: the device API's check and LSA team (barriers are fusco's own,
+  /// bounded; GIN will add its contexts and signals to it).
   ncclDevComm* dev_comm = nullptr;
   core::PeerTable recv_peers{};
   core::PeerTable expert_peers{};
+  /// The bounded barrier's arrival slots: a small symmetric window, zeroed at creation.
+  void* sync_window = nullptr;
+  ncclWindow_t sync_handle = nullptr;
+  core::PeerTable sync_peers{};
+  std::unique_ptr<NodeBarrier> bounded;
   cudaStream_t stream = nullptr;
   bool device_api = false;       ///< false: the ncclSend/ncclRecv path
   DeviceBuffer recv_plain;       ///< the send/recv path's receive buffer
@@ -145,7 +153,7 @@ struct NcclCommunicator::Impl {
               "window registration"));
     int lsa_size = 0;
     Status made =
-        nccl_status(kernels::create_dev_comm(comm, 1, &dev_comm, &lsa_size), "ncclDevCommCreate");
+        nccl_status(kernels::create_dev_comm(comm, 0, &dev_comm, &lsa_size), "ncclDevCommCreate");
     for (const int peer : node_peers()) {
       if (made.ok() && kernels::lsa_rank_of(comm, peer) < 0) {
         made = Status(StatusCode::kUnsupported,
@@ -158,10 +166,33 @@ struct NcclCommunicator::Impl {
     }
     FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
 
-    // Every peer's LSA address of both windows (on the stream create() made).
+    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, set_up_sync_window(), "barrier window"));
+
+    // Every node peer's LSA address of the windows (on the stream create() made).
     Status pointers = lsa_peers(recv_handle, recv_peers);
     if (pointers.ok()) pointers = lsa_peers(expert_handle, expert_peers);
+    if (pointers.ok()) pointers = lsa_peers(sync_handle, sync_peers);
     return agree(allgather, rank, pointers, "LSA pointers");
+  }
+
+  // The bounded barrier: its symmetric window of arrival slots, zeroed before any peer can
+  // store into it (every rank agrees on this step before the first barrier), and its fault
+  // record. Local: the caller agrees on the verdict.
+  Status set_up_sync_window() {
+    constexpr size_t kBytes = NCCL_WIN_REQUIRED_ALIGNMENT;
+    static_assert(kBytes >= sizeof(uint64_t) * core::kMaxDirectPeers);
+    FUSCO_RETURN_IF_ERROR(
+        nccl_status(ncclMemAlloc(&sync_window, kBytes), "ncclMemAlloc (barrier window)"));
+    FUSCO_RETURN_IF_ERROR(nccl_status(
+        ncclCommWindowRegister(comm, sync_window, kBytes, &sync_handle, NCCL_WIN_COLL_SYMMETRIC),
+        "ncclCommWindowRegister (barrier window)"));
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaMemset(sync_window, 0, kBytes), "barrier window"));
+    const std::vector<int> peers = node_peers();
+    Result<std::unique_ptr<NodeBarrier>> made =
+        NodeBarrier::create(rank, peers.front(), static_cast<int>(peers.size()));
+    FUSCO_RETURN_IF_ERROR(made.status());
+    bounded = std::move(made).value();
+    return Status();
   }
 
   // The ranks of this rank's node in the host topology: the ranks it stores into and loads
@@ -258,6 +289,11 @@ struct NcclCommunicator::Impl {
     if (recv_window != nullptr) ncclMemFree(recv_window);
     if (expert_window != nullptr) ncclMemFree(expert_window);
     recv_window = expert_window = nullptr;
+    if (sync_handle != nullptr) ncclCommWindowDeregister(comm, sync_handle);
+    if (sync_window != nullptr) ncclMemFree(sync_window);
+    sync_handle = nullptr;
+    sync_window = nullptr;
+    bounded.reset();
   }
 
   // This rank's part of a staged call of `plan` (which must stage rows).
@@ -280,9 +316,14 @@ struct NcclCommunicator::Impl {
                            static_cast<size_t>(lists.stage_rows * widest));
   }
 
-  Status barrier() const {
-    return cuda_status(kernels::launch_lsa_barrier(*dev_comm, stream), "LSA barrier");
+  // A barrier of this rank's node on the stream, each wait bounded by `timeout_ms`
+  // (PlanOptions::timeout_ms of the call); `what` names the step if a peer does not come.
+  Status barrier(int64_t timeout_ms, const std::string& what) {
+    return bounded->sync(sync_peers, timeout_ms, what, stream);
   }
+
+  // kAborted once a barrier wait ran out (see NodeBarrier::health), else OK.
+  Status health() const { return bounded != nullptr ? bounded->health() : Status(); }
 
   // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
   // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.

@@ -36,7 +36,8 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   Impl& im = *impl_;
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, im.world);
-  Status local = resolved.status();
+  Status local = im.health();
+  if (local.ok()) local = resolved.status();
   if (local.ok()) local = check_device_planning(options, resolved.value(), max_recv_rows);
   if (local.ok()) local = check_device_ids(topk_idx, "topk_idx");
   if (local.ok() && im.host.topology().num_nodes() > 1) {
@@ -101,7 +102,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
                                   offset + im.rank * row * static_cast<int64_t>(sizeof(int64_t)),
                                   im.stream),
       "plan_on_device: publishing the counts"));
-  FUSCO_RETURN_IF_ERROR(im.barrier());  // every rank's counts are in every matrix
+  FUSCO_RETURN_IF_ERROR(im.barrier(options.timeout_ms, "plan_on_device (counts published)"));
   FUSCO_RETURN_IF_ERROR(launch_rank_planning(made, topk_idx, counts, im.stream));
   return DevicePlan(std::move(plan).value());
 }
