@@ -17,6 +17,7 @@
 #include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
+#include "plan/staged_puts.hpp"
 #include "testing/rank_threads.hpp"
 
 namespace fusco::testing {
@@ -403,6 +404,65 @@ TEST(StagedProgramme, PlansForGpusOverProcesses_AreTheDirectPeersPlans) {
       EXPECT_EQ(got.ranks[r].weight_rows, want.ranks[r].weight_rows);
     }
   }
+}
+
+// Every rank's put destinations once the offsets went round (each message delivered to the
+// peer it names); they must be where the matched blocks land.
+TEST(StagedProgramme, PutDestinations_AreWhereTheMatchedBlocksLand) {
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    Case c = random_case(seed);
+    c.direct_access = true;
+    const GroupStaged staged = staged_of(c);
+    const size_t world = staged.ranks.size();
+    std::vector<std::vector<detail::PutOffsets>> sent(world);
+    for (size_t r = 0; r < world; ++r) sent[r] = detail::offsets_to_send(staged.ranks[r].streams);
+    for (size_t r = 0; r < world; ++r) {
+      std::vector<detail::PutOffsets> received;
+      for (const detail::PutOffsets& mine : sent[r]) {  // the answer of each peer written to
+        for (detail::PutOffsets theirs : sent[static_cast<size_t>(mine.peer)]) {
+          if (theirs.peer != static_cast<int32_t>(r)) continue;
+          theirs.peer = mine.peer;  // as received: from that peer
+          received.push_back(theirs);
+        }
+      }
+      const detail::StagedStreams& streams = staged.ranks[r].streams;
+      Result<detail::PutDestinations> got = detail::put_destinations(streams, received);
+      ASSERT_TRUE(got.ok()) << "seed " << seed << ": " << got.status().to_string();
+      const auto landing = [&](const std::vector<detail::StagedCopy>& copies, int32_t to) {
+        for (const detail::StagedCopy& copy : copies) {
+          if (copy.from == static_cast<int32_t>(r) && copy.to == to) return copy.to_begin;
+        }
+        return int64_t{-1};
+      };
+      for (size_t i = 0; i < streams.out.size(); ++i) {
+        if (streams.out[i].entries == 0) continue;
+        EXPECT_EQ(got.value().out_arrive[i], landing(staged.dispatch, streams.out[i].target))
+            << "seed " << seed << " rank " << r;
+      }
+      for (size_t i = 0; i < streams.in.size(); ++i) {
+        if (streams.in[i].return_rows == 0) continue;
+        EXPECT_EQ(got.value().in_return[i], landing(staged.back, streams.in[i].source))
+            << "seed " << seed << " rank " << r;
+      }
+    }
+  }
+}
+
+TEST(StagedProgramme, PutDestinations_WithoutThePeersAnswer_AreAnInternalError) {
+  Case c;
+  c.world = 4;
+  c.ranks_per_node = 2;
+  c.experts = 8;
+  const GroupStaged staged = staged_of(c);
+  const detail::StagedStreams& streams = staged.ranks[0].streams;
+  ASSERT_FALSE(streams.out.empty());
+  Result<detail::PutDestinations> got = detail::put_destinations(streams, {});
+  ASSERT_FALSE(got.ok());
+  EXPECT_EQ(got.status().code(), StatusCode::kInternal);
+  EXPECT_NE(got.status().message().find("rank " + std::to_string(streams.out[0].target) +
+                                        " sent no arrival row"),
+            std::string::npos)
+      << got.status().message();
 }
 
 TEST(StagedProgramme, OneNode_HasNoStreams) {
