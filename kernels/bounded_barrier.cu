@@ -6,19 +6,12 @@ namespace fusco::kernels {
 
 namespace {
 
-__device__ int64_t now_ns() {
-  int64_t t = 0;
-  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-  return t;
-}
-
 __global__ void bounded_barrier_kernel(BoundedBarrierArgs a) {
   // Set when a fault is (or gets) recorded: the first of this CTA's waits that runs out
   // records it; after a fault nobody waits any more.
-  __shared__ int faulted;
+  __shared__ int gave_up;
   const int i = static_cast<int>(threadIdx.x);
-  volatile BarrierFault* fault = a.fault;
-  if (i == 0) faulted = fault->peer >= 0 ? 1 : 0;
+  if (i == 0) gave_up = faulted(a.fault) ? 1 : 0;
   // Earlier work's stores (rows stored into peers, counts published) are complete at this
   // kernel's start; the fence makes them visible system-wide before the epoch goes out.
   __threadfence_system();
@@ -29,17 +22,12 @@ __global__ void bounded_barrier_kernel(BoundedBarrierArgs a) {
     cuda::atomic_ref<uint64_t, cuda::thread_scope_system> slot(a.slots[peer][a.rank]);
     slot.store(a.epoch, cuda::memory_order_release);
   }
-  if (member && faulted == 0) {
+  if (member && gave_up == 0) {
     cuda::atomic_ref<uint64_t, cuda::thread_scope_system> seen(a.slots[a.rank][peer]);
     const int64_t start = now_ns();
     while (seen.load(cuda::memory_order_acquire) < a.epoch) {
       if (now_ns() - start > a.timeout_ns) {
-        if (atomicCAS(&faulted, 0, 1) == 0) {
-          fault->epoch = static_cast<int64_t>(a.epoch);
-          __threadfence_system();
-          fault->peer = peer;
-          __threadfence_system();
-        }
+        if (atomicCAS(&gave_up, 0, 1) == 0) record_fault(a.fault, peer, a.wait);
         break;
       }
       __nanosleep(256);

@@ -34,26 +34,32 @@ Status NodeBarrier::sync(const core::PeerTable& slots, int64_t timeout_ms, const
   args.first = first_;
   args.count = count_;
   args.epoch = ++epoch_;
+  args.wait = name_wait(what, timeout_ms);
   args.timeout_ns = timeout_ms * 1000000;
   args.fault = device_;
-  steps_[epoch_ % kNamed] = what;
-  timeouts_[epoch_ % kNamed] = timeout_ms;
   return cuda_status(kernels::launch_bounded_barrier(args, stream), what + ": barrier");
+}
+
+uint64_t NodeBarrier::name_wait(const std::string& what, int64_t timeout_ms) {
+  ++waits_;
+  steps_[waits_ % kNamed] = what;
+  timeouts_[waits_ % kNamed] = timeout_ms;
+  return waits_;
 }
 
 Status NodeBarrier::health() const {
   const volatile kernels::BarrierFault* fault = host_;
   const int64_t peer = fault->peer;
   if (peer < 0) return Status();
-  const auto epoch = static_cast<uint64_t>(fault->epoch);
-  const bool named = epoch + kNamed > epoch_;  // still remembered
-  const std::string step = named ? steps_[epoch % kNamed] : "an earlier call";
+  const auto wait = static_cast<uint64_t>(fault->wait);
+  const bool named = wait + kNamed > waits_;  // still remembered
+  const std::string step = named ? steps_[wait % kNamed] : "an earlier call";
   const std::string waited =
-      named ? "more than " + std::to_string(timeouts_[epoch % kNamed]) + " ms" : "past its timeout";
+      named ? "more than " + std::to_string(timeouts_[wait % kNamed]) + " ms" : "past its timeout";
   return Status(StatusCode::kAborted,
                 "rank " + std::to_string(rank_) + " waited " + waited + " for rank " +
-                    std::to_string(peer) + " at the GPU barrier of " + step + " (barrier " +
-                    std::to_string(epoch) +
+                    std::to_string(peer) + " on the GPU at " + step + " (wait " +
+                    std::to_string(wait) +
                     "; PlanOptions::timeout_ms): that call's results are not valid and the "
                     "communicator must be recreated");
 }

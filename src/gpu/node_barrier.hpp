@@ -1,8 +1,9 @@
 #pragma once
 
-// The host side of one rank's bounded barriers (kernels/bounded_barrier.hpp): the fault
-// record in mapped host memory, the barrier count (epoch) and what each recent barrier was
-// for, so that a wait that ran out becomes an error naming the peer, the step and the timeout.
+// The host side of one rank's bounded waits on the GPU (kernels/bounded_barrier.hpp): the
+// fault record in mapped host memory, the barrier count (epoch) and what each recent wait
+// (barrier, or GIN signal wait) was for, so that a wait that ran out becomes an error naming
+// the peer, the step and the timeout.
 
 #include <cuda_runtime_api.h>
 
@@ -30,6 +31,11 @@ class NodeBarrier {
   Status sync(const core::PeerTable& slots, int64_t timeout_ms, const std::string& what,
               cudaStream_t stream);
 
+  /// A number for a bounded wait of another kernel (named `what`, bounded by `timeout_ms`)
+  /// to record on a fault, and the device address of the fault record.
+  uint64_t name_wait(const std::string& what, int64_t timeout_ms);
+  kernels::BarrierFault* fault() const { return device_; }
+
   /// OK until a wait has run out (read without a synchronisation; it shows once the barrier
   /// kernel got there), then kAborted naming the peer, the step and the timeout, for good.
   Status health() const;
@@ -41,8 +47,9 @@ class NodeBarrier {
   int rank_ = 0;
   int first_ = 0;
   int count_ = 0;
-  uint64_t epoch_ = 0;
-  static constexpr size_t kNamed = 64;  ///< Barriers remembered by name (a fault shows later).
+  uint64_t epoch_ = 0;                  ///< Barriers so far (the same count on every member).
+  uint64_t waits_ = 0;                  ///< Bounded waits named so far (barriers and others).
+  static constexpr size_t kNamed = 64;  ///< Waits remembered by name (a fault shows later).
   std::array<std::string, kNamed> steps_;
   std::array<int64_t, kNamed> timeouts_{};
 };
