@@ -14,9 +14,13 @@ __global__ void lsa_pointers_kernel(ncclWindow_t window, const int* lsa_of, int 
 
 }  // namespace
 
-ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** out, int* lsa_size) {
+ncclResult_t create_dev_comm(ncclComm_t comm, int gin_signals, ncclDevComm** out, int* lsa_size,
+                             int* gin_contexts) {
   ncclDevCommRequirements requirements{};
-  requirements.lsaBarrierCount = lsa_barriers;
+  if (gin_signals > 0) {
+    requirements.ginContextCount = 1;
+    requirements.ginSignalCount = gin_signals;
+  }
   auto* dev_comm = new ncclDevComm{};
   const ncclResult_t result = ncclDevCommCreate(comm, &requirements, dev_comm);
   if (result != ncclSuccess) {
@@ -25,6 +29,7 @@ ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** ou
   }
   *out = dev_comm;
   *lsa_size = dev_comm->lsaSize;
+  *gin_contexts = dev_comm->ginContextCount;
   return ncclSuccess;
 }
 

@@ -12,9 +12,11 @@ struct ncclDevComm;
 
 namespace fusco::kernels {
 
-/// A device communicator for `comm` with `lsa_barriers` LSA barriers (ncclDevCommCreate),
-/// allocated on the host; also reports the size of this rank's LSA team.
-ncclResult_t create_dev_comm(ncclComm_t comm, int lsa_barriers, ncclDevComm** out, int* lsa_size);
+/// A device communicator for `comm` (ncclDevCommCreate) with `gin_signals` GIN signals (and
+/// one GIN context) when positive, allocated on the host; also reports the size of this
+/// rank's LSA team and the GIN contexts NCCL gave (0: no GIN on this communicator).
+ncclResult_t create_dev_comm(ncclComm_t comm, int gin_signals, ncclDevComm** out, int* lsa_size,
+                             int* gin_contexts);
 /// ncclDevCommDestroy, then frees the host allocation.
 void destroy_dev_comm(ncclComm_t comm, ncclDevComm* dev_comm);
 /// The LSA-team rank of world rank `rank` (-1 when it is not in this rank's LSA team).

@@ -41,6 +41,17 @@ enum class NcclPath : int32_t {
   kSendRecv = 2,
 };
 
+/// How rows move between nodes (several nodes in the host topology, device-API path).
+enum class NcclInterNode : int32_t {
+  /// Grouped ncclSend/ncclRecv, launched by the host between the kernels.
+  kSendRecv = 0,
+  /// GPU-initiated: ncclGin::put from this rank's part of a symmetric staging window straight
+  /// into the peer's part, a signal per put, every wait bounded — no host call between the
+  /// kernels. Needs GIN (a network NCCL drives from the GPU): create() fails with kUnsupported
+  /// where NCCL offers none. Costs a third window (the staging window, window_bytes).
+  kGin = 1,
+};
+
 struct NcclOptions {
   /// Environment: FUSCO_NCCL_PATH (auto, device or sendrecv).
   NcclPath path = NcclPath::kAuto;
@@ -50,6 +61,8 @@ struct NcclOptions {
   /// Check on every call that all ranks pass the same hidden size and dtype (one host
   /// allgather per call). Environment: FUSCO_NCCL_CHECK_CALLS (0 or 1).
   bool check_calls = true;
+  /// Between nodes. Environment: FUSCO_NCCL_INTER_NODE (sendrecv or gin).
+  NcclInterNode inter_node = NcclInterNode::kSendRecv;
 
   /// The defaults with the environment applied (an unparsable value is an error naming it).
   static Result<NcclOptions> from_env();

@@ -78,6 +78,10 @@ Result<int32_t> nccl_path_from_env(int32_t fallback) {
   return env_choice("FUSCO_NCCL_PATH", {"auto", "device", "sendrecv"}, fallback);
 }
 
+Result<int32_t> nccl_inter_node_from_env(int32_t fallback) {
+  return env_choice("FUSCO_NCCL_INTER_NODE", {"sendrecv", "gin"}, fallback);
+}
+
 }  // namespace fusco::core
 
 namespace fusco {

@@ -34,5 +34,7 @@ Result<int64_t> nccl_window_bytes_from_env(int64_t fallback);
 Result<bool> nccl_check_calls_from_env(bool fallback);
 /// FUSCO_NCCL_PATH: "auto" 0, "device" 1, "sendrecv" 2; unset: `fallback`.
 Result<int32_t> nccl_path_from_env(int32_t fallback);
+/// FUSCO_NCCL_INTER_NODE: "sendrecv" 0, "gin" 1; unset: `fallback`.
+Result<int32_t> nccl_inter_node_from_env(int32_t fallback);
 
 }  // namespace fusco::core

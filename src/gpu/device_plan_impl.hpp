@@ -9,6 +9,7 @@
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_programme.hpp"
+#include "plan/staged_puts.hpp"
 
 namespace fusco::gpu {
 
@@ -59,8 +60,10 @@ struct DevicePlan::Impl {
   std::shared_ptr<const SendRecvProgramme> send_recv;
   /// Plans of DeviceGroup::plan_on_device.
   std::shared_ptr<const DeviceMadePlan> made;
-  /// Plans that stage rows between nodes: this rank's staged lists.
+  /// Plans that stage rows between nodes: this rank's staged lists (and, moving them by GIN,
+  /// where its puts land in the peers' staging windows).
   std::shared_ptr<const DeviceStaged> staged;
+  std::shared_ptr<const detail::PutDestinations> put_destinations;
   /// Plans of a DeviceGroup of several nodes: the copies between its ranks, shared by the
   /// plans of one plan() call.
   std::shared_ptr<const StagedGroupCopies> copies;

@@ -18,6 +18,10 @@ Result<NcclOptions> NcclOptions::from_env() {
   FUSCO_RETURN_IF_ERROR(check.status());
   Result<int32_t> path = core::nccl_path_from_env(static_cast<int32_t>(options.path));
   FUSCO_RETURN_IF_ERROR(path.status());
+  Result<int32_t> inter_node =
+      core::nccl_inter_node_from_env(static_cast<int32_t>(options.inter_node));
+  FUSCO_RETURN_IF_ERROR(inter_node.status());
+  options.inter_node = static_cast<NcclInterNode>(inter_node.value());
   options.window_bytes = bytes.value();
   options.check_calls = check.value();
   options.path = static_cast<NcclPath>(path.value());
@@ -44,6 +48,16 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
                        std::to_string(impl->host.topology().num_nodes()) +
                        " nodes: rows between nodes go through relays that store into their node "
                        "peers' windows, which needs NCCL's device API (path auto or device)");
+  } else if (static_cast<int32_t>(options.path) < 0 || static_cast<int32_t>(options.path) > 2) {
+    local = Status(StatusCode::kInvalidArgument,
+                   "options.path = " + std::to_string(static_cast<int32_t>(options.path)) +
+                       " is not an NcclPath (0 auto, 1 device, 2 sendrecv)");
+  } else if (static_cast<int32_t>(options.inter_node) < 0 ||
+             static_cast<int32_t>(options.inter_node) > 1) {
+    local =
+        Status(StatusCode::kInvalidArgument,
+               "options.inter_node = " + std::to_string(static_cast<int32_t>(options.inter_node)) +
+                   " is not an NcclInterNode (0 sendrecv, 1 gin)");
   } else if (options.window_bytes < 1) {
     local = Status(
         StatusCode::kInvalidArgument,
@@ -55,7 +69,8 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
   // The windows are symmetric and the path is collective: every rank must ask for the same.
   const std::string asked = "window_bytes " + std::to_string(options.window_bytes) + ", path " +
                             std::to_string(static_cast<int>(options.path)) + ", check_calls " +
-                            std::to_string(options.check_calls ? 1 : 0);
+                            std::to_string(options.check_calls ? 1 : 0) + ", inter_node " +
+                            std::to_string(static_cast<int>(options.inter_node));
   Result<std::vector<std::string>> all_asked = exchange(gather, rank, local, asked, "NCCL setup");
   FUSCO_RETURN_IF_ERROR(all_asked.status());
   for (size_t r = 0; r < all_asked.value().size(); ++r) {
@@ -123,14 +138,23 @@ ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 namespace {
 
 // `plan`'s programme in device memory; a plan that stages rows between nodes also gets its
-// staged lists (into impl.staged) and reads its return buffer as table entry W.
-Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl) {
+// staged lists (into impl.staged) and reads its return buffer as table entry W. Moving them
+// by GIN, its peers learn where its puts land (peer to peer: ranks without staged streams
+// have no part in it).
+Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl,
+                                         const NcclCommunicator::Impl& comm) {
   if (plan.staged_out.empty() && plan.staged_in.empty()) return DeviceProgramme::upload(plan);
   Result<detail::RankStaged> staged = detail::rank_staged(plan);
   FUSCO_RETURN_IF_ERROR(staged.status());
   Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(staged.value());
   FUSCO_RETURN_IF_ERROR(lists.status());
   impl.staged = std::move(lists).value();
+  if (comm.gin != nullptr) {
+    Result<detail::PutDestinations> to =
+        exchange_put_destinations(staged.value().streams, comm.comm, comm.stream);
+    FUSCO_RETURN_IF_ERROR(to.status());
+    impl.put_destinations = std::make_shared<const detail::PutDestinations>(std::move(to).value());
+  }
   return DeviceProgramme::upload(plan, staged.value().terms);
 }
 
@@ -150,7 +174,7 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
-  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl);
+  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl, *impl_);
   Result<std::vector<std::string>> rows =
       exchange(impl_->allgather, impl_->rank, programme.status(),
                std::to_string(plan.value().num_recv_rows()), "plan upload");
@@ -234,7 +258,20 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   }
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_dispatch(args, impl_->stream), "dispatch kernel"));
-  if (plan.impl().staged != nullptr) {  // rows between nodes, fanned out by their relays
+  if (plan.impl().staged != nullptr && impl_->gin != nullptr) {  // GIN between nodes
+    const NcclStagedRank me = impl_->staged_rank(plan);
+    GinTransfer& gin = *impl_->gin;
+    const detail::PutDestinations& to = *plan.impl().put_destinations;
+    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms,
+                                       x.data, x.row_pitch_bytes(), row_bytes, args.recv,
+                                       GinStep::kRows, kSendRows, kArriveRows));
+    if (with_extra) {
+      FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms,
+                                         extra.data, extra.row_pitch_bytes(), extra_bytes,
+                                         args.extra_recv, GinStep::kExtra, kSendExtra,
+                                         kArriveExtra));
+    }
+  } else if (plan.impl().staged != nullptr) {  // rows between nodes, fanned out by relays
     const NcclStagedRank me = impl_->staged_rank(plan);
     FUSCO_RETURN_IF_ERROR(nccl_staged_dispatch(me, x.data, x.row_pitch_bytes(), row_bytes,
                                                args.recv, kSendRows, kArriveRows));
@@ -292,11 +329,16 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
     }
   }
   const bool staged = plan.impl().staged != nullptr;
-  if (staged) {  // the weight rows of the entries to their relays
-    FUSCO_RETURN_IF_ERROR(nccl_staged_weights(
-        impl_->staged_rank(plan), static_cast<const float*>(topk_weights.data), data.topk));
-  }
+  GinTransfer* gin = staged ? impl_->gin.get() : nullptr;
   const int64_t timeout_ms = data.options.timeout_ms;
+  const auto* weights = static_cast<const float*>(topk_weights.data);
+  if (gin != nullptr) {  // the weight rows of the entries to their relays
+    FUSCO_RETURN_IF_ERROR(gin->weights(impl_->staged_rank(plan), *impl_->dev_comm,
+                                       *plan.impl().put_destinations, *impl_->bounded, timeout_ms,
+                                       weights, data.topk));
+  } else if (staged) {
+    FUSCO_RETURN_IF_ERROR(nccl_staged_weights(impl_->staged_rank(plan), weights, data.topk));
+  }
   FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "combine (expert outputs in their windows)"));
   kernels::DirectCombineArgs args;
   args.num_tokens = data.num_tokens;
@@ -310,8 +352,12 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   args.expert_out = impl_->expert_peers;
   for (int p = 0; p < impl_->world; ++p) args.expert_out.pitch[p] = row_bytes;
   if (staged) {  // other nodes' sums come back; this rank's combine reads them as entry W
-    Result<char*> returned = nccl_staged_return(impl_->staged_rank(plan), args.expert_out,
-                                                data.topk, hidden, args.row_type, row_bytes);
+    Result<char*> returned =
+        gin != nullptr ? gin->returns(impl_->staged_rank(plan), *impl_->dev_comm,
+                                      *plan.impl().put_destinations, *impl_->bounded, timeout_ms,
+                                      args.expert_out, data.topk, hidden, args.row_type, row_bytes)
+                       : nccl_staged_return(impl_->staged_rank(plan), args.expert_out, data.topk,
+                                            hidden, args.row_type, row_bytes);
     FUSCO_RETURN_IF_ERROR(returned.status());
     args.expert_out.base[impl_->world] = returned.value();
     args.expert_out.pitch[impl_->world] = row_bytes;
@@ -319,6 +365,10 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   args.out = out.data;
   FUSCO_RETURN_IF_ERROR(
       cuda_status(kernels::launch_direct_combine(args, impl_->stream), "combine kernel"));
+  if (gin != nullptr) {  // the returned rows are read: their senders may put again
+    FUSCO_RETURN_IF_ERROR(
+        gin->returned_read(impl_->staged_rank(plan), *impl_->dev_comm, row_bytes));
+  }
   // No rank overwrites its window while a peer still reads it.
   return impl_->barrier(timeout_ms, "combine (every window read)");
 }

@@ -16,6 +16,7 @@
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
+#include "gpu/nccl_gin.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "gpu/nccl_staged.hpp"
 #include "gpu/node_barrier.hpp"
@@ -102,6 +103,8 @@ struct NcclCommunicator::Impl {
   ncclWindow_t sync_handle = nullptr;
   core::PeerTable sync_peers{};
   std::unique_ptr<NodeBarrier> bounded;
+  /// NcclInterNode::kGin with several nodes: the staging window and its put bookkeeping.
+  std::unique_ptr<GinTransfer> gin;
   cudaStream_t stream = nullptr;
   bool device_api = false;       ///< false: the ncclSend/ncclRecv path
   DeviceBuffer recv_plain;       ///< the send/recv path's receive buffer
@@ -152,8 +155,18 @@ struct NcclCommunicator::Impl {
                           "ncclCommWindowRegister (expert-output window)"),
               "window registration"));
     int lsa_size = 0;
-    Status made =
-        nccl_status(kernels::create_dev_comm(comm, 0, &dev_comm, &lsa_size), "ncclDevCommCreate");
+    int gin_contexts = 0;
+    const bool with_gin = options.inter_node == NcclInterNode::kGin && several_nodes();
+    Status made = nccl_status(kernels::create_dev_comm(comm, with_gin ? gin_signal_count(world) : 0,
+                                                       &dev_comm, &lsa_size, &gin_contexts),
+                              "ncclDevCommCreate");
+    if (made.ok() && with_gin && gin_contexts == 0) {
+      made = Status(StatusCode::kUnsupported,
+                    "options.inter_node = gin, but NCCL offers no GIN on rank " +
+                        std::to_string(rank) +
+                        " (no network it can drive from the GPU); inter_node = sendrecv works "
+                        "on any network");
+    }
     for (const int peer : node_peers()) {
       if (made.ok() && kernels::lsa_rank_of(comm, peer) < 0) {
         made = Status(StatusCode::kUnsupported,
@@ -167,6 +180,13 @@ struct NcclCommunicator::Impl {
     FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
 
     FUSCO_RETURN_IF_ERROR(agree(allgather, rank, set_up_sync_window(), "barrier window"));
+    if (with_gin) {
+      Result<std::unique_ptr<GinTransfer>> staging =
+          GinTransfer::create(comm, window_bytes, rank, world);
+      const Status made_staging = staging.status();
+      if (staging.ok()) gin = std::move(staging).value();
+      FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made_staging, "staging window"));
+    }
 
     // Every node peer's LSA address of the windows (on the stream create() made).
     Status pointers = lsa_peers(recv_handle, recv_peers);
@@ -194,6 +214,8 @@ struct NcclCommunicator::Impl {
     bounded = std::move(made).value();
     return Status();
   }
+
+  bool several_nodes() const { return host.topology().num_nodes() > 1; }
 
   // The ranks of this rank's node in the host topology: the ranks it stores into and loads
   // from (rows between nodes are staged through ncclSend/ncclRecv).
@@ -280,6 +302,7 @@ struct NcclCommunicator::Impl {
   }
 
   void release_device_api() {
+    gin.reset();
     release_counts_window();
     kernels::destroy_dev_comm(comm, dev_comm);
     dev_comm = nullptr;
@@ -306,6 +329,10 @@ struct NcclCommunicator::Impl {
   // the call on every rank instead of leaving its peers waiting in NCCL.
   Status reserve(const DevicePlan& plan, int64_t row_bytes, int64_t extra_bytes,
                  int64_t combine_row_bytes, int64_t topk) {
+    if (plan.impl().staged != nullptr && gin != nullptr) {
+      return gin->check_fits(plan.impl().staged->streams, row_bytes, extra_bytes, combine_row_bytes,
+                             topk);
+    }
     if (plan.impl().staged != nullptr) {
       return reserve_staged(staged_rank(plan), row_bytes, extra_bytes, combine_row_bytes, topk);
     }

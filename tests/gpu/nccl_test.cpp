@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <tuple>
 
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -107,6 +108,36 @@ TEST(NcclCommunicator, PathFromTheEnvironment_BadNameIsAClearError) {
                                         "sendrecv"),
             std::string::npos)
       << bad.status().message();
+}
+
+TEST(NcclCommunicator, InterNodeFromTheEnvironment_BadNameIsAClearError) {
+  setenv("FUSCO_NCCL_INTER_NODE", "gin", 1);
+  Result<gpu::NcclOptions> chosen = gpu::NcclOptions::from_env();
+  setenv("FUSCO_NCCL_INTER_NODE", "rdma", 1);
+  Result<gpu::NcclOptions> bad = gpu::NcclOptions::from_env();
+  unsetenv("FUSCO_NCCL_INTER_NODE");
+  ASSERT_TRUE(chosen.ok()) << chosen.status().to_string();
+  EXPECT_EQ(chosen.value().inter_node, gpu::NcclInterNode::kGin);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("FUSCO_NCCL_INTER_NODE = 'rdma' is not one of sendrecv, "
+                                        "gin"),
+            std::string::npos)
+      << bad.status().message();
+}
+
+TEST(NcclCommunicator, OptionsOutsideTheirEnums_AreRefusedNamingTheField) {
+  for (const auto& [path, inter_node, field] :
+       {std::tuple{3, 0, "options.path = 3"}, std::tuple{0, 7, "options.inter_node = 7"}}) {
+    auto host = Communicator::create_local(1, Topology::single_node(1));
+    ASSERT_TRUE(host.ok());
+    gpu::NcclOptions options;
+    options.path = static_cast<gpu::NcclPath>(path);
+    options.inter_node = static_cast<gpu::NcclInterNode>(inter_node);
+    auto comm = gpu::NcclCommunicator::create(std::move(host.value()[0]), alone(), options);
+    ASSERT_FALSE(comm.ok());
+    EXPECT_EQ(comm.status().code(), StatusCode::kInvalidArgument) << comm.status().to_string();
+    EXPECT_NE(comm.status().message().find(field), std::string::npos) << comm.status().message();
+  }
 }
 
 TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
