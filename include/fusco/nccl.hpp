@@ -7,18 +7,18 @@
 // destination's receive window through NCCL's LSA (load/store) pointers, over NVLink; combine
 // reads every term straight from the owner's expert-output window and reduces in the plan's
 // fixed order. The kernels are the one-GPU engine's (fusco/gpu.hpp); only the peer table
-// and the barrier (an LSA barrier of the device communicator) differ.
+// and the barrier (fusco's bounded barrier over a third, small window) differ.
 //
 // Where the device API is unavailable (no symmetric memory, ranks without load/store access
 // to each other) the rows move by grouped ncclSend/ncclRecv instead (NcclPath): same results.
 //
 // Several nodes (the host Communicator's topology): rows inside a node move as above over LSA;
 // rows between nodes are staged — gathered per target (a relay of the destination node under
-// node dedup), sent by grouped ncclSend/ncclRecv, fanned out by the relay into its node's
-// receive windows; combine returns one partial sum per token and node the same way. A node
-// must be ranks of one LSA (NVLink) domain, and needs the device-API path. Planning runs on the
-// host, through a host Communicator of the same processes, or on the GPUs (plan_on_device,
-// one node).
+// node dedup), sent by grouped ncclSend/ncclRecv (or put by the GPU over GIN: inter_node),
+// fanned out by the relay into its node's receive windows; combine returns one partial sum per
+// token and node the same way. A node must be ranks of one LSA (NVLink) domain, and needs the
+// device-API path. Planning runs on the host, through a host Communicator of the same
+// processes, or on the GPUs (plan_on_device, one node).
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
