@@ -138,23 +138,14 @@ ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 namespace {
 
 // `plan`'s programme in device memory; a plan that stages rows between nodes also gets its
-// staged lists (into impl.staged) and reads its return buffer as table entry W. Moving them
-// by GIN, its peers learn where its puts land (peer to peer: ranks without staged streams
-// have no part in it).
-Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl,
-                                         const NcclCommunicator::Impl& comm) {
+// staged lists (into impl.staged) and reads its return buffer as table entry W.
+Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl) {
   if (plan.staged_out.empty() && plan.staged_in.empty()) return DeviceProgramme::upload(plan);
   Result<detail::RankStaged> staged = detail::rank_staged(plan);
   FUSCO_RETURN_IF_ERROR(staged.status());
   Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(staged.value());
   FUSCO_RETURN_IF_ERROR(lists.status());
   impl.staged = std::move(lists).value();
-  if (comm.gin != nullptr) {
-    Result<detail::PutDestinations> to =
-        exchange_put_destinations(staged.value().streams, comm.comm, comm.stream);
-    FUSCO_RETURN_IF_ERROR(to.status());
-    impl.put_destinations = std::make_shared<const detail::PutDestinations>(std::move(to).value());
-  }
   return DeviceProgramme::upload(plan, staged.value().terms);
 }
 
@@ -174,7 +165,7 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
-  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl, *impl_);
+  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl);
   Result<std::vector<std::string>> rows =
       exchange(impl_->allgather, impl_->rank, programme.status(),
                std::to_string(plan.value().num_recv_rows()), "plan upload");
@@ -182,6 +173,19 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   for (const std::string& text : rows.value()) {
     impl->group_max_recv_rows =
         std::max<int64_t>(impl->group_max_recv_rows, std::atoll(text.c_str()));
+  }
+  if (impl_->gin != nullptr) {  // where this rank's GIN puts land (peer to peer)
+    Status learned;
+    if (impl->staged != nullptr) {
+      Result<detail::PutDestinations> to =
+          exchange_put_destinations(impl->staged->streams, impl_->comm, impl_->stream);
+      learned = to.status();
+      if (to.ok()) {
+        impl->put_destinations =
+            std::make_shared<const detail::PutDestinations>(std::move(to).value());
+      }
+    }
+    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, learned, "plan exchange"));
   }
   if (!impl_->device_api) {  // every rank got here: the exchange above agreed
     Result<SendRecvProgramme> lists =
