@@ -148,31 +148,37 @@ Result<char*> StagedScratch::at_least(int rank, StagedBuffer which, size_t bytes
   return static_cast<char*>(buffer.memory.data());
 }
 
+namespace {
+
+// The dispatch kernel over `count` stores: rows of x (`pitch` apart) into table `to`.
+Status store_rows(const core::DirectStore* stores, int64_t count, const void* x, int64_t pitch,
+                  int64_t row_bytes, const core::PeerTable& to, cudaStream_t stream,
+                  const std::string& what) {
+  if (count == 0 || row_bytes <= 0) return Status();
+  kernels::DirectDispatchArgs args;
+  args.x = x;
+  args.x_pitch = pitch;
+  args.row_bytes = row_bytes;
+  args.stores = stores;
+  args.num_stores = count;
+  args.recv = to;
+  return cuda_status(kernels::launch_direct_dispatch(args, stream), what);
+}
+
+}  // namespace
+
 Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, int64_t row_bytes,
                      char* send, cudaStream_t stream, const std::string& what) {
-  if (staged.gathers == 0 || row_bytes <= 0) return Status();
-  kernels::DirectDispatchArgs gather;
-  gather.x = x;
-  gather.x_pitch = pitch;
-  gather.row_bytes = row_bytes;
-  gather.stores = staged.gather;
-  gather.num_stores = staged.gathers;
-  gather.recv.base[0] = send;
-  gather.recv.pitch[0] = row_bytes;
-  return cuda_status(kernels::launch_direct_dispatch(gather, stream), what);
+  core::PeerTable staging{};  // the send staging as table entry 0
+  staging.base[0] = send;
+  staging.pitch[0] = row_bytes;
+  return store_rows(staged.gather, staged.gathers, x, pitch, row_bytes, staging, stream, what);
 }
 
 Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
                       const core::PeerTable& recv, cudaStream_t stream, const std::string& what) {
-  if (staged.fanouts == 0 || row_bytes <= 0) return Status();
-  kernels::DirectDispatchArgs fanout;
-  fanout.x = arrive;
-  fanout.x_pitch = row_bytes;
-  fanout.row_bytes = row_bytes;
-  fanout.stores = staged.fanout;
-  fanout.num_stores = staged.fanouts;
-  fanout.recv = recv;
-  return cuda_status(kernels::launch_direct_dispatch(fanout, stream), what);
+  return store_rows(staged.fanout, staged.fanouts, arrive, row_bytes, row_bytes, recv, stream,
+                    what);
 }
 
 Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,

@@ -78,22 +78,29 @@ std::vector<Case> one_node_cases(int world) {
   return cases;
 }
 
-std::vector<Plan> plans_of_case(const Case& c) {
-  auto comms = Communicator::create_local(c.world, Topology::nodes_of(c.world, c.ranks_per_node));
-  EXPECT_TRUE(comms.ok()) << comms.status().to_string();
+std::vector<Plan> plans_by(
+    const Case& c, std::vector<Communicator>& comms,
+    const std::function<Result<Plan>(Communicator&, const TensorView&)>& plan_one) {
   std::vector<Plan> plans(static_cast<size_t>(c.world));
-  if (!comms.ok()) return plans;
   const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
     std::vector<int64_t> ids = routing_of(c, rank);
     const TensorView idx =
         TensorView::host(ids.data(), DType::kInt64, {tokens_of(c, rank), c.topk});
-    Result<Plan> plan =
-        comms.value()[static_cast<size_t>(rank)].plan(idx, c.experts, map_of(c), options_of(c));
+    Result<Plan> plan = plan_one(comms[static_cast<size_t>(rank)], idx);
     if (plan.ok()) plans[static_cast<size_t>(rank)] = std::move(plan).value();
     return plan.status();
   });
   EXPECT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
   return plans;
+}
+
+std::vector<Plan> plans_of_case(const Case& c) {
+  auto comms = Communicator::create_local(c.world, Topology::nodes_of(c.world, c.ranks_per_node));
+  EXPECT_TRUE(comms.ok()) << comms.status().to_string();
+  if (!comms.ok()) return std::vector<Plan>(static_cast<size_t>(c.world));
+  return plans_by(c, comms.value(), [&c](Communicator& comm, const TensorView& idx) {
+    return comm.plan(idx, c.experts, map_of(c), options_of(c));
+  });
 }
 
 }  // namespace fusco::testing

@@ -18,7 +18,6 @@
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 #include "plan/staged_puts.hpp"
-#include "testing/rank_threads.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -356,19 +355,10 @@ std::vector<Plan> gpu_plans_over_processes(const Case& c) {
   auto comms = Communicator::Impl::create_local(
       c.world, Topology::nodes_of(c.world, c.ranks_per_node), /*direct_access=*/false);
   EXPECT_TRUE(comms.ok()) << comms.status().to_string();
-  std::vector<Plan> plans(static_cast<size_t>(c.world));
-  if (!comms.ok()) return plans;
-  const std::vector<Status> statuses = run_ranks(c.world, [&](int rank) -> Status {
-    std::vector<int64_t> ids = routing_of(c, rank);
-    const TensorView idx =
-        TensorView::host(ids.data(), DType::kInt64, {tokens_of(c, rank), c.topk});
-    Result<Plan> plan = Communicator::Impl::plan_for_gpus(comms.value()[static_cast<size_t>(rank)],
-                                                          idx, c.experts, map_of(c), options_of(c));
-    if (plan.ok()) plans[static_cast<size_t>(rank)] = std::move(plan).value();
-    return plan.status();
+  if (!comms.ok()) return std::vector<Plan>(static_cast<size_t>(c.world));
+  return plans_by(c, comms.value(), [&c](Communicator& comm, const TensorView& idx) {
+    return Communicator::Impl::plan_for_gpus(comm, idx, c.experts, map_of(c), options_of(c));
   });
-  EXPECT_TRUE(first_error(statuses).ok()) << first_error(statuses).to_string();
-  return plans;
 }
 
 // The NCCL engine plans over its host communicator (processes): its plans must store rows
