@@ -255,8 +255,10 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     args.extra_pitch = extra.row_pitch_bytes();
     args.extra_row_bytes = extra_bytes;
     args.extra_recv = impl_->recv_peers;
-    for (int p = 0; p < impl_->world; ++p) {
-      args.extra_recv.base[p] += Impl::extra_offset(plan, row_bytes);
+    for (int p = 0; p < impl_->world; ++p) {  // ranks of other nodes have no address
+      if (args.extra_recv.base[p] != nullptr) {
+        args.extra_recv.base[p] += Impl::extra_offset(plan, row_bytes);
+      }
       args.extra_recv.pitch[p] = extra_bytes;
     }
   }
