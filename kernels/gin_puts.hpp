@@ -21,13 +21,16 @@ struct ncclDevComm;
 namespace fusco::kernels {
 
 /// One block to put: `bytes` at `src_offset` of this rank's part of the window to
-/// `dst_offset` of `peer`'s part, once the peer has acknowledged `acks_needed` earlier puts.
+/// `dst_offset` of `peer`'s part, in puts of `chunk_bytes` (each raising the peer's data
+/// signal: the receiver can use chunk i while chunk i+1 is on the wire), once the peer has
+/// acknowledged `acks_needed` earlier blocks.
 struct GinPut {
   int32_t peer = 0;
   uint64_t acks_needed = 0;
   int64_t src_offset = 0;
   int64_t dst_offset = 0;
   int64_t bytes = 0;
+  int64_t chunk_bytes = 0;
 };
 
 /// Where a rank's signals are: data signal `data_base + p` counts the puts rank p made to this
@@ -63,6 +66,31 @@ struct GinWaitArgs {
   GinBound bound;
 };
 
+/// A stream arriving here, as the fan-out sees it: arrival rows [begin, begin + entries) from
+/// `source`, in chunks of `chunk_rows`; chunk c has arrived once the source's data signal
+/// reached `needed_before + c + 1`.
+struct GinArrival {
+  int64_t begin = 0;
+  int64_t entries = 0;
+  uint64_t needed_before = 0;
+  int32_t source = 0;
+};
+
+/// Fan-out of arriving rows, chunk by chunk: each store (arrival row `token` -> rank, row)
+/// waits for its row's chunk, then copies the row (one warp per store).
+struct GinFanOutArgs {
+  const core::DirectStore* stores = nullptr;
+  int64_t count = 0;
+  const char* arrive = nullptr;  ///< The arrival region (this rank's part of the window).
+  int64_t row_bytes = 0;
+  int64_t chunk_rows = 1;
+  core::PeerTable recv{};
+  int streams = 0;
+  GinArrival arrivals[core::kMaxDirectPeers];  ///< By arrival row, ascending.
+  GinSignals signals;
+  GinBound bound;
+};
+
 /// Acknowledges to every peer of `peers` that its last put has been used.
 struct GinAckArgs {
   int rank = 0;
@@ -73,6 +101,9 @@ struct GinAckArgs {
 
 /// Every put of `args` (one CTA each); returns once their sources may be reused.
 cudaError_t launch_gin_puts(const ncclDevComm& comm, const GinPutArgs& args, cudaStream_t stream);
+/// Waits and copies as GinFanOutArgs says; later work sees the stored rows.
+cudaError_t launch_gin_fan_out(const ncclDevComm& comm, const GinFanOutArgs& args,
+                               cudaStream_t stream);
 /// One CTA; later work on `stream` sees the rows the waited-for puts delivered.
 cudaError_t launch_gin_waits(const ncclDevComm& comm, const GinWaitArgs& args, cudaStream_t stream);
 /// One CTA; earlier work on `stream` (the rows' readers) is complete when it signals.

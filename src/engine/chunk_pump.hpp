@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/chunk_steps.hpp"
 #include "transport/transport.hpp"
 
 namespace fusco::engine {
@@ -24,9 +25,7 @@ struct ChunkStream {
   int64_t next = 0;
 };
 
-inline int64_t chunk_count(int64_t rows, int64_t rows_per_chunk) {
-  return (rows + rows_per_chunk - 1) / rows_per_chunk;
-}
+using core::chunk_count;
 
 /// Runs until every stream is complete and `local` reports no more work.
 ///   produce(stream, first_row, count, std::byte* slot)

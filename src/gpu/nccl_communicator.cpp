@@ -268,12 +268,13 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     const NcclStagedRank me = impl_->staged_rank(plan);
     GinTransfer& gin = *impl_->gin;
     const detail::PutDestinations& to = *plan.impl().put_destinations;
-    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms,
+    const int64_t chunk = data.options.chunk_bytes;
+    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms, chunk,
                                        x.data, x.row_pitch_bytes(), row_bytes, args.recv,
                                        GinStep::kRows, kSendRows, kArriveRows));
     if (with_extra) {
       FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms,
-                                         extra.data, extra.row_pitch_bytes(), extra_bytes,
+                                         chunk, extra.data, extra.row_pitch_bytes(), extra_bytes,
                                          args.extra_recv, GinStep::kExtra, kSendExtra,
                                          kArriveExtra));
     }

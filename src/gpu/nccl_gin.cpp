@@ -1,7 +1,9 @@
 #include "gpu/nccl_gin.hpp"
 
+#include <algorithm>
 #include <string>
 
+#include "core/chunk_steps.hpp"
 #include "gin_puts.hpp"
 #include "gpu/nccl_communicator_impl.hpp"
 
@@ -81,8 +83,9 @@ Status GinTransfer::check_fits(const detail::StagedStreams& streams, int64_t row
 }
 
 Status GinTransfer::put(GinStep step, const std::vector<Block>& blocks, StagedBuffer from,
-                        StagedBuffer to, int64_t row_bytes, const ncclDevComm& dev,
-                        NodeBarrier& bound, int64_t timeout_ms, cudaStream_t stream) {
+                        StagedBuffer to, int64_t row_bytes, int64_t chunk_rows,
+                        const ncclDevComm& dev, NodeBarrier& bound, int64_t timeout_ms,
+                        cudaStream_t stream) {
   kernels::GinPutArgs args;
   args.window = handle_;
   args.rank = rank_;
@@ -95,6 +98,7 @@ Status GinTransfer::put(GinStep step, const std::vector<Block>& blocks, StagedBu
     put.src_offset = offset(from) + block.begin * row_bytes;
     put.dst_offset = offset(to) + block.dst * row_bytes;
     put.bytes = block.rows * row_bytes;
+    put.chunk_bytes = chunk_rows * row_bytes;
   }
   args.bound = bound_of(bound, timeout_ms, "a GIN put (waiting for the peer to free its region)");
   return cuda_status(kernels::launch_gin_puts(dev, args, stream), "GIN puts");
@@ -144,21 +148,37 @@ std::vector<GinTransfer::Block> dispatch_puts(const detail::StagedStreams& strea
 
 Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
                              const detail::PutDestinations& to, NodeBarrier& bound,
-                             int64_t timeout_ms, const void* x, int64_t pitch, int64_t row_bytes,
-                             const core::PeerTable& recv, GinStep step, StagedBuffer send,
-                             StagedBuffer arrive) {
+                             int64_t timeout_ms, int64_t chunk_bytes, const void* x, int64_t pitch,
+                             int64_t row_bytes, const core::PeerTable& recv, GinStep step,
+                             StagedBuffer send, StagedBuffer arrive) {
   if (row_bytes <= 0) return Status();
   const detail::StagedStreams& streams = me.staged.streams;
+  const int64_t chunk_rows = core::rows_per_chunk(chunk_bytes, row_bytes);
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, region(send), me.stream,
                                       "dispatch: gathering staged rows"));
-  FUSCO_RETURN_IF_ERROR(put(step, dispatch_puts(streams, to), send, arrive, row_bytes, dev, bound,
-                            timeout_ms, me.stream));
-  const std::vector<detail::StagedBlock> arriving = detail::dispatch_blocks(streams).recvs;
-  FUSCO_RETURN_IF_ERROR(
-      await(step, arriving, dev, bound, timeout_ms, me.stream, "dispatch (rows from other nodes)"));
-  FUSCO_RETURN_IF_ERROR(fan_out_staged(me.staged, region(arrive), row_bytes, recv, me.stream,
-                                       "dispatch: fanning out rows from other nodes"));
-  return ack(step, arriving, dev, me.stream);
+  FUSCO_RETURN_IF_ERROR(put(step, dispatch_puts(streams, to), send, arrive, row_bytes, chunk_rows,
+                            dev, bound, timeout_ms, me.stream));
+  // Fan-out chunk by chunk as they arrive: stream i's chunk c has arrived once its source's
+  // data signal passed what earlier calls awaited plus c + 1.
+  kernels::GinFanOutArgs args;
+  args.stores = me.staged.fanout;
+  args.count = me.staged.fanouts;
+  args.arrive = region(arrive);
+  args.row_bytes = row_bytes;
+  args.chunk_rows = chunk_rows;
+  args.recv = recv;
+  args.signals = signals_of(step, world_);
+  std::vector<uint64_t>& awaited = awaited_[static_cast<size_t>(step)];
+  for (const detail::StagedStreams::In& in : streams.in) {
+    if (in.entries == 0) continue;
+    uint64_t& seen = awaited[static_cast<size_t>(in.source)];
+    args.arrivals[args.streams++] = {in.arrive_begin, in.entries, seen, in.source};
+    seen += static_cast<uint64_t>(core::chunk_count(in.entries, chunk_rows));
+  }
+  args.bound = bound_of(bound, timeout_ms, "dispatch (rows from other nodes)");
+  FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_gin_fan_out(dev, args, me.stream),
+                                    "dispatch: fanning out rows from other nodes"));
+  return ack(step, detail::dispatch_blocks(streams).recvs, dev, me.stream);
 }
 
 Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
@@ -169,8 +189,10 @@ Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes,
                                       region(kSendWeights), me.stream,
                                       "combine: gathering weight rows"));
+  const int64_t whole = std::max<int64_t>(1, streams.send_rows);  // one chunk per block
   FUSCO_RETURN_IF_ERROR(put(GinStep::kWeights, dispatch_puts(streams, to), kSendWeights,
-                            kArriveWeights, weight_bytes, dev, bound, timeout_ms, me.stream));
+                            kArriveWeights, weight_bytes, whole, dev, bound, timeout_ms,
+                            me.stream));
   return await(GinStep::kWeights, detail::dispatch_blocks(streams).recvs, dev, bound, timeout_ms,
                me.stream, "combine (weight rows from other nodes)");
 }
@@ -197,8 +219,9 @@ Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& 
       blocks.push_back({in.source, in.relay_return_begin, in.return_rows, to.in_return[i]});
     }
   }
-  FUSCO_RETURN_IF_ERROR(put(GinStep::kReturns, blocks, kRelayReturn, kReturned, row_bytes, dev,
-                            bound, timeout_ms, me.stream));
+  const int64_t whole = std::max<int64_t>(1, streams.relay_return_rows);  // one chunk per block
+  FUSCO_RETURN_IF_ERROR(put(GinStep::kReturns, blocks, kRelayReturn, kReturned, row_bytes, whole,
+                            dev, bound, timeout_ms, me.stream));
   FUSCO_RETURN_IF_ERROR(await(GinStep::kReturns, detail::return_blocks(streams).recvs, dev, bound,
                               timeout_ms, me.stream, "combine (sums from other nodes)"));
   return region(kReturned);

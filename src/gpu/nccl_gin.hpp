@@ -7,10 +7,11 @@
 // (StagedBuffer order), the same on every rank, so a put's destination is the peer's region
 // plus the row the peer chose for the stream (detail::PutDestinations, learned once per plan).
 // Each step of a call (rows, companion rows, weight rows, return rows) has its own signals:
-// a put raises the receiver's data signal for the sender, the receiver waits for it, uses the
-// rows and acknowledges with the sender's free signal, which the sender awaits before its
-// next put of that step to that peer. The host counts puts and acknowledgements per (step,
-// peer) and passes the counts each wait needs. Every wait is bounded (NodeBarrier's fault
+// every chunk put raises the receiver's data signal for the sender, the receiver waits for
+// it (dispatch: per chunk, so it fans chunk i out while chunk i+1 is on the wire), uses the
+// rows and acknowledges the block with the sender's free signal, which the sender awaits
+// before its next block of that step to that peer. The host counts puts and acknowledgements per
+// (step, peer) and passes the counts each wait needs. Every wait is bounded (NodeBarrier's fault
 // record names the peer).
 
 #include <memory>
@@ -49,11 +50,13 @@ class GinTransfer {
                     int64_t combine_row_bytes, int64_t topk) const;
 
   /// The dispatch of rows of `row_bytes` (x rows `pitch` apart) of `step` (kRows or kExtra):
-  /// gather into region `send`, puts, waits, fan-out from region `arrive` into `recv`, acks.
+  /// gather into region `send`, puts in chunks of `chunk_bytes` (PlanOptions::chunk_bytes),
+  /// fan-out from region `arrive` into `recv` chunk by chunk as chunks arrive, acks.
   Status dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
                   const detail::PutDestinations& to, NodeBarrier& bound, int64_t timeout_ms,
-                  const void* x, int64_t pitch, int64_t row_bytes, const core::PeerTable& recv,
-                  GinStep step, StagedBuffer send, StagedBuffer arrive);
+                  int64_t chunk_bytes, const void* x, int64_t pitch, int64_t row_bytes,
+                  const core::PeerTable& recv, GinStep step, StagedBuffer send,
+                  StagedBuffer arrive);
 
   /// Combine, before the barrier: this rank's weight rows of its entries put to their targets,
   /// and the weight rows of the entries that come here awaited.
@@ -84,10 +87,11 @@ class GinTransfer {
   GinTransfer() = default;
   char* region(StagedBuffer which) const;
   int64_t offset(StagedBuffer which) const;
-  // The puts of `step`: each block from region `from` to region `to` of its peer.
+  // The puts of `step`: each block from region `from` to region `to` of its peer, in chunks
+  // of `chunk_rows` rows.
   Status put(GinStep step, const std::vector<Block>& blocks, StagedBuffer from, StagedBuffer to,
-             int64_t row_bytes, const ncclDevComm& dev, NodeBarrier& bound, int64_t timeout_ms,
-             cudaStream_t stream);
+             int64_t row_bytes, int64_t chunk_rows, const ncclDevComm& dev, NodeBarrier& bound,
+             int64_t timeout_ms, cudaStream_t stream);
   // Waits for one more put of `step` from every peer of `blocks` (those with rows).
   Status await(GinStep step, const std::vector<detail::StagedBlock>& blocks, const ncclDevComm& dev,
                NodeBarrier& bound, int64_t timeout_ms, cudaStream_t stream, const char* what);
@@ -101,8 +105,8 @@ class GinTransfer {
   int64_t region_bytes_ = 0;
   int rank_ = 0;
   int world_ = 0;
-  std::vector<std::vector<uint64_t>> sent_;     ///< [step][peer]: puts made so far.
-  std::vector<std::vector<uint64_t>> awaited_;  ///< [step][peer]: puts awaited so far.
+  std::vector<std::vector<uint64_t>> sent_;     ///< [step][peer]: blocks put so far.
+  std::vector<std::vector<uint64_t>> awaited_;  ///< [step][peer]: chunks awaited so far.
 };
 
 /// Collective over the peers this rank shares staged streams with (grouped ncclSend/ncclRecv
