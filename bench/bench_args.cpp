@@ -19,9 +19,12 @@ std::string bench_usage() {
                            gpu: -r logical ranks on one GPU (fusco's GPU
                            engine against the unfused GPU pipeline; builds
                            with CUDA)
+                           nccl: processes under mpirun, one GPU each
+                           (NcclCommunicator fused against its ncclSend/
+                           ncclRecv pipeline; -p below -np: nodes)
   -r, --ranks N            ranks (threads; with -t shm: the process count)    [8]
-  -p, --ranks-per-node N   ranks per node (-t gpu: one node unless given;
-                           below -r the GPU's ranks run the staged path)  [4]
+  -p, --ranks-per-node N   ranks per node (-t gpu, nccl: one node unless
+                           given; below -r the staged path runs)      [4]
   -b, --min-tokens N       tokens per rank, first size             [256]
   -e, --max-tokens N       tokens per rank, last size              [2048]
   -f, --factor N           size multiplier between sizes           [2]
@@ -76,8 +79,9 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
       status = set_int(&args.ranks, 1, 1024);
       args.ranks_given = true;
     } else if (flag == "-t" || flag == "--transport") {
-      if (value != "inproc" && value != "shm" && value != "ucx" && value != "gpu") {
-        return bad_flag(flag, value, "not one of inproc, shm, ucx, gpu");
+      if (value != "inproc" && value != "shm" && value != "ucx" && value != "gpu" &&
+          value != "nccl") {
+        return bad_flag(flag, value, "not one of inproc, shm, ucx, gpu, nccl");
       }
       args.transport = value;
     } else if (flag == "-p" || flag == "--ranks-per-node") {
@@ -150,9 +154,10 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
   if (args.transport == "inproc" || args.transport == "gpu") {
     FUSCO_RETURN_IF_ERROR(settle_world(args, args.ranks));
   }
-  if (args.transport == "gpu" && args.redundant > 0) {
-    return bad_flag("--redundant", std::to_string(args.redundant),
-                    "not offered with -t gpu (the GPU run uses the contiguous expert map)");
+  if ((args.transport == "gpu" || args.transport == "nccl") && args.redundant > 0) {
+    return bad_flag(
+        "--redundant", std::to_string(args.redundant),
+        "not offered with -t " + args.transport + " (the GPU runs use the contiguous expert map)");
   }
   return args;
 }

@@ -23,6 +23,9 @@
 #ifdef FUSCO_BENCH_WITH_MPI
 #include "mpi_ranks.hpp"
 #endif
+#ifdef FUSCO_BENCH_WITH_NCCL
+#include "nccl_sizes.hpp"
+#endif
 #include "plan/redundant_placement.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
@@ -471,6 +474,44 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
 #endif
 }
 
+// fusco_bench -t nccl: one size over the MPI processes (nccl_sizes.hpp).
+Result<SizeResult> run_nccl_row(const BenchArgs& args, int64_t tokens, Ranks& ranks) {
+#ifdef FUSCO_BENCH_WITH_NCCL
+  Result<NcclSize> measured = run_nccl_size(args, tokens, ranks);
+  FUSCO_RETURN_IF_ERROR(measured.status());
+  const NcclSize& n = measured.value();
+  SizeResult r;
+  r.tokens = tokens;
+  r.recv_rows = n.recv_rows;
+  r.plan_us = n.plan_us;
+  r.dispatch_us = n.dispatch_us;
+  r.combine_us = n.combine_us;
+  r.base_dispatch_us = n.base_dispatch_us;
+  r.base_combine_us = n.base_combine_us;
+  const double rank_bytes =
+      n.recv_rows * static_cast<double>(args.hidden) * static_cast<double>(dtype_size(args.dtype));
+  const double share = static_cast<double>(args.ranks - 1) / args.ranks;
+  r.dispatch_algbw = n.dispatch_us > 0 ? rank_bytes / n.dispatch_us / 1e3 : 0;
+  r.dispatch_busbw = r.dispatch_algbw * share;
+  r.combine_algbw = n.combine_us > 0 ? rank_bytes / n.combine_us / 1e3 : 0;
+  r.combine_busbw = r.combine_algbw * share;
+  r.speedup = (n.base_dispatch_us + n.base_combine_us) / (n.dispatch_us + n.combine_us);
+  r.wrong = n.wrong;
+  if (ranks.reports()) {
+    std::printf("# %ld tokens on %d x %s (%s): unfused / fused time %.2fx\n",
+                static_cast<long>(tokens), args.ranks, n.device.c_str(), n.path.c_str(), r.speedup);
+  }
+  return r;
+#else
+  (void)args;
+  (void)tokens;
+  (void)ranks;
+  return Status(StatusCode::kUnsupported,
+                "flag -t = 'nccl': this fusco_bench was built without NCCL and MPI "
+                "(FUSCO_WITH_NCCL, FUSCO_WITH_MPI)");
+#endif
+}
+
 // The rank driver for args.transport; settles the rank count.
 Result<std::unique_ptr<Ranks>> make_ranks(BenchArgs& args, int* argc, char*** argv) {
   if (args.transport == "inproc") {
@@ -511,6 +552,9 @@ int run(int argc, char** argv) {
     return 2;
   }
   Ranks& ranks = *made.value();
+  if (args.transport == "nccl" && !args.ranks_per_node_given) {
+    args.ranks_per_node = args.ranks;  // the processes form one node unless -p says otherwise
+  }
   const bool reports = ranks.reports();
   CopyBuffers copies(ranks.count());
   if (reports) {
@@ -519,8 +563,9 @@ int run(int argc, char** argv) {
   std::vector<SizeResult> rows;
   for (int64_t tokens = args.min_tokens; tokens <= args.max_tokens;
        tokens = tokens == 0 ? 1 : tokens * args.factor) {
-    Result<SizeResult> row =
-        args.transport == "gpu" ? run_gpu_row(args, tokens) : run_size(args, tokens, ranks, copies);
+    Result<SizeResult> row = args.transport == "gpu"    ? run_gpu_row(args, tokens)
+                             : args.transport == "nccl" ? run_nccl_row(args, tokens, ranks)
+                                                        : run_size(args, tokens, ranks, copies);
     if (!row.ok()) {
       std::fprintf(stderr, "fusco_bench: rank %d, %ld tokens: %s\n", ranks.first(),
                    static_cast<long>(tokens), row.status().to_string().c_str());
@@ -570,6 +615,9 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     const int code = fusco::bench::run(argc, argv);
+#ifdef FUSCO_BENCH_WITH_NCCL
+    fusco::bench::finish_nccl();  // its communicators go before MPI does
+#endif
 #ifdef FUSCO_BENCH_WITH_MPI
     fusco::bench::finish_mpi();
 #endif
