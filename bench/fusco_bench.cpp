@@ -418,6 +418,31 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   json << "  ]\n}\n";
 }
 
+// A GPU run's size (-t gpu or nccl: `m` has recv_rows, the four times, plan_us and wrong) in
+// the columns of the other transports: bandwidths over a rank's received bytes, the bus
+// bandwidth counting the share of them that came from other ranks.
+template <typename Measured>
+SizeResult gpu_row(const BenchArgs& args, int64_t tokens, const Measured& m) {
+  SizeResult r;
+  r.tokens = tokens;
+  r.recv_rows = m.recv_rows;
+  r.plan_us = m.plan_us;
+  r.dispatch_us = m.dispatch_us;
+  r.combine_us = m.combine_us;
+  r.base_dispatch_us = m.base_dispatch_us;
+  r.base_combine_us = m.base_combine_us;
+  const double rank_bytes =
+      m.recv_rows * static_cast<double>(args.hidden) * static_cast<double>(dtype_size(args.dtype));
+  const double share = static_cast<double>(args.ranks - 1) / args.ranks;
+  r.dispatch_algbw = m.dispatch_us > 0 ? rank_bytes / m.dispatch_us / 1e3 : 0;
+  r.dispatch_busbw = r.dispatch_algbw * share;
+  r.combine_algbw = m.combine_us > 0 ? rank_bytes / m.combine_us / 1e3 : 0;
+  r.combine_busbw = r.combine_algbw * share;
+  r.speedup = (m.base_dispatch_us + m.base_combine_us) / (m.dispatch_us + m.combine_us);
+  r.wrong = m.wrong;
+  return r;
+}
+
 // -t gpu: one size on one GPU, in the columns of the other transports (no wire bytes: the
 // logical ranks share the device; cpyGB/s is the device-to-device copy of the delivered bytes).
 Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
@@ -429,25 +454,9 @@ Result<SizeResult> run_gpu_row(const BenchArgs& args, int64_t tokens) {
   }
   FUSCO_RETURN_IF_ERROR(measured.status());
   const GpuSize& g = measured.value();
-  SizeResult r;
-  r.tokens = tokens;
-  r.recv_rows = g.recv_rows;
-  r.plan_us = g.plan_us;
-  r.dispatch_us = g.dispatch_us;
-  r.combine_us = g.combine_us;
-  r.base_dispatch_us = g.base_dispatch_us;
-  r.base_combine_us = g.base_combine_us;
-  const double rank_bytes =
-      g.recv_rows * static_cast<double>(args.hidden) * static_cast<double>(dtype_size(args.dtype));
-  const double share = static_cast<double>(args.ranks - 1) / args.ranks;
-  r.dispatch_algbw = g.dispatch_us > 0 ? rank_bytes / g.dispatch_us / 1e3 : 0;
-  r.dispatch_busbw = r.dispatch_algbw * share;
-  r.combine_algbw = g.combine_us > 0 ? rank_bytes / g.combine_us / 1e3 : 0;
-  r.combine_busbw = r.combine_algbw * share;
-  r.speedup = (g.base_dispatch_us + g.base_combine_us) / (g.dispatch_us + g.combine_us);
+  SizeResult r = gpu_row(args, tokens, g);
   r.memcpy_gbps = g.copy_us > 0 ? g.delivered_bytes / g.copy_us / 1e3 : 0;
   r.bound_ratio = g.copy_us > 0 ? g.dispatch_us / g.copy_us : 0;
-  r.wrong = g.wrong;
   std::printf(
       "# %ld tokens on %s: dispatch bandwidth / D2D copy bandwidth %.2f (goal >= 0.80), "
       "unfused / fused time %.2fx (goal >= 1.8x)\n",
@@ -480,23 +489,7 @@ Result<SizeResult> run_nccl_row(const BenchArgs& args, int64_t tokens, Ranks& ra
   Result<NcclSize> measured = run_nccl_size(args, tokens, ranks);
   FUSCO_RETURN_IF_ERROR(measured.status());
   const NcclSize& n = measured.value();
-  SizeResult r;
-  r.tokens = tokens;
-  r.recv_rows = n.recv_rows;
-  r.plan_us = n.plan_us;
-  r.dispatch_us = n.dispatch_us;
-  r.combine_us = n.combine_us;
-  r.base_dispatch_us = n.base_dispatch_us;
-  r.base_combine_us = n.base_combine_us;
-  const double rank_bytes =
-      n.recv_rows * static_cast<double>(args.hidden) * static_cast<double>(dtype_size(args.dtype));
-  const double share = static_cast<double>(args.ranks - 1) / args.ranks;
-  r.dispatch_algbw = n.dispatch_us > 0 ? rank_bytes / n.dispatch_us / 1e3 : 0;
-  r.dispatch_busbw = r.dispatch_algbw * share;
-  r.combine_algbw = n.combine_us > 0 ? rank_bytes / n.combine_us / 1e3 : 0;
-  r.combine_busbw = r.combine_algbw * share;
-  r.speedup = (n.base_dispatch_us + n.base_combine_us) / (n.dispatch_us + n.combine_us);
-  r.wrong = n.wrong;
+  const SizeResult r = gpu_row(args, tokens, n);
   if (ranks.reports()) {
     std::printf("# %ld tokens on %d x %s (%s): unfused / fused time %.2fx\n",
                 static_cast<long>(tokens), args.ranks, n.device.c_str(), n.path.c_str(), r.speedup);
