@@ -31,8 +31,7 @@ Result<std::unique_ptr<GinTransfer>> GinTransfer::create(ncclComm_t comm, size_t
   gin->rank_ = rank;
   gin->world_ = world;
   gin->region_bytes_ = static_cast<int64_t>(window_bytes / kRegions / 256 * 256);
-  gin->sent_.assign(kGinSteps, std::vector<uint64_t>(static_cast<size_t>(world), 0));
-  gin->awaited_ = gin->sent_;
+  gin->pacing_ = detail::PutPacing(kGinSteps, world);
   FUSCO_RETURN_IF_ERROR(
       nccl_status(ncclMemAlloc(&gin->window_, window_bytes), "ncclMemAlloc (staging window)"));
   FUSCO_RETURN_IF_ERROR(nccl_status(ncclCommWindowRegister(comm, gin->window_, window_bytes,
@@ -90,11 +89,10 @@ Status GinTransfer::put(GinStep step, const std::vector<Block>& blocks, StagedBu
   args.window = handle_;
   args.rank = rank_;
   args.signals = signals_of(step, world_);
-  std::vector<uint64_t>& sent = sent_[static_cast<size_t>(step)];
   for (const Block& block : blocks) {
     kernels::GinPut& put = args.puts[args.count++];
     put.peer = block.peer;
-    put.acks_needed = sent[static_cast<size_t>(block.peer)]++;
+    put.acks_needed = pacing_.next_block(static_cast<int>(step), block.peer);
     put.src_offset = offset(from) + block.begin * row_bytes;
     put.dst_offset = offset(to) + block.dst * row_bytes;
     put.bytes = block.rows * row_bytes;
@@ -109,10 +107,9 @@ Status GinTransfer::await(GinStep step, const std::vector<detail::StagedBlock>& 
                           cudaStream_t stream, const char* what) {
   kernels::GinWaitArgs args;
   args.signals = signals_of(step, world_);
-  std::vector<uint64_t>& awaited = awaited_[static_cast<size_t>(step)];
-  for (const detail::StagedBlock& block : blocks) {
+  for (const detail::StagedBlock& block : blocks) {  // one chunk each
     args.peers[args.count] = block.peer;
-    args.needed[args.count] = ++awaited[static_cast<size_t>(block.peer)];
+    args.needed[args.count] = pacing_.next_arrival(static_cast<int>(step), block.peer, 1) + 1;
     ++args.count;
   }
   args.bound = bound_of(bound, timeout_ms, what);
@@ -168,12 +165,11 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
   args.chunk_rows = chunk_rows;
   args.recv = recv;
   args.signals = signals_of(step, world_);
-  std::vector<uint64_t>& awaited = awaited_[static_cast<size_t>(step)];
   for (const detail::StagedStreams::In& in : streams.in) {
     if (in.entries == 0) continue;
-    uint64_t& seen = awaited[static_cast<size_t>(in.source)];
-    args.arrivals[args.streams++] = {in.arrive_begin, in.entries, seen, in.source};
-    seen += static_cast<uint64_t>(core::chunk_count(in.entries, chunk_rows));
+    const uint64_t before = pacing_.next_arrival(static_cast<int>(step), in.source,
+                                                 core::chunk_count(in.entries, chunk_rows));
+    args.arrivals[args.streams++] = {in.arrive_begin, in.entries, before, in.source};
   }
   args.bound = bound_of(bound, timeout_ms, "dispatch (rows from other nodes)");
   FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_gin_fan_out(dev, args, me.stream),

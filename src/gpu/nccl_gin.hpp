@@ -105,8 +105,7 @@ class GinTransfer {
   int64_t region_bytes_ = 0;
   int rank_ = 0;
   int world_ = 0;
-  std::vector<std::vector<uint64_t>> sent_;     ///< [step][peer]: blocks put so far.
-  std::vector<std::vector<uint64_t>> awaited_;  ///< [step][peer]: chunks awaited so far.
+  detail::PutPacing pacing_{kGinSteps, 1};  ///< Sized for the world at create().
 };
 
 /// Collective over the peers this rank shares staged streams with (grouped ncclSend/ncclRecv

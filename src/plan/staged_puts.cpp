@@ -49,4 +49,19 @@ Result<PutDestinations> put_destinations(const StagedStreams& streams,
   return destinations;
 }
 
+PutPacing::PutPacing(int steps, int world)
+    : blocks_(static_cast<size_t>(steps), std::vector<uint64_t>(static_cast<size_t>(world), 0)),
+      chunks_(blocks_) {}
+
+uint64_t PutPacing::next_block(int step, int32_t peer) {
+  return blocks_[static_cast<size_t>(step)][static_cast<size_t>(peer)]++;
+}
+
+uint64_t PutPacing::next_arrival(int step, int32_t peer, int64_t chunks) {
+  uint64_t& seen = chunks_[static_cast<size_t>(step)][static_cast<size_t>(peer)];
+  const uint64_t before = seen;
+  seen += static_cast<uint64_t>(chunks);
+  return before;
+}
+
 }  // namespace fusco::detail
