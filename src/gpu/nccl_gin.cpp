@@ -239,24 +239,12 @@ Result<detail::PutDestinations> exchange_put_destinations(const detail::StagedSt
     payload.push_back(messages[i].return_begin);
     blocks.push_back({messages[i].peer, static_cast<int64_t>(i), 1});
   }
-  Result<DeviceBuffer> out = DeviceBuffer::upload(payload, "put offsets");
-  Result<DeviceBuffer> in = DeviceBuffer::allocate(payload.size() * sizeof(int64_t), "put offsets");
-  FUSCO_RETURN_IF_ERROR(out.status());
-  FUSCO_RETURN_IF_ERROR(in.status());
-  FUSCO_RETURN_IF_ERROR(exchange_blocks(out.value().data(), blocks, in.value().data(), blocks,
-                                        2 * sizeof(int64_t), comm, stream,
-                                        "plan: put offsets (ncclSend/ncclRecv)"));
-  std::vector<int64_t> answers(payload.size());
-  if (!answers.empty()) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpyAsync(answers.data(), in.value().data(), answers.size() * sizeof(int64_t),
-                        cudaMemcpyDeviceToHost, stream),
-        "plan: put offsets"));
-  }
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "plan: put offsets"));
+  Result<std::vector<int64_t>> answers = exchange_values(payload, blocks, payload.size(), blocks, 2,
+                                                         comm, stream, "plan: put offsets");
+  FUSCO_RETURN_IF_ERROR(answers.status());
   std::vector<detail::PutOffsets> received;
   for (size_t i = 0; i < messages.size(); ++i) {
-    received.push_back({messages[i].peer, answers[2 * i], answers[2 * i + 1]});
+    received.push_back({messages[i].peer, answers.value()[2 * i], answers.value()[2 * i + 1]});
   }
   return detail::put_destinations(streams, received);
 }

@@ -68,6 +68,29 @@ Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>&
   return status.ok() ? ended : status;
 }
 
+Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
+                                             const std::vector<detail::StagedBlock>& sends,
+                                             size_t incoming,
+                                             const std::vector<detail::StagedBlock>& recvs,
+                                             size_t per_item, ncclComm_t comm, cudaStream_t stream,
+                                             const std::string& what) {
+  Result<DeviceBuffer> out = DeviceBuffer::upload(mine, "plan exchange");
+  Result<DeviceBuffer> in = DeviceBuffer::allocate(incoming * sizeof(int64_t), "plan exchange");
+  FUSCO_RETURN_IF_ERROR(out.status());
+  FUSCO_RETURN_IF_ERROR(in.status());
+  FUSCO_RETURN_IF_ERROR(exchange_blocks(out.value().data(), sends, in.value().data(), recvs,
+                                        per_item * sizeof(int64_t), comm, stream, what));
+  std::vector<int64_t> values(incoming);
+  if (!values.empty()) {
+    FUSCO_RETURN_IF_ERROR(cuda_status(
+        cudaMemcpyAsync(values.data(), in.value().data(), values.size() * sizeof(int64_t),
+                        cudaMemcpyDeviceToHost, stream),
+        what));
+  }
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), what));
+  return values;
+}
+
 Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan, ncclComm_t comm,
                                                    cudaStream_t stream) {
   int world = 0;
@@ -79,40 +102,21 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   // Counts: one int64 to and from every peer.
   std::vector<int64_t> send_counts(w);
   for (size_t p = 0; p < w; ++p) send_counts[p] = lists.send_offsets[p + 1] - lists.send_offsets[p];
-  Result<DeviceBuffer> counts_out = DeviceBuffer::upload(send_counts, "plan exchange");
-  Result<DeviceBuffer> counts_in = DeviceBuffer::allocate(w * sizeof(int64_t), "plan exchange");
-  FUSCO_RETURN_IF_ERROR(counts_out.status());
-  FUSCO_RETURN_IF_ERROR(counts_in.status());
-  FUSCO_RETURN_IF_ERROR(exchange_per_peer(counts_out.value().data(), ones(w),
-                                          counts_in.value().data(), ones(w), sizeof(int64_t), comm,
-                                          stream, "plan exchange (counts)"));
-  std::vector<int64_t> recv_counts(w);
-  FUSCO_RETURN_IF_ERROR(
-      cuda_status(cudaMemcpyAsync(recv_counts.data(), counts_in.value().data(), w * sizeof(int64_t),
-                                  cudaMemcpyDeviceToHost, stream),
-                  "plan exchange"));
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "plan exchange"));
+  const std::vector<detail::StagedBlock> one_each = blocks_of(ones(w));
+  Result<std::vector<int64_t>> counts = exchange_values(send_counts, one_each, w, one_each, 1, comm,
+                                                        stream, "plan exchange (counts)");
+  FUSCO_RETURN_IF_ERROR(counts.status());
+  const std::vector<int64_t>& recv_counts = counts.value();
   // Rows: the receive row of every row each peer sends here.
   std::vector<int64_t> recv_offsets(w + 1, 0);
   for (size_t p = 0; p < w; ++p) recv_offsets[p + 1] = recv_offsets[p] + recv_counts[p];
   std::vector<int64_t> send_rows;
   for (const detail::DirectRow& row : plan.direct) send_rows.push_back(row.row);
-  Result<DeviceBuffer> rows_out = DeviceBuffer::upload(send_rows, "plan exchange");
-  Result<DeviceBuffer> rows_in = DeviceBuffer::allocate(
-      static_cast<size_t>(recv_offsets[w]) * sizeof(int64_t), "plan exchange");
-  FUSCO_RETURN_IF_ERROR(rows_out.status());
-  FUSCO_RETURN_IF_ERROR(rows_in.status());
-  FUSCO_RETURN_IF_ERROR(exchange_per_peer(rows_out.value().data(), lists.send_offsets,
-                                          rows_in.value().data(), recv_offsets, sizeof(int64_t),
-                                          comm, stream, "plan exchange (rows)"));
-  std::vector<int64_t> incoming(static_cast<size_t>(recv_offsets[w]));
-  if (!incoming.empty()) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpyAsync(incoming.data(), rows_in.value().data(), incoming.size() * sizeof(int64_t),
-                        cudaMemcpyDeviceToHost, stream),
-        "plan exchange"));
-  }
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "plan exchange"));
+  Result<std::vector<int64_t>> rows = exchange_values(
+      send_rows, blocks_of(lists.send_offsets), static_cast<size_t>(recv_offsets[w]),
+      blocks_of(recv_offsets), 1, comm, stream, "plan exchange (rows)");
+  FUSCO_RETURN_IF_ERROR(rows.status());
+  const std::vector<int64_t>& incoming = rows.value();
   FUSCO_RETURN_IF_ERROR(
       baseline::set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
 

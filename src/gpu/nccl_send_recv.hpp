@@ -28,6 +28,16 @@ Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>&
                        const std::vector<detail::StagedBlock>& recvs, size_t item_bytes,
                        ncclComm_t comm, cudaStream_t stream, const std::string& what);
 
+/// exchange_blocks of host int64 values through device memory (NCCL moves device memory):
+/// `mine` goes out as `sends`, `incoming` values come in as `recvs` (items of `per_item`
+/// values each); waits for them on `stream` and returns them.
+Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
+                                             const std::vector<detail::StagedBlock>& sends,
+                                             size_t incoming,
+                                             const std::vector<detail::StagedBlock>& recvs,
+                                             size_t per_item, ncclComm_t comm, cudaStream_t stream,
+                                             const std::string& what);
+
 /// One plan's row lists, built collectively at plan time, in device memory.
 struct SendRecvProgramme {
   std::vector<int64_t> send_offsets;   ///< [W + 1] rows for each destination.
