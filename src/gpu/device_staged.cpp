@@ -44,28 +44,21 @@ Status copy_blocks(const std::vector<detail::StagedCopy>& copies, const std::vec
   return Status();
 }
 
-// Scratch buffer `which` of every rank, each holding `rows_of(rank's streams)` rows.
+// Scratch buffer `which` of every rank, each holding its streams' rows of `row_bytes`.
 Result<std::vector<char*>> every_rank(StagedScratch& scratch,
                                       const std::vector<const DeviceStaged*>& ranks,
-                                      StagedBuffer which, int64_t row_bytes,
-                                      int64_t (*rows_of)(const detail::StagedStreams&)) {
+                                      StagedBuffer which, int64_t row_bytes) {
   std::vector<char*> buffers;
   buffers.reserve(ranks.size());
   for (size_t r = 0; r < ranks.size(); ++r) {
-    Result<char*> buffer = scratch.at_least(
-        static_cast<int>(r), which, static_cast<size_t>(rows_of(ranks[r]->streams) * row_bytes));
+    const int64_t rows = staged_rows(ranks[r]->streams, which);
+    Result<char*> buffer =
+        scratch.at_least(static_cast<int>(r), which, static_cast<size_t>(rows * row_bytes));
     FUSCO_RETURN_IF_ERROR(buffer.status());
     buffers.push_back(buffer.value());
   }
   return buffers;
 }
-
-int64_t send_rows(const detail::StagedStreams& streams) { return streams.send_rows; }
-int64_t arrive_rows(const detail::StagedStreams& streams) { return streams.arrive_rows; }
-int64_t relay_return_rows(const detail::StagedStreams& streams) {
-  return streams.relay_return_rows;
-}
-int64_t return_rows(const detail::StagedStreams& streams) { return streams.return_rows; }
 
 // Every rank gathers rows of source[r] into its `send` buffer; every stream's block is copied
 // into its target's `arrive` buffer on the source's stream. Returns the arrive buffers.
@@ -75,8 +68,8 @@ Result<std::vector<char*>> gather_and_copy(const std::vector<const DeviceStaged*
                                            const std::vector<const void*>& source,
                                            const std::vector<int64_t>& pitch, int64_t row_bytes,
                                            StagedBuffer send, StagedBuffer arrive) {
-  Result<std::vector<char*>> sent = every_rank(scratch, ranks, send, row_bytes, send_rows);
-  Result<std::vector<char*>> arrived = every_rank(scratch, ranks, arrive, row_bytes, arrive_rows);
+  Result<std::vector<char*>> sent = every_rank(scratch, ranks, send, row_bytes);
+  Result<std::vector<char*>> arrived = every_rank(scratch, ranks, arrive, row_bytes);
   FUSCO_RETURN_IF_ERROR(sent.status());
   FUSCO_RETURN_IF_ERROR(arrived.status());
   for (size_t r = 0; r < ranks.size(); ++r) {
@@ -133,10 +126,51 @@ Result<std::shared_ptr<const StagedGroupCopies>> StagedGroupCopies::match(
   return std::shared_ptr<const StagedGroupCopies>(std::move(copies));
 }
 
+int64_t staged_rows(const detail::StagedStreams& streams, StagedBuffer which) {
+  switch (which) {
+    case kSendRows:
+    case kSendExtra:
+    case kSendWeights:
+      return streams.send_rows;
+    case kArriveRows:
+    case kArriveExtra:
+    case kArriveWeights:
+      return streams.arrive_rows;
+    case kRelayReturn:
+      return streams.relay_return_rows;
+    case kReturned:
+      return streams.return_rows;
+  }
+  return 0;
+}
+
+std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams& streams,
+                                                    int64_t row_bytes, int64_t extra_bytes,
+                                                    int64_t combine_row_bytes, int64_t topk) {
+  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const std::array<std::pair<const char*, int64_t>, kStagedBuffers> buffers = {{
+      {"send staging", row_bytes},
+      {"arrival", row_bytes},
+      {"companion send staging", extra_bytes},
+      {"companion arrival", extra_bytes},
+      {"weight send staging", weight_bytes},
+      {"weight arrival", weight_bytes},
+      {"return staging", combine_row_bytes},
+      {"return", combine_row_bytes},
+  }};
+  std::array<StagedNeed, kStagedBuffers> needs{};
+  for (int i = 0; i < kStagedBuffers; ++i) {
+    const auto which = static_cast<StagedBuffer>(i);
+    const auto& [name, bytes] = buffers[static_cast<size_t>(i)];
+    needs[static_cast<size_t>(i)] = {which, name, staged_rows(streams, which), bytes};
+  }
+  return needs;
+}
+
 Result<char*> StagedScratch::at_least(int rank, StagedBuffer which, size_t bytes) {
   if (buffers_.size() <= static_cast<size_t>(rank)) buffers_.resize(static_cast<size_t>(rank) + 1);
   std::vector<Buffer>& mine = buffers_[static_cast<size_t>(rank)];
-  if (mine.empty()) mine.resize(kBuffers);
+  if (mine.empty()) mine.resize(kStagedBuffers);
   Buffer& buffer = mine[static_cast<size_t>(which)];
   if (buffer.bytes < bytes) {
     buffer.memory = DeviceBuffer();  // free first: the peak stays one buffer
@@ -239,11 +273,9 @@ Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
                             int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
                             const std::function<Status()>& barrier) {
   const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
-  Result<std::vector<char*>> weights =
-      every_rank(scratch, ranks, kArriveWeights, weight_bytes, arrive_rows);
-  Result<std::vector<char*>> relay =
-      every_rank(scratch, ranks, kRelayReturn, row_bytes, relay_return_rows);
-  Result<std::vector<char*>> back = every_rank(scratch, ranks, kReturned, row_bytes, return_rows);
+  Result<std::vector<char*>> weights = every_rank(scratch, ranks, kArriveWeights, weight_bytes);
+  Result<std::vector<char*>> relay = every_rank(scratch, ranks, kRelayReturn, row_bytes);
+  Result<std::vector<char*>> back = every_rank(scratch, ranks, kReturned, row_bytes);
   for (const Status& status : {weights.status(), relay.status(), back.status()}) {
     FUSCO_RETURN_IF_ERROR(status);
   }

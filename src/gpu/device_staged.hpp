@@ -11,6 +11,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string>
@@ -50,6 +51,25 @@ enum StagedBuffer : int {
   kRelayReturn = 6,
   kReturned = 7,
 };
+inline constexpr int kStagedBuffers = 8;
+
+/// What one staged buffer of a rank holds in a call: its name, rows and row bytes.
+struct StagedNeed {
+  StagedBuffer which;
+  const char* name;
+  int64_t rows;
+  int64_t row_bytes;
+};
+
+/// Rows of staged buffer `which` of a rank with `streams`.
+int64_t staged_rows(const detail::StagedStreams& streams, StagedBuffer which);
+
+/// Every staged buffer of a rank with `streams` for a call moving rows of `row_bytes`,
+/// companion rows of `extra_bytes`, combine rows of `combine_row_bytes` and weight rows of
+/// `topk` floats, in StagedBuffer order.
+std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams& streams,
+                                                    int64_t row_bytes, int64_t extra_bytes,
+                                                    int64_t combine_row_bytes, int64_t topk);
 
 /// Device scratch of staged calls, per rank, grown as calls need (freeing synchronises the
 /// device, so it only grows).
@@ -57,7 +77,6 @@ class StagedScratch {
  public:
   /// At least `bytes` of buffer `which` of rank `rank`.
   Result<char*> at_least(int rank, StagedBuffer which, size_t bytes);
-  static constexpr int kBuffers = 8;
 
  private:
   struct Buffer {

@@ -11,8 +11,6 @@ namespace fusco::gpu {
 
 namespace {
 
-constexpr int kRegions = StagedScratch::kBuffers;
-
 kernels::GinSignals signals_of(GinStep step, int world) {
   const auto base = static_cast<uint32_t>(2 * static_cast<int>(step) * world);
   return {base, base + static_cast<uint32_t>(world)};
@@ -30,7 +28,7 @@ Result<std::unique_ptr<GinTransfer>> GinTransfer::create(ncclComm_t comm, size_t
   gin->comm_ = comm;
   gin->rank_ = rank;
   gin->world_ = world;
-  gin->region_bytes_ = static_cast<int64_t>(window_bytes / kRegions / 256 * 256);
+  gin->region_bytes_ = static_cast<int64_t>(window_bytes / kStagedBuffers / 256 * 256);
   gin->pacing_ = detail::PutPacing(kGinSteps, world);
   FUSCO_RETURN_IF_ERROR(
       nccl_status(ncclMemAlloc(&gin->window_, window_bytes), "ncclMemAlloc (staging window)"));
@@ -55,25 +53,13 @@ int64_t GinTransfer::offset(StagedBuffer which) const {
 
 Status GinTransfer::check_fits(const detail::StagedStreams& streams, int64_t row_bytes,
                                int64_t extra_bytes, int64_t combine_row_bytes, int64_t topk) const {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
-  const struct {
-    const char* what;
-    int64_t rows;
-    int64_t row_bytes;
-  } needs[] = {{"send staging", streams.send_rows, row_bytes},
-               {"arrival", streams.arrive_rows, row_bytes},
-               {"companion send staging", streams.send_rows, extra_bytes},
-               {"companion arrival", streams.arrive_rows, extra_bytes},
-               {"weight send staging", streams.send_rows, weight_bytes},
-               {"weight arrival", streams.arrive_rows, weight_bytes},
-               {"return staging", streams.relay_return_rows, combine_row_bytes},
-               {"return", streams.return_rows, combine_row_bytes}};
-  for (const auto& need : needs) {
+  for (const StagedNeed& need :
+       staged_needs(streams, row_bytes, extra_bytes, combine_row_bytes, topk)) {
     if (need.row_bytes > 0 && need.rows > region_bytes_ / need.row_bytes) {
       return Status(StatusCode::kInvalidArgument,
                     std::string("the staged rows between nodes need ") + std::to_string(need.rows) +
                         " rows of " + std::to_string(need.row_bytes) + " bytes in the " +
-                        need.what + " region, more than its " + std::to_string(region_bytes_) +
+                        need.name + " region, more than its " + std::to_string(region_bytes_) +
                         " bytes (an eighth of the staging " +
                         "window: NcclOptions::window_bytes, FUSCO_NCCL_WINDOW_BYTES)");
     }

@@ -8,9 +8,9 @@ namespace fusco::gpu {
 
 namespace {
 
-// Buffer `which` of this rank, holding `rows` rows of `row_bytes`.
-Result<char*> buffer(const NcclStagedRank& me, StagedBuffer which, int64_t rows,
-                     int64_t row_bytes) {
+// Buffer `which` of this rank, holding its streams' rows of `row_bytes`.
+Result<char*> buffer(const NcclStagedRank& me, StagedBuffer which, int64_t row_bytes) {
+  const int64_t rows = staged_rows(me.staged.streams, which);
   return me.scratch.at_least(me.rank, which, static_cast<size_t>(rows * row_bytes));
 }
 
@@ -20,8 +20,8 @@ Result<char*> gather_and_exchange(const NcclStagedRank& me, const void* x, int64
                                   int64_t row_bytes, StagedBuffer send, StagedBuffer arrive,
                                   const char* what) {
   const detail::StagedStreams& streams = me.staged.streams;
-  Result<char*> sent = buffer(me, send, streams.send_rows, row_bytes);
-  Result<char*> arrived = buffer(me, arrive, streams.arrive_rows, row_bytes);
+  Result<char*> sent = buffer(me, send, row_bytes);
+  Result<char*> arrived = buffer(me, arrive, row_bytes);
   FUSCO_RETURN_IF_ERROR(sent.status());
   FUSCO_RETURN_IF_ERROR(arrived.status());
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, sent.value(), me.stream,
@@ -37,22 +37,9 @@ Result<char*> gather_and_exchange(const NcclStagedRank& me, const void* x, int64
 
 Status reserve_staged(const NcclStagedRank& me, int64_t row_bytes, int64_t extra_bytes,
                       int64_t combine_row_bytes, int64_t topk) {
-  const detail::StagedStreams& streams = me.staged.streams;
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
-  const struct {
-    StagedBuffer which;
-    int64_t rows;
-    int64_t row_bytes;
-  } needs[] = {{kSendRows, streams.send_rows, row_bytes},
-               {kArriveRows, streams.arrive_rows, row_bytes},
-               {kSendExtra, streams.send_rows, extra_bytes},
-               {kArriveExtra, streams.arrive_rows, extra_bytes},
-               {kSendWeights, streams.send_rows, weight_bytes},
-               {kArriveWeights, streams.arrive_rows, weight_bytes},
-               {kRelayReturn, streams.relay_return_rows, combine_row_bytes},
-               {kReturned, streams.return_rows, combine_row_bytes}};
-  for (const auto& need : needs) {
-    FUSCO_RETURN_IF_ERROR(buffer(me, need.which, need.rows, need.row_bytes).status());
+  for (const StagedNeed& need :
+       staged_needs(me.staged.streams, row_bytes, extra_bytes, combine_row_bytes, topk)) {
+    FUSCO_RETURN_IF_ERROR(buffer(me, need.which, need.row_bytes).status());
   }
   return Status();
 }
@@ -80,9 +67,9 @@ Result<char*> nccl_staged_return(const NcclStagedRank& me, const core::PeerTable
   const detail::StagedStreams& streams = me.staged.streams;
   const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
   // The arrived weights: the buffer nccl_staged_weights filled (same size, so not regrown).
-  Result<char*> weights = buffer(me, kArriveWeights, streams.arrive_rows, weight_bytes);
-  Result<char*> relay = buffer(me, kRelayReturn, streams.relay_return_rows, row_bytes);
-  Result<char*> returned = buffer(me, kReturned, streams.return_rows, row_bytes);
+  Result<char*> weights = buffer(me, kArriveWeights, weight_bytes);
+  Result<char*> relay = buffer(me, kRelayReturn, row_bytes);
+  Result<char*> returned = buffer(me, kReturned, row_bytes);
   for (const Status& status : {weights.status(), relay.status(), returned.status()}) {
     FUSCO_RETURN_IF_ERROR(status);
   }
