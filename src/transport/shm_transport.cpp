@@ -194,7 +194,9 @@ Status ShmTransport::barrier(const Deadline& deadline, const char* what) {
   if (end == WaitEnd::kPeerExited) {
     const std::string reason = exited_peer(missing()) + " while rank " + std::to_string(rank_) +
                                " waited for it in " + what + "; the group must be recreated";
-    break_group(reason);
+    if (!break_group(reason)) {
+      return health();  // a survivor that failed first (and perhaps exited since) named the cause
+    }
     return Status(StatusCode::kAborted, reason);
   }
   const std::string reason = "rank " + std::to_string(rank_) + " timed out after " +
@@ -286,7 +288,9 @@ Status ShmTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
     case WaitEnd::kPeerExited: {
       const std::string reason = exited_peer({}) + " while rank " + std::to_string(rank_) +
                                  " was " + waiting_for() + "; the group must be recreated";
-      break_group(reason);
+      if (!break_group(reason)) {
+        return health();  // as in barrier(): the first failure's reason names the cause
+      }
       return Status(StatusCode::kAborted, reason);
     }
     case WaitEnd::kExpired:
@@ -307,9 +311,12 @@ Status ShmTransport::health() const {
   if (header.broken.load(std::memory_order_acquire) == 0) {
     return Status();
   }
-  // The rank that broke the group writes its reason right after raising the flag.
-  for (int i = 0; i < 1000 && header.reason_ready.load(std::memory_order_acquire) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::microseconds(10));
+  // The rank that broke the group writes its reason right after raising the flag; on a loaded
+  // machine it may be descheduled in between, so the wait is long (it ends early, and only a
+  // rank killed in those few instructions makes it run out).
+  const auto until = Clock::now() + std::chrono::seconds(1);
+  while (header.reason_ready.load(std::memory_order_acquire) == 0 && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
   const std::string reason = header.reason_ready.load(std::memory_order_acquire) != 0
                                  ? std::string(header.reason)
@@ -318,9 +325,10 @@ Status ShmTransport::health() const {
                                           "); recreate the communicators");
 }
 
-void ShmTransport::break_group(const std::string& reason) {
+bool ShmTransport::break_group(const std::string& reason) {
   ShmHeader& header = segment_.header();
-  if (header.broken.exchange(1, std::memory_order_acq_rel) == 0) {
+  const bool first = header.broken.exchange(1, std::memory_order_acq_rel) == 0;
+  if (first) {
     const size_t n = std::min(reason.size(), sizeof(header.reason) - 1);
     std::memcpy(header.reason, reason.data(), n);
     header.reason[n] = '\0';
@@ -330,6 +338,7 @@ void ShmTransport::break_group(const std::string& reason) {
   for (int r = 0; r < world_size(); ++r) {
     futex_wake_all(segment_.rank_words(r).doorbell);
   }
+  return first;
 }
 
 void ShmTransport::set_touching_peers(bool touching) {

@@ -52,8 +52,9 @@ class ShmTransport final : public Transport {
   void set_touching_peers(bool touching) override;
   std::string wait_peers_quiet(std::chrono::milliseconds grace) override;
 
-  /// Marks the group unusable with `reason` and wakes every waiting rank.
-  void break_group(const std::string& reason);
+  /// Marks the group unusable with `reason` and wakes every waiting rank; false when the group
+  /// was already broken (the reason recorded first stands).
+  bool break_group(const std::string& reason);
 
  private:
   ShmTransport(ShmSegment segment, int rank, uint64_t group_id);
