@@ -90,6 +90,7 @@ class NcclCommunicator {
   /// The stream every call of this rank runs on: make it wait for the producers of x,
   /// topk_weights and expert_out; results are ready on it.
   cudaStream_t stream() const;
+  /// The NCCL communicator (nullptr once aborted after an overdue exchange; see synchronize).
   ncclComm_t nccl() const;
 
   /// OK while every GPU barrier has completed in time. Each barrier wait on the GPU is bounded
@@ -99,6 +100,17 @@ class NcclCommunicator {
   /// results are not valid and the communicator must be recreated. Read without a
   /// synchronisation (a fault shows once the stream reached it: after synchronising, surely).
   Status health() const;
+
+  /// Waits on the host until everything enqueued on stream() so far has run, and returns
+  /// health() — every wait bounded: the GPU barriers and GIN waits by the calls'
+  /// PlanOptions::timeout_ms (they give up, record the peer, and the stream moves on), the
+  /// ncclSend/ncclRecv exchanges likewise (NCCL has no timeout of its own: each exchange is
+  /// marked on the stream, and one still pending past its call's timeout aborts the NCCL
+  /// communicator, which ends the GPU's wait, and is reported as kTimeout naming the step and
+  /// its peers), and the whole wait by `timeout_ms` (0: the longest timeout of the calls so
+  /// far; kTimeout naming this rank). Use it where cudaStreamSynchronize(stream()) would wait
+  /// for a dead peer without end. kInvalidArgument for a negative timeout_ms.
+  Status synchronize(int64_t timeout_ms = 0);
 
   /// Collective: the plan of `topk_idx` [T, k] (host memory, or device memory copied to the
   /// host first, synchronously), its programme uploaded.

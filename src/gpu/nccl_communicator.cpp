@@ -129,6 +129,20 @@ NcclCommunicator::~NcclCommunicator() = default;
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::world_size() const { return impl_->world; }
 Status NcclCommunicator::health() const { return impl_->health(); }
+
+Status NcclCommunicator::synchronize(int64_t timeout_ms) {
+  if (timeout_ms < 0) {
+    return Status(StatusCode::kInvalidArgument,
+                  "synchronize: timeout_ms = " + std::to_string(timeout_ms) +
+                      " must be at least 0 (0: the longest timeout of the calls so far)");
+  }
+  Impl& im = *impl_;
+  Status waited = im.watch.wait(im.stream, timeout_ms > 0 ? timeout_ms : im.longest_timeout_ms,
+                                "synchronize (the calls enqueued on stream())");
+  // A barrier that gave up let the stream end: its record names the peer, so it comes first.
+  FUSCO_RETURN_IF_ERROR(im.health());
+  return waited;
+}
 NcclPath NcclCommunicator::path() const {
   return impl_->device_api ? NcclPath::kDeviceApi : NcclPath::kSendRecv;
 }
@@ -178,7 +192,7 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
     Status learned;
     if (impl->staged != nullptr) {
       Result<detail::PutDestinations> to =
-          exchange_put_destinations(impl->staged->streams, impl_->comm, impl_->stream);
+          exchange_put_destinations(impl->staged->streams, impl_->lane(options.timeout_ms));
       learned = to.status();
       if (to.ok()) {
         impl->put_destinations =
@@ -189,7 +203,7 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   }
   if (!impl_->device_api) {  // every rank got here: the exchange above agreed
     Result<SendRecvProgramme> lists =
-        SendRecvProgramme::build(plan.value().data(), impl_->comm, impl_->stream);
+        SendRecvProgramme::build(plan.value().data(), impl_->lane(options.timeout_ms));
     FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, lists.status(), "plan exchange"));
     impl->send_recv = std::make_shared<const SendRecvProgramme>(std::move(lists).value());
   }
@@ -227,11 +241,12 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, shape, "dispatch"));
   const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
-    FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x,
-                                             recv.data, impl_->comm, impl_->stream));
+    const NcclLane lane = impl_->lane(data.options.timeout_ms);
+    FUSCO_RETURN_IF_ERROR(
+        send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x, recv.data, lane));
     if (with_extra) {
       FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, extra,
-                                               extra_view.data, impl_->comm, impl_->stream));
+                                               extra_view.data, lane));
       *extra_recv = extra_view;
     }
     return recv;
@@ -323,7 +338,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     return send_recv_combine(data, plan.impl().programme, *plan.impl().send_recv, impl_->scratch,
-                             expert_out, topk_weights, out, impl_->comm, impl_->stream);
+                             expert_out, topk_weights, out, impl_->lane(data.options.timeout_ms));
   }
   if (expert_out.data != impl_->expert_window || expert_out.row_pitch_bytes() != row_bytes) {
     if (data.num_recv_rows > 0 && row_bytes > 0) {

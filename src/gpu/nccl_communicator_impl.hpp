@@ -19,6 +19,7 @@
 #include "gpu/nccl_gin.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "gpu/nccl_staged.hpp"
+#include "gpu/nccl_watch.hpp"
 #include "gpu/node_barrier.hpp"
 #include "nccl_lsa.hpp"
 
@@ -81,7 +82,9 @@ inline TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hid
 }
 
 struct NcclCommunicator::Impl {
-  explicit Impl(Communicator host_group) : host(std::move(host_group)) {}
+  explicit Impl(Communicator host_group) : host(std::move(host_group)) {
+    watch.watch_over(host.rank(), &comm);
+  }
   Communicator host;
   Communicator::BootstrapAllgather allgather;
   NcclOptions options;
@@ -119,16 +122,26 @@ struct NcclCommunicator::Impl {
   size_t counts_bytes = 0;
   core::PeerTable counts_peers{};
   int64_t device_plans = 0;  ///< plan_on_device calls so far: the next matrix is their parity.
+  /// The ncclSend/ncclRecv exchanges in flight and their deadlines; aborts `comm` (and sets it
+  /// to nullptr) once one is overdue.
+  NcclWatch watch;
+  /// The longest PlanOptions::timeout_ms of the calls so far: what the destructor waits.
+  int64_t longest_timeout_ms = PlanOptions().timeout_ms;
 
   ~Impl() {
     if (stream != nullptr) {
-      cudaStreamSynchronize(stream);
+      // Bounded: an exchange whose peer is gone aborts the communicator instead of hanging.
+      (void)watch.wait(stream, longest_timeout_ms, "destroying the NcclCommunicator");
       cudaStreamDestroy(stream);
     }
-    if (comm != nullptr) {
-      if (device_api) release_device_api();
-      ncclCommDestroy(comm);
-    }
+    if (device_api) release_device_api();
+    if (comm != nullptr) ncclCommDestroy(comm);
+  }
+
+  // This rank's exchanges of a call whose PlanOptions::timeout_ms is `timeout_ms`.
+  NcclLane lane(int64_t timeout_ms) {
+    longest_timeout_ms = std::max(longest_timeout_ms, timeout_ms);
+    return NcclLane{comm, stream, &watch, timeout_ms};
   }
 
   // The device-API path: symmetric windows, device communicator, LSA pointers of this rank's
@@ -293,8 +306,10 @@ struct NcclCommunicator::Impl {
     return Status();
   }
 
+  // After an abort (comm is nullptr) the registrations went with the communicator; the memory
+  // is still this rank's to free.
   void release_counts_window() {
-    if (counts_handle != nullptr) ncclCommWindowDeregister(comm, counts_handle);
+    if (counts_handle != nullptr && comm != nullptr) ncclCommWindowDeregister(comm, counts_handle);
     if (counts_window != nullptr) ncclMemFree(counts_window);
     counts_handle = nullptr;
     counts_window = nullptr;
@@ -304,15 +319,17 @@ struct NcclCommunicator::Impl {
   void release_device_api() {
     gin.reset();
     release_counts_window();
-    kernels::destroy_dev_comm(comm, dev_comm);
+    if (comm != nullptr) {
+      kernels::destroy_dev_comm(comm, dev_comm);
+      if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
+      if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
+      if (sync_handle != nullptr) ncclCommWindowDeregister(comm, sync_handle);
+    }
     dev_comm = nullptr;
-    if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
-    if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
     recv_handle = expert_handle = nullptr;
     if (recv_window != nullptr) ncclMemFree(recv_window);
     if (expert_window != nullptr) ncclMemFree(expert_window);
     recv_window = expert_window = nullptr;
-    if (sync_handle != nullptr) ncclCommWindowDeregister(comm, sync_handle);
     if (sync_window != nullptr) ncclMemFree(sync_window);
     sync_handle = nullptr;
     sync_window = nullptr;
@@ -321,7 +338,8 @@ struct NcclCommunicator::Impl {
 
   // This rank's part of a staged call of `plan` (which must stage rows).
   NcclStagedRank staged_rank(const DevicePlan& plan) {
-    return NcclStagedRank{*plan.impl().staged, staged_scratch, rank, comm, stream};
+    return NcclStagedRank{*plan.impl().staged, staged_scratch, rank,
+                          lane(plan.impl().data().options.timeout_ms)};
   }
 
   // The scratch a call of `plan` needs (see reserve_staged; rows of the ncclSend/ncclRecv
@@ -346,11 +364,16 @@ struct NcclCommunicator::Impl {
   // A barrier of this rank's node on the stream, each wait bounded by `timeout_ms`
   // (PlanOptions::timeout_ms of the call); `what` names the step if a peer does not come.
   Status barrier(int64_t timeout_ms, const std::string& what) {
+    longest_timeout_ms = std::max(longest_timeout_ms, timeout_ms);
     return bounded->sync(sync_peers, timeout_ms, what, stream);
   }
 
-  // kAborted once a barrier wait ran out (see NodeBarrier::health), else OK.
-  Status health() const { return bounded != nullptr ? bounded->health() : Status(); }
+  // kAborted once a barrier wait ran out (see NodeBarrier::health), kTimeout or kAborted once
+  // an ncclSend/ncclRecv exchange was overdue or NCCL failed (see NcclWatch), else OK.
+  Status health() {
+    FUSCO_RETURN_IF_ERROR(bounded != nullptr ? bounded->health() : Status());
+    return watch.check();
+  }
 
   // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
   // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.

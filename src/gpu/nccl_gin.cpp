@@ -137,10 +137,10 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
   if (row_bytes <= 0) return Status();
   const detail::StagedStreams& streams = me.staged.streams;
   const int64_t chunk_rows = core::rows_per_chunk(chunk_bytes, row_bytes);
-  FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, region(send), me.stream,
+  FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, region(send), me.lane.stream,
                                       "dispatch: gathering staged rows"));
   FUSCO_RETURN_IF_ERROR(put(step, dispatch_puts(streams, to), send, arrive, row_bytes, chunk_rows,
-                            dev, bound, timeout_ms, me.stream));
+                            dev, bound, timeout_ms, me.lane.stream));
   // Fan-out chunk by chunk as they arrive: stream i's chunk c has arrived once its source's
   // data signal passed what earlier calls awaited plus c + 1.
   kernels::GinFanOutArgs args;
@@ -158,9 +158,9 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
     args.arrivals[args.streams++] = {in.arrive_begin, in.entries, before, in.source};
   }
   args.bound = bound_of(bound, timeout_ms, "dispatch (rows from other nodes)");
-  FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_gin_fan_out(dev, args, me.stream),
+  FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_gin_fan_out(dev, args, me.lane.stream),
                                     "dispatch: fanning out rows from other nodes"));
-  return ack(step, detail::dispatch_blocks(streams).recvs, dev, me.stream);
+  return ack(step, detail::dispatch_blocks(streams).recvs, dev, me.lane.stream);
 }
 
 Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
@@ -169,14 +169,14 @@ Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
   const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
   const detail::StagedStreams& streams = me.staged.streams;
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes,
-                                      region(kSendWeights), me.stream,
+                                      region(kSendWeights), me.lane.stream,
                                       "combine: gathering weight rows"));
   const int64_t whole = std::max<int64_t>(1, streams.send_rows);  // one chunk per block
   FUSCO_RETURN_IF_ERROR(put(GinStep::kWeights, dispatch_puts(streams, to), kSendWeights,
                             kArriveWeights, weight_bytes, whole, dev, bound, timeout_ms,
-                            me.stream));
+                            me.lane.stream));
   return await(GinStep::kWeights, detail::dispatch_blocks(streams).recvs, dev, bound, timeout_ms,
-               me.stream, "combine (weight rows from other nodes)");
+               me.lane.stream, "combine (weight rows from other nodes)");
 }
 
 Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& dev,
@@ -186,13 +186,14 @@ Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& 
                                    int64_t row_bytes) {
   const detail::StagedStreams& streams = me.staged.streams;
   if (row_bytes > 0) {
-    FUSCO_RETURN_IF_ERROR(return_staged(
-        me.staged, expert_out, reinterpret_cast<const float*>(region(kArriveWeights)), topk, hidden,
-        row_type, region(kRelayReturn), me.stream, "combine: return rows of other nodes' tokens"));
+    FUSCO_RETURN_IF_ERROR(
+        return_staged(me.staged, expert_out, reinterpret_cast<const float*>(region(kArriveWeights)),
+                      topk, hidden, row_type, region(kRelayReturn), me.lane.stream,
+                      "combine: return rows of other nodes' tokens"));
   }
   // The arrived weight rows are used (also when there are no rows to return).
   FUSCO_RETURN_IF_ERROR(
-      ack(GinStep::kWeights, detail::dispatch_blocks(streams).recvs, dev, me.stream));
+      ack(GinStep::kWeights, detail::dispatch_blocks(streams).recvs, dev, me.lane.stream));
   if (row_bytes <= 0) return region(kReturned);
   std::vector<Block> blocks;
   for (size_t i = 0; i < streams.in.size(); ++i) {
@@ -203,20 +204,21 @@ Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& 
   }
   const int64_t whole = std::max<int64_t>(1, streams.relay_return_rows);  // one chunk per block
   FUSCO_RETURN_IF_ERROR(put(GinStep::kReturns, blocks, kRelayReturn, kReturned, row_bytes, whole,
-                            dev, bound, timeout_ms, me.stream));
+                            dev, bound, timeout_ms, me.lane.stream));
   FUSCO_RETURN_IF_ERROR(await(GinStep::kReturns, detail::return_blocks(streams).recvs, dev, bound,
-                              timeout_ms, me.stream, "combine (sums from other nodes)"));
+                              timeout_ms, me.lane.stream, "combine (sums from other nodes)"));
   return region(kReturned);
 }
 
 Status GinTransfer::returned_read(const NcclStagedRank& me, const ncclDevComm& dev,
                                   int64_t row_bytes) {
   if (row_bytes <= 0) return Status();
-  return ack(GinStep::kReturns, detail::return_blocks(me.staged.streams).recvs, dev, me.stream);
+  return ack(GinStep::kReturns, detail::return_blocks(me.staged.streams).recvs, dev,
+             me.lane.stream);
 }
 
 Result<detail::PutDestinations> exchange_put_destinations(const detail::StagedStreams& streams,
-                                                          ncclComm_t comm, cudaStream_t stream) {
+                                                          const NcclLane& lane) {
   const std::vector<detail::PutOffsets> messages = detail::offsets_to_send(streams);
   std::vector<int64_t> payload;
   std::vector<detail::StagedBlock> blocks;
@@ -225,8 +227,8 @@ Result<detail::PutDestinations> exchange_put_destinations(const detail::StagedSt
     payload.push_back(messages[i].return_begin);
     blocks.push_back({messages[i].peer, static_cast<int64_t>(i), 1});
   }
-  Result<std::vector<int64_t>> answers = exchange_values(payload, blocks, payload.size(), blocks, 2,
-                                                         comm, stream, "plan: put offsets");
+  Result<std::vector<int64_t>> answers =
+      exchange_values(payload, blocks, payload.size(), blocks, 2, lane, "plan: put offsets");
   FUSCO_RETURN_IF_ERROR(answers.status());
   std::vector<detail::PutOffsets> received;
   for (size_t i = 0; i < messages.size(); ++i) {

@@ -109,9 +109,9 @@ class GinTransfer {
 };
 
 /// Collective over the peers this rank shares staged streams with (grouped ncclSend/ncclRecv
-/// on `stream`, synchronised): where its puts land (detail::offsets_to_send /
+/// on `lane`, waited for within its timeout): where its puts land (detail::offsets_to_send /
 /// put_destinations).
 Result<detail::PutDestinations> exchange_put_destinations(const detail::StagedStreams& streams,
-                                                          ncclComm_t comm, cudaStream_t stream);
+                                                          const NcclLane& lane);
 
 }  // namespace fusco::gpu

@@ -1,5 +1,6 @@
 #include "gpu/nccl_send_recv.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "direct_combine.hpp"
@@ -27,9 +28,23 @@ std::vector<detail::StagedBlock> blocks_of(const std::vector<int64_t>& offsets) 
 // exchange_blocks over per-peer offsets of send and recv.
 Status exchange_per_peer(const void* send, const std::vector<int64_t>& send_offsets, void* recv,
                          const std::vector<int64_t>& recv_offsets, size_t item_bytes,
-                         ncclComm_t comm, cudaStream_t stream, const char* what) {
+                         const NcclLane& lane, const char* what) {
   return exchange_blocks(send, blocks_of(send_offsets), recv, blocks_of(recv_offsets), item_bytes,
-                         comm, stream, what);
+                         lane, what);
+}
+
+// The ranks of the non-empty blocks, each once, in order.
+std::vector<int> peers_of(const std::vector<detail::StagedBlock>& sends,
+                          const std::vector<detail::StagedBlock>& recvs) {
+  std::vector<int> peers;
+  for (const auto* list : {&sends, &recvs}) {
+    for (const detail::StagedBlock& block : *list) {
+      if (block.rows > 0) peers.push_back(block.peer);
+    }
+  }
+  std::sort(peers.begin(), peers.end());
+  peers.erase(std::unique(peers.begin(), peers.end()), peers.end());
+  return peers;
 }
 
 std::vector<int64_t> ones(size_t world) {
@@ -47,54 +62,59 @@ Status gather(const void* src, int64_t src_pitch, void* dst, const DeviceBuffer&
 
 Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>& sends, void* recv,
                        const std::vector<detail::StagedBlock>& recvs, size_t item_bytes,
-                       ncclComm_t comm, cudaStream_t stream, const std::string& what) {
+                       const NcclLane& lane, const std::string& what) {
+  if (item_bytes == 0) return Status();
+  FUSCO_RETURN_IF_ERROR(lane.watch->check());  // an aborted communicator takes no calls
+  ncclComm_t comm = lane.comm;
+  cudaStream_t stream = lane.stream;
   FUSCO_RETURN_IF_ERROR(nccl_step(ncclGroupStart(), what));
   Status status;
   for (const detail::StagedBlock& block : sends) {
-    if (block.rows <= 0 || item_bytes == 0 || !status.ok()) continue;
+    if (block.rows <= 0 || !status.ok()) continue;
     status = nccl_step(
         ncclSend(static_cast<const char*>(send) + block.begin * item_bytes,
                  static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
         what);
   }
   for (const detail::StagedBlock& block : recvs) {
-    if (block.rows <= 0 || item_bytes == 0 || !status.ok()) continue;
+    if (block.rows <= 0 || !status.ok()) continue;
     status = nccl_step(
         ncclRecv(static_cast<char*>(recv) + block.begin * item_bytes,
                  static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
         what);
   }
   const Status ended = nccl_step(ncclGroupEnd(), what);
-  return status.ok() ? ended : status;
+  FUSCO_RETURN_IF_ERROR(status.ok() ? ended : status);
+  return lane.watch->mark(stream, what, peers_of(sends, recvs), lane.timeout_ms);
 }
 
 Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
                                              const std::vector<detail::StagedBlock>& sends,
                                              size_t incoming,
                                              const std::vector<detail::StagedBlock>& recvs,
-                                             size_t per_item, ncclComm_t comm, cudaStream_t stream,
+                                             size_t per_item, const NcclLane& lane,
                                              const std::string& what) {
   Result<DeviceBuffer> out = DeviceBuffer::upload(mine, "plan exchange");
   Result<DeviceBuffer> in = DeviceBuffer::allocate(incoming * sizeof(int64_t), "plan exchange");
   FUSCO_RETURN_IF_ERROR(out.status());
   FUSCO_RETURN_IF_ERROR(in.status());
   FUSCO_RETURN_IF_ERROR(exchange_blocks(out.value().data(), sends, in.value().data(), recvs,
-                                        per_item * sizeof(int64_t), comm, stream, what));
+                                        per_item * sizeof(int64_t), lane, what));
   std::vector<int64_t> values(incoming);
   if (!values.empty()) {
     FUSCO_RETURN_IF_ERROR(cuda_status(
         cudaMemcpyAsync(values.data(), in.value().data(), values.size() * sizeof(int64_t),
-                        cudaMemcpyDeviceToHost, stream),
+                        cudaMemcpyDeviceToHost, lane.stream),
         what));
   }
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), what));
+  FUSCO_RETURN_IF_ERROR(lane.watch->wait(lane.stream, lane.timeout_ms, what));
   return values;
 }
 
-Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan, ncclComm_t comm,
-                                                   cudaStream_t stream) {
+Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
+                                                   const NcclLane& lane) {
   int world = 0;
-  FUSCO_RETURN_IF_ERROR(nccl_step(ncclCommCount(comm, &world), "ncclCommCount"));
+  FUSCO_RETURN_IF_ERROR(nccl_step(ncclCommCount(lane.comm, &world), "ncclCommCount"));
   Result<baseline::UnfusedDeviceLists> built = baseline::send_side_lists(plan, world);
   FUSCO_RETURN_IF_ERROR(built.status());
   baseline::UnfusedDeviceLists lists = std::move(built).value();
@@ -103,8 +123,8 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   std::vector<int64_t> send_counts(w);
   for (size_t p = 0; p < w; ++p) send_counts[p] = lists.send_offsets[p + 1] - lists.send_offsets[p];
   const std::vector<detail::StagedBlock> one_each = blocks_of(ones(w));
-  Result<std::vector<int64_t>> counts = exchange_values(send_counts, one_each, w, one_each, 1, comm,
-                                                        stream, "plan exchange (counts)");
+  Result<std::vector<int64_t>> counts =
+      exchange_values(send_counts, one_each, w, one_each, 1, lane, "plan exchange (counts)");
   FUSCO_RETURN_IF_ERROR(counts.status());
   const std::vector<int64_t>& recv_counts = counts.value();
   // Rows: the receive row of every row each peer sends here.
@@ -114,7 +134,7 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   for (const detail::DirectRow& row : plan.direct) send_rows.push_back(row.row);
   Result<std::vector<int64_t>> rows = exchange_values(
       send_rows, blocks_of(lists.send_offsets), static_cast<size_t>(recv_offsets[w]),
-      blocks_of(recv_offsets), 1, comm, stream, "plan exchange (rows)");
+      blocks_of(recv_offsets), 1, lane, "plan exchange (rows)");
   FUSCO_RETURN_IF_ERROR(rows.status());
   const std::vector<int64_t>& incoming = rows.value();
   FUSCO_RETURN_IF_ERROR(
@@ -159,7 +179,8 @@ Status SendRecvBuffers::reserve(size_t send_needed, size_t stage_needed) {
 
 Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
                           SendRecvBuffers& buffers, const TensorView& x, void* recv,
-                          ncclComm_t comm, cudaStream_t stream) {
+                          const NcclLane& lane) {
+  cudaStream_t stream = lane.stream;
   const int64_t row_bytes = x.shape[1] * static_cast<int64_t>(dtype_size(x.dtype));
   if (row_bytes == 0) return Status();
   FUSCO_RETURN_IF_ERROR(buffers.reserve(static_cast<size_t>(programme.send_rows * row_bytes),
@@ -169,7 +190,7 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
                                "dispatch: gathering rows by destination"));
   FUSCO_RETURN_IF_ERROR(exchange_per_peer(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
-      static_cast<size_t>(row_bytes), comm, stream, "dispatch: ncclSend/ncclRecv"));
+      static_cast<size_t>(row_bytes), lane, "dispatch: ncclSend/ncclRecv"));
   FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv, row_bytes, stream, "dispatch"));
   return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
@@ -179,7 +200,8 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
 Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& groups,
                          const SendRecvProgramme& programme, SendRecvBuffers& buffers,
                          const TensorView& expert_out, const TensorView& topk_weights,
-                         const TensorView& out, ncclComm_t comm, cudaStream_t stream) {
+                         const TensorView& out, const NcclLane& lane) {
+  cudaStream_t stream = lane.stream;
   const int64_t hidden = expert_out.shape[1];
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
   if (row_bytes > 0) {
@@ -191,7 +213,7 @@ Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& gr
                                  "combine: gathering rows by source"));
     FUSCO_RETURN_IF_ERROR(exchange_per_peer(
         buffers.stage.data(), programme.stage_offsets, buffers.send.data(), programme.send_offsets,
-        static_cast<size_t>(row_bytes), comm, stream, "combine: ncclSend/ncclRecv"));
+        static_cast<size_t>(row_bytes), lane, "combine: ncclSend/ncclRecv"));
   }
   kernels::DirectCombineArgs args;
   args.num_tokens = plan.num_tokens;

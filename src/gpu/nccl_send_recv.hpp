@@ -16,26 +16,29 @@
 #include "fusco/tensor.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_programme.hpp"
+#include "gpu/nccl_watch.hpp"
 #include "plan/plan_data.hpp"
 #include "plan/staged_programme.hpp"
 
 namespace fusco::gpu {
 
-/// Grouped ncclSend/ncclRecv (one ncclGroupStart/End): every block of `sends` from `send` to
-/// its peer, every block of `recvs` into `recv` from its peer (items of `item_bytes`; empty
-/// blocks are skipped). Two messages between one pair of ranks match in the order posted.
+/// Grouped ncclSend/ncclRecv (one ncclGroupStart/End) on `lane`: every block of `sends` from
+/// `send` to its peer, every block of `recvs` into `recv` from its peer (items of
+/// `item_bytes`; empty blocks are skipped). Two messages between one pair of ranks match in the
+/// order posted. The exchange is marked on the lane's watch: it must end within the lane's
+/// timeout (see gpu/nccl_watch.hpp).
 Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>& sends, void* recv,
                        const std::vector<detail::StagedBlock>& recvs, size_t item_bytes,
-                       ncclComm_t comm, cudaStream_t stream, const std::string& what);
+                       const NcclLane& lane, const std::string& what);
 
 /// exchange_blocks of host int64 values through device memory (NCCL moves device memory):
 /// `mine` goes out as `sends`, `incoming` values come in as `recvs` (items of `per_item`
-/// values each); waits for them on `stream` and returns them.
+/// values each); waits for them on the host (bounded: NcclWatch::wait) and returns them.
 Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
                                              const std::vector<detail::StagedBlock>& sends,
                                              size_t incoming,
                                              const std::vector<detail::StagedBlock>& recvs,
-                                             size_t per_item, ncclComm_t comm, cudaStream_t stream,
+                                             size_t per_item, const NcclLane& lane,
                                              const std::string& what);
 
 /// One plan's row lists, built collectively at plan time, in device memory.
@@ -51,8 +54,7 @@ struct SendRecvProgramme {
 
   /// Collective over `comm`: the send side from `plan`, then every destination learns the
   /// receive rows of what it gets (counts, then row indices, by ncclSend/ncclRecv).
-  static Result<SendRecvProgramme> build(const detail::PlanData& plan, ncclComm_t comm,
-                                         cudaStream_t stream);
+  static Result<SendRecvProgramme> build(const detail::PlanData& plan, const NcclLane& lane);
 };
 
 /// Scratch buffers of the path, grown on demand.
@@ -68,13 +70,13 @@ struct SendRecvBuffers {
 /// Dispatch: x (device, rows x_pitch apart) -> recv (contiguous, num_recv_rows rows).
 Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
                           SendRecvBuffers& buffers, const TensorView& x, void* recv,
-                          ncclComm_t comm, cudaStream_t stream);
+                          const NcclLane& lane);
 
 /// Combine: expert_out (device, strided rows allowed) -> out, weighted fp32 sums in the
 /// order of `groups` (the plan's token and group offsets, uploaded).
 Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& groups,
                          const SendRecvProgramme& programme, SendRecvBuffers& buffers,
                          const TensorView& expert_out, const TensorView& topk_weights,
-                         const TensorView& out, ncclComm_t comm, cudaStream_t stream);
+                         const TensorView& out, const NcclLane& lane);
 
 }  // namespace fusco::gpu

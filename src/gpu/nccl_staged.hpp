@@ -15,16 +15,16 @@
 #include "core/direct_steps.hpp"
 #include "fusco/status.hpp"
 #include "gpu/device_staged.hpp"
+#include "gpu/nccl_watch.hpp"
 
 namespace fusco::gpu {
 
-/// This rank's part of a call: its lists, its scratch and the NCCL communicator's stream.
+/// This rank's part of a call: its lists, its scratch, and its NCCL communicator and stream.
 struct NcclStagedRank {
   const DeviceStaged& staged;
   StagedScratch& scratch;
   int rank;
-  ncclComm_t comm;
-  cudaStream_t stream;
+  NcclLane lane;
 };
 
 /// The scratch buffers of a dispatch (rows of `row_bytes`, companion rows of `extra_bytes`)

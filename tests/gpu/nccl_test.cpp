@@ -49,6 +49,23 @@ TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPath
   }
 }
 
+TEST(NcclCommunicator, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegativeTimeout) {
+  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
+    auto comm = make_single(path);
+    ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+    const Case c = one_node_cases(1).front();
+    EXPECT_TRUE(matches_expected(c, expected_of(c), 0, run_nccl_rank(c, *comm.value(), false)));
+    EXPECT_TRUE(comm.value()->synchronize().ok()) << comm.value()->synchronize().to_string();
+    EXPECT_TRUE(comm.value()->synchronize(1000).ok());
+    const Status negative = comm.value()->synchronize(-1);
+    EXPECT_EQ(negative.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(negative.message().find("timeout_ms = -1"), std::string::npos)
+        << negative.to_string();
+    EXPECT_NE(comm.value()->nccl(), nullptr);  // nothing was aborted
+  }
+}
+
 TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExpertMajor) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
   auto comm = make_single(gpu::NcclPath::kDeviceApi);

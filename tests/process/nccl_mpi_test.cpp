@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fusco/mpi.hpp"
+#include "gpu/device_runs.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -151,6 +152,57 @@ TEST(NcclMpi, SeveralNodes_StagedRowsBetweenThem_MatchReferenceOnEveryRank) {
 TEST(NcclMpi, SeveralNodes_OverGin_MatchReferenceOnEveryRank) {
   const std::string skip = several_nodes_match(gpu::NcclInterNode::kGin);
   if (!skip.empty()) GTEST_SKIP() << skip;
+}
+
+// The last rank skips a dispatch (the call checks are off, so no host agreement notices): on
+// the ncclSend/ncclRecv path the others' exchange waits on the GPU for it, and synchronize()
+// ends that wait at the call's timeout, naming the exchange and its peers (the skipper among
+// them); the communicator is aborted, and health() says so from then on.
+TEST(NcclMpi, ARankThatSkipsADispatch_TheOthersTimeOutNamingIt_OnTheSendRecvPath) {
+  int rank = 0;
+  int world = 0;
+  const std::string skip = gpu_per_rank(rank, world);
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  if (world < 2) GTEST_SKIP() << "needs a peer to skip";
+  Result<Communicator> host = create_from_mpi(MPI_COMM_WORLD, 0);
+  ASSERT_TRUE(host.ok()) << host.status().to_string();
+  gpu::NcclOptions options;
+  options.path = gpu::NcclPath::kSendRecv;
+  options.check_calls = false;
+  auto comm = gpu::NcclCommunicator::create(std::move(host).value(), mpi_bootstrap(MPI_COMM_WORLD),
+                                            options);
+  ASSERT_TRUE(comm.ok()) << comm.status().to_string();
+  // Every row of every rank goes to rank 0's first expert: rank 0 waits for rows from every
+  // rank, the skipper's among them (a send may end without its receiver, a receive may not).
+  constexpr int64_t kTokens = 16;
+  constexpr int64_t kHidden = 8;
+  std::vector<int64_t> ids(kTokens * 2, 0);
+  PlanOptions plan_options;
+  plan_options.timeout_ms = 2000;
+  Result<gpu::DevicePlan> plan =
+      comm.value()->plan(TensorView::host(ids.data(), DType::kInt64, {kTokens, 2}), 2 * world,
+                         ExpertMap(), plan_options);
+  ASSERT_TRUE(plan.ok()) << plan.status().to_string();
+  const int skipper = world - 1;
+  if (rank != skipper) {  // the others' sends may end; rank 0's receive from the skipper may not
+    DeviceMemory memory;
+    void* x = memory.copy_of(std::vector<std::byte>(kTokens * kHidden * sizeof(float)));
+    Result<TensorView> recv =
+        comm.value()->dispatch(plan.value(), on_device(x, DType::kFloat32, kTokens, kHidden));
+    EXPECT_TRUE(recv.ok()) << recv.status().to_string();  // no ASSERT: every rank must reach
+    const Status waited = comm.value()->synchronize();    // the barrier below
+    if (rank == 0 || !waited.ok()) {
+      EXPECT_EQ(waited.code(), StatusCode::kTimeout) << waited.to_string();
+      EXPECT_NE(waited.message().find("dispatch: ncclSend/ncclRecv with rank(s)"),
+                std::string::npos)
+          << waited.to_string();
+      EXPECT_NE(waited.message().find(std::to_string(skipper)), std::string::npos)
+          << waited.to_string();
+      EXPECT_FALSE(comm.value()->health().ok());
+      EXPECT_EQ(comm.value()->nccl(), nullptr);  // aborted: the GPU's wait ended
+    }
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 }  // namespace

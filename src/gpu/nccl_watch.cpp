@@ -1,0 +1,97 @@
+#include "gpu/nccl_watch.hpp"
+
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "gpu/cuda_status.hpp"
+
+namespace fusco::gpu {
+
+Result<StreamMarker> StreamMarker::record(cudaStream_t stream, const std::string& what) {
+  cudaEvent_t event = nullptr;
+  FUSCO_RETURN_IF_ERROR(
+      cuda_status(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), what));
+  StreamMarker marker(event);
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaEventRecord(event, stream), what));
+  return marker;
+}
+
+StreamMarker::StreamMarker(StreamMarker&& other) noexcept
+    : event_(std::exchange(other.event_, nullptr)) {}
+
+StreamMarker& StreamMarker::operator=(StreamMarker&& other) noexcept {
+  if (this != &other) {
+    if (event_ != nullptr) cudaEventDestroy(event_);
+    event_ = std::exchange(other.event_, nullptr);
+  }
+  return *this;
+}
+
+StreamMarker::~StreamMarker() {
+  if (event_ != nullptr) cudaEventDestroy(event_);
+}
+
+bool StreamMarker::reached() const {
+  return event_ == nullptr || cudaEventQuery(event_) != cudaErrorNotReady;
+}
+
+Status NcclWatch::mark(cudaStream_t stream, const std::string& what, std::vector<int> peers,
+                       int64_t timeout_ms) {
+  Result<StreamMarker> marker = StreamMarker::record(stream, what + ": marking the stream");
+  FUSCO_RETURN_IF_ERROR(marker.status());
+  steps_.add(std::move(marker).value(), what, std::move(peers), timeout_ms, core::StepClock::now());
+  return Status();
+}
+
+Status NcclWatch::fail(Status why) {
+  if (fault_.ok()) {
+    fault_ = std::move(why);
+    if (comm_ != nullptr && *comm_ != nullptr) {
+      ncclCommAbort(*comm_);  // ends the GPU's waits in NCCL: the stream moves on
+      *comm_ = nullptr;
+    }
+    steps_.clear();
+  }
+  return fault_;
+}
+
+Status NcclWatch::check() {
+  if (!fault_.ok()) return fault_;
+  if (const auto* late = steps_.overdue(core::StepClock::now())) {
+    return fail(core::overdue_status(rank_, *late));
+  }
+  ncclResult_t async = ncclSuccess;
+  if (comm_ != nullptr && *comm_ != nullptr &&
+      ncclCommGetAsyncError(*comm_, &async) == ncclSuccess && async != ncclSuccess &&
+      async != ncclInProgress) {
+    return fail(Status(StatusCode::kAborted,
+                       "rank " + std::to_string(rank_) + ": NCCL reported " +
+                           ncclGetErrorString(async) + " (" + ncclGetLastError(*comm_) +
+                           ") during the exchanges with rank(s) " +
+                           core::rank_list(steps_.oldest() != nullptr ? steps_.oldest()->peers
+                                                                      : std::vector<int>{}) +
+                           "; the NCCL communicator was aborted and the NcclCommunicator must "
+                           "be recreated"));
+  }
+  return Status();
+}
+
+Status NcclWatch::wait(cudaStream_t stream, int64_t timeout_ms, const std::string& what) {
+  const auto deadline = core::StepClock::now() + std::chrono::milliseconds(timeout_ms);
+  while (true) {
+    FUSCO_RETURN_IF_ERROR(check());
+    const cudaError_t state = cudaStreamQuery(stream);
+    if (state != cudaErrorNotReady) return cuda_status(state, what);
+    if (core::StepClock::now() >= deadline) {
+      return fail(Status(StatusCode::kTimeout,
+                         "rank " + std::to_string(rank_) + ": " + what + " did not end within " +
+                             std::to_string(timeout_ms) +
+                             " ms; the NCCL communicator was aborted and the NcclCommunicator "
+                             "must be recreated"));
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+}
+
+}  // namespace fusco::gpu
