@@ -286,9 +286,10 @@ struct NcclCommunicator::Impl {
     if (bytes <= counts_bytes) return Status();
     constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
     const size_t size = (std::max<size_t>(bytes, size_t{64} << 10) + kAlign - 1) / kAlign * kAlign;
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank,
-                                cuda_status(cudaStreamSynchronize(stream), "count window"),
-                                "count window"));
+    FUSCO_RETURN_IF_ERROR(agree(
+        allgather, rank,
+        watch.wait(stream, longest_timeout_ms, "count window (waiting for the earlier calls)"),
+        "count window"));
     release_counts_window();
     FUSCO_RETURN_IF_ERROR(
         agree(allgather, rank,

@@ -110,8 +110,10 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
 Status NcclCommunicator::check_routing(const DevicePlan& plan) {
   FUSCO_RETURN_IF_ERROR(impl_->check_plan(plan));
   if (!plan.on_device()) return Status();
+  Impl& im = *impl_;
   FUSCO_RETURN_IF_ERROR(
-      cuda_status(cudaStreamSynchronize(impl_->stream), "routing check: waiting for planning"));
+      im.watch.wait(im.stream, im.longest_timeout_ms, "routing check (waiting for the planning)"));
+  FUSCO_RETURN_IF_ERROR(im.health());  // a barrier of the planning that gave up
   return routing_verdict(plan.impl(), "topk_idx");
 }
 
