@@ -318,6 +318,7 @@ struct NcclCommunicator::Impl {
   }
 
   void release_device_api() {
+    if (gin != nullptr && comm == nullptr) gin->communicator_aborted();
     gin.reset();
     release_counts_window();
     if (comm != nullptr) {

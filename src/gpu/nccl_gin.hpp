@@ -43,6 +43,10 @@ class GinTransfer {
   GinTransfer(const GinTransfer&) = delete;
   GinTransfer& operator=(const GinTransfer&) = delete;
 
+  /// The communicator was aborted (see NcclWatch): its registrations went with it, so the
+  /// destructor only frees the window's memory.
+  void communicator_aborted() { handle_ = nullptr; }
+
   /// kInvalidArgument, naming FUSCO_NCCL_WINDOW_BYTES, when a call's staged rows (rows of
   /// `row_bytes`, companion rows of `extra_bytes`, combine rows of `combine_row_bytes`,
   /// weight rows of `topk`) do not fit their regions.
