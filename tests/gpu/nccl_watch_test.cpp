@@ -47,12 +47,19 @@ class HeldStream {
   cudaStream_t stream_ = nullptr;
 };
 
-TEST(NcclWatch, AnExchangePendingPastItsTimeout_IsNamedWithItsPeers_AndStaysReported) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+// A held stream and the watch of rank `rank` over no communicator.
+struct Watched {
+  explicit Watched(int rank) { watch.watch_over(rank, &comm); }
   HeldStream held;
   ncclComm_t comm = nullptr;
   gpu::NcclWatch watch;
-  watch.watch_over(3, &comm);
+};
+
+TEST(NcclWatch, AnExchangePendingPastItsTimeout_IsNamedWithItsPeers_AndStaysReported) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  Watched w(3);
+  HeldStream& held = w.held;
+  gpu::NcclWatch& watch = w.watch;
   ASSERT_TRUE(watch.mark(held.stream(), "dispatch: ncclSend/ncclRecv", {1, 2}, 100).ok());
   EXPECT_TRUE(watch.check().ok());  // pending, within its timeout
   std::this_thread::sleep_for(milliseconds(150));
@@ -70,10 +77,9 @@ TEST(NcclWatch, AnExchangePendingPastItsTimeout_IsNamedWithItsPeers_AndStaysRepo
 
 TEST(NcclWatch, ExchangesThatEnd_AreNoFault_AndAWaitEndsWithTheStream) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
-  HeldStream held;
-  ncclComm_t comm = nullptr;
-  gpu::NcclWatch watch;
-  watch.watch_over(0, &comm);
+  Watched w(0);
+  HeldStream& held = w.held;
+  gpu::NcclWatch& watch = w.watch;
   ASSERT_TRUE(watch.mark(held.stream(), "combine: ncclSend/ncclRecv", {1}, 5000).ok());
   std::thread opener([&] {
     std::this_thread::sleep_for(milliseconds(50));
@@ -87,10 +93,9 @@ TEST(NcclWatch, ExchangesThatEnd_AreNoFault_AndAWaitEndsWithTheStream) {
 
 TEST(NcclWatch, AHostWait_EndsAtItsBound_NamingWhatItWaitedFor) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
-  HeldStream held;  // nothing marked: the bound of the wait itself ends it
-  ncclComm_t comm = nullptr;
-  gpu::NcclWatch watch;
-  watch.watch_over(1, &comm);
+  Watched w(1);  // nothing marked: the bound of the wait itself ends it
+  HeldStream& held = w.held;
+  gpu::NcclWatch& watch = w.watch;
   const auto start = std::chrono::steady_clock::now();
   const Status waited = watch.wait(held.stream(), 100, "plan exchange (counts)");
   EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(5000));
