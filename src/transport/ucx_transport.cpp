@@ -455,6 +455,10 @@ struct UcxTransport::Impl {
 
   // A failed wait: a failed peer's error if there is one, else the timeout.
   Status wait_failed(const std::vector<int>& waited_for, const std::string& timed_out) {
+    // A survivor that failed first told every peer before it exited, and its message may be
+    // in by now: the first failure, which names the cause, stands (not "rank s exited").
+    progress();
+    FUSCO_RETURN_IF_ERROR(health_locked());
     std::string gone = failed_peer(waited_for);
     if (gone.empty()) {
       gone = failed_peer({});
