@@ -19,24 +19,12 @@
 #include "gpu/nccl_gin.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "gpu/nccl_staged.hpp"
+#include "gpu/nccl_status.hpp"
 #include "gpu/nccl_watch.hpp"
 #include "gpu/node_barrier.hpp"
 #include "nccl_lsa.hpp"
 
 namespace fusco::gpu {
-
-inline Status nccl_status(ncclResult_t result, const std::string& what) {
-  if (result == ncclSuccess) {
-    return Status();
-  }
-  const StatusCode code = result == ncclInvalidArgument || result == ncclInvalidUsage
-                              ? StatusCode::kUnsupported
-                              : StatusCode::kInternal;
-  const char* detail = ncclGetLastError(nullptr);
-  return Status(code, what + ": " + ncclGetErrorString(result) +
-                          (detail != nullptr && detail[0] != '\0' ? std::string(" (") + detail + ")"
-                                                                  : std::string()));
-}
 
 // One host allgather that also agrees on failure: every rank contributes its status and a
 // payload; on success every rank's payload comes back, otherwise every rank returns the first

@@ -5,7 +5,9 @@
 
 #include "core/chunk_steps.hpp"
 #include "gin_puts.hpp"
-#include "gpu/nccl_communicator_impl.hpp"
+#include "gpu/cuda_status.hpp"
+#include "gpu/nccl_send_recv.hpp"
+#include "gpu/nccl_status.hpp"
 
 namespace fusco::gpu {
 

@@ -5,16 +5,12 @@
 
 #include "direct_combine.hpp"
 #include "gpu/cuda_status.hpp"
+#include "gpu/nccl_status.hpp"
 #include "gpu/row_moves.hpp"
 
 namespace fusco::gpu {
 
 namespace {
-
-Status nccl_step(ncclResult_t result, const std::string& what) {
-  if (result == ncclSuccess) return Status();
-  return Status(StatusCode::kInternal, what + ": " + ncclGetErrorString(result));
-}
 
 // The blocks of per-peer offsets ([W + 1]: peer p's items are [offsets[p], offsets[p + 1])).
 std::vector<detail::StagedBlock> blocks_of(const std::vector<int64_t>& offsets) {
@@ -67,23 +63,23 @@ Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>&
   FUSCO_RETURN_IF_ERROR(lane.watch->check());  // an aborted communicator takes no calls
   ncclComm_t comm = lane.comm;
   cudaStream_t stream = lane.stream;
-  FUSCO_RETURN_IF_ERROR(nccl_step(ncclGroupStart(), what));
+  FUSCO_RETURN_IF_ERROR(nccl_status(ncclGroupStart(), what));
   Status status;
   for (const detail::StagedBlock& block : sends) {
     if (block.rows <= 0 || !status.ok()) continue;
-    status = nccl_step(
+    status = nccl_status(
         ncclSend(static_cast<const char*>(send) + block.begin * item_bytes,
                  static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
         what);
   }
   for (const detail::StagedBlock& block : recvs) {
     if (block.rows <= 0 || !status.ok()) continue;
-    status = nccl_step(
+    status = nccl_status(
         ncclRecv(static_cast<char*>(recv) + block.begin * item_bytes,
                  static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
         what);
   }
-  const Status ended = nccl_step(ncclGroupEnd(), what);
+  const Status ended = nccl_status(ncclGroupEnd(), what);
   FUSCO_RETURN_IF_ERROR(status.ok() ? ended : status);
   return lane.watch->mark(stream, what, peers_of(sends, recvs), lane.timeout_ms);
 }
@@ -114,7 +110,7 @@ Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
 Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
                                                    const NcclLane& lane) {
   int world = 0;
-  FUSCO_RETURN_IF_ERROR(nccl_step(ncclCommCount(lane.comm, &world), "ncclCommCount"));
+  FUSCO_RETURN_IF_ERROR(nccl_status(ncclCommCount(lane.comm, &world), "ncclCommCount"));
   Result<baseline::UnfusedDeviceLists> built = baseline::send_side_lists(plan, world);
   FUSCO_RETURN_IF_ERROR(built.status());
   baseline::UnfusedDeviceLists lists = std::move(built).value();
