@@ -78,7 +78,11 @@ Status NcclWatch::check() {
 }
 
 Status NcclWatch::wait(cudaStream_t stream, int64_t timeout_ms, const std::string& what) {
-  const auto deadline = core::StepClock::now() + std::chrono::milliseconds(timeout_ms);
+  const auto start = core::StepClock::now();
+  const auto deadline = start + std::chrono::milliseconds(timeout_ms);
+  // Yields for the first 2 ms (a call's end is seen within microseconds, as by a blocking
+  // synchronisation), then sleeps between polls.
+  const auto spin_until = start + std::chrono::milliseconds(2);
   while (true) {
     FUSCO_RETURN_IF_ERROR(check());
     const cudaError_t state = cudaStreamQuery(stream);
@@ -90,7 +94,11 @@ Status NcclWatch::wait(cudaStream_t stream, int64_t timeout_ms, const std::strin
                              " ms; the NCCL communicator was aborted and the NcclCommunicator "
                              "must be recreated"));
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (core::StepClock::now() < spin_until) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
   }
 }
 
