@@ -223,27 +223,22 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
   if (!staged.empty()) {  // between nodes
     const auto barrier = [this] { return impl_->barrier(); };
     const StagedGroupCopies& copies = *plans.front().impl().copies;
-    std::vector<const void*> source;
-    std::vector<int64_t> pitch;
-    source.reserve(x.size());
-    pitch.reserve(x.size());
-    for (const TensorView& view : x) {
-      source.push_back(view.data);
-      pitch.push_back(view.row_pitch_bytes());
-    }
-    FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams,
-                                                source, pitch, row_bytes, args.recv, kSendRows,
-                                                kArriveRows, barrier));
-    if (with_extra) {
-      source.clear();
-      pitch.clear();
-      for (const TensorView& view : extra) {
+    // Every rank's rows of `views` (rows of `bytes`) staged into `into` through the buffers
+    // `send` and `arrive`.
+    const auto stage = [&](const std::vector<TensorView>& views, int64_t bytes,
+                           const core::PeerTable& into, StagedBuffer send, StagedBuffer arrive) {
+      std::vector<const void*> source;
+      std::vector<int64_t> pitch;
+      for (const TensorView& view : views) {
         source.push_back(view.data);
         pitch.push_back(view.row_pitch_bytes());
       }
-      FUSCO_RETURN_IF_ERROR(staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams,
-                                                  source, pitch, extra_bytes, args.extra_recv,
-                                                  kSendExtra, kArriveExtra, barrier));
+      return staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams, source, pitch,
+                                   bytes, into, send, arrive, barrier);
+    };
+    FUSCO_RETURN_IF_ERROR(stage(x, row_bytes, args.recv, kSendRows, kArriveRows));
+    if (with_extra) {
+      FUSCO_RETURN_IF_ERROR(stage(extra, extra_bytes, args.extra_recv, kSendExtra, kArriveExtra));
     }
   }
   return impl_->barrier();  // every rank's rows have landed before its stream goes on
