@@ -51,9 +51,8 @@ Result<std::vector<char*>> every_rank(StagedScratch& scratch,
   std::vector<char*> buffers;
   buffers.reserve(ranks.size());
   for (size_t r = 0; r < ranks.size(); ++r) {
-    const int64_t rows = staged_rows(ranks[r]->streams, which);
     Result<char*> buffer =
-        scratch.at_least(static_cast<int>(r), which, static_cast<size_t>(rows * row_bytes));
+        scratch.holding(static_cast<int>(r), ranks[r]->streams, which, row_bytes);
     FUSCO_RETURN_IF_ERROR(buffer.status());
     buffers.push_back(buffer.value());
   }
@@ -147,7 +146,7 @@ int64_t staged_rows(const detail::StagedStreams& streams, StagedBuffer which) {
 std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams& streams,
                                                     int64_t row_bytes, int64_t extra_bytes,
                                                     int64_t combine_row_bytes, int64_t topk) {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   const std::array<std::pair<const char*, int64_t>, kStagedBuffers> buffers = {{
       {"send staging", row_bytes},
       {"arrival", row_bytes},
@@ -167,7 +166,9 @@ std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams&
   return needs;
 }
 
-Result<char*> StagedScratch::at_least(int rank, StagedBuffer which, size_t bytes) {
+Result<char*> StagedScratch::holding(int rank, const detail::StagedStreams& streams,
+                                     StagedBuffer which, int64_t row_bytes) {
+  const auto bytes = static_cast<size_t>(staged_rows(streams, which) * row_bytes);
   if (buffers_.size() <= static_cast<size_t>(rank)) buffers_.resize(static_cast<size_t>(rank) + 1);
   std::vector<Buffer>& mine = buffers_[static_cast<size_t>(rank)];
   if (mine.empty()) mine.resize(kStagedBuffers);
@@ -258,7 +259,7 @@ Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
                             const StagedGroupCopies& copies, StagedScratch& scratch,
                             const std::vector<cudaStream_t>& streams,
                             const std::vector<const float*>& topk_weights, int64_t topk) {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   const std::vector<const void*> source(topk_weights.begin(), topk_weights.end());
   const std::vector<int64_t> pitch(ranks.size(), weight_bytes);
   return gather_and_copy(ranks, copies, scratch, streams, source, pitch, weight_bytes, kSendWeights,
@@ -272,7 +273,7 @@ Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
                             const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
                             int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
                             const std::function<Status()>& barrier) {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   Result<std::vector<char*>> weights = every_rank(scratch, ranks, kArriveWeights, weight_bytes);
   Result<std::vector<char*>> relay = every_rank(scratch, ranks, kRelayReturn, row_bytes);
   Result<std::vector<char*>> back = every_rank(scratch, ranks, kReturned, row_bytes);

@@ -64,6 +64,9 @@ struct StagedNeed {
 /// Rows of staged buffer `which` of a rank with `streams`.
 int64_t staged_rows(const detail::StagedStreams& streams, StagedBuffer which);
 
+/// Bytes of a staged weight row: the top-k weights of an entry, fp32.
+inline int64_t weight_row_bytes(int64_t topk) { return topk * static_cast<int64_t>(sizeof(float)); }
+
 /// Every staged buffer of a rank with `streams` for a call moving rows of `row_bytes`,
 /// companion rows of `extra_bytes`, combine rows of `combine_row_bytes` and weight rows of
 /// `topk` floats, in StagedBuffer order.
@@ -75,8 +78,10 @@ std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams&
 /// device, so it only grows).
 class StagedScratch {
  public:
-  /// At least `bytes` of buffer `which` of rank `rank`.
-  Result<char*> at_least(int rank, StagedBuffer which, size_t bytes);
+  /// Buffer `which` of rank `rank`, large enough for the staged_rows of `streams` in it, each
+  /// of `row_bytes`.
+  Result<char*> holding(int rank, const detail::StagedStreams& streams, StagedBuffer which,
+                        int64_t row_bytes);
 
  private:
   struct Buffer {

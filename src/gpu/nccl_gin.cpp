@@ -168,7 +168,7 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
 Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
                             const detail::PutDestinations& to, NodeBarrier& bound,
                             int64_t timeout_ms, const float* topk_weights, int64_t topk) {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   const detail::StagedStreams& streams = me.staged.streams;
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes,
                                       region(kSendWeights), me.lane.stream,

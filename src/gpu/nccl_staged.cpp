@@ -10,8 +10,7 @@ namespace {
 
 // Buffer `which` of this rank, holding its streams' rows of `row_bytes`.
 Result<char*> buffer(const NcclStagedRank& me, StagedBuffer which, int64_t row_bytes) {
-  const int64_t rows = staged_rows(me.staged.streams, which);
-  return me.scratch.at_least(me.rank, which, static_cast<size_t>(rows * row_bytes));
+  return me.scratch.holding(me.rank, me.staged.streams, which, row_bytes);
 }
 
 // Gathers this rank's staged rows of x into `send` and exchanges every stream's block;
@@ -55,7 +54,7 @@ Status nccl_staged_dispatch(const NcclStagedRank& me, const void* x, int64_t pit
 }
 
 Status nccl_staged_weights(const NcclStagedRank& me, const float* topk_weights, int64_t topk) {
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   return gather_and_exchange(me, topk_weights, weight_bytes, weight_bytes, kSendWeights,
                              kArriveWeights, "combine (weights)")
       .status();
@@ -65,7 +64,7 @@ Result<char*> nccl_staged_return(const NcclStagedRank& me, const core::PeerTable
                                  int64_t topk, int64_t hidden, int32_t row_type,
                                  int64_t row_bytes) {
   const detail::StagedStreams& streams = me.staged.streams;
-  const int64_t weight_bytes = topk * static_cast<int64_t>(sizeof(float));
+  const int64_t weight_bytes = weight_row_bytes(topk);
   // The arrived weights: the buffer nccl_staged_weights filled (same size, so not regrown).
   Result<char*> weights = buffer(me, kArriveWeights, weight_bytes);
   Result<char*> relay = buffer(me, kRelayReturn, row_bytes);
