@@ -284,14 +284,13 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     GinTransfer& gin = *impl_->gin;
     const detail::PutDestinations& to = *plan.impl().put_destinations;
     const int64_t chunk = data.options.chunk_bytes;
-    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms, chunk,
-                                       x.data, x.row_pitch_bytes(), row_bytes, args.recv,
-                                       GinStep::kRows, kSendRows, kArriveRows));
+    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, chunk, x.data,
+                                       x.row_pitch_bytes(), row_bytes, args.recv, GinStep::kRows,
+                                       kSendRows, kArriveRows));
     if (with_extra) {
-      FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, timeout_ms,
-                                         chunk, extra.data, extra.row_pitch_bytes(), extra_bytes,
-                                         args.extra_recv, GinStep::kExtra, kSendExtra,
-                                         kArriveExtra));
+      FUSCO_RETURN_IF_ERROR(gin.dispatch(
+          me, *impl_->dev_comm, to, *impl_->bounded, chunk, extra.data, extra.row_pitch_bytes(),
+          extra_bytes, args.extra_recv, GinStep::kExtra, kSendExtra, kArriveExtra));
     }
   } else if (plan.impl().staged != nullptr) {  // rows between nodes, fanned out by relays
     const NcclStagedRank me = impl_->staged_rank(plan);
@@ -356,8 +355,8 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   const auto* weights = static_cast<const float*>(topk_weights.data);
   if (gin != nullptr) {  // the weight rows of the entries to their relays
     FUSCO_RETURN_IF_ERROR(gin->weights(impl_->staged_rank(plan), *impl_->dev_comm,
-                                       *plan.impl().put_destinations, *impl_->bounded, timeout_ms,
-                                       weights, data.topk));
+                                       *plan.impl().put_destinations, *impl_->bounded, weights,
+                                       data.topk));
   } else if (staged) {
     FUSCO_RETURN_IF_ERROR(nccl_staged_weights(impl_->staged_rank(plan), weights, data.topk));
   }
@@ -376,7 +375,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   if (staged) {  // other nodes' sums come back; this rank's combine reads them as entry W
     Result<char*> returned =
         gin != nullptr ? gin->returns(impl_->staged_rank(plan), *impl_->dev_comm,
-                                      *plan.impl().put_destinations, *impl_->bounded, timeout_ms,
+                                      *plan.impl().put_destinations, *impl_->bounded,
                                       args.expert_out, data.topk, hidden, args.row_type, row_bytes)
                        : nccl_staged_return(impl_->staged_rank(plan), args.expert_out, data.topk,
                                             hidden, args.row_type, row_bytes);

@@ -133,11 +133,12 @@ std::vector<GinTransfer::Block> dispatch_puts(const detail::StagedStreams& strea
 
 Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
                              const detail::PutDestinations& to, NodeBarrier& bound,
-                             int64_t timeout_ms, int64_t chunk_bytes, const void* x, int64_t pitch,
-                             int64_t row_bytes, const core::PeerTable& recv, GinStep step,
-                             StagedBuffer send, StagedBuffer arrive) {
+                             int64_t chunk_bytes, const void* x, int64_t pitch, int64_t row_bytes,
+                             const core::PeerTable& recv, GinStep step, StagedBuffer send,
+                             StagedBuffer arrive) {
   if (row_bytes <= 0) return Status();
   const detail::StagedStreams& streams = me.staged.streams;
+  const int64_t timeout_ms = me.lane.timeout_ms;
   const int64_t chunk_rows = core::rows_per_chunk(chunk_bytes, row_bytes);
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, region(send), me.lane.stream,
                                       "dispatch: gathering staged rows"));
@@ -167,7 +168,8 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
 
 Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
                             const detail::PutDestinations& to, NodeBarrier& bound,
-                            int64_t timeout_ms, const float* topk_weights, int64_t topk) {
+                            const float* topk_weights, int64_t topk) {
+  const int64_t timeout_ms = me.lane.timeout_ms;
   const int64_t weight_bytes = weight_row_bytes(topk);
   const detail::StagedStreams& streams = me.staged.streams;
   FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes,
@@ -183,10 +185,10 @@ Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
 
 Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& dev,
                                    const detail::PutDestinations& to, NodeBarrier& bound,
-                                   int64_t timeout_ms, const core::PeerTable& expert_out,
-                                   int64_t topk, int64_t hidden, int32_t row_type,
-                                   int64_t row_bytes) {
+                                   const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
+                                   int32_t row_type, int64_t row_bytes) {
   const detail::StagedStreams& streams = me.staged.streams;
+  const int64_t timeout_ms = me.lane.timeout_ms;
   if (row_bytes > 0) {
     FUSCO_RETURN_IF_ERROR(
         return_staged(me.staged, expert_out, reinterpret_cast<const float*>(region(kArriveWeights)),

@@ -55,24 +55,24 @@ class GinTransfer {
 
   /// The dispatch of rows of `row_bytes` (x rows `pitch` apart) of `step` (kRows or kExtra):
   /// gather into region `send`, puts in chunks of `chunk_bytes` (PlanOptions::chunk_bytes),
-  /// fan-out from region `arrive` into `recv` chunk by chunk as chunks arrive, acks.
+  /// fan-out from region `arrive` into `recv` chunk by chunk as chunks arrive, acks. Every
+  /// wait is bounded by the call's timeout (me.lane.timeout_ms).
   Status dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
-                  const detail::PutDestinations& to, NodeBarrier& bound, int64_t timeout_ms,
-                  int64_t chunk_bytes, const void* x, int64_t pitch, int64_t row_bytes,
-                  const core::PeerTable& recv, GinStep step, StagedBuffer send,
-                  StagedBuffer arrive);
+                  const detail::PutDestinations& to, NodeBarrier& bound, int64_t chunk_bytes,
+                  const void* x, int64_t pitch, int64_t row_bytes, const core::PeerTable& recv,
+                  GinStep step, StagedBuffer send, StagedBuffer arrive);
 
   /// Combine, before the barrier: this rank's weight rows of its entries put to their targets,
   /// and the weight rows of the entries that come here awaited.
   Status weights(const NcclStagedRank& me, const ncclDevComm& dev,
-                 const detail::PutDestinations& to, NodeBarrier& bound, int64_t timeout_ms,
-                 const float* topk_weights, int64_t topk);
+                 const detail::PutDestinations& to, NodeBarrier& bound, const float* topk_weights,
+                 int64_t topk);
 
   /// Combine, after the barrier: the return rows of the streams that came here (read from the
   /// node's expert outputs, weighted by the arrived weight rows, which are then acknowledged)
   /// put to their sources; this rank's returned rows awaited. Returns its return region.
   Result<char*> returns(const NcclStagedRank& me, const ncclDevComm& dev,
-                        const detail::PutDestinations& to, NodeBarrier& bound, int64_t timeout_ms,
+                        const detail::PutDestinations& to, NodeBarrier& bound,
                         const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
                         int32_t row_type, int64_t row_bytes);
 
