@@ -171,7 +171,8 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   // worked before any enters the planning collective.
   std::vector<std::byte> copy;
   Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
-  const Status local = impl_->health().ok() ? routing.status() : impl_->health();
+  Status local = impl_->health();
+  if (local.ok()) local = routing.status();
   FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, local, "plan"));
   // Planned with the ranks of each node as direct peers (LSA), whatever the host transport.
   Result<Plan> plan = Communicator::Impl::plan_for_gpus(impl_->host, routing.value(), num_experts,

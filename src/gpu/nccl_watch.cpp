@@ -87,14 +87,15 @@ Status NcclWatch::wait(cudaStream_t stream, int64_t timeout_ms, const std::strin
     FUSCO_RETURN_IF_ERROR(check());
     const cudaError_t state = cudaStreamQuery(stream);
     if (state != cudaErrorNotReady) return cuda_status(state, what);
-    if (core::StepClock::now() >= deadline) {
+    const auto now = core::StepClock::now();
+    if (now >= deadline) {
       return fail(Status(StatusCode::kTimeout,
                          "rank " + std::to_string(rank_) + ": " + what + " did not end within " +
                              std::to_string(timeout_ms) +
                              " ms; the NCCL communicator was aborted and the NcclCommunicator "
                              "must be recreated"));
     }
-    if (core::StepClock::now() < spin_until) {
+    if (now < spin_until) {
       std::this_thread::yield();
     } else {
       std::this_thread::sleep_for(std::chrono::microseconds(50));
