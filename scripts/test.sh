@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds fusco and runs every test: style checks, the release build's tests (unit, in-process
 # multi-rank, Python package, installed-package, public headers, GPU tests that skip without a
-# GPU), a
-# benchmark smoke run that must report no wrong value, then the unit and multi-rank tests
+# GPU), a benchmark smoke run that must report no wrong value, the GPU check script in its
+# no-GPU mode (built against the NCCL wheel PyTorch users have), then the unit and multi-rank tests
 # again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and the
 # libFuzzer targets for a bounded time.
 set -euo pipefail
@@ -23,6 +23,10 @@ echo "== benchmark smoke runs"
 build/bench/fusco_bench -r 6 -p 4 -b 16 -e 64 -f 4 -H 1000 -k 6 -E 48 -n 2 -w 1 -c 1
 build/bench/fusco_bench -r 5 -p 2 -b 33 -e 33 -H 7 -k 3 -E 10 -d fp16 -D rank -R zipf:1.1 -n 1 -c 1
 build/bench/fusco_plan_microbench --benchmark_min_time=0.05
+
+echo "== GPU check without a GPU (scripts/gpu-check.sh end to end; NCCL from PyPI's wheel)"
+# (outside the source tree: CMake refuses to export an NCCL include folder inside it)
+tests/scripts/check_gpu_check.sh "${TMPDIR:-/tmp}/fusco-gpu-check"
 
 echo "== sanitizers: address + undefined"
 scripts/configure.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=address,undefined \

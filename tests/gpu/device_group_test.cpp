@@ -12,6 +12,7 @@
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -19,7 +20,7 @@ namespace fusco::testing {
 namespace {
 
 TEST(DeviceGroup, WorldSizes1248_EveryRoutingCase_MatchesReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (int world : {1, 2, 4, 8}) {
     auto group = gpu::DeviceGroup::create(world);
     ASSERT_TRUE(group.ok()) << group.status().to_string();
@@ -33,7 +34,7 @@ TEST(DeviceGroup, WorldSizes1248_EveryRoutingCase_MatchesReference) {
 }
 
 TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (int world : {1, 2, 4, 8}) {
     auto group = gpu::DeviceGroup::create(world);
     ASSERT_TRUE(group.ok()) << group.status().to_string();
@@ -49,7 +50,7 @@ TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
 }
 
 TEST(DeviceGroup, RoutingOnTheDevice_PlansLikeRoutingOnTheHost) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;
@@ -72,7 +73,7 @@ TEST(DeviceGroup, RoutingOnTheDevice_PlansLikeRoutingOnTheHost) {
 }
 
 TEST(DeviceGroup, RepeatedRuns_AreBitIdentical) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(4);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
@@ -91,7 +92,7 @@ TEST(DeviceGroup, RepeatedRuns_AreBitIdentical) {
 }
 
 TEST(DeviceGroup, HostMemoryOrAForeignPlan_IsAClearError) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   auto other = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok() && other.ok());

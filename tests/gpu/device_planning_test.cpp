@@ -15,6 +15,7 @@
 #include "baseline/unfused_device.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -22,7 +23,7 @@ namespace fusco::testing {
 namespace {
 
 TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_MatchReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (int world : {1, 2, 3, 4, 8}) {
     auto group = gpu::DeviceGroup::create(world);
     ASSERT_TRUE(group.ok()) << group.status().to_string();
@@ -45,7 +46,7 @@ TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_Match
 }
 
 TEST(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(8);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
@@ -61,7 +62,7 @@ TEST(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
 }
 
 TEST(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(4);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
@@ -83,7 +84,7 @@ TEST(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
 }
 
 TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;
@@ -117,7 +118,7 @@ TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing)
 }
 
 TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;
@@ -132,7 +133,7 @@ TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
 }
 
 TEST(PlanOnDevice, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;
@@ -150,7 +151,7 @@ TEST(PlanOnDevice, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
 }
 
 TEST(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;

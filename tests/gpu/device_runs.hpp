@@ -11,14 +11,10 @@
 #include <vector>
 
 #include "fusco/gpu.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 
 namespace fusco::testing {
-
-inline bool have_gpu() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
 
 // Device copies that free themselves.
 class DeviceMemory {

@@ -8,6 +8,7 @@
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 
 namespace fusco::testing {
@@ -23,14 +24,14 @@ namespace {
 }
 
 TEST(DeviceGroupNodes, RandomCases_MatchReference) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (uint64_t seed = 1; seed <= 60; ++seed) {
     EXPECT_TRUE(on_nodes_matches_reference(random_case(seed))) << "seed " << seed;
   }
 }
 
 TEST(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
     for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
       Case c;
@@ -50,7 +51,7 @@ TEST(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
 }
 
 TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(4, 0, 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   std::vector<int64_t> ids = {2, 3, 3, 2};  // every rank's tokens go to the other node
@@ -76,7 +77,7 @@ TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
 }
 
 TEST(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(4, 0, 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/row_math.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "testing/data.hpp"
 
 namespace fusco::testing {
@@ -27,8 +28,7 @@ void* upload(const std::vector<T>& host) {
 }
 
 TEST(GpuDirectCombine, KernelEqualsTheCpuEngine) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(8);
   const DType dtypes[] = {DType::kFloat32, DType::kFloat16, DType::kBFloat16};
   for (int type = 0; type < 3; ++type) {

@@ -11,6 +11,7 @@
 
 #include "core/convert.hpp"
 #include "fusco/topology.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "gpu/host_device_kernels.hpp"
 
 namespace fusco::testing {
@@ -23,10 +24,7 @@ T* device_array(size_t count) {
 }
 
 TEST(GpuHostDevice, ConversionsAndRelaysMatchTheHost) {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    GTEST_SKIP() << "no CUDA device";
-  }
+  FUSCO_SKIP_WITHOUT_GPU();
   std::mt19937 rng(5);
   std::vector<float> values = {
       0.0f, -0.0f, 1.0f, 65520.0f, 1e-8f, 3.0e38f, std::numeric_limits<float>::infinity()};

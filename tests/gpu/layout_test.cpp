@@ -12,14 +12,10 @@
 #include <vector>
 
 #include "core/layout.hpp"
+#include "gpu/gpu_presence.hpp"
 
 namespace fusco::testing {
 namespace {
-
-bool have_gpu() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
 
 template <typename T>
 T* to_device(const std::vector<T>& host) {
@@ -77,7 +73,7 @@ GpuLayout run_kernel(const std::vector<int32_t>& ids, int64_t tokens, int topk, 
 }
 
 TEST(GpuLayout, KernelEqualsTheHostCountingSort) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(9);
   for (const int64_t tokens : {0, 1, 257, 4096, 16384}) {
     for (const int topk : {1, 8}) {
@@ -107,7 +103,7 @@ TEST(GpuLayout, KernelEqualsTheHostCountingSort) {
 }
 
 TEST(GpuLayout, ReportsTheFirstBadId) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   const GpuLayout got = run_kernel({0, 1, -1, 9, 2, -5}, 3, 2, 4, {0, 1, 2, 3}, 4);
   EXPECT_EQ(got.first_bad, 3);
 }

@@ -18,11 +18,6 @@ std::vector<std::byte> read(const TensorView& view, cudaStream_t stream) {
 
 }  // namespace
 
-int cuda_devices() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess ? count : 0;
-}
-
 RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out,
                          bool device_planning) {
   const int rank = comm.rank();

@@ -6,14 +6,12 @@
 // passed from separate device memory), combine; results read back.
 
 #include "fusco/nccl.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 
 namespace fusco::testing {
 
 RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_expert_out,
                          bool device_planning = false);
-
-/// The number of CUDA devices (0 when CUDA finds none or no driver).
-int cuda_devices();
 
 }  // namespace fusco::testing

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "gpu/gpu_presence.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
 
@@ -31,7 +32,7 @@ Result<std::unique_ptr<gpu::NcclCommunicator>> make_single(
 }
 
 TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPaths) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
     auto comm = make_single(path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
@@ -50,7 +51,7 @@ TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPath
 }
 
 TEST(NcclCommunicator, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegativeTimeout) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
     auto comm = make_single(path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
@@ -67,7 +68,7 @@ TEST(NcclCommunicator, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegat
 }
 
 TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExpertMajor) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto comm = make_single(gpu::NcclPath::kDeviceApi);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   int index = 0;
@@ -86,7 +87,7 @@ TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExp
 }
 
 TEST(NcclCommunicator, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto comm = make_single(gpu::NcclPath::kSendRecv);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   Case c;
@@ -99,7 +100,7 @@ TEST(NcclCommunicator, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan)
 }
 
 TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto comm = make_single(gpu::NcclPath::kAuto, 4096);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   Case c;
@@ -158,7 +159,7 @@ TEST(NcclCommunicator, OptionsOutsideTheirEnums_AreRefusedNamingTheField) {
 }
 
 TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   auto two = Communicator::create_local(2, Topology::single_node(2));
   ASSERT_TRUE(two.ok());
   // Rank 0's view of a group whose rank 1 asked for another window size.

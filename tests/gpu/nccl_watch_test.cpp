@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -56,7 +57,7 @@ struct Watched {
 };
 
 TEST(NcclWatch, AnExchangePendingPastItsTimeout_IsNamedWithItsPeers_AndStaysReported) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   Watched w(3);
   HeldStream& held = w.held;
   gpu::NcclWatch& watch = w.watch;
@@ -76,7 +77,7 @@ TEST(NcclWatch, AnExchangePendingPastItsTimeout_IsNamedWithItsPeers_AndStaysRepo
 }
 
 TEST(NcclWatch, ExchangesThatEnd_AreNoFault_AndAWaitEndsWithTheStream) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   Watched w(0);
   HeldStream& held = w.held;
   gpu::NcclWatch& watch = w.watch;
@@ -92,7 +93,7 @@ TEST(NcclWatch, ExchangesThatEnd_AreNoFault_AndAWaitEndsWithTheStream) {
 }
 
 TEST(NcclWatch, AHostWait_EndsAtItsBound_NamingWhatItWaitedFor) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   Watched w(1);  // nothing marked: the bound of the wait itself ends it
   HeldStream& held = w.held;
   gpu::NcclWatch& watch = w.watch;

@@ -13,6 +13,7 @@
 
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -31,7 +32,7 @@ core::PeerTable zeroed_slots(gpu::DeviceBuffer& memory, int ranks) {
 }
 
 TEST(NodeBarrier, MembersThatAllCome_PassEveryBarrier) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   constexpr int kRanks = 3;
   gpu::DeviceBuffer memory;
   const core::PeerTable slots = zeroed_slots(memory, kRanks);
@@ -59,7 +60,7 @@ TEST(NodeBarrier, MembersThatAllCome_PassEveryBarrier) {
 }
 
 TEST(NodeBarrier, APeerThatNeverComes_CostsOneTimeout_AndIsNamed) {
-  if (!have_gpu()) GTEST_SKIP() << "no CUDA device";
+  FUSCO_SKIP_WITHOUT_GPU();
   gpu::DeviceBuffer memory;
   const core::PeerTable slots = zeroed_slots(memory, 2);
   auto made = gpu::NodeBarrier::create(0, 0, 2);  // rank 1 never calls

@@ -8,13 +8,10 @@
 #include <cstring>
 #include <vector>
 
+#include "gpu/gpu_presence.hpp"
+
 namespace fusco::kernels {
 namespace {
-
-bool have_gpu() {
-  int count = 0;
-  return cudaGetDeviceCount(&count) == cudaSuccess && count > 0;
-}
 
 void expect_gather(int64_t row_bytes) {
   const int64_t tokens = 37;
@@ -50,9 +47,7 @@ void expect_gather(int64_t row_bytes) {
 }
 
 TEST(GpuRowGather, CopiesEveryRowToItsPlace_AlignedAndUnaligned) {
-  if (!have_gpu()) {
-    GTEST_SKIP() << "no CUDA device";
-  }
+  FUSCO_SKIP_WITHOUT_GPU();
   expect_gather(14336);  // bf16 x 7168: 16-byte vector path
   expect_gather(14);     // 7 bf16: byte path
 }

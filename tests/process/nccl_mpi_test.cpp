@@ -15,6 +15,7 @@
 
 #include "fusco/mpi.hpp"
 #include "gpu/device_runs.hpp"
+#include "gpu/gpu_presence.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
 
