@@ -383,7 +383,7 @@ void print_row(const SizeResult& r) {
       static_cast<long>(r.wrong));
 }
 
-void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
+Status write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
   std::ofstream json(args.json_path);
   json << "{\n  \"version\": \"" << version() << "\",\n  \"ranks\": " << args.ranks
        << ", \"ranks_per_node\": " << args.ranks_per_node << ", \"transport\": \"" << args.transport
@@ -416,6 +416,11 @@ void write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
     json << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   json << "  ]\n}\n";
+  json.close();
+  if (!json) {
+    return Status(StatusCode::kInvalidArgument, "-J " + args.json_path + ": writing failed");
+  }
+  return Status();
 }
 
 // A GPU run's size (-t gpu or nccl: `m` has recv_rows, the four times, plan_us and wrong) in
@@ -595,8 +600,10 @@ int run(int argc, char** argv) {
         "# Avg dispatch bus bandwidth : %.3f GB/s, combine : %.3f GB/s, speed-up over "
         "unfused : %.2fx, dispatch / memcpy bound : %.2f\n",
         mean.dispatch_busbw, mean.combine_busbw, mean.speedup, mean.bound_ratio);
-    if (!args.json_path.empty()) {
-      write_json(args, rows);
+    const Status written = args.json_path.empty() ? Status() : write_json(args, rows);
+    if (!written.ok()) {
+      std::fprintf(stderr, "fusco_bench: %s\n", written.message().c_str());
+      return 2;
     }
   }
   return wrong == 0 && repeat_mismatches == 0 ? 0 : 1;

@@ -1,10 +1,10 @@
 #include "plan_args.hpp"
 
-#include <fstream>
-#include <iterator>
+#include <cstdint>
 #include <string_view>
 
 #include "flags.hpp"
+#include "testing/files.hpp"
 
 namespace fusco::bench {
 
@@ -40,12 +40,15 @@ Exit status: 0, or 2 on bad flags or errors.
 
 namespace {
 
+// A --topology file is a line of key=value pairs: 1 MiB is far more than one needs.
+constexpr int64_t kMaxTopologyFileBytes = int64_t{1} << 20;
+
 Result<std::string> read_text(const std::string& flag, const std::string& path) {
-  std::ifstream file(path);
-  if (!file) {
-    return bad_flag(flag, "@" + path, "cannot open the file");
+  Result<std::string> text = testing::read_file_bounded(path, kMaxTopologyFileBytes);
+  if (!text.ok()) {
+    return bad_flag(flag, "@" + path, text.status().message());
   }
-  return std::string((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  return text;
 }
 
 Result<std::vector<int64_t>> token_list(const std::string& flag, const std::string& value) {

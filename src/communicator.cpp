@@ -1,23 +1,65 @@
 #include "fusco/communicator.hpp"
 
+#include <exception>
+#include <memory>
+#include <new>
 #include <string>
 
 #include "communicator_impl.hpp"
 #include "engine/engine.hpp"
 #include "plan/planner.hpp"
+#include "progress_thread.hpp"
 
 namespace fusco {
+
+namespace {
+
+// A moved-from communicator has no group: its calls fail with this instead of crashing.
+Status no_group(const char* call) {
+  return Status(StatusCode::kInvalidArgument,
+                std::string("Communicator::") + call +
+                    ": this communicator has no group (it was moved from; use the communicator "
+                    "it was moved to)");
+}
+
+// No exception crosses the library boundary: a failed allocation or any other
+// std::exception from inside a call becomes a Status naming the call.
+template <typename Body>
+auto guarded(const char* call, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::kOutOfMemory,
+                  std::string("Communicator::") + call + ": out of host memory (std::bad_alloc)");
+  } catch (const std::exception& error) {
+    return Status(StatusCode::kInternal,
+                  std::string("Communicator::") + call + ": unexpected exception: " + error.what());
+  }
+}
+
+Work finished_work(Status status) {
+  auto state = std::make_shared<Work::State>();
+  state->finished = true;
+  state->status = std::move(status);
+  return Work(std::move(state));
+}
+
+}  // namespace
 
 Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Communicator::Communicator(Communicator&&) noexcept = default;
 Communicator& Communicator::operator=(Communicator&&) noexcept = default;
 Communicator::~Communicator() = default;
 
-int Communicator::rank() const { return impl_->transport_->rank(); }
-int Communicator::world_size() const { return impl_->transport_->world_size(); }
-const Topology& Communicator::topology() const { return impl_->topology_; }
-bool Communicator::usable() const { return impl_->transport_->health().ok(); }
+int Communicator::rank() const { return impl_ ? impl_->transport_->rank() : -1; }
+int Communicator::world_size() const { return impl_ ? impl_->transport_->world_size() : 0; }
+const Topology& Communicator::topology() const {
+  static const Topology none{0, 0};
+  return impl_ ? impl_->topology_ : none;
+}
+bool Communicator::usable() const { return impl_ && impl_->transport_->health().ok(); }
 void Communicator::abort(const std::string& reason) {
+  if (!impl_) return;
   impl_->transport_->abort("rank " + std::to_string(rank()) + " aborted the group: " + reason);
 }
 
@@ -47,59 +89,82 @@ Result<Plan> Communicator::Impl::plan_for_gpus(Communicator& comm, const TensorV
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map, const PlanOptions& options) {
+  if (!impl_) return no_group("plan");
   impl_->progress_.drain();
-  return make(*impl_, topk_idx, num_experts, expert_map, options, Status());
+  return guarded(
+      "plan", [&] { return make(*impl_, topk_idx, num_experts, expert_map, options, Status()); });
 }
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map) {
+  if (!impl_) return no_group("plan");
   Result<PlanOptions> options = PlanOptions::from_env();
   impl_->progress_.drain();
-  return make(*impl_, topk_idx, num_experts, expert_map,
-              options.ok() ? options.value() : PlanOptions(), options.status());
+  return guarded("plan", [&] {
+    return make(*impl_, topk_idx, num_experts, expert_map,
+                options.ok() ? options.value() : PlanOptions(), options.status());
+  });
 }
 
 Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv) {
+  if (!impl_) return no_group("dispatch");
   impl_->progress_.drain();
-  return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+  return guarded("dispatch", [&] {
+    return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+  });
 }
 
 Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv,
                               const TensorView& extra, const TensorView& extra_recv) {
+  if (!impl_) return no_group("dispatch");
   impl_->progress_.drain();
-  return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv, extra,
-                          extra_recv);
+  return guarded("dispatch", [&] {
+    return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
+                            extra, extra_recv);
+  });
 }
 
 Status Communicator::combine(const Plan& plan, const TensorView& expert_out,
                              const TensorView& topk_weights, const TensorView& out) {
+  if (!impl_) return no_group("combine");
   impl_->progress_.drain();
-  return engine::combine(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
-                         topk_weights, out, impl_->workspace_);
+  return guarded("combine", [&] {
+    return engine::combine(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
+                           topk_weights, out, impl_->workspace_);
+  });
 }
 
 Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv) {
+  if (!impl_) return finished_work(no_group("dispatch_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, x, recv] {
-    return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+    return guarded("dispatch_async", [&] {
+      return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
+    });
   });
 }
 
 Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const TensorView& recv,
                                   const TensorView& extra, const TensorView& extra_recv) {
+  if (!impl_) return finished_work(no_group("dispatch_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, x, recv, extra, extra_recv] {
-    return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
-                            extra, extra_recv);
+    return guarded("dispatch_async", [&] {
+      return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
+                              extra, extra_recv);
+    });
   });
 }
 
 Work Communicator::combine_async(const Plan& plan, const TensorView& expert_out,
                                  const TensorView& topk_weights, const TensorView& out) {
+  if (!impl_) return finished_work(no_group("combine_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, expert_out, topk_weights, out] {
-    return engine::combine(*impl->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
-                           topk_weights, out, impl->workspace_);
+    return guarded("combine_async", [&] {
+      return engine::combine(*impl->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
+                             topk_weights, out, impl->workspace_);
+    });
   });
 }
 

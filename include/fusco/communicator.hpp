@@ -54,6 +54,9 @@ class Communicator {
                                          const BootstrapAllgather& allgather,
                                          int64_t timeout_ms = 60000);
 
+  /// Moves the group to a new handle. The moved-from one has no group: rank() is -1,
+  /// world_size() 0, usable() false, abort() does nothing, and every other call returns
+  /// kInvalidArgument saying so.
   Communicator(Communicator&&) noexcept;
   Communicator& operator=(Communicator&&) noexcept;
   ~Communicator();

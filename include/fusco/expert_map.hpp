@@ -17,6 +17,10 @@ namespace fusco {
 /// slot is one expert (or replica) the rank holds, in ascending logical expert id.
 class ExpertMap {
  public:
+  /// The most logical experts a plan takes (2^20, a "million experts" layer): per-expert
+  /// counts are exchanged between ranks, so E drives allocations of O(world_size * E).
+  static constexpr int64_t kMaxExperts = int64_t{1} << 20;
+
   /// The contiguous map, resolved against E and W when a plan is made.
   ExpertMap() = default;
   /// Same as the default constructor, spelled out.

@@ -50,7 +50,8 @@ struct PlanStats {
 /// backward. A plan belongs to the communicator (rank and group) that made it.
 class Plan {
  public:
-  /// An empty plan; using it is an error.
+  /// An empty plan: its accessors return rank -1, zeros and empty lists (options() and
+  /// topology() their defaults), and a dispatch or combine with it is an error.
   Plan() = default;
 
   /// True for a plan made by Communicator::plan.
@@ -96,7 +97,7 @@ class Plan {
   /// rank of the group needs.
   int64_t combine_rounds(int64_t row_bytes) const;
 
-  /// Internal: the plan's data (for the engine).
+  /// Internal: the plan's data (for the engine); only for a valid() plan.
   const detail::PlanData& data() const { return *data_; }
 
  private:

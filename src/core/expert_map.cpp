@@ -23,9 +23,10 @@ ExpertMap ExpertMap::with_replicas(std::vector<std::vector<int32_t>> replicas) {
 }
 
 Status ExpertMap::validate(int64_t num_experts, int world_size) const {
-  if (num_experts < 1) {
+  if (num_experts < 1 || num_experts > kMaxExperts) {
     return Status(StatusCode::kInvalidArgument,
-                  "num_experts must be >= 1, got " + std::to_string(num_experts));
+                  "num_experts = " + std::to_string(num_experts) +
+                      " is outside [1, 2^20 = " + std::to_string(kMaxExperts) + "]");
   }
   if (contiguous_) {
     if (num_experts % world_size != 0) {

@@ -3,31 +3,52 @@
 #include "fusco/plan.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <sstream>
 
 #include "plan/plan_data.hpp"
 
 namespace fusco {
 
-int Plan::rank() const { return data_->rank; }
-const Topology& Plan::topology() const { return data_->topology; }
-int64_t Plan::num_tokens() const { return data_->num_tokens; }
-int Plan::topk() const { return data_->topk; }
-int64_t Plan::num_experts() const { return data_->num_experts; }
-const std::vector<int64_t>& Plan::tokens_per_expert() const { return data_->tokens_per_expert; }
-const std::vector<int64_t>& Plan::local_experts() const { return data_->local_experts; }
-const std::vector<int32_t>& Plan::slot_ranks() const { return data_->slot_ranks; }
-const std::vector<int64_t>& Plan::padded_tokens_per_expert() const {
-  return data_->padded_tokens_per_expert;
+namespace {
+
+// What the accessors of an empty (default-made) plan read: rank -1, no tokens, no rows.
+const detail::PlanData& data_of(const std::shared_ptr<const detail::PlanData>& data) {
+  static const detail::PlanData empty = [] {
+    detail::PlanData plan;
+    plan.rank = -1;
+    return plan;
+  }();
+  return data ? *data : empty;
 }
-const std::vector<int64_t>& Plan::dropped_per_expert() const { return data_->dropped_per_expert; }
-const std::vector<int32_t>& Plan::recv_local_experts() const { return data_->recv_local_experts; }
-int64_t Plan::num_recv_rows() const { return data_->num_recv_rows; }
-const PlanStats& Plan::stats() const { return data_->stats; }
-const PlanOptions& Plan::options() const { return data_->options; }
+
+}  // namespace
+
+int Plan::rank() const { return data_of(data_).rank; }
+const Topology& Plan::topology() const { return data_of(data_).topology; }
+int64_t Plan::num_tokens() const { return data_of(data_).num_tokens; }
+int Plan::topk() const { return data_of(data_).topk; }
+int64_t Plan::num_experts() const { return data_of(data_).num_experts; }
+const std::vector<int64_t>& Plan::tokens_per_expert() const {
+  return data_of(data_).tokens_per_expert;
+}
+const std::vector<int64_t>& Plan::local_experts() const { return data_of(data_).local_experts; }
+const std::vector<int32_t>& Plan::slot_ranks() const { return data_of(data_).slot_ranks; }
+const std::vector<int64_t>& Plan::padded_tokens_per_expert() const {
+  return data_of(data_).padded_tokens_per_expert;
+}
+const std::vector<int64_t>& Plan::dropped_per_expert() const {
+  return data_of(data_).dropped_per_expert;
+}
+const std::vector<int32_t>& Plan::recv_local_experts() const {
+  return data_of(data_).recv_local_experts;
+}
+int64_t Plan::num_recv_rows() const { return data_of(data_).num_recv_rows; }
+const PlanStats& Plan::stats() const { return data_of(data_).stats; }
+const PlanOptions& Plan::options() const { return data_of(data_).options; }
 
 int64_t Plan::combine_rounds(int64_t row_bytes) const {
-  return static_cast<int64_t>(detail::combine_round_ends(*data_, row_bytes).size());
+  return static_cast<int64_t>(detail::combine_round_ends(data_of(data_), row_bytes).size());
 }
 
 namespace detail {

@@ -1,9 +1,9 @@
 #include "testing/npy.hpp"
 
 #include <cstring>
-#include <fstream>
-#include <iterator>
 #include <limits>
+
+#include "testing/files.hpp"
 
 namespace fusco::testing {
 
@@ -128,12 +128,9 @@ Result<NpyArray> parse_npy(std::string_view bytes) {
 }
 
 Result<NpyArray> read_npy(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return Status(StatusCode::kInvalidArgument, path + ": cannot open");
-  }
-  const std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  Result<NpyArray> array = parse_npy(bytes);
+  Result<std::string> bytes = read_file_bounded(path, kMaxNpyBytes);
+  FUSCO_RETURN_IF_ERROR(bytes.status());
+  Result<NpyArray> array = parse_npy(bytes.value());
   if (!array.ok()) {
     return Status(array.status().code(), path + ": " + array.status().message());
   }

@@ -22,7 +22,11 @@ struct NpyArray {
 /// in C order. Errors name what is wrong: magic, version, header, dtype, order, shape, size.
 Result<NpyArray> parse_npy(std::string_view bytes);
 
-/// Reads and parses `path`; errors start with the path.
+/// The largest .npy file read_npy reads (4 GiB: routing of 1024 ranks x 64K tokens x top-8
+/// in int64).
+constexpr int64_t kMaxNpyBytes = int64_t{1} << 32;
+
+/// Reads and parses `path` (at most kMaxNpyBytes); errors start with the path.
 Result<NpyArray> read_npy(const std::string& path);
 
 }  // namespace fusco::testing

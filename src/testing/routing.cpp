@@ -90,12 +90,20 @@ std::vector<int32_t> generate_routing(const RoutingSpec& spec, int64_t tokens, i
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   std::uniform_int_distribution<int64_t> any(0, count - 1);
   const int distinct = static_cast<int>(std::min<int64_t>(topk, count));
+  auto is_new = [](const std::vector<int32_t>& chosen, int64_t pick) {
+    return std::find(chosen.begin(), chosen.end(), static_cast<int32_t>(pick)) == chosen.end();
+  };
+  // Draws that may repeat an expert the token already has before the most popular expert it
+  // lacks is taken instead: under an extreme skew (zipf:50) a draw almost never finds a new
+  // expert, and sampling without replacement would take them in popularity order anyway.
+  constexpr int kRepeatsBeforeFallback = 64;
   std::vector<int32_t> chosen;
   for (int64_t t = 0; t < tokens; ++t) {
     chosen.clear();
     if (spec.kind == RoutingKind::kHot && unit(rng) < spec.param) {
       chosen.push_back(0);
     }
+    int repeats = 0;
     while (static_cast<int>(chosen.size()) < distinct) {
       int64_t pick = 0;
       if (spec.kind == RoutingKind::kZipf) {
@@ -104,9 +112,14 @@ std::vector<int32_t> generate_routing(const RoutingSpec& spec, int64_t tokens, i
       } else {
         pick = first + any(rng);
       }
-      const auto id = static_cast<int32_t>(std::min(pick, num_experts - 1));
-      if (std::find(chosen.begin(), chosen.end(), id) == chosen.end()) {
-        chosen.push_back(id);
+      pick = std::min(pick, num_experts - 1);
+      if (!is_new(chosen, pick) && ++repeats == kRepeatsBeforeFallback) {
+        pick =
+            *std::find_if(order.begin(), order.end(), [&](int64_t e) { return is_new(chosen, e); });
+      }
+      if (is_new(chosen, pick)) {
+        chosen.push_back(static_cast<int32_t>(pick));
+        repeats = 0;
       }
     }
     std::copy(chosen.begin(), chosen.end(), ids.begin() + t * topk);

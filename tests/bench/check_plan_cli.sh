@@ -31,4 +31,8 @@ python3 -c "import sys; assert open(sys.argv[1], 'rb').read(8) == b'\x89PNG\r\n\
   "$work/traffic.png"
 if "$plan" --topology nodes=0 2>"$work/err.txt"; then exit 1; fi
 grep -q "nodes=0 is not an integer in \[1, 65536\]" "$work/err.txt"
+# Input files are read with a bound: a topology file over 1 MiB is refused, naming it.
+head -c 1048577 /dev/zero | tr '\0' ' ' >"$work/huge_topology.txt"
+if "$plan" --topology "@$work/huge_topology.txt" 2>"$work/err.txt"; then exit 1; fi
+grep -q "huge_topology.txt: larger than the 1048576 bytes read at most" "$work/err.txt"
 echo "fusco_plan CLI OK"

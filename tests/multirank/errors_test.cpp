@@ -125,6 +125,28 @@ TEST(Errors, Plan_NumExpertsDiffersAcrossRanks_IsMismatchOnEveryRank) {
   expect_group_works(g);
 }
 
+// Sizes that drive allocations have upper limits: a huge E is an argument error on every
+// rank that passes it (never std::bad_alloc or std::length_error out of the library).
+TEST(Errors, Plan_HugeNumExperts_IsAnArgumentErrorNamingTheLimit_OnEveryRank) {
+  Group g;
+  for (const int64_t huge : {ExpertMap::kMaxExperts + kWorld, int64_t{1} << 40, int64_t{1} << 62}) {
+    const auto statuses = run_ranks(kWorld, [&](int r) {
+      std::vector<int32_t> ids = good_ids();
+      return g.comms[static_cast<size_t>(r)]
+          .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), huge, ExpertMap(),
+                options())
+          .status();
+    });
+    for (const Status& s : statuses) {
+      EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.to_string();
+      EXPECT_TRUE(
+          contains(s, "num_experts = " + std::to_string(huge) + " is outside [1, 2^20 = 1048576]"))
+          << s.message();
+    }
+  }
+  expect_group_works(g);
+}
+
 TEST(Errors, Plan_TopkDiffersAcrossRanks_IsMismatch) {
   Group g;
   const auto statuses = run_ranks(kWorld, [&](int r) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "core/env.hpp"
@@ -137,6 +138,27 @@ TEST(Routing, TokensPickDistinctExpertsAndNodeConfinedStaysHome) {
       testing::generate_routing(testing::parse_routing("hot:1").value(), 20, 4, 64, 0, topo, 3);
   for (int t = 0; t < 20; ++t) {
     EXPECT_EQ(hot[static_cast<size_t>(t * 4)], 0);
+  }
+}
+
+// Any exponent ends (issue 18, class 9): under an extreme skew tokens still get k distinct
+// experts, the most popular ones first, instead of drawing the same expert forever.
+TEST(Routing, ExtremeZipfExponents_StillGiveEachTokenDistinctExperts) {
+  const Topology topo = Topology::nodes_of(8, 4);
+  for (const char* spec : {"zipf:50", "zipf:1e300", "zipf:inf"}) {
+    const auto ids =
+        testing::generate_routing(testing::parse_routing(spec).value(), 30, 8, 64, 2, topo, 5);
+    for (int t = 0; t < 30; ++t) {
+      for (int j = 0; j < 8; ++j) {
+        const int32_t e = ids[static_cast<size_t>(t * 8 + j)];
+        EXPECT_TRUE(e >= 0 && e < 64) << spec << ": token " << t << " slot " << j << " = " << e;
+        for (int i = 0; i < j; ++i) {
+          EXPECT_NE(ids[static_cast<size_t>(t * 8 + i)], e) << spec << ": token " << t;
+        }
+      }
+    }
+    // Every token holds the same 8 most popular experts.
+    EXPECT_TRUE(std::is_permutation(ids.begin(), ids.begin() + 8, ids.end() - 8)) << spec;
   }
 }
 

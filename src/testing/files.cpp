@@ -1,0 +1,38 @@
+#include "testing/files.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <vector>
+
+namespace fusco::testing {
+
+Result<std::string> read_file_bounded(const std::string& path, int64_t max_bytes) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) {
+    return Status(StatusCode::kInvalidArgument,
+                  path + ": cannot open (" + std::strerror(errno) + ")");
+  }
+  std::string bytes;
+  std::vector<char> block(size_t{1} << 16);
+  while (file.read(block.data(), static_cast<std::streamsize>(block.size())) || file.gcount() > 0) {
+    bytes.append(block.data(), static_cast<size_t>(file.gcount()));
+    if (static_cast<int64_t>(bytes.size()) > max_bytes) {
+      return Status(
+          StatusCode::kInvalidArgument,
+          path + ": larger than the " + std::to_string(max_bytes) + " bytes read at most");
+    }
+  }
+  return bytes;
+}
+
+Status check_writable(const std::string& path) {
+  std::ofstream file(path, std::ios::app);
+  if (!file) {
+    return Status(StatusCode::kInvalidArgument,
+                  path + ": cannot be opened for writing (" + std::strerror(errno) + ")");
+  }
+  return Status();
+}
+
+}  // namespace fusco::testing
