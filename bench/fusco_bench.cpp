@@ -29,6 +29,7 @@
 #include "plan/redundant_placement.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
+#include "testing/files.hpp"
 #include "testing/routing.hpp"
 
 namespace fusco::bench {
@@ -538,6 +539,14 @@ int run(int argc, char** argv) {
   if (args.help) {
     std::fputs(bench_usage().c_str(), stdout);
     return 0;
+  }
+  // Refused before the run, not after it: a report that cannot be written is an error.
+  if (const Status writable =
+          args.json_path.empty() ? Status() : testing::check_writable(args.json_path);
+      !writable.ok()) {
+    std::fprintf(stderr, "fusco_bench: flag -J = '%s': %s (see --help)\n", args.json_path.c_str(),
+                 writable.message().c_str());
+    return 2;
   }
   if (args.transport == "gpu" && !args.ranks_per_node_given) {
     args.ranks_per_node = args.ranks;  // the logical ranks share one device: one node unless -p

@@ -12,6 +12,7 @@ group, from its own process for a torch group); the GIL is released inside. Arra
 outputs are of the same kind as the input.
 """
 
+import operator
 import os
 import secrets
 import socket
@@ -39,6 +40,34 @@ _REJECTED = (0, -1, [])
 _ARGUMENT_ERRORS = (TypeError, ValueError, OverflowError, MemoryError)
 
 
+_INT32 = (-2**31, 2**31 - 1)
+_INT64 = (-2**63, 2**63 - 1)
+
+
+def _integer(value, name, bounds=_INT64):
+    """value as an int, or TypeError / ValueError naming the argument: floats (even whole
+    ones), bools and strings are refused, not truncated; integer numpy scalars and one-element
+    integer tensors are taken. bounds: the C++ type's range (the C++ side checks the limits
+    that matter)."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got bool {value!r}")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}") \
+            from None
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{name} = {value} is outside [{bounds[0]}, {bounds[1]}]")
+    return value
+
+
+def _text(value, name, optional=True):
+    """value if it is a str (or None, when optional), else TypeError naming the argument."""
+    if not (isinstance(value, str) or (optional and value is None)):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
 def _expert_map_lists(expert_map):
     """(owners, replicas) for the C++ plan call: None, a list of owner ranks, or a list of
     replica lists (an entry that is itself a sequence makes the map a replica map)."""
@@ -50,8 +79,10 @@ def _expert_map_lists(expert_map):
         return isinstance(entry, (list, tuple)) or getattr(entry, "ndim", 0) >= 1
 
     if any(is_list(e) for e in entries):
-        return None, [[int(r) for r in (e if is_list(e) else [e])] for e in entries]
-    return [int(r) for r in entries], None
+        return None, [[_integer(r, f"expert_map[{e}][{i}]", _INT32)
+                       for i, r in enumerate(entry if is_list(entry) else [entry])]
+                      for e, entry in enumerate(entries)]
+    return [_integer(r, f"expert_map[{e}]", _INT32) for e, r in enumerate(entries)], None
 
 
 class Plan:
@@ -262,18 +293,25 @@ class Communicator:
         overflow="error" the plan raises CapacityExceededError on every rank). Passing
         capacity alone selects "capacity".
         """
+        # Every argument is converted here, inside the rejection path: a rank whose arguments
+        # fail still joins the collective call (with arguments fusco._C refuses locally).
         try:
             idx = view(topk_idx, "topk_idx", allowed=(INT32, INT64))
-            args, error = (idx.ptr, idx.dtype, idx.shape, int(num_experts)), None
             owners, replicas = _expert_map_lists(expert_map)
+            args = (idx.ptr, idx.dtype, idx.shape, _integer(num_experts, "num_experts"), owners,
+                    replicas, _text(dedup, "dedup"), _text(relay, "relay"),
+                    _text(layout, "layout"), _integer(alignment, "alignment"),
+                    None if capacity is None else _integer(capacity, "capacity"),
+                    _text(overflow, "overflow", optional=False),
+                    _text(process_relays, "process_relays"))
+            error = None
         except _ARGUMENT_ERRORS as exc:
-            args, error, owners, replicas = (*_REJECTED, 1), exc, None, None
-        status, plan = self._comm.plan(*args, owners, replicas, dedup, relay, layout,
-                                       int(alignment), capacity, str(overflow),
-                                       self._options.get("chunk_bytes"),
+            args = (*_REJECTED, 1, None, None, None, None, None, 1, None, "drop", None)
+            error = exc
+        *plan_args, process_mode = args
+        status, plan = self._comm.plan(*plan_args, self._options.get("chunk_bytes"),
                                        self._options.get("timeout_ms"),
-                                       self._options.get("combine_buffer_bytes"),
-                                       process_relays)
+                                       self._options.get("combine_buffer_bytes"), process_mode)
         if error is not None:
             raise error
         check(status)

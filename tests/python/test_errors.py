@@ -62,6 +62,48 @@ def test_topk_idx_of_float_dtype_is_a_type_error(comms):
     assert_usable(comms)
 
 
+@pytest.mark.parametrize("bad, error, text", [
+    (dict(num_experts=8.0), TypeError, "num_experts must be an integer, got float 8.0"),
+    (dict(num_experts=8.7), TypeError, "num_experts must be an integer, got float 8.7"),
+    (dict(num_experts="8"), TypeError, "num_experts must be an integer, got str '8'"),
+    (dict(num_experts=True), TypeError, "num_experts must be an integer, got bool True"),
+    (dict(num_experts=2**70), ValueError, f"num_experts = {2**70} is outside"),
+    (dict(num_experts=2**40), fusco.InvalidArgumentError, "is outside [1, 2^20 = 1048576]"),
+    (dict(expert_map=[0, 0, 1, 1.5, 2, 2, 3, 3]), TypeError,
+     "expert_map[3] must be an integer, got float 1.5"),
+    (dict(expert_map=[0, 0, 1, 2**40, 2, 2, 3, 3]), ValueError, "expert_map[3] = 1099511627776"),
+    (dict(expert_map=[[0], [0, 1.0], [1], [1], [2], [2], [3], [3]]), TypeError,
+     "expert_map[1][1] must be an integer, got float"),
+    (dict(alignment=2.5), TypeError, "alignment must be an integer, got float 2.5"),
+    (dict(capacity="10"), TypeError, "capacity must be an integer, got str '10'"),
+    (dict(dedup=1), TypeError, "dedup must be a string, got int 1"),
+    (dict(overflow=None), TypeError, "overflow must be a string, got NoneType None"),
+    (dict(process_relays=b"on"), TypeError, "process_relays must be a string, got bytes"),
+])
+def test_plan_arguments_are_converted_strictly_and_the_rank_still_joins(comms, bad, error, text):
+    """Floats are not truncated, huge integers and wrong types are refused, and the rank that
+    refused its arguments still joins the call: its peers fail at once, naming it, and the
+    group stays usable (issue 18, classes 6 and 10)."""
+    def bad_plan(comm):
+        args = dict(num_experts=8) | bad
+        return comm.plan(good_ids(), args.pop("num_experts"), **args)
+
+    start = time.monotonic()
+    outcomes = run_ranks_catching(comms, on_rank(1, bad_plan, lambda c: c.plan(good_ids(), 8)))
+    assert isinstance(outcomes[1], error) and text in str(outcomes[1]), repr(outcomes[1])
+    for r in (0, 2, 3):
+        assert isinstance(outcomes[r], fusco.InvalidArgumentError), repr(outcomes[r])
+        assert "rank 1 rejected" in str(outcomes[r])
+    assert time.monotonic() - start < 10  # not the 20 s timeout
+    assert_usable(comms)
+
+
+def test_integer_scalars_of_numpy_and_torch_are_taken(comms):
+    plans = run_ranks(comms, lambda c: c.plan(good_ids(), np.int64(8), expert_map=[
+        np.int32(0), 0, torch.tensor(1), 1, 2, 2, 3, 3], alignment=np.int16(2)))
+    assert all(p.num_experts == 8 for p in plans)
+
+
 def test_non_contiguous_x_is_a_value_error_naming_it(comms):
     def body(comm):
         plan = comm.plan(good_ids(), 8)
