@@ -39,7 +39,7 @@ scripts/configure.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITI
   -DFUSCO_WITH_UCX=OFF -DFUSCO_WITH_MPI=OFF \
   -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
 cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests
-(cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts|PeerQuiet|Abort|StoppedRank|Async|Replicas|Relay|Layout|StridedRows|Companion|CombineRounds)\.')
+(cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts|PeerQuiet|Abort|StoppedRank|Async|Replicas|Relay|Layout|StridedRows|Companion|CombineRounds|ConcurrentCalls|MovedFromCommunicator)\.')
 
 echo "== fuzzing (libFuzzer, clang, ASan + UBSan; 30 s per target)"
 scripts/fuzz.sh

@@ -1,9 +1,11 @@
 #include "fusco/communicator.hpp"
 
+#include <atomic>
 #include <exception>
 #include <memory>
 #include <new>
 #include <string>
+#include <utility>
 
 #include "communicator_impl.hpp"
 #include "engine/engine.hpp"
@@ -35,6 +37,38 @@ auto guarded(const char* call, Body&& body) -> decltype(body()) {
     return Status(StatusCode::kInternal,
                   std::string("Communicator::") + call + ": unexpected exception: " + error.what());
   }
+}
+
+// Holds a communicator's one call slot for a call's duration, if it was free.
+class CallSlot {
+ public:
+  explicit CallSlot(std::atomic<bool>& busy) : busy_(busy), held_(!busy.exchange(true)) {}
+  CallSlot(const CallSlot&) = delete;
+  CallSlot& operator=(const CallSlot&) = delete;
+  ~CallSlot() {
+    if (held_) busy_.store(false);
+  }
+  bool held() const { return held_; }
+
+ private:
+  std::atomic<bool>& busy_;
+  bool held_;
+};
+
+// A call made while another is running on the same communicator (another thread's) would race
+// on its transport and workspace: it is refused at once, touching nothing.
+template <typename Body>
+auto exclusive(Communicator::Impl& impl, const char* call, Body&& body) -> decltype(body()) {
+  const CallSlot slot(impl.busy_);
+  if (!slot.held()) {
+    return Status(StatusCode::kInvalidArgument,
+                  std::string("Communicator::") + call + " on rank " +
+                      std::to_string(impl.transport_->rank()) +
+                      ": another call on this communicator is running (from another thread); "
+                      "calls on one communicator must not overlap (one thread per rank, or the "
+                      "_async calls, which run in order)");
+  }
+  return guarded(call, std::forward<Body>(body));
 }
 
 Work finished_work(Status status) {
@@ -84,15 +118,18 @@ Result<Plan> Communicator::Impl::plan_for_gpus(Communicator& comm, const TensorV
                                                int64_t num_experts, const ExpertMap& expert_map,
                                                const PlanOptions& options) {
   comm.impl_->progress_.drain();
-  return make(*comm.impl_, topk_idx, num_experts, expert_map, options, Status(), true);
+  return exclusive(*comm.impl_, "plan", [&] {
+    return make(*comm.impl_, topk_idx, num_experts, expert_map, options, Status(), true);
+  });
 }
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                 const ExpertMap& expert_map, const PlanOptions& options) {
   if (!impl_) return no_group("plan");
   impl_->progress_.drain();
-  return guarded(
-      "plan", [&] { return make(*impl_, topk_idx, num_experts, expert_map, options, Status()); });
+  return exclusive(*impl_, "plan", [&] {
+    return make(*impl_, topk_idx, num_experts, expert_map, options, Status());
+  });
 }
 
 Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
@@ -100,7 +137,7 @@ Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
   if (!impl_) return no_group("plan");
   Result<PlanOptions> options = PlanOptions::from_env();
   impl_->progress_.drain();
-  return guarded("plan", [&] {
+  return exclusive(*impl_, "plan", [&] {
     return make(*impl_, topk_idx, num_experts, expert_map,
                 options.ok() ? options.value() : PlanOptions(), options.status());
   });
@@ -109,7 +146,7 @@ Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
 Status Communicator::dispatch(const Plan& plan, const TensorView& x, const TensorView& recv) {
   if (!impl_) return no_group("dispatch");
   impl_->progress_.drain();
-  return guarded("dispatch", [&] {
+  return exclusive(*impl_, "dispatch", [&] {
     return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
   });
 }
@@ -118,7 +155,7 @@ Status Communicator::dispatch(const Plan& plan, const TensorView& x, const Tenso
                               const TensorView& extra, const TensorView& extra_recv) {
   if (!impl_) return no_group("dispatch");
   impl_->progress_.drain();
-  return guarded("dispatch", [&] {
+  return exclusive(*impl_, "dispatch", [&] {
     return engine::dispatch(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
                             extra, extra_recv);
   });
@@ -128,7 +165,7 @@ Status Communicator::combine(const Plan& plan, const TensorView& expert_out,
                              const TensorView& topk_weights, const TensorView& out) {
   if (!impl_) return no_group("combine");
   impl_->progress_.drain();
-  return guarded("combine", [&] {
+  return exclusive(*impl_, "combine", [&] {
     return engine::combine(*impl_->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
                            topk_weights, out, impl_->workspace_);
   });
@@ -138,7 +175,7 @@ Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const T
   if (!impl_) return finished_work(no_group("dispatch_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, x, recv] {
-    return guarded("dispatch_async", [&] {
+    return exclusive(*impl, "dispatch_async", [&] {
       return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv);
     });
   });
@@ -149,7 +186,7 @@ Work Communicator::dispatch_async(const Plan& plan, const TensorView& x, const T
   if (!impl_) return finished_work(no_group("dispatch_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, x, recv, extra, extra_recv] {
-    return guarded("dispatch_async", [&] {
+    return exclusive(*impl, "dispatch_async", [&] {
       return engine::dispatch(*impl->transport_, plan.valid() ? &plan.data() : nullptr, x, recv,
                               extra, extra_recv);
     });
@@ -161,7 +198,7 @@ Work Communicator::combine_async(const Plan& plan, const TensorView& expert_out,
   if (!impl_) return finished_work(no_group("combine_async"));
   Impl* impl = impl_.get();
   return impl->progress_.post([impl, plan, expert_out, topk_weights, out] {
-    return guarded("combine_async", [&] {
+    return exclusive(*impl, "combine_async", [&] {
       return engine::combine(*impl->transport_, plan.valid() ? &plan.data() : nullptr, expert_out,
                              topk_weights, out, impl->workspace_);
     });

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "engine/engine.hpp"
@@ -33,6 +34,9 @@ class Communicator::Impl {
   std::unique_ptr<transport::Transport> transport_;
   Topology topology_;
   uint64_t plans_made_ = 0;
+  /// A plan, dispatch or combine is running (sync, or async on the progress thread): calls
+  /// on one communicator must not overlap, and one that would is refused.
+  std::atomic<bool> busy_{false};
   engine::Workspace workspace_;
   // Last: destroyed first, finishing posted calls while the transport still exists.
   ProgressThread progress_;

@@ -104,6 +104,32 @@ def test_integer_scalars_of_numpy_and_torch_are_taken(comms):
     assert all(p.num_experts == 8 for p in plans)
 
 
+def test_two_threads_on_one_communicator_one_is_refused_at_once():
+    """Issue 18, class 3: a second thread calling into a communicator that is inside a call
+    gets InvalidArgumentError at once; the running call completes and the group works."""
+    comms = fusco.local_group(2, timeout_ms=20000)
+    outcomes, threads = [], []
+
+    def plan_on_rank0():
+        try:
+            outcomes.append(comms[0].plan(np.array([[0], [1]]), 2))
+        except fusco.InvalidArgumentError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=plan_on_rank0) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)  # both rank-0 calls are in; rank 1 has not come
+    comms[1].plan(np.array([[0], [1]]), 2)
+    for thread in threads:
+        thread.join()
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 1 and len(outcomes) == 2, outcomes
+    assert "calls on one communicator must not overlap" in str(refused[0])
+    plans = run_ranks(comms, lambda c: c.plan(np.array([[0], [1]]), 2))
+    assert all(p.num_recv_rows == 2 for p in plans)  # one row from each rank
+
+
 def test_non_contiguous_x_is_a_value_error_naming_it(comms):
     def body(comm):
         plan = comm.plan(good_ids(), 8)
