@@ -109,6 +109,20 @@ ShmSegment::~ShmSegment() {
   }
 }
 
+namespace {
+
+// Sizes the segment with its pages allocated; 0 or an errno value. Where the file system
+// cannot allocate ahead (EOPNOTSUPP), it is only sized.
+int reserve_pages(int fd, size_t bytes) {
+  const int error = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  if (error != EOPNOTSUPP && error != EINVAL) {
+    return error;
+  }
+  return ftruncate(fd, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+}
+
+}  // namespace
+
 Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const ShmGeometry& geometry,
                                     const Deadline& deadline) {
   const size_t total = geometry.total_bytes();
@@ -123,9 +137,12 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
     struct statvfs fs = {};
     const bool have_room = statvfs("/dev/shm", &fs) != 0 ||
                            static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize >= total;
-    if (!have_room || ftruncate(fd, static_cast<off_t>(total)) != 0) {
+    // The pages are reserved now (posix_fallocate), not on first touch: a /dev/shm that fills
+    // up later must not kill a process with SIGBUS in the middle of a call.
+    const int reserved = have_room ? reserve_pages(fd, total) : 0;
+    if (!have_room || reserved != 0) {
       const std::string why =
-          have_room ? errno_text(errno)
+          have_room ? errno_text(reserved)
                     : std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize) +
                           " bytes free in /dev/shm";
       close(fd);
@@ -185,7 +202,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   };
 
   if (rank == 0) {
-    // ftruncate zero-filled the segment: every atomic starts at 0.
+    // The new segment is zero-filled: every atomic starts at 0.
     new (&header) ShmHeader();
     header.world_size = geometry.world_size;
     header.slot_bytes = geometry.slot_bytes;

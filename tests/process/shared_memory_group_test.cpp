@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -401,6 +402,31 @@ TEST(SharedMemoryGroup, RowLargerThanAStagingSlot_IsRejectedNamingTheLimit) {
       milliseconds(30000));
   std::string why;
   EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
+// Issue 18, class 2: the segment's pages are allocated when it is created, so a /dev/shm
+// that fills up later cannot turn a first touch in the middle of a call into SIGBUS.
+TEST(SharedMemoryGroup, SegmentPagesAreReservedAtCreation) {
+  const std::string name = fresh_group_name();
+  Result<Communicator> rank0 = Status(StatusCode::kInternal, "not made");
+  std::thread creator([&] {
+    rank0 = Communicator::create_shared_memory(name, 0, Topology::single_node(2), 10000);
+  });
+  // While rank 0 waits for rank 1 to attach, its segment is in /dev/shm, whole.
+  struct stat st = {};
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!(stat(("/dev/shm" + name).c_str(), &st) == 0 && st.st_size > 0) &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_GT(st.st_size, 0) << "/dev/shm" << name << " did not appear";
+  EXPECT_GE(static_cast<int64_t>(st.st_blocks) * 512, static_cast<int64_t>(st.st_size))
+      << "only " << st.st_blocks * 512 << " of " << st.st_size << " bytes are allocated";
+  Result<Communicator> rank1 =
+      Communicator::create_shared_memory(name, 1, Topology::single_node(2), 10000);
+  creator.join();
+  EXPECT_TRUE(rank0.ok()) << rank0.status().to_string();
+  EXPECT_TRUE(rank1.ok()) << rank1.status().to_string();
 }
 
 TEST(SharedMemoryGroup, CreationErrors_NameTheArgumentOrTheMissingRank) {
