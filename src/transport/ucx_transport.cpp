@@ -591,9 +591,10 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     ucp_rkey_buffer_release(rkey_buffer);
     return Status(StatusCode::kInternal, "ucp_worker_get_address: " + ucs_text(status));
   }
-  // Record: pid, machine id, worker address, window base address, window rkey.
+  // Record: pid, slot bytes, machine id, worker address, window base address, window rkey.
   RecordWriter writer;
   writer.put(static_cast<int32_t>(getpid()));
+  writer.put(static_cast<uint64_t>(slot_bytes));
   const std::string machine = machine_id();
   writer.put_bytes(machine.data(), machine.size());
   writer.put_bytes(address, address_bytes);
@@ -622,11 +623,19 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     std::string their_address;
     std::string their_rkey;
     uint64_t their_base = 0;
-    if (!reader.get(&peer.pid) || !reader.get_bytes(&their_machine) ||
-        !reader.get_bytes(&their_address) || !reader.get(&their_base) ||
-        !reader.get_bytes(&their_rkey)) {
+    uint64_t their_slot_bytes = 0;
+    if (!reader.get(&peer.pid) || !reader.get(&their_slot_bytes) ||
+        !reader.get_bytes(&their_machine) || !reader.get_bytes(&their_address) ||
+        !reader.get(&their_base) || !reader.get_bytes(&their_rkey)) {
       return Status(StatusCode::kInternal,
                     "bootstrap record of rank " + std::to_string(r) + " is truncated");
+    }
+    // Peers put into each other's windows at offsets of the slot size: all must agree.
+    if (their_slot_bytes != slot_bytes) {
+      return Status(StatusCode::kMismatch,
+                    "FUSCO_SHM_SLOT_BYTES differs across ranks: rank " + std::to_string(rank) +
+                        " has " + std::to_string(slot_bytes) + ", rank " + std::to_string(r) +
+                        " has " + std::to_string(their_slot_bytes));
     }
     peer.same_machine = their_machine == machine;
     peer.in_memory = impl->window_base + static_cast<size_t>(r) * 2 * slot_bytes;

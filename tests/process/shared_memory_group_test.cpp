@@ -241,6 +241,30 @@ Result<Communicator> join_ucx(const std::string& name, int rank, int world) {
   return Communicator::create_ucx(rank, Topology::nodes_of(world, 2), allgather, 10000);
 }
 
+// Issue 18, class 1: processes that disagree on FUSCO_SHM_SLOT_BYTES (the size of the slots
+// they put into each other's windows) fail creation with kMismatch on every rank, naming both
+// values, instead of corrupting each other's memory.
+TEST(UcxGroup, SlotSizesThatDiffer_AreAMismatchOnEveryRank) {
+  constexpr int kWorld = 3;
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        setenv("FUSCO_SHM_SLOT_BYTES", rank == 2 ? "131072" : "65536", 1);
+        auto comm = join_ucx(name, rank, kWorld);
+        if (comm.ok() || comm.status().code() != StatusCode::kMismatch) return 1;
+        const std::string why = comm.status().message();
+        const bool named =
+            why.find("FUSCO_SHM_SLOT_BYTES differs across ranks") != std::string::npos &&
+            why.find("131072") != std::string::npos && why.find("65536") != std::string::npos;
+        if (!named) std::fprintf(stderr, "rank %d: %s\n", rank, why.c_str());
+        return named ? 0 : 2;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
 TEST(UcxGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
   constexpr int kWorld = 3;
   std::mt19937 rng(99);
