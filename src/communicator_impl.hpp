@@ -33,7 +33,7 @@ class Communicator::Impl {
 
   std::unique_ptr<transport::Transport> transport_;
   Topology topology_;
-  uint64_t plans_made_ = 0;
+  uint64_t plans_made_ = 0;  ///< Plans every rank agreed to make (plan::make_plan counts).
   /// A plan, dispatch or combine is running (sync, or async on the progress thread): calls
   /// on one communicator must not overlap, and one that would is refused.
   std::atomic<bool> busy_{false};

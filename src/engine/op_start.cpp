@@ -1,6 +1,7 @@
 #include "engine/op_start.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
 #include "fusco/dtype.hpp"
@@ -9,53 +10,26 @@ namespace fusco::engine {
 
 namespace {
 
-Status check_headers(const std::vector<OpHeader>& headers, const Status& local, const char* what) {
-  if (!local.ok()) {
-    return local;
-  }
-  for (size_t r = 0; r < headers.size(); ++r) {
-    if (headers[r].ok == 0) {
-      return Status(StatusCode::kInvalidArgument, "rank " + std::to_string(r) +
-                                                      " rejected its arguments to " + what +
-                                                      " (see its error); nothing was sent");
-    }
-  }
-  const OpHeader& first = headers[0];
-  for (size_t r = 1; r < headers.size(); ++r) {
-    const OpHeader& other = headers[r];
-    const std::string where = " (rank 0 vs rank " + std::to_string(r) + ")";
-    if (other.kind != first.kind) {
-      return Status(StatusCode::kMismatch, std::string("ranks are in different collectives: ") +
-                                               (first.kind == 1 ? "dispatch" : "combine") + " vs " +
-                                               (other.kind == 1 ? "dispatch" : "combine") + where);
-    }
-    if (other.group_id != first.group_id || other.plan_sequence != first.plan_sequence) {
-      return Status(StatusCode::kMismatch, "ranks use different plans: plan #" +
-                                               std::to_string(first.plan_sequence) + " vs plan #" +
-                                               std::to_string(other.plan_sequence) + where);
-    }
-    if (other.hidden != first.hidden) {
-      return Status(StatusCode::kMismatch,
-                    "hidden size differs across ranks: " + std::to_string(first.hidden) + " vs " +
-                        std::to_string(other.hidden) + where);
-    }
-    if (other.extra_hidden != first.extra_hidden || other.extra_dtype != first.extra_dtype) {
-      auto text = [](const OpHeader& h) {
-        return h.extra_hidden < 0 ? std::string("none")
-                                  : std::to_string(h.extra_hidden) + " x " +
-                                        dtype_name(static_cast<DType>(h.extra_dtype));
-      };
-      return Status(StatusCode::kMismatch, "the companion tensor (extra) differs across ranks: " +
-                                               text(first) + " vs " + text(other) + where);
-    }
-    if (other.dtype != first.dtype) {
-      return Status(StatusCode::kMismatch, std::string("dtype differs across ranks: ") +
-                                               dtype_name(static_cast<DType>(first.dtype)) +
-                                               " vs " +
-                                               dtype_name(static_cast<DType>(other.dtype)) + where);
-    }
-  }
-  return Status();
+std::string dtype_text(int64_t code) { return dtype_name(static_cast<DType>(code)); }
+std::string columns_text(int64_t columns) {
+  return columns < 0 ? std::string("none") : std::to_string(columns);
+}
+std::string hex_text(int64_t id) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(id));
+  return text;
+}
+
+// What every rank's call must share: the plan and the tensors' shape and type.
+std::vector<transport::AgreedField> agreed_fields(const OpHeader& mine) {
+  return {
+      {"plan's group", static_cast<int64_t>(mine.group_id), hex_text},
+      {"plan number (ranks must pass the same plan)", static_cast<int64_t>(mine.plan_sequence)},
+      {"hidden size", mine.hidden},
+      {"dtype", mine.dtype, dtype_text},
+      {"companion tensor (extra) columns", mine.extra_hidden, columns_text},
+      {"companion tensor (extra) dtype", mine.extra_hidden < 0 ? 0 : mine.extra_dtype, dtype_text},
+  };
 }
 
 }  // namespace
@@ -79,12 +53,18 @@ Status PeerAccess::fail(const Status& failure) {
 
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
                 std::vector<OpHeader>* all, const transport::Deadline& deadline, const char* what) {
-  mine.ok = local.ok() ? 1 : 0;
+  transport::Proposal proposal;
+  proposal.kind = mine.kind == static_cast<int32_t>(OpKind::kDispatch)
+                      ? transport::CallKind::kDispatch
+                      : transport::CallKind::kCombine;
+  proposal.local = local;
+  proposal.fields = agreed_fields(mine);
+  proposal.payload = &mine;
+  proposal.payload_bytes = sizeof(OpHeader);
   all->assign(static_cast<size_t>(transport.world_size()), OpHeader());
-  FUSCO_RETURN_IF_ERROR(transport.allgather(
-      &mine, sizeof(OpHeader), reinterpret_cast<std::byte*>(all->data()), deadline, what));
-  // Every rank reaches the same verdict from the same headers.
-  Status verdict = check_headers(*all, local, what);
+  // Every rank reaches the same verdict from the same messages.
+  Status verdict = transport::agree(transport, proposal, reinterpret_cast<std::byte*>(all->data()),
+                                    deadline, what);
   if (!verdict.ok()) {
     all->clear();
     return verdict;

@@ -7,9 +7,11 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "fusco/status.hpp"
+#include "transport/agreement.hpp"
 #include "transport/transport.hpp"
 
 namespace fusco::engine {
@@ -19,9 +21,10 @@ enum class OpKind : int32_t { kDispatch = 1, kCombine = 2 };
 /// Most rounds one combine may take (PlanOptions::combine_buffer_bytes).
 inline constexpr int kMaxCombineRounds = 64;
 
+/// A rank's part of a dispatch or combine, gathered by every rank at the call's start (the
+/// payload of transport::agree; the shape fields are also agreed).
 struct OpHeader {
-  int32_t kind = 0;
-  int32_t ok = 0;  // 1 when this rank's arguments passed its local checks
+  int32_t kind = 0;  // OpKind
   uint64_t group_id = 0;
   uint64_t plan_sequence = 0;
   int64_t hidden = 0;
@@ -36,6 +39,9 @@ struct OpHeader {
   int32_t rounds = 1;                         // combine: this rank's rounds, over its tokens
   int32_t round_end[kMaxCombineRounds] = {};  // combine: the token each round ends before
 };
+
+static_assert(std::is_trivially_copyable_v<OpHeader> &&
+              sizeof(OpHeader) <= transport::kMaxAgreementPayload);
 
 /// Marks this rank as touching peers' memory while it lives. When the call fails, fail()
 /// stops touching and waits (bounded) until the other ranks stopped too, so the caller's
@@ -57,9 +63,10 @@ class PeerAccess {
   std::chrono::milliseconds grace_;
 };
 
-/// Gathers every rank's header (mine.ok set from `local`) and checks them. On success `all`
-/// holds every rank's header; the pointers in them are only usable by ranks with the direct
-/// ability (the same address space).
+/// Gathers every rank's header and agrees on the call (transport::agree: the same
+/// collective, every rank's arguments accepted, the same plan, shape and dtype). On success
+/// `all` holds every rank's header; the pointers in them are only usable by ranks with the
+/// direct ability (the same address space).
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
                 std::vector<OpHeader>* all, const transport::Deadline& deadline, const char* what);
 

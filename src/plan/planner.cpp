@@ -5,6 +5,7 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -12,93 +13,41 @@
 #include "core/wire.hpp"
 #include "plan/forwarding.hpp"
 #include "plan/replica_choice.hpp"
+#include "transport/agreement.hpp"
 
 namespace fusco::plan {
 
 namespace {
 
-// What every rank must agree on; exchanged before any data-dependent step.
-struct PlanConfig {
-  int32_t ok;  // 0 when this rank's arguments were rejected
-  int32_t topk;
-  int64_t num_experts;
-  uint64_t map_fingerprint;
-  int32_t dedup;
-  int32_t relay;
-  int32_t process_relays;
-  int64_t chunk_bytes;
-  int64_t timeout_ms;
-  int32_t world_size;
-  int32_t ranks_per_node;
-  uint64_t sequence;
-  int32_t layout_kind;
-  int32_t layout_overflow;
-  int64_t layout_alignment;
-  int64_t layout_capacity;
-  int64_t combine_buffer_bytes;
-};
+std::string hex_text(int64_t value) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
 
-Status compare_configs(const std::vector<PlanConfig>& configs, int me) {
-  for (size_t r = 0; r < configs.size(); ++r) {
-    if (configs[r].ok == 0 && static_cast<int>(r) != me) {
-      return Status(StatusCode::kInvalidArgument,
-                    "rank " + std::to_string(r) +
-                        " rejected its arguments to plan (see its error); no plan was made");
-    }
-  }
-  const PlanConfig& first = configs[0];
-  for (size_t r = 1; r < configs.size(); ++r) {
-    const PlanConfig& other = configs[r];
-    auto differs = [&](const char* field, auto mine, auto theirs) {
-      return Status(StatusCode::kMismatch,
-                    std::string(field) + " differs across ranks: rank 0 has " +
-                        std::to_string(mine) + ", rank " + std::to_string(r) + " has " +
-                        std::to_string(theirs));
-    };
-    if (other.sequence != first.sequence) {
-      return differs("the plan call count (ranks called plan a different number of times)",
-                     first.sequence, other.sequence);
-    }
-    if (other.topk != first.topk)
-      return differs("topk (topk_idx.shape[1])", first.topk, other.topk);
-    if (other.num_experts != first.num_experts) {
-      return differs("num_experts", first.num_experts, other.num_experts);
-    }
-    if (other.map_fingerprint != first.map_fingerprint) {
-      return differs("expert_map fingerprint", first.map_fingerprint, other.map_fingerprint);
-    }
-    if (other.dedup != first.dedup) return differs("options.dedup", first.dedup, other.dedup);
-    if (other.relay != first.relay) return differs("options.relay", first.relay, other.relay);
-    if (other.process_relays != first.process_relays) {
-      return differs("options.process_relays", first.process_relays, other.process_relays);
-    }
-    if (other.chunk_bytes != first.chunk_bytes) {
-      return differs("options.chunk_bytes", first.chunk_bytes, other.chunk_bytes);
-    }
-    if (other.timeout_ms != first.timeout_ms) {
-      return differs("options.timeout_ms", first.timeout_ms, other.timeout_ms);
-    }
-    if (other.combine_buffer_bytes != first.combine_buffer_bytes) {
-      return differs("options.combine_buffer_bytes", first.combine_buffer_bytes,
-                     other.combine_buffer_bytes);
-    }
-    if (other.layout_kind != first.layout_kind) {
-      return differs("options.layout.kind", first.layout_kind, other.layout_kind);
-    }
-    if (other.layout_alignment != first.layout_alignment) {
-      return differs("options.layout.alignment", first.layout_alignment, other.layout_alignment);
-    }
-    if (other.layout_capacity != first.layout_capacity) {
-      return differs("options.layout.capacity", first.layout_capacity, other.layout_capacity);
-    }
-    if (other.layout_overflow != first.layout_overflow) {
-      return differs("options.layout.overflow", first.layout_overflow, other.layout_overflow);
-    }
-    if (other.world_size != first.world_size || other.ranks_per_node != first.ranks_per_node) {
-      return differs("topology.ranks_per_node", first.ranks_per_node, other.ranks_per_node);
-    }
-  }
-  return Status();
+// What every rank must agree on before any data-dependent step, named for messages.
+std::vector<transport::AgreedField> plan_fields(const PlanOptions& options,
+                                                const Topology& topology, uint64_t sequence,
+                                                int topk, int64_t num_experts,
+                                                uint64_t map_fingerprint) {
+  return {
+      {"the plan call count (ranks made a different number of plans)",
+       static_cast<int64_t>(sequence)},
+      {"topk (topk_idx.shape[1])", topk},
+      {"num_experts", num_experts},
+      {"expert_map fingerprint", static_cast<int64_t>(map_fingerprint), hex_text},
+      {"options.dedup", static_cast<int64_t>(options.dedup)},
+      {"options.relay", static_cast<int64_t>(options.relay)},
+      {"options.process_relays", static_cast<int64_t>(options.process_relays)},
+      {"options.chunk_bytes", options.chunk_bytes},
+      {"options.timeout_ms", options.timeout_ms},
+      {"options.combine_buffer_bytes", options.combine_buffer_bytes},
+      {"options.layout.kind", static_cast<int64_t>(options.layout.kind)},
+      {"options.layout.alignment", options.layout.alignment},
+      {"options.layout.capacity", options.layout.capacity},
+      {"options.layout.overflow", static_cast<int64_t>(options.layout.overflow)},
+      {"topology.ranks_per_node", topology.node_width()},
+  };
 }
 
 // Collective: gathers the group's row counts of replicated experts and the rows every rank
@@ -274,7 +223,7 @@ int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int
 }
 
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
-    transport::Transport& transport, const Topology& topology, uint64_t sequence,
+    transport::Transport& transport, const Topology& topology, uint64_t* plans_agreed,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
     const PlanOptions& options, const Status& prior, bool node_peers) {
   const int me = transport.rank();
@@ -296,30 +245,17 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
     local = layout.status();
   }
 
-  PlanConfig config{};
-  config.ok = local.ok() ? 1 : 0;
-  config.topk = local.ok() ? layout.value().topk : 0;
-  config.num_experts = num_experts;
-  config.map_fingerprint = expert_map.fingerprint(num_experts, world);
-  config.dedup = static_cast<int32_t>(options.dedup);
-  config.relay = static_cast<int32_t>(options.relay);
-  config.process_relays = static_cast<int32_t>(options.process_relays);
-  config.chunk_bytes = options.chunk_bytes;
-  config.timeout_ms = options.timeout_ms;
-  config.world_size = world;
-  config.ranks_per_node = topology.node_width();
-  config.sequence = sequence;
-  config.layout_kind = static_cast<int32_t>(options.layout.kind);
-  config.layout_overflow = static_cast<int32_t>(options.layout.overflow);
-  config.layout_alignment = options.layout.alignment;
-  config.layout_capacity = options.layout.capacity;
-  config.combine_buffer_bytes = options.combine_buffer_bytes;
-  std::vector<PlanConfig> configs(static_cast<size_t>(world));
-  FUSCO_RETURN_IF_ERROR(transport.allgather(&config, sizeof(config),
-                                            reinterpret_cast<std::byte*>(configs.data()), deadline,
-                                            "plan (configuration check)"));
-  FUSCO_RETURN_IF_ERROR(local);
-  FUSCO_RETURN_IF_ERROR(compare_configs(configs, me));
+  transport::Proposal proposal;
+  proposal.kind = transport::CallKind::kPlan;
+  proposal.local = local;
+  proposal.fields =
+      plan_fields(options, topology, *plans_agreed, local.ok() ? layout.value().topk : 0,
+                  num_experts, expert_map.fingerprint(num_experts, world));
+  FUSCO_RETURN_IF_ERROR(
+      transport::agree(transport, proposal, nullptr, deadline, "plan (configuration check)"));
+  // Counted only once every rank agreed: a call that failed here on one rank failed on all,
+  // so the ranks' counts stay equal (a plan's number identifies it in dispatch and combine).
+  const uint64_t sequence = (*plans_agreed)++;
 
   const bool process_relays =
       options.process_relays == ProcessRelays::kOn ||

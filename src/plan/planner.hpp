@@ -21,14 +21,15 @@ namespace fusco::plan {
 
 using transport::Bytes;
 
-/// Collective: plans this rank's tokens. `sequence` numbers the group's planning calls (all
-/// ranks must be at the same one). A failed `prior` (e.g. a bad environment variable) is
-/// reported like any other argument error: on every rank, after the configuration check.
+/// Collective: plans this rank's tokens. `plans_agreed` counts the group's planning calls
+/// that passed the configuration check (all ranks must be at the same count); it grows by one
+/// when this call passes it. A failed `prior` (e.g. a bad environment variable) is reported
+/// like any other argument error: on every rank, after the configuration check.
 /// `node_peers`: plan as the GPU engines move rows — every rank of a node stores into the
 /// others' memory (LSA pointers) whatever the host transport can do; otherwise as the
 /// transport can (its direct_access()).
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
-    transport::Transport& transport, const Topology& topology, uint64_t sequence,
+    transport::Transport& transport, const Topology& topology, uint64_t* plans_agreed,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
     const PlanOptions& options, const Status& prior, bool node_peers = false);
 

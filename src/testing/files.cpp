@@ -1,17 +1,24 @@
 #include "testing/files.hpp"
 
 #include <cerrno>
-#include <cstring>
 #include <fstream>
+#include <system_error>
 #include <vector>
 
 namespace fusco::testing {
 
+namespace {
+
+std::string errno_text(int error) {
+  return std::error_code(error, std::generic_category()).message();
+}
+
+}  // namespace
+
 Result<std::string> read_file_bounded(const std::string& path, int64_t max_bytes) {
   std::ifstream file(path, std::ios::binary);
   if (!file) {
-    return Status(StatusCode::kInvalidArgument,
-                  path + ": cannot open (" + std::strerror(errno) + ")");
+    return Status(StatusCode::kInvalidArgument, path + ": cannot open (" + errno_text(errno) + ")");
   }
   std::string bytes;
   std::vector<char> block(size_t{1} << 16);
@@ -30,7 +37,7 @@ Status check_writable(const std::string& path) {
   std::ofstream file(path, std::ios::app);
   if (!file) {
     return Status(StatusCode::kInvalidArgument,
-                  path + ": cannot be opened for writing (" + std::strerror(errno) + ")");
+                  path + ": cannot be opened for writing (" + errno_text(errno) + ")");
   }
   return Status();
 }

@@ -295,7 +295,8 @@ TEST(Errors, Dispatch_HiddenDiffersAcrossRanks_IsMismatch) {
   });
   for (const Status& s : statuses) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch);
-    EXPECT_TRUE(contains(s, "hidden size differs across ranks: 3 vs 4")) << s.message();
+    EXPECT_TRUE(contains(s, "hidden size differs across ranks: rank 0 has 3, rank 1 has 4"))
+        << s.message();
   }
   expect_group_works(g);
 }
@@ -387,7 +388,10 @@ TEST(Errors, Dispatch_DifferentPlansOrCollectivesOnRanks_IsMismatch) {
   });
   for (const Status& s : statuses) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch);
-    EXPECT_TRUE(contains(s, "ranks use different plans: plan #0 vs plan #1")) << s.message();
+    EXPECT_TRUE(contains(s,
+                         "plan number (ranks must pass the same plan) differs across ranks: "
+                         "rank 0 has 0, rank 1 has 1"))
+        << s.message();
   }
   const auto mixed = with_plan(g, [](int r, Communicator& comm, const Plan& plan) {
     std::vector<float> rows(static_cast<size_t>(plan.num_recv_rows() * kHidden));
@@ -405,9 +409,42 @@ TEST(Errors, Dispatch_DifferentPlansOrCollectivesOnRanks_IsMismatch) {
   });
   for (const Status& s : mixed) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch);
-    EXPECT_TRUE(contains(s, "ranks are in different collectives: dispatch vs combine"))
+    EXPECT_TRUE(contains(s,
+                         "ranks are in different collectives: rank 0 is in dispatch, rank 2 "
+                         "is in combine"))
         << s.message();
   }
+  expect_group_works(g);
+}
+
+// Issue 18, class 7: ranks that make a different number of plan calls end up in different
+// collectives (two ranks plan again while two dispatch). Every rank reads the others' call
+// correctly and names both collectives (no garbage values), the failed plan call counts on no
+// rank, and the group keeps working.
+TEST(Errors, RanksInDifferentCollectives_NameBoth_AndTheGroupKeepsWorking) {
+  Group g;
+  const auto statuses = with_plan(g, [](int r, Communicator& comm, const Plan& plan) {
+    std::vector<int32_t> ids = good_ids();
+    if (r < 2) {
+      return comm
+          .plan(TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts,
+                ExpertMap(), options())
+          .status();
+    }
+    std::vector<float> x(kTokens * kHidden);
+    std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
+    return comm.dispatch(
+        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
+        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+  });
+  for (const Status& s : statuses) {
+    EXPECT_EQ(s.code(), StatusCode::kMismatch) << s.to_string();
+    EXPECT_TRUE(contains(s,
+                         "ranks are in different collectives: rank 0 is in plan, rank 2 is "
+                         "in dispatch"))
+        << s.message();
+  }
+  for (const Communicator& comm : g.comms) EXPECT_TRUE(comm.usable());
   expect_group_works(g);
 }
 

@@ -64,7 +64,7 @@ TEST(Npy, ErrorsSayWhatIsWrong) {
             "npy: shape (2, 2) needs 16 data bytes, the file has 12");
   EXPECT_NE(message(npy("<i4", "(2, x)", "")).find("has a non-number"), std::string::npos);
   EXPECT_EQ(read_npy("/nonexistent/routing.npy").status().message(),
-            "/nonexistent/routing.npy: cannot open");
+            "/nonexistent/routing.npy: cannot open (No such file or directory)");
 }
 
 }  // namespace

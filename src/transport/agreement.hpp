@@ -1,0 +1,55 @@
+#pragma once
+
+// How the ranks of a group agree at the start of every collective call (plan, dispatch,
+// combine): each rank brings its verdict on its own arguments, the values that must be equal
+// on every rank (named, for messages) and a payload for its peers. One message of the same
+// size for every kind of call is gathered from each rank, and every rank reaches the same
+// verdict from the same messages. Ranks that are in different collectives therefore read each
+// other's message correctly and say so, instead of misreading it.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "fusco/status.hpp"
+#include "transport/transport.hpp"
+
+namespace fusco::transport {
+
+/// The collective a rank is in.
+enum class CallKind : int32_t { kPlan = 1, kDispatch = 2, kCombine = 3 };
+
+/// "plan", "dispatch", "combine" ("an unknown call" otherwise).
+const char* call_kind_name(int32_t kind);
+
+/// One value every rank must pass equal. `name` is a string literal; `show`, when set,
+/// prints a value for messages (a dtype's name, a fingerprint in hex).
+struct AgreedField {
+  const char* name = "";
+  int64_t value = 0;
+  std::string (*show)(int64_t value) = nullptr;
+};
+
+inline constexpr size_t kMaxAgreedFields = 20;
+inline constexpr size_t kMaxAgreementPayload = 512;
+
+/// What one rank brings to the start of a collective call.
+struct Proposal {
+  CallKind kind = CallKind::kPlan;
+  Status local;                     ///< This rank's verdict on its own arguments.
+  std::vector<AgreedField> fields;  ///< Equal on every rank, in the same order.
+  const void* payload = nullptr;    ///< Gathered from every rank, not compared.
+  size_t payload_bytes = 0;         ///< The same on every rank of one kind of call.
+};
+
+/// Collective. Gathers every rank's proposal; the verdict, the same on every rank, is the
+/// first of: ranks in different collectives (kMismatch naming both), this rank's own failure,
+/// another rank's ("rank r rejected its arguments to <what> (see its error); nothing was
+/// done", kInvalidArgument), a field that differs (kMismatch "<name> differs across ranks:
+/// rank 0 has X, rank r has Y"). On success, `payloads` (when not null) receives every
+/// rank's payload, rank after rank, payload_bytes each.
+Status agree(Transport& transport, const Proposal& mine, std::byte* payloads,
+             const Deadline& deadline, const char* what);
+
+}  // namespace fusco::transport
