@@ -1,7 +1,6 @@
 #include "engine/op_start.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <string>
 
 #include "fusco/dtype.hpp"
@@ -14,16 +13,11 @@ std::string dtype_text(int64_t code) { return dtype_name(static_cast<DType>(code
 std::string columns_text(int64_t columns) {
   return columns < 0 ? std::string("none") : std::to_string(columns);
 }
-std::string hex_text(int64_t id) {
-  char text[19];
-  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(id));
-  return text;
-}
 
 // What every rank's call must share: the plan and the tensors' shape and type.
 std::vector<transport::AgreedField> agreed_fields(const OpHeader& mine) {
   return {
-      {"plan's group", static_cast<int64_t>(mine.group_id), hex_text},
+      {"plan's group", static_cast<int64_t>(mine.group_id), transport::show_hex},
       {"plan number (ranks must pass the same plan)", static_cast<int64_t>(mine.plan_sequence)},
       {"hidden size", mine.hidden},
       {"dtype", mine.dtype, dtype_text},

@@ -5,7 +5,6 @@
 #include "plan/planner.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -19,12 +18,6 @@ namespace fusco::plan {
 
 namespace {
 
-std::string hex_text(int64_t value) {
-  char text[19];
-  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(value));
-  return text;
-}
-
 // What every rank must agree on before any data-dependent step, named for messages.
 std::vector<transport::AgreedField> plan_fields(const PlanOptions& options,
                                                 const Topology& topology, uint64_t sequence,
@@ -35,7 +28,7 @@ std::vector<transport::AgreedField> plan_fields(const PlanOptions& options,
        static_cast<int64_t>(sequence)},
       {"topk (topk_idx.shape[1])", topk},
       {"num_experts", num_experts},
-      {"expert_map fingerprint", static_cast<int64_t>(map_fingerprint), hex_text},
+      {"expert_map fingerprint", static_cast<int64_t>(map_fingerprint), transport::show_hex},
       {"options.dedup", static_cast<int64_t>(options.dedup)},
       {"options.relay", static_cast<int64_t>(options.relay)},
       {"options.process_relays", static_cast<int64_t>(options.process_relays)},

@@ -1,5 +1,6 @@
 #include "transport/agreement.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <type_traits>
 
@@ -79,6 +80,12 @@ Status check_fields(const std::vector<AgreementMessage>& all, const Proposal& mi
 }
 
 }  // namespace
+
+std::string show_hex(int64_t value) {
+  char text[19];
+  std::snprintf(text, sizeof(text), "0x%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
 
 const char* call_kind_name(int32_t kind) {
   switch (static_cast<CallKind>(kind)) {

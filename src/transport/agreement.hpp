@@ -31,6 +31,9 @@ struct AgreedField {
   std::string (*show)(int64_t value) = nullptr;
 };
 
+/// A field's value in hex ("0x00000000000000ff"): ids and fingerprints.
+std::string show_hex(int64_t value);
+
 inline constexpr size_t kMaxAgreedFields = 20;
 inline constexpr size_t kMaxAgreementPayload = 512;
 

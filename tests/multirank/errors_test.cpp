@@ -254,6 +254,15 @@ TEST(Errors, Plan_BadEnvironmentVariable_NamesIt) {
 }
 
 // Runs a plan on every rank, then `call` on every rank with that plan.
+// A dispatch of zero rows of the test's shape with `plan`.
+Status dispatch_zeros(Communicator& comm, const Plan& plan) {
+  std::vector<float> x(kTokens * kHidden);
+  std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
+  return comm.dispatch(
+      plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
+      TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+}
+
 std::vector<Status> with_plan(Group& g,
                               const std::function<Status(int, Communicator&, const Plan&)>& call) {
   return run_ranks(kWorld, [&](int r) -> Status {
@@ -380,11 +389,7 @@ TEST(Errors, Dispatch_DifferentPlansOrCollectivesOnRanks_IsMismatch) {
     Result<Plan> second = comm.plan(idx, kExperts, ExpertMap(), options());
     FUSCO_RETURN_IF_ERROR(second.status());
     const Plan& plan = r == 0 ? first.value() : second.value();
-    std::vector<float> x(kTokens * kHidden);
-    std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
-    return comm.dispatch(
-        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
-        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+    return dispatch_zeros(comm, plan);
   });
   for (const Status& s : statuses) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch);
@@ -431,11 +436,7 @@ TEST(Errors, RanksInDifferentCollectives_NameBoth_AndTheGroupKeepsWorking) {
                 ExpertMap(), options())
           .status();
     }
-    std::vector<float> x(kTokens * kHidden);
-    std::vector<float> recv(static_cast<size_t>(plan.num_recv_rows() * kHidden));
-    return comm.dispatch(
-        plan, TensorView::host(x.data(), DType::kFloat32, {kTokens, kHidden}),
-        TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
+    return dispatch_zeros(comm, plan);
   });
   for (const Status& s : statuses) {
     EXPECT_EQ(s.code(), StatusCode::kMismatch) << s.to_string();
