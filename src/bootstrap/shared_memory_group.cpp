@@ -6,6 +6,7 @@
 #include "communicator_impl.hpp"
 #include "core/env.hpp"
 #include "fusco/communicator.hpp"
+#include "transport/shm_segment.hpp"
 #include "transport/shm_transport.hpp"
 
 namespace fusco {
@@ -39,7 +40,11 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
   }
   FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
-  FUSCO_RETURN_IF_ERROR(slot_bytes.status());
+  if (!slot_bytes.ok()) {
+    // The others are waiting for this rank: it tells them why it is not coming.
+    return transport::ShmSegment::refuse(name, rank, world, slot_bytes.status(),
+                                         transport::Deadline::after_ms(timeout_ms));
+  }
   auto opened =
       transport::ShmTransport::open(name, rank, world, static_cast<size_t>(slot_bytes.value()),
                                     transport::Deadline::after_ms(timeout_ms));

@@ -7,7 +7,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <new>
 #include <system_error>
@@ -121,7 +123,88 @@ int reserve_pages(int fd, size_t bytes) {
   return ftruncate(fd, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
 }
 
+// A refusal segment (ShmSegment::refuse) holds the header only.
+size_t refusal_bytes() { return align_up(sizeof(ShmHeader), kPage); }
+
+// The header of the segment behind `fd` (at least refusal_bytes() long), mapped alone.
+ShmHeader* map_header(int fd) {
+  void* mapped = mmap(nullptr, refusal_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  return mapped == MAP_FAILED ? nullptr : static_cast<ShmHeader*>(mapped);
+}
+
+// A member that finds a segment of another size: if it is a refusal, it says so (and counts
+// this rank as having seen it, so rank 0 can remove it); otherwise ok.
+Status refusal_in(int fd, size_t bytes, const Deadline& deadline) {
+  if (bytes < refusal_bytes()) return Status();
+  ShmHeader* header = map_header(fd);
+  if (header == nullptr) return Status();
+  poll_until(deadline, [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; });
+  Status refused;
+  if (header->broken.load(std::memory_order_acquire) != 0) {
+    refused = Status(StatusCode::kInvalidArgument, break_reason(*header));
+    header->attached.fetch_add(1, std::memory_order_acq_rel);
+  }
+  munmap(header, refusal_bytes());
+  return refused;
+}
+
+void refuse_as_creator(const std::string& name, int world_size, const std::string& reason,
+                       const Deadline& deadline) {
+  const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0) return;
+  ShmHeader* header = reserve_pages(fd, refusal_bytes()) == 0 ? map_header(fd) : nullptr;
+  close(fd);
+  if (header != nullptr) {
+    new (header) ShmHeader();
+    header->world_size = world_size;
+    header->total_bytes = refusal_bytes();
+    record_break(*header, reason);
+    header->magic.store(kShmReady, std::memory_order_release);
+    // The others learn why when they open it; it goes once they all have (or at the deadline).
+    const auto others = static_cast<uint32_t>(world_size - 1);
+    poll_until(deadline,
+               [&] { return header->attached.load(std::memory_order_acquire) >= others; });
+    munmap(header, refusal_bytes());
+  }
+  shm_unlink(name.c_str());
+}
+
+void refuse_as_member(const std::string& name, const std::string& reason,
+                      const Deadline& deadline) {
+  int fd = -1;
+  poll_until(deadline, [&] {
+    fd = shm_open(name.c_str(), O_RDWR, 0);
+    return fd >= 0 || errno != ENOENT;
+  });
+  if (fd < 0) return;
+  struct stat st = {};
+  const bool sized = poll_until(deadline, [&] {
+    return fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= refusal_bytes();
+  });
+  ShmHeader* header = sized ? map_header(fd) : nullptr;
+  close(fd);
+  if (header == nullptr) return;
+  if (poll_until(deadline,
+                 [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; })) {
+    record_break(*header, reason);
+  }
+  munmap(header, refusal_bytes());
+}
+
 }  // namespace
+
+Status ShmSegment::refuse(const std::string& name, int rank, int world_size, const Status& why,
+                          const Deadline& deadline) {
+  const std::string reason = "rank " + std::to_string(rank) +
+                             " rejected its arguments to create_shared_memory (" + why.message() +
+                             ")";
+  if (rank == 0) {
+    refuse_as_creator(name, world_size, reason, deadline);
+  } else {
+    refuse_as_member(name, reason, deadline);
+  }
+  return why;
+}
 
 Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const ShmGeometry& geometry,
                                     const Deadline& deadline) {
@@ -166,6 +249,13 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
     }
     struct stat st = {};
     const bool sized = poll_until(deadline, [&] { return fstat(fd, &st) == 0 && st.st_size > 0; });
+    if (sized && static_cast<size_t>(st.st_size) != total) {
+      Status refused = refusal_in(fd, static_cast<size_t>(st.st_size), deadline);
+      if (!refused.ok()) {
+        close(fd);
+        return segment_error(refused.code(), name, rank, refused.message());
+      }
+    }
     if (!sized || static_cast<size_t>(st.st_size) != total) {
       close(fd);
       return segment_error(
@@ -231,8 +321,14 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   }
   header.attached.fetch_add(1, std::memory_order_acq_rel);
   const auto world = static_cast<uint32_t>(geometry.world_size);
-  if (!poll_until(deadline,
-                  [&] { return header.attached.load(std::memory_order_acquire) >= world; })) {
+  const bool attached = poll_until(deadline, [&] {
+    return header.attached.load(std::memory_order_acquire) >= world ||
+           header.broken.load(std::memory_order_acquire) != 0;
+  });
+  if (header.broken.load(std::memory_order_acquire) != 0) {
+    return fail(StatusCode::kInvalidArgument, break_reason(header));
+  }
+  if (!attached) {
     std::string missing;
     for (int r = 0; r < geometry.world_size; ++r) {
       if (segment.rank_words(r).pid.load() == 0) {
@@ -246,6 +342,26 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
     shm_unlink(name.c_str());  // every rank holds a mapping; the name is no longer needed
   }
   return segment;
+}
+
+bool record_break(ShmHeader& header, const std::string& reason) {
+  const bool first = header.broken.exchange(1, std::memory_order_acq_rel) == 0;
+  if (first) {
+    const size_t n = std::min(reason.size(), sizeof(header.reason) - 1);
+    std::memcpy(header.reason, reason.data(), n);
+    header.reason[n] = '\0';
+    header.reason_ready.store(1, std::memory_order_release);
+  }
+  return first;
+}
+
+std::string break_reason(const ShmHeader& header) {
+  const auto until = Clock::now() + std::chrono::seconds(1);
+  while (header.reason_ready.load(std::memory_order_acquire) == 0 && Clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::microseconds(20));
+  }
+  return header.reason_ready.load(std::memory_order_acquire) != 0 ? std::string(header.reason)
+                                                                  : "reason not recorded";
 }
 
 bool process_exited(int32_t pid) {

@@ -66,6 +66,13 @@ class ShmSegment {
   /// attached. Errors name the segment, the rank and what was missing.
   static Result<ShmSegment> open(const std::string& name, int rank, const ShmGeometry& geometry,
                                  const Deadline& deadline);
+  /// For a rank whose own arguments failed (`why`): joins the group at `name` only to record
+  /// "rank r rejected its arguments to create_shared_memory (why)" as the group's broken
+  /// reason, so the ranks waiting for it fail at once naming it instead of timing out. Rank 0
+  /// creates a segment holding only the header for that, and removes it once the others saw
+  /// it (or at `deadline`). Returns `why`.
+  static Status refuse(const std::string& name, int rank, int world_size, const Status& why,
+                       const Deadline& deadline);
 
   ShmSegment() = default;
   ShmSegment(ShmSegment&& other) noexcept;
@@ -90,5 +97,12 @@ class ShmSegment {
 
 /// True when process `pid` has exited (gone, or a zombie waiting to be reaped).
 bool process_exited(int32_t pid);
+
+/// Raises the group's broken flag and records `reason` when it is the first; true if it was.
+bool record_break(ShmHeader& header, const std::string& reason);
+/// The recorded reason of a broken group, waiting up to 1 s for its writer (on a loaded
+/// machine it may be descheduled between raising the flag and writing), else "reason not
+/// recorded".
+std::string break_reason(const ShmHeader& header);
 
 }  // namespace fusco::transport

@@ -311,29 +311,13 @@ Status ShmTransport::health() const {
   if (header.broken.load(std::memory_order_acquire) == 0) {
     return Status();
   }
-  // The rank that broke the group writes its reason right after raising the flag; on a loaded
-  // machine it may be descheduled in between, so the wait is long (it ends early, and only a
-  // rank killed in those few instructions makes it run out).
-  const auto until = Clock::now() + std::chrono::seconds(1);
-  while (header.reason_ready.load(std::memory_order_acquire) == 0 && Clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::microseconds(20));
-  }
-  const std::string reason = header.reason_ready.load(std::memory_order_acquire) != 0
-                                 ? std::string(header.reason)
-                                 : std::string("reason not recorded");
-  return Status(StatusCode::kAborted, "the group is unusable after an earlier failure (" + reason +
-                                          "); recreate the communicators");
+  return Status(StatusCode::kAborted, "the group is unusable after an earlier failure (" +
+                                          break_reason(header) + "); recreate the communicators");
 }
 
 bool ShmTransport::break_group(const std::string& reason) {
   ShmHeader& header = segment_.header();
-  const bool first = header.broken.exchange(1, std::memory_order_acq_rel) == 0;
-  if (first) {
-    const size_t n = std::min(reason.size(), sizeof(header.reason) - 1);
-    std::memcpy(header.reason, reason.data(), n);
-    header.reason[n] = '\0';
-    header.reason_ready.store(1, std::memory_order_release);
-  }
+  const bool first = record_break(header, reason);
   futex_wake_all(header.barrier_generation);
   for (int r = 0; r < world_size(); ++r) {
     futex_wake_all(segment_.rank_words(r).doorbell);

@@ -87,6 +87,28 @@ class RecordReader {
   size_t at_ = 0;
 };
 
+// Peers put into each other's windows at offsets of the slot size, so every rank must have
+// the same one; checked on every record (pid, slot bytes, ...) before anyone connects, so all
+// ranks fail at the same point with the same verdict.
+Status check_slot_sizes(const std::vector<std::string>& records, int rank, size_t slot_bytes) {
+  for (size_t r = 0; r < records.size(); ++r) {
+    RecordReader reader(records[r]);
+    int32_t pid = 0;
+    uint64_t theirs = 0;
+    if (!reader.get(&pid) || !reader.get(&theirs)) {
+      return Status(StatusCode::kInternal,
+                    "bootstrap record of rank " + std::to_string(r) + " is truncated");
+    }
+    if (theirs != slot_bytes) {
+      return Status(StatusCode::kMismatch,
+                    "FUSCO_SHM_SLOT_BYTES differs across ranks: rank " + std::to_string(rank) +
+                        " has " + std::to_string(slot_bytes) + ", rank " + std::to_string(r) +
+                        " has " + std::to_string(theirs));
+    }
+  }
+  return Status();
+}
+
 }  // namespace
 
 // One completion: what a finished UCX request was for.
@@ -610,6 +632,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
                   "the bootstrap returned " + std::to_string(all.value().size()) +
                       " records for a world of " + std::to_string(world_size));
   }
+  FUSCO_RETURN_IF_ERROR(check_slot_sizes(all.value(), rank, slot_bytes));
   uint64_t id = 1469598103934665603ULL;  // FNV-1a over every record: the same on all ranks
   impl->peers.resize(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
@@ -629,13 +652,6 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
         !reader.get(&their_base) || !reader.get_bytes(&their_rkey)) {
       return Status(StatusCode::kInternal,
                     "bootstrap record of rank " + std::to_string(r) + " is truncated");
-    }
-    // Peers put into each other's windows at offsets of the slot size: all must agree.
-    if (their_slot_bytes != slot_bytes) {
-      return Status(StatusCode::kMismatch,
-                    "FUSCO_SHM_SLOT_BYTES differs across ranks: rank " + std::to_string(rank) +
-                        " has " + std::to_string(slot_bytes) + ", rank " + std::to_string(r) +
-                        " has " + std::to_string(their_slot_bytes));
     }
     peer.same_machine = their_machine == machine;
     peer.in_memory = impl->window_base + static_cast<size_t>(r) * 2 * slot_bytes;

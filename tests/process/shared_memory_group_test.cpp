@@ -252,7 +252,10 @@ TEST(UcxGroup, SlotSizesThatDiffer_AreAMismatchOnEveryRank) {
       [&](int rank) {
         setenv("FUSCO_SHM_SLOT_BYTES", rank == 2 ? "131072" : "65536", 1);
         auto comm = join_ucx(name, rank, kWorld);
-        if (comm.ok() || comm.status().code() != StatusCode::kMismatch) return 1;
+        if (comm.ok() || comm.status().code() != StatusCode::kMismatch) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+          return 1;
+        }
         const std::string why = comm.status().message();
         const bool named =
             why.find("FUSCO_SHM_SLOT_BYTES differs across ranks") != std::string::npos &&
@@ -451,6 +454,44 @@ TEST(SharedMemoryGroup, SegmentPagesAreReservedAtCreation) {
   creator.join();
   EXPECT_TRUE(rank0.ok()) << rank0.status().to_string();
   EXPECT_TRUE(rank1.ok()) << rank1.status().to_string();
+}
+
+// Issue 18, class 14: a process whose own arguments fail creation (a bad environment value)
+// still tells the group: the others fail at once naming it, not after their whole timeout,
+// whichever rank it is (rank 0 creates the segment, the others attach to it).
+TEST(SharedMemoryGroup, ARankWhoseCreationFailsLocally_TheOthersFailAtOnceNamingIt) {
+  constexpr int kWorld = 3;
+  constexpr int64_t kTimeoutMs = 20000;
+  for (const int bad : {2, 0}) {
+    const std::string name = fresh_group_name();
+    const auto started = std::chrono::steady_clock::now();
+    const std::vector<ChildEnd> ends = run_children(
+        kWorld,
+        [&](int rank) {
+          if (rank == bad) setenv("FUSCO_SHM_SLOT_BYTES", "lots", 1);
+          auto comm = Communicator::create_shared_memory(name, rank, Topology::single_node(kWorld),
+                                                         kTimeoutMs);
+          const std::string why = comm.status().message();
+          const std::string expected = rank == bad
+                                           ? "FUSCO_SHM_SLOT_BYTES='lots'"
+                                           : "rank " + std::to_string(bad) +
+                                                 " rejected its arguments to create_shared_memory "
+                                                 "(FUSCO_SHM_SLOT_BYTES='lots'";
+          if (comm.status().code() == StatusCode::kInvalidArgument &&
+              why.find(expected) != std::string::npos) {
+            return 0;
+          }
+          std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+          return 1;
+        },
+        milliseconds(kTimeoutMs * 2));
+    std::string why;
+    EXPECT_TRUE(all_passed(ends, &why)) << "bad rank " << bad << ": " << why;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(kTimeoutMs / 2))
+        << "bad rank " << bad << ": the others waited for their timeout";
+    struct stat st = {};
+    EXPECT_NE(stat(("/dev/shm" + name).c_str(), &st), 0) << name << " was left behind";
+  }
 }
 
 TEST(SharedMemoryGroup, CreationErrors_NameTheArgumentOrTheMissingRank) {
