@@ -156,6 +156,7 @@ void refuse_as_creator(const std::string& name, int world_size, const std::strin
   close(fd);
   if (header != nullptr) {
     new (header) ShmHeader();
+    header->creator_pid = static_cast<int32_t>(getpid());
     header->world_size = world_size;
     header->total_bytes = refusal_bytes();
     record_break(*header, reason);
@@ -206,65 +207,113 @@ Status ShmSegment::refuse(const std::string& name, int rank, int world_size, con
   return why;
 }
 
+namespace {
+
+// A segment left by a process killed while its group was joining: its creator is gone, so the
+// group can never complete. (A creator killed before it recorded its pid is not recognised.)
+bool is_stale(int fd) {
+  struct stat st = {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < refusal_bytes()) return false;
+  ShmHeader* header = map_header(fd);
+  if (header == nullptr) return false;
+  const int32_t creator = header->creator_pid;
+  munmap(header, refusal_bytes());
+  return creator != 0 && process_exited(creator);
+}
+
+// Rank 0's new segment, sized with its pages reserved; a stale one of the same name is
+// removed first.
+Result<int> create_fd(const std::string& name, const ShmGeometry& geometry) {
+  const size_t total = geometry.total_bytes();
+  int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+  if (fd < 0 && errno == EEXIST) {
+    const int existing = shm_open(name.c_str(), O_RDWR, 0);
+    const bool stale = existing >= 0 && is_stale(existing);
+    if (existing >= 0) close(existing);
+    if (stale && shm_unlink(name.c_str()) == 0) {
+      fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    } else {
+      errno = EEXIST;
+    }
+  }
+  if (fd < 0) {
+    return segment_error(
+        errno == EEXIST ? StatusCode::kInvalidArgument : StatusCode::kInternal, name, 0,
+        "cannot create it (" + errno_text(errno) + "); every group needs a fresh name");
+  }
+  struct statvfs fs = {};
+  const bool have_room = statvfs("/dev/shm", &fs) != 0 ||
+                         static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize >= total;
+  // The pages are reserved now (posix_fallocate), not on first touch: a /dev/shm that fills
+  // up later must not kill a process with SIGBUS in the middle of a call.
+  const int reserved = have_room ? reserve_pages(fd, total) : 0;
+  if (!have_room || reserved != 0) {
+    const std::string why =
+        have_room ? errno_text(reserved)
+                  : std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize) +
+                        " bytes free in /dev/shm";
+    close(fd);
+    shm_unlink(name.c_str());
+    return segment_error(StatusCode::kOutOfMemory, name, 0,
+                         "cannot size it to " + std::to_string(total) + " bytes (" + why +
+                             "); lower FUSCO_SHM_SLOT_BYTES (now " +
+                             std::to_string(geometry.slot_bytes) + ")");
+  }
+  return fd;
+}
+
+// A member's descriptor of the group's segment once rank 0 has sized it. A stale segment (its
+// creator gone) is passed over: the new rank 0 replaces it.
+Result<int> attach_fd(const std::string& name, int rank, const Deadline& deadline) {
+  int fd = -1;
+  int32_t stale_creator = 0;
+  struct stat st = {};
+  const bool found = poll_until(deadline, [&] {
+    if (fd < 0) fd = shm_open(name.c_str(), O_RDWR, 0);
+    if (fd < 0) return errno != ENOENT;
+    if (fstat(fd, &st) != 0 || st.st_size == 0) return false;
+    if (!is_stale(fd)) return true;
+    stale_creator = 1;
+    close(fd);
+    fd = -1;
+    return false;
+  });
+  if (fd >= 0 && found) return fd;
+  if (fd >= 0) close(fd);
+  if (found) {
+    return segment_error(StatusCode::kInternal, name, rank,
+                         "cannot open it (" + errno_text(errno) + ")");
+  }
+  return segment_error(
+      StatusCode::kTimeout, name, rank,
+      stale_creator != 0
+          ? "only a stale segment of a process that is gone was there within " +
+                std::to_string(deadline.timeout_ms) + " ms (rank 0 creates a fresh one)"
+          : "did not appear or was not sized within " + std::to_string(deadline.timeout_ms) +
+                " ms (rank 0 creates it: is it running with the same name?)");
+}
+
+}  // namespace
+
 Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const ShmGeometry& geometry,
                                     const Deadline& deadline) {
   const size_t total = geometry.total_bytes();
-  int fd = -1;
-  if (rank == 0) {
-    fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-    if (fd < 0) {
-      return segment_error(
-          errno == EEXIST ? StatusCode::kInvalidArgument : StatusCode::kInternal, name, rank,
-          "cannot create it (" + errno_text(errno) + "); every group needs a fresh name");
-    }
-    struct statvfs fs = {};
-    const bool have_room = statvfs("/dev/shm", &fs) != 0 ||
-                           static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize >= total;
-    // The pages are reserved now (posix_fallocate), not on first touch: a /dev/shm that fills
-    // up later must not kill a process with SIGBUS in the middle of a call.
-    const int reserved = have_room ? reserve_pages(fd, total) : 0;
-    if (!have_room || reserved != 0) {
-      const std::string why =
-          have_room ? errno_text(reserved)
-                    : std::to_string(static_cast<unsigned long long>(fs.f_bavail) * fs.f_frsize) +
-                          " bytes free in /dev/shm";
-      close(fd);
-      shm_unlink(name.c_str());
-      return segment_error(StatusCode::kOutOfMemory, name, rank,
-                           "cannot size it to " + std::to_string(total) + " bytes (" + why +
-                               "); lower FUSCO_SHM_SLOT_BYTES (now " +
-                               std::to_string(geometry.slot_bytes) + ")");
-    }
-  } else {
-    const bool appeared = poll_until(deadline, [&] {
-      fd = shm_open(name.c_str(), O_RDWR, 0);
-      return fd >= 0 || errno != ENOENT;
-    });
-    if (fd < 0) {
-      return segment_error(appeared ? StatusCode::kInternal : StatusCode::kTimeout, name, rank,
-                           appeared
-                               ? "cannot open it (" + errno_text(errno) + ")"
-                               : "did not appear within " + std::to_string(deadline.timeout_ms) +
-                                     " ms (rank 0 creates it: is it running with the same name?)");
-    }
+  Result<int> opened = rank == 0 ? create_fd(name, geometry) : attach_fd(name, rank, deadline);
+  FUSCO_RETURN_IF_ERROR(opened.status());
+  const int fd = opened.value();
+  if (rank != 0) {
     struct stat st = {};
-    const bool sized = poll_until(deadline, [&] { return fstat(fd, &st) == 0 && st.st_size > 0; });
-    if (sized && static_cast<size_t>(st.st_size) != total) {
+    fstat(fd, &st);
+    if (static_cast<size_t>(st.st_size) != total) {
       Status refused = refusal_in(fd, static_cast<size_t>(st.st_size), deadline);
-      if (!refused.ok()) {
-        close(fd);
-        return segment_error(refused.code(), name, rank, refused.message());
-      }
-    }
-    if (!sized || static_cast<size_t>(st.st_size) != total) {
       close(fd);
-      return segment_error(
-          sized ? StatusCode::kMismatch : StatusCode::kTimeout, name, rank,
-          sized ? "it is " + std::to_string(st.st_size) + " bytes but this rank expects " +
-                      std::to_string(total) + " (world size " +
-                      std::to_string(geometry.world_size) + ", FUSCO_SHM_SLOT_BYTES " +
-                      std::to_string(geometry.slot_bytes) + "): ranks disagree on one of them"
-                : "rank 0 did not size it within " + std::to_string(deadline.timeout_ms) + " ms");
+      if (!refused.ok()) return segment_error(refused.code(), name, rank, refused.message());
+      return segment_error(StatusCode::kMismatch, name, rank,
+                           "it is " + std::to_string(st.st_size) + " bytes but this rank expects " +
+                               std::to_string(total) + " (world size " +
+                               std::to_string(geometry.world_size) + ", FUSCO_SHM_SLOT_BYTES " +
+                               std::to_string(geometry.slot_bytes) +
+                               "): ranks disagree on one of them");
     }
   }
 
@@ -294,6 +343,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   if (rank == 0) {
     // The new segment is zero-filled: every atomic starts at 0.
     new (&header) ShmHeader();
+    header.creator_pid = static_cast<int32_t>(getpid());
     header.world_size = geometry.world_size;
     header.slot_bytes = geometry.slot_bytes;
     header.mailbox_bytes = geometry.mailbox_bytes;

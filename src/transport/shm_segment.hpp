@@ -19,7 +19,7 @@ namespace fusco::transport {
 struct ShmHeader {
   std::atomic<uint64_t> magic;  // kShmReady once rank 0 has laid the segment out
   int32_t world_size;
-  int32_t reserved;
+  int32_t creator_pid;  // rank 0's process: a segment whose creator is gone is stale
   uint64_t slot_bytes;
   uint64_t mailbox_bytes;
   uint64_t total_bytes;

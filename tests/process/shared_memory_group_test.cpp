@@ -494,6 +494,48 @@ TEST(SharedMemoryGroup, ARankWhoseCreationFailsLocally_TheOthersFailAtOnceNaming
   }
 }
 
+// Issue 18, class 8: a rank 0 killed while its group was joining leaves its segment behind;
+// a new group under that name replaces it (rank 0) or waits for the replacement (the others)
+// instead of attaching to the dead group's segment.
+TEST(SharedMemoryGroup, ANameLeftByAGroupKilledWhileJoining_CanBeUsedAgain) {
+  const std::string name = fresh_group_name();
+  const std::string path = "/dev/shm" + name;
+  run_children(
+      1,
+      [&](int) {
+        (void)Communicator::create_shared_memory(name, 0, Topology::single_node(2), 60000);
+        return 0;
+      },
+      milliseconds(20000),
+      [&](const std::vector<pid_t>& pids) {
+        struct stat st = {};
+        for (int i = 0; i < 5000 && stat(path.c_str(), &st) != 0; ++i) {
+          std::this_thread::sleep_for(milliseconds(1));
+        }
+        std::this_thread::sleep_for(milliseconds(100));
+        kill(pids[0], SIGKILL);
+      });
+  struct stat st = {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0) << "the killed group left no segment to test with";
+
+  // Rank 1 comes first and finds the stale segment; rank 0 replaces it a moment later.
+  const std::vector<ChildEnd> ends = run_children(
+      2,
+      [&](int rank) {
+        if (rank == 0) std::this_thread::sleep_for(milliseconds(300));
+        auto comm = Communicator::create_shared_memory(name, rank, Topology::single_node(2), 10000);
+        if (!comm.ok()) {
+          std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+          return 1;
+        }
+        return 0;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+  EXPECT_NE(stat(path.c_str(), &st), 0) << name << " was left behind";
+}
+
 TEST(SharedMemoryGroup, CreationErrors_NameTheArgumentOrTheMissingRank) {
   auto bad_name = Communicator::create_shared_memory("no-slash", 0, Topology::single_node(2));
   EXPECT_EQ(bad_name.status().code(), StatusCode::kInvalidArgument);
