@@ -12,27 +12,41 @@
 
 namespace fusco {
 
+namespace {
+
+#ifdef FUSCO_HAVE_UCX
+// This rank's checks before it can open the transport.
+Status check_ucx_args(int rank, const Topology& topology, int64_t timeout_ms) {
+  FUSCO_RETURN_IF_ERROR(topology.validate());
+  FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, topology.world_size, timeout_ms));
+  FUSCO_RETURN_IF_ERROR(core::shm_slot_bytes_from_env().status());
+  return core::ucx_protocol_from_env().status();
+}
+#endif
+
+}  // namespace
+
 Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
                                               const BootstrapAllgather& allgather,
                                               int64_t timeout_ms) {
-  FUSCO_RETURN_IF_ERROR(topology.validate());
-  const int world = topology.world_size;
-  FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   if (!allgather) {
     return Status(StatusCode::kInvalidArgument, "allgather is empty");
   }
 #ifdef FUSCO_HAVE_UCX
-  Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
-  FUSCO_RETURN_IF_ERROR(slot_bytes.status());
-  Result<int32_t> protocol = core::ucx_protocol_from_env();
-  FUSCO_RETURN_IF_ERROR(protocol.status());
+  // A rank whose own arguments fail still takes part in the bootstrap exchange, with its
+  // reason: the others fail at once naming it instead of waiting for it.
+  const Status local = check_ucx_args(rank, topology, timeout_ms);
+  if (!local.ok()) return transport::UcxTransport::refuse(allgather, local);
   auto opened = transport::UcxTransport::open(
-      rank, world, static_cast<size_t>(slot_bytes.value()), allgather,
-      transport::Deadline::after_ms(timeout_ms),
-      static_cast<transport::UcxTransport::Protocol>(protocol.value()));
+      rank, topology.world_size, static_cast<size_t>(core::shm_slot_bytes_from_env().value()),
+      allgather, transport::Deadline::after_ms(timeout_ms),
+      static_cast<transport::UcxTransport::Protocol>(core::ucx_protocol_from_env().value()));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
 #else
+  (void)rank;
+  (void)topology;
+  (void)timeout_ms;
   return Status(StatusCode::kUnsupported,
                 "create_ucx: this fusco was built without UCX (FUSCO_WITH_UCX=OFF)");
 #endif

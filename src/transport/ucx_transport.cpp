@@ -109,6 +109,27 @@ Status check_slot_sizes(const std::vector<std::string>& records, int rank, size_
   return Status();
 }
 
+// The record of a rank that cannot join: pid -1, then why.
+std::string refusal_record(const Status& why) {
+  RecordWriter writer;
+  writer.put(int32_t{-1});
+  writer.put_bytes(why.message().data(), why.message().size());
+  return writer.take();
+}
+
+Status check_refusals(const std::vector<std::string>& records) {
+  for (size_t r = 0; r < records.size(); ++r) {
+    RecordReader reader(records[r]);
+    int32_t pid = 0;
+    std::string why;
+    if (reader.get(&pid) && pid == -1 && reader.get_bytes(&why)) {
+      return Status(StatusCode::kInvalidArgument,
+                    "rank " + std::to_string(r) + " could not join the UCX group (" + why + ")");
+    }
+  }
+  return Status();
+}
+
 }  // namespace
 
 // One completion: what a finished UCX request was for.
@@ -545,20 +566,17 @@ bool UcxTransport::available() { return true; }
 UcxTransport::UcxTransport(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 UcxTransport::~UcxTransport() = default;
 
-Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_size,
-                                                         size_t slot_bytes,
-                                                         const Allgather& bootstrap,
-                                                         const Deadline& deadline,
-                                                         Protocol protocol) {
+namespace {
+
+// Everything before the address exchange: the UCX context, worker and staging windows, and
+// this rank's record (pid, slot bytes, machine id, worker address, window base, window rkey).
+Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_t slot_bytes) {
+  const std::string machine = machine_id();
   if (world_size > kMaxRanks) {
     return Status(StatusCode::kInvalidArgument, "world size " + std::to_string(world_size) +
                                                     " exceeds the UCX transport's " +
                                                     std::to_string(kMaxRanks));
   }
-  auto impl = std::make_unique<Impl>();
-  impl->rank = rank;
-  impl->world = world_size;
-  impl->slot_bytes = slot_bytes;
   ucp_config_t* config = nullptr;
   ucs_status_t status = ucp_config_read(nullptr, nullptr, &config);
   if (status != UCS_OK) {
@@ -567,7 +585,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
   params.features = UCP_FEATURE_TAG | UCP_FEATURE_RMA | UCP_FEATURE_WAKEUP;
-  status = ucp_init(&params, config, &impl->context);
+  status = ucp_init(&params, config, &impl.context);
   ucp_config_release(config);
   if (status != UCS_OK) {
     return Status(StatusCode::kInternal, "ucp_init: " + ucs_text(status));
@@ -575,9 +593,9 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   ucp_worker_params_t worker_params{};
   worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
   worker_params.thread_mode = UCS_THREAD_MODE_SERIALIZED;
-  status = ucp_worker_create(impl->context, &worker_params, &impl->worker);
+  status = ucp_worker_create(impl.context, &worker_params, &impl.worker);
   if (status == UCS_OK) {
-    status = ucp_worker_get_efd(impl->worker, &impl->efd);
+    status = ucp_worker_get_efd(impl.worker, &impl.efd);
   }
   if (status != UCS_OK) {
     return Status(StatusCode::kInternal, "UCX worker: " + ucs_text(status));
@@ -588,17 +606,17 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   map_params.field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
   map_params.length = std::max<size_t>(1, static_cast<size_t>(world_size) * 2 * slot_bytes);
   map_params.flags = UCP_MEM_MAP_ALLOCATE;
-  status = ucp_mem_map(impl->context, &map_params, &impl->window_memh);
+  status = ucp_mem_map(impl.context, &map_params, &impl.window_memh);
   ucp_mem_attr_t attr{};
   attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS;
   if (status == UCS_OK) {
-    status = ucp_mem_query(impl->window_memh, &attr);
+    status = ucp_mem_query(impl.window_memh, &attr);
   }
   void* rkey_buffer = nullptr;
   size_t rkey_bytes = 0;
   if (status == UCS_OK) {
-    impl->window_base = static_cast<std::byte*>(attr.address);
-    status = ucp_rkey_pack(impl->context, impl->window_memh, &rkey_buffer, &rkey_bytes);
+    impl.window_base = static_cast<std::byte*>(attr.address);
+    status = ucp_rkey_pack(impl.context, impl.window_memh, &rkey_buffer, &rkey_bytes);
   }
   if (status != UCS_OK) {
     return Status(StatusCode::kOutOfMemory,
@@ -608,7 +626,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   }
   ucp_address_t* address = nullptr;
   size_t address_bytes = 0;
-  status = ucp_worker_get_address(impl->worker, &address, &address_bytes);
+  status = ucp_worker_get_address(impl.worker, &address, &address_bytes);
   if (status != UCS_OK) {
     ucp_rkey_buffer_release(rkey_buffer);
     return Status(StatusCode::kInternal, "ucp_worker_get_address: " + ucs_text(status));
@@ -617,22 +635,46 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   RecordWriter writer;
   writer.put(static_cast<int32_t>(getpid()));
   writer.put(static_cast<uint64_t>(slot_bytes));
-  const std::string machine = machine_id();
   writer.put_bytes(machine.data(), machine.size());
   writer.put_bytes(address, address_bytes);
-  writer.put(reinterpret_cast<uint64_t>(impl->window_base));
+  writer.put(reinterpret_cast<uint64_t>(impl.window_base));
   writer.put_bytes(rkey_buffer, rkey_bytes);
-  const std::string mine = writer.take();
-  ucp_worker_release_address(impl->worker, address);
+  ucp_worker_release_address(impl.worker, address);
   ucp_rkey_buffer_release(rkey_buffer);
-  Result<std::vector<std::string>> all = bootstrap(mine);
+  return writer.take();
+}
+
+}  // namespace
+
+Status UcxTransport::refuse(const Allgather& bootstrap, const Status& why) {
+  (void)bootstrap(refusal_record(why));
+  return why;
+}
+
+Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_size,
+                                                         size_t slot_bytes,
+                                                         const Allgather& bootstrap,
+                                                         const Deadline& deadline,
+                                                         Protocol protocol) {
+  auto impl = std::make_unique<Impl>();
+  impl->rank = rank;
+  impl->world = world_size;
+  impl->slot_bytes = slot_bytes;
+  Result<std::string> mine = local_record(*impl, world_size, slot_bytes);
+  // Every rank reaches the exchange: one that failed here sends its reason instead of its
+  // record, so the others fail at once naming it (an MPI allgather could wait forever).
+  Result<std::vector<std::string>> all =
+      bootstrap(mine.ok() ? mine.value() : refusal_record(mine.status()));
+  FUSCO_RETURN_IF_ERROR(mine.status());
   FUSCO_RETURN_IF_ERROR(all.status());
   if (all.value().size() != static_cast<size_t>(world_size)) {
     return Status(StatusCode::kMismatch,
                   "the bootstrap returned " + std::to_string(all.value().size()) +
                       " records for a world of " + std::to_string(world_size));
   }
+  FUSCO_RETURN_IF_ERROR(check_refusals(all.value()));
   FUSCO_RETURN_IF_ERROR(check_slot_sizes(all.value(), rank, slot_bytes));
+  const std::string machine = machine_id();
   uint64_t id = 1469598103934665603ULL;  // FNV-1a over every record: the same on all ranks
   impl->peers.resize(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
@@ -680,7 +722,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
         peer.same_machine ? UCP_ERR_HANDLING_MODE_NONE : UCP_ERR_HANDLING_MODE_PEER;
     ep_params.err_handler.cb = Impl::on_endpoint_error;
     ep_params.err_handler.arg = impl->error_args.back().get();
-    status = ucp_ep_create(impl->worker, &ep_params, &peer.ep);
+    const ucs_status_t status = ucp_ep_create(impl->worker, &ep_params, &peer.ep);
     if (status != UCS_OK) {
       return Status(StatusCode::kInternal,
                     "cannot connect to rank " + std::to_string(r) + ": " + ucs_text(status));

@@ -42,6 +42,9 @@ class UcxTransport final : public Transport {
   /// Rank `rank` of `world_size`: creates the UCX context and worker, exchanges addresses
   /// through `bootstrap`, connects to every peer and waits (until `deadline`) until all are
   /// connected. Staging slots hold `slot_bytes`.
+  /// For a rank that cannot join (`why`): takes part in the bootstrap exchange with its
+  /// reason, so the others fail at once naming it. Returns `why`.
+  static Status refuse(const Allgather& bootstrap, const Status& why);
   static Result<std::unique_ptr<UcxTransport>> open(int rank, int world_size, size_t slot_bytes,
                                                     const Allgather& bootstrap,
                                                     const Deadline& deadline,

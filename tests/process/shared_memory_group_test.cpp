@@ -268,6 +268,36 @@ TEST(UcxGroup, SlotSizesThatDiffer_AreAMismatchOnEveryRank) {
   EXPECT_TRUE(all_passed(ends, &why)) << why;
 }
 
+// Issue 18, class 5: a process whose own arguments fail (a bad environment value) still takes
+// part in the bootstrap exchange, with its reason: the others fail at once naming it, instead
+// of waiting in the exchange (under MPI: forever).
+TEST(UcxGroup, ARankWhoseArgumentsFail_TheOthersFailAtOnceNamingIt) {
+  constexpr int kWorld = 3;
+  const std::string name = fresh_group_name();
+  const auto started = std::chrono::steady_clock::now();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        if (rank == 1) setenv("FUSCO_UCX_PROTOCOL", "pigeon", 1);
+        auto comm = join_ucx(name, rank, kWorld);
+        const std::string why = comm.status().message();
+        const std::string expected =
+            rank == 1 ? "FUSCO_UCX_PROTOCOL"
+                      : "rank 1 could not join the UCX group (FUSCO_UCX_PROTOCOL";
+        if (comm.status().code() == StatusCode::kInvalidArgument &&
+            why.find(expected) != std::string::npos) {
+          return 0;
+        }
+        std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+        return 1;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+  EXPECT_LT(std::chrono::steady_clock::now() - started, milliseconds(5000))
+      << "the others waited for the bootstrap's timeout";
+}
+
 TEST(UcxGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
   constexpr int kWorld = 3;
   std::mt19937 rng(99);
