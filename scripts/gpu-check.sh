@@ -175,6 +175,7 @@ nccl_setting() {
   sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt" 2>/dev/null
 }
 build_step() {
+  rm -f "$bench_bin" "$tests_bin" "$build"/python/fusco/_C*.so  # never judge an older build's
   if ! configure ON; then
     [ "$state" = TIMEOUT ] || detail="configure failed (see the log)"
     return

@@ -25,8 +25,9 @@ build/bench/fusco_bench -r 5 -p 2 -b 33 -e 33 -H 7 -k 3 -E 10 -d fp16 -D rank -R
 build/bench/fusco_plan_microbench --benchmark_min_time=0.05
 
 echo "== GPU check without a GPU (scripts/gpu-check.sh end to end; NCCL from PyPI's wheel)"
-# (outside the source tree: CMake refuses to export an NCCL include folder inside it)
-tests/scripts/check_gpu_check.sh "${TMPDIR:-/tmp}/fusco-gpu-check"
+# (outside the source tree: CMake refuses to export an NCCL include folder inside it; one
+# folder per checkout, so that two checkouts never share a build folder)
+tests/scripts/check_gpu_check.sh "${TMPDIR:-/tmp}/fusco-gpu-check-$(printf %s "$root" | cksum | cut -d' ' -f1)"
 
 echo "== sanitizers: address + undefined"
 scripts/configure.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=address,undefined \

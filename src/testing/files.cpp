@@ -1,6 +1,7 @@
 #include "testing/files.hpp"
 
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
 #include <system_error>
 #include <vector>
@@ -34,11 +35,14 @@ Result<std::string> read_file_bounded(const std::string& path, int64_t max_bytes
 }
 
 Status check_writable(const std::string& path) {
+  const bool existed = std::filesystem::exists(path);
   std::ofstream file(path, std::ios::app);
   if (!file) {
     return Status(StatusCode::kInvalidArgument,
                   path + ": cannot be opened for writing (" + errno_text(errno) + ")");
   }
+  file.close();
+  if (!existed) std::filesystem::remove(path);  // a failed run leaves no empty report behind
   return Status();
 }
 

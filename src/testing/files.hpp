@@ -14,7 +14,8 @@ namespace fusco::testing {
 /// holds more than `max_bytes` bytes.
 Result<std::string> read_file_bounded(const std::string& path, int64_t max_bytes);
 
-/// Whether `path` can be opened for writing (it is created if missing, never truncated).
+/// Whether `path` can be opened for writing (never truncated; a missing file is created to
+/// find out and removed again).
 Status check_writable(const std::string& path);
 
 }  // namespace fusco::testing

@@ -6,7 +6,9 @@
 #      FUSCO_REQUIRE_GPU=1 rather than skip), the Python step has nothing to run, exit 1;
 #   2. a budget too small for any step: every step NOT-RUN, exit 1;
 #   3. a build step limit too short: the build is TIMEOUT and the steps after it say why they
-#      have nothing to run.
+#      have nothing to run;
+#   4. a build that fails in a folder that holds an earlier build: the earlier binaries are
+#      removed, not run.
 # Usage: tests/scripts/check_gpu_check.sh <work folder>
 set -euo pipefail
 [ $# -eq 1 ] || { echo "usage: $0 <work folder>" >&2; exit 2; }
@@ -79,4 +81,10 @@ expect "$work/out-timeout" build TIMEOUT "cmake killed at the step's limit"
 expect "$work/out-timeout" bench-uniform FAIL "no fusco_bench"
 expect "$work/out-timeout" gpu-tests FAIL "no fusco_gpu_tests"
 rm -rf "$work/build-cut"
+
+echo "== 4. a build that fails in run 1's folder: its binaries are not judged"
+run "$work/out-stale" FUSCO_GTEST_SOURCE_DIR=/nonexistent-googletest
+expect "$work/out-stale" build FAIL "configure failed"
+expect "$work/out-stale" bench-uniform FAIL "no fusco_bench"
+expect "$work/out-stale" gpu-tests FAIL "no fusco_gpu_tests"
 echo "check_gpu_check: OK"
