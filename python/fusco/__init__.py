@@ -16,6 +16,8 @@ import operator
 import os
 import secrets
 import socket
+import time
+from datetime import timedelta
 
 import numpy as np
 
@@ -66,6 +68,43 @@ def _text(value, name, optional=True):
     if not (isinstance(value, str) or (optional and value is None)):
         raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
     return value
+
+
+_DEFAULT_TIMEOUT_MS = 60000  # fusco's default timeout_ms (C++ PlanOptions and group creation)
+
+
+def _all_gather_objects(obj, group, deadline, timeout_ms):
+    """torch.distributed.all_gather_object over `group`, bounded by `deadline` (time.monotonic)
+    instead of the group's own timeout (minutes by default): the pickled objects go through
+    two tensor all_gathers (sizes, then bytes) whose waits end at the deadline. A process that
+    does not come makes FuscoTimeoutError, naming the wait."""
+    import pickle
+
+    import torch
+    import torch.distributed as dist
+    device = (torch.device("cuda", torch.cuda.current_device())
+              if dist.get_backend(group) == "nccl" else torch.device("cpu"))
+    world = dist.get_world_size(group)
+    data = torch.tensor(list(pickle.dumps(obj)), dtype=torch.uint8, device=device)
+
+    def gathered(tensor):
+        out = [torch.empty_like(tensor) for _ in range(world)]
+        work = dist.all_gather(out, tensor, group=group, async_op=True)
+        left = max(deadline - time.monotonic(), 0.001)
+        try:
+            work.wait(timeout=timedelta(seconds=left))
+        except RuntimeError as exc:
+            raise FuscoTimeoutError(
+                f"Communicator.from_torch: rank {dist.get_rank(group)} timed out after "
+                f"{timeout_ms} ms (timeout_ms) waiting for every process of the torch group "
+                f"to join ({exc})") from None
+        return out
+
+    sizes = [int(size) for size in gathered(torch.tensor([data.numel()], device=device))]
+    padded = torch.zeros(max(sizes), dtype=torch.uint8, device=device)
+    padded[:data.numel()] = data
+    return [pickle.loads(bytes(chunk[:size].cpu().tolist()))
+            for chunk, size in zip(gathered(padded), sizes)]
 
 
 def _expert_map_lists(expert_map):
@@ -222,11 +261,11 @@ class Communicator:
         group = process_group if process_group is not None else dist.group.WORLD
         rank, world = dist.get_rank(group), dist.get_world_size(group)
         rpn = int(ranks_per_node or 0)
+        timeout_ms = options.get("timeout_ms") or _DEFAULT_TIMEOUT_MS
+        deadline = time.monotonic() + timeout_ms / 1000
         if transport == "ucx":
             def allgather(mine):
-                gathered = [None] * world
-                dist.all_gather_object(gathered, bytes(mine), group=group)
-                return gathered
+                return _all_gather_objects(bytes(mine), group, deadline, timeout_ms)
 
             status, comm = _C.ucx_group(rank, world, rpn, allgather, options.get("timeout_ms"))
             check(status)
@@ -234,8 +273,7 @@ class Communicator:
         # One exchange: rank 0's fresh segment name, and every process's machine.
         mine = (f"/fusco-{os.getpid()}-{secrets.token_hex(8)}" if rank == 0 else None,
                 _machine_id())
-        gathered = [None] * world
-        dist.all_gather_object(gathered, mine, group=group)
+        gathered = _all_gather_objects(mine, group, deadline, timeout_ms)
         machines = sorted({machine for _, machine in gathered})
         if len(machines) > 1:
             raise UnsupportedError(

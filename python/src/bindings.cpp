@@ -338,8 +338,14 @@ PYBIND11_MODULE(_C, m) {
               all.push_back(item.cast<std::string>());
             }
             return all;
+          } catch (py::error_already_set& error) {
+            // The caller's exchange failed (a process that never came, a network fault): not
+            // a fusco bug, so not kInternal; a timeout stays a timeout.
+            const StatusCode code = error.matches(PyExc_TimeoutError) ? StatusCode::kTimeout
+                                                                      : StatusCode::kAborted;
+            return Status(code, std::string("the bootstrap allgather failed: ") + error.what());
           } catch (const std::exception& error) {
-            return Status(StatusCode::kInternal,
+            return Status(StatusCode::kAborted,
                           std::string("the bootstrap allgather failed: ") + error.what());
           }
         };

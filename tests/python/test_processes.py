@@ -5,6 +5,7 @@ same layer computed densely in one process."""
 
 import os
 import socket
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -135,6 +136,23 @@ def _on_two_machines(rank, world):
 
 def test_from_torch_refuses_processes_on_several_machines():
     run_processes(2, _on_two_machines)
+
+
+def _one_process_never_joins(rank, world, transport):
+    if rank == 1:
+        time.sleep(5)                       # never calls from_torch
+        return
+    start = time.monotonic()
+    with pytest.raises(fusco.FuscoTimeoutError, match=r"timed out after 1000 ms \(timeout_ms\)"):
+        fusco.Communicator.from_torch(transport=transport, timeout_ms=1000)
+    assert time.monotonic() - start < 4     # not the torch group's own timeout (60 s here)
+
+
+@pytest.mark.parametrize("transport", ["shm", "ucx"])
+def test_from_torch_join_is_bounded_by_timeout_ms(transport):
+    """Issue 18, class 16: the join waits timeout_ms for the other processes, as documented,
+    not the torch group's timeout."""
+    run_processes(2, _one_process_never_joins, transport)
 
 
 def _init_from_environment(rank, world, port):
