@@ -26,7 +26,7 @@
 #ifdef FUSCO_BENCH_WITH_NCCL
 #include "nccl_sizes.hpp"
 #endif
-#include "plan/redundant_placement.hpp"
+#include "model/redundant_placement.hpp"
 #include "reference/reference.hpp"
 #include "testing/data.hpp"
 #include "testing/files.hpp"

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "plan/cost_model.hpp"
-#include "plan/group_plan.hpp"
-#include "plan/redundant_placement.hpp"
+#include "model/cost_model.hpp"
+#include "model/group_plan.hpp"
+#include "model/redundant_placement.hpp"
 #include "plan_args.hpp"
 #include "testing/npy.hpp"
 #include "testing/routing.hpp"

@@ -8,7 +8,7 @@
 
 #include "fusco/dtype.hpp"
 #include "fusco/status.hpp"
-#include "plan/cost_model.hpp"
+#include "model/cost_model.hpp"
 #include "testing/routing.hpp"
 
 namespace fusco::bench {

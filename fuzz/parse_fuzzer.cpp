@@ -13,7 +13,7 @@
 #include "bench_args.hpp"
 #include "core/env.hpp"
 #include "fusco/fusco.hpp"
-#include "plan/cost_model.hpp"
+#include "model/cost_model.hpp"
 #include "plan/planner.hpp"
 #include "plan_args.hpp"
 #include "testing/npy.hpp"

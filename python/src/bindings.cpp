@@ -341,8 +341,8 @@ PYBIND11_MODULE(_C, m) {
           } catch (py::error_already_set& error) {
             // The caller's exchange failed (a process that never came, a network fault): not
             // a fusco bug, so not kInternal; a timeout stays a timeout.
-            const StatusCode code = error.matches(PyExc_TimeoutError) ? StatusCode::kTimeout
-                                                                      : StatusCode::kAborted;
+            const StatusCode code =
+                error.matches(PyExc_TimeoutError) ? StatusCode::kTimeout : StatusCode::kAborted;
             return Status(code, std::string("the bootstrap allgather failed: ") + error.what());
           } catch (const std::exception& error) {
             return Status(StatusCode::kAborted,

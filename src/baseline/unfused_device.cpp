@@ -48,7 +48,7 @@ Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     }
     data.push_back(&plans[r].host().data());
   }
-  Result<std::vector<UnfusedDeviceLists>> lists = unfused_device_lists(data);
+  Result<std::vector<gpu::UnfusedDeviceLists>> lists = gpu::unfused_device_lists(data);
   FUSCO_RETURN_IF_ERROR(lists.status());
   std::unique_ptr<UnfusedDevice> baseline(new UnfusedDevice());
   baseline->group_ = &group;
@@ -58,11 +58,11 @@ Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
   FUSCO_RETURN_IF_ERROR(gpu::cuda_status(cudaSetDevice(group.device()), "cudaSetDevice"));
   const size_t world = plans.size();
   for (size_t r = 0; r < world; ++r) {
-    const UnfusedDeviceLists& mine = baseline->lists_[r];
+    const gpu::UnfusedDeviceLists& mine = baseline->lists_[r];
     Result<gpu::DeviceBuffer> permute = gpu::DeviceBuffer::upload(mine.permute, "baseline lists");
     Result<gpu::DeviceBuffer> resort = gpu::DeviceBuffer::upload(mine.resort, "baseline lists");
     Result<gpu::DeviceBuffer> unsort =
-        gpu::DeviceBuffer::upload(inverse_moves(mine.resort), "baseline lists");
+        gpu::DeviceBuffer::upload(gpu::inverse_moves(mine.resort), "baseline lists");
     Result<gpu::DeviceBuffer> terms =
         gpu::DeviceBuffer::upload(mine.return_terms, "baseline lists");
     Result<gpu::DeviceBuffer> token_groups =

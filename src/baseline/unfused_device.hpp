@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "baseline/unfused_device_lists.hpp"
+#include "gpu/unfused_device_lists.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_programme.hpp"
@@ -35,7 +35,7 @@ class UnfusedDevice {
 
   gpu::DeviceGroup* group_ = nullptr;
   std::vector<gpu::DevicePlan> plans_;
-  std::vector<UnfusedDeviceLists> lists_;
+  std::vector<gpu::UnfusedDeviceLists> lists_;
   int64_t max_row_bytes_ = 0;
   std::vector<gpu::DeviceBuffer> permute_, resort_, unsort_, terms_, token_groups_, group_terms_;
   std::vector<gpu::DeviceBuffer> send_, stage_;

@@ -9,7 +9,7 @@
 
 #include "fusco/gpu.hpp"
 #include "gpu/device_programme.hpp"
-#include "plan/staged_puts.hpp"
+#include "gpu/staged_puts.hpp"
 
 namespace fusco::gpu {
 

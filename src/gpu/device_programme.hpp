@@ -31,7 +31,7 @@ struct DeviceProgramme {
   /// (GIN) is not built yet.
   static Result<DeviceProgramme> upload(const detail::PlanData& plan);
   /// The programme of `plan` with its combine terms given (a plan with staged rows: terms
-  /// whose return-buffer rank is translated to a table entry, plan/staged_programme.hpp).
+  /// whose return-buffer rank is translated to a table entry, gpu/staged_programme.hpp).
   static Result<DeviceProgramme> upload(const detail::PlanData& plan,
                                         const std::vector<core::DirectTerm>& terms);
 };

@@ -1,6 +1,6 @@
 #pragma once
 
-// The staged (inter-node) streams of a rank's plan on the GPU (plan/staged_programme.hpp):
+// The staged (inter-node) streams of a rank's plan on the GPU (gpu/staged_programme.hpp):
 // its lists in device memory and the steps it runs on its stream with the direct kernels —
 // gather into send staging, fan-out of arrived rows, return rows of a combine. Between the
 // steps a transport moves each stream's block between its two ranks: grouped
@@ -20,7 +20,7 @@
 #include "core/direct_steps.hpp"
 #include "fusco/status.hpp"
 #include "gpu/device_buffer.hpp"
-#include "plan/staged_programme.hpp"
+#include "gpu/staged_programme.hpp"
 
 namespace fusco::gpu {
 

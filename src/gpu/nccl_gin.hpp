@@ -20,7 +20,7 @@
 #include "gpu/device_staged.hpp"
 #include "gpu/nccl_staged.hpp"
 #include "gpu/node_barrier.hpp"
-#include "plan/staged_puts.hpp"
+#include "gpu/staged_puts.hpp"
 
 struct ncclDevComm;
 

@@ -111,9 +111,9 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
                                                    const NcclLane& lane) {
   int world = 0;
   FUSCO_RETURN_IF_ERROR(nccl_status(ncclCommCount(lane.comm, &world), "ncclCommCount"));
-  Result<baseline::UnfusedDeviceLists> built = baseline::send_side_lists(plan, world);
+  Result<UnfusedDeviceLists> built = send_side_lists(plan, world);
   FUSCO_RETURN_IF_ERROR(built.status());
-  baseline::UnfusedDeviceLists lists = std::move(built).value();
+  UnfusedDeviceLists lists = std::move(built).value();
   const auto w = static_cast<size_t>(world);
   // Counts: one int64 to and from every peer.
   std::vector<int64_t> send_counts(w);
@@ -134,7 +134,7 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   FUSCO_RETURN_IF_ERROR(rows.status());
   const std::vector<int64_t>& incoming = rows.value();
   FUSCO_RETURN_IF_ERROR(
-      baseline::set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
+      set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
 
   SendRecvProgramme programme;
   programme.send_offsets = lists.send_offsets;
@@ -144,7 +144,7 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload");
   Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload");
   Result<DeviceBuffer> unsort =
-      DeviceBuffer::upload(baseline::inverse_moves(lists.resort), "plan upload");
+      DeviceBuffer::upload(inverse_moves(lists.resort), "plan upload");
   Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload");
   for (const Status& status :
        {permute.status(), resort.status(), unsort.status(), terms.status()}) {

@@ -1,6 +1,6 @@
 #pragma once
 
-// Row moves (baseline::RowMove lists in device memory) run by the row-gather kernel: the
+// Row moves (RowMove lists in device memory) run by the row-gather kernel: the
 // permute, re-sort and un-sort steps of the unfused GPU pipeline and of NCCL's send/recv path.
 
 #include <cuda_runtime_api.h>
@@ -8,15 +8,15 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "baseline/unfused_device_lists.hpp"
+#include "gpu/unfused_device_lists.hpp"
 #include "gpu/device_buffer.hpp"
 #include "row_gather.hpp"
 
 namespace fusco::gpu {
 
-static_assert(sizeof(baseline::RowMove) == sizeof(kernels::GatherRow) &&
-              offsetof(baseline::RowMove, from) == offsetof(kernels::GatherRow, token) &&
-              offsetof(baseline::RowMove, to) == offsetof(kernels::GatherRow, row));
+static_assert(sizeof(RowMove) == sizeof(kernels::GatherRow) &&
+              offsetof(RowMove, from) == offsetof(kernels::GatherRow, token) &&
+              offsetof(RowMove, to) == offsetof(kernels::GatherRow, row));
 
 /// Copies row moves[i].from of `src` (rows `src_pitch` bytes apart) to row moves[i].to of
 /// `dst` (rows `row_bytes` apart), for the `count` moves, on `stream`.

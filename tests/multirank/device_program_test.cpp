@@ -8,7 +8,7 @@
 #include <cstring>
 #include <vector>
 
-#include "baseline/unfused_device_lists.hpp"
+#include "gpu/unfused_device_lists.hpp"
 #include "core/direct_steps.hpp"
 #include "engine/plan_checks.hpp"
 #include "multirank/emulated_kernels.hpp"
@@ -105,9 +105,9 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
   const auto row_bytes = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
   std::vector<const detail::PlanData*> data;
   for (const Plan& plan : plans) data.push_back(&plan.data());
-  Result<std::vector<baseline::UnfusedDeviceLists>> built = baseline::unfused_device_lists(data);
+  Result<std::vector<gpu::UnfusedDeviceLists>> built = gpu::unfused_device_lists(data);
   EXPECT_TRUE(built.ok()) << built.status().to_string();
-  const std::vector<baseline::UnfusedDeviceLists>& lists = built.value();
+  const std::vector<gpu::UnfusedDeviceLists>& lists = built.value();
   auto row = [&](std::vector<std::byte>& buffer, int64_t i) {
     return buffer.data() + i * row_bytes;
   };
@@ -117,7 +117,7 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     results.push_back(counts_of(plans[s]));
     std::vector<std::byte> x = x_of(c, static_cast<int>(s));
     send[s].resize(lists[s].permute.size() * row_bytes);
-    for (const baseline::RowMove& move : lists[s].permute) {
+    for (const gpu::RowMove& move : lists[s].permute) {
       engine::copy_row(row(send[s], move.to), row(x, move.from), row_bytes);
     }
   }
@@ -134,14 +134,14 @@ std::vector<RankResult> run_unfused_lists(const Case& c, const std::vector<Plan>
     for (const auto& [begin, end] : plans[d].data().padding) {
       zero_bytes(row(recv, begin), 0, static_cast<size_t>(end - begin) * row_bytes);
     }
-    for (const baseline::RowMove& move : lists[d].resort) {
+    for (const gpu::RowMove& move : lists[d].resort) {
       engine::copy_row(row(recv, move.to), row(stage[d], move.from), row_bytes);
     }
   }
   if (!dtype_supports_combine(c.dtype)) return results;
   for (size_t d = 0; d < world; ++d) {
     std::vector<std::byte> y = y_of(c, static_cast<int>(d), plans[d].num_recv_rows());
-    for (const baseline::RowMove& move : lists[d].resort) {
+    for (const gpu::RowMove& move : lists[d].resort) {
       engine::copy_row(row(stage[d], move.from), row(y, move.to), row_bytes);
     }
   }

@@ -1,7 +1,7 @@
 // plan_group: a whole group planned in one process. Its traffic must equal a brute-force count
 // from the definitions, and what every rank's real (collective) plan reports.
 
-#include "plan/group_plan.hpp"
+#include "model/group_plan.hpp"
 
 #include <gtest/gtest.h>
 

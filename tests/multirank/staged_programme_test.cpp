@@ -1,12 +1,12 @@
 // The GPU engine's staged (inter-node) programme run on the CPU: plans of ranks grouped into
 // several nodes (rank and node dedup, rail and balanced relays), each rank's staged streams
-// turned into the direct kernels' lists from its own plan (plan/staged_programme.hpp) and
+// turned into the direct kernels' lists from its own plan (gpu/staged_programme.hpp) and
 // executed step by step through the very per-row and per-element functions the kernels call
 // — gather into send staging, transfer, fan-out at the target; the sources' weight rows
 // transferred, relay sums or rows back, the source's combine with the return buffer as one
 // more table entry — match the reference bit for bit.
 
-#include "plan/staged_programme.hpp"
+#include "gpu/staged_programme.hpp"
 
 #include <gtest/gtest.h>
 
@@ -17,7 +17,7 @@
 #include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
-#include "plan/staged_puts.hpp"
+#include "gpu/staged_puts.hpp"
 
 namespace fusco::testing {
 namespace {

@@ -1,10 +1,10 @@
 // The cluster description, the alpha-beta cost of a group's traffic, and redundant placement.
 
-#include "plan/cost_model.hpp"
+#include "model/cost_model.hpp"
 
 #include <gtest/gtest.h>
 
-#include "plan/redundant_placement.hpp"
+#include "model/redundant_placement.hpp"
 
 namespace fusco::plan {
 namespace {

@@ -10,7 +10,7 @@
 #include <random>
 #include <vector>
 
-#include "plan/staged_puts.hpp"
+#include "gpu/staged_puts.hpp"
 
 namespace fusco::detail {
 namespace {

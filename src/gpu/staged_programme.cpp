@@ -1,4 +1,4 @@
-#include "plan/staged_programme.hpp"
+#include "gpu/staged_programme.hpp"
 
 #include <string>
 

@@ -1,4 +1,4 @@
-#include "plan/group_plan.hpp"
+#include "model/group_plan.hpp"
 
 #include <string>
 

@@ -7,9 +7,10 @@
 //             re-sort (staging rows into their expert-major place);
 //   combine:  the reverse: un-sort expert outputs into staging order, blocks back, then
 //             unpermute and reduce the returned rows with the top-k weights.
-// Results equal the fused engine's bit for bit (same rows, same fixed-order sums). The same
-// lists drive NcclCommunicator's ncclSend/ncclRecv path, so they are part of libfusco (host
-// code only).
+// Results equal the fused engine's bit for bit (same rows, same fixed-order sums). These lists
+// drive NcclCommunicator's ncclSend/ncclRecv path, so they live with the GPU engine, in
+// libfusco (host code only); the one-GPU unfused baseline (src/baseline/unfused_device.cpp)
+// runs them too.
 
 #include <cstdint>
 #include <vector>
@@ -18,7 +19,7 @@
 #include "fusco/status.hpp"
 #include "plan/plan_data.hpp"
 
-namespace fusco::baseline {
+namespace fusco::gpu {
 
 /// One row copy: source row `from` -> destination row `to` (kernels::GatherRow's layout).
 struct RowMove {
@@ -53,4 +54,4 @@ std::vector<RowMove> inverse_moves(const std::vector<RowMove>& moves);
 Result<std::vector<UnfusedDeviceLists>> unfused_device_lists(
     const std::vector<const detail::PlanData*>& plans);
 
-}  // namespace fusco::baseline
+}  // namespace fusco::gpu

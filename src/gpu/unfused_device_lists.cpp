@@ -1,10 +1,10 @@
-#include "baseline/unfused_device_lists.hpp"
+#include "gpu/unfused_device_lists.hpp"
 
 #include <algorithm>
 #include <limits>
 #include <string>
 
-namespace fusco::baseline {
+namespace fusco::gpu {
 
 namespace {
 
@@ -110,4 +110,4 @@ Result<std::vector<UnfusedDeviceLists>> unfused_device_lists(
   return lists;
 }
 
-}  // namespace fusco::baseline
+}  // namespace fusco::gpu

@@ -1,4 +1,4 @@
-#include "plan/staged_puts.hpp"
+#include "gpu/staged_puts.hpp"
 
 #include <map>
 #include <string>

@@ -1,4 +1,4 @@
-#include "plan/redundant_placement.hpp"
+#include "model/redundant_placement.hpp"
 
 #include <algorithm>
 #include <string>

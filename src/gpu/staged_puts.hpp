@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "fusco/status.hpp"
-#include "plan/staged_programme.hpp"
+#include "gpu/staged_programme.hpp"
 
 namespace fusco::detail {
 

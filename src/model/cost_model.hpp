@@ -1,7 +1,7 @@
 #pragma once
 
 // An alpha-beta model of the time a group's dispatch takes on a GPU cluster: every link's
-// bytes from the group's traffic (plan/group_plan.hpp), the most loaded link's bytes over its
+// bytes from the group's traffic (model/group_plan.hpp), the most loaded link's bytes over its
 // bandwidth, plus one latency per kind of hop used.
 //
 // Links: each GPU's NVLink port, out and in (direct stores and relay forwards between ranks of
@@ -14,7 +14,7 @@
 
 #include "fusco/status.hpp"
 #include "fusco/topology.hpp"
-#include "plan/group_plan.hpp"
+#include "model/group_plan.hpp"
 
 namespace fusco::plan {
 
