@@ -8,10 +8,10 @@
 #include <memory>
 #include <vector>
 
-#include "gpu/unfused_device_lists.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_programme.hpp"
+#include "gpu/unfused_device_lists.hpp"
 
 namespace fusco::baseline {
 

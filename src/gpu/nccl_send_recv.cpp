@@ -133,8 +133,7 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
       blocks_of(recv_offsets), 1, lane, "plan exchange (rows)");
   FUSCO_RETURN_IF_ERROR(rows.status());
   const std::vector<int64_t>& incoming = rows.value();
-  FUSCO_RETURN_IF_ERROR(
-      set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
+  FUSCO_RETURN_IF_ERROR(set_receive_side(lists, recv_counts, incoming, plan.num_recv_rows));
 
   SendRecvProgramme programme;
   programme.send_offsets = lists.send_offsets;
@@ -143,8 +142,7 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   programme.stage_rows = lists.stage_offsets[w];
   Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload");
   Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload");
-  Result<DeviceBuffer> unsort =
-      DeviceBuffer::upload(inverse_moves(lists.resort), "plan upload");
+  Result<DeviceBuffer> unsort = DeviceBuffer::upload(inverse_moves(lists.resort), "plan upload");
   Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload");
   for (const Status& status :
        {permute.status(), resort.status(), unsort.status(), terms.status()}) {

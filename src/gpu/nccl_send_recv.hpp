@@ -12,13 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "gpu/unfused_device_lists.hpp"
 #include "fusco/tensor.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_programme.hpp"
 #include "gpu/nccl_watch.hpp"
-#include "plan/plan_data.hpp"
 #include "gpu/staged_programme.hpp"
+#include "gpu/unfused_device_lists.hpp"
+#include "plan/plan_data.hpp"
 
 namespace fusco::gpu {
 

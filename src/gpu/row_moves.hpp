@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "gpu/unfused_device_lists.hpp"
 #include "gpu/device_buffer.hpp"
+#include "gpu/unfused_device_lists.hpp"
 #include "row_gather.hpp"
 
 namespace fusco::gpu {

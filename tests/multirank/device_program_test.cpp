@@ -8,9 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "gpu/unfused_device_lists.hpp"
 #include "core/direct_steps.hpp"
 #include "engine/plan_checks.hpp"
+#include "gpu/unfused_device_lists.hpp"
 #include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"

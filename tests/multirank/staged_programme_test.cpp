@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "communicator_impl.hpp"
+#include "gpu/staged_puts.hpp"
 #include "multirank/emulated_kernels.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
-#include "gpu/staged_puts.hpp"
 
 namespace fusco::testing {
 namespace {
