@@ -17,7 +17,6 @@ import os
 import secrets
 import socket
 import time
-from datetime import timedelta
 
 import numpy as np
 
@@ -51,7 +50,7 @@ def _integer(value, name, bounds=_INT64):
     ones), bools and strings are refused, not truncated; integer numpy scalars and one-element
     integer tensors are taken. bounds: the C++ type's range (the C++ side checks the limits
     that matter)."""
-    if isinstance(value, bool):
+    if isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
         raise TypeError(f"{name} must be an integer, got bool {value!r}")
     try:
         value = operator.index(value)
@@ -68,9 +67,6 @@ def _text(value, name, optional=True):
     if not (isinstance(value, str) or (optional and value is None)):
         raise TypeError(f"{name} must be a string, got {type(value).__name__} {value!r}")
     return value
-
-
-_DEFAULT_TIMEOUT_MS = 60000  # fusco's default timeout_ms (C++ PlanOptions and group creation)
 
 
 def _all_gather_objects(obj, group, deadline, timeout_ms):
@@ -90,14 +86,19 @@ def _all_gather_objects(obj, group, deadline, timeout_ms):
     def gathered(tensor):
         out = [torch.empty_like(tensor) for _ in range(world)]
         work = dist.all_gather(out, tensor, group=group, async_op=True)
-        left = max(deadline - time.monotonic(), 0.001)
+        # Polled, not work.wait(timeout): an NCCL group's wait(timeout) does not block the host.
+        while not work.is_completed():
+            if time.monotonic() > deadline:
+                raise FuscoTimeoutError(
+                    f"Communicator.from_torch: rank {dist.get_rank(group)} timed out after "
+                    f"{timeout_ms} ms (timeout_ms) waiting for every process of the torch "
+                    f"group to join; recreate the torch group too (its all_gather is pending)")
+            time.sleep(0.0005)
         try:
-            work.wait(timeout=timedelta(seconds=left))
-        except RuntimeError as exc:
-            raise FuscoTimeoutError(
-                f"Communicator.from_torch: rank {dist.get_rank(group)} timed out after "
-                f"{timeout_ms} ms (timeout_ms) waiting for every process of the torch group "
-                f"to join ({exc})") from None
+            work.wait()
+        except RuntimeError as exc:  # a peer that crashed, a broken connection
+            raise AbortedError(f"Communicator.from_torch: the torch group's all_gather failed "
+                               f"while joining ({exc})") from None
         return out
 
     sizes = [int(size) for size in gathered(torch.tensor([data.numel()], device=device))]
@@ -261,7 +262,10 @@ class Communicator:
         group = process_group if process_group is not None else dist.group.WORLD
         rank, world = dist.get_rank(group), dist.get_world_size(group)
         rpn = int(ranks_per_node or 0)
-        timeout_ms = options.get("timeout_ms") or _DEFAULT_TIMEOUT_MS
+        status, timeout_ms = _C.join_timeout_ms(options.get("timeout_ms"))
+        check(status)
+        if timeout_ms < 1:
+            raise ValueError(f"timeout_ms = {timeout_ms} is outside [1, 86400000]")
         deadline = time.monotonic() + timeout_ms / 1000
         if transport == "ucx":
             def allgather(mine):
@@ -280,8 +284,8 @@ class Communicator:
                 f"Communicator.from_torch: the {world} processes run on {len(machines)} "
                 f"machines; the shared-memory transport joins processes of one machine only "
                 f"(use transport='ucx')")
-        status, comm = _C.shared_memory_group(gathered[0][0], rank, world, rpn,
-                                              options.get("timeout_ms"))
+        left_ms = max(1, int((deadline - time.monotonic()) * 1000))  # one bound for the join
+        status, comm = _C.shared_memory_group(gathered[0][0], rank, world, rpn, left_ms)
         check(status)
         return cls(comm, options)
 

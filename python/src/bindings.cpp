@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/env.hpp"
 #include "fusco/fusco.hpp"
 
 namespace py = pybind11;
@@ -125,6 +126,13 @@ Result<PlanOptions> plan_options(const std::optional<std::string>& dedup,
   if (chunk_bytes) options.value().chunk_bytes = *chunk_bytes;
   if (timeout_ms) options.value().timeout_ms = *timeout_ms;
   return options;
+}
+
+// How long joining a group may wait: the caller's timeout_ms, else FUSCO_TIMEOUT_MS (only
+// that variable: a bad value of another one must not stop a process from joining).
+Result<int64_t> join_timeout(std::optional<int64_t> timeout_ms) {
+  if (timeout_ms) return *timeout_ms;
+  return core::timeout_ms_from_env();
 }
 
 }  // namespace
@@ -322,12 +330,21 @@ PYBIND11_MODULE(_C, m) {
       py::arg("world_size"), py::arg("ranks_per_node"));
 
   m.def(
+      "join_timeout_ms",
+      [](std::optional<int64_t> timeout_ms) {
+        const Result<int64_t> timeout = join_timeout(timeout_ms);
+        return py::make_tuple(status_tuple(timeout.status()),
+                              timeout.ok() ? timeout.value() : int64_t{0});
+      },
+      py::arg("timeout_ms"),
+      "How long joining a group may wait: timeout_ms, else FUSCO_TIMEOUT_MS (default 60000).");
+
+  m.def(
       "ucx_group",
       [](int rank, int world_size, int ranks_per_node, const py::function& allgather,
          std::optional<int64_t> timeout_ms) -> py::tuple {
-        Result<PlanOptions> options =
-            plan_options(std::nullopt, std::nullopt, std::nullopt, timeout_ms);
-        if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
+        const Result<int64_t> timeout = join_timeout(timeout_ms);
+        if (!timeout.ok()) return py::make_tuple(status_tuple(timeout.status()), py::none());
         // The bootstrap calls back into Python (torch.distributed) with the GIL held.
         const Communicator::BootstrapAllgather exchange =
             [&allgather](const std::string& mine) -> Result<std::vector<std::string>> {
@@ -353,7 +370,7 @@ PYBIND11_MODULE(_C, m) {
         {
           py::gil_scoped_release release;
           made.emplace(Communicator::create_ucx(rank, Topology{world_size, ranks_per_node},
-                                                exchange, options.value().timeout_ms));
+                                                exchange, timeout.value()));
         }
         if (!made->ok()) return py::make_tuple(status_tuple(made->status()), py::none());
         return py::make_tuple(status_tuple(Status()),
@@ -366,14 +383,13 @@ PYBIND11_MODULE(_C, m) {
       "shared_memory_group",
       [](const std::string& name, int rank, int world_size, int ranks_per_node,
          std::optional<int64_t> timeout_ms) -> py::tuple {
-        Result<PlanOptions> options =
-            plan_options(std::nullopt, std::nullopt, std::nullopt, timeout_ms);
-        if (!options.ok()) return py::make_tuple(status_tuple(options.status()), py::none());
+        const Result<int64_t> timeout = join_timeout(timeout_ms);
+        if (!timeout.ok()) return py::make_tuple(status_tuple(timeout.status()), py::none());
         std::optional<Result<Communicator>> made;
         {
           py::gil_scoped_release release;  // waits for the other processes to attach
           made.emplace(Communicator::create_shared_memory(
-              name, rank, Topology{world_size, ranks_per_node}, options.value().timeout_ms));
+              name, rank, Topology{world_size, ranks_per_node}, timeout.value()));
         }
         if (!made->ok()) return py::make_tuple(status_tuple(made->status()), py::none());
         return py::make_tuple(status_tuple(Status()),

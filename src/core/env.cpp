@@ -37,6 +37,10 @@ Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t
   return static_cast<int64_t>(value);
 }
 
+Result<int64_t> timeout_ms_from_env() {
+  return env_int("FUSCO_TIMEOUT_MS", PlanOptions().timeout_ms, 1, 86400000);
+}
+
 Result<int64_t> shm_slot_bytes_from_env() {
   return env_int("FUSCO_SHM_SLOT_BYTES", kDefaultShmSlotBytes, int64_t{1} << 12, int64_t{1} << 30);
 }
@@ -116,7 +120,7 @@ Result<PlanOptions> PlanOptions::from_env() {
     return chunk.status();
   }
   options.chunk_bytes = chunk.value();
-  Result<int64_t> timeout = core::env_int("FUSCO_TIMEOUT_MS", options.timeout_ms, 1, 86400000);
+  Result<int64_t> timeout = core::timeout_ms_from_env();
   if (!timeout.ok()) {
     return timeout.status();
   }

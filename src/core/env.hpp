@@ -18,6 +18,10 @@ std::optional<std::string> env_string(const char* name);
 /// Malformed or out of range: kInvalidArgument naming the variable, its text and the range.
 Result<int64_t> env_int(const char* name, int64_t fallback, int64_t min, int64_t max);
 
+/// The bound of every wait, in ms: FUSCO_TIMEOUT_MS, 1 .. 86400000, default
+/// PlanOptions::timeout_ms (60000). Also bounds joining a group when no timeout is passed.
+Result<int64_t> timeout_ms_from_env();
+
 /// Bytes of one staging slot of the shared-memory transport: FUSCO_SHM_SLOT_BYTES, 4 KiB ..
 /// 1 GiB, default kDefaultShmSlotBytes.
 inline constexpr int64_t kDefaultShmSlotBytes = int64_t{1} << 20;

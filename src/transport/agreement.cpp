@@ -51,14 +51,14 @@ Status check_kinds(const std::vector<AgreementMessage>& all) {
   return Status();
 }
 
-Status check_verdicts(const std::vector<AgreementMessage>& all, const Proposal& mine,
-                      const char* what) {
+Status check_verdicts(const std::vector<AgreementMessage>& all, const Proposal& mine) {
   FUSCO_RETURN_IF_ERROR(mine.local);
   for (size_t r = 0; r < all.size(); ++r) {
     if (all[r].ok == 0) {
-      return Status(StatusCode::kInvalidArgument, "rank " + std::to_string(r) +
-                                                      " rejected its arguments to " + what +
-                                                      " (see its error); nothing was done");
+      return Status(StatusCode::kInvalidArgument,
+                    "rank " + std::to_string(r) + " rejected its arguments to " +
+                        call_kind_name(static_cast<int32_t>(mine.kind)) +
+                        " (see its error); nothing was done");
     }
   }
   return Status();
@@ -119,7 +119,7 @@ Status agree(Transport& transport, const Proposal& mine, std::byte* payloads,
   FUSCO_RETURN_IF_ERROR(transport.allgather(
       &message, sizeof(message), reinterpret_cast<std::byte*>(all.data()), deadline, what));
   FUSCO_RETURN_IF_ERROR(check_kinds(all));
-  FUSCO_RETURN_IF_ERROR(check_verdicts(all, mine, what));
+  FUSCO_RETURN_IF_ERROR(check_verdicts(all, mine));
   FUSCO_RETURN_IF_ERROR(check_fields(all, mine));
   for (size_t r = 0; payloads != nullptr && r < all.size(); ++r) {
     std::memcpy(payloads + r * mine.payload_bytes, all[r].payload, mine.payload_bytes);

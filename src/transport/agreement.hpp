@@ -48,10 +48,10 @@ struct Proposal {
 
 /// Collective. Gathers every rank's proposal; the verdict, the same on every rank, is the
 /// first of: ranks in different collectives (kMismatch naming both), this rank's own failure,
-/// another rank's ("rank r rejected its arguments to <what> (see its error); nothing was
-/// done", kInvalidArgument), a field that differs (kMismatch "<name> differs across ranks:
-/// rank 0 has X, rank r has Y"). On success, `payloads` (when not null) receives every
-/// rank's payload, rank after rank, payload_bytes each.
+/// another rank's ("rank r rejected its arguments to <plan|dispatch|combine> (see its
+/// error); nothing was done", kInvalidArgument), a field that differs (kMismatch "<name> differs
+/// across ranks: rank 0 has X, rank r has Y"). On success, `payloads` (when not null) receives
+/// every rank's payload, rank after rank, payload_bytes each.
 Status agree(Transport& transport, const Proposal& mine, std::byte* payloads,
              const Deadline& deadline, const char* what);
 

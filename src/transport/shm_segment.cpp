@@ -116,7 +116,8 @@ namespace {
 // Sizes the segment with its pages allocated; 0 or an errno value. Where the file system
 // cannot allocate ahead (EOPNOTSUPP), it is only sized.
 int reserve_pages(int fd, size_t bytes) {
-  const int error = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
+  int error = EINTR;
+  while (error == EINTR) error = posix_fallocate(fd, 0, static_cast<off_t>(bytes));
   if (error != EOPNOTSUPP && error != EINVAL) {
     return error;
   }
@@ -141,11 +142,24 @@ Status refusal_in(int fd, size_t bytes, const Deadline& deadline) {
   poll_until(deadline, [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; });
   Status refused;
   if (header->broken.load(std::memory_order_acquire) != 0) {
-    refused = Status(StatusCode::kInvalidArgument, break_reason(*header));
+    refused = break_status(*header);
     header->attached.fetch_add(1, std::memory_order_acq_rel);
   }
   munmap(header, refusal_bytes());
   return refused;
+}
+
+// A member whose segment has another size than it expects tells the group (a break, and its
+// arrival counted, so rank 0 may remove the name) before it fails.
+void report_mismatch(int fd, const std::string& reason, const Deadline& deadline) {
+  ShmHeader* header = map_header(fd);
+  if (header == nullptr) return;
+  if (poll_until(deadline,
+                 [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; })) {
+    record_break(*header, reason, StatusCode::kMismatch);
+    header->attached.fetch_add(1, std::memory_order_acq_rel);
+  }
+  munmap(header, refusal_bytes());
 }
 
 void refuse_as_creator(const std::string& name, int world_size, const std::string& reason,
@@ -156,10 +170,10 @@ void refuse_as_creator(const std::string& name, int world_size, const std::strin
   close(fd);
   if (header != nullptr) {
     new (header) ShmHeader();
-    header->creator_pid = static_cast<int32_t>(getpid());
+    header->creator_pid.store(static_cast<int32_t>(getpid()), std::memory_order_relaxed);
     header->world_size = world_size;
     header->total_bytes = refusal_bytes();
-    record_break(*header, reason);
+    record_break(*header, reason, StatusCode::kInvalidArgument);
     header->magic.store(kShmReady, std::memory_order_release);
     // The others learn why when they open it; it goes once they all have (or at the deadline).
     const auto others = static_cast<uint32_t>(world_size - 1);
@@ -187,7 +201,8 @@ void refuse_as_member(const std::string& name, const std::string& reason,
   if (header == nullptr) return;
   if (poll_until(deadline,
                  [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; })) {
-    record_break(*header, reason);
+    record_break(*header, reason, StatusCode::kInvalidArgument);
+    header->attached.fetch_add(1, std::memory_order_acq_rel);  // arrived: rank 0 may go
   }
   munmap(header, refusal_bytes());
 }
@@ -216,7 +231,7 @@ bool is_stale(int fd) {
   if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < refusal_bytes()) return false;
   ShmHeader* header = map_header(fd);
   if (header == nullptr) return false;
-  const int32_t creator = header->creator_pid;
+  const int32_t creator = header->creator_pid.load(std::memory_order_relaxed);
   munmap(header, refusal_bytes());
   return creator != 0 && process_exited(creator);
 }
@@ -306,14 +321,17 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
     fstat(fd, &st);
     if (static_cast<size_t>(st.st_size) != total) {
       Status refused = refusal_in(fd, static_cast<size_t>(st.st_size), deadline);
+      if (refused.ok()) {
+        refused = Status(StatusCode::kMismatch,
+                         "it is " + std::to_string(st.st_size) + " bytes but rank " +
+                             std::to_string(rank) + " expects " + std::to_string(total) +
+                             " (world size " + std::to_string(geometry.world_size) +
+                             ", FUSCO_SHM_SLOT_BYTES " + std::to_string(geometry.slot_bytes) +
+                             "): ranks disagree on one of them");
+        report_mismatch(fd, refused.message(), deadline);
+      }
       close(fd);
-      if (!refused.ok()) return segment_error(refused.code(), name, rank, refused.message());
-      return segment_error(StatusCode::kMismatch, name, rank,
-                           "it is " + std::to_string(st.st_size) + " bytes but this rank expects " +
-                               std::to_string(total) + " (world size " +
-                               std::to_string(geometry.world_size) + ", FUSCO_SHM_SLOT_BYTES " +
-                               std::to_string(geometry.slot_bytes) +
-                               "): ranks disagree on one of them");
+      return segment_error(refused.code(), name, rank, refused.message());
     }
   }
 
@@ -333,8 +351,17 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   segment.mapped_bytes_ = total;
   segment.geometry_ = geometry;
   ShmHeader& header = segment.header();
+  const auto world = static_cast<uint32_t>(geometry.world_size);
+  bool arrived = false;  // this rank is counted in header.attached
+  // A failure after mapping is the group's: the others learn it at once (a break), and rank 0
+  // removes the name only once every rank arrived (or at the deadline), so late ones learn it.
   auto fail = [&](StatusCode code, const std::string& what) {
+    record_break(header, "rank " + std::to_string(rank) + ": " + what, code);
+    if (!arrived) header.attached.fetch_add(1, std::memory_order_acq_rel);
+    arrived = true;
     if (rank == 0) {
+      poll_until(deadline,
+                 [&] { return header.attached.load(std::memory_order_acquire) >= world; });
       shm_unlink(name.c_str());
     }
     return segment_error(code, name, rank, what);
@@ -343,7 +370,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   if (rank == 0) {
     // The new segment is zero-filled: every atomic starts at 0.
     new (&header) ShmHeader();
-    header.creator_pid = static_cast<int32_t>(getpid());
+    header.creator_pid.store(static_cast<int32_t>(getpid()), std::memory_order_relaxed);
     header.world_size = geometry.world_size;
     header.slot_bytes = geometry.slot_bytes;
     header.mailbox_bytes = geometry.mailbox_bytes;
@@ -370,13 +397,14 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
                     std::to_string(nobody) + " (two processes passed the same rank)");
   }
   header.attached.fetch_add(1, std::memory_order_acq_rel);
-  const auto world = static_cast<uint32_t>(geometry.world_size);
+  arrived = true;
   const bool attached = poll_until(deadline, [&] {
     return header.attached.load(std::memory_order_acquire) >= world ||
            header.broken.load(std::memory_order_acquire) != 0;
   });
   if (header.broken.load(std::memory_order_acquire) != 0) {
-    return fail(StatusCode::kInvalidArgument, break_reason(header));
+    const Status broken = break_status(header);
+    return fail(broken.code(), broken.message());
   }
   if (!attached) {
     std::string missing;
@@ -394,24 +422,27 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
   return segment;
 }
 
-bool record_break(ShmHeader& header, const std::string& reason) {
+bool record_break(ShmHeader& header, const std::string& reason, StatusCode code) {
   const bool first = header.broken.exchange(1, std::memory_order_acq_rel) == 0;
   if (first) {
     const size_t n = std::min(reason.size(), sizeof(header.reason) - 1);
     std::memcpy(header.reason, reason.data(), n);
     header.reason[n] = '\0';
+    header.reason_code = static_cast<int32_t>(code);
     header.reason_ready.store(1, std::memory_order_release);
   }
   return first;
 }
 
-std::string break_reason(const ShmHeader& header) {
+Status break_status(const ShmHeader& header) {
   const auto until = Clock::now() + std::chrono::seconds(1);
   while (header.reason_ready.load(std::memory_order_acquire) == 0 && Clock::now() < until) {
     std::this_thread::sleep_for(std::chrono::microseconds(20));
   }
-  return header.reason_ready.load(std::memory_order_acquire) != 0 ? std::string(header.reason)
-                                                                  : "reason not recorded";
+  if (header.reason_ready.load(std::memory_order_acquire) == 0) {
+    return Status(StatusCode::kAborted, "reason not recorded");
+  }
+  return Status(static_cast<StatusCode>(header.reason_code), header.reason);
 }
 
 bool process_exited(int32_t pid) {

@@ -19,7 +19,7 @@ namespace fusco::transport {
 struct ShmHeader {
   std::atomic<uint64_t> magic;  // kShmReady once rank 0 has laid the segment out
   int32_t world_size;
-  int32_t creator_pid;  // rank 0's process: a segment whose creator is gone is stale
+  std::atomic<int32_t> creator_pid;  // rank 0's process: a segment whose creator is gone is stale
   uint64_t slot_bytes;
   uint64_t mailbox_bytes;
   uint64_t total_bytes;
@@ -28,6 +28,7 @@ struct ShmHeader {
   alignas(64) std::atomic<uint32_t> barrier_generation;  // futex word
   alignas(64) std::atomic<uint32_t> broken;
   std::atomic<uint32_t> reason_ready;
+  int32_t reason_code;  // the StatusCode of the break, written before reason_ready
   char reason[1024];
 };
 
@@ -98,11 +99,13 @@ class ShmSegment {
 /// True when process `pid` has exited (gone, or a zombie waiting to be reaped).
 bool process_exited(int32_t pid);
 
-/// Raises the group's broken flag and records `reason` when it is the first; true if it was.
-bool record_break(ShmHeader& header, const std::string& reason);
-/// The recorded reason of a broken group, waiting up to 1 s for its writer (on a loaded
-/// machine it may be descheduled between raising the flag and writing), else "reason not
-/// recorded".
-std::string break_reason(const ShmHeader& header);
+/// Raises the group's broken flag and records `reason` (with its code) when it is the first;
+/// true if it was.
+bool record_break(ShmHeader& header, const std::string& reason,
+                  StatusCode code = StatusCode::kAborted);
+/// The recorded reason of a broken group as a Status of its recorded code, waiting up to 1 s
+/// for its writer (on a loaded machine it may be descheduled between raising the flag and
+/// writing), else kAborted "reason not recorded".
+Status break_status(const ShmHeader& header);
 
 }  // namespace fusco::transport

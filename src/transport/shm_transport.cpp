@@ -312,7 +312,8 @@ Status ShmTransport::health() const {
     return Status();
   }
   return Status(StatusCode::kAborted, "the group is unusable after an earlier failure (" +
-                                          break_reason(header) + "); recreate the communicators");
+                                          break_status(header).message() +
+                                          "); recreate the communicators");
 }
 
 bool ShmTransport::break_group(const std::string& reason) {

@@ -253,7 +253,6 @@ TEST(Errors, Plan_BadEnvironmentVariable_NamesIt) {
   expect_group_works(g);
 }
 
-// Runs a plan on every rank, then `call` on every rank with that plan.
 // A dispatch of zero rows of the test's shape with `plan`.
 Status dispatch_zeros(Communicator& comm, const Plan& plan) {
   std::vector<float> x(kTokens * kHidden);
@@ -263,6 +262,7 @@ Status dispatch_zeros(Communicator& comm, const Plan& plan) {
       TensorView::host(recv.data(), DType::kFloat32, {plan.num_recv_rows(), kHidden}));
 }
 
+// Runs a plan on every rank, then `call` on every rank with that plan.
 std::vector<Status> with_plan(Group& g,
                               const std::function<Status(int, Communicator&, const Plan&)>& call) {
   return run_ranks(kWorld, [&](int r) -> Status {

@@ -67,6 +67,7 @@ def test_topk_idx_of_float_dtype_is_a_type_error(comms):
     (dict(num_experts=8.7), TypeError, "num_experts must be an integer, got float 8.7"),
     (dict(num_experts="8"), TypeError, "num_experts must be an integer, got str '8'"),
     (dict(num_experts=True), TypeError, "num_experts must be an integer, got bool True"),
+    (dict(num_experts=torch.tensor(True)), TypeError, "num_experts must be an integer, got bool"),
     (dict(num_experts=2**70), ValueError, f"num_experts = {2**70} is outside"),
     (dict(num_experts=2**40), fusco.InvalidArgumentError, "is outside [1, 2^20 = 1048576]"),
     (dict(expert_map=[0, 0, 1, 1.5, 2, 2, 3, 3]), TypeError,
@@ -108,18 +109,20 @@ def test_two_threads_on_one_communicator_one_is_refused_at_once():
     """Issue 18, class 3: a second thread calling into a communicator that is inside a call
     gets InvalidArgumentError at once; the running call completes and the group works."""
     comms = fusco.local_group(2, timeout_ms=20000)
-    outcomes, threads = [], []
+    outcomes, refused_one = [], threading.Event()
 
     def plan_on_rank0():
         try:
             outcomes.append(comms[0].plan(np.array([[0], [1]]), 2))
         except fusco.InvalidArgumentError as exc:
             outcomes.append(exc)
+            refused_one.set()
 
     threads = [threading.Thread(target=plan_on_rank0) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)  # both rank-0 calls are in; rank 1 has not come
+    # Rank 1 comes only once a rank-0 call was refused: the other one is still waiting for it.
+    assert refused_one.wait(10), "neither call was refused within 10 s"
     comms[1].plan(np.array([[0], [1]]), 2)
     for thread in threads:
         thread.join()
