@@ -155,6 +155,25 @@ def test_from_torch_join_is_bounded_by_timeout_ms(transport):
     run_processes(2, _one_process_never_joins, transport)
 
 
+def _bad_chunk_bytes_on_rank_1(rank, world):
+    if rank == 1:
+        os.environ["FUSCO_CHUNK_BYTES"] = "lots"   # read by plan, not by joining
+    comm = fusco.Communicator.from_torch(timeout_ms=20000)
+    ids = np.arange(2 * world, dtype=np.int64).reshape(world, 2) % world
+    if rank == 1:
+        with pytest.raises(fusco.InvalidArgumentError, match="FUSCO_CHUNK_BYTES='lots'"):
+            comm.plan(ids, world)
+    else:
+        with pytest.raises(fusco.InvalidArgumentError, match="rank 1 rejected its arguments"):
+            comm.plan(ids, world)
+
+
+def test_a_bad_plan_variable_does_not_stop_a_process_from_joining():
+    """Joining reads only FUSCO_TIMEOUT_MS: a bad FUSCO_CHUNK_BYTES on one process is its plan's
+    argument error (its peers learn it at once), not a process that never joins."""
+    run_processes(2, _bad_chunk_bytes_on_rank_1)
+
+
 def _init_from_environment(rank, world, port):
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=str(port))
