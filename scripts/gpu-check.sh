@@ -163,10 +163,11 @@ configure() {  # configure NCCL(ON|OFF)
 # previous run's binaries to be judged.
 bench_bin=$build/bench/fusco_bench
 tests_bin=$build/tests/fusco_gpu_tests
+remove_binaries() { rm -f "$bench_bin" "$tests_bin" "$build"/python/fusco/_C*.so; }
 compile() {  # compile: every target that builds (ninja -k 0), judged one by one
   local targets=(fusco_bench fusco_gpu_tests)
   grep -q '^FUSCO_WITH_PYTHON:BOOL=ON' "$build/CMakeCache.txt" && targets+=(fusco_python_package)
-  rm -f "$bench_bin" "$tests_bin" "$build"/python/fusco/_C*.so
+  remove_binaries
   local keep_going=()
   [ -f "$build/build.ninja" ] && keep_going=(-- -k 0)
   bounded cmake --build "$build" -j "$jobs" --target "${targets[@]}" "${keep_going[@]}"
@@ -175,7 +176,7 @@ nccl_setting() {
   sed -n "s/^$1:[A-Z]*=//p" "$build/CMakeCache.txt" 2>/dev/null
 }
 build_step() {
-  rm -f "$bench_bin" "$tests_bin" "$build"/python/fusco/_C*.so  # never judge an older build's
+  remove_binaries  # also when configure fails: never judge an older build's
   if ! configure ON; then
     [ "$state" = TIMEOUT ] || detail="configure failed (see the log)"
     return

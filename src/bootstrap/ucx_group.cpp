@@ -15,12 +15,21 @@ namespace fusco {
 namespace {
 
 #ifdef FUSCO_HAVE_UCX
-// This rank's checks before it can open the transport.
-Status check_ucx_args(int rank, const Topology& topology, int64_t timeout_ms) {
+// What this rank reads before it can open the transport.
+struct UcxSettings {
+  int64_t slot_bytes = 0;
+  int32_t protocol = 0;
+};
+
+// This rank's checks and settings before it can open the transport.
+Result<UcxSettings> ucx_settings(int rank, const Topology& topology, int64_t timeout_ms) {
   FUSCO_RETURN_IF_ERROR(topology.validate());
   FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, topology.world_size, timeout_ms));
-  FUSCO_RETURN_IF_ERROR(core::shm_slot_bytes_from_env().status());
-  return core::ucx_protocol_from_env().status();
+  Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
+  FUSCO_RETURN_IF_ERROR(slot_bytes.status());
+  Result<int32_t> protocol = core::ucx_protocol_from_env();
+  FUSCO_RETURN_IF_ERROR(protocol.status());
+  return UcxSettings{slot_bytes.value(), protocol.value()};
 }
 #endif
 
@@ -35,12 +44,12 @@ Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
 #ifdef FUSCO_HAVE_UCX
   // A rank whose own arguments fail still takes part in the bootstrap exchange, with its
   // reason: the others fail at once naming it instead of waiting for it.
-  const Status local = check_ucx_args(rank, topology, timeout_ms);
-  if (!local.ok()) return transport::UcxTransport::refuse(allgather, local);
+  const Result<UcxSettings> settings = ucx_settings(rank, topology, timeout_ms);
+  if (!settings.ok()) return transport::UcxTransport::refuse(allgather, settings.status());
   auto opened = transport::UcxTransport::open(
-      rank, topology.world_size, static_cast<size_t>(core::shm_slot_bytes_from_env().value()),
-      allgather, transport::Deadline::after_ms(timeout_ms),
-      static_cast<transport::UcxTransport::Protocol>(core::ucx_protocol_from_env().value()));
+      rank, topology.world_size, static_cast<size_t>(settings.value().slot_bytes), allgather,
+      transport::Deadline::after_ms(timeout_ms),
+      static_cast<transport::UcxTransport::Protocol>(settings.value().protocol));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
 #else

@@ -127,108 +127,18 @@ int reserve_pages(int fd, size_t bytes) {
 // A refusal segment (ShmSegment::refuse) holds the header only.
 size_t refusal_bytes() { return align_up(sizeof(ShmHeader), kPage); }
 
-// The header of the segment behind `fd` (at least refusal_bytes() long), mapped alone.
+// The header of the segment behind `fd`, mapped alone; null when the file is too short to
+// hold one (touching a mapping past its end would be SIGBUS).
 ShmHeader* map_header(int fd) {
+  struct stat st = {};
+  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < refusal_bytes()) return nullptr;
   void* mapped = mmap(nullptr, refusal_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   return mapped == MAP_FAILED ? nullptr : static_cast<ShmHeader*>(mapped);
 }
 
-// A member that finds a segment of another size: if it is a refusal, it says so (and counts
-// this rank as having seen it, so rank 0 can remove it); otherwise ok.
-Status refusal_in(int fd, size_t bytes, const Deadline& deadline) {
-  if (bytes < refusal_bytes()) return Status();
-  ShmHeader* header = map_header(fd);
-  if (header == nullptr) return Status();
-  poll_until(deadline, [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; });
-  Status refused;
-  if (header->broken.load(std::memory_order_acquire) != 0) {
-    refused = break_status(*header);
-    header->attached.fetch_add(1, std::memory_order_acq_rel);
-  }
-  munmap(header, refusal_bytes());
-  return refused;
-}
-
-// A member whose segment has another size than it expects tells the group (a break, and its
-// arrival counted, so rank 0 may remove the name) before it fails.
-void report_mismatch(int fd, const std::string& reason, const Deadline& deadline) {
-  ShmHeader* header = map_header(fd);
-  if (header == nullptr) return;
-  if (poll_until(deadline,
-                 [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; })) {
-    record_break(*header, reason, StatusCode::kMismatch);
-    header->attached.fetch_add(1, std::memory_order_acq_rel);
-  }
-  munmap(header, refusal_bytes());
-}
-
-void refuse_as_creator(const std::string& name, int world_size, const std::string& reason,
-                       const Deadline& deadline) {
-  const int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
-  if (fd < 0) return;
-  ShmHeader* header = reserve_pages(fd, refusal_bytes()) == 0 ? map_header(fd) : nullptr;
-  close(fd);
-  if (header != nullptr) {
-    new (header) ShmHeader();
-    header->creator_pid.store(static_cast<int32_t>(getpid()), std::memory_order_relaxed);
-    header->world_size = world_size;
-    header->total_bytes = refusal_bytes();
-    record_break(*header, reason, StatusCode::kInvalidArgument);
-    header->magic.store(kShmReady, std::memory_order_release);
-    // The others learn why when they open it; it goes once they all have (or at the deadline).
-    const auto others = static_cast<uint32_t>(world_size - 1);
-    poll_until(deadline,
-               [&] { return header->attached.load(std::memory_order_acquire) >= others; });
-    munmap(header, refusal_bytes());
-  }
-  shm_unlink(name.c_str());
-}
-
-void refuse_as_member(const std::string& name, const std::string& reason,
-                      const Deadline& deadline) {
-  int fd = -1;
-  poll_until(deadline, [&] {
-    fd = shm_open(name.c_str(), O_RDWR, 0);
-    return fd >= 0 || errno != ENOENT;
-  });
-  if (fd < 0) return;
-  struct stat st = {};
-  const bool sized = poll_until(deadline, [&] {
-    return fstat(fd, &st) == 0 && static_cast<size_t>(st.st_size) >= refusal_bytes();
-  });
-  ShmHeader* header = sized ? map_header(fd) : nullptr;
-  close(fd);
-  if (header == nullptr) return;
-  if (poll_until(deadline,
-                 [&] { return header->magic.load(std::memory_order_acquire) == kShmReady; })) {
-    record_break(*header, reason, StatusCode::kInvalidArgument);
-    header->attached.fetch_add(1, std::memory_order_acq_rel);  // arrived: rank 0 may go
-  }
-  munmap(header, refusal_bytes());
-}
-
-}  // namespace
-
-Status ShmSegment::refuse(const std::string& name, int rank, int world_size, const Status& why,
-                          const Deadline& deadline) {
-  const std::string reason = "rank " + std::to_string(rank) +
-                             " rejected its arguments to create_shared_memory (" + why.message() +
-                             ")";
-  if (rank == 0) {
-    refuse_as_creator(name, world_size, reason, deadline);
-  } else {
-    refuse_as_member(name, reason, deadline);
-  }
-  return why;
-}
-
-namespace {
-
 // A segment left by a process killed while its group was joining: its creator is gone, so the
 // group can never complete. (A creator killed before it recorded its pid is not recognised.)
 bool is_stale(int fd) {
-  struct stat st = {};
-  if (fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < refusal_bytes()) return false;
   ShmHeader* header = map_header(fd);
   if (header == nullptr) return false;
   const int32_t creator = header->creator_pid.load(std::memory_order_relaxed);
@@ -236,10 +146,9 @@ bool is_stale(int fd) {
   return creator != 0 && process_exited(creator);
 }
 
-// Rank 0's new segment, sized with its pages reserved; a stale one of the same name is
-// removed first.
-Result<int> create_fd(const std::string& name, const ShmGeometry& geometry) {
-  const size_t total = geometry.total_bytes();
+// Rank 0's new segment of `total` bytes, its pages reserved; a stale one of the same name is
+// removed first. (`slot_bytes`: for the message when there is no room.)
+Result<int> create_fd(const std::string& name, size_t total, size_t slot_bytes) {
   int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
   if (fd < 0 && errno == EEXIST) {
     const int existing = shm_open(name.c_str(), O_RDWR, 0);
@@ -271,8 +180,8 @@ Result<int> create_fd(const std::string& name, const ShmGeometry& geometry) {
     shm_unlink(name.c_str());
     return segment_error(StatusCode::kOutOfMemory, name, 0,
                          "cannot size it to " + std::to_string(total) + " bytes (" + why +
-                             "); lower FUSCO_SHM_SLOT_BYTES (now " +
-                             std::to_string(geometry.slot_bytes) + ")");
+                             "); lower FUSCO_SHM_SLOT_BYTES (now " + std::to_string(slot_bytes) +
+                             ")");
   }
   return fd;
 }
@@ -308,19 +217,97 @@ Result<int> attach_fd(const std::string& name, int rank, const Deadline& deadlin
                 " ms (rank 0 creates it: is it running with the same name?)");
 }
 
+// Waits (bounded) until rank 0 has laid the segment out.
+bool laid_out(const ShmHeader& header, const Deadline& deadline) {
+  return poll_until(deadline,
+                    [&] { return header.magic.load(std::memory_order_acquire) == kShmReady; });
+}
+
+// A member that finds a segment of another size: if it is a refusal, it says so (and counts
+// this rank as having seen it, so rank 0 can remove it); otherwise ok.
+Status refusal_in(int fd, const Deadline& deadline) {
+  ShmHeader* header = map_header(fd);
+  if (header == nullptr) return Status();
+  laid_out(*header, deadline);
+  Status refused;
+  if (header->broken.load(std::memory_order_acquire) != 0) {
+    refused = break_status(*header);
+    header->attached.fetch_add(1, std::memory_order_acq_rel);
+  }
+  munmap(header, refusal_bytes());
+  return refused;
+}
+
+// A member that fails before it attaches tells the group why (its break; the first reason
+// wins) and is counted as arrived, so rank 0 may remove the name. Unmaps `header`.
+void report_to_group(ShmHeader* header, const std::string& reason, StatusCode code,
+                     const Deadline& deadline) {
+  if (header == nullptr) return;
+  if (laid_out(*header, deadline)) {
+    record_break(*header, reason, code);
+    header->attached.fetch_add(1, std::memory_order_acq_rel);
+  }
+  munmap(header, refusal_bytes());
+}
+
+void refuse_as_creator(const std::string& name, int world_size, const std::string& reason,
+                       const Deadline& deadline) {
+  const Result<int> fd = create_fd(name, refusal_bytes(), 0);
+  if (!fd.ok()) return;
+  ShmHeader* header = map_header(fd.value());
+  close(fd.value());
+  if (header != nullptr) {
+    new (header) ShmHeader();
+    header->creator_pid.store(static_cast<int32_t>(getpid()), std::memory_order_relaxed);
+    header->world_size = world_size;
+    header->total_bytes = refusal_bytes();
+    record_break(*header, reason, StatusCode::kInvalidArgument);
+    header->magic.store(kShmReady, std::memory_order_release);
+    // The others learn why when they open it; it goes once they all have (or at the deadline).
+    const auto others = static_cast<uint32_t>(world_size - 1);
+    poll_until(deadline,
+               [&] { return header->attached.load(std::memory_order_acquire) >= others; });
+    munmap(header, refusal_bytes());
+  }
+  shm_unlink(name.c_str());
+}
+
+void refuse_as_member(const std::string& name, int rank, const std::string& reason,
+                      const Deadline& deadline) {
+  const Result<int> fd = attach_fd(name, rank, deadline);
+  if (!fd.ok()) return;
+  ShmHeader* header = map_header(fd.value());
+  close(fd.value());
+  report_to_group(header, reason, StatusCode::kInvalidArgument, deadline);
+}
+
 }  // namespace
+
+Status ShmSegment::refuse(const std::string& name, int rank, int world_size, const Status& why,
+                          const Deadline& deadline) {
+  const std::string reason = "rank " + std::to_string(rank) +
+                             " rejected its arguments to create_shared_memory (" + why.message() +
+                             ")";
+  if (rank == 0) {
+    refuse_as_creator(name, world_size, reason, deadline);
+  } else {
+    refuse_as_member(name, rank, reason, deadline);
+  }
+  return why;
+}
 
 Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const ShmGeometry& geometry,
                                     const Deadline& deadline) {
   const size_t total = geometry.total_bytes();
-  Result<int> opened = rank == 0 ? create_fd(name, geometry) : attach_fd(name, rank, deadline);
+  Result<int> opened =
+      rank == 0 ? create_fd(name, total, geometry.slot_bytes) : attach_fd(name, rank, deadline);
   FUSCO_RETURN_IF_ERROR(opened.status());
   const int fd = opened.value();
   if (rank != 0) {
     struct stat st = {};
     fstat(fd, &st);
     if (static_cast<size_t>(st.st_size) != total) {
-      Status refused = refusal_in(fd, static_cast<size_t>(st.st_size), deadline);
+      Status refused = refusal_in(fd, deadline);
       if (refused.ok()) {
         refused = Status(StatusCode::kMismatch,
                          "it is " + std::to_string(st.st_size) + " bytes but rank " +
@@ -328,7 +315,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
                              " (world size " + std::to_string(geometry.world_size) +
                              ", FUSCO_SHM_SLOT_BYTES " + std::to_string(geometry.slot_bytes) +
                              "): ranks disagree on one of them");
-        report_mismatch(fd, refused.message(), deadline);
+        report_to_group(map_header(fd), refused.message(), StatusCode::kMismatch, deadline);
       }
       close(fd);
       return segment_error(refused.code(), name, rank, refused.message());
@@ -376,9 +363,7 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
     header.mailbox_bytes = geometry.mailbox_bytes;
     header.total_bytes = total;
     header.magic.store(kShmReady, std::memory_order_release);
-  } else if (!poll_until(deadline, [&] {
-               return header.magic.load(std::memory_order_acquire) == kShmReady;
-             })) {
+  } else if (!laid_out(header, deadline)) {
     return fail(StatusCode::kTimeout,
                 "rank 0 did not lay it out within " + std::to_string(deadline.timeout_ms) + " ms");
   }

@@ -570,8 +570,8 @@ namespace {
 
 // Everything before the address exchange: the UCX context, worker and staging windows, and
 // this rank's record (pid, slot bytes, machine id, worker address, window base, window rkey).
-Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_t slot_bytes) {
-  const std::string machine = machine_id();
+Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_t slot_bytes,
+                                 const std::string& machine) {
   if (world_size > kMaxRanks) {
     return Status(StatusCode::kInvalidArgument, "world size " + std::to_string(world_size) +
                                                     " exceeds the UCX transport's " +
@@ -660,7 +660,8 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   impl->rank = rank;
   impl->world = world_size;
   impl->slot_bytes = slot_bytes;
-  Result<std::string> mine = local_record(*impl, world_size, slot_bytes);
+  const std::string machine = machine_id();
+  Result<std::string> mine = local_record(*impl, world_size, slot_bytes, machine);
   // Every rank reaches the exchange: one that failed here sends its reason instead of its
   // record, so the others fail at once naming it (an MPI allgather could wait forever).
   Result<std::vector<std::string>> all =
@@ -674,7 +675,6 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   }
   FUSCO_RETURN_IF_ERROR(check_refusals(all.value()));
   FUSCO_RETURN_IF_ERROR(check_slot_sizes(all.value(), rank, slot_bytes));
-  const std::string machine = machine_id();
   uint64_t id = 1469598103934665603ULL;  // FNV-1a over every record: the same on all ranks
   impl->peers.resize(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {

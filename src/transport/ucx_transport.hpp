@@ -39,12 +39,13 @@ class UcxTransport final : public Transport {
     kMessage = 2,
   };
 
-  /// Rank `rank` of `world_size`: creates the UCX context and worker, exchanges addresses
-  /// through `bootstrap`, connects to every peer and waits (until `deadline`) until all are
-  /// connected. Staging slots hold `slot_bytes`.
   /// For a rank that cannot join (`why`): takes part in the bootstrap exchange with its
   /// reason, so the others fail at once naming it. Returns `why`.
   static Status refuse(const Allgather& bootstrap, const Status& why);
+  /// Rank `rank` of `world_size`: creates the UCX context and worker, exchanges addresses
+  /// through `bootstrap` (a local failure sends its reason instead, as refuse does), connects
+  /// to every peer and waits (until `deadline`) until all are connected. Staging slots hold
+  /// `slot_bytes`.
   static Result<std::unique_ptr<UcxTransport>> open(int rank, int world_size, size_t slot_bytes,
                                                     const Allgather& bootstrap,
                                                     const Deadline& deadline,
