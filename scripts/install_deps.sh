@@ -8,7 +8,7 @@ packages=(cmake g++ ninja-build pkg-config libgtest-dev libgmock-dev libbenchmar
           clang-format clang-tidy python3 git
           python3-dev python3-venv pybind11-dev python3-pybind11 python3-pytest python3-numpy
           python3-torch libopenmpi-dev openmpi-bin clang libclang-rt-14-dev
-          python3-matplotlib libucx-dev ucx-utils)
+          python3-matplotlib libucx-dev ucx-utils iproute2)
 missing=()
 for package in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then

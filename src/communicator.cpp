@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "bootstrap/machine_topology.hpp"
 #include "communicator_impl.hpp"
 #include "engine/engine.hpp"
 #include "plan/planner.hpp"
@@ -81,6 +82,13 @@ Work finished_work(Status status) {
 }  // namespace
 
 Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<Communicator> Communicator::Impl::from_transport(
+    std::unique_ptr<transport::Transport> transport, const Topology& requested) {
+  Result<Topology> topology = bootstrap::topology_for_machines(requested, transport->machines());
+  FUSCO_RETURN_IF_ERROR(topology.status());
+  return Communicator(std::make_unique<Impl>(std::move(transport), topology.value()));
+}
 Communicator::Communicator(Communicator&&) noexcept = default;
 Communicator& Communicator::operator=(Communicator&&) noexcept = default;
 Communicator::~Communicator() = default;

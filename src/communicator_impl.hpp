@@ -15,6 +15,11 @@ class Communicator::Impl {
   Impl(std::unique_ptr<transport::Transport> transport, Topology topology)
       : transport_(std::move(transport)), topology_(topology) {}
 
+  /// The communicator over `transport`, its topology checked against (for
+  /// Topology::kByMachine: taken from) the machines the transport's ranks run on.
+  static Result<Communicator> from_transport(std::unique_ptr<transport::Transport> transport,
+                                             const Topology& requested);
+
   static Plan wrap_plan(std::shared_ptr<const detail::PlanData> data) {
     return Plan(std::move(data));
   }

@@ -50,13 +50,15 @@ inline Communicator::BootstrapAllgather mpi_bootstrap(MPI_Comm comm) {
 }
 
 /// Collective over `comm`: every process of `comm` gets the Communicator of its rank in
-/// `comm`, grouped into logical nodes of `ranks_per_node` (0: one node). `transport`:
+/// `comm`, grouped into logical nodes of `ranks_per_node` (default Topology::kByMachine: one
+/// node per machine; 0: one node; a logical node may not span machines). `transport`:
 ///  - "shm" (default): MPI only hands out the group's name; rows move through the
 ///    shared-memory transport, so all processes must run on one machine (checked:
 ///    kUnsupported otherwise);
 ///  - "ucx": processes on any machines, connected by UCX; MPI exchanges the worker addresses.
 /// Every process gets the same verdict: when one fails to join, all return an error naming it.
-inline Result<Communicator> create_from_mpi(MPI_Comm comm, int ranks_per_node = 0,
+inline Result<Communicator> create_from_mpi(MPI_Comm comm,
+                                            int ranks_per_node = Topology::kByMachine,
                                             int64_t timeout_ms = 60000,
                                             const std::string& transport = "shm") {
   int rank = 0;

@@ -12,9 +12,18 @@ namespace fusco {
 /// ranks_per_node; when R does not divide the world size the last node is smaller. Traffic
 /// between ranks of one node is intra-node (direct stores); traffic between nodes takes the
 /// staged path (chunks through a peer's staging window), which node dedup minimises.
+///
+/// A group of processes may also take its nodes from the machines its ranks run on
+/// (kByMachine): a UCX group reads every rank's machine at creation, and its topology() then
+/// holds the machines' ranks per node. Groups of one machine (in-process, shared memory) have
+/// one node. Either way a process group checks that no logical node spans two machines;
+/// several logical nodes on one machine are allowed (that is how one machine emulates many).
 struct Topology {
+  /// ranks_per_node value asking a process group for one node per machine.
+  static constexpr int kByMachine = -1;
+
   int world_size = 1;      ///< Number of ranks, >= 1.
-  int ranks_per_node = 0;  ///< Ranks per node, >= 1; 0 means all ranks on one node.
+  int ranks_per_node = 0;  ///< Ranks per node, >= 1; 0: all ranks on one node; kByMachine.
 
   /// All `world_size` ranks on one node.
   static Topology single_node(int world_size) { return Topology{world_size, world_size}; }
@@ -22,11 +31,14 @@ struct Topology {
   static Topology nodes_of(int world_size, int ranks_per_node) {
     return Topology{world_size, ranks_per_node};
   }
+  /// `world_size` ranks, one node per machine (resolved when a group is created; until then
+  /// node_width() counts it as one node).
+  static Topology by_machine(int world_size) { return Topology{world_size, kByMachine}; }
 
-  /// Checks world_size >= 1 and 0 <= ranks_per_node.
+  /// Checks world_size >= 1 and ranks_per_node >= 0 or kByMachine.
   Status validate() const;
 
-  /// Ranks per node with 0 resolved to the world size.
+  /// Ranks per node with 0 (and an unresolved kByMachine) resolved to the world size.
   FUSCO_HOST_DEVICE int node_width() const {
     return ranks_per_node <= 0 || ranks_per_node > world_size ? world_size : ranks_per_node;
   }

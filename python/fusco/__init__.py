@@ -43,6 +43,7 @@ _ARGUMENT_ERRORS = (TypeError, ValueError, OverflowError, MemoryError)
 
 _INT32 = (-2**31, 2**31 - 1)
 _INT64 = (-2**63, 2**63 - 1)
+_BY_MACHINE = -1  # Topology::kByMachine: one node per machine
 
 
 def _integer(value, name, bounds=_INT64):
@@ -250,7 +251,9 @@ class Communicator:
         group (all_gather_object, so gloo on CPU works); processes on several machines raise
         UnsupportedError. transport="ucx": processes on any machines, connected by UCX
         (UCX_TLS chooses shared memory, tcp, RDMA); the worker addresses go through the group.
-        ranks_per_node groups ranks into logical nodes (None: one node). Options as for
+        ranks_per_node groups ranks into logical nodes; None (default): one node per machine,
+        which must hold consecutive ranks, as many on each (UnsupportedError otherwise). A
+        logical node that spans two machines is refused (ValueError). Options as for
         local_group; timeout_ms also bounds the wait for every process to join."""
         _check_options("from_torch", options)
         if transport not in ("shm", "ucx"):
@@ -261,7 +264,8 @@ class Communicator:
                                "(call torch.distributed.init_process_group first)")
         group = process_group if process_group is not None else dist.group.WORLD
         rank, world = dist.get_rank(group), dist.get_world_size(group)
-        rpn = int(ranks_per_node or 0)
+        rpn = (_BY_MACHINE if ranks_per_node is None
+               else _integer(ranks_per_node, "ranks_per_node", _INT32))
         status, timeout_ms = _C.join_timeout_ms(options.get("timeout_ms"))
         check(status)
         if timeout_ms < 1:
@@ -473,7 +477,8 @@ def local_group(world_size, ranks_per_node=None, **options):
     (None: one node). Options: chunk_bytes, timeout_ms, combine_buffer_bytes (defaults and
     FUSCO_* environment variables as in docs/api.md). Returns the communicators, element r being rank r."""
     _check_options("local_group", options)
-    status, comms = _C.local_group(int(world_size), int(ranks_per_node or 0))
+    rpn = 0 if ranks_per_node is None else _integer(ranks_per_node, "ranks_per_node", _INT32)
+    status, comms = _C.local_group(_integer(world_size, "world_size", _INT32), rpn)
     check(status)
     return [Communicator(comm, options) for comm in comms]
 

@@ -31,8 +31,10 @@ Result<std::vector<Communicator>> Communicator::Impl::create_local(int world_siz
   std::vector<Communicator> comms;
   comms.reserve(static_cast<size_t>(world_size));
   for (int r = 0; r < world_size; ++r) {
-    comms.push_back(Communicator(
-        std::make_unique<Impl>(std::make_unique<transport::InprocTransport>(group, r), topology)));
+    Result<Communicator> comm =
+        Impl::from_transport(std::make_unique<transport::InprocTransport>(group, r), topology);
+    FUSCO_RETURN_IF_ERROR(comm.status());
+    comms.push_back(std::move(comm).value());
   }
   return comms;
 }

@@ -49,7 +49,7 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
       transport::ShmTransport::open(name, rank, world, static_cast<size_t>(slot_bytes.value()),
                                     transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(opened.status());
-  return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
+  return Impl::from_transport(std::move(opened).value(), topology);
 }
 
 }  // namespace fusco

@@ -51,7 +51,7 @@ Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
       transport::Deadline::after_ms(timeout_ms),
       static_cast<transport::UcxTransport::Protocol>(settings.value().protocol));
   FUSCO_RETURN_IF_ERROR(opened.status());
-  return Communicator(std::make_unique<Impl>(std::move(opened).value(), topology));
+  return Impl::from_transport(std::move(opened).value(), topology);
 #else
   (void)rank;
   (void)topology;

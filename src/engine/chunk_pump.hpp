@@ -39,20 +39,21 @@ Status pump_chunks(transport::Transport& transport, std::vector<ChunkStream>& ou
                    const transport::Deadline& deadline, const char* what, Produce&& produce,
                    Consume&& consume, Local&& local) {
   auto describe = [&]() {
-    std::string text = std::string("in ") + what + " waiting for";
+    std::string waits;  // "a, b, c": the caller appends its own punctuation
+    auto add = [&waits](const std::string& wait) { waits += (waits.empty() ? "" : ", ") + wait; };
     for (const ChunkStream& s : incoming) {
       if (s.next < s.chunks) {
-        text += " chunk " + std::to_string(s.next) + "/" + std::to_string(s.chunks) +
-                " from rank " + std::to_string(s.peer) + ";";
+        add("chunk " + std::to_string(s.next) + "/" + std::to_string(s.chunks) + " from rank " +
+            std::to_string(s.peer));
       }
     }
     for (const ChunkStream& s : outgoing) {
       if (s.next < s.chunks) {
-        text += " rank " + std::to_string(s.peer) + " to free a slot for chunk " +
-                std::to_string(s.next) + "/" + std::to_string(s.chunks) + ";";
+        add("rank " + std::to_string(s.peer) + " to free a slot for chunk " +
+            std::to_string(s.next) + "/" + std::to_string(s.chunks));
       }
     }
-    return text;
+    return std::string("in ") + what + " waiting for " + waits;
   };
   bool local_left = true;
   while (true) {

@@ -52,6 +52,11 @@ class Transport {
   /// True when some peer runs on another machine: node boundaries then cross a network, where
   /// relays between processes pay off (ProcessRelays::kAuto). The same on every rank.
   virtual bool crosses_machines() const { return false; }
+  /// The machine each rank runs on, rank-indexed (equal strings: the same machine); the same
+  /// on every rank. Transports within one machine return world_size() empty strings.
+  virtual std::vector<std::string> machines() const {
+    return std::vector<std::string>(static_cast<size_t>(world_size()));
+  }
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -18,7 +19,14 @@ namespace fusco::transport {
 namespace {
 
 // Tags: kind (4 bits) | source rank (20 bits) | value (40 bits: slot or collective sequence).
-enum class Kind : uint64_t { kCollective = 1, kChunk = 2, kAck = 3, kBreak = 4 };
+enum class Kind : uint64_t {
+  kCollective = 1,
+  kChunk = 2,
+  kAck = 3,
+  kBreak = 4,
+  kProbe = 5,   // "do you answer?", sent once a wait ran out
+  kAnswer = 6,  // the reply, sent from progress()
+};
 constexpr ucp_tag_t kFullMask = ~ucp_tag_t{0};
 constexpr int kMaxRanks = 1 << 20;
 
@@ -30,6 +38,8 @@ ucp_tag_t make_tag(Kind kind, int source, uint64_t value) {
 constexpr auto kSlice = std::chrono::milliseconds(10);
 constexpr auto kLivenessPeriod = std::chrono::milliseconds(50);
 constexpr size_t kReasonBytes = 1024;
+// How long a rank whose wait ran out waits for its peers' answers to its probes.
+constexpr auto kProbeGrace = std::chrono::milliseconds(300);
 const Bytes kNothing;  // what a rank sends to a destination `send` has no entry for
 
 std::string machine_id() {
@@ -42,6 +52,63 @@ std::string machine_id() {
 }
 
 std::string ucs_text(ucs_status_t status) { return ucs_status_string(status); }
+
+// A machine id as messages show it: its host name, quoted.
+std::string machine_name(const std::string& machine) {
+  return "'" + machine.substr(0, machine.find('/')) + "'";
+}
+
+// What a UCX failure is to fusco's caller: the network or a peer (the group cannot be made or
+// used: recreate it), a wait that ran out, a missing device or transport, memory, or else a
+// fusco bug. docs/errors.md keeps kInternal for bugs only.
+StatusCode code_of(ucs_status_t status) {
+  switch (status) {
+    case UCS_ERR_TIMED_OUT:
+    case UCS_ERR_ENDPOINT_TIMEOUT:
+      return StatusCode::kTimeout;
+    case UCS_ERR_UNREACHABLE:
+    case UCS_ERR_CONNECTION_RESET:
+    case UCS_ERR_NOT_CONNECTED:
+    case UCS_ERR_REJECTED:
+    case UCS_ERR_IO_ERROR:
+    case UCS_ERR_SOME_CONNECTS_FAILED:
+    case UCS_ERR_CANCELED:
+      return StatusCode::kAborted;
+    case UCS_ERR_NO_DEVICE:
+    case UCS_ERR_UNSUPPORTED:
+    case UCS_ERR_INVALID_ADDR:
+      return StatusCode::kUnsupported;
+    case UCS_ERR_NO_MEMORY:
+    case UCS_ERR_EXCEEDS_LIMIT:
+      return StatusCode::kOutOfMemory;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+// UCX's settings that choose its devices, for messages about a network or device failure.
+std::string ucx_settings_text() {
+  std::string out;
+  for (const char* name : {"UCX_TLS", "UCX_NET_DEVICES"}) {
+    const char* value = std::getenv(name);  // NOLINT(concurrency-mt-unsafe): read-only
+    out +=
+        std::string(out.empty() ? "" : ", ") + name + "=" + (value != nullptr ? value : "(unset)");
+  }
+  return out;
+}
+
+// `what` failed with `status`: the error with its code, UCX's words, and what to check.
+Status ucx_error(ucs_status_t status, const std::string& what) {
+  const StatusCode code = code_of(status);
+  std::string hint;
+  if (code == StatusCode::kAborted || code == StatusCode::kTimeout) {
+    hint = "; check the network between the machines and that the peer is alive (" +
+           ucx_settings_text() + "), then recreate the group";
+  } else if (code == StatusCode::kUnsupported) {
+    hint = "; UCX found no usable transport or device (" + ucx_settings_text() + ")";
+  }
+  return Status(code, what + " (UCX: " + ucs_text(status) + ")" + hint);
+}
 
 // The bootstrap record: fixed-size values and length-prefixed byte strings.
 class RecordWriter {
@@ -141,7 +208,9 @@ struct Completion {
     kSent,
     kCollectiveSent,
     kCollectiveArrived,
-    kPutFlushed,  // a put chunk reached the peer: send its signal
+    kPutFlushed,     // a put chunk reached the peer: send its signal
+    kProbeArrived,   // a peer asks whether this rank answers
+    kAnswerArrived,  // a peer answered this rank's probe
   };
   UcxTransport::Impl* impl;
   What what;
@@ -155,6 +224,7 @@ struct UcxTransport::Impl {
     ucp_ep_h ep = nullptr;
     int32_t pid = 0;
     bool same_machine = false;
+    std::string machine;                      // its machine_id()
     std::string failed;                       // set by the endpoint's error handler
     std::unique_ptr<std::byte[]> out_memory;  // local out-slots (when the peer is not mapped)
     std::byte* in_memory = nullptr;           // this rank's in-slots for the peer (registered)
@@ -175,6 +245,11 @@ struct UcxTransport::Impl {
     void* ack_recv[2] = {nullptr, nullptr};
     char break_in[kReasonBytes] = {};
     void* break_recv = nullptr;
+    uint64_t probe_in = 0;
+    uint64_t answer_in = 0;
+    void* probe_recv = nullptr;
+    void* answer_recv = nullptr;
+    bool answered = false;  // answered this rank's latest probe
   };
 
   int rank = 0;
@@ -196,6 +271,8 @@ struct UcxTransport::Impl {
   int collective_sends = 0;  // collective messages not yet sent out
   std::vector<std::pair<int, int>> repost_chunk, repost_ack;  // (peer, slot)
   std::vector<std::pair<int, int>> signal_after_put;          // (peer, slot)
+  std::vector<int> to_answer;     // peers whose probe arrived: answered from progress()
+  const uint64_t probe_word = 0;  // what probes and answers carry (only their tags matter)
   std::chrono::steady_clock::time_point next_liveness_check{};
 
   // --- requests ---------------------------------------------------------------------------
@@ -216,7 +293,12 @@ struct UcxTransport::Impl {
     auto* c = static_cast<Completion*>(arg);  // owned by the Impl (error_args)
     Peer& peer = c->impl->peers[static_cast<size_t>(c->peer)];
     if (peer.failed.empty()) {
-      peer.failed = "the connection to rank " + std::to_string(c->peer) + " failed (" +
+      // UCX reports a peer process that died as "Endpoint timeout" or "Connection reset":
+      // say what that means for the caller.
+      peer.failed = "the connection to rank " + std::to_string(c->peer) + " on " +
+                    machine_name(peer.machine) +
+                    " was lost: its process exited or was killed, or the network to its machine "
+                    "failed (UCX: " +
                     ucs_text(status) + ")";
     }
     c->impl->bell.fetch_add(1);
@@ -259,6 +341,16 @@ struct UcxTransport::Impl {
         break;
       case Completion::What::kCollectiveArrived:
         *c.done = true;
+        break;
+      case Completion::What::kProbeArrived:
+        peer->probe_recv = nullptr;
+        if (status == UCS_OK) {
+          to_answer.push_back(c.peer);
+        }
+        break;
+      case Completion::What::kAnswerArrived:
+        peer->answer_recv = nullptr;
+        peer->answered = status == UCS_OK;
         break;
       case Completion::What::kPutFlushed:
         if (status == UCS_OK) {
@@ -382,6 +474,50 @@ struct UcxTransport::Impl {
            make_tag(Kind::kChunk, rank, static_cast<uint64_t>(slot)));
     }
     signal_after_put.clear();
+    for (const int peer : to_answer) {
+      post_probe_recv(peer);
+      send(peer, &probe_word, sizeof(probe_word), make_tag(Kind::kAnswer, rank, 0));
+    }
+    to_answer.clear();
+  }
+
+  // Probes: every rank answers a peer's probe from progress(), that is whenever it is inside
+  // fusco (moving rows or waiting). One that is stopped, hung, cut off, or busy outside fusco
+  // (it has not come to the call) does not.
+  void post_probe_recv(int peer) {
+    Peer& p = peers[static_cast<size_t>(peer)];
+    p.probe_recv = post_recv(&p.probe_in, sizeof(uint64_t), make_tag(Kind::kProbe, peer, 0),
+                             Completion::What::kProbeArrived, peer, 0);
+  }
+
+  // The peers that do not answer a probe within kProbeGrace (lock released while waiting).
+  std::vector<int> silent_peers(std::unique_lock<std::mutex>& lock) {
+    std::vector<int> asked;
+    for (int r = 0; r < world; ++r) {
+      Peer& p = peers[static_cast<size_t>(r)];
+      if (r == rank || !p.failed.empty()) continue;
+      p.answered = false;
+      if (p.answer_recv == nullptr) {
+        p.answer_recv = post_recv(&p.answer_in, sizeof(uint64_t), make_tag(Kind::kAnswer, r, 0),
+                                  Completion::What::kAnswerArrived, r, 0);
+      }
+      send(r, &probe_word, sizeof(probe_word), make_tag(Kind::kProbe, rank, 0));
+      asked.push_back(r);
+    }
+    const Deadline grace = Deadline::after_ms(kProbeGrace.count());
+    auto silent = [&] {
+      std::vector<int> out;
+      for (const int r : asked) {
+        if (!peers[static_cast<size_t>(r)].answered) out.push_back(r);
+      }
+      return out;
+    };
+    while (std::chrono::steady_clock::now() < grace.at && !silent().empty()) {
+      progress();
+      sleep(lock, grace);
+    }
+    progress();
+    return silent();
   }
 
   // Sends newly put chunks to `peer` and acknowledges consumed ones. Caller holds `mutex`.
@@ -497,7 +633,8 @@ struct UcxTransport::Impl {
   }
 
   // A failed wait: a failed peer's error if there is one, else the timeout.
-  Status wait_failed(const std::vector<int>& waited_for, const std::string& timed_out) {
+  Status wait_failed(std::unique_lock<std::mutex>& lock, const std::vector<int>& waited_for,
+                     const std::string& timed_out) {
     // A survivor that failed first told every peer before it exited, and its message may be
     // in by now: the first failure, which names the cause, stands (not "rank s exited").
     progress();
@@ -512,7 +649,18 @@ struct UcxTransport::Impl {
       break_group(why);
       return Status(StatusCode::kAborted, why);
     }
-    const std::string why = "rank " + std::to_string(rank) + " timed out " + timed_out;
+    // Which ranks are stuck, and which are only waiting like this one: a rank waiting for a
+    // relay that waits for a stopped rank names the stopped rank, not the relay.
+    const std::vector<int> silent = silent_peers(lock);
+    FUSCO_RETURN_IF_ERROR(health_locked());  // a peer that failed first named the cause
+    std::string why = "rank " + std::to_string(rank) + " timed out " + timed_out;
+    if (!silent.empty()) {
+      std::string names;
+      for (const int r : silent) names += (names.empty() ? "" : ", ") + std::to_string(r);
+      why += "; rank(s) " + names + " do not answer (stopped, hung, cut off, or not in this call)";
+    } else {
+      why += "; every other rank answers probes, so none is stopped (one may be in another call)";
+    }
     break_group(why);
     return Status(StatusCode::kTimeout, why);
   }
@@ -521,8 +669,8 @@ struct UcxTransport::Impl {
     if (worker != nullptr) {
       std::lock_guard<std::mutex> lock(mutex);
       for (Peer& p : peers) {
-        for (void* request :
-             {p.chunk_recv[0], p.chunk_recv[1], p.ack_recv[0], p.ack_recv[1], p.break_recv}) {
+        for (void* request : {p.chunk_recv[0], p.chunk_recv[1], p.ack_recv[0], p.ack_recv[1],
+                              p.break_recv, p.probe_recv, p.answer_recv}) {
           if (request != nullptr) {
             ucp_request_cancel(worker, request);
           }
@@ -580,7 +728,7 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
   ucp_config_t* config = nullptr;
   ucs_status_t status = ucp_config_read(nullptr, nullptr, &config);
   if (status != UCS_OK) {
-    return Status(StatusCode::kInternal, "UCX configuration: " + ucs_text(status));
+    return ucx_error(status, "cannot read UCX's configuration");
   }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES;
@@ -588,7 +736,7 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
   status = ucp_init(&params, config, &impl.context);
   ucp_config_release(config);
   if (status != UCS_OK) {
-    return Status(StatusCode::kInternal, "ucp_init: " + ucs_text(status));
+    return ucx_error(status, "cannot start UCX (ucp_init)");
   }
   ucp_worker_params_t worker_params{};
   worker_params.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
@@ -598,7 +746,7 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
     status = ucp_worker_get_efd(impl.worker, &impl.efd);
   }
   if (status != UCS_OK) {
-    return Status(StatusCode::kInternal, "UCX worker: " + ucs_text(status));
+    return ucx_error(status, "cannot make a UCX worker");
   }
   // Every in-window in one region that UCX allocates, so that shared-memory transports can
   // map it into the peers (ucp_rkey_ptr) and they gather straight into it.
@@ -629,7 +777,7 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
   status = ucp_worker_get_address(impl.worker, &address, &address_bytes);
   if (status != UCS_OK) {
     ucp_rkey_buffer_release(rkey_buffer);
-    return Status(StatusCode::kInternal, "ucp_worker_get_address: " + ucs_text(status));
+    return ucx_error(status, "cannot read the UCX worker's address");
   }
   // Record: pid, slot bytes, machine id, worker address, window base address, window rkey.
   RecordWriter writer;
@@ -696,6 +844,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
                     "bootstrap record of rank " + std::to_string(r) + " is truncated");
     }
     peer.same_machine = their_machine == machine;
+    peer.machine = their_machine;
     peer.in_memory = impl->window_base + static_cast<size_t>(r) * 2 * slot_bytes;
     peer.out_full = std::make_unique<std::atomic<uint32_t>[]>(2);
     peer.in_full = std::make_unique<std::atomic<uint32_t>[]>(2);
@@ -724,8 +873,8 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     ep_params.err_handler.arg = impl->error_args.back().get();
     const ucs_status_t status = ucp_ep_create(impl->worker, &ep_params, &peer.ep);
     if (status != UCS_OK) {
-      return Status(StatusCode::kInternal,
-                    "cannot connect to rank " + std::to_string(r) + ": " + ucs_text(status));
+      return ucx_error(status, "rank " + std::to_string(rank) + " cannot connect to rank " +
+                                   std::to_string(r) + " on " + machine_name(their_machine));
     }
     // Map the peer's slots for this rank when the transport allows it (shared memory);
     // otherwise chunks travel as messages from local slots.
@@ -776,6 +925,7 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
       }
       peer.break_recv = m.post_recv(peer.break_in, kReasonBytes, make_tag(Kind::kBreak, r, 0),
                                     Completion::What::kBreakArrived, r, 0);
+      m.post_probe_recv(r);
     }
   }
   // Everyone connected and posted before the first call.
@@ -792,6 +942,11 @@ bool UcxTransport::crosses_machines() const {
     if (r != impl_->rank && !impl_->peers[static_cast<size_t>(r)].same_machine) return true;
   }
   return false;
+}
+std::vector<std::string> UcxTransport::machines() const {
+  std::vector<std::string> out;
+  for (const Impl::Peer& peer : impl_->peers) out.push_back(peer.machine);
+  return out;
 }
 bool UcxTransport::broken() const { return impl_->broken.load(std::memory_order_acquire); }
 
@@ -839,7 +994,7 @@ Status UcxTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
       const std::string what =
           !gone.empty() ? waiting_for()
                         : "after " + std::to_string(deadline.timeout_ms) + " ms " + waiting_for();
-      return m.wait_failed({}, what);
+      return m.wait_failed(lock, {}, what);
     }
     m.sleep(lock, deadline);
   }
@@ -890,7 +1045,7 @@ Status UcxTransport::alltoallv_consume(const std::vector<Bytes>& send, const Con
             if (UCS_PTR_IS_ERR(request)) {
               delete static_cast<Completion*>(param.user_data);
               return m.wait_failed(
-                  {s}, std::string("receiving ") + what + " from rank " + std::to_string(s));
+                  lock, {s}, std::string("receiving ") + what + " from rank " + std::to_string(s));
             }
           }
         }
@@ -913,9 +1068,10 @@ Status UcxTransport::alltoallv_consume(const std::vector<Bytes>& send, const Con
         const std::string waited =
             std::string("in ") + what + " waiting for rank(s) " +
             (names.empty() ? std::string("to take its messages") : names + " to arrive");
-        return m.wait_failed(
-            missing, gone.empty() ? "after " + std::to_string(deadline.timeout_ms) + " ms " + waited
-                                  : waited);
+        return m.wait_failed(lock, missing,
+                             gone.empty()
+                                 ? "after " + std::to_string(deadline.timeout_ms) + " ms " + waited
+                                 : waited);
       }
       m.sleep(lock, deadline);
     }

@@ -64,6 +64,7 @@ class UcxTransport final : public Transport {
   Status barrier(const Deadline& deadline, const char* what) override;
   bool direct_access() const override { return false; }
   bool crosses_machines() const override;
+  std::vector<std::string> machines() const override;
   StagingWindow& window(int from, int to) override;
   size_t max_chunk_bytes() const override;
   uint64_t doorbell() const override;

@@ -82,6 +82,31 @@ PlanOptions options_of(const Case& c) {
   return options;
 }
 
+Case fitted_to(Case c, int world, int ranks_per_node) {
+  c.world = world;
+  c.ranks_per_node = ranks_per_node;
+  c.direct_access = false;
+  if (!c.tokens.empty()) {
+    c.tokens.resize(static_cast<size_t>(world), 17);
+  }
+  if (c.owners.empty() && c.replicas.empty()) {
+    c.experts = (c.experts + world - 1) / world * world;
+  }
+  for (int32_t& owner : c.owners) {
+    owner %= world;
+  }
+  for (std::vector<int32_t>& ranks : c.replicas) {  // folded onto the world, still distinct
+    std::vector<int32_t> folded;
+    for (int32_t rank : ranks) {
+      if (std::find(folded.begin(), folded.end(), rank % world) == folded.end()) {
+        folded.push_back(rank % world);
+      }
+    }
+    ranks = folded;
+  }
+  return c;
+}
+
 RankResult counts_of(const Plan& plan) {
   RankResult result;
   result.tokens_per_expert = plan.tokens_per_expert();

@@ -51,6 +51,10 @@ struct Case {
 /// int32 or int64 ids, with or without direct access.
 Case random_case(uint64_t seed);
 
+/// `c` for processes: `world` ranks, `ranks_per_node` per node, no direct access, tokens,
+/// experts and expert owners (replicas too, still distinct) folded onto the world.
+Case fitted_to(Case c, int world, int ranks_per_node);
+
 /// One rank's part of a run: its plan's counts and stats, dispatch and combine results.
 struct RankResult {
   Status status;

@@ -41,32 +41,8 @@ std::string transport() {
   return text != nullptr ? text : "shm";
 }
 
-// `c` with world, ranks per node, tokens and expert owners fitted to this MPI world.
-Case fit_to_world(Case c) {
-  const int world = mpi_world();
-  c.world = world;
-  c.ranks_per_node = ranks_per_node();
-  c.direct_access = false;
-  if (!c.tokens.empty()) {
-    c.tokens.resize(static_cast<size_t>(world), 17);
-  }
-  if (c.owners.empty() && c.replicas.empty()) {
-    c.experts = (c.experts + world - 1) / world * world;
-  }
-  for (int32_t& owner : c.owners) {
-    owner %= world;
-  }
-  for (std::vector<int32_t>& ranks : c.replicas) {  // folded onto the world, still distinct
-    std::vector<int32_t> folded;
-    for (int32_t rank : ranks) {
-      if (std::find(folded.begin(), folded.end(), rank % world) == folded.end()) {
-        folded.push_back(rank % world);
-      }
-    }
-    ranks = folded;
-  }
-  return c;
-}
+// `c` fitted to this MPI world.
+Case fit_to_world(const Case& c) { return fitted_to(c, mpi_world(), ranks_per_node()); }
 
 // Every rank's verdict, agreed over MPI, so all ranks pass or fail the test together.
 bool all_ranks(bool mine) {

@@ -21,6 +21,7 @@
 #include "multirank/harness.hpp"
 #include "process/child_processes.hpp"
 #include "process/survivors.hpp"
+#include "process/ucx_join.hpp"
 #include "testing/routing.hpp"
 #include "transport/shm_segment.hpp"
 #include "transport/shm_transport.hpp"
@@ -218,30 +219,10 @@ TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
 }
 
 #ifdef FUSCO_HAVE_UCX
-// The same with the UCX transport: the children bootstrap through a shared-memory group (any
-// collective byte exchange would do), then connect over UCX; a killed peer is named by the
-// survivors long before the timeout.
+// The same with the UCX transport (the children bootstrap through a shared-memory group):
+// a killed peer is named by the survivors long before the timeout.
 Result<Communicator> join_ucx(const std::string& name, int rank, int world) {
-  auto boot =
-      transport::ShmTransport::open(name, rank, world, 4096, transport::Deadline::after_ms(10000));
-  FUSCO_RETURN_IF_ERROR(boot.status());
-  transport::ShmTransport& exchange = *boot.value();
-  const Communicator::BootstrapAllgather allgather =
-      [&](const std::string& mine) -> Result<std::vector<std::string>> {
-    const transport::Bytes bytes(reinterpret_cast<const std::byte*>(mine.data()),
-                                 reinterpret_cast<const std::byte*>(mine.data()) + mine.size());
-    std::vector<std::string> all(static_cast<size_t>(world));
-    FUSCO_RETURN_IF_ERROR(exchange.alltoallv_consume(
-        std::vector<transport::Bytes>(static_cast<size_t>(world), bytes),
-        [&](int source, const transport::Bytes& theirs) {
-          all[static_cast<size_t>(source)].assign(reinterpret_cast<const char*>(theirs.data()),
-                                                  theirs.size());
-          return Status();
-        },
-        transport::Deadline::after_ms(10000), "UCX bootstrap"));
-    return all;
-  };
-  return Communicator::create_ucx(rank, Topology::nodes_of(world, 2), allgather, 10000);
+  return join_ucx_through_shm(name, rank, Topology::nodes_of(world, 2), 10000);
 }
 
 // Issue 18, class 1: processes that disagree on FUSCO_SHM_SLOT_BYTES (the size of the slots

@@ -191,3 +191,26 @@ def test_init_process_group_reads_the_torchrun_environment():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     spawn_bounded(_init_from_environment, (3, port), 3)
+
+
+def _nodes_from_machines(rank, world, transport):
+    # ranks_per_node=None: one node per machine; all processes here share this machine.
+    comm = fusco.Communicator.from_torch(transport=transport)
+    assert comm.ranks_per_node == world
+    # An explicit value may divide the machine into logical nodes (how tests emulate several).
+    assert fusco.Communicator.from_torch(ranks_per_node=1, transport=transport).ranks_per_node == 1
+    with pytest.raises(TypeError, match="ranks_per_node must be an integer, got float 2.0"):
+        fusco.Communicator.from_torch(ranks_per_node=2.0, transport=transport)
+
+
+@pytest.mark.parametrize("transport", ["shm", "ucx"])
+def test_from_torch_takes_nodes_from_machines_by_default(transport):
+    run_processes(2, _nodes_from_machines, transport)
+
+
+def test_local_group_ranks_per_node_is_an_integer():
+    with pytest.raises(TypeError, match="ranks_per_node must be an integer, got float 1.5"):
+        fusco.local_group(2, ranks_per_node=1.5)
+    with pytest.raises(TypeError, match="world_size must be an integer"):
+        fusco.local_group(2.0)
+    assert fusco.local_group(3)[0].ranks_per_node == 3

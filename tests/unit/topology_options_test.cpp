@@ -35,7 +35,9 @@ TEST(Topology, ZeroRanksPerNodeMeansOneNode) {
   EXPECT_EQ(topo.num_nodes(), 1);
   EXPECT_EQ(topo.node_size(0), 5);
   EXPECT_FALSE((Topology{0, 1}.validate().ok()));
-  EXPECT_FALSE((Topology{2, -1}.validate().ok()));
+  EXPECT_FALSE((Topology{2, -2}.validate().ok()));
+  EXPECT_TRUE(Topology::by_machine(2).validate().ok());  // resolved by a process group
+  EXPECT_EQ(Topology::by_machine(5).num_nodes(), 1);
 }
 
 TEST(PlanOptions, DefaultsAreDocumentedValues) {
