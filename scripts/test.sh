@@ -25,6 +25,9 @@ echo "== benchmark smoke runs"
 build/bench/fusco_bench -r 6 -p 4 -b 16 -e 64 -f 4 -H 1000 -k 6 -E 48 -n 2 -w 1 -c 1
 build/bench/fusco_bench -r 5 -p 2 -b 33 -e 33 -H 7 -k 3 -E 10 -d fp16 -D rank -R zipf:1.1 -n 1 -c 1
 build/bench/fusco_plan_microbench --benchmark_min_time=0.05
+if [ "$(id -u)" -eq 0 ]; then  # simulated machines need root
+  build/tests/fusco_machines_bench --tokens 64 --runs 1 --iters 1 --rate 200mbit
+fi
 
 echo "== GPU check without a GPU (scripts/gpu-check.sh end to end; NCCL from PyPI's wheel)"
 # (outside the source tree: CMake refuses to export an NCCL include folder inside it; one
