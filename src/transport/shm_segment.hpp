@@ -38,6 +38,7 @@ struct alignas(64) ShmRank {
   std::atomic<uint32_t> arrived;               // barrier generation + 1 this rank last arrived at
   std::atomic<uint32_t> touching;              // 1 while this rank may touch peers' windows
   std::atomic<uint32_t> sleepers;              // > 0 while this rank may sleep on its doorbell
+  std::atomic<uint32_t> heartbeat;             // moves while this rank waits inside fusco
   alignas(64) std::atomic<uint32_t> doorbell;  // futex word
 };
 

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include "transport/silent_peers.hpp"
+
 namespace fusco::transport {
 
 namespace {
@@ -180,7 +182,7 @@ Status ShmTransport::barrier(const Deadline& deadline, const char* what) {
   const WaitEnd end = wait_for(
       header.barrier_generation, generation, nullptr, deadline,
       [&] { return header.barrier_generation.load(std::memory_order_acquire) != generation; },
-      [&] { return broken(); }, [&] { return !exited_peer(missing()).empty(); });
+      [&] { return broken(); }, [&] { return peer_exited_while_waiting(missing()); });
   if (end == WaitEnd::kReady) {
     return Status();
   }
@@ -199,11 +201,8 @@ Status ShmTransport::barrier(const Deadline& deadline, const char* what) {
     }
     return Status(StatusCode::kAborted, reason);
   }
-  const std::string reason = "rank " + std::to_string(rank_) + " timed out after " +
-                             std::to_string(deadline.timeout_ms) + " ms in " + what +
-                             " waiting for rank(s) " + names + " to arrive";
-  break_group(reason);
-  return Status(StatusCode::kTimeout, reason);
+  return timed_out(deadline,
+                   std::string("in ") + what + " waiting for rank(s) " + names + " to arrive");
 }
 
 Status ShmTransport::alltoallv_consume(const std::vector<Bytes>& send, const ConsumeFn& consume,
@@ -279,7 +278,7 @@ Status ShmTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
   const WaitEnd end = wait_for(
       words.doorbell, value, &words.sleepers, deadline,
       [&] { return words.doorbell.load(std::memory_order_acquire) != value; },
-      [&] { return broken(); }, [&] { return !exited_peer({}).empty(); });
+      [&] { return broken(); }, [&] { return peer_exited_while_waiting({}); });
   switch (end) {
     case WaitEnd::kReady:
       return Status();
@@ -296,9 +295,43 @@ Status ShmTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
     case WaitEnd::kExpired:
       break;
   }
+  return timed_out(deadline, waiting_for());
+}
+
+bool ShmTransport::peer_exited_while_waiting(const std::vector<int>& ranks) const {
+  segment_.rank_words(rank_).heartbeat.fetch_add(1, std::memory_order_relaxed);
+  return !exited_peer(ranks).empty();
+}
+
+std::vector<int> ShmTransport::silent_peers() const {
+  std::vector<uint32_t> before;
+  for (int r = 0; r < world_size(); ++r) {
+    before.push_back(segment_.rank_words(r).heartbeat.load(std::memory_order_relaxed));
+  }
+  const auto end = Clock::now() + kSilenceGrace;
+  std::vector<int> silent;
+  while (Clock::now() < end && !broken()) {
+    std::this_thread::sleep_for(kLivenessPeriod);
+    peer_exited_while_waiting({});  // this rank is waiting too
+    silent.clear();
+    for (int r = 0; r < world_size(); ++r) {
+      const bool moved = segment_.rank_words(r).heartbeat.load(std::memory_order_relaxed) !=
+                         before[static_cast<size_t>(r)];
+      if (r != rank_ && !moved) silent.push_back(r);
+    }
+    if (silent.empty()) break;
+  }
+  return silent;
+}
+
+Status ShmTransport::timed_out(const Deadline& deadline, const std::string& waited) {
+  const std::vector<int> silent = silent_peers();
   const std::string reason = "rank " + std::to_string(rank_) + " timed out after " +
-                             std::to_string(deadline.timeout_ms) + " ms " + waiting_for();
-  break_group(reason);
+                             std::to_string(deadline.timeout_ms) + " ms " + waited +
+                             silence_text(silent);
+  if (!break_group(reason)) {
+    return health();  // a peer that failed first named the cause
+  }
   return Status(StatusCode::kTimeout, reason);
 }
 

@@ -61,6 +61,14 @@ class ShmTransport final : public Transport {
 
   /// A peer among `ranks` (all peers when empty) whose process exited, described; "" if none.
   std::string exited_peer(const std::vector<int>& ranks) const;
+  /// A waiting rank's periodic check: shows that this rank is inside fusco (its heartbeat
+  /// word moves) and returns true when a peer among `ranks` exited.
+  bool peer_exited_while_waiting(const std::vector<int>& ranks) const;
+  /// The peers whose heartbeat does not move within kSilenceGrace (silent_peers.hpp).
+  std::vector<int> silent_peers() const;
+  /// The error of a wait that ran out: "rank r timed out after N ms <waited>" and the silent
+  /// peers; breaks the group (a peer's earlier break, with its reason, stands).
+  Status timed_out(const Deadline& deadline, const std::string& waited);
 
   ShmSegment segment_;
   int rank_;

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "transport/shm_segment.hpp"  // process_exited
+#include "transport/silent_peers.hpp"
 
 namespace fusco::transport {
 
@@ -38,8 +39,6 @@ ucp_tag_t make_tag(Kind kind, int source, uint64_t value) {
 constexpr auto kSlice = std::chrono::milliseconds(10);
 constexpr auto kLivenessPeriod = std::chrono::milliseconds(50);
 constexpr size_t kReasonBytes = 1024;
-// How long a rank whose wait ran out waits for its peers' answers to its probes.
-constexpr auto kProbeGrace = std::chrono::milliseconds(300);
 const Bytes kNothing;  // what a rank sends to a destination `send` has no entry for
 
 std::string machine_id() {
@@ -490,7 +489,7 @@ struct UcxTransport::Impl {
                              Completion::What::kProbeArrived, peer, 0);
   }
 
-  // The peers that do not answer a probe within kProbeGrace (lock released while waiting).
+  // The peers that do not answer a probe within kSilenceGrace (lock released while waiting).
   std::vector<int> silent_peers(std::unique_lock<std::mutex>& lock) {
     std::vector<int> asked;
     for (int r = 0; r < world; ++r) {
@@ -504,7 +503,7 @@ struct UcxTransport::Impl {
       send(r, &probe_word, sizeof(probe_word), make_tag(Kind::kProbe, rank, 0));
       asked.push_back(r);
     }
-    const Deadline grace = Deadline::after_ms(kProbeGrace.count());
+    const Deadline grace = Deadline::after_ms(kSilenceGrace.count());
     auto silent = [&] {
       std::vector<int> out;
       for (const int r : asked) {
@@ -653,14 +652,8 @@ struct UcxTransport::Impl {
     // relay that waits for a stopped rank names the stopped rank, not the relay.
     const std::vector<int> silent = silent_peers(lock);
     FUSCO_RETURN_IF_ERROR(health_locked());  // a peer that failed first named the cause
-    std::string why = "rank " + std::to_string(rank) + " timed out " + timed_out;
-    if (!silent.empty()) {
-      std::string names;
-      for (const int r : silent) names += (names.empty() ? "" : ", ") + std::to_string(r);
-      why += "; rank(s) " + names + " do not answer (stopped, hung, cut off, or not in this call)";
-    } else {
-      why += "; every other rank answers probes, so none is stopped (one may be in another call)";
-    }
+    const std::string why =
+        "rank " + std::to_string(rank) + " timed out " + timed_out + silence_text(silent);
     break_group(why);
     return Status(StatusCode::kTimeout, why);
   }

@@ -68,20 +68,6 @@ class Machines : public ::testing::Test {
 };
 
 int two_per_machine(int rank) { return rank / 2; }
-
-// The ranks a timeout names as not answering ("rank(s) 1, 3 do not answer"), or "" (printed).
-std::string silent_ranks(const Status& failed) {
-  const std::string text = failed.message();
-  const size_t end = text.find(" do not answer");
-  const size_t start = end == std::string::npos ? end : text.rfind("rank(s) ", end);
-  if (start == std::string::npos) {
-    std::fprintf(stderr, "no silent rank named: %s\n", failed.to_string().c_str());
-    return "";
-  }
-  const std::string ranks = text.substr(start + 8, end - start - 8);
-  std::fprintf(stderr, "named %s: %s\n", ranks.c_str(), failed.to_string().c_str());
-  return ranks;
-}
 int alternating(int rank) { return rank % 2; }
 
 // The child's verdict on a creation that must fail with `code` and a message containing

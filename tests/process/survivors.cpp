@@ -61,4 +61,17 @@ int survivor_checks(Communicator& comm, int victim, int64_t timeout_ms, bool exi
   return named ? 0 : kNamedAnother;
 }
 
+std::string silent_ranks(const Status& failed) {
+  const std::string text = failed.message();
+  const size_t end = text.find(" do not answer");
+  const size_t start = end == std::string::npos ? end : text.rfind("rank(s) ", end);
+  if (start == std::string::npos) {
+    std::fprintf(stderr, "no silent rank named: %s\n", failed.to_string().c_str());
+    return "";
+  }
+  const std::string ranks = text.substr(start + 8, end - start - 8);
+  std::fprintf(stderr, "named %s: %s\n", ranks.c_str(), failed.to_string().c_str());
+  return ranks;
+}
+
 }  // namespace fusco::testing

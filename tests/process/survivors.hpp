@@ -4,6 +4,7 @@
 // kill tests and the kill test under mpirun.
 
 #include <cstdint>
+#include <string>
 
 #include "fusco/communicator.hpp"
 
@@ -19,5 +20,9 @@ Status loop_until_failure(Communicator& comm, int64_t timeout_ms, int64_t* itera
 /// message), or 1.
 inline constexpr int kNamedAnother = 5;
 int survivor_checks(Communicator& comm, int victim, int64_t timeout_ms, bool exited);
+
+/// The ranks a timeout names as giving no sign of life ("rank(s) 1, 3 do not answer" gives
+/// "1, 3"), or "" when it names none; prints the failure either way.
+std::string silent_ranks(const Status& failed);
 
 }  // namespace fusco::testing
