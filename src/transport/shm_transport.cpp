@@ -304,9 +304,10 @@ bool ShmTransport::peer_exited_while_waiting(const std::vector<int>& ranks) cons
 }
 
 std::vector<int> ShmTransport::silent_peers() const {
-  std::vector<uint32_t> before;
+  std::vector<uint32_t> before(static_cast<size_t>(world_size()));
   for (int r = 0; r < world_size(); ++r) {
-    before.push_back(segment_.rank_words(r).heartbeat.load(std::memory_order_relaxed));
+    before[static_cast<size_t>(r)] =
+        segment_.rank_words(r).heartbeat.load(std::memory_order_relaxed);
   }
   const auto end = Clock::now() + kSilenceGrace;
   std::vector<int> silent;
