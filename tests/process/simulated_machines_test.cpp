@@ -28,6 +28,9 @@ namespace {
 
 using std::chrono::milliseconds;
 
+int two_per_machine(int rank) { return rank / 2; }
+int alternating(int rank) { return rank % 2; }
+
 class Machines : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -64,11 +67,35 @@ class Machines : public ::testing::Test {
         milliseconds(60000), meanwhile);
   }
 
+  // Four ranks on two machines (nodes from the machines); once every rank joined,
+  // `once_joined(pids)` runs in the parent (to stop, kill or cut off) while each rank runs
+  // body(rank, its group).
+  std::vector<ChildEnd> run_joined(
+      const std::function<int(int rank, Communicator& comm)>& body,
+      const std::function<void(const std::vector<pid_t>&)>& once_joined) {
+    int joined[2];
+    if (pipe(joined) != 0) return {};
+    const std::vector<ChildEnd> ends = run_ranks(
+        Topology::by_machine(4), two_per_machine,
+        [&](int rank, Result<Communicator>& comm) {
+          if (!comm.ok() || write(joined[1], "j", 1) != 1) return 1;
+          return body(rank, comm.value());
+        },
+        [&](const std::vector<pid_t>& pids) {
+          for (int got = 0; got < 4; ++got) {
+            pollfd ready{joined[0], POLLIN, 0};
+            char byte = 0;
+            if (poll(&ready, 1, 20000) != 1 || read(joined[0], &byte, 1) != 1) return;
+          }
+          once_joined(pids);
+        });
+    close(joined[0]);
+    close(joined[1]);
+    return ends;
+  }
+
   std::unique_ptr<SimulatedMachines> machines_;
 };
-
-int two_per_machine(int rank) { return rank / 2; }
-int alternating(int rank) { return rank % 2; }
 
 // The child's verdict on a creation that must fail with `code` and a message containing
 // `text`, on every rank.
@@ -149,29 +176,18 @@ TEST_F(Machines, LogicalNodesInsideMachines_AreAccepted) {
 TEST_F(Machines, StoppedRank_WithRelays_IsTheRankTheSurvivorsName) {
   constexpr int64_t kTimeoutMs = 2000;
   for (const int victim : {0, 1, 3}) {
-    int joined[2];
-    ASSERT_EQ(pipe(joined), 0);
-    const std::vector<ChildEnd> ends = run_ranks(
-        Topology::by_machine(4), two_per_machine,
-        [&](int /*rank*/, Result<Communicator>& comm) {
-          if (!comm.ok() || write(joined[1], "j", 1) != 1) return 1;
+    const std::vector<ChildEnd> ends = run_joined(
+        [&](int /*rank*/, Communicator& comm) {
           int64_t iterations = 0;
-          const Status failed = loop_until_failure(comm.value(), kTimeoutMs, &iterations);
+          const Status failed = loop_until_failure(comm, kTimeoutMs, &iterations);
           return silent_ranks(failed) == std::to_string(victim) ? 0 : 1;
         },
         [&](const std::vector<pid_t>& pids) {
-          for (int got = 0; got < 4; ++got) {
-            pollfd ready{joined[0], POLLIN, 0};
-            char byte = 0;
-            if (poll(&ready, 1, 20000) != 1 || read(joined[0], &byte, 1) != 1) return;
-          }
           std::this_thread::sleep_for(milliseconds(300));
           kill(pids[static_cast<size_t>(victim)], SIGSTOP);
           std::this_thread::sleep_for(milliseconds(kTimeoutMs * 2));
           kill(pids[static_cast<size_t>(victim)], SIGKILL);
         });
-    close(joined[0]);
-    close(joined[1]);
     for (const ChildEnd& end : ends) {
       if (end.rank == victim) continue;
       EXPECT_TRUE(end.exited && end.code == 0) << "victim " << victim << ": " << end.describe();
@@ -184,15 +200,11 @@ TEST_F(Machines, StoppedRank_WithRelays_IsTheRankTheSurvivorsName) {
 TEST_F(Machines, KilledRankOnAnotherMachine_IsNamedAsLost) {
   constexpr int64_t kTimeoutMs = 20000;
   constexpr int kVictim = 2;
-  int joined[2];
-  ASSERT_EQ(pipe(joined), 0);
   const auto started = std::chrono::steady_clock::now();
-  const std::vector<ChildEnd> ends = run_ranks(
-      Topology::by_machine(4), two_per_machine,
-      [&](int rank, Result<Communicator>& comm) {
-        if (!comm.ok() || write(joined[1], "j", 1) != 1) return 1;
+  const std::vector<ChildEnd> ends = run_joined(
+      [&](int rank, Communicator& comm) {
         int64_t iterations = 0;
-        const Status failed = loop_until_failure(comm.value(), kTimeoutMs, &iterations);
+        const Status failed = loop_until_failure(comm, kTimeoutMs, &iterations);
         const std::string lost = "rank 2 on 'sim-machine-1' was lost";
         const std::string exited = "rank 2 (process";  // a machine-mate sees its pid go
         const std::string text = failed.message();
@@ -204,16 +216,9 @@ TEST_F(Machines, KilledRankOnAnotherMachine_IsNamedAsLost) {
         return 1;
       },
       [&](const std::vector<pid_t>& pids) {
-        for (int got = 0; got < 4; ++got) {
-          pollfd ready{joined[0], POLLIN, 0};
-          char byte = 0;
-          if (poll(&ready, 1, 20000) != 1 || read(joined[0], &byte, 1) != 1) return;
-        }
         std::this_thread::sleep_for(milliseconds(200));
         kill(pids[kVictim], SIGKILL);
       });
-  close(joined[0]);
-  close(joined[1]);
   for (const ChildEnd& end : ends) {
     if (end.rank != kVictim) {
       EXPECT_TRUE(end.exited && end.code == 0) << end.describe();
@@ -226,31 +231,20 @@ TEST_F(Machines, KilledRankOnAnotherMachine_IsNamedAsLost) {
 // its timeout with kTimeout or kAborted naming a rank across the cut, never kInternal.
 TEST_F(Machines, Partition_DuringTheShuffle_IsATimeoutOrAbortOnEveryRank) {
   constexpr int64_t kTimeoutMs = 2000;
-  int joined[2];
-  ASSERT_EQ(pipe(joined), 0);
-  const std::vector<ChildEnd> ends = run_ranks(
-      Topology::by_machine(4), two_per_machine,
-      [&](int rank, Result<Communicator>& comm) {
-        if (!comm.ok() || write(joined[1], "j", 1) != 1) return 1;
+  const std::vector<ChildEnd> ends = run_joined(
+      [&](int rank, Communicator& comm) {
         int64_t iterations = 0;
-        const Status failed = loop_until_failure(comm.value(), kTimeoutMs, &iterations);
+        const Status failed = loop_until_failure(comm, kTimeoutMs, &iterations);
         const bool network =
             failed.code() == StatusCode::kTimeout || failed.code() == StatusCode::kAborted;
-        if (network && !comm.value().usable()) return 0;
+        if (network && !comm.usable()) return 0;
         std::fprintf(stderr, "rank %d: %s\n", rank, failed.to_string().c_str());
         return 1;
       },
       [&](const std::vector<pid_t>& /*pids*/) {
-        for (int got = 0; got < 4; ++got) {
-          pollfd ready{joined[0], POLLIN, 0};
-          char byte = 0;
-          if (poll(&ready, 1, 20000) != 1 || read(joined[0], &byte, 1) != 1) return;
-        }
         std::this_thread::sleep_for(milliseconds(200));
         EXPECT_TRUE(machines_->set_link(1, false).ok());
       });
-  close(joined[0]);
-  close(joined[1]);
   std::string why;
   EXPECT_TRUE(all_passed(ends, &why)) << why;
   ASSERT_TRUE(machines_->set_link(1, true).ok());
