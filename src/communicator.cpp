@@ -12,6 +12,7 @@
 #include "engine/engine.hpp"
 #include "plan/planner.hpp"
 #include "progress_thread.hpp"
+#include "transport/agreement.hpp"
 
 namespace fusco {
 
@@ -82,6 +83,12 @@ Work finished_work(Status status) {
 }  // namespace
 
 Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Status Communicator::agree_on_step(const BootstrapAllgather& allgather, const Status& mine,
+                                   const std::string& step) {
+  if (!allgather) return Status(StatusCode::kInvalidArgument, "allgather is empty");
+  return transport::agree_on_step(allgather, mine, step.c_str());
+}
 
 Result<Communicator> Communicator::Impl::from_transport(
     std::unique_ptr<transport::Transport> transport, const Topology& requested) {

@@ -54,6 +54,14 @@ class Communicator {
                                          const BootstrapAllgather& allgather,
                                          int64_t timeout_ms = 60000);
 
+  /// Collective over `allgather`: every process brings its own verdict `mine` on a step (such
+  /// as joining a group) and all get the same outcome: OK when every verdict is OK; otherwise a
+  /// failing process gets its own status and the others the first failing rank's, with its
+  /// code and message ("<step> failed on rank r: ..."). The agreement fusco's own group setup
+  /// uses (create_from_mpi, the NCCL engine); a launcher of one's own may use it the same way.
+  static Status agree_on_step(const BootstrapAllgather& allgather, const Status& mine,
+                              const std::string& step);
+
   /// Moves the group to a new handle. The moved-from one has no group: rank() is -1,
   /// world_size() 0, usable() false, abort() does nothing, and every other call returns
   /// kInvalidArgument saying so.

@@ -56,7 +56,8 @@ inline Communicator::BootstrapAllgather mpi_bootstrap(MPI_Comm comm) {
 ///    shared-memory transport, so all processes must run on one machine (checked:
 ///    kUnsupported otherwise);
 ///  - "ucx": processes on any machines, connected by UCX; MPI exchanges the worker addresses.
-/// Every process gets the same verdict: when one fails to join, all return an error naming it.
+/// Every process gets the same verdict (Communicator::agree_on_step): when one fails to join,
+/// the others return its error's code and message, naming it.
 inline Result<Communicator> create_from_mpi(MPI_Comm comm,
                                             int ranks_per_node = Topology::kByMachine,
                                             int64_t timeout_ms = 60000,
@@ -66,9 +67,21 @@ inline Result<Communicator> create_from_mpi(MPI_Comm comm,
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
   const Topology topology = Topology::nodes_of(world, ranks_per_node);
-  if (transport != "shm" && transport != "ucx") {
-    return Status(StatusCode::kInvalidArgument,
-                  "create_from_mpi: transport = '" + transport + "' is not one of shm, ucx");
+  // Every process takes part in every exchange below, a process with a bad argument too (an
+  // MPI collective that one process skips would wait forever).
+  const Status known =
+      transport == "shm" || transport == "ucx"
+          ? Status()
+          : Status(StatusCode::kInvalidArgument,
+                   "create_from_mpi: transport = '" + transport + "' is not one of shm, ucx");
+  FUSCO_RETURN_IF_ERROR(
+      Communicator::agree_on_step(detail::mpi_allgather(comm), known, "create_from_mpi"));
+  const int ucx = transport == "ucx" ? 1 : 0;
+  int choice[2] = {ucx, -ucx};  // reduced with MIN: {the smallest, -(the largest)}
+  MPI_Allreduce(MPI_IN_PLACE, choice, 2, MPI_INT, MPI_MIN, comm);
+  if (choice[0] != -choice[1]) {
+    return Status(StatusCode::kMismatch,
+                  "create_from_mpi: transport differs across processes (some pass shm, some ucx)");
   }
   std::optional<Result<Communicator>> made;
   if (transport == "ucx") {
@@ -79,14 +92,15 @@ inline Result<Communicator> create_from_mpi(MPI_Comm comm,
     int on_machine = 0;
     MPI_Comm_size(machine, &on_machine);
     MPI_Comm_free(&machine);
-    int all_on_one = on_machine == world ? 1 : 0;
-    MPI_Allreduce(MPI_IN_PLACE, &all_on_one, 1, MPI_INT, MPI_MIN, comm);
-    if (all_on_one == 0) {
-      return Status(StatusCode::kUnsupported,
-                    "create_from_mpi: the " + std::to_string(world) +
-                        " processes span several machines; the shared-memory transport joins "
-                        "processes of one machine only (use transport \"ucx\")");
-    }
+    const Status one_machine =
+        on_machine == world
+            ? Status()
+            : Status(StatusCode::kUnsupported,
+                     "create_from_mpi: the " + std::to_string(world) +
+                         " processes span several machines; the shared-memory transport joins "
+                         "processes of one machine only (use transport \"ucx\")");
+    FUSCO_RETURN_IF_ERROR(
+        Communicator::agree_on_step(detail::mpi_allgather(comm), one_machine, "create_from_mpi"));
     char name[64] = {};
     if (rank == 0) {
       std::random_device entropy;
@@ -97,13 +111,9 @@ inline Result<Communicator> create_from_mpi(MPI_Comm comm,
     MPI_Bcast(name, sizeof(name), MPI_CHAR, 0, comm);
     made.emplace(Communicator::create_shared_memory(name, rank, topology, timeout_ms));
   }
-  // The first rank that failed, or world when none did.
-  int failed = made->ok() ? world : rank;
-  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MIN, comm);
-  if (made->ok() && failed < world) {
-    return Status(StatusCode::kAborted, "create_from_mpi: rank " + std::to_string(failed) +
-                                            " failed to join the group (see its error)");
-  }
+  // Every process gets the same verdict: its own error, or the first failing rank's.
+  FUSCO_RETURN_IF_ERROR(
+      Communicator::agree_on_step(detail::mpi_allgather(comm), made->status(), "create_from_mpi"));
   return std::move(*made);
 }
 

@@ -67,35 +67,35 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     local = cuda_status(cudaGetDevice(&device), "cudaGetDevice");
   }
   // The windows are symmetric and the path is collective: every rank must ask for the same.
-  const std::string asked = "window_bytes " + std::to_string(options.window_bytes) + ", path " +
-                            std::to_string(static_cast<int>(options.path)) + ", check_calls " +
-                            std::to_string(options.check_calls ? 1 : 0) + ", inter_node " +
-                            std::to_string(static_cast<int>(options.inter_node));
-  Result<std::vector<std::string>> all_asked = exchange(gather, rank, local, asked, "NCCL setup");
-  FUSCO_RETURN_IF_ERROR(all_asked.status());
-  for (size_t r = 0; r < all_asked.value().size(); ++r) {
-    if (all_asked.value()[r] != asked) {
-      return Status(StatusCode::kMismatch, "NcclOptions differ: rank " + std::to_string(rank) +
-                                               " has " + asked + " but rank " + std::to_string(r) +
-                                               " has " + all_asked.value()[r]);
-    }
-  }
+  transport::Proposal setup;
+  setup.kind = transport::CallKind::kSetup;
+  setup.local = local;
+  setup.fields = {{"NcclOptions.window_bytes", options.window_bytes, nullptr},
+                  {"NcclOptions.path", static_cast<int64_t>(options.path), nullptr},
+                  {"NcclOptions.check_calls", options.check_calls ? 1 : 0, nullptr},
+                  {"NcclOptions.inter_node", static_cast<int64_t>(options.inter_node), nullptr}};
+  FUSCO_RETURN_IF_ERROR(transport::agree(gather, impl->world, setup, nullptr, "NCCL setup"));
 
+  // Rank 0's unique id, to every rank.
+  static_assert(sizeof(ncclUniqueId::internal) <= transport::kMaxAgreementPayload);
   ncclUniqueId id{};
-  Status made_id = rank == 0 ? nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId") : Status();
-  Result<std::vector<std::string>> ids = exchange(
-      gather, rank, made_id, std::string(id.internal, sizeof(id.internal)), "ncclGetUniqueId");
-  FUSCO_RETURN_IF_ERROR(ids.status());
-  std::memcpy(id.internal, ids.value()[0].data(), sizeof(id.internal));
-  FUSCO_RETURN_IF_ERROR(
-      agree(gather, rank,
-            nccl_status(ncclCommInitRank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"),
-            "ncclCommInitRank"));
+  transport::Proposal id_step;
+  id_step.kind = transport::CallKind::kSetup;
+  id_step.local = rank == 0 ? nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId") : Status();
+  id_step.payload = id.internal;
+  id_step.payload_bytes = sizeof(id.internal);
+  std::vector<char> ids(static_cast<size_t>(impl->world) * sizeof(id.internal));
+  FUSCO_RETURN_IF_ERROR(transport::agree(
+      gather, impl->world, id_step, reinterpret_cast<std::byte*>(ids.data()), "ncclGetUniqueId"));
+  std::memcpy(id.internal, ids.data(), sizeof(id.internal));
+  FUSCO_RETURN_IF_ERROR(agree(
+      gather, nccl_status(ncclCommInitRank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"),
+      "ncclCommInitRank"));
 
   constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
   impl->window_bytes = (static_cast<size_t>(options.window_bytes) + kAlign - 1) / kAlign * kAlign;
   FUSCO_RETURN_IF_ERROR(
-      agree(gather, rank,
+      agree(gather,
             cuda_status(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), "stream"),
             "stream"));
   if (options.path != NcclPath::kSendRecv) {
@@ -114,7 +114,7 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     Result<DeviceBuffer> expert =
         DeviceBuffer::allocate(impl->window_bytes, "expert-output buffer");
     Status allocated = recv.ok() ? expert.status() : recv.status();
-    FUSCO_RETURN_IF_ERROR(agree(gather, rank, allocated, "buffer allocation"));
+    FUSCO_RETURN_IF_ERROR(agree(gather, allocated, "buffer allocation"));
     impl->recv_plain = std::move(recv).value();
     impl->expert_plain = std::move(expert).value();
     impl->recv_window = impl->recv_plain.data();
@@ -173,7 +173,11 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
   Status local = impl_->health();
   if (local.ok()) local = routing.status();
-  FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, local, "plan"));
+  transport::Proposal planning;
+  planning.kind = transport::CallKind::kPlan;
+  planning.local = local;
+  FUSCO_RETURN_IF_ERROR(
+      transport::agree(impl_->allgather, impl_->world, planning, nullptr, "plan (routing copy)"));
   // Planned with the ranks of each node as direct peers (LSA), whatever the host transport.
   Result<Plan> plan = Communicator::Impl::plan_for_gpus(impl_->host, routing.value(), num_experts,
                                                         expert_map, options);
@@ -181,14 +185,17 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
   Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl);
-  Result<std::vector<std::string>> rows =
-      exchange(impl_->allgather, impl_->rank, programme.status(),
-               std::to_string(plan.value().num_recv_rows()), "plan upload");
-  FUSCO_RETURN_IF_ERROR(rows.status());
-  for (const std::string& text : rows.value()) {
-    impl->group_max_recv_rows =
-        std::max<int64_t>(impl->group_max_recv_rows, std::atoll(text.c_str()));
-  }
+  // Every rank's receive rows: each window must hold the most of any rank.
+  const int64_t my_rows = plan.value().num_recv_rows();
+  transport::Proposal upload;
+  upload.kind = transport::CallKind::kSetup;
+  upload.local = programme.status();
+  upload.payload = &my_rows;
+  upload.payload_bytes = sizeof(my_rows);
+  std::vector<int64_t> rows(static_cast<size_t>(impl_->world));
+  FUSCO_RETURN_IF_ERROR(transport::agree(impl_->allgather, impl_->world, upload,
+                                         reinterpret_cast<std::byte*>(rows.data()), "plan upload"));
+  for (const int64_t r : rows) impl->group_max_recv_rows = std::max(impl->group_max_recv_rows, r);
   if (impl_->gin != nullptr) {  // where this rank's GIN puts land (peer to peer)
     Status learned;
     if (impl->staged != nullptr) {
@@ -200,12 +207,12 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
             std::make_shared<const detail::PutDestinations>(std::move(to).value());
       }
     }
-    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, learned, "plan exchange"));
+    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, learned, "plan exchange"));
   }
   if (!impl_->device_api) {  // every rank got here: the exchange above agreed
     Result<SendRecvProgramme> lists =
         SendRecvProgramme::build(plan.value().data(), impl_->lane(options.timeout_ms));
-    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, impl_->rank, lists.status(), "plan exchange"));
+    FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, lists.status(), "plan exchange"));
     impl->send_recv = std::make_shared<const SendRecvProgramme>(std::move(lists).value());
   }
   impl->plan = std::move(plan).value();
@@ -237,9 +244,15 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     }
     if (local.ok()) local = impl_->reserve(plan, row_bytes, extra_bytes, 0, 0);
   }
-  std::string shape = std::to_string(hidden) + " x " + dtype_name(x.dtype);
-  if (with_extra) shape += " with " + std::to_string(cols) + " x " + dtype_name(extra.dtype);
-  FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(local, shape, "dispatch"));
+  // The same four fields on every rank, with or without a companion tensor.
+  std::vector<transport::AgreedField> shape = {
+      {"hidden size", hidden, nullptr},
+      dtype_field("x dtype", x.dtype),
+      {"extra columns", with_extra ? cols : -1,
+       [](int64_t v) { return v < 0 ? std::string("none") : std::to_string(v); }},
+      dtype_field("extra dtype", with_extra ? extra.dtype : DType::kFloat32)};
+  FUSCO_RETURN_IF_ERROR(
+      impl_->agree_on_call(local, std::move(shape), transport::CallKind::kDispatch));
   const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     const NcclLane lane = impl_->lane(data.options.timeout_ms);
@@ -334,7 +347,8 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   if (local.ok()) local = impl_->check_window(plan, row_bytes, 0, "combine");
   if (local.ok()) local = impl_->reserve(plan, 0, 0, row_bytes, plan.impl().data().topk);
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(
-      local, std::to_string(hidden) + " x " + dtype_name(expert_out.dtype), "combine"));
+      local, {{"hidden size", hidden, nullptr}, dtype_field("expert_out dtype", expert_out.dtype)},
+      transport::CallKind::kCombine));
   const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     return send_recv_combine(data, plan.impl().programme, *plan.impl().send_recv, impl_->scratch,

@@ -23,44 +23,22 @@
 #include "gpu/nccl_watch.hpp"
 #include "gpu/node_barrier.hpp"
 #include "nccl_lsa.hpp"
+#include "transport/agreement.hpp"
 
 namespace fusco::gpu {
 
-// One host allgather that also agrees on failure: every rank contributes its status and a
-// payload; on success every rank's payload comes back, otherwise every rank returns the first
-// failing rank's status (named), so a collective step that follows is entered by all ranks or
-// by none.
-inline Result<std::vector<std::string>> exchange(const Communicator::BootstrapAllgather& allgather,
-                                                 int rank, const Status& mine,
-                                                 const std::string& payload, const char* step) {
-  const std::string sent =
-      mine.ok() ? "+" + payload
-                : "-" + std::to_string(static_cast<int>(mine.code())) + ":" + mine.message();
-  Result<std::vector<std::string>> all = allgather(sent);
-  FUSCO_RETURN_IF_ERROR(all.status());
-  std::vector<std::string> payloads;
-  for (size_t r = 0; r < all.value().size(); ++r) {
-    const std::string& entry = all.value()[r];
-    if (!entry.empty() && entry[0] == '+') {
-      payloads.push_back(entry.substr(1));
-      continue;
-    }
-    if (static_cast<int>(r) == rank) {
-      return mine;
-    }
-    const size_t colon = entry.find(':');
-    const int code = colon == std::string::npos ? static_cast<int>(StatusCode::kInternal)
-                                                : std::atoi(entry.substr(1, colon).c_str());
-    return Status(static_cast<StatusCode>(code),
-                  std::string(step) + " failed on rank " + std::to_string(r) + ": " +
-                      (colon == std::string::npos ? entry : entry.substr(colon + 1)));
-  }
-  return payloads;
+// The NCCL engine's host-side agreements run the one agreement protocol (transport/agreement)
+// over the launcher's allgather: a collective step that follows is entered by every rank or by
+// none, and a rank that failed is named, with its code and message, on every rank.
+inline Status agree(const Communicator::BootstrapAllgather& allgather, const Status& mine,
+                    const char* step) {
+  return transport::agree_on_step(allgather, mine, step);
 }
 
-inline Status agree(const Communicator::BootstrapAllgather& allgather, int rank, const Status& mine,
-                    const char* step) {
-  return exchange(allgather, rank, mine, "", step).status();
+// A field for a call's agreement whose value prints as a dtype's name.
+inline transport::AgreedField dtype_field(const char* name, DType dtype) {
+  return {name, static_cast<int64_t>(dtype),
+          [](int64_t value) { return std::string(dtype_name(static_cast<DType>(value))); }};
 }
 
 inline TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hidden) {
@@ -142,15 +120,15 @@ struct NcclCommunicator::Impl {
       allocated = nccl_status(ncclMemAlloc(&expert_window, window_bytes),
                               "ncclMemAlloc (expert-output window)");
     }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, allocated, "window allocation"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather, allocated, "window allocation"));
     FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
+        agree(allgather,
               nccl_status(ncclCommWindowRegister(comm, recv_window, window_bytes, &recv_handle,
                                                  NCCL_WIN_COLL_SYMMETRIC),
                           "ncclCommWindowRegister (receive window)"),
               "window registration"));
     FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
+        agree(allgather,
               nccl_status(ncclCommWindowRegister(comm, expert_window, window_bytes, &expert_handle,
                                                  NCCL_WIN_COLL_SYMMETRIC),
                           "ncclCommWindowRegister (expert-output window)"),
@@ -178,22 +156,22 @@ struct NcclCommunicator::Impl {
                           " ranks): a node must be ranks that share an NVLink domain");
       }
     }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made, "ncclDevCommCreate"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather, made, "ncclDevCommCreate"));
 
-    FUSCO_RETURN_IF_ERROR(agree(allgather, rank, set_up_sync_window(), "barrier window"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather, set_up_sync_window(), "barrier window"));
     if (with_gin) {
       Result<std::unique_ptr<GinTransfer>> staging =
           GinTransfer::create(comm, window_bytes, rank, world);
       const Status made_staging = staging.status();
       if (staging.ok()) gin = std::move(staging).value();
-      FUSCO_RETURN_IF_ERROR(agree(allgather, rank, made_staging, "staging window"));
+      FUSCO_RETURN_IF_ERROR(agree(allgather, made_staging, "staging window"));
     }
 
     // Every node peer's LSA address of the windows (on the stream create() made).
     Status pointers = lsa_peers(recv_handle, recv_peers);
     if (pointers.ok()) pointers = lsa_peers(expert_handle, expert_peers);
     if (pointers.ok()) pointers = lsa_peers(sync_handle, sync_peers);
-    return agree(allgather, rank, pointers, "LSA pointers");
+    return agree(allgather, pointers, "LSA pointers");
   }
 
   // The bounded barrier: its symmetric window of arrival slots, zeroed before any peer can
@@ -275,22 +253,20 @@ struct NcclCommunicator::Impl {
     constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
     const size_t size = (std::max<size_t>(bytes, size_t{64} << 10) + kAlign - 1) / kAlign * kAlign;
     FUSCO_RETURN_IF_ERROR(agree(
-        allgather, rank,
+        allgather,
         watch.wait(stream, longest_timeout_ms, "count window (waiting for the earlier calls)"),
         "count window"));
     release_counts_window();
+    FUSCO_RETURN_IF_ERROR(agree(
+        allgather, nccl_status(ncclMemAlloc(&counts_window, size), "ncclMemAlloc (count window)"),
+        "count window allocation"));
     FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
-              nccl_status(ncclMemAlloc(&counts_window, size), "ncclMemAlloc (count window)"),
-              "count window allocation"));
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank,
+        agree(allgather,
               nccl_status(ncclCommWindowRegister(comm, counts_window, size, &counts_handle,
                                                  NCCL_WIN_COLL_SYMMETRIC),
                           "ncclCommWindowRegister (count window)"),
               "window registration"));
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather, rank, lsa_peers(counts_handle, counts_peers), "LSA pointers"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather, lsa_peers(counts_handle, counts_peers), "LSA pointers"));
     counts_bytes = size;
     return Status();
   }
@@ -365,22 +341,20 @@ struct NcclCommunicator::Impl {
     return watch.check();
   }
 
-  // With check_calls: every rank's local verdict and (hidden, dtype) agree before any rank
-  // enters a barrier, so a bad argument on one rank is an error on all, never a GPU-side wait.
-  Status agree_on_call(const Status& mine, const std::string& shape, const char* call) const {
+  // With check_calls: every rank's local verdict and its rows' shape (`fields`: hidden size,
+  // dtypes) agree before any rank enters a barrier, so a bad argument on one rank is an error
+  // on all, never a GPU-side wait.
+  Status agree_on_call(const Status& mine, std::vector<transport::AgreedField> fields,
+                       transport::CallKind kind) const {
     if (!options.check_calls) {
       return mine;
     }
-    Result<std::vector<std::string>> all = exchange(allgather, rank, mine, shape, call);
-    FUSCO_RETURN_IF_ERROR(all.status());
-    for (size_t r = 0; r < all.value().size(); ++r) {
-      if (all.value()[r] != shape) {
-        return Status(StatusCode::kMismatch, std::string(call) + ": rank " + std::to_string(rank) +
-                                                 " passes rows of " + shape + " but rank " +
-                                                 std::to_string(r) + " passes " + all.value()[r]);
-      }
-    }
-    return Status();
+    transport::Proposal proposal;
+    proposal.kind = kind;
+    proposal.local = mine;
+    proposal.fields = std::move(fields);
+    return transport::agree(allgather, world, proposal, nullptr,
+                            transport::call_kind_name(static_cast<int32_t>(kind)));
   }
 
   Status check_plan(const DevicePlan& plan) const {

@@ -17,14 +17,21 @@ namespace fusco::gpu {
 namespace {
 
 // What every rank must agree on before the collective part: the shapes and the map.
-std::string planning_shape(const TensorView& ids, int64_t num_experts, const ExpertMap& map,
-                           int world, const PlanOptions& options, int64_t max_recv_rows) {
-  return "num_experts " + std::to_string(num_experts) + ", k " + std::to_string(ids.shape[1]) +
-         ", layout " + recv_layout_kind_name(options.layout.kind) + " (alignment " +
-         std::to_string(options.layout.alignment) + ", capacity " +
-         std::to_string(options.layout.capacity) + "), max_recv_rows " +
-         std::to_string(max_recv_rows) + ", expert map fingerprint " +
-         std::to_string(map.fingerprint(num_experts, world));
+std::vector<transport::AgreedField> planning_fields(const TensorView& ids, int64_t num_experts,
+                                                    const ExpertMap& map, int world,
+                                                    const PlanOptions& options,
+                                                    int64_t max_recv_rows) {
+  return {{"num_experts", num_experts, nullptr},
+          {"topk (topk_idx.shape[1])", ids.ndim == 2 ? ids.shape[1] : 0, nullptr},
+          {"options.layout.kind", static_cast<int64_t>(options.layout.kind),
+           [](int64_t v) {
+             return std::string(recv_layout_kind_name(static_cast<RecvLayout::Kind>(v)));
+           }},
+          {"options.layout.alignment", options.layout.alignment, nullptr},
+          {"options.layout.capacity", options.layout.capacity, nullptr},
+          {"max_recv_rows", max_recv_rows, nullptr},
+          {"expert_map fingerprint", static_cast<int64_t>(map.fingerprint(num_experts, world)),
+           transport::show_hex}};
 }
 
 }  // namespace
@@ -52,25 +59,21 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
                    "plan_on_device needs NCCL's device API (this communicator moves rows by "
                    "ncclSend/ncclRecv); plan() has it");
   }
-  const std::string shape = local.ok() ? planning_shape(topk_idx, num_experts, expert_map, im.world,
-                                                        options, max_recv_rows)
-                                       : "";
-  // Every rank's shape, then after a '|' its token count (which may differ).
-  Result<std::vector<std::string>> shapes =
-      exchange(im.allgather, im.rank, local, shape + "|" + std::to_string(topk_idx.shape[0]),
-               "plan_on_device");
-  FUSCO_RETURN_IF_ERROR(shapes.status());
-  std::vector<int64_t> tokens;
-  for (size_t r = 0; r < shapes.value().size(); ++r) {
-    const std::string& entry = shapes.value()[r];
-    const size_t bar = entry.rfind('|');
-    if (entry.substr(0, bar) != shape) {
-      return Status(StatusCode::kMismatch, "plan_on_device: rank " + std::to_string(im.rank) +
-                                               " plans with " + shape + " but rank " +
-                                               std::to_string(r) + " with " + entry.substr(0, bar));
-    }
-    tokens.push_back(std::atoll(entry.c_str() + bar + 1));
+  // The shapes and the map must agree; the token counts (which may differ) travel along.
+  transport::Proposal proposal;
+  proposal.kind = transport::CallKind::kPlan;
+  proposal.local = local;
+  if (local.ok()) {  // (a rank that failed sends none: shapes are compared only if none did)
+    proposal.fields =
+        planning_fields(topk_idx, num_experts, expert_map, im.world, options, max_recv_rows);
   }
+  const int64_t my_tokens = local.ok() ? topk_idx.shape[0] : 0;
+  proposal.payload = &my_tokens;
+  proposal.payload_bytes = sizeof(my_tokens);
+  std::vector<int64_t> tokens(static_cast<size_t>(im.world));
+  FUSCO_RETURN_IF_ERROR(transport::agree(im.allgather, im.world, proposal,
+                                         reinterpret_cast<std::byte*>(tokens.data()),
+                                         "plan_on_device"));
   const core::ResolvedExpertMap& map = resolved.value();
   const int64_t recv_rows = expert_major_rows(
       max_recv_rows, tokens, static_cast<int>(topk_idx.shape[1]), map, options.layout);
@@ -84,7 +87,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
     plan = allocate_device_plan(impl_.get(), topk_idx, im.rank, im.world, num_experts, map, options,
                                 recv_rows, group.value());
   }
-  FUSCO_RETURN_IF_ERROR(agree(im.allgather, im.rank, group.ok() ? plan.status() : group.status(),
+  FUSCO_RETURN_IF_ERROR(agree(im.allgather, group.ok() ? plan.status() : group.status(),
                               "plan_on_device allocation"));
   const auto offset = static_cast<int64_t>((im.device_plans++ % 2) * matrix_bytes);
   auto* begins = reinterpret_cast<int64_t*>(static_cast<char*>(im.counts_window) + offset);

@@ -6,11 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <thread>
 #include <tuple>
+#include <vector>
 
 #include "gpu/gpu_presence.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
+#include "testing/memory_allgather.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -162,16 +165,26 @@ TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
   FUSCO_SKIP_WITHOUT_GPU();
   auto two = Communicator::create_local(2, Topology::single_node(2));
   ASSERT_TRUE(two.ok());
-  // Rank 0's view of a group whose rank 1 asked for another window size.
-  auto comm = gpu::NcclCommunicator::create(
-      std::move(two.value()[0]), [](const std::string& mine) -> Result<std::vector<std::string>> {
-        std::string other = mine;
-        other.replace(other.find("window_bytes"), 12, "window_bytez");
-        return std::vector<std::string>{mine, other};
-      });
-  ASSERT_FALSE(comm.ok());
-  EXPECT_EQ(comm.status().code(), StatusCode::kMismatch) << comm.status().to_string();
-  EXPECT_NE(comm.status().message().find("NcclOptions differ"), std::string::npos);
+  // Rank 1 asks for another window size: both fail at setup, before any NCCL call.
+  testing::MemoryAllgather exchange(2);
+  std::vector<Status> got(2);
+  std::vector<std::thread> ranks;
+  for (int r = 0; r < 2; ++r) {
+    ranks.emplace_back([&, r] {
+      gpu::NcclOptions options;
+      if (r == 1) options.window_bytes *= 2;
+      got[static_cast<size_t>(r)] =
+          gpu::NcclCommunicator::create(std::move(two.value()[static_cast<size_t>(r)]),
+                                        exchange.of(r), options)
+              .status();
+    });
+  }
+  for (std::thread& t : ranks) t.join();
+  for (const Status& s : got) {
+    EXPECT_EQ(s.code(), StatusCode::kMismatch) << s.to_string();
+    EXPECT_NE(s.message().find("NcclOptions.window_bytes differs across ranks"), std::string::npos)
+        << s.message();
+  }
 }
 
 TEST(NcclCommunicator, WithoutAGpu_CreateSaysSo) {

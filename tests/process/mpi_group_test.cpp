@@ -172,6 +172,31 @@ TEST_F(MpiGroup, RepeatedRuns_AreBitIdentical) {
   }
 }
 
+// create_from_mpi's verdicts go through the one agreement (Communicator::agree_on_step): a
+// process with a bad argument still takes part, so every process fails naming it instead of
+// waiting in an MPI collective forever.
+TEST(MpiCreate, ABadTransportOnOneProcess_FailsEveryProcessNamingIt) {
+  const int last = mpi_world() - 1;
+  const Result<Communicator> made = create_from_mpi(MPI_COMM_WORLD, ranks_per_node(), 30000,
+                                                    mpi_rank() == last ? "pigeon" : transport());
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status().code(), StatusCode::kInvalidArgument);
+  const std::string why = made.status().message();
+  EXPECT_NE(why.find("transport = 'pigeon' is not one of shm, ucx"), std::string::npos) << why;
+  if (mpi_rank() != last) {
+    EXPECT_NE(why.find("failed on rank " + std::to_string(last)), std::string::npos) << why;
+  }
+  EXPECT_TRUE(all_ranks(true));  // and every process got here
+}
+
+TEST(MpiCreate, TransportsThatDiffer_AreAMismatchOnEveryProcess) {
+  if (mpi_world() < 2) GTEST_SKIP() << "needs two processes";
+  const Result<Communicator> made =
+      create_from_mpi(MPI_COMM_WORLD, ranks_per_node(), 30000, mpi_rank() == 0 ? "ucx" : "shm");
+  ASSERT_FALSE(made.ok());
+  EXPECT_EQ(made.status().code(), StatusCode::kMismatch) << made.status().to_string();
+}
+
 }  // namespace
 }  // namespace fusco::testing
 
