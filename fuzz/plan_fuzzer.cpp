@@ -4,13 +4,16 @@
 //   - no crash, no sanitizer report, no hang (every wait is bounded);
 //   - planning reaches one verdict: all ranks succeed or all fail;
 //   - when all succeed, dispatch and combine equal the reference oracle bit for bit;
-//   - after an argument error the group still works.
+//   - after an argument error the group still works;
+//   - huge sizes (num_experts, alignment, capacity, chunk and combine buffer bytes up to
+//     2^63 - 1) are refused or honoured, never an exception, a crash or a huge allocation.
 
 #include <fuzzer/FuzzedDataProvider.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <vector>
 
 #include "communicator_impl.hpp"
@@ -35,6 +38,31 @@ struct Input {
   PlanOptions options;
   std::vector<std::vector<int64_t>> ids;  // per rank, [T_r, k] (may hold invalid ids)
 };
+
+// One in eight inputs: one size drawn from [2^20, 2^63 - 1] (num_experts only with the
+// default map, whose size the input does not spell out).
+void make_one_size_huge(FuzzedDataProvider& in, bool default_map, Input& c) {
+  if (in.ConsumeIntegralInRange(0, 7) != 0) return;
+  const int64_t huge =
+      in.ConsumeIntegralInRange<int64_t>(int64_t{1} << 20, std::numeric_limits<int64_t>::max());
+  switch (in.ConsumeIntegralInRange(0, 4)) {
+    case 0:
+      if (default_map) c.experts = huge;
+      break;
+    case 1:
+      c.options.layout = RecvLayout::expert_major(huge);
+      break;
+    case 2:
+      c.options.layout = RecvLayout::capacity_bounded(huge, RecvLayout::Overflow::kDrop);
+      break;
+    case 3:
+      c.options.chunk_bytes = huge;
+      break;
+    default:
+      c.options.combine_buffer_bytes = huge;
+      break;
+  }
+}
 
 Input read_input(FuzzedDataProvider& in) {
   Input c;
@@ -97,8 +125,13 @@ Input read_input(FuzzedDataProvider& in) {
     }
     c.ids.push_back(std::move(rank_ids));
   }
+  make_one_size_huge(in, map_kind == 0, c);  // after the ids, which are drawn below E + 2
   return c;
 }
+
+// Receive buffers this fuzzer allocates, at most: a plan that honours a huge capacity is
+// checked for its verdict only.
+constexpr int64_t kMaxCheckedElements = int64_t{1} << 24;
 
 [[noreturn]] void fail(const char* what) {
   std::fprintf(stderr, "plan_fuzzer: %s\n", what);
@@ -160,6 +193,9 @@ void run(const Input& c) {
       fail(("group unusable after an argument error: " + again.to_string()).c_str());
     }
     return;
+  }
+  for (const Plan& plan : plans) {
+    if (plan.num_recv_rows() > kMaxCheckedElements / c.hidden) return;
   }
   // Dispatch and combine (fp32) against the reference.
   std::vector<std::vector<std::byte>> x(ws), recv(ws), y(ws), w(ws), out(ws);

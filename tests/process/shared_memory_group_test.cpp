@@ -282,6 +282,30 @@ TEST(UcxGroup, ARankWhoseArgumentsFail_TheOthersFailAtOnceNamingIt) {
       << "the others waited for the bootstrap's 10 s timeout";
 }
 
+// Issue 18, class 17: UCX finding no usable device is a configuration the caller can fix, not
+// a fusco bug: kUnsupported naming UCX's device settings, on every rank.
+TEST(UcxGroup, NoUsableDevice_IsUnsupportedNamingUcxSettings) {
+  constexpr int kWorld = 2;
+  const std::string name = fresh_group_name();
+  const std::vector<ChildEnd> ends = run_children(
+      kWorld,
+      [&](int rank) {
+        setenv("UCX_TLS", "tcp", 1);                       // NOLINT(concurrency-mt-unsafe)
+        setenv("UCX_NET_DEVICES", "fusco-no-such-nic", 1);  // NOLINT(concurrency-mt-unsafe)
+        auto comm = join_ucx(name, rank, kWorld);
+        const std::string why = comm.status().message();
+        if (comm.status().code() == StatusCode::kUnsupported &&
+            why.find("UCX_NET_DEVICES=fusco-no-such-nic") != std::string::npos) {
+          return 0;
+        }
+        std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+        return 1;
+      },
+      milliseconds(30000));
+  std::string why;
+  EXPECT_TRUE(all_passed(ends, &why)) << why;
+}
+
 TEST(UcxGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
   constexpr int kWorld = 3;
   std::mt19937 rng(99);
