@@ -290,7 +290,7 @@ TEST(UcxGroup, NoUsableDevice_IsUnsupportedNamingUcxSettings) {
   const std::vector<ChildEnd> ends = run_children(
       kWorld,
       [&](int rank) {
-        setenv("UCX_TLS", "tcp", 1);                       // NOLINT(concurrency-mt-unsafe)
+        setenv("UCX_TLS", "tcp", 1);                        // NOLINT(concurrency-mt-unsafe)
         setenv("UCX_NET_DEVICES", "fusco-no-such-nic", 1);  // NOLINT(concurrency-mt-unsafe)
         auto comm = join_ucx(name, rank, kWorld);
         const std::string why = comm.status().message();
