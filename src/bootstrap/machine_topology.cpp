@@ -4,14 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "transport/transport.hpp"
+
 namespace fusco::bootstrap {
 
 namespace {
-
-// A machine as messages show it: its host name (what comes before the boot id).
-std::string shown(const std::string& machine) {
-  return "'" + machine.substr(0, machine.find('/')) + "'";
-}
 
 // Ranks per machine when every machine holds one run of consecutive ranks, all runs as long
 // as rank 0's (the last may be shorter); otherwise the error naming the first rank out of place.
@@ -28,7 +25,7 @@ Result<int> machine_width(const std::vector<std::string>& machines) {
     if (in_run && new_machine) continue;
     return Status(StatusCode::kUnsupported,
                   "topology: nodes are taken from the machines (Topology::kByMachine), but rank " +
-                      std::to_string(r) + " on " + shown(machine) +
+                      std::to_string(r) + " on " + transport::Transport::machine_name(machine) +
                       " breaks the pattern rank 0's machine sets: every machine must hold one "
                       "run of " +
                       std::to_string(width) +
@@ -64,8 +61,9 @@ Result<Topology> topology_for_machines(const Topology& requested,
         "topology.ranks_per_node = " + std::to_string(requested.ranks_per_node) + " puts ranks " +
             std::to_string(first) + ".." + std::to_string(first + requested.node_size(node) - 1) +
             " on logical node " + std::to_string(node) + ", but rank " + std::to_string(first) +
-            " runs on " + shown(machines[static_cast<size_t>(first)]) + " and rank " +
-            std::to_string(r) + " on " + shown(machines[static_cast<size_t>(r)]) +
+            " runs on " + transport::Transport::machine_name(machines[static_cast<size_t>(first)]) +
+            " and rank " + std::to_string(r) + " on " +
+            transport::Transport::machine_name(machines[static_cast<size_t>(r)]) +
             "; a logical node must lie on one machine (rows inside a node take the direct "
             "path): pass Topology::kByMachine (Python: ranks_per_node=None) or a "
             "ranks_per_node that divides each machine's ranks");

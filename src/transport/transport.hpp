@@ -57,6 +57,10 @@ class Transport {
   virtual std::vector<std::string> machines() const {
     return std::vector<std::string>(static_cast<size_t>(world_size()));
   }
+  /// An entry of machines() as messages show it: its host name (before the boot id), quoted.
+  static std::string machine_name(const std::string& machine) {
+    return "'" + machine.substr(0, machine.find('/')) + "'";
+  }
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.
   virtual StagingWindow& window(int from, int to) = 0;

@@ -52,11 +52,6 @@ std::string machine_id() {
 
 std::string ucs_text(ucs_status_t status) { return ucs_status_string(status); }
 
-// A machine id as messages show it: its host name, quoted.
-std::string machine_name(const std::string& machine) {
-  return "'" + machine.substr(0, machine.find('/')) + "'";
-}
-
 // What a UCX failure is to fusco's caller: the network or a peer (the group cannot be made or
 // used: recreate it), a wait that ran out, a missing device or transport, memory, or else a
 // fusco bug. docs/errors.md keeps kInternal for bugs only.
@@ -295,7 +290,7 @@ struct UcxTransport::Impl {
       // UCX reports a peer process that died as "Endpoint timeout" or "Connection reset":
       // say what that means for the caller.
       peer.failed = "the connection to rank " + std::to_string(c->peer) + " on " +
-                    machine_name(peer.machine) +
+                    Transport::machine_name(peer.machine) +
                     " was lost: its process exited or was killed, or the network to its machine "
                     "failed (UCX: " +
                     ucs_text(status) + ")";
@@ -867,7 +862,8 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     const ucs_status_t status = ucp_ep_create(impl->worker, &ep_params, &peer.ep);
     if (status != UCS_OK) {
       return ucx_error(status, "rank " + std::to_string(rank) + " cannot connect to rank " +
-                                   std::to_string(r) + " on " + machine_name(their_machine));
+                                   std::to_string(r) + " on " +
+                                   Transport::machine_name(their_machine));
     }
     // Map the peer's slots for this rank when the transport allows it (shared memory);
     // otherwise chunks travel as messages from local slots.

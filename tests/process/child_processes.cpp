@@ -79,6 +79,17 @@ std::vector<ChildEnd> run_children(
   return ends;
 }
 
+int expect_failure(int rank, const Result<Communicator>& comm, StatusCode code,
+                   const std::string& text) {
+  if (!comm.ok() && comm.status().code() == code &&
+      comm.status().message().find(text) != std::string::npos) {
+    return 0;
+  }
+  std::fprintf(stderr, "rank %d: %s\n", rank,
+               comm.ok() ? "joined" : comm.status().to_string().c_str());
+  return 1;
+}
+
 bool all_passed(const std::vector<ChildEnd>& ends, std::string* why) {
   why->clear();
   for (const ChildEnd& end : ends) {

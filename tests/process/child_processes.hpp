@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "fusco/communicator.hpp"
+
 namespace fusco::testing {
 
 /// How one child ended.
@@ -33,6 +35,11 @@ std::string fresh_group_name();
 std::vector<ChildEnd> run_children(
     int world, const std::function<int(int rank)>& body, std::chrono::milliseconds limit,
     const std::function<void(const std::vector<pid_t>&)>& meanwhile = nullptr);
+
+/// A child's verdict on a group that must not be made: 0 when `comm` failed with `code` and a
+/// message containing `text`; otherwise 1, with what it got on stderr.
+int expect_failure(int rank, const Result<Communicator>& comm, StatusCode code,
+                   const std::string& text);
 
 /// True when every child exited with code 0; otherwise lists the others.
 bool all_passed(const std::vector<ChildEnd>& ends, std::string* why);

@@ -97,19 +97,6 @@ class Machines : public ::testing::Test {
   std::unique_ptr<SimulatedMachines> machines_;
 };
 
-// The child's verdict on a creation that must fail with `code` and a message containing
-// `text`, on every rank.
-int expect_refusal(int rank, const Result<Communicator>& comm, StatusCode code,
-                   const std::string& text) {
-  if (!comm.ok() && comm.status().code() == code &&
-      comm.status().message().find(text) != std::string::npos) {
-    return 0;
-  }
-  std::fprintf(stderr, "rank %d: %s\n", rank,
-               comm.ok() ? "joined" : comm.status().to_string().c_str());
-  return 1;
-}
-
 // Class 18: without ranks_per_node, the nodes are the machines, and rows cross the network once
 // per node (relays between processes switch on by themselves); results stay bit for bit.
 TEST_F(Machines, ByMachine_TakesTheMachinesAsNodes_AndMatchesTheReference) {
@@ -141,7 +128,7 @@ TEST_F(Machines, ByMachine_TakesTheMachinesAsNodes_AndMatchesTheReference) {
 TEST_F(Machines, ByMachine_InterleavedRanks_AreRefusedOnEveryRank) {
   const std::vector<ChildEnd> ends =
       run_ranks(Topology::by_machine(4), alternating, [](int rank, Result<Communicator>& comm) {
-        return expect_refusal(rank, comm, StatusCode::kUnsupported,
+        return expect_failure(rank, comm, StatusCode::kUnsupported,
                               "rank 2 on 'sim-machine-0' breaks the pattern");
       });
   std::string why;
@@ -152,7 +139,7 @@ TEST_F(Machines, ByMachine_InterleavedRanks_AreRefusedOnEveryRank) {
 TEST_F(Machines, ALogicalNodeAcrossTwoMachines_IsRefusedOnEveryRank) {
   const std::vector<ChildEnd> ends = run_ranks(
       Topology::single_node(4), two_per_machine, [](int rank, Result<Communicator>& comm) {
-        return expect_refusal(rank, comm, StatusCode::kInvalidArgument,
+        return expect_failure(rank, comm, StatusCode::kInvalidArgument,
                               "rank 0 runs on 'sim-machine-0' and rank 2 on 'sim-machine-1'");
       });
   std::string why;
