@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <new>
 
@@ -48,12 +49,26 @@ void operator delete(void* ptr, std::size_t) noexcept { operator delete(ptr); }
 namespace fusco {
 namespace {
 
+// Seconds since `since`, added to `total`; returns now.
+using BenchClock = std::chrono::steady_clock;
+BenchClock::time_point add_step(double& total, BenchClock::time_point since) {
+  const BenchClock::time_point now = BenchClock::now();
+  total += std::chrono::duration<double>(now - since).count();
+  return now;
+}
+
+// One rank's planning steps as Communicator::plan runs them. With reuse (the last argument
+// 1, what a communicator does) every iteration builds in the plan the previous iteration
+// dropped, as a training step re-plans the shapes of the last; 0 builds in new memory each
+// time. Counters: each step's mean time, and peak_MB, the most heap bytes alive at once from
+// before the first iteration (the kept plan and scratch included).
 void BM_PlanOneRank(benchmark::State& state) {
   const int64_t tokens = state.range(0);
   const int topk = static_cast<int>(state.range(1));
   const int64_t experts = state.range(2);
   const int world = static_cast<int>(state.range(3));
   const int ranks_per_node = static_cast<int>(state.range(4));
+  const bool reuse = state.range(5) != 0;
   const Topology topo = Topology::nodes_of(world, ranks_per_node);
   const std::vector<int32_t> ids =
       testing::generate_routing(testing::RoutingSpec{}, tokens, topk, experts, 0, topo, 42);
@@ -74,40 +89,56 @@ void BM_PlanOneRank(benchmark::State& state) {
     counts_in[static_cast<size_t>(s)] = counts.take();
     starts_in[static_cast<size_t>(s)] = starts.take();
   }
-  int64_t peak = 0;
+  PlanOptions options;
+  options.dedup = Dedup::kNode;
+  const int64_t before = live_bytes.load();
+  peak_bytes.store(before);
+  auto memory = std::make_shared<plan::PlanMemory>();
+  double layout_s = 0, offsets_s = 0, sender_s = 0, decode_s = 0;
   for (auto _ : state) {
-    const int64_t before = live_bytes.load();
-    peak_bytes.store(before);
+    if (!reuse) memory = std::make_shared<plan::PlanMemory>();
+    BenchClock::time_point at = BenchClock::now();
     auto map = core::resolve_expert_map(ExpertMap(), experts, world);
     auto layout = core::count_layout(idx, map.value());
     auto out_counts = plan::encode_expert_counts(layout.value(), map.value());
+    at = add_step(layout_s, at);
     auto offsets = plan::compute_receiver_offsets(counts_in, local);
-    detail::PlanData data;
-    data.rank = 0;
-    data.topology = topo;
-    data.options.dedup = Dedup::kNode;
-    data.partial_sums = true;
-    data.num_tokens = tokens;
-    data.topk = topk;
-    auto metadata = plan::build_sender_side(data, layout.value(), map.value(), idx, starts_in);
+    at = add_step(offsets_s, at);
+    std::unique_ptr<detail::PlanData> data = memory->take();
+    plan::start_plan(*data, 0, topo, options, layout.value(), map.value(), true, false);
+    plan::set_receiver_side(*data, offsets.value());
+    const Status built = plan::build_sender_side(*data, layout.value(), map.value(), idx, starts_in,
+                                                 memory->scratch());
+    at = add_step(sender_s, at);
     // As a relay this rank receives about as much metadata as it sends (uniform routing).
     Status decoded;
-    for (size_t source = 0; source < metadata.value().size(); ++source) {
-      decoded = plan::decode_staged_in(data, static_cast<int>(source), metadata.value()[source]);
+    for (size_t source = 0; source < memory->scratch().metadata.size(); ++source) {
+      decoded = plan::decode_staged_in(*data, static_cast<int>(source),
+                                       memory->scratch().metadata[source], &memory->scratch());
     }
+    add_step(decode_s, at);
+    std::shared_ptr<const detail::PlanData> plan = memory->publish(std::move(data));
+    benchmark::DoNotOptimize(built);
     benchmark::DoNotOptimize(decoded);
     benchmark::DoNotOptimize(out_counts);
-    benchmark::DoNotOptimize(offsets);
-    peak = std::max(peak, peak_bytes.load() - before);
+    benchmark::DoNotOptimize(plan);
   }
-  state.counters["peak_MB"] = static_cast<double>(peak) / 1e6;
+  const auto per_iteration_ms = [&](double seconds) {
+    return benchmark::Counter(seconds * 1e3 / static_cast<double>(state.iterations()));
+  };
+  state.counters["layout_ms"] = per_iteration_ms(layout_s);
+  state.counters["offsets_ms"] = per_iteration_ms(offsets_s);
+  state.counters["sender_ms"] = per_iteration_ms(sender_s);
+  state.counters["decode_ms"] = per_iteration_ms(decode_s);
+  state.counters["peak_MB"] = static_cast<double>(peak_bytes.load() - before) / 1e6;
   state.counters["tokens"] = static_cast<double>(tokens);
 }
 
 BENCHMARK(BM_PlanOneRank)
-    ->Args({16384, 8, 256, 64, 8})
-    ->Args({16384, 8, 1024, 1024, 8})
-    ->Args({4096, 8, 256, 8, 4})
+    ->Args({16384, 8, 256, 64, 8, 1})
+    ->Args({16384, 8, 256, 64, 8, 0})
+    ->Args({16384, 8, 1024, 1024, 8, 1})
+    ->Args({4096, 8, 256, 8, 4, 1})
     ->Unit(benchmark::kMillisecond);
 
 // One rank's planning with 256 logical experts on 1024 ranks: every expert has 4 copies

@@ -118,8 +118,9 @@ Result<Plan> make(Communicator::Impl& impl, const TensorView& topk_idx, int64_t 
                   const ExpertMap& expert_map, const PlanOptions& options, const Status& prior,
                   bool node_peers = false) {
   FUSCO_RETURN_IF_ERROR(impl.transport_->health());
-  auto data = plan::make_plan(*impl.transport_, impl.topology_, &impl.plans_made_, topk_idx,
-                              num_experts, expert_map, options, prior, node_peers);
+  auto data =
+      plan::make_plan(*impl.transport_, impl.topology_, &impl.plans_made_, topk_idx, num_experts,
+                      expert_map, options, prior, *impl.plan_memory_, node_peers);
   if (!data.ok()) {
     return data.status();
   }

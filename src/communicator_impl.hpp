@@ -5,6 +5,7 @@
 
 #include "engine/engine.hpp"
 #include "fusco/communicator.hpp"
+#include "plan/plan_memory.hpp"
 #include "progress_thread.hpp"
 #include "transport/transport.hpp"
 
@@ -43,6 +44,8 @@ class Communicator::Impl {
   /// on one communicator must not overlap, and one that would is refused.
   std::atomic<bool> busy_{false};
   engine::Workspace workspace_;
+  /// Plans returned by their holders and the planning scratch, reused by later plans.
+  std::shared_ptr<plan::PlanMemory> plan_memory_ = std::make_shared<plan::PlanMemory>();
   // Last: destroyed first, finishing posted calls while the transport still exists.
   ProgressThread progress_;
 };

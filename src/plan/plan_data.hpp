@@ -17,6 +17,8 @@ struct DirectRow {
   int32_t token;  ///< Source token on this rank.
   int32_t rank;   ///< Destination rank (same node).
   int64_t row;    ///< Row in the destination's receive buffer.
+
+  bool operator==(const DirectRow&) const = default;
 };
 
 /// Where a staged entry's row lands, as seen by the entry's target (relay or remote rank).
@@ -24,6 +26,8 @@ struct FanoutRow {
   int32_t rank;  ///< Destination rank (on the target's node).
   int32_t slot;  ///< The source's top-k slot j of this row (selects the combine weight).
   int64_t row;   ///< Row in the destination's receive buffer.
+
+  bool operator==(const FanoutRow&) const = default;
 };
 
 /// Staged traffic from this rank to one target.
@@ -41,6 +45,8 @@ struct StagedOut {
   int64_t return_rows_before(int64_t entry) const {
     return return_end.empty() || entry == 0 ? entry : return_end[static_cast<size_t>(entry) - 1];
   }
+
+  bool operator==(const StagedOut&) const = default;
 };
 
 /// Staged traffic from one source to this rank.
@@ -59,6 +65,8 @@ struct StagedIn {
   std::vector<int64_t> forward;
 
   int64_t num_entries() const { return static_cast<int64_t>(tokens.size()); }
+
+  bool operator==(const StagedIn&) const = default;
 };
 
 /// The second hop of a relay between processes: forward-buffer rows [begin, begin + rows)
@@ -69,6 +77,8 @@ struct ForwardStream {
   int64_t begin = 0;
   int64_t rows = 0;
   std::vector<int64_t> recv_rows;
+
+  bool operator==(const ForwardStream&) const = default;
 };
 
 /// One term of a token's combine sum: weight(slot) * value(rank, row).
@@ -79,6 +89,8 @@ struct CombineTerm {
 
   static constexpr int32_t kReturnBuffer = -1;
   static constexpr int32_t kUnitWeight = -1;
+
+  bool operator==(const CombineTerm&) const = default;
 };
 
 struct PlanData {

@@ -187,10 +187,9 @@ void set_receiver_side(detail::PlanData& plan, const ReceiverOffsets& offsets) {
   plan.num_recv_rows = offsets.num_recv_rows;
 }
 
-detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
-                                 const core::Layout& layout, const core::ResolvedExpertMap& map,
-                                 bool direct_peers, bool process_relays) {
-  detail::PlanData plan;
+void start_plan(detail::PlanData& plan, int rank, const Topology& topology,
+                const PlanOptions& options, const core::Layout& layout,
+                const core::ResolvedExpertMap& map, bool direct_peers, bool process_relays) {
   plan.rank = rank;
   plan.topology = topology;
   plan.options = options;
@@ -202,6 +201,13 @@ detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanO
   plan.local_experts.assign(
       map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank)],
       map.physical_logical.begin() + map.rank_begin[static_cast<size_t>(rank) + 1]);
+}
+
+detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
+                                 const core::Layout& layout, const core::ResolvedExpertMap& map,
+                                 bool direct_peers, bool process_relays) {
+  detail::PlanData plan;
+  start_plan(plan, rank, topology, options, layout, map, direct_peers, process_relays);
   return plan;
 }
 
@@ -218,7 +224,7 @@ int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
     transport::Transport& transport, const Topology& topology, uint64_t* plans_agreed,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
-    const PlanOptions& options, const Status& prior, bool node_peers) {
+    const PlanOptions& options, const Status& prior, PlanMemory& memory, bool node_peers) {
   const int me = transport.rank();
   const int world = transport.world_size();
   const transport::Deadline deadline =
@@ -253,9 +259,9 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   const bool process_relays =
       options.process_relays == ProcessRelays::kOn ||
       (options.process_relays == ProcessRelays::kAuto && transport.crosses_machines());
-  auto plan = std::make_shared<detail::PlanData>(
-      start_plan_data(me, topology, options, layout.value(), map.value(),
-                      node_peers || transport.direct_access(), process_relays));
+  std::unique_ptr<detail::PlanData> plan = memory.take();
+  start_plan(*plan, me, topology, options, layout.value(), map.value(),
+             node_peers || transport.direct_access(), process_relays);
   plan->group_id = transport.group_id();
   plan->sequence = sequence;
   const core::ResolvedExpertMap& logical = map.value();
@@ -294,17 +300,19 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   FUSCO_RETURN_IF_ERROR(check_overflow(options.layout, logical, starts_in));
   const bool rank_major = options.layout.kind == RecvLayout::Kind::kRankMajor;
   std::vector<std::vector<int32_t>> row_experts;
-  Result<std::vector<Bytes>> metadata = build_sender_side(
-      *plan, planned_layout, planned, routing, starts_in, rank_major ? &row_experts : nullptr);
-  FUSCO_RETURN_IF_ERROR(metadata.status());
+  PlanScratch& scratch = memory.scratch();
+  FUSCO_RETURN_IF_ERROR(build_sender_side(*plan, planned_layout, planned, routing, starts_in,
+                                          scratch, rank_major ? &row_experts : nullptr));
   if (rank_major) {
     FUSCO_RETURN_IF_ERROR(exchange_row_experts(transport, *plan, row_experts, deadline));
   }
 
   // Decoded in place, straight from each source's message.
   FUSCO_RETURN_IF_ERROR(transport.alltoallv_consume(
-      metadata.value(),
-      [&plan](int source, const Bytes& bytes) { return decode_staged_in(*plan, source, bytes); },
+      scratch.metadata,
+      [&](int source, const Bytes& bytes) {
+        return decode_staged_in(*plan, source, bytes, &scratch);
+      },
       deadline, "plan (staged metadata exchange)"));
 
   // Relays between processes pass their node peers' rows on in a second hop.
@@ -314,7 +322,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
 
   plan->stats.received_rows = plan->num_recv_rows;
   plan->stats.relay_forwarded_rows = relay_forwarded_rows(plan->staged_in, me);
-  return std::shared_ptr<const detail::PlanData>(std::move(plan));
+  return memory.publish(std::move(plan));
 }
 
 }  // namespace fusco::plan

@@ -15,6 +15,7 @@
 #include "fusco/tensor.hpp"
 #include "fusco/topology.hpp"
 #include "plan/plan_data.hpp"
+#include "plan/plan_memory.hpp"
 #include "transport/transport.hpp"
 
 namespace fusco::plan {
@@ -27,15 +28,20 @@ using transport::Bytes;
 /// like any other argument error: on every rank, after the configuration check.
 /// `node_peers`: plan as the GPU engines move rows — every rank of a node stores into the
 /// others' memory (LSA pointers) whatever the host transport can do; otherwise as the
-/// transport can (its direct_access()).
+/// transport can (its direct_access()). The plan is built in `memory` (a returned plan's
+/// arrays, the scratch of earlier calls) and goes back there when its last holder drops it.
 Result<std::shared_ptr<const detail::PlanData>> make_plan(
     transport::Transport& transport, const Topology& topology, uint64_t* plans_agreed,
     const TensorView& topk_idx, int64_t num_experts, const ExpertMap& expert_map,
-    const PlanOptions& options, const Status& prior, bool node_peers = false);
+    const PlanOptions& options, const Status& prior, PlanMemory& memory, bool node_peers = false);
 
 /// A rank's plan before the exchanges: identity, options, sizes and local experts of `map`
 /// (the logical map). Node dedup relays when peers store into each other (`direct_peers`) or
-/// when relays between processes are on (`process_relays`).
+/// when relays between processes are on (`process_relays`). start_plan fills a new or
+/// recycled PlanData; start_plan_data returns a new one.
+void start_plan(detail::PlanData& plan, int rank, const Topology& topology,
+                const PlanOptions& options, const core::Layout& layout,
+                const core::ResolvedExpertMap& map, bool direct_peers, bool process_relays);
 detail::PlanData start_plan_data(int rank, const Topology& topology, const PlanOptions& options,
                                  const core::Layout& layout, const core::ResolvedExpertMap& map,
                                  bool direct_peers, bool process_relays);
@@ -66,7 +72,12 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
 /// staged lists, combine program and stats; returns the staged metadata for every target.
 /// Rows past a capacity-bounded expert's block are dropped (no row, no combine term, slot
 /// rank -1). With `row_experts` (rank-major layouts), also gives, per destination, the local
-/// expert of each row sent to it, in row order.
+/// expert of each row sent to it, in row order. The metadata goes to scratch.metadata (the
+/// encoding buffers of earlier plans are reused); the second form returns a copy.
+Status build_sender_side(detail::PlanData& plan, const core::Layout& layout,
+                         const core::ResolvedExpertMap& map, const TensorView& topk_idx,
+                         const std::vector<Bytes>& starts_from_destinations, PlanScratch& scratch,
+                         std::vector<std::vector<int32_t>>* row_experts = nullptr);
 Result<std::vector<Bytes>> build_sender_side(
     detail::PlanData& plan, const core::Layout& layout, const core::ResolvedExpertMap& map,
     const TensorView& topk_idx, const std::vector<Bytes>& starts_from_destinations,
@@ -79,7 +90,9 @@ void set_receiver_side(detail::PlanData& plan, const ReceiverOffsets& offsets);
 int64_t relay_forwarded_rows(const std::vector<detail::StagedIn>& staged_in, int rank);
 
 /// Step 4 (target): decodes the staged metadata `source` sent (empty: none) and appends it to
-/// `plan.staged_in`. Called for sources in rank order.
-Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata);
+/// `plan.staged_in`. Called for sources in rank order. With `scratch`, the list is a spare
+/// one of a recycled plan (its arrays keep their capacity).
+Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata,
+                        PlanScratch* scratch = nullptr);
 
 }  // namespace fusco::plan

@@ -110,11 +110,15 @@ Result<ReceiverOffsets> compute_receiver_offsets(const std::vector<Bytes>& count
   return offsets;
 }
 
-Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata) {
+Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadata,
+                        PlanScratch* scratch) {
   if (metadata.empty()) {
     return Status();
   }
-  const std::string from = "staged metadata from rank " + std::to_string(source);
+  const auto malformed = [source](const char* what) {
+    return Status(StatusCode::kInternal,
+                  "staged metadata from rank " + std::to_string(source) + " " + what);
+  };
   core::WireReader reader(metadata);
   int64_t entries = 0;
   int64_t fanout_rows = 0;
@@ -125,9 +129,9 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   const auto payload = static_cast<int64_t>(metadata.size() - 2 * sizeof(int64_t));
   if (entries < 0 || fanout_rows < entries || entries > payload / 8 ||
       fanout_rows > payload / static_cast<int64_t>(sizeof(detail::FanoutRow))) {
-    return Status(StatusCode::kInternal, from + " has inconsistent counts");
+    return malformed("has inconsistent counts");
   }
-  detail::StagedIn in;
+  detail::StagedIn in = scratch != nullptr ? scratch->take_in() : detail::StagedIn{};
   in.source = static_cast<int32_t>(source);
   in.tokens.resize(static_cast<size_t>(entries));
   in.fanout_begin.resize(static_cast<size_t>(entries) + 1);
@@ -139,7 +143,7 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   for (size_t i = 0; i < static_cast<size_t>(entries); ++i) {
     int32_t entry[2];
     if (end - at < static_cast<std::ptrdiff_t>(sizeof(entry))) {
-      return Status(StatusCode::kInternal, from + " is truncated");
+      return malformed("is truncated");
     }
     std::memcpy(entry, at, sizeof(entry));
     at += sizeof(entry);
@@ -147,7 +151,7 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
     const auto bytes = static_cast<std::ptrdiff_t>(entry[1]) *
                        static_cast<std::ptrdiff_t>(sizeof(detail::FanoutRow));
     if (entry[1] < 1 || first + entry[1] > fanout_rows || end - at < bytes) {
-      return Status(StatusCode::kInternal, from + " has a bad fanout count");
+      return malformed("has a bad fanout count");
     }
     in.tokens[i] = entry[0];
     std::memcpy(in.fanout.data() + first, at, static_cast<size_t>(bytes));
@@ -155,7 +159,7 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
     in.fanout_begin[i + 1] = first + entry[1];
   }
   if (at != end || in.fanout_begin.back() != fanout_rows) {
-    return Status(StatusCode::kInternal, from + " has trailing bytes or missing rows");
+    return malformed("has trailing bytes or missing rows");
   }
   in.partial =
       plan.partial_sums && plan.topology.node_of(source) != plan.topology.node_of(plan.rank);

@@ -20,66 +20,73 @@ using detail::CombineTerm;
 using detail::FanoutRow;
 
 // The staged entries for one target, encoded as they are built: a header (entries, fanout
-// rows), then per entry its token, its fanout count and its fanout rows.
+// rows), then per entry its token, its fanout count and its fanout rows. It writes into
+// storage kept between plans (PlanScratch), so a repeated shape allocates nothing.
 class TargetStream {
  public:
+  TargetStream(StreamStorage& storage, Bytes& message) : store_(&storage), bytes_(&message) {}
+
   void reserve_rows(int64_t rows) { capacity_rows_ += rows; }
   void start() {
-    bytes_.resize(kHeader + static_cast<size_t>(capacity_rows_) * (kEntry + sizeof(FanoutRow)));
-    used_ = kHeader;
-    tokens_.reserve(static_cast<size_t>(capacity_rows_));
+    bytes_->clear();
+    bytes_->reserve(kHeader + static_cast<size_t>(capacity_rows_) * (kEntry + sizeof(FanoutRow)));
+    bytes_->resize(kHeader);
+    store_->tokens.clear();
+    store_->tokens.reserve(static_cast<size_t>(capacity_rows_));
+    store_->entry_fanout_begin.clear();
   }
-  bool empty() const { return tokens_.empty(); }
-  int64_t entries() const { return static_cast<int64_t>(tokens_.size()); }
+  bool empty() const { return store_->tokens.empty(); }
+  int64_t entries() const { return static_cast<int64_t>(store_->tokens.size()); }
   int64_t fanout_rows() const { return fanout_rows_; }
-  int64_t last_token() const { return tokens_.empty() ? -1 : tokens_.back(); }
+  int64_t last_token() const { return empty() ? -1 : store_->tokens.back(); }
 
   void add_entry(int32_t token) {
-    entry_fanout_begin_.push_back(fanout_rows_);
-    tokens_.push_back(token);
-    count_at_ = used_ + sizeof(int32_t);
+    close_entry();
+    store_->entry_fanout_begin.push_back(fanout_rows_);
+    store_->tokens.push_back(token);
+    count_at_ = bytes_->size() + sizeof(int32_t);
     const int32_t entry[2] = {token, 0};
     write(entry, sizeof(entry));
   }
   void add_fanout(const FanoutRow& row) {
-    int32_t count;
-    std::memcpy(&count, bytes_.data() + count_at_, sizeof(count));
-    ++count;
-    std::memcpy(bytes_.data() + count_at_, &count, sizeof(count));
     write(&row, sizeof(row));
     ++fanout_rows_;
+    ++entry_count_;
   }
-  // Fanout rows up to and including each entry.
-  std::vector<int64_t> fanout_ends() const {
-    std::vector<int64_t> ends(entry_fanout_begin_.begin() + (tokens_.empty() ? 0 : 1),
-                              entry_fanout_begin_.end());
-    if (!tokens_.empty()) ends.push_back(fanout_rows_);
-    return ends;
+  // Fanout rows up to and including each entry, into `ends`.
+  void fanout_ends(std::vector<int64_t>& ends) const {
+    const std::vector<int64_t>& begins = store_->entry_fanout_begin;
+    ends.assign(begins.begin() + (empty() ? 0 : 1), begins.end());
+    if (!empty()) ends.push_back(fanout_rows_);
   }
-  // The encoded message; the tokens move to the caller.
-  Bytes finish(std::vector<int32_t>* tokens) {
+  // Completes the message; the entries' tokens go to `tokens` (whose array the stream keeps
+  // for the next plan).
+  void finish(std::vector<int32_t>& tokens) {
+    close_entry();
     const int64_t header[2] = {entries(), fanout_rows_};
-    std::memcpy(bytes_.data(), header, sizeof(header));
-    bytes_.resize(used_);
-    *tokens = std::move(tokens_);
-    return std::move(bytes_);
+    std::memcpy(bytes_->data(), header, sizeof(header));
+    tokens.swap(store_->tokens);
   }
 
  private:
   static constexpr size_t kHeader = 2 * sizeof(int64_t);
   static constexpr size_t kEntry = 2 * sizeof(int32_t);
-  void write(const void* data, size_t size) {
-    if (used_ + size > bytes_.size()) {  // reserve_rows is a hint under balanced relays
-      bytes_.resize(std::max(2 * bytes_.size(), used_ + size));
+  // Writes the open entry's fanout count into its header.
+  void close_entry() {
+    if (entry_count_ > 0) {
+      std::memcpy(bytes_->data() + count_at_, &entry_count_, sizeof(entry_count_));
     }
-    std::memcpy(bytes_.data() + used_, data, size);
-    used_ += size;
+    entry_count_ = 0;
   }
-  Bytes bytes_;
-  std::vector<int32_t> tokens_;
-  std::vector<int64_t> entry_fanout_begin_;
-  size_t used_ = 0;
+  void write(const void* data, size_t size) {
+    const size_t at = bytes_->size();
+    bytes_->resize(at + size);  // within the reservation, except under balanced relays
+    std::memcpy(bytes_->data() + at, data, size);
+  }
+  StreamStorage* store_;
+  Bytes* bytes_;
   size_t count_at_ = 0;
+  int32_t entry_count_ = 0;
   int64_t capacity_rows_ = 0;
   int64_t fanout_rows_ = 0;
 };
@@ -188,10 +195,9 @@ class BalancedRelays {
 };
 
 template <typename Id>
-Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& layout,
-                                 const core::ResolvedExpertMap& map, const Id* ids,
-                                 const std::vector<Bytes>& starts_from_destinations,
-                                 std::vector<std::vector<int32_t>>* row_experts) {
+Status build(detail::PlanData& plan, const core::Layout& layout, const core::ResolvedExpertMap& map,
+             const Id* ids, const std::vector<Bytes>& starts_from_destinations,
+             PlanScratch& scratch, std::vector<std::vector<int32_t>>* row_experts) {
   const int world = map.world_size;
   const int me = plan.rank;
   const Topology& topo = plan.topology;
@@ -260,7 +266,13 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   // One scan in (token, slot) order builds the staged entries and the combine program.
   // Entries ascend by token and an entry's fanout rows ascend by slot, which fixes the
   // relay's summation order.
-  std::vector<TargetStream> targets(static_cast<size_t>(world));
+  scratch.streams.resize(static_cast<size_t>(world));
+  scratch.metadata.resize(static_cast<size_t>(world));
+  std::vector<TargetStream> targets;
+  targets.reserve(static_cast<size_t>(world));
+  for (size_t d = 0; d < static_cast<size_t>(world); ++d) {
+    targets.emplace_back(scratch.streams[d], scratch.metadata[d]);
+  }
   std::vector<int64_t> remote_rows_per_rank(static_cast<size_t>(world), 0);
   for (int d = 0; d < world; ++d) {
     const int64_t rows =
@@ -379,26 +391,26 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
     plan.token_group_begin.push_back(static_cast<int64_t>(plan.group_term_begin.size()) - 1);
   }
 
-  std::vector<Bytes> metadata(static_cast<size_t>(world));
   std::vector<int64_t> return_begin(static_cast<size_t>(world), 0);
   plan.staged_out.clear();
   int64_t return_rows = 0;
   for (int target = 0; target < world; ++target) {
     TargetStream& stream = targets[static_cast<size_t>(target)];
     if (stream.empty()) {
+      scratch.metadata[static_cast<size_t>(target)].clear();
       continue;
     }
-    detail::StagedOut out;
+    detail::StagedOut out = scratch.take_out();
     out.target = target;
     out.partial = partial_to(target);
     out.return_rows = out.partial ? stream.entries() : stream.fanout_rows();
     out.return_begin = return_rows;
     if (!out.partial) {
-      out.return_end = stream.fanout_ends();
+      stream.fanout_ends(out.return_end);
     }
     return_begin[static_cast<size_t>(target)] = return_rows;
     return_rows += out.return_rows;
-    metadata[static_cast<size_t>(target)] = stream.finish(&out.tokens);
+    stream.finish(out.tokens);
     plan.staged_out.push_back(std::move(out));
   }
   plan.return_rows_total = return_rows;
@@ -459,22 +471,32 @@ Result<std::vector<Bytes>> build(detail::PlanData& plan, const core::Layout& lay
   for (int64_t rows : remote_rows_per_rank) {
     stats.inter_node_rows_without_dedup += rows;
   }
-  return metadata;
+  return Status();
 }
 
 }  // namespace
+
+Status build_sender_side(detail::PlanData& plan, const core::Layout& layout,
+                         const core::ResolvedExpertMap& map, const TensorView& topk_idx,
+                         const std::vector<Bytes>& starts_from_destinations, PlanScratch& scratch,
+                         std::vector<std::vector<int32_t>>* row_experts) {
+  if (topk_idx.dtype == DType::kInt32) {
+    return build(plan, layout, map, static_cast<const int32_t*>(topk_idx.data),
+                 starts_from_destinations, scratch, row_experts);
+  }
+  return build(plan, layout, map, static_cast<const int64_t*>(topk_idx.data),
+               starts_from_destinations, scratch, row_experts);
+}
 
 Result<std::vector<Bytes>> build_sender_side(detail::PlanData& plan, const core::Layout& layout,
                                              const core::ResolvedExpertMap& map,
                                              const TensorView& topk_idx,
                                              const std::vector<Bytes>& starts_from_destinations,
                                              std::vector<std::vector<int32_t>>* row_experts) {
-  if (topk_idx.dtype == DType::kInt32) {
-    return build(plan, layout, map, static_cast<const int32_t*>(topk_idx.data),
-                 starts_from_destinations, row_experts);
-  }
-  return build(plan, layout, map, static_cast<const int64_t*>(topk_idx.data),
-               starts_from_destinations, row_experts);
+  PlanScratch scratch;
+  FUSCO_RETURN_IF_ERROR(build_sender_side(plan, layout, map, topk_idx, starts_from_destinations,
+                                          scratch, row_experts));
+  return std::move(scratch.metadata);
 }
 
 }  // namespace fusco::plan

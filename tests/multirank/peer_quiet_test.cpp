@@ -110,10 +110,11 @@ std::vector<Outcome> dispatch_with_stall(std::chrono::milliseconds stall,
     std::vector<int32_t> ids(kTokens * 2);
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 5 + r) % 8);
     uint64_t plans_agreed = 0;
+    plan::PlanMemory memory;
     auto plan =
         plan::make_plan(*ts[static_cast<size_t>(r)], Topology::nodes_of(kWorld, 2), &plans_agreed,
                         TensorView::host(ids.data(), DType::kInt32, {kTokens, 2}), 8, ExpertMap(),
-                        options, Status());
+                        options, Status(), memory);
     if (!plan.ok()) return plan.status();
     ts[static_cast<size_t>(r)]->arm();
     std::vector<float> x(kTokens * kHidden, 1.0f);
