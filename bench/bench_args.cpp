@@ -45,6 +45,9 @@ std::string bench_usage() {
   -w, --warmup N           untimed iterations per size             [1]
   -c, --check 0|1          check results against the reference     [1]
       --no-baseline        do not run the unfused baseline
+      --own-recv           fusco dispatches into buffers of the benchmark's own
+                           instead of Communicator::recv_buffer (processes then
+                           land rows in shared memory and copy them out)
       --repeat-check N     pressure mode: after timing, rerun dispatch + combine N
                            times per size and hash every output; exit 1 if any
                            rerun differs from the first result                [0]
@@ -65,6 +68,10 @@ Result<BenchArgs> parse_bench_args(int argc, char** argv) {
     }
     if (flag == "--no-baseline") {
       args.baseline = false;
+      continue;
+    }
+    if (flag == "--own-recv") {
+      args.own_recv = true;
       continue;
     }
     if (i + 1 >= argc) {

@@ -35,6 +35,7 @@ struct BenchArgs {
   int warmup = 1;         // -w
   bool check = true;      // -c
   bool baseline = true;   // --no-baseline turns it off
+  bool own_recv = false;  // --own-recv: fusco receives into the benchmark's buffers
   int repeat_check = 0;   // --repeat-check N: rerun dispatch + combine N times, compare hashes
   std::string json_path;  // -J
   uint64_t seed = 1;

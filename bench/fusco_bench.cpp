@@ -57,6 +57,7 @@ struct SizeResult {
   double bound_ratio = 0;  // dispatch time / memcpy-bound time
   int64_t wrong = 0;
   int64_t repeat_mismatches = 0;  // --repeat-check: outputs whose hash changed on a rerun
+  bool direct_peers = false;      // rows to node peers stored directly (PlanStats)
   bool gpu_planning = false;      // -t gpu on one node: the planning line's numbers
   GpuPlanningRow planning;
 };
@@ -161,6 +162,12 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
   auto at = [first](int r) { return static_cast<size_t>(r - first); };
   const auto mine = static_cast<size_t>(ranks.count());
   std::vector<Buffer> recv(mine), out(mine), base_recv(mine), base_out(mine);
+  std::vector<TensorView> recv_at(mine);  // where fusco's dispatch writes
+  // What fusco's dispatch wrote on rank index i, for the checks.
+  auto received = [&](size_t i) {
+    const auto* rows = static_cast<const std::byte*>(recv_at[i].data);
+    return Buffer(rows, rows + static_cast<size_t>(recv_at[i].shape[0]) * row_bytes);
+  };
 
   auto idx_view = [&](int r) {
     return TensorView::host(in.ids[static_cast<size_t>(r)].data(), DType::kInt32,
@@ -206,7 +213,18 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
     total_rows += static_cast<double>(plan.num_recv_rows());
     inter_rows += static_cast<double>(plan.stats().inter_node_rows);
     inter_rows_plain += static_cast<double>(plan.stats().inter_node_rows_without_dedup);
-    recv[i].assign(static_cast<size_t>(plan.num_recv_rows()) * row_bytes, std::byte{0});
+    // fusco receives into the communicator's buffer (peers store straight into it), or with
+    // --own-recv into the caller's (processes then copy out of shared memory).
+    if (args.own_recv) {
+      recv[i].assign(static_cast<size_t>(plan.num_recv_rows()) * row_bytes, std::byte{0});
+      recv_at[i] =
+          TensorView::host(recv[i].data(), args.dtype, {plan.num_recv_rows(), args.hidden});
+    } else {
+      Result<TensorView> view = comms[i].recv_buffer(plan, args.dtype, args.hidden);
+      FUSCO_RETURN_IF_ERROR(view.status());
+      recv_at[i] = view.value();
+    }
+    result.direct_peers = plan.stats().direct_peers;
     out[i].assign(static_cast<size_t>(tokens) * row_bytes, std::byte{0});
   }
   total_rows = ranks.sum(total_rows);
@@ -238,13 +256,12 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
   });
   steps.push_back([&](int r) {
     const Plan& plan = plans[at(r)];
-    return comms[at(r)].dispatch(plan, x_view(r), rows_view(recv, r, plan.num_recv_rows()));
+    return comms[at(r)].dispatch(plan, x_view(r), recv_at[at(r)]);
   });
   if (combines) {
     steps.push_back([&](int r) {
       const Plan& plan = plans[at(r)];
-      return comms[at(r)].combine(plan, rows_view(recv, r, plan.num_recv_rows()), w_view(r),
-                                  rows_view(out, r, tokens));
+      return comms[at(r)].combine(plan, recv_at[at(r)], w_view(r), rows_view(out, r, tokens));
     });
   }
   if (args.baseline) {
@@ -278,7 +295,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
     // the primaries instead; it is checked against its own reference below).
     if (args.check && args.redundant == 0) {
       for (size_t i = 0; i < mine; ++i) {
-        wrong += static_cast<double>(count_wrong(base_recv[i], recv[i], elem));
+        wrong += static_cast<double>(count_wrong(base_recv[i], received(i), elem));
       }
     }
   }
@@ -298,7 +315,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
     // Pressure mode: the same calls again and again must give the same bits every time.
     std::vector<uint64_t> first_recv(mine), first_out(mine);
     for (size_t i = 0; i < mine; ++i) {
-      first_recv[i] = hash_bytes(recv[i]);
+      first_recv[i] = hash_bytes(received(i));
       first_out[i] = hash_bytes(out[i]);
     }
     double mismatches = 0;
@@ -307,7 +324,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
         FUSCO_RETURN_IF_ERROR(ranks.run(steps[s]));
       }
       for (size_t i = 0; i < mine; ++i) {
-        mismatches += hash_bytes(recv[i]) != first_recv[i] ? 1 : 0;
+        mismatches += hash_bytes(received(i)) != first_recv[i] ? 1 : 0;
         mismatches += hash_bytes(out[i]) != first_out[i] ? 1 : 0;
       }
     }
@@ -340,7 +357,7 @@ Result<SizeResult> run_size(const BenchArgs& args, int64_t tokens, Ranks& ranks,
     }
     for (int r = first; r < first + ranks.count(); ++r) {
       wrong += static_cast<double>(
-          count_wrong(recv[at(r)], reference::dispatch_rank(layout, x_views, r), elem));
+          count_wrong(received(at(r)), reference::dispatch_rank(layout, x_views, r), elem));
       if (combines) {
         const Buffer want =
             reference::combine_rank(layout, r, idx_views[static_cast<size_t>(r)], w_view(r), y_rows,
@@ -406,7 +423,8 @@ Status write_json(const BenchArgs& args, const std::vector<SizeResult>& rows) {
          << ", \"baseline_dispatch_us\": " << r.base_dispatch_us
          << ", \"baseline_combine_us\": " << r.base_combine_us << ", \"speedup\": " << r.speedup
          << ", \"memcpy_gbps\": " << r.memcpy_gbps << ", \"bound_ratio\": " << r.bound_ratio
-         << ", \"wrong\": " << r.wrong << ", \"repeat_mismatches\": " << r.repeat_mismatches;
+         << ", \"wrong\": " << r.wrong << ", \"repeat_mismatches\": " << r.repeat_mismatches
+         << ", \"direct_peers\": " << (r.direct_peers ? "true" : "false");
     if (r.gpu_planning) {
       json << ", \"planning\": {\"host_plan_us\": " << r.planning.host_plan_us
            << ", \"device_plan_us\": " << r.planning.device_plan_us
@@ -601,6 +619,12 @@ int run(int argc, char** argv) {
     std::printf("# Repeat check : %d reruns per size, %ld outputs differed from the first run %s\n",
                 args.repeat_check, static_cast<long>(repeat_mismatches),
                 repeat_mismatches == 0 ? "OK" : "DIFFERENT");
+  }
+  if (reports && !rows.empty()) {
+    std::printf(
+        "# Rows to node peers : %s, into %s\n",
+        rows.back().direct_peers ? "stored directly" : "through staging windows",
+        args.own_recv ? "the benchmark's buffers (--own-recv)" : "Communicator::recv_buffer");
   }
   if (reports) {
     std::printf("# Out of bounds values : %ld %s\n", static_cast<long>(wrong),

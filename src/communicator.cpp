@@ -1,5 +1,6 @@
 #include "fusco/communicator.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <exception>
 #include <memory>
@@ -155,6 +156,36 @@ Result<Plan> Communicator::plan(const TensorView& topk_idx, int64_t num_experts,
   return exclusive(*impl_, "plan", [&] {
     return make(*impl_, topk_idx, num_experts, expert_map,
                 options.ok() ? options.value() : PlanOptions(), options.status());
+  });
+}
+
+Result<TensorView> Communicator::recv_buffer(const Plan& plan, DType dtype, int64_t hidden) {
+  if (!impl_) return no_group("recv_buffer");
+  if (!plan.valid()) {
+    return Status(StatusCode::kInvalidArgument, "recv_buffer: plan is empty (not made by plan())");
+  }
+  constexpr int64_t kMaxBytes = int64_t{1} << 40;
+  const auto elem = static_cast<int64_t>(dtype_size(dtype));
+  const int64_t rows = plan.num_recv_rows();
+  if (hidden < 1 || hidden > kMaxBytes / elem || rows > kMaxBytes / (hidden * elem)) {
+    return Status(StatusCode::kInvalidArgument, "recv_buffer: hidden = " + std::to_string(hidden) +
+                                                    " must be >= 1, and " + std::to_string(rows) +
+                                                    " rows x hidden x " + std::to_string(elem) +
+                                                    " bytes at most 2^40 bytes");
+  }
+  impl_->progress_.drain();  // an earlier asynchronous call may still use the buffer
+  return exclusive(*impl_, "recv_buffer", [&]() -> Result<TensorView> {
+    // At least one byte: an empty view still has an address.
+    const size_t bytes = std::max<size_t>(static_cast<size_t>(rows * hidden * elem), 1);
+    Result<std::byte*> shared =
+        impl_->transport_->shared_region(transport::SharedRegion::kRecvView, bytes);
+    FUSCO_RETURN_IF_ERROR(shared.status());
+    std::byte* data = shared.value();
+    if (data == nullptr) {  // threads reach any memory
+      if (impl_->recv_view_.size() < bytes) impl_->recv_view_.resize(bytes);
+      data = impl_->recv_view_.data();
+    }
+    return TensorView::host(data, dtype, {rows, hidden});
   });
 }
 

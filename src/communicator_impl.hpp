@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "engine/engine.hpp"
 #include "fusco/communicator.hpp"
@@ -44,6 +45,8 @@ class Communicator::Impl {
   /// on one communicator must not overlap, and one that would is refused.
   std::atomic<bool> busy_{false};
   engine::Workspace workspace_;
+  /// Communicator::recv_buffer's memory where the transport has no shared region (threads).
+  std::vector<std::byte> recv_view_;
   /// Plans returned by their holders and the planning scratch, reused by later plans.
   std::shared_ptr<plan::PlanMemory> plan_memory_ = std::make_shared<plan::PlanMemory>();
   // Last: destroyed first, finishing posted calls while the transport still exists.

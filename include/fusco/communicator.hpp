@@ -104,6 +104,17 @@ class Communicator {
   Status dispatch(const Plan& plan, const TensorView& x, const TensorView& recv,
                   const TensorView& extra, const TensorView& extra_recv);
 
+  /// Not collective. A receive buffer for dispatch(plan, x, recv) that the library owns:
+  /// [plan.num_recv_rows(), hidden] of `dtype`, in memory this rank's peers reach. Between
+  /// processes of one machine (create_shared_memory, create_from_mpi over shared memory)
+  /// dispatch stores each row straight into it, once; dispatch into a buffer of one's own
+  /// lands the rows in library memory first and copies them out (and combine copies an
+  /// expert_out its peers cannot reach). Threads reach any memory: there it is plain memory.
+  /// The view stays valid, with what the last dispatch wrote, until the next recv_buffer
+  /// call on this communicator (which may move it) or the communicator's end: copy what
+  /// must outlive that (autograd's saved inputs, for example).
+  Result<TensorView> recv_buffer(const Plan& plan, DType dtype, int64_t hidden);
+
   /// Collective. Brings expert outputs back: `out`[t] = sum over valid slots j of
   /// `topk_weights`[t, j] * `expert_out`[row(t, j)], accumulated in fp32 in the plan's fixed
   /// order and cast to the dtype of expert_out. `expert_out` [num_recv_rows, H] fp32, fp16 or

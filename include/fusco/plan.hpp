@@ -31,6 +31,10 @@ struct PlanStats {
   /// Rows this rank forwards, as a relay, to other ranks of its node.
   int64_t relay_forwarded_rows = 0;
   int64_t received_rows = 0;  ///< Rows that land in this rank's receive buffer.
+  /// How rows reach the other ranks of this node: true, stored straight into their receive
+  /// buffers (threads; processes of one machine sharing memory); false, through staging
+  /// windows (processes that cannot map each other's memory, FUSCO_SHM_DIRECT=0, UCX).
+  bool direct_peers = false;
   /// With replicated experts (ExpertMap::with_replicas): the rows each rank of the group
   /// (index = rank) would receive if every expert's rows went to its primary copy, and the
   /// rows each receives with the planner's replica choice. Empty for maps without replicas.

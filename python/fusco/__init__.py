@@ -199,7 +199,8 @@ class Plan:
     def stats(self):
         """dict of row counts: rows_per_destination, wire_rows_per_destination,
         intra_node_rows, inter_node_rows, inter_node_rows_without_dedup,
-        relay_forwarded_rows, received_rows, dedup_ratio. Bytes are rows * H * element
+        relay_forwarded_rows, received_rows, dedup_ratio, direct_peers (rows to this node's
+        ranks stored straight into their buffers, or through staging windows). Bytes are rows * H * element
         size (the plan does not know H)."""
         return self._plan.stats
 

@@ -63,6 +63,7 @@ py::dict stats_dict(const PlanStats& s) {
   d["inter_node_rows_without_dedup"] = s.inter_node_rows_without_dedup;
   d["relay_forwarded_rows"] = s.relay_forwarded_rows;
   d["received_rows"] = s.received_rows;
+  d["direct_peers"] = s.direct_peers;
   d["dedup_ratio"] = s.dedup_ratio();
   d["received_rows_per_rank_unbalanced"] = s.received_rows_per_rank_unbalanced;
   d["received_rows_per_rank"] = s.received_rows_per_rank;

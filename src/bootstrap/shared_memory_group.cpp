@@ -40,14 +40,16 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
   }
   FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
-  if (!slot_bytes.ok()) {
+  Result<bool> direct = core::shm_direct_from_env();
+  const Status env = !slot_bytes.ok() ? slot_bytes.status() : direct.status();
+  if (!env.ok()) {
     // The others are waiting for this rank: it tells them why it is not coming.
-    return transport::ShmSegment::refuse(name, rank, world, slot_bytes.status(),
+    return transport::ShmSegment::refuse(name, rank, world, env,
                                          transport::Deadline::after_ms(timeout_ms));
   }
   auto opened =
       transport::ShmTransport::open(name, rank, world, static_cast<size_t>(slot_bytes.value()),
-                                    transport::Deadline::after_ms(timeout_ms));
+                                    direct.value(), transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Impl::from_transport(std::move(opened).value(), topology);
 }

@@ -45,6 +45,12 @@ Result<int64_t> shm_slot_bytes_from_env() {
   return env_int("FUSCO_SHM_SLOT_BYTES", kDefaultShmSlotBytes, int64_t{1} << 12, int64_t{1} << 30);
 }
 
+Result<bool> shm_direct_from_env() {
+  Result<int64_t> value = env_int("FUSCO_SHM_DIRECT", 1, 0, 1);
+  FUSCO_RETURN_IF_ERROR(value.status());
+  return value.value() == 1;
+}
+
 Result<int64_t> nccl_window_bytes_from_env(int64_t fallback) {
   return env_int("FUSCO_NCCL_WINDOW_BYTES", fallback, int64_t{1} << 12, int64_t{1} << 40);
 }

@@ -292,14 +292,24 @@ Status combine(transport::Transport& transport, const detail::PlanData* plan,
 
   OpHeader mine;
   mine.kind = static_cast<int32_t>(OpKind::kCombine);
+  // Peers read this rank's expert outputs and weights where they reach them (a copy in a
+  // shared region when processes cannot reach the caller's buffers).
+  if (local.ok()) {
+    local = publish_rows(transport, transport::SharedRegion::kExpertOut, expert_out, &mine.src,
+                         &mine.src_pitch);
+  }
+  if (local.ok()) {
+    const std::byte* weights = nullptr;
+    int64_t weights_pitch = 0;
+    local = publish_rows(transport, transport::SharedRegion::kWeights, topk_weights, &weights,
+                         &weights_pitch);
+    mine.weights = weights;
+  }
   if (local.ok()) {
     mine.group_id = plan->group_id;
     mine.plan_sequence = plan->sequence;
     mine.hidden = hidden;
     mine.dtype = static_cast<int32_t>(expert_out.dtype);
-    mine.src = static_cast<const std::byte*>(expert_out.data);
-    mine.src_pitch = expert_out.row_pitch_bytes();
-    mine.weights = topk_weights.data;
     mine.rounds = static_cast<int32_t>(my_rounds.size());
     std::copy(my_rounds.begin(), my_rounds.end(), mine.round_end);
   }

@@ -25,6 +25,27 @@ struct RowStore {
   }
 };
 
+// A receive buffer as peers reach it: the caller's view, or a shared region standing in for
+// it (Transport::reachable) whose rows are copied out once every peer is done.
+struct ReceiveTarget {
+  TensorView view;
+  transport::SharedRegion region;
+  std::byte* at;
+
+  Status reach(transport::Transport& transport, size_t row_bytes) {
+    Result<std::byte*> reached =
+        transport.reachable(region, view.data, static_cast<size_t>(view.shape[0]) * row_bytes);
+    FUSCO_RETURN_IF_ERROR(reached.status());
+    at = reached.value();
+    return Status();
+  }
+  void copy_out(size_t row_bytes) const {
+    if (at != view.data && view.shape[0] > 0) {
+      std::memcpy(view.data, at, static_cast<size_t>(view.shape[0]) * row_bytes);
+    }
+  }
+};
+
 // The second hop of relays between processes: the rows parked in `parked` go to the node
 // peers that own them (plan.forward_out), and the rows this rank's relays parked for it
 // arrive and land in place (plan.forward_in).
@@ -95,23 +116,31 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
     }
   }
 
+  // Where peers store this rank's rows: recv itself, or a shared region copied out at the end.
+  ReceiveTarget target{recv, transport::SharedRegion::kRecv, static_cast<std::byte*>(recv.data)};
+  ReceiveTarget extra_target{extra_recv, transport::SharedRegion::kExtraRecv,
+                             static_cast<std::byte*>(extra_recv.data)};
+  Status reached = local;
+  if (reached.ok()) reached = target.reach(transport, row_bytes);
+  if (reached.ok() && with_extra) reached = extra_target.reach(transport, extra_bytes);
+
   OpHeader mine;
   mine.kind = static_cast<int32_t>(OpKind::kDispatch);
-  if (local.ok()) {
+  if (reached.ok()) {
     mine.group_id = plan->group_id;
     mine.plan_sequence = plan->sequence;
     mine.hidden = x.shape[1];
     mine.dtype = static_cast<int32_t>(x.dtype);
     mine.src = static_cast<const std::byte*>(x.data);
-    mine.dst = static_cast<std::byte*>(recv.data);
+    mine.dst = target.at;
     if (with_extra) {
       mine.extra_hidden = extra.shape[1];
       mine.extra_dtype = static_cast<int32_t>(extra.dtype);
-      mine.extra_dst = static_cast<std::byte*>(extra_recv.data);
+      mine.extra_dst = extra_target.at;
     }
   }
   std::vector<OpHeader> headers;
-  FUSCO_RETURN_IF_ERROR(start_op(transport, mine, local, &headers, deadline, "dispatch"));
+  FUSCO_RETURN_IF_ERROR(start_op(transport, mine, reached, &headers, deadline, "dispatch"));
 
   // Without the direct ability only this rank's own buffers are stored into directly.
   RowStore rows{{}, row_bytes};
@@ -219,7 +248,12 @@ Status dispatch(transport::Transport& transport, const detail::PlanData* plan, c
   access.done();
   // Peers store into this rank's buffers until they are done; nobody returns before all are.
   const Status finished = transport.barrier(deadline, "dispatch (completion)");
-  return finished.ok() ? finished : access.fail(finished);
+  if (!finished.ok()) {
+    return access.fail(finished);
+  }
+  target.copy_out(row_bytes);
+  if (with_extra) extra_target.copy_out(extra_bytes);
+  return Status();
 }
 
 }  // namespace fusco::engine

@@ -1,6 +1,7 @@
 #include "engine/op_start.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "fusco/dtype.hpp"
@@ -63,20 +64,49 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
     all->clear();
     return verdict;
   }
-  // Without the direct ability a peer's addresses mean nothing here (another process): drop
-  // them, so that a path that would touch them fails at once, also in the in-process test
-  // mode that behaves like processes.
-  if (!transport.direct_access()) {
-    for (size_t r = 0; r < all->size(); ++r) {
-      if (static_cast<int>(r) == transport.rank()) continue;
-      OpHeader& peer = (*all)[r];
-      peer.src = nullptr;
-      peer.dst = nullptr;
-      peer.extra_dst = nullptr;
-      peer.weights = nullptr;
-    }
+  // Peers' addresses as this rank reaches them: the same (threads), mapped from their shared
+  // regions (processes), or none (without the direct ability: so that a path that would
+  // touch them fails at once, also in the in-process test mode that behaves like processes).
+  Status reached = transport.reach_peers();
+  if (!reached.ok()) {
+    all->clear();
+    return reached;
+  }
+  for (size_t r = 0; r < all->size(); ++r) {
+    OpHeader& peer = (*all)[r];
+    const int rank = static_cast<int>(r);
+    peer.src = static_cast<const std::byte*>(transport.peer_address(rank, peer.src));
+    peer.dst = static_cast<std::byte*>(transport.peer_address(rank, peer.dst));
+    peer.extra_dst = static_cast<std::byte*>(transport.peer_address(rank, peer.extra_dst));
+    peer.weights = transport.peer_address(rank, peer.weights);
   }
   return verdict;
+}
+
+Status publish_rows(transport::Transport& transport, transport::SharedRegion region,
+                    const TensorView& view, const std::byte** at, int64_t* pitch) {
+  const int64_t rows = view.shape[0];
+  const auto row_bytes = static_cast<size_t>(view.shape[1]) * dtype_size(view.dtype);
+  const auto view_pitch = static_cast<size_t>(view.row_pitch_bytes());
+  const size_t span = rows == 0 ? 0 : static_cast<size_t>(rows - 1) * view_pitch + row_bytes;
+  Result<std::byte*> reach = transport.reachable(region, view.data, span);
+  FUSCO_RETURN_IF_ERROR(reach.status());
+  if (reach.value() == view.data) {
+    *at = static_cast<const std::byte*>(view.data);
+    *pitch = static_cast<int64_t>(view_pitch);
+    return Status();
+  }
+  // Not reachable where it is: a packed copy in the shared region.
+  Result<std::byte*> copy = transport.shared_region(region, static_cast<size_t>(rows) * row_bytes);
+  FUSCO_RETURN_IF_ERROR(copy.status());
+  const auto* from = static_cast<const std::byte*>(view.data);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(copy.value() + static_cast<size_t>(r) * row_bytes,
+                from + static_cast<size_t>(r) * view_pitch, row_bytes);
+  }
+  *at = copy.value();
+  *pitch = static_cast<int64_t>(row_bytes);
+  return Status();
 }
 
 }  // namespace fusco::engine

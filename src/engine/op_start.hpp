@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "fusco/status.hpp"
+#include "fusco/tensor.hpp"
 #include "transport/agreement.hpp"
 #include "transport/transport.hpp"
 
@@ -65,9 +66,15 @@ class PeerAccess {
 
 /// Gathers every rank's header and agrees on the call (transport::agree: the same
 /// collective, every rank's arguments accepted, the same plan, shape and dtype). On success
-/// `all` holds every rank's header; the pointers in them are only usable by ranks with the
-/// direct ability (the same address space).
+/// `all` holds every rank's header with the peers' addresses as this rank reaches them
+/// (Transport::peer_address: null without the direct ability).
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
                 std::vector<OpHeader>* all, const transport::Deadline& deadline, const char* what);
+
+/// The address and row pitch at which peers read the rows of `view` (a matrix) during this
+/// call: the view itself when they reach it there, else a packed copy in this rank's shared
+/// `region` (Transport::reachable), made now.
+Status publish_rows(transport::Transport& transport, transport::SharedRegion region,
+                    const TensorView& view, const std::byte** at, int64_t* pitch);
 
 }  // namespace fusco::engine

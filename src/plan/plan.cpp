@@ -87,7 +87,8 @@ std::string PlanStats::to_string(int64_t row_bytes) const {
   out << "tokens " << num_tokens << ", rows " << logical_rows << ", received rows " << received_rows
       << "\n";
   out << "intra-node: " << intra_node_rows << " rows, " << bytes_for(intra_node_rows, row_bytes)
-      << " bytes (+ " << relay_forwarded_rows << " rows forwarded as relay)\n";
+      << " bytes (+ " << relay_forwarded_rows << " rows forwarded as relay), "
+      << (direct_peers ? "stored directly" : "through staging windows") << "\n";
   out << "inter-node: " << inter_node_rows << " rows, " << bytes_for(inter_node_rows, row_bytes)
       << " bytes (" << inter_node_rows_without_dedup << " without dedup, ratio " << dedup_ratio()
       << ")\n";

@@ -18,11 +18,11 @@
 
 namespace fusco::plan {
 
-/// The staged entries being encoded for one target (see sender_side.cpp's TargetStream).
+/// The staged entries being built for one target (see sender_side.cpp's TargetStream).
 struct StreamStorage {
-  transport::Bytes bytes;
-  std::vector<int32_t> tokens;
-  std::vector<int64_t> entry_fanout_begin;
+  std::vector<int32_t> tokens;  ///< per entry: the token it carries
+  std::vector<int32_t> counts;  ///< per entry: its fanout rows
+  std::vector<detail::FanoutRow> fanout;
 };
 
 /// Temporaries of one rank's planning steps, kept between plans.

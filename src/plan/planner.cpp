@@ -321,6 +321,7 @@ Result<std::shared_ptr<const detail::PlanData>> make_plan(
   }
 
   plan->stats.received_rows = plan->num_recv_rows;
+  plan->stats.direct_peers = plan->direct_peers;
   plan->stats.relay_forwarded_rows = relay_forwarded_rows(plan->staged_in, me);
   return memory.publish(std::move(plan));
 }

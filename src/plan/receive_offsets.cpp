@@ -124,43 +124,38 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   int64_t fanout_rows = 0;
   FUSCO_RETURN_IF_ERROR(reader.get(&entries));
   FUSCO_RETURN_IF_ERROR(reader.get(&fanout_rows));
-  // Every entry takes at least 8 bytes and one fanout row: bound the counts by the message
-  // size before allocating anything from them.
+  // The columns: int32 tokens and int32 fanout counts per entry, then the fanout rows. The
+  // counts must fill the message exactly; they are bounded by its size before anything is
+  // allocated from them.
   const auto payload = static_cast<int64_t>(metadata.size() - 2 * sizeof(int64_t));
+  constexpr auto kRow = static_cast<int64_t>(sizeof(detail::FanoutRow));
   if (entries < 0 || fanout_rows < entries || entries > payload / 8 ||
-      fanout_rows > payload / static_cast<int64_t>(sizeof(detail::FanoutRow))) {
+      fanout_rows > payload / kRow || entries * 8 + fanout_rows * kRow != payload) {
     return malformed("has inconsistent counts");
   }
   detail::StagedIn in = scratch != nullptr ? scratch->take_in() : detail::StagedIn{};
   in.source = static_cast<int32_t>(source);
-  in.tokens.resize(static_cast<size_t>(entries));
-  in.fanout_begin.resize(static_cast<size_t>(entries) + 1);
-  in.fanout.resize(static_cast<size_t>(fanout_rows));
+  const auto count = static_cast<size_t>(entries);
+  const std::byte* tokens = metadata.data() + 2 * sizeof(int64_t);
+  const std::byte* counts = tokens + count * sizeof(int32_t);
+  in.tokens.resize(count);
+  std::memcpy(in.tokens.data(), tokens, count * sizeof(int32_t));
+  in.fanout_begin.resize(count + 1);
   in.fanout_begin[0] = 0;
-  // Entries: token, fanout count, then the fanout rows.
-  const std::byte* at = metadata.data() + 2 * sizeof(int64_t);
-  const std::byte* end = metadata.data() + metadata.size();
-  for (size_t i = 0; i < static_cast<size_t>(entries); ++i) {
-    int32_t entry[2];
-    if (end - at < static_cast<std::ptrdiff_t>(sizeof(entry))) {
-      return malformed("is truncated");
-    }
-    std::memcpy(entry, at, sizeof(entry));
-    at += sizeof(entry);
-    const int64_t first = in.fanout_begin[i];
-    const auto bytes = static_cast<std::ptrdiff_t>(entry[1]) *
-                       static_cast<std::ptrdiff_t>(sizeof(detail::FanoutRow));
-    if (entry[1] < 1 || first + entry[1] > fanout_rows || end - at < bytes) {
+  for (size_t i = 0; i < count; ++i) {
+    int32_t rows = 0;
+    std::memcpy(&rows, counts + i * sizeof(int32_t), sizeof(rows));
+    if (rows < 1 || in.fanout_begin[i] + rows > fanout_rows) {
       return malformed("has a bad fanout count");
     }
-    in.tokens[i] = entry[0];
-    std::memcpy(in.fanout.data() + first, at, static_cast<size_t>(bytes));
-    at += bytes;
-    in.fanout_begin[i + 1] = first + entry[1];
+    in.fanout_begin[i + 1] = in.fanout_begin[i] + rows;
   }
-  if (at != end || in.fanout_begin.back() != fanout_rows) {
-    return malformed("has trailing bytes or missing rows");
+  if (in.fanout_begin.back() != fanout_rows) {
+    return malformed("has fanout counts that miss rows");
   }
+  in.fanout.resize(static_cast<size_t>(fanout_rows));
+  std::memcpy(in.fanout.data(), counts + count * sizeof(int32_t),
+              static_cast<size_t>(fanout_rows) * sizeof(detail::FanoutRow));
   in.partial =
       plan.partial_sums && plan.topology.node_of(source) != plan.topology.node_of(plan.rank);
   in.return_rows = in.partial ? entries : fanout_rows;

@@ -19,76 +19,67 @@ namespace {
 using detail::CombineTerm;
 using detail::FanoutRow;
 
-// The staged entries for one target, encoded as they are built: a header (entries, fanout
-// rows), then per entry its token, its fanout count and its fanout rows. It writes into
-// storage kept between plans (PlanScratch), so a repeated shape allocates nothing.
+// The staged entries for one target. The scan appends to typed columns (the entries'
+// tokens, their fanout counts, the fanout rows), kept between plans in PlanScratch; finish()
+// encodes the message: a header (entries, fanout rows), then the three columns
+// (int32 tokens, int32 counts, FanoutRow rows). Byte stores in the scan would alias every
+// other array the scan writes and keep the compiler from holding anything in registers.
 class TargetStream {
  public:
-  TargetStream(StreamStorage& storage, Bytes& message) : store_(&storage), bytes_(&message) {}
-
-  void reserve_rows(int64_t rows) { capacity_rows_ += rows; }
-  void start() {
-    bytes_->clear();
-    bytes_->reserve(kHeader + static_cast<size_t>(capacity_rows_) * (kEntry + sizeof(FanoutRow)));
-    bytes_->resize(kHeader);
+  explicit TargetStream(StreamStorage& storage) : store_(&storage) {
     store_->tokens.clear();
-    store_->tokens.reserve(static_cast<size_t>(capacity_rows_));
-    store_->entry_fanout_begin.clear();
+    store_->counts.clear();
+    store_->fanout.clear();
+  }
+
+  void expect_rows(int64_t rows) { expected_rows_ += rows; }
+  // Reserves what the expected rows need (a hint under balanced relays).
+  void start() {
+    const auto rows = static_cast<size_t>(expected_rows_);
+    store_->tokens.reserve(rows);
+    store_->counts.reserve(rows);
+    store_->fanout.reserve(rows);
   }
   bool empty() const { return store_->tokens.empty(); }
   int64_t entries() const { return static_cast<int64_t>(store_->tokens.size()); }
-  int64_t fanout_rows() const { return fanout_rows_; }
+  int64_t fanout_rows() const { return static_cast<int64_t>(store_->fanout.size()); }
   int64_t last_token() const { return empty() ? -1 : store_->tokens.back(); }
 
   void add_entry(int32_t token) {
-    close_entry();
-    store_->entry_fanout_begin.push_back(fanout_rows_);
     store_->tokens.push_back(token);
-    count_at_ = bytes_->size() + sizeof(int32_t);
-    const int32_t entry[2] = {token, 0};
-    write(entry, sizeof(entry));
+    store_->counts.push_back(0);
   }
   void add_fanout(const FanoutRow& row) {
-    write(&row, sizeof(row));
-    ++fanout_rows_;
-    ++entry_count_;
+    store_->fanout.push_back(row);
+    ++store_->counts.back();
   }
   // Fanout rows up to and including each entry, into `ends`.
   void fanout_ends(std::vector<int64_t>& ends) const {
-    const std::vector<int64_t>& begins = store_->entry_fanout_begin;
-    ends.assign(begins.begin() + (empty() ? 0 : 1), begins.end());
-    if (!empty()) ends.push_back(fanout_rows_);
+    ends.resize(store_->counts.size());
+    int64_t sum = 0;
+    for (size_t i = 0; i < ends.size(); ++i) {
+      sum += store_->counts[i];
+      ends[i] = sum;
+    }
   }
-  // Completes the message; the entries' tokens go to `tokens` (whose array the stream keeps
-  // for the next plan).
-  void finish(std::vector<int32_t>& tokens) {
-    close_entry();
-    const int64_t header[2] = {entries(), fanout_rows_};
-    std::memcpy(bytes_->data(), header, sizeof(header));
+  // Encodes the message into `bytes`; the entries' tokens go to `tokens` (whose array the
+  // stream keeps for the next plan).
+  void finish(Bytes& bytes, std::vector<int32_t>& tokens) {
+    const int64_t header[2] = {entries(), fanout_rows()};
+    const size_t token_bytes = store_->tokens.size() * sizeof(int32_t);
+    const size_t fanout_bytes = store_->fanout.size() * sizeof(FanoutRow);
+    bytes.resize(sizeof(header) + 2 * token_bytes + fanout_bytes);
+    std::byte* at = bytes.data();
+    std::memcpy(at, header, sizeof(header));
+    std::memcpy(at += sizeof(header), store_->tokens.data(), token_bytes);
+    std::memcpy(at += token_bytes, store_->counts.data(), token_bytes);
+    std::memcpy(at + token_bytes, store_->fanout.data(), fanout_bytes);
     tokens.swap(store_->tokens);
   }
 
  private:
-  static constexpr size_t kHeader = 2 * sizeof(int64_t);
-  static constexpr size_t kEntry = 2 * sizeof(int32_t);
-  // Writes the open entry's fanout count into its header.
-  void close_entry() {
-    if (entry_count_ > 0) {
-      std::memcpy(bytes_->data() + count_at_, &entry_count_, sizeof(entry_count_));
-    }
-    entry_count_ = 0;
-  }
-  void write(const void* data, size_t size) {
-    const size_t at = bytes_->size();
-    bytes_->resize(at + size);  // within the reservation, except under balanced relays
-    std::memcpy(bytes_->data() + at, data, size);
-  }
   StreamStorage* store_;
-  Bytes* bytes_;
-  size_t count_at_ = 0;
-  int32_t entry_count_ = 0;
-  int64_t capacity_rows_ = 0;
-  int64_t fanout_rows_ = 0;
+  int64_t expected_rows_ = 0;
 };
 
 struct SlotOnNode {
@@ -268,11 +259,7 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
   // relay's summation order.
   scratch.streams.resize(static_cast<size_t>(world));
   scratch.metadata.resize(static_cast<size_t>(world));
-  std::vector<TargetStream> targets;
-  targets.reserve(static_cast<size_t>(world));
-  for (size_t d = 0; d < static_cast<size_t>(world); ++d) {
-    targets.emplace_back(scratch.streams[d], scratch.metadata[d]);
-  }
+  std::vector<TargetStream> targets(scratch.streams.begin(), scratch.streams.end());
   std::vector<int64_t> remote_rows_per_rank(static_cast<size_t>(world), 0);
   for (int d = 0; d < world; ++d) {
     const int64_t rows =
@@ -285,7 +272,7 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
       const int node = node_of_rank[static_cast<size_t>(d)];
       const int target =
           relays && !balanced && node != my_node ? relay_of_node[static_cast<size_t>(node)] : d;
-      targets[static_cast<size_t>(target)].reserve_rows(rows);
+      targets[static_cast<size_t>(target)].expect_rows(rows);
     }
   }
   for (TargetStream& stream : targets) {
@@ -410,7 +397,7 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
     }
     return_begin[static_cast<size_t>(target)] = return_rows;
     return_rows += out.return_rows;
-    stream.finish(out.tokens);
+    stream.finish(scratch.metadata[static_cast<size_t>(target)], out.tokens);
     plan.staged_out.push_back(std::move(out));
   }
   plan.return_rows_total = return_rows;

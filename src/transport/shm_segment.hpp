@@ -32,6 +32,18 @@ struct ShmHeader {
   char reason[1024];
 };
 
+/// The shared regions one rank publishes (shared_arena.hpp); the same order everywhere.
+inline constexpr int kSharedRegionCount = 5;
+
+/// Where peers find one of a rank's shared regions: they open /proc/<pid>/fd/<fd> when
+/// `generation` moved (written last, with release) and map `bytes` of it.
+struct ShmRegionWords {
+  std::atomic<uint64_t> generation;  // 0: none yet
+  uint64_t owner_base;               // the region's address in its owner's process
+  uint64_t bytes;
+  int32_t fd;
+};
+
 /// Per-rank control words.
 struct alignas(64) ShmRank {
   std::atomic<int32_t> pid;                    // the attached process, 0 before attach
@@ -40,6 +52,7 @@ struct alignas(64) ShmRank {
   std::atomic<uint32_t> sleepers;              // > 0 while this rank may sleep on its doorbell
   std::atomic<uint32_t> heartbeat;             // moves while this rank waits inside fusco
   alignas(64) std::atomic<uint32_t> doorbell;  // futex word
+  alignas(64) ShmRegionWords regions[kSharedRegionCount];
 };
 
 /// The two slot flags of one staging window, on their own cache line.

@@ -94,15 +94,69 @@ WaitEnd wait_for(std::atomic<uint32_t>& word, uint32_t seen, std::atomic<uint32_
 
 Result<std::unique_ptr<ShmTransport>> ShmTransport::open(const std::string& name, int rank,
                                                          int world_size, size_t slot_bytes,
-                                                         const Deadline& deadline) {
+                                                         bool direct, const Deadline& deadline) {
   ShmGeometry geometry;
   geometry.world_size = world_size;
   geometry.slot_bytes = slot_bytes;
   geometry.mailbox_bytes = kMailboxBytes;
   Result<ShmSegment> segment = ShmSegment::open(name, rank, geometry, deadline);
   FUSCO_RETURN_IF_ERROR(segment.status());
-  return std::unique_ptr<ShmTransport>(
+  std::unique_ptr<ShmTransport> transport(
       new ShmTransport(std::move(segment).value(), rank, name_hash(name)));
+  FUSCO_RETURN_IF_ERROR(transport->probe_direct(direct, deadline));
+  return transport;
+}
+
+Status ShmTransport::probe_direct(bool wanted, const Deadline& deadline) {
+  // Every rank takes part (the verdict must be the same everywhere), also one that does not
+  // want the direct ability (FUSCO_SHM_DIRECT=0 there turns it off for the group).
+  uint8_t mapped = 0;
+  if (wanted) {
+    arena_ = std::make_unique<SharedArena>(segment_, rank_);
+    mapped = arena_->reserve(SharedRegion::kWeights, 1).ok() ? 1 : 0;
+  }
+  FUSCO_RETURN_IF_ERROR(barrier(deadline, "create (shared memory probe)"));
+  if (mapped != 0) mapped = arena_->map_peers().ok() ? 1 : 0;
+  // A peer that wants no direct ability published no region: mapping it succeeds vacuously,
+  // and its 0 below decides.
+  std::vector<std::byte> all(static_cast<size_t>(world_size()));
+  FUSCO_RETURN_IF_ERROR(
+      allgather(&mapped, 1, all.data(), deadline, "create (shared memory probe)"));
+  for (const std::byte ok : all) {
+    if (ok == std::byte{0}) {
+      arena_.reset();  // some rank cannot reach the others: rows go through the windows
+      break;
+    }
+  }
+  return Status();
+}
+
+Result<std::byte*> ShmTransport::reachable(SharedRegion region, void* data, size_t bytes) {
+  if (arena_ == nullptr || arena_->holds(data, bytes)) {
+    return static_cast<std::byte*>(data);
+  }
+  return arena_->reserve(region, bytes);
+}
+
+Result<std::byte*> ShmTransport::shared_region(SharedRegion region, size_t bytes) {
+  if (arena_ == nullptr) return static_cast<std::byte*>(nullptr);
+  return arena_->reserve(region, bytes);
+}
+
+Status ShmTransport::reach_peers() {
+  if (arena_ == nullptr) return Status();
+  Status mapped = arena_->map_peers();
+  if (mapped.ok()) return mapped;
+  // The others already store into peers' memory: the group cannot go on.
+  if (!break_group(mapped.message())) return health();
+  return Status(StatusCode::kAborted, mapped.message());
+}
+
+void* ShmTransport::peer_address(int rank, const void* published) const {
+  if (arena_ == nullptr) {
+    return rank == rank_ ? const_cast<void*>(published) : nullptr;
+  }
+  return arena_->translate(rank, published);
 }
 
 ShmTransport::ShmTransport(ShmSegment segment, int rank, uint64_t group_id)

@@ -1,9 +1,13 @@
 #pragma once
 
 // The shared-memory transport: ranks are processes of one machine that map one segment
-// (shm_segment.hpp). Ranks cannot reach each other's buffers (no direct ability), so every
-// row to another rank travels through the staging windows in the segment: the sender gathers
-// rows straight into the peer's window slot, the receiver scatters them into place. Waits
+// (shm_segment.hpp). With the direct ability (the default, when every rank can map the
+// others' shared regions, shared_arena.hpp), ranks store rows straight into their node peers'
+// receive buffers and read their expert outputs, as threads do: each buffer a peer touches
+// lies in a shared region (the one Communicator::recv_buffer hands out, or a copy). Rows
+// between nodes, and every row without the direct ability (FUSCO_SHM_DIRECT=0, or a machine
+// where the probe at creation failed), travel through the staging windows in the segment: the
+// sender gathers rows straight into the peer's window slot, the receiver scatters them. Waits
 // sleep on futexes in the segment, are bounded by their deadline, and notice a peer process
 // that exited (the error names its rank and pid) instead of waiting out the timeout.
 
@@ -11,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "transport/shared_arena.hpp"
 #include "transport/shm_segment.hpp"
 #include "transport/transport.hpp"
 
@@ -24,9 +29,11 @@ class ShmTransport final : public Transport {
   static constexpr int kMaxRanks = 1024;
 
   /// Creates (rank 0) or attaches to (other ranks) segment `name` for `world_size` ranks with
-  /// staging slots of `slot_bytes`, waiting until `deadline` for all ranks to attach.
+  /// staging slots of `slot_bytes`, waiting until `deadline` for all ranks to attach. With
+  /// `direct` every rank then probes whether it maps every other rank's shared regions; the
+  /// direct ability is on when all do (the same verdict on every rank).
   static Result<std::unique_ptr<ShmTransport>> open(const std::string& name, int rank,
-                                                    int world_size, size_t slot_bytes,
+                                                    int world_size, size_t slot_bytes, bool direct,
                                                     const Deadline& deadline);
 
   int rank() const override { return rank_; }
@@ -39,7 +46,11 @@ class ShmTransport final : public Transport {
   Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
                    const char* what) override;
   Status barrier(const Deadline& deadline, const char* what) override;
-  bool direct_access() const override { return false; }
+  bool direct_access() const override { return arena_ != nullptr; }
+  Result<std::byte*> reachable(SharedRegion region, void* data, size_t bytes) override;
+  Result<std::byte*> shared_region(SharedRegion region, size_t bytes) override;
+  Status reach_peers() override;
+  void* peer_address(int rank, const void* published) const override;
   StagingWindow& window(int from, int to) override;
   size_t max_chunk_bytes() const override { return segment_.geometry().slot_bytes; }
   uint64_t doorbell() const override;
@@ -59,6 +70,10 @@ class ShmTransport final : public Transport {
  private:
   ShmTransport(ShmSegment segment, int rank, uint64_t group_id);
 
+  /// Collective: every rank that wants the direct ability publishes a shared region and maps
+  /// the others'; the arena (the ability) stays when every rank wanted it and succeeded.
+  Status probe_direct(bool wanted, const Deadline& deadline);
+
   /// A peer among `ranks` (all peers when empty) whose process exited, described; "" if none.
   std::string exited_peer(const std::vector<int>& ranks) const;
   /// A waiting rank's periodic check: shows that this rank is inside fusco (its heartbeat
@@ -74,6 +89,7 @@ class ShmTransport final : public Transport {
   int rank_;
   uint64_t group_id_;
   std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to
+  std::unique_ptr<SharedArena> arena_;                   // the direct ability; null without it
 };
 
 }  // namespace fusco::transport

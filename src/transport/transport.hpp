@@ -17,6 +17,12 @@
 namespace fusco::transport {
 
 using Bytes = std::vector<std::byte>;
+
+/// Buffers a rank lets its peers reach during a call (Transport::reachable): the receive view
+/// handed to users (Communicator::recv_buffer), and the copies made when the caller's own
+/// buffer is not reachable: dispatch's receive rows and companion rows, combine's expert
+/// outputs and weights.
+enum class SharedRegion : int { kRecvView = 0, kRecv, kExtraRecv, kExpertOut, kWeights };
 using ConsumeFn = std::function<Status(int source, const Bytes& bytes)>;
 
 class Transport {
@@ -60,6 +66,29 @@ class Transport {
   /// An entry of machines() as messages show it: its host name (before the boot id), quoted.
   static std::string machine_name(const std::string& machine) {
     return "'" + machine.substr(0, machine.find('/')) + "'";
+  }
+
+  /// Direct ability, how peers reach this rank's buffers: the address peers may use for
+  /// `bytes` of `data`, which this call's `region` stands in for. Threads: `data` itself.
+  /// Processes sharing memory: `data` when it lies in one of this rank's shared regions, else
+  /// `region` (the caller copies `data` in before the call's start, or the rows out after its
+  /// end). Without the direct ability: `data` (only this rank uses it).
+  virtual Result<std::byte*> reachable(SharedRegion /*region*/, void* data, size_t /*bytes*/) {
+    return static_cast<std::byte*>(data);
+  }
+  /// Direct ability: this rank's shared region `region` of at least `bytes` (replaced when it
+  /// grows), or nullptr when the transport has none (threads reach any memory).
+  virtual Result<std::byte*> shared_region(SharedRegion /*region*/, size_t /*bytes*/) {
+    return static_cast<std::byte*>(nullptr);
+  }
+  /// Called once per call after every rank published its addresses (the call's agreement):
+  /// readies this rank to use them (processes map the peers' regions that changed). A failure
+  /// breaks the group.
+  virtual Status reach_peers() { return Status(); }
+  /// The address in this process of `published`, an address rank `rank` published for this
+  /// call; nullptr when this rank cannot reach it (no direct ability).
+  virtual void* peer_address(int rank, const void* published) const {
+    return direct_access() || rank == this->rank() ? const_cast<void*>(published) : nullptr;
   }
 
   /// Put ability: the staging window carrying chunks from `from` to `to`.

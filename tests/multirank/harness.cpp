@@ -133,7 +133,8 @@ std::string Case::describe() const {
           : owners.empty()  ? "contiguous"
                             : "explicit")
       << " ids=" << (int32_ids ? "int32" : "int64")
-      << " direct_access=" << (direct_access ? "yes" : "no") << " tokens=";
+      << " direct_access=" << (direct_access ? "yes" : "no")
+      << " library_recv=" << (library_recv ? "yes" : "no") << " tokens=";
   for (int r = 0; r < world; ++r) {
     out << (r > 0 ? "," : "") << tokens_of(*this, r);
   }
@@ -151,6 +152,7 @@ Case random_case(uint64_t seed) {
   auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
   Case c;
   c.seed = seed;
+  c.library_recv = seed % 3 == 0;  // not drawn: the other draws stay as they were
   c.world = pick(1, 9);
   c.ranks_per_node = pick(1, c.world);
   c.topk = pick(1, 8);
@@ -217,8 +219,18 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   result = counts_of(plan.value());
   std::vector<std::byte> x = strided(x_of(c, rank), c, tokens);
   const int64_t rows = plan.value().num_recv_rows();
-  result.recv.assign(static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
-  const TensorView recv = TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden});
+  const size_t recv_bytes = static_cast<size_t>(rows * c.hidden) * dtype_size(c.dtype);
+  result.recv.assign(recv_bytes, std::byte{0x5a});
+  TensorView recv = TensorView::host(result.recv.data(), c.dtype, {rows, c.hidden});
+  if (c.library_recv) {
+    Result<TensorView> view = comm.recv_buffer(plan.value(), c.dtype, c.hidden);
+    if (!view.ok()) {
+      result.status = view.status();
+      return result;
+    }
+    recv = view.value();
+    if (recv_bytes > 0) std::memset(recv.data, 0x5a, recv_bytes);  // dispatch zeroes padding
+  }
   if (c.extra_cols > 0) {
     std::vector<std::byte> extra = extra_of(c, rank);
     result.extra_recv.assign(static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a});
@@ -229,14 +241,23 @@ RankResult run_rank(const Case& c, Communicator& comm, int rank) {
   } else {
     result.status = comm.dispatch(plan.value(), strided_view(x.data(), c, tokens), recv);
   }
+  if (c.library_recv && result.status.ok() && recv_bytes > 0) {
+    std::memcpy(result.recv.data(), recv.data, recv_bytes);
+  }
   if (!result.status.ok() || !dtype_supports_combine(c.dtype)) {
     return result;
   }
   std::vector<std::byte> y = strided(y_of(c, rank, rows), c, rows);
+  TensorView expert_out = strided_view(y.data(), c, rows);
+  if (c.library_recv) {  // experts in place: their outputs overwrite the received rows
+    const std::vector<std::byte> packed = y_of(c, rank, rows);
+    if (!packed.empty()) std::memcpy(recv.data, packed.data(), packed.size());
+    expert_out = recv;
+  }
   std::vector<std::byte> weights = weights_of(c, rank);
   result.out.assign(static_cast<size_t>(tokens * c.hidden) * dtype_size(c.dtype), std::byte{0x5a});
   result.status =
-      comm.combine(plan.value(), strided_view(y.data(), c, rows),
+      comm.combine(plan.value(), expert_out,
                    TensorView::host(weights.data(), weight_dtype_of(c), {tokens, c.topk}),
                    TensorView::host(result.out.data(), c.dtype, {tokens, c.hidden}));
   return result;

@@ -39,6 +39,9 @@ struct Case {
   std::vector<std::vector<int64_t>> ids;  // explicit routing per rank (overrides the random one)
   uint64_t seed = 1;
   bool direct_access = true;  // false: ranks behave like processes (every other rank staged)
+  // Dispatch into Communicator::recv_buffer and combine from it (the expert outputs written
+  // into it, as experts computing in place would), instead of buffers of the test's own.
+  bool library_recv = false;
   ProcessRelays process_relays = ProcessRelays::kAuto;  // relays between processes (node dedup)
 
   std::string describe() const;
@@ -48,7 +51,8 @@ struct Case {
 /// uneven explicit or replicated maps, both relay policies, every receive layout, strided rows,
 /// companion tensors, combine in rounds, H
 /// 1/7/128, every dtype and dedup mode, chunk sizes from one byte to 1 MiB, T = 0 on some ranks,
-/// int32 or int64 ids, with or without direct access.
+/// int32 or int64 ids, with or without direct access, every third seed into the library's
+/// receive buffer.
 Case random_case(uint64_t seed);
 
 /// `c` for processes: `world` ranks, `ranks_per_node` per node, no direct access, tokens,

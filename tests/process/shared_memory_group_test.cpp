@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <numeric>
 #include <random>
 #include <thread>
 
@@ -31,13 +33,20 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Every rank of `c` as a process; each checks its own results against the reference.
-::testing::AssertionResult processes_match_reference(Case c) {
-  c.direct_access = false;  // processes never reach each other's memory
+// Every rank of `c` as a process; each checks its own results against the reference. The
+// ranks in `windows_ranks` set FUSCO_SHM_DIRECT=0: rows then go through the staging windows on
+// every rank (the group agrees), else processes store into each other's shared regions.
+::testing::AssertionResult processes_match_reference(Case c,
+                                                     const std::vector<int>& windows_ranks = {}) {
+  c.direct_access = false;  // the reference's view of processes (the same bits either way)
+  const bool direct = windows_ranks.empty();
   const std::string name = fresh_group_name();
   const std::vector<ChildEnd> ends = run_children(
       c.world,
       [&](int rank) {
+        if (std::find(windows_ranks.begin(), windows_ranks.end(), rank) != windows_ranks.end()) {
+          setenv("FUSCO_SHM_DIRECT", "0", 1);
+        }
         auto comm = Communicator::create_shared_memory(
             name, rank, Topology::nodes_of(c.world, c.ranks_per_node), 30000);
         if (!comm.ok()) {
@@ -48,6 +57,11 @@ using std::chrono::milliseconds;
         const ::testing::AssertionResult verdict = matches_expected(c, expected_of(c), rank, got);
         if (!verdict) {
           std::fprintf(stderr, "%s\n", verdict.message());
+          return 1;
+        }
+        if (got.stats.direct_peers != direct) {
+          std::fprintf(stderr, "rank %d: plan.stats().direct_peers is %d, expected %d\n", rank,
+                       got.stats.direct_peers ? 1 : 0, direct ? 1 : 0);
           return 1;
         }
         return 0;
@@ -65,6 +79,30 @@ TEST(SharedMemoryGroup, RandomizedCases_MatchReferenceBitForBit) {
     const Case c = random_case(seed);
     SCOPED_TRACE(c.describe());
     ASSERT_TRUE(processes_match_reference(c));
+  }
+}
+
+// FUSCO_SHM_DIRECT=0: the copying path through the staging windows, on every rank.
+TEST(SharedMemoryGroup, RandomizedCases_ThroughStagingWindows_MatchReference) {
+  for (uint64_t seed = 31; seed <= 42; ++seed) {
+    const Case c = random_case(seed);
+    std::vector<int> every_rank(static_cast<size_t>(c.world));
+    std::iota(every_rank.begin(), every_rank.end(), 0);
+    SCOPED_TRACE(c.describe());
+    ASSERT_TRUE(processes_match_reference(c, every_rank));
+  }
+}
+
+// One rank that does not want its memory shared turns the direct ability off for the whole
+// group (every plan says so), and results stay right.
+TEST(SharedMemoryGroup, OneRankWithoutSharedMemory_TheGroupUsesTheWindows) {
+  Case c = random_case(43);
+  c.world = 4;
+  c.ranks_per_node = 2;
+  c = fitted_to(c, 4, 2);
+  for (const bool library_recv : {false, true}) {
+    c.library_recv = library_recv;
+    EXPECT_TRUE(processes_match_reference(c, {2})) << c.describe();
   }
 }
 
