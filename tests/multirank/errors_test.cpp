@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "fusco/fusco.hpp"
@@ -517,6 +518,41 @@ TEST(Errors, RankThatSkipsDispatch_OthersTimeOutNamingIt) {
     EXPECT_TRUE(contains(s, "in dispatch waiting for rank(s) 1 to arrive")) << s.message();
   }
   EXPECT_FALSE(g.comms[0].usable());
+}
+
+// Communicator::recv_buffer: bad arguments name themselves; a good view has the plan's rows
+// and survives until the next call (a larger one may move it).
+TEST(Errors, RecvBuffer_BadArgumentsAreNamed_AGoodViewHasThePlansRows) {
+  Group g;
+  Communicator& comm = g.comms[0];
+  Result<TensorView> empty = comm.recv_buffer(Plan(), DType::kFloat32, 4);
+  ASSERT_EQ(empty.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(empty.status().message().find("plan is empty"), std::string::npos);
+  std::vector<Plan> plans(kWorld);
+  const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
+    std::vector<int32_t> ids = good_ids();
+    Result<Plan> plan = g.comms[static_cast<size_t>(r)].plan(
+        TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
+        options());
+    FUSCO_RETURN_IF_ERROR(plan.status());
+    plans[static_cast<size_t>(r)] = plan.value();
+    return Status();
+  });
+  for (const Status& status : statuses) ASSERT_TRUE(status.ok()) << status.to_string();
+  for (const int64_t hidden : {int64_t{0}, int64_t{-3}, int64_t{1} << 50}) {
+    Result<TensorView> bad = comm.recv_buffer(plans[0], DType::kBFloat16, hidden);
+    ASSERT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << hidden;
+    EXPECT_NE(bad.status().message().find("hidden = " + std::to_string(hidden)),
+              std::string::npos)
+        << bad.status().message();
+  }
+  Result<TensorView> view = comm.recv_buffer(plans[0], DType::kFloat32, kHidden);
+  ASSERT_TRUE(view.ok()) << view.status().to_string();
+  EXPECT_EQ(view.value().dtype, DType::kFloat32);
+  EXPECT_EQ(view.value().shape[0], plans[0].num_recv_rows());
+  EXPECT_EQ(view.value().shape[1], kHidden);
+  EXPECT_NE(view.value().data, nullptr);
+  expect_group_works(g);
 }
 
 }  // namespace
