@@ -542,8 +542,7 @@ TEST(Errors, RecvBuffer_BadArgumentsAreNamed_AGoodViewHasThePlansRows) {
   for (const int64_t hidden : {int64_t{0}, int64_t{-3}, int64_t{1} << 50}) {
     Result<TensorView> bad = comm.recv_buffer(plans[0], DType::kBFloat16, hidden);
     ASSERT_EQ(bad.status().code(), StatusCode::kInvalidArgument) << hidden;
-    EXPECT_NE(bad.status().message().find("hidden = " + std::to_string(hidden)),
-              std::string::npos)
+    EXPECT_NE(bad.status().message().find("hidden = " + std::to_string(hidden)), std::string::npos)
         << bad.status().message();
   }
   Result<TensorView> view = comm.recv_buffer(plans[0], DType::kFloat32, kHidden);
