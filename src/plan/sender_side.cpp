@@ -40,21 +40,27 @@ class TargetStream {
     store_->counts.reserve(rows);
     store_->fanout.reserve(rows);
   }
-  bool empty() const { return store_->tokens.empty(); }
-  int64_t entries() const { return static_cast<int64_t>(store_->tokens.size()); }
-  int64_t fanout_rows() const { return static_cast<int64_t>(store_->fanout.size()); }
-  int64_t last_token() const { return empty() ? -1 : store_->tokens.back(); }
+  // The counts live here, next to the other streams' (one load in the scan), not behind
+  // the storage pointer.
+  bool empty() const { return entries_ == 0; }
+  int64_t entries() const { return entries_; }
+  int64_t fanout_rows() const { return fanout_rows_; }
+  int64_t last_token() const { return last_token_; }
 
   void add_entry(int32_t token) {
+    close_entry();
     store_->tokens.push_back(token);
-    store_->counts.push_back(0);
+    last_token_ = token;
+    ++entries_;
   }
   void add_fanout(const FanoutRow& row) {
     store_->fanout.push_back(row);
-    ++store_->counts.back();
+    ++open_count_;
+    ++fanout_rows_;
   }
   // Fanout rows up to and including each entry, into `ends`.
-  void fanout_ends(std::vector<int64_t>& ends) const {
+  void fanout_ends(std::vector<int64_t>& ends) {
+    close_entry();
     ends.resize(store_->counts.size());
     int64_t sum = 0;
     for (size_t i = 0; i < ends.size(); ++i) {
@@ -65,6 +71,7 @@ class TargetStream {
   // Encodes the message into `bytes`; the entries' tokens go to `tokens` (whose array the
   // stream keeps for the next plan).
   void finish(Bytes& bytes, std::vector<int32_t>& tokens) {
+    close_entry();
     const int64_t header[2] = {entries(), fanout_rows()};
     const size_t token_bytes = store_->tokens.size() * sizeof(int32_t);
     const size_t fanout_bytes = store_->fanout.size() * sizeof(FanoutRow);
@@ -78,8 +85,20 @@ class TargetStream {
   }
 
  private:
+  // Appends the open entry's fanout count (once).
+  void close_entry() {
+    if (store_->counts.size() < static_cast<size_t>(entries_)) {
+      store_->counts.push_back(open_count_);
+      open_count_ = 0;
+    }
+  }
+
   StreamStorage* store_;
   int64_t expected_rows_ = 0;
+  int64_t entries_ = 0;
+  int64_t fanout_rows_ = 0;
+  int64_t last_token_ = -1;
+  int32_t open_count_ = 0;
 };
 
 struct SlotOnNode {
