@@ -164,6 +164,12 @@ Result<TensorView> Communicator::recv_buffer(const Plan& plan, DType dtype, int6
   if (!plan.valid()) {
     return Status(StatusCode::kInvalidArgument, "recv_buffer: plan is empty (not made by plan())");
   }
+  if (!dtype_is_valid(static_cast<int32_t>(dtype))) {
+    return Status(
+        StatusCode::kInvalidArgument,
+        "recv_buffer: dtype " + std::to_string(static_cast<int>(dtype)) + " is not a DType");
+  }
+  FUSCO_RETURN_IF_ERROR(impl_->transport_->health());  // a broken group hands out nothing
   constexpr int64_t kMaxBytes = int64_t{1} << 40;
   const auto elem = static_cast<int64_t>(dtype_size(dtype));
   const int64_t rows = plan.num_recv_rows();

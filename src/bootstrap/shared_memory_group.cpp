@@ -25,6 +25,11 @@ Status check_name(const std::string& name) {
   return Status();
 }
 
+transport::DirectMode direct_mode(int32_t value) {
+  if (value < 0) return transport::DirectMode::kAuto;
+  return value == 0 ? transport::DirectMode::kOff : transport::DirectMode::kRequired;
+}
+
 }  // namespace
 
 Result<Communicator> Communicator::create_shared_memory(const std::string& name, int rank,
@@ -40,16 +45,16 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
   }
   FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, world, timeout_ms));
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
-  Result<bool> direct = core::shm_direct_from_env();
+  Result<int32_t> direct = core::shm_direct_from_env();
   const Status env = !slot_bytes.ok() ? slot_bytes.status() : direct.status();
   if (!env.ok()) {
     // The others are waiting for this rank: it tells them why it is not coming.
     return transport::ShmSegment::refuse(name, rank, world, env,
                                          transport::Deadline::after_ms(timeout_ms));
   }
-  auto opened =
-      transport::ShmTransport::open(name, rank, world, static_cast<size_t>(slot_bytes.value()),
-                                    direct.value(), transport::Deadline::after_ms(timeout_ms));
+  auto opened = transport::ShmTransport::open(
+      name, rank, world, static_cast<size_t>(slot_bytes.value()), direct_mode(direct.value()),
+      transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Impl::from_transport(std::move(opened).value(), topology);
 }

@@ -45,10 +45,12 @@ Result<int64_t> shm_slot_bytes_from_env() {
   return env_int("FUSCO_SHM_SLOT_BYTES", kDefaultShmSlotBytes, int64_t{1} << 12, int64_t{1} << 30);
 }
 
-Result<bool> shm_direct_from_env() {
-  Result<int64_t> value = env_int("FUSCO_SHM_DIRECT", 1, 0, 1);
-  FUSCO_RETURN_IF_ERROR(value.status());
-  return value.value() == 1;
+Result<int32_t> shm_direct_from_env() {
+  const std::optional<std::string> text = env_string("FUSCO_SHM_DIRECT");
+  if (!text || *text == "auto") return -1;
+  if (*text == "0" || *text == "1") return *text == "1" ? 1 : 0;
+  return Status(StatusCode::kInvalidArgument,
+                "FUSCO_SHM_DIRECT='" + *text + "' must be auto, 0 or 1");
 }
 
 Result<int64_t> nccl_window_bytes_from_env(int64_t fallback) {

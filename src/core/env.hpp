@@ -27,9 +27,10 @@ Result<int64_t> timeout_ms_from_env();
 inline constexpr int64_t kDefaultShmSlotBytes = int64_t{1} << 20;
 Result<int64_t> shm_slot_bytes_from_env();
 /// Whether the shared-memory transport lets processes store into each other's receive
-/// buffers (shared regions, the direct ability): FUSCO_SHM_DIRECT, 0 or 1, default 1 (on
-/// when every rank can map the others' regions).
-Result<bool> shm_direct_from_env();
+/// buffers (shared regions, the direct ability): FUSCO_SHM_DIRECT unset or "auto" -1 (on
+/// when every rank can map the others' regions), "0" 0 (never), "1" 1 (required: creation
+/// fails when some rank cannot).
+Result<int32_t> shm_direct_from_env();
 
 /// How the UCX transport moves chunks to peers it cannot map: FUSCO_UCX_PROTOCOL, "auto" 0
 /// (tagged messages), "put" 1 (RDMA put + flush + signal), "message" 2 (messages to every

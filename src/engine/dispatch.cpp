@@ -26,21 +26,22 @@ struct RowStore {
 };
 
 // A receive buffer as peers reach it: the caller's view, or a shared region standing in for
-// it (Transport::reachable) whose rows are copied out once every peer is done.
+// it (Transport::reaches) whose rows are copied out once every peer is done.
 struct ReceiveTarget {
   TensorView view;
   transport::SharedRegion region;
   std::byte* at;
 
   Status reach(transport::Transport& transport, size_t row_bytes) {
-    Result<std::byte*> reached =
-        transport.reachable(region, view.data, static_cast<size_t>(view.shape[0]) * row_bytes);
-    FUSCO_RETURN_IF_ERROR(reached.status());
-    at = reached.value();
+    const size_t bytes = static_cast<size_t>(view.shape[0]) * row_bytes;
+    if (transport.reaches(view.data, bytes)) return Status();
+    Result<std::byte*> stand_in = transport.shared_region(region, bytes);
+    FUSCO_RETURN_IF_ERROR(stand_in.status());
+    at = stand_in.value();
     return Status();
   }
   void copy_out(size_t row_bytes) const {
-    if (at != view.data && view.shape[0] > 0) {
+    if (at != view.data && at != nullptr && view.shape[0] > 0 && row_bytes > 0) {
       std::memcpy(view.data, at, static_cast<size_t>(view.shape[0]) * row_bytes);
     }
   }

@@ -69,8 +69,13 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
   // touch them fails at once, also in the in-process test mode that behaves like processes).
   Status reached = transport.reach_peers();
   if (!reached.ok()) {
+    // The group is broken; the others may already be storing into this rank's buffers.
     all->clear();
-    return reached;
+    const std::string active = transport.wait_peers_quiet(
+        std::chrono::milliseconds(std::min<int64_t>(deadline.timeout_ms, 1000)));
+    if (active.empty()) return reached;
+    return Status(reached.code(), reached.message() + " (rank(s) " + active +
+                                      " were still active when this call returned)");
   }
   for (size_t r = 0; r < all->size(); ++r) {
     OpHeader& peer = (*all)[r];
@@ -89,9 +94,7 @@ Status publish_rows(transport::Transport& transport, transport::SharedRegion reg
   const auto row_bytes = static_cast<size_t>(view.shape[1]) * dtype_size(view.dtype);
   const auto view_pitch = static_cast<size_t>(view.row_pitch_bytes());
   const size_t span = rows == 0 ? 0 : static_cast<size_t>(rows - 1) * view_pitch + row_bytes;
-  Result<std::byte*> reach = transport.reachable(region, view.data, span);
-  FUSCO_RETURN_IF_ERROR(reach.status());
-  if (reach.value() == view.data) {
+  if (transport.reaches(view.data, span)) {
     *at = static_cast<const std::byte*>(view.data);
     *pitch = static_cast<int64_t>(view_pitch);
     return Status();
@@ -100,7 +103,7 @@ Status publish_rows(transport::Transport& transport, transport::SharedRegion reg
   Result<std::byte*> copy = transport.shared_region(region, static_cast<size_t>(rows) * row_bytes);
   FUSCO_RETURN_IF_ERROR(copy.status());
   const auto* from = static_cast<const std::byte*>(view.data);
-  for (int64_t r = 0; r < rows; ++r) {
+  for (int64_t r = 0; r < rows && row_bytes > 0; ++r) {
     std::memcpy(copy.value() + static_cast<size_t>(r) * row_bytes,
                 from + static_cast<size_t>(r) * view_pitch, row_bytes);
   }

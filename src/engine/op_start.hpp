@@ -73,7 +73,7 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
 
 /// The address and row pitch at which peers read the rows of `view` (a matrix) during this
 /// call: the view itself when they reach it there, else a packed copy in this rank's shared
-/// `region` (Transport::reachable), made now.
+/// `region` (Transport::reaches), made now.
 Status publish_rows(transport::Transport& transport, transport::SharedRegion region,
                     const TensorView& view, const std::byte** at, int64_t* pitch);
 

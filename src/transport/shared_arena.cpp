@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -56,6 +57,8 @@ Result<std::byte*> SharedArena::reserve(SharedRegion region, size_t bytes) {
   };
   if (fd < 0) return failed("memfd_create", errno);
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) return failed("ftruncate", errno);
+  struct stat identity {};
+  if (fstat(fd, &identity) != 0) return failed("fstat", errno);
   std::byte* base = map_shared(fd, size);
   if (base == nullptr) return failed("mmap", errno);
   const uint64_t generation = own.generation + 1;
@@ -64,6 +67,8 @@ Result<std::byte*> SharedArena::reserve(SharedRegion region, size_t bytes) {
   ShmRegionWords& words = segment_->rank_words(rank_).regions[static_cast<size_t>(region)];
   words.owner_base = own.owner_base;
   words.bytes = size;
+  words.device = static_cast<uint64_t>(identity.st_dev);
+  words.inode = static_cast<uint64_t>(identity.st_ino);
   words.fd = fd;
   words.generation.store(generation, std::memory_order_release);
   return base;
@@ -90,14 +95,25 @@ Status SharedArena::map_peers() {
       const int32_t pid = words.pid.load(std::memory_order_acquire);
       const std::string path = "/proc/" + std::to_string(pid) + "/fd/" + std::to_string(region.fd);
       const int fd = open(path.c_str(), O_RDWR | O_CLOEXEC);
-      std::byte* base = fd < 0 ? nullptr : map_shared(fd, region.bytes);
-      const int error = errno;
+      int error = errno;
+      struct stat identity {};
+      // The file must be the peer's region: in another PID namespace the same pid names
+      // another process (perhaps this one), whose fd N is another file.
+      const bool same = fd >= 0 && fstat(fd, &identity) == 0 &&
+                        static_cast<uint64_t>(identity.st_dev) == region.device &&
+                        static_cast<uint64_t>(identity.st_ino) == region.inode;
+      if (fd >= 0 && !same) error = ESTALE;
+      std::byte* base = same ? map_shared(fd, region.bytes) : nullptr;
+      if (same && base == nullptr) error = errno;
       if (fd >= 0) close(fd);
       if (base == nullptr) {
-        return Status(StatusCode::kUnsupported,
-                      "rank " + std::to_string(rank_) + " cannot map the shared memory of rank " +
-                          std::to_string(peer) + " (" + path + ": " + errno_text(error) +
-                          "); FUSCO_SHM_DIRECT=0 moves rows through the staging windows instead");
+        std::string message = "rank " + std::to_string(rank_) +
+                              " cannot map the shared memory of rank " + std::to_string(peer);
+        message += " (" + path + ": ";
+        message += error == ESTALE ? "another file: is the process in another PID namespace?"
+                                   : errno_text(error);
+        message += "); FUSCO_SHM_DIRECT=0 moves rows through the staging windows instead";
+        return Status(StatusCode::kUnsupported, message);
       }
       mapping = Mapping{base, region.bytes, generation, region.owner_base, -1};
     }

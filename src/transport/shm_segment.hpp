@@ -41,6 +41,8 @@ struct ShmRegionWords {
   std::atomic<uint64_t> generation;  // 0: none yet
   uint64_t owner_base;               // the region's address in its owner's process
   uint64_t bytes;
+  uint64_t device;  // the memfd's identity: a peer checks the file it opened is this one
+  uint64_t inode;   // (processes in another PID namespace would open their own fd N)
   int32_t fd;
 };
 

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cstring>
 #include <thread>
@@ -94,7 +95,8 @@ WaitEnd wait_for(std::atomic<uint32_t>& word, uint32_t seen, std::atomic<uint32_
 
 Result<std::unique_ptr<ShmTransport>> ShmTransport::open(const std::string& name, int rank,
                                                          int world_size, size_t slot_bytes,
-                                                         bool direct, const Deadline& deadline) {
+                                                         DirectMode direct,
+                                                         const Deadline& deadline) {
   ShmGeometry geometry;
   geometry.world_size = world_size;
   geometry.slot_bytes = slot_bytes;
@@ -107,35 +109,46 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::open(const std::string& name
   return transport;
 }
 
-Status ShmTransport::probe_direct(bool wanted, const Deadline& deadline) {
+Status ShmTransport::probe_direct(DirectMode mode, const Deadline& deadline) {
   // Every rank takes part (the verdict must be the same everywhere), also one that does not
-  // want the direct ability (FUSCO_SHM_DIRECT=0 there turns it off for the group).
-  uint8_t mapped = 0;
-  if (wanted) {
+  // want the direct ability (FUSCO_SHM_DIRECT=0 there turns it off for the group). A peer
+  // that published no region maps vacuously; its vote decides.
+  Status failed;
+  if (mode != DirectMode::kOff) {
     arena_ = std::make_unique<SharedArena>(segment_, rank_);
-    mapped = arena_->reserve(SharedRegion::kWeights, 1).ok() ? 1 : 0;
+    failed = arena_->reserve(SharedRegion::kWeights, 1).status();
   }
   FUSCO_RETURN_IF_ERROR(barrier(deadline, "create (shared memory probe)"));
-  if (mapped != 0) mapped = arena_->map_peers().ok() ? 1 : 0;
-  // A peer that wants no direct ability published no region: mapping it succeeds vacuously,
-  // and its 0 below decides.
-  std::vector<std::byte> all(static_cast<size_t>(world_size()));
-  FUSCO_RETURN_IF_ERROR(
-      allgather(&mapped, 1, all.data(), deadline, "create (shared memory probe)"));
-  for (const std::byte ok : all) {
-    if (ok == std::byte{0}) {
-      arena_.reset();  // some rank cannot reach the others: rows go through the windows
-      break;
-    }
+  if (mode != DirectMode::kOff && failed.ok()) failed = arena_->map_peers();
+  // Per rank: whether it maps every other rank's region, and whether it requires that.
+  const std::array<uint8_t, 2> mine = {
+      static_cast<uint8_t>(mode != DirectMode::kOff && failed.ok() ? 1 : 0),
+      static_cast<uint8_t>(mode == DirectMode::kRequired ? 1 : 0)};
+  std::vector<std::array<uint8_t, 2>> all(static_cast<size_t>(world_size()));
+  FUSCO_RETURN_IF_ERROR(allgather(mine.data(), mine.size(),
+                                  reinterpret_cast<std::byte*>(all.data()), deadline,
+                                  "create (shared memory probe)"));
+  int without = -1;  // the first rank without the ability
+  int requiring = -1;
+  for (int r = 0; r < world_size(); ++r) {
+    if (without < 0 && all[static_cast<size_t>(r)][0] == 0) without = r;
+    if (requiring < 0 && all[static_cast<size_t>(r)][1] != 0) requiring = r;
   }
-  return Status();
+  if (without < 0) return Status();
+  arena_.reset();  // some rank cannot reach the others: rows go through the windows
+  if (requiring < 0) return Status();
+  std::string cause = "rank " + std::to_string(without) +
+                      " cannot map the others' shared memory, or has FUSCO_SHM_DIRECT=0";
+  if (without == rank_) {
+    cause = mode == DirectMode::kOff ? "rank " + std::to_string(rank_) + " has FUSCO_SHM_DIRECT=0"
+                                     : failed.message();
+  }
+  return Status(StatusCode::kUnsupported, "FUSCO_SHM_DIRECT=1 (rank " + std::to_string(requiring) +
+                                              ") requires shared receive memory, but " + cause);
 }
 
-Result<std::byte*> ShmTransport::reachable(SharedRegion region, void* data, size_t bytes) {
-  if (arena_ == nullptr || arena_->holds(data, bytes)) {
-    return static_cast<std::byte*>(data);
-  }
-  return arena_->reserve(region, bytes);
+bool ShmTransport::reaches(const void* data, size_t bytes) const {
+  return arena_ == nullptr || arena_->holds(data, bytes);
 }
 
 Result<std::byte*> ShmTransport::shared_region(SharedRegion region, size_t bytes) {

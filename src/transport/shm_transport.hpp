@@ -21,6 +21,10 @@
 
 namespace fusco::transport {
 
+/// Whether processes store into each other's shared receive memory (FUSCO_SHM_DIRECT):
+/// when every rank can (auto, unset), never (0), or always, else creation fails (1).
+enum class DirectMode { kAuto, kOff, kRequired };
+
 class ShmTransport final : public Transport {
  public:
   /// Bytes of one rank's collective mailbox; larger collectives take several rounds.
@@ -29,12 +33,13 @@ class ShmTransport final : public Transport {
   static constexpr int kMaxRanks = 1024;
 
   /// Creates (rank 0) or attaches to (other ranks) segment `name` for `world_size` ranks with
-  /// staging slots of `slot_bytes`, waiting until `deadline` for all ranks to attach. With
-  /// `direct` every rank then probes whether it maps every other rank's shared regions; the
-  /// direct ability is on when all do (the same verdict on every rank).
+  /// staging slots of `slot_bytes`, waiting until `deadline` for all ranks to attach. Every
+  /// rank then probes whether it maps every other rank's shared regions; the direct ability
+  /// is on when all do and none is kOff (the same verdict on every rank); when it is off and
+  /// some rank's `direct` is kRequired, creation fails on every rank saying why.
   static Result<std::unique_ptr<ShmTransport>> open(const std::string& name, int rank,
-                                                    int world_size, size_t slot_bytes, bool direct,
-                                                    const Deadline& deadline);
+                                                    int world_size, size_t slot_bytes,
+                                                    DirectMode direct, const Deadline& deadline);
 
   int rank() const override { return rank_; }
   int world_size() const override { return segment_.geometry().world_size; }
@@ -47,7 +52,7 @@ class ShmTransport final : public Transport {
                    const char* what) override;
   Status barrier(const Deadline& deadline, const char* what) override;
   bool direct_access() const override { return arena_ != nullptr; }
-  Result<std::byte*> reachable(SharedRegion region, void* data, size_t bytes) override;
+  bool reaches(const void* data, size_t bytes) const override;
   Result<std::byte*> shared_region(SharedRegion region, size_t bytes) override;
   Status reach_peers() override;
   void* peer_address(int rank, const void* published) const override;
@@ -72,7 +77,7 @@ class ShmTransport final : public Transport {
 
   /// Collective: every rank that wants the direct ability publishes a shared region and maps
   /// the others'; the arena (the ability) stays when every rank wanted it and succeeded.
-  Status probe_direct(bool wanted, const Deadline& deadline);
+  Status probe_direct(DirectMode mode, const Deadline& deadline);
 
   /// A peer among `ranks` (all peers when empty) whose process exited, described; "" if none.
   std::string exited_peer(const std::vector<int>& ranks) const;

@@ -68,14 +68,12 @@ class Transport {
     return "'" + machine.substr(0, machine.find('/')) + "'";
   }
 
-  /// Direct ability, how peers reach this rank's buffers: the address peers may use for
-  /// `bytes` of `data`, which this call's `region` stands in for. Threads: `data` itself.
-  /// Processes sharing memory: `data` when it lies in one of this rank's shared regions, else
-  /// `region` (the caller copies `data` in before the call's start, or the rows out after its
-  /// end). Without the direct ability: `data` (only this rank uses it).
-  virtual Result<std::byte*> reachable(SharedRegion /*region*/, void* data, size_t /*bytes*/) {
-    return static_cast<std::byte*>(data);
-  }
+  /// Direct ability, how peers reach this rank's buffers: true when they may use `bytes` of
+  /// `data` where it is (threads reach any memory; processes sharing memory only their
+  /// shared regions, see shared_region), or when nobody else touches it (no direct ability).
+  /// Otherwise the caller stands a shared region in for it: it copies `data` in before the
+  /// call's start, or the rows out after its end.
+  virtual bool reaches(const void* /*data*/, size_t /*bytes*/) const { return true; }
   /// Direct ability: this rank's shared region `region` of at least `bytes` (replaced when it
   /// grows), or nullptr when the transport has none (threads reach any memory).
   virtual Result<std::byte*> shared_region(SharedRegion /*region*/, size_t /*bytes*/) {

@@ -545,6 +545,9 @@ TEST(Errors, RecvBuffer_BadArgumentsAreNamed_AGoodViewHasThePlansRows) {
     EXPECT_NE(bad.status().message().find("hidden = " + std::to_string(hidden)), std::string::npos)
         << bad.status().message();
   }
+  Result<TensorView> no_dtype = comm.recv_buffer(plans[0], static_cast<DType>(99), kHidden);
+  ASSERT_EQ(no_dtype.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(no_dtype.status().message().find("dtype 99"), std::string::npos);
   Result<TensorView> view = comm.recv_buffer(plans[0], DType::kFloat32, kHidden);
   ASSERT_TRUE(view.ok()) << view.status().to_string();
   EXPECT_EQ(view.value().dtype, DType::kFloat32);

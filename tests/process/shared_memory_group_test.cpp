@@ -106,6 +106,46 @@ TEST(SharedMemoryGroup, OneRankWithoutSharedMemory_TheGroupUsesTheWindows) {
   }
 }
 
+// FUSCO_SHM_DIRECT=1 requires the shared memory: when another rank turns it off, creation
+// fails on every rank naming both; a malformed value is refused like any bad argument.
+TEST(SharedMemoryGroup, DirectRequiredButRefusedOrMalformed_CreationFailsOnEveryRank) {
+  struct Trial {
+    std::vector<const char*> values;  // FUSCO_SHM_DIRECT per rank (nullptr: unset)
+    StatusCode code;
+    std::vector<std::string> words;  // the message of every rank contains these
+  };
+  const std::vector<Trial> trials = {
+      {{"1", nullptr, "0"}, StatusCode::kUnsupported, {"FUSCO_SHM_DIRECT=1 (rank 0)", "rank 2"}},
+      {{nullptr, "yes", nullptr}, StatusCode::kInvalidArgument, {"FUSCO_SHM_DIRECT='yes'"}},
+  };
+  for (const Trial& trial : trials) {
+    const std::string name = fresh_group_name();
+    const std::vector<ChildEnd> ends = run_children(
+        3,
+        [&](int rank) {
+          const char* value = trial.values[static_cast<size_t>(rank)];
+          if (value != nullptr) setenv("FUSCO_SHM_DIRECT", value, 1);
+          auto comm =
+              Communicator::create_shared_memory(name, rank, Topology::nodes_of(3, 3), 10000);
+          if (comm.ok() || comm.status().code() != trial.code) {
+            std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
+            return 1;
+          }
+          for (const std::string& word : trial.words) {
+            if (comm.status().message().find(word) == std::string::npos) {
+              std::fprintf(stderr, "rank %d: '%s' lacks '%s'\n", rank,
+                           comm.status().message().c_str(), word.c_str());
+              return 1;
+            }
+          }
+          return 0;
+        },
+        milliseconds(30000));
+    std::string why;
+    EXPECT_TRUE(all_passed(ends, &why)) << why;
+  }
+}
+
 TEST(SharedMemoryGroup, WorldSizes1To8_EveryRanksPerNode_EveryDedup) {
   for (const int world : {1, 2, 3, 4, 8}) {
     for (const int rpn : {1, 2, 4}) {

@@ -10,7 +10,7 @@ namespace fusco::testing {
 Result<Communicator> join_ucx_through_shm(const std::string& name, int rank,
                                           const Topology& topology, int64_t timeout_ms) {
   const int world = topology.world_size;
-  auto boot = transport::ShmTransport::open(name, rank, world, 4096, /*direct=*/false,
+  auto boot = transport::ShmTransport::open(name, rank, world, 4096, transport::DirectMode::kOff,
                                             transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(boot.status());
   transport::ShmTransport& exchange = *boot.value();
