@@ -139,7 +139,7 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
   const std::byte* tokens = metadata.data() + 2 * sizeof(int64_t);
   const std::byte* counts = tokens + count * sizeof(int32_t);
   in.tokens.resize(count);
-  std::memcpy(in.tokens.data(), tokens, count * sizeof(int32_t));
+  if (count > 0) std::memcpy(in.tokens.data(), tokens, count * sizeof(int32_t));
   in.fanout_begin.resize(count + 1);
   in.fanout_begin[0] = 0;
   for (size_t i = 0; i < count; ++i) {
@@ -154,8 +154,10 @@ Status decode_staged_in(detail::PlanData& plan, int source, const Bytes& metadat
     return malformed("has fanout counts that miss rows");
   }
   in.fanout.resize(static_cast<size_t>(fanout_rows));
-  std::memcpy(in.fanout.data(), counts + count * sizeof(int32_t),
-              static_cast<size_t>(fanout_rows) * sizeof(detail::FanoutRow));
+  if (fanout_rows > 0) {
+    std::memcpy(in.fanout.data(), counts + count * sizeof(int32_t),
+                static_cast<size_t>(fanout_rows) * sizeof(detail::FanoutRow));
+  }
   in.partial =
       plan.partial_sums && plan.topology.node_of(source) != plan.topology.node_of(plan.rank);
   in.return_rows = in.partial ? entries : fanout_rows;

@@ -102,6 +102,19 @@ TEST(StagedMetadata, CountsLargerThanTheMessageAreAnInternalError) {
   EXPECT_TRUE(plan.staged_in.empty());
 }
 
+// Found by fusco_parse_fuzzer: a message with no entries (only its header) decodes to an
+// empty list without touching an empty array's (null) data.
+TEST(StagedMetadata, AHeaderWithoutEntries_IsAnEmptyList) {
+  detail::PlanData plan;
+  core::WireWriter writer;
+  writer.put<int64_t>(0);  // entries
+  writer.put<int64_t>(0);  // fanout rows
+  ASSERT_TRUE(decode_staged_in(plan, 2, writer.take()).ok());
+  ASSERT_EQ(plan.staged_in.size(), 1u);
+  EXPECT_EQ(plan.staged_in[0].num_entries(), 0);
+  EXPECT_TRUE(plan.staged_in[0].fanout.empty());
+}
+
 TEST(ExpertCounts, OneMessagePerDestinationWithItsLocalExperts) {
   std::vector<int32_t> ids = {0, 3, 3, 2};
   Result<core::ResolvedExpertMap> map = core::resolve_expert_map(ExpertMap(), 4, 2);
