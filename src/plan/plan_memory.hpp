@@ -18,10 +18,11 @@
 
 namespace fusco::plan {
 
-/// The staged entries being built for one target (see sender_side.cpp's TargetStream).
+/// The columns of the staged entries being built for one target (see sender_side.cpp's
+/// TargetStream). They only grow: their sizes are capacities, not contents.
 struct StreamStorage {
   std::vector<int32_t> tokens;  ///< per entry: the token it carries
-  std::vector<int32_t> counts;  ///< per entry: its fanout rows
+  std::vector<int64_t> begins;  ///< per entry: its first fanout row
   std::vector<detail::FanoutRow> fanout;
 };
 

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <climits>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -19,86 +18,90 @@ namespace {
 using detail::CombineTerm;
 using detail::FanoutRow;
 
-// The staged entries for one target. The scan appends to typed columns (the entries'
-// tokens, their fanout counts, the fanout rows), kept between plans in PlanScratch; finish()
-// encodes the message: a header (entries, fanout rows), then the three columns
-// (int32 tokens, int32 counts, FanoutRow rows). Byte stores in the scan would alias every
-// other array the scan writes and keep the compiler from holding anything in registers.
+// The staged entries for one target. The scan writes typed columns (the entries' tokens,
+// each entry's first fanout row, the fanout rows) kept between plans in PlanScratch; finish()
+// encodes the message: a header (entries, fanout rows), then three columns (int32 tokens,
+// int32 fanout counts, FanoutRow rows). The columns only grow, so a repeated shape neither
+// allocates nor clears them, and the scan stores through cursors held here, next to the
+// other targets' (no vector bookkeeping per row, no branch on whether a row opens an entry).
 class TargetStream {
  public:
-  explicit TargetStream(StreamStorage& storage) : store_(&storage) {
-    store_->tokens.clear();
-    store_->counts.clear();
-    store_->fanout.clear();
-  }
+  TargetStream(StreamStorage& storage, bool dedup) : store_(&storage), dedup_(dedup) {}
 
   void expect_rows(int64_t rows) { expected_rows_ += rows; }
-  // Reserves what the expected rows need (a hint under balanced relays).
-  void start() {
-    const auto rows = static_cast<size_t>(expected_rows_);
-    store_->tokens.reserve(rows);
-    store_->counts.reserve(rows);
-    store_->fanout.reserve(rows);
-  }
-  // The counts live here, next to the other streams' (one load in the scan), not behind
-  // the storage pointer.
+  // Sizes the columns for the expected rows (a hint under balanced relays: add() grows them).
+  void start() { reserve(expected_rows_); }
+
   bool empty() const { return entries_ == 0; }
   int64_t entries() const { return entries_; }
   int64_t fanout_rows() const { return fanout_rows_; }
-  int64_t last_token() const { return last_token_; }
 
-  void add_entry(int32_t token) {
-    close_entry();
-    store_->tokens.push_back(token);
-    last_token_ = token;
-    ++entries_;
-  }
-  void add_fanout(const FanoutRow& row) {
-    store_->fanout.push_back(row);
-    ++open_count_;
-    ++fanout_rows_;
+  // Appends `row` of `token`: a new entry, or with dedup, a fanout row of the last entry when
+  // that entry carries `token` already.
+  void add(int32_t token, const FanoutRow& row) {
+    if (fanout_rows_ == capacity_) [[unlikely]] {
+      reserve(2 * capacity_ + 16);
+    }
+    const bool opens = !dedup_ || entries_ == 0 || tokens_[entries_ - 1] != token;
+    // Written whether or not the row opens an entry: a row that does not leaves them in the
+    // free slot past the last entry, where the next entry overwrites them.
+    tokens_[entries_] = token;
+    begins_[entries_] = fanout_rows_;
+    entries_ += opens ? 1 : 0;
+    fanout_[fanout_rows_++] = row;
   }
   // Fanout rows up to and including each entry, into `ends`.
-  void fanout_ends(std::vector<int64_t>& ends) {
-    close_entry();
-    ends.resize(store_->counts.size());
-    int64_t sum = 0;
-    for (size_t i = 0; i < ends.size(); ++i) {
-      sum += store_->counts[i];
-      ends[i] = sum;
+  void fanout_ends(std::vector<int64_t>& ends) const {
+    ends.resize(static_cast<size_t>(entries_));
+    for (int64_t i = 0; i < entries_; ++i) {
+      ends[static_cast<size_t>(i)] = end_of(i);
     }
   }
-  // Encodes the message into `bytes`; the entries' tokens go to `tokens` (whose array the
-  // stream keeps for the next plan).
-  void finish(Bytes& bytes, std::vector<int32_t>& tokens) {
-    close_entry();
-    const int64_t header[2] = {entries(), fanout_rows()};
-    const size_t token_bytes = store_->tokens.size() * sizeof(int32_t);
-    const size_t fanout_bytes = store_->fanout.size() * sizeof(FanoutRow);
+  // Encodes the message into `bytes`; the entries' tokens go to `tokens`.
+  void finish(Bytes& bytes, std::vector<int32_t>& tokens) const {
+    const int64_t header[2] = {entries_, fanout_rows_};
+    const size_t token_bytes = static_cast<size_t>(entries_) * sizeof(int32_t);
+    const size_t fanout_bytes = static_cast<size_t>(fanout_rows_) * sizeof(FanoutRow);
     bytes.resize(sizeof(header) + 2 * token_bytes + fanout_bytes);
     std::byte* at = bytes.data();
     std::memcpy(at, header, sizeof(header));
-    std::memcpy(at += sizeof(header), store_->tokens.data(), token_bytes);
-    std::memcpy(at += token_bytes, store_->counts.data(), token_bytes);
-    std::memcpy(at + token_bytes, store_->fanout.data(), fanout_bytes);
-    tokens.swap(store_->tokens);
+    std::memcpy(at += sizeof(header), tokens_, token_bytes);
+    at += token_bytes;
+    for (int64_t i = 0; i < entries_; ++i, at += sizeof(int32_t)) {
+      const auto count = static_cast<int32_t>(end_of(i) - begins_[i]);
+      std::memcpy(at, &count, sizeof(count));
+    }
+    std::memcpy(at, fanout_, fanout_bytes);
+    tokens.assign(tokens_, tokens_ + entries_);
   }
 
  private:
-  // Appends the open entry's fanout count (once).
-  void close_entry() {
-    if (store_->counts.size() < static_cast<size_t>(entries_)) {
-      store_->counts.push_back(open_count_);
-      open_count_ = 0;
+  int64_t end_of(int64_t entry) const {
+    return entry + 1 < entries_ ? begins_[entry + 1] : fanout_rows_;
+  }
+  // Room for `rows` fanout rows (and as many entries, plus the free slot add() writes).
+  void reserve(int64_t rows) {
+    const auto size = static_cast<size_t>(rows) + 1;
+    if (store_->fanout.size() < size) {
+      store_->tokens.resize(size);
+      store_->begins.resize(size);
+      store_->fanout.resize(size);
     }
+    capacity_ = static_cast<int64_t>(store_->fanout.size()) - 1;
+    tokens_ = store_->tokens.data();
+    begins_ = store_->begins.data();
+    fanout_ = store_->fanout.data();
   }
 
   StreamStorage* store_;
+  bool dedup_;
   int64_t expected_rows_ = 0;
   int64_t entries_ = 0;
   int64_t fanout_rows_ = 0;
-  int64_t last_token_ = -1;
-  int32_t open_count_ = 0;
+  int64_t capacity_ = 0;
+  int32_t* tokens_ = nullptr;
+  int64_t* begins_ = nullptr;
+  FanoutRow* fanout_ = nullptr;
 };
 
 struct SlotOnNode {
@@ -112,36 +115,132 @@ CombineTerm pending_return(int target, int slot, int64_t relative_row) {
   return CombineTerm{-2 - target, slot, relative_row};
 }
 
-// Appends one group per node present in `slots` (which are in slot order), nodes ascending:
-// a node's slots as weighted terms, or, with relays, every other node as its relay's partial
-// (unit weight). The general path, for more than 64 nodes.
-template <typename CloseGroup>
-void emit_node_groups(const std::vector<SlotOnNode>& slots,
-                      const std::vector<CombineTerm>& slot_term, int my_node, bool relays,
-                      std::vector<CombineTerm>& terms, CloseGroup&& close_group) {
-  int32_t previous = -1;
-  while (true) {
-    int32_t node = INT32_MAX;  // the smallest node above `previous`
-    for (const SlotOnNode& s : slots) {
-      if (s.node > previous && s.node < node) node = s.node;
+// Orders a token's slots by node, slots ascending within a node. Insertion sort for the
+// usual few slots (they mostly arrive in node order); a library sort for wide top-k.
+void sort_by_node(SlotOnNode* begin, SlotOnNode* end) {
+  if (end - begin > 32) {
+    std::stable_sort(begin, end,
+                     [](const SlotOnNode& a, const SlotOnNode& b) { return a.node < b.node; });
+    return;
+  }
+  for (SlotOnNode* i = begin + 1; i < end; ++i) {
+    const SlotOnNode slot = *i;
+    SlotOnNode* j = i;
+    for (; j > begin && (j - 1)->node > slot.node; --j) {
+      *j = *(j - 1);
     }
-    if (node == INT32_MAX) {
-      return;
-    }
-    for (const SlotOnNode& s : slots) {
-      if (s.node != node) continue;
-      CombineTerm term = slot_term[static_cast<size_t>(s.slot)];
-      if (relays && node != my_node) {
-        term.slot = CombineTerm::kUnitWeight;
-        terms.push_back(term);
-        break;
-      }
-      terms.push_back(term);
-    }
-    close_group();
-    previous = node;
+    *j = slot;
   }
 }
+
+// The combine program being written: groups of terms, stored through cursors into arrays
+// sized for the most terms (one per delivered row), trimmed by finish().
+class ProgramWriter {
+ public:
+  ProgramWriter(detail::PlanData& plan, int64_t most_terms, int64_t tokens) : plan_(plan) {
+    plan.terms.resize(static_cast<size_t>(most_terms));
+    plan.group_term_begin.resize(static_cast<size_t>(most_terms) + 1);
+    plan.token_group_begin.resize(static_cast<size_t>(tokens) + 1);
+    terms_ = plan.terms.data();
+    group_begin_ = plan.group_term_begin.data();
+    token_begin_ = plan.token_group_begin.data();
+    group_begin_[0] = 0;
+    token_begin_[0] = 0;
+  }
+  void add(const CombineTerm& term) { terms_[num_terms_++] = term; }
+  void close_group() { group_begin_[++num_groups_] = num_terms_; }
+  void close_token() { token_begin_[++num_tokens_] = num_groups_; }
+  void finish() {
+    plan_.terms.resize(static_cast<size_t>(num_terms_));
+    plan_.group_term_begin.resize(static_cast<size_t>(num_groups_) + 1);
+  }
+
+ private:
+  detail::PlanData& plan_;
+  CombineTerm* terms_;
+  int64_t* group_begin_;
+  int64_t* token_begin_;
+  int64_t num_terms_ = 0;
+  int64_t num_groups_ = 0;
+  int64_t num_tokens_ = 0;
+};
+
+// Appends a token's groups to `program`: with node dedup one group per node, nodes
+// ascending, each the node's slots ascending, or its relay's partial when relays sum (every
+// node but this one); otherwise one group of all slots. With at most 64 nodes and 64 slots
+// (the usual shapes) a token's nodes and each node's slots are bit masks, read in order
+// without sorting or mispredicted compares; other shapes sort the slots by node.
+class TokenGroups {
+ public:
+  TokenGroups(const std::vector<CombineTerm>& slot_term, const std::vector<CombineTerm>& node_term,
+              bool by_node, bool relays, int my_node, int topk)
+      : slot_term_(slot_term),
+        node_term_(node_term),
+        by_node_(by_node),
+        relays_(relays),
+        my_node_(my_node),
+        masks_(node_term.size() <= 64 && topk <= 64),
+        slots_of_node_(masks_ ? node_term.size() : 0, 0) {}
+
+  // Slot `slot` of the token goes to `node`.
+  void note(int32_t node, int32_t slot) {
+    if (masks_) {
+      nodes_ |= uint64_t{1} << node;
+      slots_of_node_[static_cast<size_t>(node)] |= uint64_t{1} << slot;
+    }
+  }
+  void emit(SlotOnNode* slots, SlotOnNode* end, ProgramWriter& program) {
+    if (!by_node_) {
+      if (slots == end) return;
+      for (; slots < end; ++slots) program.add(slot_term_[static_cast<size_t>(slots->slot)]);
+      program.close_group();
+    } else if (masks_) {
+      emit_from_masks(program);
+    } else {
+      emit_sorted(slots, end, program);
+    }
+    nodes_ = 0;
+  }
+
+ private:
+  bool partial(int node) const { return relays_ && node != my_node_; }
+
+  void emit_from_masks(ProgramWriter& program) {
+    for (; nodes_ != 0; nodes_ &= nodes_ - 1) {
+      const int node = std::countr_zero(nodes_);
+      uint64_t& slots = slots_of_node_[static_cast<size_t>(node)];
+      if (partial(node)) {
+        program.add(node_term_[static_cast<size_t>(node)]);
+      } else {
+        for (uint64_t left = slots; left != 0; left &= left - 1) {
+          program.add(slot_term_[static_cast<size_t>(std::countr_zero(left))]);
+        }
+      }
+      slots = 0;
+      program.close_group();
+    }
+  }
+  void emit_sorted(SlotOnNode* slots, SlotOnNode* end, ProgramWriter& program) const {
+    sort_by_node(slots, end);
+    while (slots < end) {
+      const int32_t node = slots->node;
+      if (partial(node)) program.add(node_term_[static_cast<size_t>(node)]);
+      for (; slots < end && slots->node == node; ++slots) {
+        if (!partial(node)) program.add(slot_term_[static_cast<size_t>(slots->slot)]);
+      }
+      program.close_group();
+    }
+  }
+
+  const std::vector<CombineTerm>& slot_term_;
+  const std::vector<CombineTerm>& node_term_;
+  bool by_node_;
+  bool relays_;
+  int my_node_;
+  bool masks_;
+  uint64_t nodes_ = 0;
+  std::vector<uint64_t> slots_of_node_;
+};
 
 // The balanced relay policy (RelayPolicy::kBalanced): for each token and remote node it
 // goes to, the rank of that node this sender has relayed the fewest rows to so far; ties go
@@ -278,7 +377,11 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
   // relay's summation order.
   scratch.streams.resize(static_cast<size_t>(world));
   scratch.metadata.resize(static_cast<size_t>(world));
-  std::vector<TargetStream> targets(scratch.streams.begin(), scratch.streams.end());
+  std::vector<TargetStream> targets;
+  targets.reserve(static_cast<size_t>(world));
+  for (StreamStorage& storage : scratch.streams) {
+    targets.emplace_back(storage, dedup != Dedup::kNone);
+  }
   std::vector<int64_t> remote_rows_per_rank(static_cast<size_t>(world), 0);
   for (int d = 0; d < world; ++d) {
     const int64_t rows =
@@ -297,24 +400,12 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
   for (TargetStream& stream : targets) {
     stream.start();
   }
-  std::vector<SlotOnNode> slots;
-  slots.reserve(static_cast<size_t>(topk));
+  // A token's delivered slots, and the combine term of each slot and of each node's partial.
+  std::vector<SlotOnNode> slots(static_cast<size_t>(topk));
   std::vector<CombineTerm> slot_term(static_cast<size_t>(topk));
-  // With at most 64 nodes a token's nodes fit a bit mask: its groups come out in node order
-  // without sorting. node_term[n] is the partial term of the token's entry for node n.
-  const bool node_mask_fits = topo.num_nodes() <= 64;
   std::vector<CombineTerm> node_term(static_cast<size_t>(topo.num_nodes()));
-  plan.token_group_begin.assign(1, 0);
-  plan.token_group_begin.reserve(static_cast<size_t>(tokens) + 1);
-  plan.group_term_begin.assign(1, 0);
-  plan.group_term_begin.reserve(static_cast<size_t>(std::min<int64_t>(
-                                    layout.num_rows(), tokens * std::min(topk, topo.num_nodes()))) +
-                                1);
-  plan.terms.clear();
-  plan.terms.reserve(static_cast<size_t>(layout.num_rows()));
-  auto close_group = [&] {
-    plan.group_term_begin.push_back(static_cast<int64_t>(plan.terms.size()));
-  };
+  ProgramWriter program(plan, layout.num_rows(), tokens);
+  TokenGroups groups(slot_term, node_term, dedup == Dedup::kNode, relays, my_node, topk);
   BalancedRelays balanced_relays(topo, me);
   int64_t dropped = 0;
   plan.slot_ranks.assign(static_cast<size_t>(tokens * topk), -1);
@@ -323,8 +414,7 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
       balanced_relays.choose(t, ids + t * topk, topk, map, direct_lo, direct_hi, targets,
                              relay_of_node);
     }
-    slots.clear();
-    uint64_t nodes = 0;
+    SlotOnNode* slots_end = slots.data();
     for (int j = 0; j < topk; ++j) {
       const auto flat = static_cast<size_t>(t * topk + j);
       const auto expert = static_cast<int64_t>(ids[flat]);
@@ -344,8 +434,8 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
       }
       plan.slot_ranks[flat] = d;
       const int node = node_of_rank[static_cast<size_t>(d)];
-      slots.push_back({node, j});
-      nodes |= uint64_t{1} << (node & 63);
+      *slots_end++ = {node, j};
+      groups.note(node, j);
       if (d >= direct_lo && d < direct_hi) {
         slot_term[static_cast<size_t>(j)] = CombineTerm{d, j, row};
         // Position in (rank, row) order: the destination's first pair, then the row's place
@@ -361,41 +451,16 @@ Status build(detail::PlanData& plan, const core::Layout& layout, const core::Res
       }
       const int target = relays && node != my_node ? relay_of_node[static_cast<size_t>(node)] : d;
       TargetStream& stream = targets[static_cast<size_t>(target)];
-      if (dedup == Dedup::kNone || stream.last_token() != t) {
-        stream.add_entry(static_cast<int32_t>(t));
-      }
-      stream.add_fanout({static_cast<int32_t>(d), j, row});
+      stream.add(static_cast<int32_t>(t), {static_cast<int32_t>(d), j, row});
       const int64_t relative = (partial_to(target) ? stream.entries() : stream.fanout_rows()) - 1;
       slot_term[static_cast<size_t>(j)] = pending_return(target, j, relative);
       node_term[static_cast<size_t>(node)] =
           pending_return(target, CombineTerm::kUnitWeight, stream.entries() - 1);
     }
-    if (dedup != Dedup::kNode) {
-      if (!slots.empty()) {
-        for (const SlotOnNode& s : slots) {
-          plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
-        }
-        close_group();
-      }
-    } else if (node_mask_fits) {
-      // One group per node, nodes ascending: the node's slots ascending, or its relay's
-      // partial when relays sum (every node but this one's).
-      for (; nodes != 0; nodes &= nodes - 1) {
-        const int node = std::countr_zero(nodes);
-        if (node != my_node && relays) {
-          plan.terms.push_back(node_term[static_cast<size_t>(node)]);
-        } else {
-          for (const SlotOnNode& s : slots) {
-            if (s.node == node) plan.terms.push_back(slot_term[static_cast<size_t>(s.slot)]);
-          }
-        }
-        close_group();
-      }
-    } else {
-      emit_node_groups(slots, slot_term, my_node, relays, plan.terms, close_group);
-    }
-    plan.token_group_begin.push_back(static_cast<int64_t>(plan.group_term_begin.size()) - 1);
+    groups.emit(slots.data(), slots_end, program);
+    program.close_token();
   }
+  program.finish();
 
   std::vector<int64_t> return_begin(static_cast<size_t>(world), 0);
   plan.staged_out.clear();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <climits>
 #include <cstring>
 #include <thread>
@@ -160,9 +161,22 @@ Status ShmTransport::reach_peers() {
   if (arena_ == nullptr) return Status();
   Status mapped = arena_->map_peers();
   if (mapped.ok()) return mapped;
+  // A killed peer's files go before its process is reported gone (an exiting process closes
+  // them, then becomes a zombie): allow it a moment, so that the reason names the exit.
+  std::string reason = mapped.message();
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+  for (std::string gone; std::chrono::steady_clock::now() < until;
+       std::this_thread::sleep_for(std::chrono::milliseconds(2))) {
+    gone = exited_peer({});
+    if (!gone.empty()) {
+      reason = gone + " while rank " + std::to_string(rank_) +
+               " mapped its shared memory; the group must be recreated";
+      break;
+    }
+  }
   // The others already store into peers' memory: the group cannot go on.
-  if (!break_group(mapped.message())) return health();
-  return Status(StatusCode::kAborted, mapped.message());
+  if (!break_group(reason)) return health();
+  return Status(StatusCode::kAborted, reason);
 }
 
 void* ShmTransport::peer_address(int rank, const void* published) const {

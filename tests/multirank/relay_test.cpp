@@ -127,6 +127,33 @@ TEST(Relay, EveryPolicyMatchesTheReferenceBitForBit) {
   }
 }
 
+// A token's combine terms are ordered by node through bit masks when there are at most 64
+// nodes and 64 slots, and by sorting its slots otherwise: both give the documented order.
+TEST(Relay, WideTopkOrMoreThan64Nodes_KeepTheSummationOrderBitForBit) {
+  Case wide;  // 72 slots per token over 3 nodes
+  wide.world = 6;
+  wide.topk = 72;
+  wide.experts = 84;
+  wide.hidden = 5;
+  wide.tokens_each = 7;
+  wide.dtype = DType::kFloat32;
+  Case many_nodes;  // 66 nodes of one rank
+  many_nodes.world = 66;
+  many_nodes.ranks_per_node = 1;
+  many_nodes.topk = 6;
+  many_nodes.experts = 132;
+  many_nodes.hidden = 3;
+  many_nodes.tokens_each = 5;
+  many_nodes.dtype = DType::kFloat32;
+  for (Case c : {wide, many_nodes}) {
+    for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
+      c.relay = relay;
+      SCOPED_TRACE(c.describe());
+      ASSERT_TRUE(matches_reference_in_every_mode(c));
+    }
+  }
+}
+
 TEST(Relay, BalancedPlansAreDeterministic) {
   Case c = random_case(77);
   c.world = 6;
