@@ -25,11 +25,6 @@ Status check_name(const std::string& name) {
   return Status();
 }
 
-transport::DirectMode direct_mode(int32_t value) {
-  if (value < 0) return transport::DirectMode::kAuto;
-  return value == 0 ? transport::DirectMode::kOff : transport::DirectMode::kRequired;
-}
-
 }  // namespace
 
 Result<Communicator> Communicator::create_shared_memory(const std::string& name, int rank,
@@ -53,8 +48,8 @@ Result<Communicator> Communicator::create_shared_memory(const std::string& name,
                                          transport::Deadline::after_ms(timeout_ms));
   }
   auto opened = transport::ShmTransport::open(
-      name, rank, world, static_cast<size_t>(slot_bytes.value()), direct_mode(direct.value()),
-      transport::Deadline::after_ms(timeout_ms));
+      name, rank, world, static_cast<size_t>(slot_bytes.value()),
+      transport::direct_mode_of(direct.value()), transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Impl::from_transport(std::move(opened).value(), topology);
 }

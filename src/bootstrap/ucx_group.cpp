@@ -15,21 +15,22 @@ namespace fusco {
 namespace {
 
 #ifdef FUSCO_HAVE_UCX
-// What this rank reads before it can open the transport.
-struct UcxSettings {
-  int64_t slot_bytes = 0;
-  int32_t protocol = 0;
-};
-
 // This rank's checks and settings before it can open the transport.
-Result<UcxSettings> ucx_settings(int rank, const Topology& topology, int64_t timeout_ms) {
+Result<transport::UcxTransport::Settings> ucx_settings(int rank, const Topology& topology,
+                                                       int64_t timeout_ms) {
   FUSCO_RETURN_IF_ERROR(topology.validate());
   FUSCO_RETURN_IF_ERROR(bootstrap::check_rank_and_timeout(rank, topology.world_size, timeout_ms));
   Result<int64_t> slot_bytes = core::shm_slot_bytes_from_env();
   FUSCO_RETURN_IF_ERROR(slot_bytes.status());
   Result<int32_t> protocol = core::ucx_protocol_from_env();
   FUSCO_RETURN_IF_ERROR(protocol.status());
-  return UcxSettings{slot_bytes.value(), protocol.value()};
+  Result<int32_t> direct = core::shm_direct_from_env();
+  FUSCO_RETURN_IF_ERROR(direct.status());
+  transport::UcxTransport::Settings settings;
+  settings.slot_bytes = static_cast<size_t>(slot_bytes.value());
+  settings.protocol = static_cast<transport::UcxTransport::Protocol>(protocol.value());
+  settings.direct = transport::direct_mode_of(direct.value());
+  return settings;
 }
 #endif
 
@@ -44,12 +45,11 @@ Result<Communicator> Communicator::create_ucx(int rank, Topology topology,
 #ifdef FUSCO_HAVE_UCX
   // A rank whose own arguments fail still takes part in the bootstrap exchange, with its
   // reason: the others fail at once naming it instead of waiting for it.
-  const Result<UcxSettings> settings = ucx_settings(rank, topology, timeout_ms);
+  const Result<transport::UcxTransport::Settings> settings =
+      ucx_settings(rank, topology, timeout_ms);
   if (!settings.ok()) return transport::UcxTransport::refuse(allgather, settings.status());
-  auto opened = transport::UcxTransport::open(
-      rank, topology.world_size, static_cast<size_t>(settings.value().slot_bytes), allgather,
-      transport::Deadline::after_ms(timeout_ms),
-      static_cast<transport::UcxTransport::Protocol>(settings.value().protocol));
+  auto opened = transport::UcxTransport::open(rank, topology.world_size, settings.value(),
+                                              allgather, transport::Deadline::after_ms(timeout_ms));
   FUSCO_RETURN_IF_ERROR(opened.status());
   return Impl::from_transport(std::move(opened).value(), topology);
 #else

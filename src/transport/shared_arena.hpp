@@ -11,17 +11,42 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "fusco/status.hpp"
-#include "transport/shm_segment.hpp"
+#include "transport/shm_segment.hpp"  // ShmRank, ShmRegionWords
 #include "transport/transport.hpp"
 
 namespace fusco::transport {
 
+/// A memfd of a process of this machine, as peers find it.
+struct PeerFile {
+  int32_t pid = 0;
+  int32_t fd = -1;
+  uint64_t device = 0;  // its identity: a peer checks the file it opened is this one
+  uint64_t inode = 0;
+  uint64_t bytes = 0;
+};
+
+/// A memfd this process made and mapped.
+struct MemfdMapping {
+  std::byte* base = nullptr;
+  PeerFile file;
+};
+
+/// A new memfd of `bytes`, mapped; the error names rank `rank`, the size and the failed call
+/// (kOutOfMemory when the machine has no room).
+Result<MemfdMapping> create_memfd(size_t bytes, int rank);
+/// Maps `file` of a peer process (through /proc/<pid>/fd/<fd>, checking its identity);
+/// nullptr and `error` saying what failed when it cannot.
+std::byte* map_peer_memfd(const PeerFile& file, std::string* error);
+
 class SharedArena {
  public:
-  SharedArena(const ShmSegment& segment, int rank);
+  /// `words[r]`: rank r's control words, where its region descriptors are published (this
+  /// rank's own at `rank`); nullptr for a rank this process does not reach.
+  SharedArena(std::vector<ShmRank*> words, int rank);
   ~SharedArena();
   SharedArena(const SharedArena&) = delete;
   SharedArena& operator=(const SharedArena&) = delete;
@@ -32,8 +57,8 @@ class SharedArena {
   Result<std::byte*> reserve(SharedRegion region, size_t bytes);
   /// True when [data, data + bytes) lies inside one of this rank's regions.
   bool holds(const void* data, size_t bytes) const;
-  /// Maps the peers' regions whose generation moved since the last call; an error names the
-  /// peer and what failed.
+  /// Maps the reached peers' regions whose generation moved since the last call; an error
+  /// names the peer and what failed.
   Status map_peers();
   /// The address in this process of `published`, an address inside one of rank `rank`'s
   /// regions in its own process (this rank: `published` itself); nullptr when it is in none.
@@ -51,10 +76,10 @@ class SharedArena {
 
   static void unmap(Mapping& mapping);
 
-  const ShmSegment* segment_;
+  std::vector<ShmRank*> words_;
   int rank_;
   Regions own_;
-  std::vector<Regions> peers_;  // by rank; this rank's entry unused
+  std::vector<Regions> peers_;  // by rank; this rank's entry and unreached ranks' unused
 };
 
 }  // namespace fusco::transport

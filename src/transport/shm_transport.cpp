@@ -51,6 +51,12 @@ uint64_t name_hash(const std::string& name) {
   return hash | (uint64_t{1} << 63);  // never equal to an in-process group's small id
 }
 
+std::vector<ShmRank*> every_rank_words(const ShmSegment& segment) {
+  std::vector<ShmRank*> words(static_cast<size_t>(segment.geometry().world_size));
+  for (size_t r = 0; r < words.size(); ++r) words[r] = &segment.rank_words(static_cast<int>(r));
+  return words;
+}
+
 enum class WaitEnd { kReady, kBroken, kExpired, kPeerExited };
 
 // Waits until ready() holds, sleeping on `word` while it still reads `seen`; bounded by
@@ -106,88 +112,15 @@ Result<std::unique_ptr<ShmTransport>> ShmTransport::open(const std::string& name
   FUSCO_RETURN_IF_ERROR(segment.status());
   std::unique_ptr<ShmTransport> transport(
       new ShmTransport(std::move(segment).value(), rank, name_hash(name)));
-  FUSCO_RETURN_IF_ERROR(transport->probe_direct(direct, deadline));
+  FUSCO_RETURN_IF_ERROR(transport->peers_.probe(*transport, direct, Status(), deadline));
   return transport;
 }
 
-Status ShmTransport::probe_direct(DirectMode mode, const Deadline& deadline) {
-  // Every rank takes part (the verdict must be the same everywhere), also one that does not
-  // want the direct ability (FUSCO_SHM_DIRECT=0 there turns it off for the group). A peer
-  // that published no region maps vacuously; its vote decides.
-  Status failed;
-  if (mode != DirectMode::kOff) {
-    arena_ = std::make_unique<SharedArena>(segment_, rank_);
-    failed = arena_->reserve(SharedRegion::kWeights, 1).status();
-  }
-  FUSCO_RETURN_IF_ERROR(barrier(deadline, "create (shared memory probe)"));
-  if (mode != DirectMode::kOff && failed.ok()) failed = arena_->map_peers();
-  // Per rank: whether it maps every other rank's region, and whether it requires that.
-  const std::array<uint8_t, 2> mine = {
-      static_cast<uint8_t>(mode != DirectMode::kOff && failed.ok() ? 1 : 0),
-      static_cast<uint8_t>(mode == DirectMode::kRequired ? 1 : 0)};
-  std::vector<std::array<uint8_t, 2>> all(static_cast<size_t>(world_size()));
-  FUSCO_RETURN_IF_ERROR(allgather(mine.data(), mine.size(),
-                                  reinterpret_cast<std::byte*>(all.data()), deadline,
-                                  "create (shared memory probe)"));
-  int without = -1;  // the first rank without the ability
-  int requiring = -1;
-  for (int r = 0; r < world_size(); ++r) {
-    if (without < 0 && all[static_cast<size_t>(r)][0] == 0) without = r;
-    if (requiring < 0 && all[static_cast<size_t>(r)][1] != 0) requiring = r;
-  }
-  if (without < 0) return Status();
-  arena_.reset();  // some rank cannot reach the others: rows go through the windows
-  if (requiring < 0) return Status();
-  std::string cause = "rank " + std::to_string(without) +
-                      " cannot map the others' shared memory, or has FUSCO_SHM_DIRECT=0";
-  if (without == rank_) {
-    cause = mode == DirectMode::kOff ? "rank " + std::to_string(rank_) + " has FUSCO_SHM_DIRECT=0"
-                                     : failed.message();
-  }
-  return Status(StatusCode::kUnsupported, "FUSCO_SHM_DIRECT=1 (rank " + std::to_string(requiring) +
-                                              ") requires shared receive memory, but " + cause);
-}
-
-bool ShmTransport::reaches(const void* data, size_t bytes) const {
-  return arena_ == nullptr || arena_->holds(data, bytes);
-}
-
-Result<std::byte*> ShmTransport::shared_region(SharedRegion region, size_t bytes) {
-  if (arena_ == nullptr) return static_cast<std::byte*>(nullptr);
-  return arena_->reserve(region, bytes);
-}
-
-Status ShmTransport::reach_peers() {
-  if (arena_ == nullptr) return Status();
-  Status mapped = arena_->map_peers();
-  if (mapped.ok()) return mapped;
-  // A killed peer's files go before its process is reported gone (an exiting process closes
-  // them, then becomes a zombie): allow it a moment, so that the reason names the exit.
-  std::string reason = mapped.message();
-  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-  for (std::string gone; std::chrono::steady_clock::now() < until;
-       std::this_thread::sleep_for(std::chrono::milliseconds(2))) {
-    gone = exited_peer({});
-    if (!gone.empty()) {
-      reason = gone + " while rank " + std::to_string(rank_) +
-               " mapped its shared memory; the group must be recreated";
-      break;
-    }
-  }
-  // The others already store into peers' memory: the group cannot go on.
-  if (!break_group(reason)) return health();
-  return Status(StatusCode::kAborted, reason);
-}
-
-void* ShmTransport::peer_address(int rank, const void* published) const {
-  if (arena_ == nullptr) {
-    return rank == rank_ ? const_cast<void*>(published) : nullptr;
-  }
-  return arena_->translate(rank, published);
-}
-
 ShmTransport::ShmTransport(ShmSegment segment, int rank, uint64_t group_id)
-    : segment_(std::move(segment)), rank_(rank), group_id_(group_id) {
+    : segment_(std::move(segment)),
+      rank_(rank),
+      group_id_(group_id),
+      peers_(every_rank_words(segment_), rank) {
   const int world = world_size();
   windows_.resize(2 * static_cast<size_t>(world));
   const size_t slot = segment_.geometry().slot_bytes;
@@ -210,32 +143,6 @@ Status ShmTransport::sync(const void* /*mine*/, std::vector<const void*>* /*all*
   return Status(StatusCode::kUnsupported, std::string(what) +
                                               " needs ranks that reach each other's memory; the " +
                                               "shared-memory transport connects processes");
-}
-
-std::string ShmTransport::exited_peer(const std::vector<int>& ranks) const {
-  auto check = [&](int r) -> std::string {
-    const int32_t pid = segment_.rank_words(r).pid.load(std::memory_order_acquire);
-    if (r != rank_ && process_exited(pid)) {
-      return "rank " + std::to_string(r) + " (process " + std::to_string(pid) + ") exited";
-    }
-    return "";
-  };
-  if (ranks.empty()) {
-    for (int r = 0; r < world_size(); ++r) {
-      std::string gone = check(r);
-      if (!gone.empty()) {
-        return gone;
-      }
-    }
-    return "";
-  }
-  for (const int r : ranks) {
-    std::string gone = check(r);
-    if (!gone.empty()) {
-      return gone;
-    }
-  }
-  return "";
 }
 
 Status ShmTransport::barrier(const Deadline& deadline, const char* what) {
@@ -275,8 +182,9 @@ Status ShmTransport::barrier(const Deadline& deadline, const char* what) {
     names += (names.empty() ? "" : ", ") + std::to_string(r);
   }
   if (end == WaitEnd::kPeerExited) {
-    const std::string reason = exited_peer(missing()) + " while rank " + std::to_string(rank_) +
-                               " waited for it in " + what + "; the group must be recreated";
+    const std::string reason = peers_.exited_peer(missing()) + " while rank " +
+                               std::to_string(rank_) + " waited for it in " + what +
+                               "; the group must be recreated";
     if (!break_group(reason)) {
       return health();  // a survivor that failed first (and perhaps exited since) named the cause
     }
@@ -366,7 +274,7 @@ Status ShmTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
     case WaitEnd::kBroken:
       return health();
     case WaitEnd::kPeerExited: {
-      const std::string reason = exited_peer({}) + " while rank " + std::to_string(rank_) +
+      const std::string reason = peers_.exited_peer({}) + " while rank " + std::to_string(rank_) +
                                  " was " + waiting_for() + "; the group must be recreated";
       if (!break_group(reason)) {
         return health();  // as in barrier(): the first failure's reason names the cause
@@ -381,7 +289,7 @@ Status ShmTransport::wait_doorbell(uint64_t seen, const Deadline& deadline,
 
 bool ShmTransport::peer_exited_while_waiting(const std::vector<int>& ranks) const {
   segment_.rank_words(rank_).heartbeat.fetch_add(1, std::memory_order_relaxed);
-  return !exited_peer(ranks).empty();
+  return !peers_.exited_peer(ranks).empty();
 }
 
 std::vector<int> ShmTransport::silent_peers() const {
@@ -439,29 +347,6 @@ bool ShmTransport::break_group(const std::string& reason) {
     futex_wake_all(segment_.rank_words(r).doorbell);
   }
   return first;
-}
-
-void ShmTransport::set_touching_peers(bool touching) {
-  segment_.rank_words(rank_).touching.store(touching ? 1 : 0, std::memory_order_release);
-}
-
-std::string ShmTransport::wait_peers_quiet(std::chrono::milliseconds grace) {
-  const auto until = Clock::now() + grace;
-  std::string active;
-  while (true) {
-    active.clear();
-    for (int r = 0; r < world_size(); ++r) {
-      const ShmRank& words = segment_.rank_words(r);
-      if (r != rank_ && words.touching.load(std::memory_order_acquire) != 0 &&
-          !process_exited(words.pid.load(std::memory_order_acquire))) {
-        active += (active.empty() ? "" : ", ") + std::to_string(r);
-      }
-    }
-    if (active.empty() || Clock::now() >= until) {
-      return active;
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
 }
 
 }  // namespace fusco::transport

@@ -15,15 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "transport/shared_arena.hpp"
+#include "transport/machine_peers.hpp"
 #include "transport/shm_segment.hpp"
 #include "transport/transport.hpp"
 
 namespace fusco::transport {
-
-/// Whether processes store into each other's shared receive memory (FUSCO_SHM_DIRECT):
-/// when every rank can (auto, unset), never (0), or always, else creation fails (1).
-enum class DirectMode { kAuto, kOff, kRequired };
 
 class ShmTransport final : public Transport {
  public:
@@ -51,11 +47,17 @@ class ShmTransport final : public Transport {
   Status allgather(const void* mine, size_t bytes, std::byte* out, const Deadline& deadline,
                    const char* what) override;
   Status barrier(const Deadline& deadline, const char* what) override;
-  bool direct_access() const override { return arena_ != nullptr; }
-  bool reaches(const void* data, size_t bytes) const override;
-  Result<std::byte*> shared_region(SharedRegion region, size_t bytes) override;
-  Status reach_peers() override;
-  void* peer_address(int rank, const void* published) const override;
+  bool direct_access() const override { return peers_.direct(); }
+  bool reaches(const void* data, size_t bytes) const override {
+    return peers_.reaches(data, bytes);
+  }
+  Result<std::byte*> shared_region(SharedRegion region, size_t bytes) override {
+    return peers_.shared_region(region, bytes);
+  }
+  Status reach_peers() override { return peers_.reach(*this); }
+  void* peer_address(int rank, const void* published) const override {
+    return peers_.peer_address(rank, published);
+  }
   StagingWindow& window(int from, int to) override;
   size_t max_chunk_bytes() const override { return segment_.geometry().slot_bytes; }
   uint64_t doorbell() const override;
@@ -65,8 +67,10 @@ class ShmTransport final : public Transport {
   void abort(const std::string& reason) override { break_group(reason); }
   Status health() const override;
   bool broken() const override;
-  void set_touching_peers(bool touching) override;
-  std::string wait_peers_quiet(std::chrono::milliseconds grace) override;
+  void set_touching_peers(bool touching) override { peers_.set_touching(touching); }
+  std::string wait_peers_quiet(std::chrono::milliseconds grace) override {
+    return peers_.wait_quiet(grace);
+  }
 
   /// Marks the group unusable with `reason` and wakes every waiting rank; false when the group
   /// was already broken (the reason recorded first stands).
@@ -75,12 +79,6 @@ class ShmTransport final : public Transport {
  private:
   ShmTransport(ShmSegment segment, int rank, uint64_t group_id);
 
-  /// Collective: every rank that wants the direct ability publishes a shared region and maps
-  /// the others'; the arena (the ability) stays when every rank wanted it and succeeded.
-  Status probe_direct(DirectMode mode, const Deadline& deadline);
-
-  /// A peer among `ranks` (all peers when empty) whose process exited, described; "" if none.
-  std::string exited_peer(const std::vector<int>& ranks) const;
   /// A waiting rank's periodic check: shows that this rank is inside fusco (its heartbeat
   /// word moves) and returns true when a peer among `ranks` exited.
   bool peer_exited_while_waiting(const std::vector<int>& ranks) const;
@@ -94,7 +92,7 @@ class ShmTransport final : public Transport {
   int rank_;
   uint64_t group_id_;
   std::vector<std::unique_ptr<StagingWindow>> windows_;  // from * world_size + to
-  std::unique_ptr<SharedArena> arena_;                   // the direct ability; null without it
+  MachinePeers peers_;  // every rank of the group; the direct ability
 };
 
 }  // namespace fusco::transport

@@ -12,7 +12,8 @@
 #include <mutex>
 #include <thread>
 
-#include "transport/shm_segment.hpp"  // process_exited
+#include "transport/shared_arena.hpp"  // PeerFile
+#include "transport/shm_segment.hpp"   // process_exited
 #include "transport/silent_peers.hpp"
 
 namespace fusco::transport {
@@ -268,6 +269,10 @@ struct UcxTransport::Impl {
   std::vector<int> to_answer;     // peers whose probe arrived: answered from progress()
   const uint64_t probe_word = 0;  // what probes and answers carry (only their tags matter)
   std::chrono::steady_clock::time_point next_liveness_check{};
+  // The ranks of this machine: control words, and the direct ability (null until probed).
+  std::unique_ptr<MachineWords> machine_words;
+  Status machine_failure;  // why this rank cannot reach its machine peers (the probe votes no)
+  std::unique_ptr<MachinePeers> machine;
 
   // --- requests ---------------------------------------------------------------------------
   static void on_recv(void* request, ucs_status_t status, const ucp_tag_recv_info_t* /*info*/,
@@ -767,7 +772,13 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
     ucp_rkey_buffer_release(rkey_buffer);
     return ucx_error(status, "cannot read the UCX worker's address");
   }
-  // Record: pid, slot bytes, machine id, worker address, window base address, window rkey.
+  // The control words the ranks of this machine map (a failure only turns the direct
+  // ability off, unless FUSCO_SHM_DIRECT=1 requires it).
+  impl.machine_words = std::make_unique<MachineWords>(world_size);
+  impl.machine_failure = impl.machine_words->create(impl.rank);
+  const PeerFile words = impl.machine_words->own_file();
+  // Record: pid, slot bytes, machine id, worker address, window base address, window rkey,
+  // control words (fd, device, inode, bytes).
   RecordWriter writer;
   writer.put(static_cast<int32_t>(getpid()));
   writer.put(static_cast<uint64_t>(slot_bytes));
@@ -775,6 +786,10 @@ Result<std::string> local_record(UcxTransport::Impl& impl, int world_size, size_
   writer.put_bytes(address, address_bytes);
   writer.put(reinterpret_cast<uint64_t>(impl.window_base));
   writer.put_bytes(rkey_buffer, rkey_bytes);
+  writer.put(words.fd);
+  writer.put(words.device);
+  writer.put(words.inode);
+  writer.put(words.bytes);
   ucp_worker_release_address(impl.worker, address);
   ucp_rkey_buffer_release(rkey_buffer);
   return writer.take();
@@ -788,10 +803,11 @@ Status UcxTransport::refuse(const Allgather& bootstrap, const Status& why) {
 }
 
 Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_size,
-                                                         size_t slot_bytes,
+                                                         const Settings& settings,
                                                          const Allgather& bootstrap,
-                                                         const Deadline& deadline,
-                                                         Protocol protocol) {
+                                                         const Deadline& deadline) {
+  const size_t slot_bytes = settings.slot_bytes;
+  const Protocol protocol = settings.protocol;
   auto impl = std::make_unique<Impl>();
   impl->rank = rank;
   impl->world = world_size;
@@ -825,13 +841,20 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
     std::string their_rkey;
     uint64_t their_base = 0;
     uint64_t their_slot_bytes = 0;
+    PeerFile their_words;
     if (!reader.get(&peer.pid) || !reader.get(&their_slot_bytes) ||
         !reader.get_bytes(&their_machine) || !reader.get_bytes(&their_address) ||
-        !reader.get(&their_base) || !reader.get_bytes(&their_rkey)) {
+        !reader.get(&their_base) || !reader.get_bytes(&their_rkey) ||
+        !reader.get(&their_words.fd) || !reader.get(&their_words.device) ||
+        !reader.get(&their_words.inode) || !reader.get(&their_words.bytes)) {
       return Status(StatusCode::kInternal,
                     "bootstrap record of rank " + std::to_string(r) + " is truncated");
     }
     peer.same_machine = their_machine == machine;
+    their_words.pid = peer.pid;
+    if (r != rank && peer.same_machine && impl->machine_failure.ok()) {
+      impl->machine_failure = impl->machine_words->map_peer(r, their_words);
+    }
     peer.machine = their_machine;
     peer.in_memory = impl->window_base + static_cast<size_t>(r) * 2 * slot_bytes;
     peer.out_full = std::make_unique<std::atomic<uint32_t>[]>(2);
@@ -919,6 +942,15 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   }
   // Everyone connected and posted before the first call.
   FUSCO_RETURN_IF_ERROR(transport->barrier(deadline, "UCX group creation"));
+  // A relay reads the combine weights of the sources it serves in place; across machines
+  // they would have to travel with the call, which the direct path does not do yet.
+  if (transport->crosses_machines() && m.machine_failure.ok()) {
+    m.machine_failure = Status(StatusCode::kUnsupported,
+                               "the group spans machines (the direct ability covers groups on one "
+                               "machine)");
+  }
+  m.machine = std::make_unique<MachinePeers>(m.machine_words->all(), rank);
+  FUSCO_RETURN_IF_ERROR(m.machine->probe(*transport, settings.direct, m.machine_failure, deadline));
   return transport;
 }
 
@@ -1077,9 +1109,32 @@ Status UcxTransport::allgather(const void* mine, size_t bytes, std::byte* out,
 }
 
 Status UcxTransport::barrier(const Deadline& deadline, const char* what) {
-  return alltoallv_consume(
+  // With the direct ability, a barrier orders this rank's stores into peers' regions before
+  // the peers' loads after it.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  Status done = alltoallv_consume(
       std::vector<Bytes>(static_cast<size_t>(world_size())),
       [](int, const Bytes&) { return Status(); }, deadline, what);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  return done;
+}
+
+bool UcxTransport::direct_access() const { return impl_->machine->direct(); }
+bool UcxTransport::reaches(const void* data, size_t bytes) const {
+  return impl_->machine->reaches(data, bytes);
+}
+Result<std::byte*> UcxTransport::shared_region(SharedRegion region, size_t bytes) {
+  return impl_->machine->shared_region(region, bytes);
+}
+Status UcxTransport::reach_peers() { return impl_->machine->reach(*this); }
+void* UcxTransport::peer_address(int rank, const void* published) const {
+  return impl_->machine->peer_address(rank, published);
+}
+void UcxTransport::set_touching_peers(bool touching) {
+  if (impl_->machine->direct()) impl_->machine->set_touching(touching);
+}
+std::string UcxTransport::wait_peers_quiet(std::chrono::milliseconds grace) {
+  return impl_->machine->direct() ? impl_->machine->wait_quiet(grace) : "";
 }
 
 void UcxTransport::abort(const std::string& reason) {

@@ -33,11 +33,20 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// How a child joins its group: its name, the child's rank, the topology.
+using Join = std::function<Result<Communicator>(const std::string&, int, const Topology&)>;
+
+Result<Communicator> join_shared_memory(const std::string& name, int rank,
+                                        const Topology& topology) {
+  return Communicator::create_shared_memory(name, rank, topology, 30000);
+}
+
 // Every rank of `c` as a process; each checks its own results against the reference. The
 // ranks in `windows_ranks` set FUSCO_SHM_DIRECT=0: rows then go through the staging windows on
 // every rank (the group agrees), else processes store into each other's shared regions.
 ::testing::AssertionResult processes_match_reference(Case c,
-                                                     const std::vector<int>& windows_ranks = {}) {
+                                                     const std::vector<int>& windows_ranks = {},
+                                                     const Join& join = join_shared_memory) {
   c.direct_access = false;  // the reference's view of processes (the same bits either way)
   const bool direct = windows_ranks.empty();
   const std::string name = fresh_group_name();
@@ -47,8 +56,7 @@ using std::chrono::milliseconds;
         if (std::find(windows_ranks.begin(), windows_ranks.end(), rank) != windows_ranks.end()) {
           setenv("FUSCO_SHM_DIRECT", "0", 1);
         }
-        auto comm = Communicator::create_shared_memory(
-            name, rank, Topology::nodes_of(c.world, c.ranks_per_node), 30000);
+        auto comm = join(name, rank, Topology::nodes_of(c.world, c.ranks_per_node));
         if (!comm.ok()) {
           std::fprintf(stderr, "rank %d: %s\n", rank, comm.status().to_string().c_str());
           return 1;
@@ -301,6 +309,29 @@ TEST(SharedMemoryGroup, KilledPeer_SurvivorsFailNamingItLongBeforeTheTimeout) {
 // a killed peer is named by the survivors long before the timeout.
 Result<Communicator> join_ucx(const std::string& name, int rank, int world) {
   return join_ucx_through_shm(name, rank, Topology::nodes_of(world, 2), 10000);
+}
+
+Result<Communicator> join_ucx_case(const std::string& name, int rank, const Topology& topology) {
+  return join_ucx_through_shm(name, rank, topology, 30000);
+}
+
+// UCX ranks of one machine store rows into each other's shared regions as the shared-memory
+// transport's do (plans say direct_peers), bit for bit the reference.
+TEST(UcxGroup, RandomizedCasesOnOneMachine_StoreDirectly_MatchReference) {
+  for (uint64_t seed = 51; seed <= 60; ++seed) {
+    const Case c = random_case(seed);
+    SCOPED_TRACE(c.describe());
+    ASSERT_TRUE(processes_match_reference(c, {}, join_ucx_case));
+  }
+}
+
+// FUSCO_SHM_DIRECT=0 on one rank: the UCX group moves every row through its staging windows.
+TEST(UcxGroup, OneRankWithoutSharedMemory_TheGroupUsesTheWindows) {
+  for (uint64_t seed = 61; seed <= 64; ++seed) {
+    const Case c = random_case(seed);
+    SCOPED_TRACE(c.describe());
+    ASSERT_TRUE(processes_match_reference(c, {c.world - 1}, join_ucx_case));
+  }
 }
 
 // Issue 18, class 1: processes that disagree on FUSCO_SHM_SLOT_BYTES (the size of the slots
