@@ -27,23 +27,33 @@ std::vector<transport::AgreedField> agreed_fields(const OpHeader& mine) {
   };
 }
 
-}  // namespace
-
-PeerAccess::PeerAccess(transport::Transport& transport, int64_t timeout_ms)
-    : transport_(transport),
-      // Live ranks notice a broken group within one progress step (about one chunk).
-      grace_(std::chrono::milliseconds(std::min<int64_t>(timeout_ms, 1000))) {
-  transport_.set_touching_peers(true);
+// Live ranks notice a broken group within one progress step (about one chunk).
+std::chrono::milliseconds quiet_grace(int64_t timeout_ms) {
+  return std::chrono::milliseconds(std::min<int64_t>(timeout_ms, 1000));
 }
 
-Status PeerAccess::fail(const Status& failure) {
-  transport_.set_touching_peers(false);
-  const std::string active = transport_.wait_peers_quiet(grace_);
+// `failure`, returned once the other ranks stopped touching this rank's memory (or `grace`
+// passed: then it names those still active).
+Status once_peers_quiet(transport::Transport& transport, const Status& failure,
+                        std::chrono::milliseconds grace) {
+  const std::string active = transport.wait_peers_quiet(grace);
   if (active.empty()) {
     return failure;
   }
   return Status(failure.code(), failure.message() + " (rank(s) " + active +
                                     " were still active when this call returned)");
+}
+
+}  // namespace
+
+PeerAccess::PeerAccess(transport::Transport& transport, int64_t timeout_ms)
+    : transport_(transport), grace_(quiet_grace(timeout_ms)) {
+  transport_.set_touching_peers(true);
+}
+
+Status PeerAccess::fail(const Status& failure) {
+  transport_.set_touching_peers(false);
+  return once_peers_quiet(transport_, failure, grace_);
 }
 
 Status start_op(transport::Transport& transport, OpHeader& mine, const Status& local,
@@ -71,11 +81,7 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
   if (!reached.ok()) {
     // The group is broken; the others may already be storing into this rank's buffers.
     all->clear();
-    const std::string active = transport.wait_peers_quiet(
-        std::chrono::milliseconds(std::min<int64_t>(deadline.timeout_ms, 1000)));
-    if (active.empty()) return reached;
-    return Status(reached.code(), reached.message() + " (rank(s) " + active +
-                                      " were still active when this call returned)");
+    return once_peers_quiet(transport, reached, quiet_grace(deadline.timeout_ms));
   }
   for (size_t r = 0; r < all->size(); ++r) {
     OpHeader& peer = (*all)[r];

@@ -14,6 +14,13 @@ void keep(Vector& into, Vector& from) {
   into.clear();
 }
 
+// `into` takes `from`'s array with its stale contents: for arrays the next plan's builder
+// sizes and overwrites whole (clearing them would only make its resize write zeros first).
+template <typename Vector>
+void keep_sized(Vector& into, Vector& from) {
+  into = std::move(from);
+}
+
 template <typename List>
 List take_spare(std::vector<List>& spares) {
   if (spares.empty()) return List{};
@@ -35,9 +42,9 @@ detail::StagedOut PlanScratch::take_out() {
 detail::StagedIn PlanScratch::take_in() {
   detail::StagedIn in = take_spare(spare_in);
   detail::StagedIn fresh;
-  keep(fresh.tokens, in.tokens);
-  keep(fresh.fanout_begin, in.fanout_begin);
-  keep(fresh.fanout, in.fanout);
+  keep_sized(fresh.tokens, in.tokens);  // decode_staged_in resizes and fills these three
+  keep_sized(fresh.fanout_begin, in.fanout_begin);
+  keep_sized(fresh.fanout, in.fanout);
   keep(fresh.forward, in.forward);
   return fresh;
 }
@@ -53,9 +60,11 @@ void recycle_plan_data(detail::PlanData& plan, PlanScratch& scratch) {
   keep(plan.local_experts, old.local_experts);
   keep(plan.slot_ranks, old.slot_ranks);
   keep(plan.direct, old.direct);
-  keep(plan.token_group_begin, old.token_group_begin);
-  keep(plan.group_term_begin, old.group_term_begin);
-  keep(plan.terms, old.terms);
+  // The sender scan's combine program writer sizes these, writes every element it keeps and
+  // trims the rest.
+  keep_sized(plan.token_group_begin, old.token_group_begin);
+  keep_sized(plan.group_term_begin, old.group_term_begin);
+  keep_sized(plan.terms, old.terms);
   keep(plan.token_return_end, old.token_return_end);
   for (detail::StagedOut& out : old.staged_out) scratch.spare_out.push_back(std::move(out));
   for (detail::StagedIn& in : old.staged_in) scratch.spare_in.push_back(std::move(in));

@@ -34,13 +34,17 @@ struct PlanScratch {
   std::vector<detail::StagedOut> spare_out;
   std::vector<detail::StagedIn> spare_in;
 
-  /// A staged list to fill: a spare one (arrays emptied) or a new one.
+  /// A staged list to fill: a spare one (arrays emptied, but an incoming list's tokens and
+  /// fanout, which decode_staged_in sizes and fills whole, keep their old contents) or a new
+  /// one.
   detail::StagedOut take_out();
   detail::StagedIn take_in();
 };
 
 /// Empties `plan` for a new plan, keeping its arrays' capacity; its staged lists move to
-/// `scratch`'s spares. Fields the function does not know start as a new PlanData's.
+/// `scratch`'s spares. Fields the function does not know start as a new PlanData's. The
+/// combine program's arrays keep their old contents: the sender scan sizes them and writes
+/// every element it keeps (zeroing them first would cost a pass over megabytes).
 void recycle_plan_data(detail::PlanData& plan, PlanScratch& scratch);
 
 /// One communicator's plans and planning scratch. Plans are handed out as shared pointers

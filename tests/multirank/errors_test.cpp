@@ -38,12 +38,17 @@ PlanOptions options() {
 std::vector<int32_t> good_ids() { return {0, 7, 1, 6, 2, 5, 3, 4, -1, -1}; }
 
 // A full plan + dispatch + combine on every rank must still succeed.
+// Rank r's plan of the good routing.
+Result<Plan> good_plan(Group& g, int r) {
+  std::vector<int32_t> ids = good_ids();
+  return g.comms[static_cast<size_t>(r)].plan(
+      TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
+      options());
+}
+
 void expect_group_works(Group& g) {
   const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
-    std::vector<int32_t> ids = good_ids();
-    Result<Plan> plan = g.comms[static_cast<size_t>(r)].plan(
-        TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
-        options());
+    Result<Plan> plan = good_plan(g, r);
     FUSCO_RETURN_IF_ERROR(plan.status());
     std::vector<float> x(kTokens * kHidden, 1.0f);
     std::vector<float> recv(static_cast<size_t>(plan.value().num_recv_rows() * kHidden));
@@ -530,10 +535,7 @@ TEST(Errors, RecvBuffer_BadArgumentsAreNamed_AGoodViewHasThePlansRows) {
   EXPECT_NE(empty.status().message().find("plan is empty"), std::string::npos);
   std::vector<Plan> plans(kWorld);
   const auto statuses = run_ranks(kWorld, [&](int r) -> Status {
-    std::vector<int32_t> ids = good_ids();
-    Result<Plan> plan = g.comms[static_cast<size_t>(r)].plan(
-        TensorView::host(ids.data(), DType::kInt32, {kTokens, kTopk}), kExperts, ExpertMap(),
-        options());
+    Result<Plan> plan = good_plan(g, r);
     FUSCO_RETURN_IF_ERROR(plan.status());
     plans[static_cast<size_t>(r)] = plan.value();
     return Status();

@@ -151,9 +151,9 @@ TEST(PlanReuse, RecycledPlans_EqualPlansBuiltInNewMemory) {
 TEST(PlanMemory, DroppedPlan_IsBuiltInAgain_HeldPlanIsNot) {
   auto memory = std::make_shared<plan::PlanMemory>();
   std::unique_ptr<detail::PlanData> first = memory->take();
-  first->terms.resize(1000);
+  first->slot_ranks.resize(1000);
   const detail::PlanData* first_address = first.get();
-  const detail::CombineTerm* first_terms = first->terms.data();
+  const int32_t* first_ranks = first->slot_ranks.data();
   std::shared_ptr<const detail::PlanData> held = memory->publish(std::move(first));
   EXPECT_EQ(memory->live(), 1u);
 
@@ -166,9 +166,9 @@ TEST(PlanMemory, DroppedPlan_IsBuiltInAgain_HeldPlanIsNot) {
   EXPECT_EQ(memory->spares(), 2u);  // two were alive at once: two are kept
 
   std::unique_ptr<detail::PlanData> again = memory->take();
-  EXPECT_TRUE(again->terms.empty());  // emptied, its array kept
-  EXPECT_GE(again->terms.capacity(), 1000u);
-  EXPECT_EQ(again->terms.data(), first_terms);
+  EXPECT_TRUE(again->slot_ranks.empty());  // emptied, its array kept
+  EXPECT_GE(again->slot_ranks.capacity(), 1000u);
+  EXPECT_EQ(again->slot_ranks.data(), first_ranks);
 }
 
 TEST(PlanMemory, PlanOutlivingItsCommunicator_IsFreedNotReturned) {
