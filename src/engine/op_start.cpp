@@ -77,10 +77,15 @@ Status start_op(transport::Transport& transport, OpHeader& mine, const Status& l
   // Peers' addresses as this rank reaches them: the same (threads), mapped from their shared
   // regions (processes), or none (without the direct ability: so that a path that would
   // touch them fails at once, also in the in-process test mode that behaves like processes).
+  // From here this rank may store into peers' memory: marked before anything else (the
+  // caller's PeerAccess takes the mark over), so that a peer failing from now on waits until
+  // this rank stopped, or this rank sees the break before its first store.
+  transport.set_touching_peers(true);
   Status reached = transport.reach_peers();
   if (!reached.ok()) {
     // The group is broken; the others may already be storing into this rank's buffers.
     all->clear();
+    transport.set_touching_peers(false);
     return once_peers_quiet(transport, reached, quiet_grace(deadline.timeout_ms));
   }
   for (size_t r = 0; r < all->size(); ++r) {

@@ -37,6 +37,10 @@ Status MachineWords::create(int rank) {
 
 Status MachineWords::map_peer(int peer, const PeerFile& file) {
   std::string error = "it published none";
+  if (file.fd >= 0 && file.bytes != kWordsBytes) {
+    error = "its words take " + std::to_string(file.bytes) + " bytes, this rank's " +
+            std::to_string(kWordsBytes) + ": different builds of fusco?";
+  }
   std::byte* base =
       file.fd >= 0 && file.bytes == kWordsBytes ? map_peer_memfd(file, &error) : nullptr;
   if (base == nullptr) {
@@ -52,11 +56,11 @@ MachinePeers::MachinePeers(std::vector<ShmRank*> words, int rank)
     : words_(std::move(words)), rank_(rank) {}
 
 Status MachinePeers::probe(Transport& transport, DirectMode mode, const Status& local,
-                           const Deadline& deadline) {
+                           const Deadline& deadline, bool spans_machines) {
   // Every rank takes part (the verdict must be the same everywhere), also one that does not
   // want the direct ability (FUSCO_SHM_DIRECT=0 there turns it off for the group). A peer
   // that published no region maps vacuously; its vote decides.
-  Status failed = local;
+  Status failed = spans_machines ? Status(StatusCode::kUnsupported, "") : local;
   const bool wants = mode != DirectMode::kOff;
   if (wants && failed.ok()) {
     arena_ = std::make_unique<SharedArena>(words_, rank_);
@@ -82,7 +86,9 @@ Status MachinePeers::probe(Transport& transport, DirectMode mode, const Status& 
   if (requiring < 0) return Status();
   std::string cause = "rank " + std::to_string(without) +
                       " cannot map the others' shared memory, or has FUSCO_SHM_DIRECT=0";
-  if (without == rank_) {
+  if (spans_machines) {
+    cause = "the group spans machines (the direct ability covers groups on one machine)";
+  } else if (without == rank_) {
     cause = wants ? failed.message() : "rank " + std::to_string(rank_) + " has FUSCO_SHM_DIRECT=0";
   }
   return Status(StatusCode::kUnsupported, "FUSCO_SHM_DIRECT=1 (rank " + std::to_string(requiring) +
@@ -151,7 +157,17 @@ std::string MachinePeers::exited_peer(const std::vector<int>& ranks) const {
 }
 
 void MachinePeers::set_touching(bool touching) {
-  words_[static_cast<size_t>(rank_)]->touching.store(touching ? 1 : 0, std::memory_order_release);
+  words_[static_cast<size_t>(rank_)]->touching.store(touching ? 1 : 0, std::memory_order_seq_cst);
+}
+
+void MachinePeers::tell_broken() {
+  for (size_t r = 0; r < words_.size(); ++r) {
+    if (words_[r] != nullptr && static_cast<int>(r) != rank_) {
+      int32_t expected = 0;
+      words_[r]->told_broken.compare_exchange_strong(expected, rank_ + 1,
+                                                     std::memory_order_seq_cst);
+    }
+  }
 }
 
 std::string MachinePeers::wait_quiet(std::chrono::milliseconds grace) const {
@@ -161,7 +177,7 @@ std::string MachinePeers::wait_quiet(std::chrono::milliseconds grace) const {
     active.clear();
     for (int r = 0; r < static_cast<int>(words_.size()); ++r) {
       const ShmRank* words = words_[static_cast<size_t>(r)];
-      if (r != rank_ && words != nullptr && words->touching.load(std::memory_order_acquire) != 0 &&
+      if (r != rank_ && words != nullptr && words->touching.load(std::memory_order_seq_cst) != 0 &&
           !process_exited(words->pid.load(std::memory_order_acquire))) {
         active += (active.empty() ? "" : ", ") + std::to_string(r);
       }

@@ -64,9 +64,10 @@ class MachinePeers {
   /// wants the direct ability and had no `local` failure publishes a shared region and maps
   /// those of the ranks it reaches. The ability stays when every rank succeeded and none is
   /// kOff (the same verdict everywhere); when it does not and some rank is kRequired,
-  /// creation fails on every rank saying why.
-  Status probe(Transport& transport, DirectMode mode, const Status& local,
-               const Deadline& deadline);
+  /// creation fails on every rank saying why. `spans_machines` (the same on every rank): the
+  /// group is not on one machine, so the ability is off.
+  Status probe(Transport& transport, DirectMode mode, const Status& local, const Deadline& deadline,
+               bool spans_machines = false);
 
   /// Transport's operations of the direct ability (see transport.hpp); without it, those of a
   /// transport that reaches no peer.
@@ -81,8 +82,17 @@ class MachinePeers {
   /// A reached peer among `ranks` (all when empty) whose process exited, described; "" if
   /// none.
   std::string exited_peer(const std::vector<int>& ranks) const;
-  /// Marks whether this rank touches peers' memory now.
+  /// Marks whether this rank touches peers' memory now. Sequentially consistent with
+  /// tell_broken/told_broken: a rank that broke the group and then finds a peer unmarked
+  /// knows the peer will see the break before its first store.
   void set_touching(bool touching);
+  /// For transports whose break travels as a message (UCX): marks every reached peer's words
+  /// as told that this rank broke the group, so that their per-row check sees it at once.
+  void tell_broken();
+  /// The rank that told this one it broke the group, or -1.
+  int told_broken() const {
+    return words_[static_cast<size_t>(rank_)]->told_broken.load(std::memory_order_seq_cst) - 1;
+  }
   /// Waits until no reached peer touches peers' memory, or `grace` passes; returns the
   /// ranks still marked then ("" if none). A peer whose process exited touches nothing.
   std::string wait_quiet(std::chrono::milliseconds grace) const;

@@ -408,7 +408,8 @@ Result<ShmSegment> ShmSegment::open(const std::string& name, int rank, const Shm
 }
 
 bool record_break(ShmHeader& header, const std::string& reason, StatusCode code) {
-  const bool first = header.broken.exchange(1, std::memory_order_acq_rel) == 0;
+  // Sequentially consistent, as the touching marks (machine_peers.hpp) it is ordered against.
+  const bool first = header.broken.exchange(1, std::memory_order_seq_cst) == 0;
   if (first) {
     const size_t n = std::min(reason.size(), sizeof(header.reason) - 1);
     std::memcpy(header.reason, reason.data(), n);

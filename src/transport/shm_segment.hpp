@@ -48,11 +48,12 @@ struct ShmRegionWords {
 
 /// Per-rank control words.
 struct alignas(64) ShmRank {
-  std::atomic<int32_t> pid;                    // the attached process, 0 before attach
-  std::atomic<uint32_t> arrived;               // barrier generation + 1 this rank last arrived at
-  std::atomic<uint32_t> touching;              // 1 while this rank may touch peers' windows
-  std::atomic<uint32_t> sleepers;              // > 0 while this rank may sleep on its doorbell
-  std::atomic<uint32_t> heartbeat;             // moves while this rank waits inside fusco
+  std::atomic<int32_t> pid;          // the attached process, 0 before attach
+  std::atomic<uint32_t> arrived;     // barrier generation + 1 this rank last arrived at
+  std::atomic<uint32_t> touching;    // 1 while this rank may touch peers' windows
+  std::atomic<uint32_t> sleepers;    // > 0 while this rank may sleep on its doorbell
+  std::atomic<uint32_t> heartbeat;   // moves while this rank waits inside fusco
+  std::atomic<int32_t> told_broken;  // UCX: 1 + the rank that broke the group (its message follows)
   alignas(64) std::atomic<uint32_t> doorbell;  // futex word
   alignas(64) ShmRegionWords regions[kSharedRegionCount];
 };

@@ -326,7 +326,7 @@ Status ShmTransport::timed_out(const Deadline& deadline, const std::string& wait
 }
 
 bool ShmTransport::broken() const {
-  return segment_.header().broken.load(std::memory_order_acquire) != 0;
+  return segment_.header().broken.load(std::memory_order_seq_cst) != 0;
 }
 
 Status ShmTransport::health() const {

@@ -622,6 +622,9 @@ struct UcxTransport::Impl {
     if (!first) {
       return;
     }
+    // Machine peers storing into this rank's memory see the break before their next row; the
+    // message with the reason follows.
+    if (machine != nullptr && machine->direct()) machine->tell_broken();
     why.copy(break_out, kReasonBytes - 1);
     for (int r = 0; r < world; ++r) {
       if (r != rank && peers[static_cast<size_t>(r)].failed.empty()) {
@@ -944,13 +947,9 @@ Result<std::unique_ptr<UcxTransport>> UcxTransport::open(int rank, int world_siz
   FUSCO_RETURN_IF_ERROR(transport->barrier(deadline, "UCX group creation"));
   // A relay reads the combine weights of the sources it serves in place; across machines
   // they would have to travel with the call, which the direct path does not do yet.
-  if (transport->crosses_machines() && m.machine_failure.ok()) {
-    m.machine_failure = Status(StatusCode::kUnsupported,
-                               "the group spans machines (the direct ability covers groups on one "
-                               "machine)");
-  }
   m.machine = std::make_unique<MachinePeers>(m.machine_words->all(), rank);
-  FUSCO_RETURN_IF_ERROR(m.machine->probe(*transport, settings.direct, m.machine_failure, deadline));
+  FUSCO_RETURN_IF_ERROR(m.machine->probe(*transport, settings.direct, m.machine_failure, deadline,
+                                         transport->crosses_machines()));
   return transport;
 }
 
@@ -969,11 +968,31 @@ std::vector<std::string> UcxTransport::machines() const {
   for (const Impl::Peer& peer : impl_->peers) out.push_back(peer.machine);
   return out;
 }
-bool UcxTransport::broken() const { return impl_->broken.load(std::memory_order_acquire); }
+bool UcxTransport::broken() const {
+  return impl_->broken.load(std::memory_order_seq_cst) ||
+         (impl_->machine != nullptr && impl_->machine->direct() &&
+          impl_->machine->told_broken() >= 0);
+}
 
 Status UcxTransport::health() const {
-  std::lock_guard<std::mutex> lock(impl_->mutex);
-  return impl_->health_locked();
+  std::unique_lock<std::mutex> lock(impl_->mutex);
+  Impl& m = *impl_;
+  const int teller = m.machine != nullptr && m.machine->direct() ? m.machine->told_broken() : -1;
+  if (teller >= 0 && !m.broken.load()) {
+    // A machine peer broke the group; its reason travels as a message: wait for it (bounded).
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+    while (!m.broken.load() && std::chrono::steady_clock::now() < until) {
+      m.progress();
+      lock.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      lock.lock();
+    }
+    if (!m.broken.load()) {
+      m.mark_broken("rank " + std::to_string(teller) +
+                    " broke the group (its reason had not arrived 200 ms later)");
+    }
+  }
+  return m.health_locked();
 }
 
 Status UcxTransport::sync(const void* /*mine*/, std::vector<const void*>* /*all*/,
