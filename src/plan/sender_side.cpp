@@ -179,7 +179,7 @@ class TokenGroups {
         by_node_(by_node),
         relays_(relays),
         my_node_(my_node),
-        masks_(node_term.size() <= 64 && topk <= 64),
+        masks_(by_node && node_term.size() <= 64 && topk <= 64),
         slots_of_node_(masks_ ? node_term.size() : 0, 0) {}
 
   // Slot `slot` of the token goes to `node`.

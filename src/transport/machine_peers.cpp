@@ -36,13 +36,16 @@ Status MachineWords::create(int rank) {
 }
 
 Status MachineWords::map_peer(int peer, const PeerFile& file) {
-  std::string error = "it published none";
-  if (file.fd >= 0 && file.bytes != kWordsBytes) {
+  std::string error;
+  std::byte* base = nullptr;
+  if (file.fd < 0) {
+    error = "it published none";
+  } else if (file.bytes != kWordsBytes) {
     error = "its words take " + std::to_string(file.bytes) + " bytes, this rank's " +
             std::to_string(kWordsBytes) + ": different builds of fusco?";
+  } else {
+    base = map_peer_memfd(file, &error);
   }
-  std::byte* base =
-      file.fd >= 0 && file.bytes == kWordsBytes ? map_peer_memfd(file, &error) : nullptr;
   if (base == nullptr) {
     return Status(StatusCode::kUnsupported,
                   "rank " + std::to_string(rank_) + " cannot map the control words of rank " +
