@@ -25,6 +25,14 @@ namespace fusco::gpu {
 
 class DeviceGroup;
 
+/// DeviceGroup::create's device for the host backend, which runs the engine without a GPU:
+/// the same calls, checks, streams, barriers and programmes, with host memory standing for
+/// device memory (views still say Device::kCuda) and the kernels' per-row step functions run
+/// on the CPU. Its streams run their work lazily — when synchronize() or a wait of another
+/// stream forces them — so work that reads without waiting for its writer reads stale bytes.
+/// For testing the GPU engine's logic in CI; stream(r) is then not a CUDA stream.
+inline constexpr int kHostDevice = -1;
+
 /// One rank's plan with its programme in device memory. Cheap to copy (shared).
 class DevicePlan {
  public:
@@ -67,7 +75,8 @@ class DeviceGroup {
   /// plans stage rows between nodes (rank or node dedup, relays) and the group runs that path
   /// too — gather, transfer (a device copy where processes send between nodes), fan-out at
   /// the target; weight rows over, relay sums back — with the direct kernels (at most 71
-  /// ranks then). Fails with kUnsupported when CUDA finds no such device.
+  /// ranks then). Fails with kUnsupported when CUDA finds no such device. `device` kHostDevice:
+  /// the host backend (plan, dispatch and combine; plan_on_device is kUnsupported there).
   static Result<std::unique_ptr<DeviceGroup>> create(int world_size, int device = 0,
                                                      int ranks_per_node = 0);
   ~DeviceGroup();

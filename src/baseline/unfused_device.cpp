@@ -3,6 +3,7 @@
 #include <string>
 
 #include "direct_combine.hpp"
+#include "gpu/cuda_status.hpp"
 #include "gpu/row_moves.hpp"
 #include "gpu/stream_barrier.hpp"
 
@@ -37,6 +38,11 @@ Status gather(const void* src, void* dst, const gpu::DeviceBuffer& moves, size_t
 
 Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     gpu::DeviceGroup& group, const std::vector<gpu::DevicePlan>& plans, int64_t row_bytes) {
+  if (group.device() == gpu::kHostDevice) {
+    return Status(StatusCode::kUnsupported,
+                  "the unfused GPU baseline runs on a CUDA device, not on the host backend "
+                  "(DeviceGroup device kHostDevice)");
+  }
   std::vector<const detail::PlanData*> data;
   data.reserve(plans.size());
   for (size_t r = 0; r < plans.size(); ++r) {
@@ -100,7 +106,7 @@ UnfusedDevice::~UnfusedDevice() {
 }
 
 Status UnfusedDevice::barrier() {
-  return gpu::stream_barrier(streams_, events_, "baseline barrier");
+  return gpu::stream_barrier(gpu::cuda_ops(), streams_, events_, "baseline barrier");
 }
 
 Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
@@ -125,9 +131,9 @@ Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
                                        lists_[d].stage_offsets[s + 1] - lists_[d].stage_offsets[s],
                                        row_bytes, stream, "all-to-all", d));
     }
-    FUSCO_RETURN_IF_ERROR(gpu::zero_padding_rows(plans_[d].host().data(), recv[d].data, row_bytes,
-                                                 stream,
-                                                 "unfused dispatch of rank " + std::to_string(d)));
+    FUSCO_RETURN_IF_ERROR(gpu::zero_padding_rows(
+        plans_[d].host().data(), recv[d].data, row_bytes,
+        {&gpu::cuda_ops(), stream, "unfused dispatch of rank " + std::to_string(d)}));
     FUSCO_RETURN_IF_ERROR(gather(stage_[d].data(), recv[d].data, resort_[d],
                                  lists_[d].resort.size(), row_bytes, stream, "re-sort", d));
   }

@@ -1,22 +1,23 @@
 #pragma once
 
-// Device memory owned by one object (cudaMalloc / cudaFree), filled from host memory.
-
-#include <cuda_runtime_api.h>
+// Device memory owned by one object (allocated and freed by a backend's DeviceOps: cudaMalloc
+// and cudaFree, or host memory for the host backend), filled from host memory.
 
 #include <cstddef>
 #include <utility>
 #include <vector>
 
-#include "gpu/cuda_status.hpp"
+#include "gpu/device_ops.hpp"
 
 namespace fusco::gpu {
 
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
-  DeviceBuffer(DeviceBuffer&& other) noexcept : data_(std::exchange(other.data_, nullptr)) {}
+  DeviceBuffer(DeviceBuffer&& other) noexcept
+      : ops_(other.ops_), data_(std::exchange(other.data_, nullptr)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
+    std::swap(ops_, other.ops_);
     std::swap(data_, other.data_);
     return *this;
   }
@@ -24,44 +25,42 @@ class DeviceBuffer {
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   ~DeviceBuffer() {
     if (data_ != nullptr) {
-      cudaFree(data_);
+      ops_->release(data_);
     }
   }
 
   /// `bytes` of uninitialised device memory (nothing allocated for 0).
-  static Result<DeviceBuffer> allocate(size_t bytes, const char* what) {
+  static Result<DeviceBuffer> allocate(size_t bytes, const char* what,
+                                       const DeviceOps& ops = cuda_ops()) {
     DeviceBuffer buffer;
-    if (bytes > 0) {
-      FUSCO_RETURN_IF_ERROR(cuda_status(cudaMalloc(&buffer.data_, bytes), what));
-    }
+    buffer.ops_ = &ops;
+    FUSCO_RETURN_IF_ERROR(ops.allocate(&buffer.data_, bytes, what));
     return buffer;
   }
 
   /// A copy of `host` in device memory (nothing allocated for an empty vector).
   template <typename T>
-  static Result<DeviceBuffer> upload(const std::vector<T>& host, const char* what) {
-    DeviceBuffer buffer;
+  static Result<DeviceBuffer> upload(const std::vector<T>& host, const char* what,
+                                     const DeviceOps& ops = cuda_ops()) {
     const size_t bytes = host.size() * sizeof(T);
-    if (bytes == 0) {
-      return buffer;
-    }
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaMalloc(&buffer.data_, bytes), what));
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemcpy(buffer.data_, host.data(), bytes, cudaMemcpyHostToDevice), what));
+    Result<DeviceBuffer> buffer = allocate(bytes, what, ops);
+    FUSCO_RETURN_IF_ERROR(buffer.status());
+    FUSCO_RETURN_IF_ERROR(ops.upload(buffer.value().data_, host.data(), bytes, what));
     return buffer;
   }
 
   /// One allocation cut into parts of `bytes[i]` bytes, each 256-byte aligned: parts[i] is
   /// its first byte (nullptr for an empty part). Nothing is allocated when every part is empty.
   static Result<DeviceBuffer> allocate_parts(const std::vector<size_t>& bytes,
-                                             std::vector<void*>& parts, const char* what) {
+                                             std::vector<void*>& parts, const char* what,
+                                             const DeviceOps& ops = cuda_ops()) {
     std::vector<size_t> offsets;
     size_t total = 0;
     for (size_t part : bytes) {
       offsets.push_back(total);
       total += (part + kPartAlign - 1) / kPartAlign * kPartAlign;
     }
-    Result<DeviceBuffer> buffer = allocate(total, what);
+    Result<DeviceBuffer> buffer = allocate(total, what, ops);
     FUSCO_RETURN_IF_ERROR(buffer.status());
     parts.clear();
     for (size_t i = 0; i < bytes.size(); ++i) {
@@ -75,16 +74,15 @@ class DeviceBuffer {
   /// piece with a null source is allocated and left unfilled).
   static Result<DeviceBuffer> upload_parts(
       const std::vector<std::pair<const void*, size_t>>& pieces, std::vector<void*>& parts,
-      const char* what) {
+      const char* what, const DeviceOps& ops = cuda_ops()) {
     std::vector<size_t> bytes;
     bytes.reserve(pieces.size());
     for (const auto& piece : pieces) bytes.push_back(piece.second);
-    Result<DeviceBuffer> buffer = allocate_parts(bytes, parts, what);
+    Result<DeviceBuffer> buffer = allocate_parts(bytes, parts, what, ops);
     FUSCO_RETURN_IF_ERROR(buffer.status());
     for (size_t i = 0; i < pieces.size(); ++i) {
       if (pieces[i].second == 0 || pieces[i].first == nullptr) continue;
-      FUSCO_RETURN_IF_ERROR(cuda_status(
-          cudaMemcpy(parts[i], pieces[i].first, pieces[i].second, cudaMemcpyHostToDevice), what));
+      FUSCO_RETURN_IF_ERROR(ops.upload(parts[i], pieces[i].first, pieces[i].second, what));
     }
     return buffer;
   }
@@ -98,6 +96,7 @@ class DeviceBuffer {
 
  private:
   static constexpr size_t kPartAlign = 256;
+  const DeviceOps* ops_ = nullptr;
   void* data_ = nullptr;
 };
 

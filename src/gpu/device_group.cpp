@@ -23,7 +23,8 @@ namespace {
 // Every rank's plan with its programme in device memory; plans that stage rows between
 // nodes carry their rank's staged lists and share the group's copies, and read their
 // return buffer as table entry W.
-Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plans) {
+Result<std::vector<DevicePlan>> upload(const DeviceGroup::Impl* owner, std::vector<Plan> plans) {
+  const DeviceOps& ops = *owner->ops;
   bool staged = false;
   for (const Plan& plan : plans) {
     staged = staged || !plan.data().staged_out.empty() || !plan.data().staged_in.empty();
@@ -44,11 +45,11 @@ Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plan
   for (size_t r = 0; r < plans.size(); ++r) {
     auto impl = std::make_shared<DevicePlan::Impl>();
     Result<DeviceProgramme> uploaded =
-        staged ? DeviceProgramme::upload(plans[r].data(), lists[r].terms)
-               : DeviceProgramme::upload(plans[r].data());
+        staged ? DeviceProgramme::upload(plans[r].data(), lists[r].terms, ops)
+               : DeviceProgramme::upload(plans[r].data(), ops);
     FUSCO_RETURN_IF_ERROR(uploaded.status());
     if (staged) {
-      Result<std::shared_ptr<const DeviceStaged>> mine = DeviceStaged::upload(lists[r]);
+      Result<std::shared_ptr<const DeviceStaged>> mine = DeviceStaged::upload(lists[r], ops);
       FUSCO_RETURN_IF_ERROR(mine.status());
       impl->staged = std::move(mine).value();
       impl->copies = copies;
@@ -61,13 +62,36 @@ Result<std::vector<DevicePlan>> upload(const void* owner, std::vector<Plan> plan
   return result;
 }
 
-// Every rank's staged lists of a group's plans (empty without staged rows).
-std::vector<const DeviceStaged*> staged_of(const std::vector<DevicePlan>& plans) {
-  std::vector<const DeviceStaged*> ranks;
-  if (plans.front().impl().copies == nullptr) return ranks;
-  ranks.reserve(plans.size());
-  for (const DevicePlan& plan : plans) ranks.push_back(plan.impl().staged.get());
-  return ranks;
+// The group's ranks as the staged steps of `plans` use them; no ranks without staged rows.
+StagedGroup staged_of(DeviceGroup::Impl& impl, const std::vector<DevicePlan>& plans) {
+  StagedGroup group;
+  if (plans.front().impl().copies == nullptr) return group;
+  group.ops = impl.ops;
+  group.streams = &impl.streams;
+  group.scratch = &impl.scratch;
+  for (const DevicePlan& plan : plans) group.ranks.push_back(plan.impl().staged.get());
+  group.copies = plans.front().impl().copies.get();
+  group.barrier = [&impl] { return impl.barrier(); };
+  return group;
+}
+
+// The backend of `device` (kHostDevice: the host's), made current for this thread.
+Status open_device(int device, DeviceGroup::Impl& impl) {
+  impl.device = device;
+  if (device == kHostDevice) {
+    impl.ops = &host_ops();
+    impl.scratch = StagedScratch(host_ops());
+    return Status();
+  }
+  int count = 0;
+  FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
+  if (device < 0 || device >= count) {
+    return Status(StatusCode::kUnsupported, "device = " + std::to_string(device) +
+                                                " but CUDA finds " + std::to_string(count) +
+                                                " device(s)");
+  }
+  impl.ops = &cuda_ops();
+  return impl.ops->use_device(device);
 }
 
 core::PeerTable table_of(const std::vector<TensorView>& views) {
@@ -93,25 +117,15 @@ Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int dev
         StatusCode::kInvalidArgument,
         "ranks_per_node = " + std::to_string(ranks_per_node) + " must be 0 (one node) or positive");
   }
-  int count = 0;
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
-  if (device < 0 || device >= count) {
-    return Status(StatusCode::kUnsupported, "device = " + std::to_string(device) +
-                                                " but CUDA finds " + std::to_string(count) +
-                                                " device(s)");
-  }
   auto impl = std::make_unique<Impl>();
-  impl->device = device;
   impl->world = world_size;
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(open_device(device, *impl));
   for (int r = 0; r < world_size; ++r) {
     cudaStream_t stream = nullptr;
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream"));
+    FUSCO_RETURN_IF_ERROR(impl->ops->create_stream(&stream));
     impl->streams.push_back(stream);
     cudaEvent_t event = nullptr;
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "event"));
+    FUSCO_RETURN_IF_ERROR(impl->ops->create_event(&event));
     impl->events.push_back(event);
   }
   Result<std::vector<Communicator>> planners =
@@ -136,12 +150,16 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan(const std::vector<TensorView>&
                                                   int64_t num_experts, const ExpertMap& expert_map,
                                                   const PlanOptions& options) {
   FUSCO_RETURN_IF_ERROR(check_rank_count("topk_idx", topk_idx.size(), impl_->world));
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   std::vector<std::vector<std::byte>> copies(topk_idx.size());
   std::vector<TensorView> routing;
   for (size_t r = 0; r < topk_idx.size(); ++r) {
-    Result<TensorView> host =
-        host_routing(topk_idx[r], copies[r], "topk_idx[" + std::to_string(r) + "]");
+    const std::string arg = "topk_idx[" + std::to_string(r) + "]";
+    if (topk_idx[r].device == Device::kCuda) {  // the router wrote it on the rank's stream
+      FUSCO_RETURN_IF_ERROR(
+          impl_->ops->synchronize(impl_->streams[r], "the work that writes " + arg));
+    }
+    Result<TensorView> host = host_routing(*impl_->ops, topk_idx[r], copies[r], arg);
     FUSCO_RETURN_IF_ERROR(host.status());
     routing.push_back(host.value());
   }
@@ -187,7 +205,7 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
                                                  "[" + std::to_string(r) + "]"));
     }
   }
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   const int64_t row_bytes = x.front().shape[1] * static_cast<int64_t>(dtype_size(x.front().dtype));
   const int64_t extra_bytes =
       with_extra ? extra.front().shape[1] * static_cast<int64_t>(dtype_size(extra.front().dtype))
@@ -203,10 +221,11 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     const DevicePlan::Impl& plan = plans[rr].impl();
     cudaStream_t stream = impl_->streams[rr];
     const std::string what = "dispatch of rank " + std::to_string(r);
-    FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan, recv[rr].data, row_bytes, stream, what));
+    const DeviceOps& ops = *impl_->ops;
+    const Launch on{&ops, stream, what};
+    FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan, recv[rr].data, row_bytes, on));
     if (with_extra) {
-      FUSCO_RETURN_IF_ERROR(
-          zero_unfilled_rows(plan, extra_recv[rr].data, extra_bytes, stream, what));
+      FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan, extra_recv[rr].data, extra_bytes, on));
     }
     args.x = x[rr].data;
     args.x_pitch = x[rr].row_pitch_bytes();
@@ -216,25 +235,22 @@ Status DeviceGroup::dispatch(const std::vector<DevicePlan>& plans, const std::ve
     }
     args.stores = plan.programme.stores;
     args.num_stores = plan.num_stores();
-    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_dispatch(args, stream),
-                                      "dispatch kernel of rank " + std::to_string(r)));
+    FUSCO_RETURN_IF_ERROR(
+        ops.direct_dispatch(args, stream, "dispatch kernel of rank " + std::to_string(r)));
   }
-  const std::vector<const DeviceStaged*> staged = staged_of(plans);
-  if (!staged.empty()) {  // between nodes
-    const auto barrier = [this] { return impl_->barrier(); };
-    const StagedGroupCopies& copies = *plans.front().impl().copies;
+  const StagedGroup staged = staged_of(*impl_, plans);
+  if (!staged.ranks.empty()) {  // between nodes
     // Every rank's rows of `views` (rows of `bytes`) staged into `into` through the buffers
     // `send` and `arrive`.
     const auto stage = [&](const std::vector<TensorView>& views, int64_t bytes,
                            const core::PeerTable& into, StagedBuffer send, StagedBuffer arrive) {
-      std::vector<const void*> source;
-      std::vector<int64_t> pitch;
+      GroupRows rows;
+      rows.row_bytes = bytes;
       for (const TensorView& view : views) {
-        source.push_back(view.data);
-        pitch.push_back(view.row_pitch_bytes());
+        rows.source.push_back(view.data);
+        rows.pitch.push_back(view.row_pitch_bytes());
       }
-      return staged_group_dispatch(staged, copies, impl_->scratch, impl_->streams, source, pitch,
-                                   bytes, into, send, arrive, barrier);
+      return staged_group_dispatch(staged, rows, into, send, arrive);
     };
     FUSCO_RETURN_IF_ERROR(stage(x, row_bytes, args.recv, kSendRows, kArriveRows));
     if (with_extra) {
@@ -251,30 +267,27 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
   std::vector<const detail::PlanData*> data;
   FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
   FUSCO_RETURN_IF_ERROR(check_device_combine(data, expert_out, topk_weights, out));
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   kernels::DirectCombineArgs args;
   args.hidden = expert_out.front().shape[1];
   args.row_type = static_cast<int32_t>(expert_out.front().dtype);
   args.expert_out = table_of(expert_out);
-  const std::vector<const DeviceStaged*> staged = staged_of(plans);
-  if (!staged.empty()) {  // the sources' weight rows go to their streams' targets first
+  const StagedGroup staged = staged_of(*impl_, plans);
+  if (!staged.ranks.empty()) {  // the sources' weight rows go to their streams' targets first
     std::vector<const float*> weights;
     weights.reserve(topk_weights.size());
     for (const TensorView& view : topk_weights) {
       weights.push_back(static_cast<const float*>(view.data));
     }
-    FUSCO_RETURN_IF_ERROR(staged_group_weights(staged, *plans.front().impl().copies, impl_->scratch,
-                                               impl_->streams, weights, data.front()->topk));
+    FUSCO_RETURN_IF_ERROR(staged_group_weights(staged, weights, data.front()->topk));
   }
   FUSCO_RETURN_IF_ERROR(impl_->barrier());  // every expert output (and weight row) is there
   std::vector<char*> returned;              // with staged rows: every rank's return buffer
   const int64_t row_bytes =
       args.hidden * static_cast<int64_t>(dtype_size(expert_out.front().dtype));
-  if (!staged.empty()) {
-    FUSCO_RETURN_IF_ERROR(staged_group_combine(staged, *plans.front().impl().copies, impl_->scratch,
-                                               impl_->streams, args.expert_out, data.front()->topk,
-                                               args.hidden, args.row_type, row_bytes, returned,
-                                               [this] { return impl_->barrier(); }));
+  if (!staged.ranks.empty()) {
+    FUSCO_RETURN_IF_ERROR(staged_group_combine(
+        staged, args.expert_out, {data.front()->topk, args.hidden, args.row_type}, returned));
   }
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
@@ -290,17 +303,17 @@ Status DeviceGroup::combine(const std::vector<DevicePlan>& plans,
     args.terms = plan.programme.terms;
     args.topk_weights = static_cast<const float*>(topk_weights[rr].data);
     args.out = out[rr].data;
-    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_direct_combine(args, impl_->streams[rr]),
-                                      "combine kernel of rank " + std::to_string(r)));
+    FUSCO_RETURN_IF_ERROR(impl_->ops->direct_combine(
+        args, impl_->streams[rr], "combine kernel of rank " + std::to_string(r)));
   }
   return impl_->barrier();  // no rank overwrites its expert output while a peer still reads
 }
 
 Status DeviceGroup::synchronize() {
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   for (int r = 0; r < impl_->world; ++r) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[static_cast<size_t>(r)]),
-                                      "work of rank " + std::to_string(r)));
+    FUSCO_RETURN_IF_ERROR(impl_->ops->synchronize(impl_->streams[static_cast<size_t>(r)],
+                                                  "work of rank " + std::to_string(r)));
   }
   return Status();
 }

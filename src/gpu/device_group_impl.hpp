@@ -11,6 +11,7 @@
 #include "fusco/communicator.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_checks.hpp"
+#include "gpu/device_ops.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/device_staged.hpp"
 #include "gpu/stream_barrier.hpp"
@@ -19,6 +20,7 @@
 namespace fusco::gpu {
 
 struct DeviceGroup::Impl {
+  const DeviceOps* ops = nullptr;  ///< CUDA, or the host backend (device kHostDevice).
   int device = 0;
   int world = 0;
   std::vector<Communicator> planners;  ///< In-process ranks of one node: the planning collective.
@@ -27,12 +29,13 @@ struct DeviceGroup::Impl {
   StagedScratch scratch;  ///< Staging of the inter-node hops (groups of several nodes).
 
   ~Impl() {
-    cudaSetDevice(device);
-    for (cudaEvent_t event : events) cudaEventDestroy(event);
-    for (cudaStream_t stream : streams) cudaStreamDestroy(stream);
+    if (ops == nullptr) return;
+    (void)ops->use_device(device);
+    for (cudaEvent_t event : events) ops->destroy_event(event);
+    for (cudaStream_t stream : streams) ops->destroy_stream(stream);
   }
 
-  Status barrier() const { return stream_barrier(streams, events, "barrier"); }
+  Status barrier() const { return stream_barrier(*ops, streams, events, "barrier"); }
 
   Status plans_of(const std::vector<DevicePlan>& plans,
                   std::vector<const detail::PlanData*>& data) const {

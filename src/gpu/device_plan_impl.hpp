@@ -78,8 +78,9 @@ struct DevicePlan::Impl {
 };
 
 /// Zeroes the receive rows of `plan` that no row fills (padding, or a capacity block's unfilled
-/// rows; rows of `row_bytes`, contiguous) on `stream`, for plans made on either side.
+/// rows; rows of `row_bytes`, contiguous) on `on`'s stream, for plans made on either side
+/// (plans made on the device only on CUDA).
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
-                          cudaStream_t stream, const std::string& what);
+                          const Launch& on);
 
 }  // namespace fusco::gpu

@@ -11,6 +11,7 @@
 #include "core/layout.hpp"
 #include "device_plan.hpp"
 #include "fusco/gpu.hpp"
+#include "gpu/cuda_status.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_group_impl.hpp"
 #include "gpu/device_plan_impl.hpp"
@@ -39,13 +40,13 @@ const int64_t* DevicePlan::device_padded_tokens_per_expert() const {
 }
 
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
-                          cudaStream_t stream, const std::string& what) {
-  if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, stream, what);
+                          const Launch& on) {
+  if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, on);
   const DeviceMadePlan& made = *plan.made;
   return cuda_status(
       kernels::launch_zero_unfilled_rows(rows, row_bytes, made.unfilled, made.local_experts(),
-                                         made.most_unfilled, stream),
-      what + ": zeroing unfilled rows");
+                                         made.most_unfilled, on.stream),
+      on.what + ": zeroing unfilled rows");
 }
 
 int64_t expert_major_rows(int64_t max_recv_rows, const std::vector<int64_t>& tokens, int topk,
@@ -235,6 +236,11 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
                       " nodes; planning on the device is for the ranks of one node (staged rows "
                       "between nodes are planned on the host); DeviceGroup::plan() has it");
   }
+  if (impl_->ops->on_host()) {
+    return Status(StatusCode::kUnsupported,
+                  "plan_on_device: the planning kernels do not run on the host backend "
+                  "(DeviceGroup device kHostDevice) yet; DeviceGroup::plan() does");
+  }
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, world);
   FUSCO_RETURN_IF_ERROR(resolved.status());
@@ -279,7 +285,7 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
 Status DeviceGroup::check_routing(const std::vector<DevicePlan>& plans) {
   std::vector<const detail::PlanData*> data;
   FUSCO_RETURN_IF_ERROR(impl_->plans_of(plans, data));
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
     if (!plans[rr].on_device()) continue;

@@ -48,7 +48,8 @@ Result<DeviceProgramme> DeviceProgramme::allocate(int64_t stores, int64_t tokens
   return programme_of(std::move(storage).value(), parts);
 }
 
-Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
+Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
+                                                const DeviceOps& ops) {
   if (!plan.staged_out.empty() || !plan.staged_in.empty() || plan.return_rows_total != 0) {
     return Status(StatusCode::kUnsupported,
                   "rank " + std::to_string(plan.rank) + "'s plan spans " +
@@ -61,30 +62,30 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan) {
   for (const detail::CombineTerm& term : plan.terms) {
     terms.push_back({term.rank, term.slot, term.row});
   }
-  return upload(plan, terms);
+  return upload(plan, terms, ops);
 }
 
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
-                                                const std::vector<core::DirectTerm>& terms) {
+                                                const std::vector<core::DirectTerm>& terms,
+                                                const DeviceOps& ops) {
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
       {{plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)},
        {plan.token_group_begin.data(), plan.token_group_begin.size() * sizeof(int64_t)},
        {plan.group_term_begin.data(), plan.group_term_begin.size() * sizeof(int64_t)},
        {terms.data(), terms.size() * sizeof(core::DirectTerm)}},
-      parts, "plan upload");
+      parts, "plan upload", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
   return programme_of(std::move(storage).value(), parts);
 }
 
 Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
-                         cudaStream_t stream, const std::string& what) {
+                         const Launch& on) {
   for (const auto& [begin, end] : plan.padding) {
     if (row_bytes == 0) break;
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemsetAsync(static_cast<char*>(rows) + begin * row_bytes, 0,
-                                    static_cast<size_t>((end - begin) * row_bytes), stream),
-                    what + ": zeroing padding rows"));
+    FUSCO_RETURN_IF_ERROR(on.ops->zero(static_cast<char*>(rows) + begin * row_bytes,
+                                       static_cast<size_t>((end - begin) * row_bytes), on.stream,
+                                       on.what + ": zeroing padding rows"));
   }
   return Status();
 }

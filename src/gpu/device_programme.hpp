@@ -29,16 +29,18 @@ struct DeviceProgramme {
   /// The programme of `plan`, which must store every row directly (one node); a plan with
   /// staged rows (ranks on several nodes) is kUnsupported: the NCCL engine's inter-node path
   /// (GIN) is not built yet.
-  static Result<DeviceProgramme> upload(const detail::PlanData& plan);
+  static Result<DeviceProgramme> upload(const detail::PlanData& plan, const DeviceOps& ops);
   /// The programme of `plan` with its combine terms given (a plan with staged rows: terms
   /// whose return-buffer rank is translated to a table entry, gpu/staged_programme.hpp).
   static Result<DeviceProgramme> upload(const detail::PlanData& plan,
-                                        const std::vector<core::DirectTerm>& terms);
+                                        const std::vector<core::DirectTerm>& terms,
+                                        const DeviceOps& ops);
 };
 
-/// Zeroes `plan`'s padding rows of `rows` (rows of `row_bytes`, contiguous) on `stream`; the
-/// receive buffers of every GPU path (x rows and companion rows alike). Nothing for 0 bytes.
+/// Zeroes `plan`'s padding rows of `rows` (rows of `row_bytes`, contiguous) on `on`'s stream;
+/// the receive buffers of every GPU path (x rows and companion rows alike). Nothing for 0
+/// bytes.
 Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
-                         cudaStream_t stream, const std::string& what);
+                         const Launch& on);
 
 }  // namespace fusco::gpu

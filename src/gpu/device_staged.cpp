@@ -6,7 +6,6 @@
 
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
-#include "gpu/cuda_status.hpp"
 
 namespace fusco::gpu {
 
@@ -20,70 +19,60 @@ std::pair<const void*, size_t> piece(const std::vector<T>& items) {
 // Rows [first, first + rows) of `base` (rows of `row_bytes`).
 char* rows_at(char* base, int64_t first, int64_t row_bytes) { return base + first * row_bytes; }
 
-// A transfer between ranks on one GPU: what ncclSend/ncclRecv do between processes.
-Status copy_rows(char* to, const char* from, int64_t bytes, cudaStream_t stream,
-                 const std::string& what) {
-  if (bytes <= 0) return Status();
-  return cuda_status(
-      cudaMemcpyAsync(to, from, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream),
-      what);
-}
-
-// Every copy's rows from the `from` buffers into the `to` buffers, on the sender's stream.
-Status copy_blocks(const std::vector<detail::StagedCopy>& copies, const std::vector<char*>& from,
-                   const std::vector<char*>& to, int64_t row_bytes,
-                   const std::vector<cudaStream_t>& streams, const char* what) {
+// Every copy's rows from the `from` buffers into the `to` buffers, on the sender's stream: a
+// transfer between ranks on one GPU, what ncclSend/ncclRecv do between processes.
+Status copy_blocks(const StagedGroup& group, const std::vector<detail::StagedCopy>& copies,
+                   const std::vector<char*>& from, const std::vector<char*>& to, int64_t row_bytes,
+                   const char* what) {
   for (const detail::StagedCopy& copy : copies) {
     const auto sender = static_cast<size_t>(copy.from);
-    FUSCO_RETURN_IF_ERROR(copy_rows(
-        rows_at(to[static_cast<size_t>(copy.to)], copy.to_begin, row_bytes),
-        rows_at(from[sender], copy.from_begin, row_bytes), copy.rows * row_bytes, streams[sender],
-        std::string(what) + " from rank " + std::to_string(copy.from) + " to rank " +
-            std::to_string(copy.to)));
+    FUSCO_RETURN_IF_ERROR(
+        group.ops->copy(rows_at(to[static_cast<size_t>(copy.to)], copy.to_begin, row_bytes),
+                        rows_at(from[sender], copy.from_begin, row_bytes),
+                        static_cast<size_t>(copy.rows * row_bytes), (*group.streams)[sender],
+                        std::string(what) + " from rank " + std::to_string(copy.from) +
+                            " to rank " + std::to_string(copy.to)));
   }
   return Status();
 }
 
 // Scratch buffer `which` of every rank, each holding its streams' rows of `row_bytes`.
-Result<std::vector<char*>> every_rank(StagedScratch& scratch,
-                                      const std::vector<const DeviceStaged*>& ranks,
-                                      StagedBuffer which, int64_t row_bytes) {
+Result<std::vector<char*>> every_rank(const StagedGroup& group, StagedBuffer which,
+                                      int64_t row_bytes) {
   std::vector<char*> buffers;
-  buffers.reserve(ranks.size());
-  for (size_t r = 0; r < ranks.size(); ++r) {
+  buffers.reserve(group.ranks.size());
+  for (size_t r = 0; r < group.ranks.size(); ++r) {
     Result<char*> buffer =
-        scratch.holding(static_cast<int>(r), ranks[r]->streams, which, row_bytes);
+        group.scratch->holding(static_cast<int>(r), group.ranks[r]->streams, which, row_bytes);
     FUSCO_RETURN_IF_ERROR(buffer.status());
     buffers.push_back(buffer.value());
   }
   return buffers;
 }
 
-// Every rank gathers rows of source[r] into its `send` buffer; every stream's block is copied
-// into its target's `arrive` buffer on the source's stream. Returns the arrive buffers.
-Result<std::vector<char*>> gather_and_copy(const std::vector<const DeviceStaged*>& ranks,
-                                           const StagedGroupCopies& copies, StagedScratch& scratch,
-                                           const std::vector<cudaStream_t>& streams,
-                                           const std::vector<const void*>& source,
-                                           const std::vector<int64_t>& pitch, int64_t row_bytes,
+// Every rank gathers its rows into its `send` buffer; every stream's block is copied into its
+// target's `arrive` buffer on the source's stream. Returns the arrive buffers.
+Result<std::vector<char*>> gather_and_copy(const StagedGroup& group, const GroupRows& rows,
                                            StagedBuffer send, StagedBuffer arrive) {
-  Result<std::vector<char*>> sent = every_rank(scratch, ranks, send, row_bytes);
-  Result<std::vector<char*>> arrived = every_rank(scratch, ranks, arrive, row_bytes);
+  Result<std::vector<char*>> sent = every_rank(group, send, rows.row_bytes);
+  Result<std::vector<char*>> arrived = every_rank(group, arrive, rows.row_bytes);
   FUSCO_RETURN_IF_ERROR(sent.status());
   FUSCO_RETURN_IF_ERROR(arrived.status());
-  for (size_t r = 0; r < ranks.size(); ++r) {
-    FUSCO_RETURN_IF_ERROR(gather_staged(*ranks[r], source[r], pitch[r], row_bytes, sent.value()[r],
-                                        streams[r],
-                                        "gathering the staged rows of rank " + std::to_string(r)));
+  for (size_t r = 0; r < group.ranks.size(); ++r) {
+    FUSCO_RETURN_IF_ERROR(gather_staged(
+        *group.ranks[r], rows.source[r], rows.pitch[r], rows.row_bytes, sent.value()[r],
+        {group.ops, (*group.streams)[r],
+         "gathering the staged rows of rank " + std::to_string(r)}));
   }
-  FUSCO_RETURN_IF_ERROR(copy_blocks(copies.dispatch, sent.value(), arrived.value(), row_bytes,
-                                    streams, "moving staged rows"));
+  FUSCO_RETURN_IF_ERROR(copy_blocks(group, group.copies->dispatch, sent.value(), arrived.value(),
+                                    rows.row_bytes, "moving staged rows"));
   return arrived;
 }
 
 }  // namespace
 
-Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(const detail::RankStaged& staged) {
+Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(const detail::RankStaged& staged,
+                                                                 const DeviceOps& ops) {
   auto uploaded = std::make_shared<DeviceStaged>();
   uploaded->streams = staged.streams;
   uploaded->gathers = static_cast<int64_t>(staged.gather.size());
@@ -94,7 +83,7 @@ Result<std::shared_ptr<const DeviceStaged>> DeviceStaged::upload(const detail::R
   Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
       {piece(staged.gather), piece(staged.fanout), piece(row_groups),
        piece(staged.group_term_begin), piece(staged.relay_terms), piece(staged.weight_rows)},
-      parts, "staged lists upload");
+      parts, "staged lists upload", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
   uploaded->storage = std::move(storage).value();
   uploaded->gather = static_cast<core::DirectStore*>(parts[0]);
@@ -175,7 +164,7 @@ Result<char*> StagedScratch::holding(int rank, const detail::StagedStreams& stre
   Buffer& buffer = mine[static_cast<size_t>(which)];
   if (buffer.bytes < bytes) {
     buffer.memory = DeviceBuffer();  // free first: the peak stays one buffer
-    Result<DeviceBuffer> grown = DeviceBuffer::allocate(bytes, "staged rows scratch");
+    Result<DeviceBuffer> grown = DeviceBuffer::allocate(bytes, "staged rows scratch", *ops_);
     FUSCO_RETURN_IF_ERROR(grown.status());
     buffer.memory = std::move(grown).value();
     buffer.bytes = bytes;
@@ -186,45 +175,43 @@ Result<char*> StagedScratch::holding(int rank, const detail::StagedStreams& stre
 namespace {
 
 // The dispatch kernel over `count` stores: rows of x (`pitch` apart) into table `to`.
-Status store_rows(const core::DirectStore* stores, int64_t count, const void* x, int64_t pitch,
-                  int64_t row_bytes, const core::PeerTable& to, cudaStream_t stream,
-                  const std::string& what) {
-  if (count == 0 || row_bytes <= 0) return Status();
+Status store_rows(const core::DirectStore* stores, int64_t count, const GroupRows& x,
+                  const core::PeerTable& to, const Launch& on) {
+  if (count == 0 || x.row_bytes <= 0) return Status();
   kernels::DirectDispatchArgs args;
-  args.x = x;
-  args.x_pitch = pitch;
-  args.row_bytes = row_bytes;
+  args.x = x.source.front();
+  args.x_pitch = x.pitch.front();
+  args.row_bytes = x.row_bytes;
   args.stores = stores;
   args.num_stores = count;
   args.recv = to;
-  return cuda_status(kernels::launch_direct_dispatch(args, stream), what);
+  return on.ops->direct_dispatch(args, on.stream, on.what);
 }
 
 }  // namespace
 
 Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, int64_t row_bytes,
-                     char* send, cudaStream_t stream, const std::string& what) {
+                     char* send, const Launch& on) {
   core::PeerTable staging{};  // the send staging as table entry 0
   staging.base[0] = send;
   staging.pitch[0] = row_bytes;
-  return store_rows(staged.gather, staged.gathers, x, pitch, row_bytes, staging, stream, what);
+  return store_rows(staged.gather, staged.gathers, {{x}, {pitch}, row_bytes}, staging, on);
 }
 
 Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
-                      const core::PeerTable& recv, cudaStream_t stream, const std::string& what) {
-  return store_rows(staged.fanout, staged.fanouts, arrive, row_bytes, row_bytes, recv, stream,
-                    what);
+                      const core::PeerTable& recv, const Launch& on) {
+  return store_rows(staged.fanout, staged.fanouts, {{arrive}, {row_bytes}, row_bytes}, recv, on);
 }
 
 Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,
-                     const float* weights, int64_t topk, int64_t hidden, int32_t row_type,
-                     char* relay_return, cudaStream_t stream, const std::string& what) {
+                     const float* weights, const CombineRows& rows, char* relay_return,
+                     const Launch& on) {
   if (staged.streams.relay_return_rows == 0) return Status();
   kernels::DirectCombineArgs sums;
   sums.num_tokens = staged.streams.relay_return_rows;
-  sums.hidden = hidden;
-  sums.row_type = row_type;
-  sums.topk = topk;
+  sums.hidden = rows.hidden;
+  sums.row_type = rows.row_type;
+  sums.topk = rows.topk;
   sums.token_group_begin = staged.row_groups;
   sums.group_term_begin = staged.group_term_begin;
   sums.terms = staged.relay_terms;
@@ -232,63 +219,52 @@ Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_o
   sums.weight_rows = staged.weight_rows;
   sums.expert_out = expert_out;
   sums.out = relay_return;
-  return cuda_status(kernels::launch_direct_combine(sums, stream), what);
+  return on.ops->direct_combine(sums, on.stream, on.what);
 }
 
-Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
-                             const StagedGroupCopies& copies, StagedScratch& scratch,
-                             const std::vector<cudaStream_t>& streams,
-                             const std::vector<const void*>& source,
-                             const std::vector<int64_t>& pitch, int64_t row_bytes,
-                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
-                             const std::function<Status()>& barrier) {
-  if (row_bytes <= 0) return barrier();
-  Result<std::vector<char*>> arrived =
-      gather_and_copy(ranks, copies, scratch, streams, source, pitch, row_bytes, send, arrive);
+Status staged_group_dispatch(const StagedGroup& group, const GroupRows& rows,
+                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive) {
+  if (rows.row_bytes <= 0) return group.barrier();
+  Result<std::vector<char*>> arrived = gather_and_copy(group, rows, send, arrive);
   FUSCO_RETURN_IF_ERROR(arrived.status());
-  FUSCO_RETURN_IF_ERROR(barrier());  // every staged row has arrived
-  for (size_t r = 0; r < ranks.size(); ++r) {
+  FUSCO_RETURN_IF_ERROR(group.barrier());  // every staged row has arrived
+  for (size_t r = 0; r < group.ranks.size(); ++r) {
     FUSCO_RETURN_IF_ERROR(
-        fan_out_staged(*ranks[r], arrived.value()[r], row_bytes, recv, streams[r],
-                       "fanning out the rows arrived at rank " + std::to_string(r)));
+        fan_out_staged(*group.ranks[r], arrived.value()[r], rows.row_bytes, recv,
+                       {group.ops, (*group.streams)[r],
+                        "fanning out the rows arrived at rank " + std::to_string(r)}));
   }
   return Status();
 }
 
-Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
-                            const StagedGroupCopies& copies, StagedScratch& scratch,
-                            const std::vector<cudaStream_t>& streams,
-                            const std::vector<const float*>& topk_weights, int64_t topk) {
+Status staged_group_weights(const StagedGroup& group, const std::vector<const float*>& topk_weights,
+                            int64_t topk) {
   const int64_t weight_bytes = weight_row_bytes(topk);
-  const std::vector<const void*> source(topk_weights.begin(), topk_weights.end());
-  const std::vector<int64_t> pitch(ranks.size(), weight_bytes);
-  return gather_and_copy(ranks, copies, scratch, streams, source, pitch, weight_bytes, kSendWeights,
-                         kArriveWeights)
-      .status();
+  const GroupRows rows{std::vector<const void*>(topk_weights.begin(), topk_weights.end()),
+                       std::vector<int64_t>(group.ranks.size(), weight_bytes), weight_bytes};
+  return gather_and_copy(group, rows, kSendWeights, kArriveWeights).status();
 }
 
-Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
-                            const StagedGroupCopies& copies, StagedScratch& scratch,
-                            const std::vector<cudaStream_t>& streams,
-                            const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
-                            int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
-                            const std::function<Status()>& barrier) {
-  const int64_t weight_bytes = weight_row_bytes(topk);
-  Result<std::vector<char*>> weights = every_rank(scratch, ranks, kArriveWeights, weight_bytes);
-  Result<std::vector<char*>> relay = every_rank(scratch, ranks, kRelayReturn, row_bytes);
-  Result<std::vector<char*>> back = every_rank(scratch, ranks, kReturned, row_bytes);
+Status staged_group_combine(const StagedGroup& group, const core::PeerTable& expert_out,
+                            const CombineRows& rows, std::vector<char*>& returned) {
+  const int64_t row_bytes = rows.row_bytes();
+  Result<std::vector<char*>> weights =
+      every_rank(group, kArriveWeights, weight_row_bytes(rows.topk));
+  Result<std::vector<char*>> relay = every_rank(group, kRelayReturn, row_bytes);
+  Result<std::vector<char*>> back = every_rank(group, kReturned, row_bytes);
   for (const Status& status : {weights.status(), relay.status(), back.status()}) {
     FUSCO_RETURN_IF_ERROR(status);
   }
   returned = back.value();
-  for (size_t r = 0; r < ranks.size(); ++r) {
+  for (size_t r = 0; r < group.ranks.size(); ++r) {
     FUSCO_RETURN_IF_ERROR(return_staged(
-        *ranks[r], expert_out, reinterpret_cast<const float*>(weights.value()[r]), topk, hidden,
-        row_type, relay.value()[r], streams[r], "return rows of rank " + std::to_string(r)));
+        *group.ranks[r], expert_out, reinterpret_cast<const float*>(weights.value()[r]), rows,
+        relay.value()[r],
+        {group.ops, (*group.streams)[r], "return rows of rank " + std::to_string(r)}));
   }
-  FUSCO_RETURN_IF_ERROR(copy_blocks(copies.back, relay.value(), returned, row_bytes, streams,
+  FUSCO_RETURN_IF_ERROR(copy_blocks(group, group.copies->back, relay.value(), returned, row_bytes,
                                     "moving back return rows"));
-  return barrier();  // every returned row is in its source's buffer
+  return group.barrier();  // every returned row is in its source's buffer
 }
 
 }  // namespace fusco::gpu

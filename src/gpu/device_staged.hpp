@@ -20,6 +20,7 @@
 #include "core/direct_steps.hpp"
 #include "fusco/status.hpp"
 #include "gpu/device_buffer.hpp"
+#include "gpu/device_ops.hpp"
 #include "gpu/staged_programme.hpp"
 
 namespace fusco::gpu {
@@ -37,7 +38,8 @@ struct DeviceStaged {
   core::DirectTerm* relay_terms = nullptr;
   int32_t* weight_rows = nullptr;
 
-  static Result<std::shared_ptr<const DeviceStaged>> upload(const detail::RankStaged& staged);
+  static Result<std::shared_ptr<const DeviceStaged>> upload(const detail::RankStaged& staged,
+                                                            const DeviceOps& ops);
 };
 
 /// Which scratch buffer of a rank a staged call uses.
@@ -78,12 +80,14 @@ std::array<StagedNeed, kStagedBuffers> staged_needs(const detail::StagedStreams&
 /// device, so it only grows).
 class StagedScratch {
  public:
+  explicit StagedScratch(const DeviceOps& ops = cuda_ops()) : ops_(&ops) {}
   /// Buffer `which` of rank `rank`, large enough for the staged_rows of `streams` in it, each
   /// of `row_bytes`.
   Result<char*> holding(int rank, const detail::StagedStreams& streams, StagedBuffer which,
                         int64_t row_bytes);
 
  private:
+  const DeviceOps* ops_;
   struct Buffer {
     DeviceBuffer memory;
     size_t bytes = 0;
@@ -93,16 +97,26 @@ class StagedScratch {
 
 /// Dispatch, as a source: x[token] (rows `pitch` apart, of `row_bytes`) -> `send` staging.
 Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, int64_t row_bytes,
-                     char* send, cudaStream_t stream, const std::string& what);
+                     char* send, const Launch& on);
 /// Dispatch, as a target: every arrived row (`arrive`, contiguous) into its destination rows.
 Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
-                      const core::PeerTable& recv, cudaStream_t stream, const std::string& what);
+                      const core::PeerTable& recv, const Launch& on);
+
+/// The rows a combine sums: `hidden` elements of core::RowType `row_type`, weighted by top-k
+/// weight rows of `topk` floats.
+struct CombineRows {
+  int64_t topk = 0;
+  int64_t hidden = 0;
+  int32_t row_type = 0;
+  int64_t row_bytes() const { return hidden * (row_type == 0 ? 4 : 2); }
+};
+
 /// Combine, as a target: the return rows of every incoming stream into `relay_return`
-/// (contiguous rows of `row_bytes`), read from the node's expert outputs and weighted by the
-/// arrived weight rows (`weights`: rows of `topk` floats).
+/// (contiguous rows), read from the node's expert outputs and weighted by the arrived weight
+/// rows (`weights`).
 Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,
-                     const float* weights, int64_t topk, int64_t hidden, int32_t row_type,
-                     char* relay_return, cudaStream_t stream, const std::string& what);
+                     const float* weights, const CombineRows& rows, char* relay_return,
+                     const Launch& on);
 
 /// A one-GPU group's staged blocks matched into copies (detail::match_blocks), shared by the
 /// plans of one plan() call: the dispatch direction (rows and weight rows) and the return.
@@ -114,32 +128,37 @@ struct StagedGroupCopies {
       const std::vector<detail::RankStaged>& ranks);
 };
 
-/// The staged part of a one-GPU group's dispatch of rows of `row_bytes` from source[r] (rows
-/// `pitch[r]` apart) into the receive table: every rank's gather on its stream and every
-/// dispatch copy on its sender's stream, then `barrier`, then every rank's fan-out.
-/// `send`/`arrive` name the scratch buffers. ranks[r]: rank r's lists.
-Status staged_group_dispatch(const std::vector<const DeviceStaged*>& ranks,
-                             const StagedGroupCopies& copies, StagedScratch& scratch,
-                             const std::vector<cudaStream_t>& streams,
-                             const std::vector<const void*>& source,
-                             const std::vector<int64_t>& pitch, int64_t row_bytes,
-                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive,
-                             const std::function<Status()>& barrier);
+/// The ranks of a one-GPU group as its staged steps use them: the backend, every rank's
+/// stream, the scratch, every rank's staged lists and their copies, and the group's barrier.
+struct StagedGroup {
+  const DeviceOps* ops = nullptr;
+  const std::vector<cudaStream_t>* streams = nullptr;
+  StagedScratch* scratch = nullptr;
+  std::vector<const DeviceStaged*> ranks;
+  const StagedGroupCopies* copies = nullptr;
+  std::function<Status()> barrier;
+};
+
+/// Rows every rank of a group reads: source[r], rows `pitch[r]` apart, of `row_bytes`.
+struct GroupRows {
+  std::vector<const void*> source;
+  std::vector<int64_t> pitch;
+  int64_t row_bytes = 0;
+};
+
+/// The staged part of a one-GPU group's dispatch of `rows` into the receive table `recv`:
+/// every rank's gather on its stream and every dispatch copy on its sender's stream, then the
+/// barrier, then every rank's fan-out. `send`/`arrive` name the scratch buffers.
+Status staged_group_dispatch(const StagedGroup& group, const GroupRows& rows,
+                             const core::PeerTable& recv, StagedBuffer send, StagedBuffer arrive);
 
 /// The sources' top-k weight rows to their streams' targets (before the combine's barrier).
-Status staged_group_weights(const std::vector<const DeviceStaged*>& ranks,
-                            const StagedGroupCopies& copies, StagedScratch& scratch,
-                            const std::vector<cudaStream_t>& streams,
-                            const std::vector<const float*>& topk_weights, int64_t topk);
+Status staged_group_weights(const StagedGroup& group, const std::vector<const float*>& topk_weights,
+                            int64_t topk);
 
 /// After the weights and a barrier: every rank's return rows on its stream, every return copy
-/// on its sender's stream; then `barrier`.
-/// returned[r] receives rank r's return buffer (rows of `row_bytes`).
-Status staged_group_combine(const std::vector<const DeviceStaged*>& ranks,
-                            const StagedGroupCopies& copies, StagedScratch& scratch,
-                            const std::vector<cudaStream_t>& streams,
-                            const core::PeerTable& expert_out, int64_t topk, int64_t hidden,
-                            int32_t row_type, int64_t row_bytes, std::vector<char*>& returned,
-                            const std::function<Status()>& barrier);
+/// on its sender's stream; then the barrier. returned[r] receives rank r's return buffer.
+Status staged_group_combine(const StagedGroup& group, const core::PeerTable& expert_out,
+                            const CombineRows& rows, std::vector<char*>& returned);
 
 }  // namespace fusco::gpu

@@ -5,22 +5,21 @@
 // every buffer, so a host synchronisation is needed here anyway (DeepEP's normal mode waits
 // for its counts the same way).
 
-#include <cuda_runtime_api.h>
-
 #include <cstddef>
 #include <string>
 #include <vector>
 
 #include "fusco/tensor.hpp"
-#include "gpu/cuda_status.hpp"
+#include "gpu/device_ops.hpp"
 
 namespace fusco::gpu {
 
 /// `topk_idx` itself when it is host memory; else a host view of a copy of its bytes, kept in
 /// `storage`. A device view must be a contiguous 2-D int32/int64 tensor (named `arg` in the
-/// error); the planner checks everything else.
-inline Result<TensorView> host_routing(const TensorView& topk_idx, std::vector<std::byte>& storage,
-                                       const std::string& arg) {
+/// error); the planner checks everything else. The copy is synchronous and does not wait for
+/// the engine's streams: callers first wait for the rank's stream, where the router writes.
+inline Result<TensorView> host_routing(const DeviceOps& ops, const TensorView& topk_idx,
+                                       std::vector<std::byte>& storage, const std::string& arg) {
   if (topk_idx.device != Device::kCuda) {
     return topk_idx;
   }
@@ -32,11 +31,8 @@ inline Result<TensorView> host_routing(const TensorView& topk_idx, std::vector<s
                       " but must be a contiguous 2-D int32 or int64 tensor [T, k]");
   }
   storage.resize(static_cast<size_t>(topk_idx.nbytes()));
-  if (!storage.empty()) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpy(storage.data(), topk_idx.data, storage.size(), cudaMemcpyDeviceToHost),
-        "copying " + arg + " to the host for planning"));
-  }
+  FUSCO_RETURN_IF_ERROR(ops.download(storage.data(), topk_idx.data, storage.size(),
+                                     "copying " + arg + " to the host for planning"));
   TensorView host = topk_idx;
   host.data = storage.data();
   host.device = Device::kHost;

@@ -154,13 +154,16 @@ namespace {
 // `plan`'s programme in device memory; a plan that stages rows between nodes also gets its
 // staged lists (into impl.staged) and reads its return buffer as table entry W.
 Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl) {
-  if (plan.staged_out.empty() && plan.staged_in.empty()) return DeviceProgramme::upload(plan);
+  if (plan.staged_out.empty() && plan.staged_in.empty()) {
+    return DeviceProgramme::upload(plan, cuda_ops());
+  }
   Result<detail::RankStaged> staged = detail::rank_staged(plan);
   FUSCO_RETURN_IF_ERROR(staged.status());
-  Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(staged.value());
+  Result<std::shared_ptr<const DeviceStaged>> lists =
+      DeviceStaged::upload(staged.value(), cuda_ops());
   FUSCO_RETURN_IF_ERROR(lists.status());
   impl.staged = std::move(lists).value();
-  return DeviceProgramme::upload(plan, staged.value().terms);
+  return DeviceProgramme::upload(plan, staged.value().terms, cuda_ops());
 }
 
 }  // namespace
@@ -170,8 +173,13 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   // Routing on the GPU is copied to the host first; every rank learns whether all copies
   // worked before any enters the planning collective.
   std::vector<std::byte> copy;
-  Result<TensorView> routing = host_routing(topk_idx, copy, "topk_idx");
   Status local = impl_->health();
+  if (local.ok() && topk_idx.device == Device::kCuda) {  // the router wrote it on stream()
+    local =
+        impl_->watch.wait(impl_->stream, options.timeout_ms, "plan (the work writing topk_idx)");
+  }
+  Result<TensorView> routing =
+      local.ok() ? host_routing(cuda_ops(), topk_idx, copy, "topk_idx") : Result<TensorView>(local);
   if (local.ok()) local = routing.status();
   transport::Proposal planning;
   planning.kind = transport::CallKind::kPlan;
@@ -267,10 +275,9 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   }
   const int64_t timeout_ms = data.options.timeout_ms;
   FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "dispatch (receive windows free)"));
-  FUSCO_RETURN_IF_ERROR(
-      zero_unfilled_rows(plan.impl(), recv.data, row_bytes, impl_->stream, "dispatch"));
-  FUSCO_RETURN_IF_ERROR(
-      zero_unfilled_rows(plan.impl(), extra_view.data, extra_bytes, impl_->stream, "dispatch"));
+  const Launch on{&cuda_ops(), impl_->stream, "dispatch"};
+  FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan.impl(), recv.data, row_bytes, on));
+  FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan.impl(), extra_view.data, extra_bytes, on));
   kernels::DirectDispatchArgs args;
   args.x = x.data;
   args.x_pitch = x.row_pitch_bytes();

@@ -140,8 +140,9 @@ Status GinTransfer::dispatch(const NcclStagedRank& me, const ncclDevComm& dev,
   const detail::StagedStreams& streams = me.staged.streams;
   const int64_t timeout_ms = me.lane.timeout_ms;
   const int64_t chunk_rows = core::rows_per_chunk(chunk_bytes, row_bytes);
-  FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, x, pitch, row_bytes, region(send), me.lane.stream,
-                                      "dispatch: gathering staged rows"));
+  FUSCO_RETURN_IF_ERROR(
+      gather_staged(me.staged, x, pitch, row_bytes, region(send),
+                    {&cuda_ops(), me.lane.stream, "dispatch: gathering staged rows"}));
   FUSCO_RETURN_IF_ERROR(put(step, dispatch_puts(streams, to), send, arrive, row_bytes, chunk_rows,
                             dev, bound, timeout_ms, me.lane.stream));
   // Fan-out chunk by chunk as they arrive: stream i's chunk c has arrived once its source's
@@ -172,9 +173,9 @@ Status GinTransfer::weights(const NcclStagedRank& me, const ncclDevComm& dev,
   const int64_t timeout_ms = me.lane.timeout_ms;
   const int64_t weight_bytes = weight_row_bytes(topk);
   const detail::StagedStreams& streams = me.staged.streams;
-  FUSCO_RETURN_IF_ERROR(gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes,
-                                      region(kSendWeights), me.lane.stream,
-                                      "combine: gathering weight rows"));
+  FUSCO_RETURN_IF_ERROR(
+      gather_staged(me.staged, topk_weights, weight_bytes, weight_bytes, region(kSendWeights),
+                    {&cuda_ops(), me.lane.stream, "combine: gathering weight rows"}));
   const int64_t whole = std::max<int64_t>(1, streams.send_rows);  // one chunk per block
   FUSCO_RETURN_IF_ERROR(put(GinStep::kWeights, dispatch_puts(streams, to), kSendWeights,
                             kArriveWeights, weight_bytes, whole, dev, bound, timeout_ms,
@@ -190,10 +191,10 @@ Result<char*> GinTransfer::returns(const NcclStagedRank& me, const ncclDevComm& 
   const detail::StagedStreams& streams = me.staged.streams;
   const int64_t timeout_ms = me.lane.timeout_ms;
   if (row_bytes > 0) {
-    FUSCO_RETURN_IF_ERROR(
-        return_staged(me.staged, expert_out, reinterpret_cast<const float*>(region(kArriveWeights)),
-                      topk, hidden, row_type, region(kRelayReturn), me.lane.stream,
-                      "combine: return rows of other nodes' tokens"));
+    FUSCO_RETURN_IF_ERROR(return_staged(
+        me.staged, expert_out, reinterpret_cast<const float*>(region(kArriveWeights)),
+        {topk, hidden, row_type}, region(kRelayReturn),
+        {&cuda_ops(), me.lane.stream, "combine: return rows of other nodes' tokens"}));
   }
   // The arrived weight rows are used (also when there are no rows to return).
   FUSCO_RETURN_IF_ERROR(

@@ -185,7 +185,8 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
   FUSCO_RETURN_IF_ERROR(exchange_per_peer(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
       static_cast<size_t>(row_bytes), lane, "dispatch: ncclSend/ncclRecv"));
-  FUSCO_RETURN_IF_ERROR(zero_padding_rows(plan, recv, row_bytes, stream, "dispatch"));
+  FUSCO_RETURN_IF_ERROR(
+      zero_padding_rows(plan, recv, row_bytes, {&cuda_ops(), stream, "dispatch"}));
   return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
                 "dispatch: placing rows");

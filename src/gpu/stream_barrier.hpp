@@ -8,20 +8,20 @@
 
 #include <vector>
 
-#include "gpu/cuda_status.hpp"
+#include "gpu/device_ops.hpp"
 
 namespace fusco::gpu {
 
 /// events[r] is recorded on streams[r], then every stream waits for every other's event.
-inline Status stream_barrier(const std::vector<cudaStream_t>& streams,
+inline Status stream_barrier(const DeviceOps& ops, const std::vector<cudaStream_t>& streams,
                              const std::vector<cudaEvent_t>& events, const char* what) {
   for (size_t r = 0; r < streams.size(); ++r) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaEventRecord(events[r], streams[r]), what));
+    FUSCO_RETURN_IF_ERROR(ops.record(events[r], streams[r], what));
   }
   for (size_t r = 0; r < streams.size(); ++r) {
     for (size_t s = 0; s < streams.size(); ++s) {
       if (s != r) {
-        FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamWaitEvent(streams[r], events[s], 0), what));
+        FUSCO_RETURN_IF_ERROR(ops.wait(streams[r], events[s], what));
       }
     }
   }

@@ -99,16 +99,19 @@ TEST(HostRouting, HostViewsPassThrough_DeviceViewsMustBeContiguousIdMatrices) {
   std::vector<int32_t> ids = {0, 1, 2, 3};
   std::vector<std::byte> storage;
   const TensorView host = TensorView::host(ids.data(), DType::kInt32, {2, 2});
-  Result<TensorView> same = host_routing(host, storage, "topk_idx");
+  Result<TensorView> same = host_routing(gpu::cuda_ops(), host, storage, "topk_idx");
   ASSERT_TRUE(same.ok());
   EXPECT_EQ(same.value().data, ids.data());
   EXPECT_TRUE(storage.empty());
-  expect_error(host_routing(device_view(DType::kFloat32, 2, 2), storage, "topk_idx[1]").status(),
-               StatusCode::kInvalidArgument,
-               "topk_idx[1] is [2, 2] fp32 cuda but must be a contiguous 2-D int32 or int64");
+  expect_error(
+      host_routing(gpu::cuda_ops(), device_view(DType::kFloat32, 2, 2), storage, "topk_idx[1]")
+          .status(),
+      StatusCode::kInvalidArgument,
+      "topk_idx[1] is [2, 2] fp32 cuda but must be a contiguous 2-D int32 or int64");
   TensorView strided = device_view(DType::kInt64, 2, 2);
   strided.row_stride = 4;
-  expect_error(host_routing(strided, storage, "topk_idx").status(), StatusCode::kInvalidArgument,
+  expect_error(host_routing(gpu::cuda_ops(), strided, storage, "topk_idx").status(),
+               StatusCode::kInvalidArgument,
                "must be a contiguous 2-D int32 or int64 tensor [T, k]");
 }
 

@@ -70,7 +70,8 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
                                       Planning planning) {
   const auto world = static_cast<size_t>(c.world);
   std::vector<RankResult> results(world);
-  DeviceMemory memory;
+  const gpu::DeviceOps& ops = ops_of(group);
+  DeviceMemory memory(ops);
   Result<std::vector<gpu::DevicePlan>> plans = plans_of(group, c, planning, memory);
   if (!plans.ok()) {
     for (RankResult& result : results) result.status = plans.status();
@@ -83,15 +84,15 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
     const int rank = static_cast<int>(r);
     const int64_t tokens = tokens_of(c, rank);
     const int64_t rows = plans.value()[r].num_recv_rows();
-    x.push_back(on_device(memory.copy_of(strided(x_of(c, rank), c, tokens)), c.dtype, tokens,
-                          c.hidden, pitch));
+    // Inputs are written on the rank's stream, as its producer kernels would write them.
+    cudaStream_t stream = group.stream(rank);
+    x.push_back(on_device(memory.written_on(stream, strided(x_of(c, rank), c, tokens)), c.dtype,
+                          tokens, c.hidden, pitch));
     recv.push_back(on_device(memory.copy_of(std::vector<std::byte>(
                                  static_cast<size_t>(rows) * row_bytes, std::byte{0x5a})),
                              c.dtype, rows, c.hidden));
-    y.push_back(on_device(memory.copy_of(strided(y_of(c, rank, rows), c, rows)), c.dtype, rows,
-                          c.hidden, pitch));
     weights.push_back(
-        on_device(memory.copy_of(weights_of(c, rank)), DType::kFloat32, tokens, c.topk));
+        on_device(memory.written_on(stream, weights_of(c, rank)), DType::kFloat32, tokens, c.topk));
     out.push_back(
         on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens) * row_bytes)),
                   c.dtype, tokens, c.hidden));
@@ -100,20 +101,41 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
   for (size_t r = 0; r < world && c.extra_cols > 0; ++r) {
     const int rank = static_cast<int>(r);
     const int64_t rows = plans.value()[r].num_recv_rows();
-    extra.push_back(on_device(memory.copy_of(extra_of(c, rank)), DType::kInt32, tokens_of(c, rank),
-                              c.extra_cols));
+    extra.push_back(on_device(memory.written_on(group.stream(rank), extra_of(c, rank)),
+                              DType::kInt32, tokens_of(c, rank), c.extra_cols));
     extra_recv.push_back(
         on_device(memory.copy_of(std::vector<std::byte>(
                       static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a})),
                   DType::kInt32, rows, c.extra_cols));
   }
+  // Expert outputs are written on each rank's stream after its dispatch (as its GEMM would
+  // write them), and overwritten there after its combine (as the next layer reusing the
+  // buffer would): only the calls' barriers keep peers from reading them too early or late.
+  std::vector<size_t> y_bytes;
+  const auto write_expert_outputs = [&] {
+    for (size_t r = 0; r < world; ++r) {
+      const int64_t rows = plans.value()[r].num_recv_rows();
+      const std::vector<std::byte> bytes = strided(y_of(c, static_cast<int>(r), rows), c, rows);
+      y.push_back(on_device(memory.written_on(group.stream(static_cast<int>(r)), bytes), c.dtype,
+                            rows, c.hidden, pitch));
+      y_bytes.push_back(bytes.size());
+    }
+  };
+  const auto reuse_expert_outputs = [&] {
+    for (size_t r = 0; r < world; ++r) {
+      EXPECT_TRUE(ops.zero(y[r].data, y_bytes[r], group.stream(static_cast<int>(r)), "reuse").ok());
+    }
+  };
   Status status;
   if (engine == Engine::kFused) {
     status = group.dispatch(plans.value(), x, recv, extra, extra_recv);
+    write_expert_outputs();
     if (status.ok() && dtype_supports_combine(c.dtype)) {
       status = group.combine(plans.value(), y, weights, out);
+      reuse_expert_outputs();
     }
   } else {
+    write_expert_outputs();
     auto baseline =
         baseline::UnfusedDevice::create(group, plans.value(), static_cast<int64_t>(row_bytes));
     status = baseline.status();
@@ -123,22 +145,35 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
     }
     if (status.ok()) status = group.synchronize();  // before the baseline's buffers go
   }
-  if (status.ok()) status = group.synchronize();
+  // Each rank's results as work queued on its own stream after the calls sees them: only
+  // the calls' barriers order them after the peers' stores.
   for (size_t r = 0; r < world; ++r) {
-    results[r] = counts_of_device_plan(plans.value()[r]);
-    results[r].status = status;
-    // The rows in blocks: an expert-major buffer planned on the device has room past them.
-    const auto rows =
-        static_cast<size_t>(plans.value()[r].on_device() ? rows_in_blocks(results[r])
-                                                         : plans.value()[r].num_recv_rows());
-    results[r].recv = DeviceMemory::read(recv[r].data, rows * row_bytes);
+    cudaStream_t stream = group.stream(static_cast<int>(r));
+    const auto rows = static_cast<size_t>(plans.value()[r].num_recv_rows());
+    results[r].recv = memory.read_on(stream, recv[r].data, rows * row_bytes);
     if (c.extra_cols > 0) {
       results[r].extra_recv =
-          DeviceMemory::read(extra_recv[r].data, rows * static_cast<size_t>(c.extra_cols) * 4);
+          memory.read_on(stream, extra_recv[r].data, rows * static_cast<size_t>(c.extra_cols) * 4);
     }
     if (dtype_supports_combine(c.dtype)) {
-      results[r].out = DeviceMemory::read(out[r].data, static_cast<size_t>(out[r].nbytes()));
+      results[r].out = memory.read_on(stream, out[r].data, static_cast<size_t>(out[r].nbytes()));
     }
+  }
+  if (status.ok()) status = group.synchronize();
+  for (size_t r = 0; r < world; ++r) {
+    RankResult counts = counts_of_device_plan(plans.value()[r]);
+    counts.status = status;
+    // The rows in blocks: an expert-major buffer planned on the device has room past them.
+    if (plans.value()[r].on_device()) {
+      results[r].recv.resize(static_cast<size_t>(rows_in_blocks(counts)) * row_bytes);
+      results[r].extra_recv.resize(
+          std::min(results[r].extra_recv.size(),
+                   static_cast<size_t>(rows_in_blocks(counts) * c.extra_cols) * 4));
+    }
+    counts.recv = std::move(results[r].recv);
+    counts.extra_recv = std::move(results[r].extra_recv);
+    counts.out = std::move(results[r].out);
+    results[r] = std::move(counts);
   }
   return results;
 }

@@ -8,39 +8,62 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 #include "fusco/gpu.hpp"
+#include "gpu/device_ops.hpp"
 #include "gpu/gpu_presence.hpp"
 #include "multirank/harness.hpp"
 
 namespace fusco::testing {
 
-// Device copies that free themselves.
+// The backend of a group's device memory: CUDA, or the host backend (gpu::kHostDevice).
+inline const gpu::DeviceOps& ops_of(const gpu::DeviceGroup& group) {
+  return group.device() == gpu::kHostDevice ? gpu::host_ops() : gpu::cuda_ops();
+}
+
+// Device copies that free themselves, in a backend's device memory (CUDA unless told).
 class DeviceMemory {
  public:
-  DeviceMemory() = default;
+  explicit DeviceMemory(const gpu::DeviceOps& ops = gpu::cuda_ops()) : ops_(&ops) {}
   DeviceMemory(const DeviceMemory&) = delete;
   DeviceMemory& operator=(const DeviceMemory&) = delete;
   ~DeviceMemory() {
-    for (void* p : blocks_) cudaFree(p);
+    for (void* p : blocks_) ops_->release(p);
   }
   void* copy_of(const std::vector<std::byte>& host) {
     void* p = nullptr;
-    EXPECT_EQ(cudaMalloc(&p, std::max<size_t>(host.size(), 1)), cudaSuccess);
-    if (!host.empty()) cudaMemcpy(p, host.data(), host.size(), cudaMemcpyHostToDevice);
+    EXPECT_TRUE(ops_->allocate(&p, std::max<size_t>(host.size(), 1), "test memory").ok());
+    EXPECT_TRUE(ops_->upload(p, host.data(), host.size(), "test input").ok());
     blocks_.push_back(p);
     return p;
   }
-  static std::vector<std::byte> read(const void* p, size_t bytes) {
+  /// A copy of `host` written on `stream` (as a producer kernel on the rank's stream would
+  /// write it): until the stream runs, the memory holds other bytes.
+  void* written_on(cudaStream_t stream, const std::vector<std::byte>& host) {
+    void* staging = copy_of(host);
+    void* p = copy_of(std::vector<std::byte>(host.size(), std::byte{0xa5}));
+    EXPECT_TRUE(ops_->copy(p, staging, host.size(), stream, "test input").ok());
+    return p;
+  }
+  /// `bytes` at `p` as work on `stream` sees them (copied on it, then only it waited for, as
+  /// a consumer kernel on the rank's stream would read them).
+  std::vector<std::byte> read_on(cudaStream_t stream, const void* p, size_t bytes) {
+    void* staging = copy_of(std::vector<std::byte>(bytes));
+    EXPECT_TRUE(ops_->copy(staging, p, bytes, stream, "test result").ok());
+    EXPECT_TRUE(ops_->synchronize(stream, "test result").ok());
+    return read(staging, bytes, *ops_);
+  }
+  static std::vector<std::byte> read(const void* p, size_t bytes,
+                                     const gpu::DeviceOps& ops = gpu::cuda_ops()) {
     std::vector<std::byte> host(bytes);
-    if (bytes > 0) {
-      EXPECT_EQ(cudaMemcpy(host.data(), p, bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-    }
+    EXPECT_TRUE(ops.download(host.data(), p, bytes, "test result").ok());
     return host;
   }
 
  private:
+  const gpu::DeviceOps* ops_;
   std::vector<void*> blocks_;
 };
 
@@ -51,6 +74,24 @@ inline TensorView on_device(void* data, DType dtype, int64_t rows, int64_t cols,
   view.row_stride = stride;
   return view;
 }
+
+/// Tests of DeviceGroup that run on every backend: the host backend (gpu::kHostDevice)
+/// everywhere, CUDA device 0 where there is a GPU (skipped otherwise). GetParam(): the device.
+class OnEveryBackend : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (GetParam() != gpu::kHostDevice) FUSCO_SKIP_WITHOUT_GPU();
+  }
+};
+
+/// The test name suffix of a backend: Host or Cuda.
+inline std::string backend_name(const ::testing::TestParamInfo<int>& info) {
+  return info.param == gpu::kHostDevice ? "Host" : "Cuda";
+}
+
+/// Instantiates the OnEveryBackend suite `suite` for both backends.
+#define FUSCO_ON_EVERY_BACKEND(suite) \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::Values(gpu::kHostDevice, 0), backend_name)
 
 enum class Engine { kFused, kUnfusedBaseline };
 enum class Planning { kHost, kDevice };

@@ -1,8 +1,9 @@
 // The one-GPU engine with its logical ranks grouped into several nodes: plans stage rows
 // between nodes (rank and node dedup, rail and balanced relays) and the group runs that path
 // with the direct kernels — gather, transfer, fan-out at the target; relay sums back — and
-// every rank's results equal the reference bit for bit. Skipped without a GPU; the programme
-// itself runs on the CPU in tests/multirank/staged_programme_test.cpp.
+// every rank's results equal the reference bit for bit. On the host backend everywhere, on
+// CUDA where there is a GPU; the programme's lists alone run on the CPU in
+// tests/multirank/staged_programme_test.cpp.
 
 #include <gtest/gtest.h>
 
@@ -15,23 +16,24 @@ namespace fusco::testing {
 namespace {
 
 // `c` on a group of its own world and nodes.
-::testing::AssertionResult on_nodes_matches_reference(Case c) {
+::testing::AssertionResult on_nodes_matches_reference(Case c, int device) {
   if (c.dtype == DType::kFloat64) c.dtype = DType::kInt64;  // the GPU sums fp32/fp16/bf16
   c.direct_access = true;
-  auto group = gpu::DeviceGroup::create(c.world, 0, c.ranks_per_node);
+  auto group = gpu::DeviceGroup::create(c.world, device, c.ranks_per_node);
   if (!group.ok()) return ::testing::AssertionFailure() << group.status().to_string();
   return device_matches_reference(*group.value(), c);
 }
 
-TEST(DeviceGroupNodes, RandomCases_MatchReference) {
-  FUSCO_SKIP_WITHOUT_GPU();
+using DeviceGroupNodes = OnEveryBackend;
+FUSCO_ON_EVERY_BACKEND(DeviceGroupNodes);
+
+TEST_P(DeviceGroupNodes, RandomCases_MatchReference) {
   for (uint64_t seed = 1; seed <= 60; ++seed) {
-    EXPECT_TRUE(on_nodes_matches_reference(random_case(seed))) << "seed " << seed;
+    EXPECT_TRUE(on_nodes_matches_reference(random_case(seed), GetParam())) << "seed " << seed;
   }
 }
 
-TEST(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
-  FUSCO_SKIP_WITHOUT_GPU();
+TEST_P(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
   for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
     for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
       Case c;
@@ -44,15 +46,14 @@ TEST(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
       c.dedup = dedup;
       c.relay = relay;
       c.extra_cols = 2;  // the companion rows travel the staged path too
-      EXPECT_TRUE(on_nodes_matches_reference(c))
+      EXPECT_TRUE(on_nodes_matches_reference(c, GetParam()))
           << "dedup " << dedup_name(dedup) << " relay " << relay_policy_name(relay);
     }
   }
 }
 
-TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(4, 0, 2);
+TEST_P(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
+  auto group = gpu::DeviceGroup::create(4, GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   std::vector<int64_t> ids = {2, 3, 3, 2};  // every rank's tokens go to the other node
   const std::vector<TensorView> idx(4, TensorView::host(ids.data(), DType::kInt64, {2, 2}));
@@ -61,7 +62,7 @@ TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
   ASSERT_TRUE(first.ok() && second.ok());
   std::vector<gpu::DevicePlan> mixed = first.value();
   mixed[1] = second.value()[1];
-  DeviceMemory memory;
+  DeviceMemory memory(ops_of(*group.value()));
   std::vector<TensorView> x, recv;
   for (int r = 0; r < 4; ++r) {
     x.push_back(
@@ -76,11 +77,10 @@ TEST(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
       << status.message();
 }
 
-TEST(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(4, 0, 2);
+TEST_P(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
+  auto group = gpu::DeviceGroup::create(4, GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
-  DeviceMemory memory;
+  DeviceMemory memory(ops_of(*group.value()));
   const std::vector<TensorView> idx(
       4, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
   auto plans = group.value()->plan_on_device(idx, 4);
@@ -90,7 +90,7 @@ TEST(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
       << plans.status().message();
 }
 
-TEST(DeviceGroupNodes, NegativeRanksPerNode_NamesTheArgument) {
+TEST(DeviceGroupNodesArgs, NegativeRanksPerNode_NamesTheArgument) {
   auto group = gpu::DeviceGroup::create(4, 0, -2);
   ASSERT_FALSE(group.ok());
   EXPECT_EQ(group.status().code(), StatusCode::kInvalidArgument);

@@ -1,0 +1,81 @@
+// The CUDA backend of the device operations: the runtime's calls and the kernels.
+
+#include "direct_combine.hpp"
+#include "direct_dispatch.hpp"
+#include "gpu/cuda_status.hpp"
+#include "gpu/device_ops.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+class CudaOps final : public DeviceOps {
+ public:
+  bool on_host() const override { return false; }
+  Status use_device(int device) const override {
+    return cuda_status(cudaSetDevice(device), "cudaSetDevice");
+  }
+
+  Status allocate(void** data, size_t bytes, const char* what) const override {
+    *data = nullptr;
+    return bytes == 0 ? Status() : cuda_status(cudaMalloc(data, bytes), what);
+  }
+  void release(void* data) const override {
+    if (data != nullptr) cudaFree(data);
+  }
+  Status upload(void* device, const void* host, size_t bytes,
+                const std::string& what) const override {
+    if (bytes == 0) return Status();
+    return cuda_status(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice), what);
+  }
+  Status download(void* host, const void* device, size_t bytes,
+                  const std::string& what) const override {
+    if (bytes == 0) return Status();
+    return cuda_status(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost), what);
+  }
+
+  Status create_stream(cudaStream_t* stream) const override {
+    return cuda_status(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking), "stream");
+  }
+  void destroy_stream(cudaStream_t stream) const override { cudaStreamDestroy(stream); }
+  Status create_event(cudaEvent_t* event) const override {
+    return cuda_status(cudaEventCreateWithFlags(event, cudaEventDisableTiming), "event");
+  }
+  void destroy_event(cudaEvent_t event) const override { cudaEventDestroy(event); }
+  Status record(cudaEvent_t event, cudaStream_t stream, const char* what) const override {
+    return cuda_status(cudaEventRecord(event, stream), what);
+  }
+  Status wait(cudaStream_t stream, cudaEvent_t event, const char* what) const override {
+    return cuda_status(cudaStreamWaitEvent(stream, event, 0), what);
+  }
+  Status synchronize(cudaStream_t stream, const std::string& what) const override {
+    return cuda_status(cudaStreamSynchronize(stream), what);
+  }
+
+  Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
+              const std::string& what) const override {
+    if (bytes == 0) return Status();
+    return cuda_status(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToDevice, stream), what);
+  }
+  Status zero(void* to, size_t bytes, cudaStream_t stream, const std::string& what) const override {
+    if (bytes == 0) return Status();
+    return cuda_status(cudaMemsetAsync(to, 0, bytes, stream), what);
+  }
+  Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
+                         const std::string& what) const override {
+    return cuda_status(kernels::launch_direct_dispatch(args, stream), what);
+  }
+  Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
+                        const std::string& what) const override {
+    return cuda_status(kernels::launch_direct_combine(args, stream), what);
+  }
+};
+
+}  // namespace
+
+const DeviceOps& cuda_ops() {
+  static const CudaOps ops;
+  return ops;
+}
+
+}  // namespace fusco::gpu

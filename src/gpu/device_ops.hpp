@@ -1,0 +1,83 @@
+#pragma once
+
+// The leaf operations the GPU engine asks of a device: memory, streams and events, copies and
+// zeroing on a stream, and the kernels. Everything above them (which kernel on which stream,
+// which barrier, which buffer) is shared orchestration. Two backends:
+//   - cuda_ops(): the CUDA runtime and the kernels of kernels/;
+//   - host_ops(): host memory as device memory, and the kernels' per-row step functions
+//     (core/*_steps.hpp) run on the CPU. Its streams run their work lazily, only when the
+//     host waits for them or another stream waits for an event recorded on them, so that
+//     work that reads a buffer without waiting for the stream that writes it reads stale
+//     bytes in every run: a missed barrier shows as wrong bits, not as a rare race.
+// Stream and event handles are the CUDA types; the host backend's are its own objects behind
+// them (never passed to CUDA).
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <string>
+
+#include "fusco/status.hpp"
+
+namespace fusco::kernels {
+struct DirectDispatchArgs;
+struct DirectCombineArgs;
+}  // namespace fusco::kernels
+
+namespace fusco::gpu {
+
+class DeviceOps {
+ public:
+  virtual ~DeviceOps() = default;
+
+  /// True for the host backend.
+  virtual bool on_host() const = 0;
+  /// Makes `device` current for the calling thread (nothing on the host).
+  virtual Status use_device(int device) const = 0;
+
+  /// `bytes` of device memory (*data = nullptr for 0).
+  virtual Status allocate(void** data, size_t bytes, const char* what) const = 0;
+  virtual void release(void* data) const = 0;
+  /// Synchronous copies between host and device memory. They do not wait for work queued on
+  /// the engine's streams (non-blocking streams do not order with them).
+  virtual Status upload(void* device, const void* host, size_t bytes,
+                        const std::string& what) const = 0;
+  virtual Status download(void* host, const void* device, size_t bytes,
+                          const std::string& what) const = 0;
+
+  virtual Status create_stream(cudaStream_t* stream) const = 0;
+  virtual void destroy_stream(cudaStream_t stream) const = 0;
+  virtual Status create_event(cudaEvent_t* event) const = 0;
+  virtual void destroy_event(cudaEvent_t event) const = 0;
+  /// `event` marks the work queued on `stream` so far.
+  virtual Status record(cudaEvent_t event, cudaStream_t stream, const char* what) const = 0;
+  /// Work queued on `stream` from now on runs after the work `event` last marked.
+  virtual Status wait(cudaStream_t stream, cudaEvent_t event, const char* what) const = 0;
+  /// Waits until the work queued on `stream` has run; reports its first error.
+  virtual Status synchronize(cudaStream_t stream, const std::string& what) const = 0;
+
+  /// Device-to-device copy and zeroing, queued on `stream`.
+  virtual Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
+                      const std::string& what) const = 0;
+  virtual Status zero(void* to, size_t bytes, cudaStream_t stream,
+                      const std::string& what) const = 0;
+  /// The direct kernels (kernels/direct_dispatch.hpp, kernels/direct_combine.hpp).
+  virtual Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
+                                 const std::string& what) const = 0;
+  virtual Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
+                                const std::string& what) const = 0;
+};
+
+/// Where a step's work goes: a backend's stream, and the step's name in errors.
+struct Launch {
+  const DeviceOps* ops = nullptr;
+  cudaStream_t stream = nullptr;
+  std::string what;
+};
+
+/// The CUDA backend.
+const DeviceOps& cuda_ops();
+/// The host backend (one for the process; its streams are separate objects).
+const DeviceOps& host_ops();
+
+}  // namespace fusco::gpu

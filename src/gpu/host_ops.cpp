@@ -1,0 +1,179 @@
+// The host backend of the device operations (gpu/device_ops.hpp): host memory stands for
+// device memory, streams are lazy queues (gpu/host_streams.hpp), and the kernels run the same
+// per-row step functions as the CUDA kernels, lane by lane.
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "core/direct_steps.hpp"
+#include "core/reduce_steps.hpp"
+#include "direct_combine.hpp"
+#include "direct_dispatch.hpp"
+#include "gpu/device_ops.hpp"
+#include "gpu/host_streams.hpp"
+
+namespace fusco::gpu {
+
+namespace {
+
+// The lanes of the dispatch kernel's warp, run one after the other.
+constexpr int kWarpLanes = 32;
+
+HostStream* stream_of(cudaStream_t stream) { return reinterpret_cast<HostStream*>(stream); }
+HostEvent* event_of(cudaEvent_t event) { return reinterpret_cast<HostEvent*>(event); }
+
+void dispatch_rows(const kernels::DirectDispatchArgs& args) {
+  for (int64_t i = 0; i < args.num_stores; ++i) {
+    const core::DirectStore store = args.stores[i];
+    if (store.rank == core::DirectStore::kNothing) continue;
+    for (int lane = 0; lane < kWarpLanes; ++lane) {
+      core::copy_row_part(core::store_destination(args.recv, store),
+                          static_cast<const char*>(args.x) + store.token * args.x_pitch,
+                          args.row_bytes, lane, kWarpLanes);
+      if (args.extra_row_bytes > 0) {
+        core::copy_row_part(core::store_destination(args.extra_recv, store),
+                            static_cast<const char*>(args.extra) + store.token * args.extra_pitch,
+                            args.extra_row_bytes, lane, kWarpLanes);
+      }
+    }
+  }
+}
+
+void combine_rows(const kernels::DirectCombineArgs& args) {
+  const auto type = static_cast<core::RowType>(args.row_type);
+  const int64_t row_bytes =
+      args.hidden * (type == core::RowType::kFloat32 ? int64_t{4} : int64_t{2});
+  for (int64_t t = 0; t < args.num_tokens; ++t) {
+    const int64_t weights_row = args.weight_rows == nullptr ? t : args.weight_rows[t];
+    const int64_t g0 = args.token_group_begin[t];
+    const int64_t groups = args.token_group_begin[t + 1] - g0;
+    char* out_row = static_cast<char*>(args.out) + t * row_bytes;
+    for (int64_t h = 0; h < args.hidden; ++h) {
+      core::store_element(
+          out_row, h,
+          core::combine_token_element(args.expert_out, args.terms, args.group_term_begin + g0,
+                                      groups, args.topk_weights, args.topk, weights_row, h, type),
+          type);
+    }
+  }
+}
+
+class HostOps final : public DeviceOps {
+ public:
+  bool on_host() const override { return true; }
+  Status use_device(int /*device*/) const override { return Status(); }
+
+  Status allocate(void** data, size_t bytes, const char* what) const override {
+    *data = nullptr;
+    if (bytes == 0) return Status();
+    *data = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+    if (*data == nullptr) {
+      return Status(StatusCode::kOutOfMemory,
+                    std::string(what) + ": no host memory for " + std::to_string(bytes) + " bytes");
+    }
+    return Status();
+  }
+  void release(void* data) const override { std::free(data); }
+  Status upload(void* device, const void* host, size_t bytes,
+                const std::string& /*what*/) const override {
+    if (bytes > 0) std::memcpy(device, host, bytes);
+    return Status();
+  }
+  Status download(void* host, const void* device, size_t bytes,
+                  const std::string& /*what*/) const override {
+    if (bytes > 0) std::memcpy(host, device, bytes);
+    return Status();
+  }
+
+  Status create_stream(cudaStream_t* stream) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    auto* made = new HostStream;
+    // Owned by itself until destroy_stream; events that mark it share it.
+    owned_.emplace_back(made);
+    *stream = reinterpret_cast<cudaStream_t>(made);
+    return Status();
+  }
+  void destroy_stream(cudaStream_t stream) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    stream_of(stream)->run_all();  // queued work completes, as on a device
+    for (auto it = owned_.begin(); it != owned_.end(); ++it) {
+      if (it->get() == stream_of(stream)) {
+        owned_.erase(it);
+        break;
+      }
+    }
+  }
+  Status create_event(cudaEvent_t* event) const override {
+    *event = reinterpret_cast<cudaEvent_t>(new HostEvent);
+    return Status();
+  }
+  void destroy_event(cudaEvent_t event) const override { delete event_of(event); }
+  Status record(cudaEvent_t event, cudaStream_t stream, const char* /*what*/) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    event_of(event)->stream = stream_of(stream)->shared_from_this();
+    event_of(event)->position = stream_of(stream)->queued();
+    return Status();
+  }
+  Status wait(cudaStream_t stream, cudaEvent_t event, const char* /*what*/) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    HostEvent marked = *event_of(event);
+    if (marked.stream != nullptr) {
+      stream_of(stream)->enqueue([marked] { marked.stream->run_until(marked.position); });
+    }
+    return Status();
+  }
+  Status synchronize(cudaStream_t stream, const std::string& /*what*/) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    stream_of(stream)->run_all();
+    return Status();
+  }
+
+  Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
+              const std::string& /*what*/) const override {
+    if (bytes == 0) return Status();
+    return enqueue(stream, [to, from, bytes] { std::memcpy(to, from, bytes); });
+  }
+  Status zero(void* to, size_t bytes, cudaStream_t stream,
+              const std::string& /*what*/) const override {
+    if (bytes == 0) return Status();
+    return enqueue(stream, [to, bytes] { std::memset(to, 0, bytes); });
+  }
+  Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
+                         const std::string& /*what*/) const override {
+    if (args.num_stores <= 0 || (args.row_bytes <= 0 && args.extra_row_bytes <= 0)) {
+      return Status();
+    }
+    return enqueue(stream, [args] { dispatch_rows(args); });
+  }
+  Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
+                        const std::string& what) const override {
+    if (args.num_tokens <= 0 || args.hidden <= 0) return Status();
+    if (args.row_type < 0 || args.row_type > static_cast<int32_t>(core::RowType::kBFloat16)) {
+      return Status(StatusCode::kInternal,
+                    what + ": row type " + std::to_string(args.row_type) + " has no combine");
+    }
+    return enqueue(stream, [args] { combine_rows(args); });
+  }
+
+ private:
+  static constexpr size_t kAlign = 256;  // as cudaMalloc's
+
+  static Status enqueue(cudaStream_t stream, std::function<void()> work) {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    stream_of(stream)->enqueue(std::move(work));
+    return Status();
+  }
+
+  // Streams not yet destroyed (under host_streams_lock for changes).
+  mutable std::vector<std::shared_ptr<HostStream>> owned_;
+};
+
+}  // namespace
+
+const DeviceOps& host_ops() {
+  static const HostOps ops;
+  return ops;
+}
+
+}  // namespace fusco::gpu
