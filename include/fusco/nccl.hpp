@@ -154,7 +154,8 @@ class NcclCommunicator {
   /// Collective: out[t] = sum of topk_weights[t, j] * (row of token t, slot j), fp32 in the
   /// fixed order, read from the owners' expert-output windows. expert_out [num_recv_rows, H]
   /// (device; strided rows allowed) fp32/fp16/bf16; when it is not expert_out_buffer() it is
-  /// first copied there. topk_weights [T, k] fp32 and out [T, H] (expert_out's dtype): device.
+  /// first copied there, so it must lie outside the window (kInvalidArgument for another view
+  /// into it). topk_weights [T, k] fp32 and out [T, H] (expert_out's dtype): device.
   Status combine(const DevicePlan& plan, const TensorView& expert_out,
                  const TensorView& topk_weights, const TensorView& out);
 

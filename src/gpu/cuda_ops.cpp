@@ -1,5 +1,8 @@
 // The CUDA backend of the device operations: the runtime's calls and the kernels.
 
+#include <algorithm>
+
+#include "device_plan.hpp"
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
 #include "gpu/cuda_status.hpp"
@@ -60,6 +63,19 @@ class CudaOps final : public DeviceOps {
   Status zero(void* to, size_t bytes, cudaStream_t stream, const std::string& what) const override {
     if (bytes == 0) return Status();
     return cuda_status(cudaMemsetAsync(to, 0, bytes, stream), what);
+  }
+  Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges, cudaStream_t stream,
+                     const std::string& what) const override {
+    // One launch per 65535 ranges (the kernel's grid holds one range per y index).
+    constexpr int64_t kPerLaunch = 65535;
+    for (int64_t first = 0; first < ranges.count; first += kPerLaunch) {
+      FUSCO_RETURN_IF_ERROR(
+          cuda_status(kernels::launch_zero_unfilled_rows(rows, row_bytes, ranges.pairs + 2 * first,
+                                                         std::min(kPerLaunch, ranges.count - first),
+                                                         ranges.most_rows, stream),
+                      what + ": zeroing unfilled rows"));
+    }
+    return Status();
   }
   Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
                          const std::string& what) const override {

@@ -75,6 +75,27 @@ Status check_rank_combine(const detail::PlanData& plan, const TensorView& expert
   return check_dtype(out_name, out, dtype);
 }
 
+Status check_outside_window(const TensorView& expert_out, const void* window, size_t window_bytes) {
+  const int64_t row_bytes =
+      expert_out.ndim == 2
+          ? expert_out.shape[1] * static_cast<int64_t>(dtype_size(expert_out.dtype))
+          : 0;
+  if (expert_out.data == window && expert_out.row_pitch_bytes() == row_bytes) return Status();
+  const int64_t rows = expert_out.ndim == 2 ? expert_out.shape[0] : 0;
+  if (rows == 0 || row_bytes == 0) return Status();
+  const auto first = reinterpret_cast<uintptr_t>(expert_out.data);
+  const auto end =
+      first + static_cast<uintptr_t>((rows - 1) * expert_out.row_pitch_bytes() + row_bytes);
+  const auto window_first = reinterpret_cast<uintptr_t>(window);
+  if (end <= window_first || first >= window_first + window_bytes) return Status();
+  return Status(StatusCode::kInvalidArgument,
+                "expert_out is " + expert_out.describe() + " with rows " +
+                    std::to_string(expert_out.row_pitch_bytes()) +
+                    " bytes apart inside the expert-output window, which combine would copy onto "
+                    "itself; write the expert outputs into expert_out_buffer()'s own view (rows " +
+                    std::to_string(row_bytes) + " bytes apart, from its first row) or outside it");
+}
+
 Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,
                              const std::vector<TensorView>& x,
                              const std::vector<TensorView>& recv) {

@@ -38,6 +38,11 @@ Status check_rank_combine(const detail::PlanData& plan, const TensorView& expert
                           const TensorView& topk_weights, const TensorView& out, int64_t hidden,
                           DType dtype, const std::string& suffix);
 
+/// Combine on NCCL copies expert_out into the expert-output window (`window`, `window_bytes`)
+/// unless it is the window's own view (its first byte, rows back to back): an expert_out that
+/// lies partly inside the window in another layout would be copied onto itself.
+Status check_outside_window(const TensorView& expert_out, const void* window, size_t window_bytes);
+
 /// dispatch: x[r] [T_r, H] (strided rows allowed) and recv[r] [num_recv_rows_r, H] contiguous,
 /// both CUDA device memory of one dtype, H equal on every rank.
 Status check_device_dispatch(const std::vector<const detail::PlanData*>& plans,

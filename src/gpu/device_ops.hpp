@@ -15,6 +15,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "fusco/status.hpp"
@@ -25,6 +26,14 @@ struct DirectCombineArgs;
 }  // namespace fusco::kernels
 
 namespace fusco::gpu {
+
+/// Row ranges in device memory: [pairs[2i], pairs[2i + 1]) for i < count, none longer than
+/// `most_rows` rows.
+struct RowRanges {
+  const int64_t* pairs = nullptr;
+  int64_t count = 0;
+  int64_t most_rows = 0;
+};
 
 class DeviceOps {
  public:
@@ -61,6 +70,10 @@ class DeviceOps {
                       const std::string& what) const = 0;
   virtual Status zero(void* to, size_t bytes, cudaStream_t stream,
                       const std::string& what) const = 0;
+  /// Zeroes `ranges` of `rows` (contiguous rows of `row_bytes`) on `stream`: one kernel for
+  /// all of them (padding rows, or a capacity block's unfilled rows).
+  virtual Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges,
+                             cudaStream_t stream, const std::string& what) const = 0;
   /// The direct kernels (kernels/direct_dispatch.hpp, kernels/direct_combine.hpp).
   virtual Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
                                  const std::string& what) const = 0;

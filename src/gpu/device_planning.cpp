@@ -41,12 +41,10 @@ const int64_t* DevicePlan::device_padded_tokens_per_expert() const {
 
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
                           const Launch& on) {
-  if (!plan.made) return zero_padding_rows(plan.plan.data(), rows, row_bytes, on);
-  const DeviceMadePlan& made = *plan.made;
-  return cuda_status(
-      kernels::launch_zero_unfilled_rows(rows, row_bytes, made.unfilled, made.local_experts(),
-                                         made.most_unfilled, on.stream),
-      on.what + ": zeroing unfilled rows");
+  const RowRanges ranges = plan.made ? RowRanges{plan.made->unfilled, plan.made->local_experts(),
+                                                 plan.made->most_unfilled}
+                                     : plan.programme.padding;
+  return on.ops->zero_ranges(rows, row_bytes, ranges, on.stream, on.what);
 }
 
 int64_t expert_major_rows(int64_t max_recv_rows, const std::vector<int64_t>& tokens, int topk,

@@ -1,5 +1,6 @@
 #include "gpu/device_programme.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <utility>
@@ -9,7 +10,8 @@
 
 namespace fusco::gpu {
 
-// The kernels read the plan's rows and terms as uploaded, byte for byte.
+// The kernels read the plan's rows, terms and padding ranges as uploaded, byte for byte.
+static_assert(sizeof(std::pair<int64_t, int64_t>) == 2 * sizeof(int64_t));
 static_assert(sizeof(detail::DirectRow) == sizeof(core::DirectStore) &&
               offsetof(detail::DirectRow, token) == offsetof(core::DirectStore, token) &&
               offsetof(detail::DirectRow, rank) == offsetof(core::DirectStore, rank) &&
@@ -22,6 +24,17 @@ static_assert(sizeof(detail::CombineTerm) == sizeof(core::DirectTerm) &&
 
 namespace {
 
+// `plan`'s stores (sorted by destination) rotated to start at the destination after its own
+// rank: when every rank stores at once, each GPU's stores reach a different peer first,
+// instead of every rank's first stores all landing on rank 0's inbound link.
+std::vector<detail::DirectRow> rotated_stores(const detail::PlanData& plan) {
+  std::vector<detail::DirectRow> stores = plan.direct;
+  const auto first_after = std::find_if(stores.begin(), stores.end(),
+                                        [&](const auto& store) { return store.rank > plan.rank; });
+  std::rotate(stores.begin(), first_after, stores.end());
+  return stores;
+}
+
 // The programme whose four arrays are `parts` of `storage`.
 DeviceProgramme programme_of(DeviceBuffer storage, const std::vector<void*>& parts) {
   DeviceProgramme programme;
@@ -30,6 +43,7 @@ DeviceProgramme programme_of(DeviceBuffer storage, const std::vector<void*>& par
   programme.token_group_begin = static_cast<int64_t*>(parts[1]);
   programme.group_term_begin = static_cast<int64_t*>(parts[2]);
   programme.terms = static_cast<core::DirectTerm*>(parts[3]);
+  if (parts.size() > 4) programme.padding.pairs = static_cast<const int64_t*>(parts[4]);
   return programme;
 }
 
@@ -68,15 +82,22 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
                                                 const std::vector<core::DirectTerm>& terms,
                                                 const DeviceOps& ops) {
+  const std::vector<detail::DirectRow> stores = rotated_stores(plan);
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::upload_parts(
-      {{plan.direct.data(), plan.direct.size() * sizeof(detail::DirectRow)},
+      {{stores.data(), stores.size() * sizeof(detail::DirectRow)},
        {plan.token_group_begin.data(), plan.token_group_begin.size() * sizeof(int64_t)},
        {plan.group_term_begin.data(), plan.group_term_begin.size() * sizeof(int64_t)},
-       {terms.data(), terms.size() * sizeof(core::DirectTerm)}},
+       {terms.data(), terms.size() * sizeof(core::DirectTerm)},
+       {plan.padding.data(), plan.padding.size() * sizeof(plan.padding[0])}},
       parts, "plan upload", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
-  return programme_of(std::move(storage).value(), parts);
+  DeviceProgramme programme = programme_of(std::move(storage).value(), parts);
+  programme.padding.count = static_cast<int64_t>(plan.padding.size());
+  for (const auto& [begin, end] : plan.padding) {
+    programme.padding.most_rows = std::max(programme.padding.most_rows, end - begin);
+  }
+  return programme;
 }
 
 Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,

@@ -17,11 +17,15 @@
 namespace fusco::gpu {
 
 struct DeviceProgramme {
-  DeviceBuffer storage;                  ///< One allocation holding the four arrays.
-  core::DirectStore* stores = nullptr;   ///< Per row this rank sends.
+  DeviceBuffer storage;  ///< One allocation holding the arrays.
+  /// Per row this rank sends: the plan's rows (sorted by destination) rotated to start at
+  /// the ranks after this one, so that the ranks' first stores spread over the node's links.
+  core::DirectStore* stores = nullptr;
   int64_t* token_group_begin = nullptr;  ///< [T + 1]
   int64_t* group_term_begin = nullptr;   ///< [G + 1]
   core::DirectTerm* terms = nullptr;     ///< [N]
+  /// The receive rows dispatch zeroes (the plan's padding), for one zeroing kernel.
+  RowRanges padding;
 
   /// Room for `stores` stores, `tokens` tokens, `groups` groups and `terms` terms.
   static Result<DeviceProgramme> allocate(int64_t stores, int64_t tokens, int64_t groups,

@@ -139,6 +139,20 @@ class HostOps final : public DeviceOps {
     if (bytes == 0) return Status();
     return enqueue(stream, [to, bytes] { std::memset(to, 0, bytes); });
   }
+  Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges, cudaStream_t stream,
+                     const std::string& /*what*/) const override {
+    if (ranges.count <= 0 || ranges.most_rows <= 0 || row_bytes <= 0) return Status();
+    return enqueue(stream, [rows, row_bytes, ranges] {
+      for (int64_t i = 0; i < ranges.count; ++i) {
+        const int64_t begin = ranges.pairs[2 * i];
+        const int64_t end = ranges.pairs[2 * i + 1];
+        if (end > begin) {
+          std::memset(static_cast<char*>(rows) + begin * row_bytes, 0,
+                      static_cast<size_t>((end - begin) * row_bytes));
+        }
+      }
+    });
+  }
   Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
                          const std::string& /*what*/) const override {
     if (args.num_stores <= 0 || (args.row_bytes <= 0 && args.extra_row_bytes <= 0)) {

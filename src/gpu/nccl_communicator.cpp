@@ -352,6 +352,9 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
                                expert_out.dtype, "");
   }
   if (local.ok()) local = impl_->check_window(plan, row_bytes, 0, "combine");
+  if (local.ok() && impl_->device_api) {
+    local = check_outside_window(expert_out, impl_->expert_window, impl_->window_bytes);
+  }
   if (local.ok()) local = impl_->reserve(plan, 0, 0, row_bytes, plan.impl().data().topk);
   FUSCO_RETURN_IF_ERROR(impl_->agree_on_call(
       local, {{"hidden size", hidden, nullptr}, dtype_field("expert_out dtype", expert_out.dtype)},

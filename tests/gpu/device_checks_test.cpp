@@ -95,6 +95,28 @@ TEST(DeviceChecks, Companion_RowsMatchThePlanAndOneDtype) {
                "extra_recv[0] is [9, 3] fp32 cuda but must be [10, 3]");
 }
 
+TEST(DeviceChecks, ExpertOutInsideTheWindowInAnotherLayout_IsRefused) {
+  // Review defect 13: combine's copy into the window would have copied it onto itself.
+  const TensorView window = device_view(DType::kBFloat16, 8, 16);  // rows of 32 bytes
+  const size_t window_bytes = 8 * 32;
+  EXPECT_TRUE(check_outside_window(window, window.data, window_bytes).ok());
+  TensorView strided = window;
+  strided.shape[0] = 4;
+  strided.row_stride = 32;  // every other row of the window
+  expect_error(check_outside_window(strided, window.data, window_bytes),
+               StatusCode::kInvalidArgument, "rows 64 bytes apart inside the expert-output window");
+  TensorView shifted = window;
+  shifted.shape[0] = 2;
+  shifted.data = static_cast<char*>(window.data) + 32;  // starts at the window's second row
+  expect_error(check_outside_window(shifted, window.data, window_bytes),
+               StatusCode::kInvalidArgument, "expert_out_buffer()'s own view");
+  TensorView outside = window;
+  outside.data = static_cast<char*>(window.data) + window_bytes;  // right after it
+  EXPECT_TRUE(check_outside_window(outside, window.data, window_bytes).ok());
+  outside.data = static_cast<char*>(window.data) - 8 * 32;  // right before it
+  EXPECT_TRUE(check_outside_window(outside, window.data, window_bytes).ok());
+}
+
 TEST(HostRouting, HostViewsPassThrough_DeviceViewsMustBeContiguousIdMatrices) {
   std::vector<int32_t> ids = {0, 1, 2, 3};
   std::vector<std::byte> storage;

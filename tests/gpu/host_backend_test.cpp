@@ -10,6 +10,7 @@
 #include "baseline/unfused_device.hpp"
 #include "fusco/gpu.hpp"
 #include "gpu/device_ops.hpp"
+#include "gpu/device_plan_impl.hpp"
 
 namespace fusco::testing {
 namespace {
@@ -80,6 +81,29 @@ TEST(HostStreams, ADestroyedStream_RunsItsWorkFirst) {
   // A wait for an event of the destroyed stream still holds (it has run).
   ASSERT_TRUE(t.ops.wait(t.s[0], t.event, "wait").ok());
   ASSERT_TRUE(t.ops.synchronize(t.s[0], "sync").ok());
+}
+
+TEST(HostBackend, EveryRanksStores_StartAtTheRankAfterIt) {
+  // Review defect 5: with every source storing to rank 0 first, one GPU's inbound link
+  // carried the whole node at a time.
+  constexpr int kWorld = 4;
+  auto group = gpu::DeviceGroup::create(kWorld, gpu::kHostDevice);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  std::vector<int64_t> ids = {0, 1, 2, 3, 3, 2, 1, 0};  // two tokens, one expert per rank each
+  TensorView idx = TensorView::host(ids.data(), DType::kInt64, {2, 4});
+  auto plans = group.value()->plan(std::vector<TensorView>(kWorld, idx), kWorld);
+  ASSERT_TRUE(plans.ok()) << plans.status().to_string();
+  for (int r = 0; r < kWorld; ++r) {
+    const gpu::DevicePlan::Impl& plan = plans.value()[static_cast<size_t>(r)].impl();
+    ASSERT_EQ(plan.num_stores(), 8);
+    std::vector<int32_t> order;  // host memory on the host backend
+    for (int64_t i = 0; i < plan.num_stores(); ++i) order.push_back(plan.programme.stores[i].rank);
+    std::vector<int32_t> expected;
+    for (int step = 1; step <= kWorld; ++step) {
+      expected.insert(expected.end(), 2, static_cast<int32_t>((r + step) % kWorld));
+    }
+    EXPECT_EQ(order, expected) << "rank " << r;
+  }
 }
 
 TEST(HostBackend, PlanningOnTheDeviceAndTheUnfusedBaseline_SayTheyNeedCuda) {
