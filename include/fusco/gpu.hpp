@@ -16,6 +16,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -24,14 +25,6 @@
 namespace fusco::gpu {
 
 class DeviceGroup;
-
-/// DeviceGroup::create's device for the host backend, which runs the engine without a GPU:
-/// the same calls, checks, streams, barriers and programmes, with host memory standing for
-/// device memory (views still say Device::kCuda) and the kernels' per-row step functions run
-/// on the CPU. Its streams run their work lazily — when synchronize() or a wait of another
-/// stream forces them — so work that reads without waiting for its writer reads stale bytes.
-/// For testing the GPU engine's logic in CI; stream(r) is then not a CUDA stream.
-inline constexpr int kHostDevice = -1;
 
 /// One rank's plan with its programme in device memory. Cheap to copy (shared).
 class DevicePlan {
@@ -75,16 +68,27 @@ class DeviceGroup {
   /// plans stage rows between nodes (rank or node dedup, relays) and the group runs that path
   /// too — gather, transfer (a device copy where processes send between nodes), fan-out at
   /// the target; weight rows over, relay sums back — with the direct kernels (at most 71
-  /// ranks then). Fails with kUnsupported when CUDA finds no such device. `device` kHostDevice:
-  /// the host backend (plan, dispatch and combine; plan_on_device is kUnsupported there).
+  /// ranks then). Fails with kUnsupported when CUDA finds no such device.
   static Result<std::unique_ptr<DeviceGroup>> create(int world_size, int device = 0,
                                                      int ranks_per_node = 0);
+  /// The same group on the host backend, which runs the engine without a GPU: the same calls,
+  /// checks, streams, barriers and programmes, with host memory standing for device memory
+  /// (views still say Device::kCuda) and the kernels' per-row step functions run on the CPU.
+  /// Its streams run their work lazily — when synchronize() or a wait of another stream
+  /// forces them — so that work reading a buffer without waiting for its writer reads stale
+  /// bytes. For testing the GPU engine's logic (and code that drives it) without a GPU;
+  /// stream(r) is then not a CUDA stream. plan_on_device is kUnsupported there.
+  static Result<std::unique_ptr<DeviceGroup>> create_on_host(int world_size,
+                                                             int ranks_per_node = 0);
   ~DeviceGroup();
   DeviceGroup(const DeviceGroup&) = delete;
   DeviceGroup& operator=(const DeviceGroup&) = delete;
 
   int world_size() const;
+  /// The CUDA device; -1 for a group on the host backend.
   int device() const;
+  /// True for a group from create_on_host().
+  bool on_host() const;
   /// Rank `rank`'s stream: its calls run there; inputs written on it are seen by the calls.
   cudaStream_t stream(int rank) const;
 
@@ -149,6 +153,9 @@ class DeviceGroup {
 
  private:
   explicit DeviceGroup(std::unique_ptr<Impl> impl);
+  /// A group of `world_size` ranks whose backend `open` sets up.
+  static Result<std::unique_ptr<DeviceGroup>> make(int world_size, int ranks_per_node,
+                                                   const std::function<Status(Impl&)>& open);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -38,10 +38,10 @@ Status gather(const void* src, void* dst, const gpu::DeviceBuffer& moves, size_t
 
 Result<std::unique_ptr<UnfusedDevice>> UnfusedDevice::create(
     gpu::DeviceGroup& group, const std::vector<gpu::DevicePlan>& plans, int64_t row_bytes) {
-  if (group.device() == gpu::kHostDevice) {
+  if (group.on_host()) {
     return Status(StatusCode::kUnsupported,
                   "the unfused GPU baseline runs on a CUDA device, not on the host backend "
-                  "(DeviceGroup device kHostDevice)");
+                  "(DeviceGroup::create_on_host)");
   }
   std::vector<const detail::PlanData*> data;
   data.reserve(plans.size());

@@ -17,6 +17,11 @@ namespace fusco::core {
 /// Storage types of combine rows (fusco DType codes of fp32, fp16, bf16).
 enum class RowType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2 };
 
+/// Bytes of one element of `type`.
+FUSCO_HOST_DEVICE inline int64_t row_type_bytes(RowType type) {
+  return type == RowType::kFloat32 ? 4 : 2;
+}
+
 FUSCO_HOST_DEVICE inline float load_element(const void* row, int64_t h, RowType type) {
   switch (type) {
     case RowType::kFloat16:

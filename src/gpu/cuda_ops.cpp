@@ -29,7 +29,11 @@ class CudaOps final : public DeviceOps {
   Status upload(void* device, const void* host, size_t bytes,
                 const std::string& what) const override {
     if (bytes == 0) return Status();
-    return cuda_status(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice), what);
+    // From pageable memory cudaMemcpy may return before the bytes reach the device, and the
+    // engine's non-blocking streams do not wait for it: wait for the legacy stream's DMA.
+    FUSCO_RETURN_IF_ERROR(
+        cuda_status(cudaMemcpy(device, host, bytes, cudaMemcpyHostToDevice), what));
+    return cuda_status(cudaStreamSynchronize(cudaStreamLegacy), what);
   }
   Status download(void* host, const void* device, size_t bytes,
                   const std::string& what) const override {

@@ -1,4 +1,5 @@
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -75,14 +76,9 @@ StagedGroup staged_of(DeviceGroup::Impl& impl, const std::vector<DevicePlan>& pl
   return group;
 }
 
-// The backend of `device` (kHostDevice: the host's), made current for this thread.
+// CUDA device `device`, made current for this thread.
 Status open_device(int device, DeviceGroup::Impl& impl) {
   impl.device = device;
-  if (device == kHostDevice) {
-    impl.ops = &host_ops();
-    impl.scratch = StagedScratch(host_ops());
-    return Status();
-  }
   int count = 0;
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
   if (device < 0 || device >= count) {
@@ -107,6 +103,22 @@ core::PeerTable table_of(const std::vector<TensorView>& views) {
 
 Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int device,
                                                          int ranks_per_node) {
+  return make(world_size, ranks_per_node,
+              [device](Impl& impl) { return open_device(device, impl); });
+}
+
+Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create_on_host(int world_size,
+                                                                 int ranks_per_node) {
+  return make(world_size, ranks_per_node, [](Impl& impl) {
+    impl.device = -1;
+    impl.ops = &host_ops();
+    impl.scratch = StagedScratch(host_ops());
+    return Status();
+  });
+}
+
+Result<std::unique_ptr<DeviceGroup>> DeviceGroup::make(int world_size, int ranks_per_node,
+                                                       const std::function<Status(Impl&)>& open) {
   if (world_size < 1 || world_size > core::kMaxDirectPeers) {
     return Status(StatusCode::kInvalidArgument,
                   "world_size = " + std::to_string(world_size) + " is outside [1, " +
@@ -119,7 +131,7 @@ Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int dev
   }
   auto impl = std::make_unique<Impl>();
   impl->world = world_size;
-  FUSCO_RETURN_IF_ERROR(open_device(device, *impl));
+  FUSCO_RETURN_IF_ERROR(open(*impl));
   for (int r = 0; r < world_size; ++r) {
     cudaStream_t stream = nullptr;
     FUSCO_RETURN_IF_ERROR(impl->ops->create_stream(&stream));
@@ -142,6 +154,7 @@ DeviceGroup::~DeviceGroup() = default;
 
 int DeviceGroup::world_size() const { return impl_->world; }
 int DeviceGroup::device() const { return impl_->device; }
+bool DeviceGroup::on_host() const { return impl_->ops->on_host(); }
 cudaStream_t DeviceGroup::stream(int rank) const {
   return impl_->streams.at(static_cast<size_t>(rank));
 }

@@ -20,7 +20,7 @@
 namespace fusco::gpu {
 
 struct DeviceGroup::Impl {
-  const DeviceOps* ops = nullptr;  ///< CUDA, or the host backend (device kHostDevice).
+  const DeviceOps* ops = nullptr;  ///< CUDA, or the host backend (create_on_host).
   int device = 0;
   int world = 0;
   std::vector<Communicator> planners;  ///< In-process ranks of one node: the planning collective.

@@ -237,7 +237,7 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
   if (impl_->ops->on_host()) {
     return Status(StatusCode::kUnsupported,
                   "plan_on_device: the planning kernels do not run on the host backend "
-                  "(DeviceGroup device kHostDevice) yet; DeviceGroup::plan() does");
+                  "(DeviceGroup::create_on_host) yet; DeviceGroup::plan() does");
   }
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, world);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/direct_steps.hpp"
+#include "core/reduce_steps.hpp"
 #include "fusco/status.hpp"
 #include "gpu/device_buffer.hpp"
 #include "gpu/device_ops.hpp"
@@ -108,7 +109,9 @@ struct CombineRows {
   int64_t topk = 0;
   int64_t hidden = 0;
   int32_t row_type = 0;
-  int64_t row_bytes() const { return hidden * (row_type == 0 ? 4 : 2); }
+  int64_t row_bytes() const {
+    return hidden * core::row_type_bytes(static_cast<core::RowType>(row_type));
+  }
 };
 
 /// Combine, as a target: the return rows of every incoming stream into `relay_return`

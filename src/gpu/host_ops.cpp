@@ -21,6 +21,13 @@ namespace {
 constexpr int kWarpLanes = 32;
 
 HostStream* stream_of(cudaStream_t stream) { return reinterpret_cast<HostStream*>(stream); }
+
+// The null stream (CUDA's legacy stream) has no host counterpart.
+Status not_null(cudaStream_t stream, const std::string& what) {
+  if (stream != nullptr) return Status();
+  return Status(StatusCode::kInvalidArgument,
+                what + ": the null stream on the host backend (only streams it made run work)");
+}
 HostEvent* event_of(cudaEvent_t event) { return reinterpret_cast<HostEvent*>(event); }
 
 void dispatch_rows(const kernels::DirectDispatchArgs& args) {
@@ -42,8 +49,7 @@ void dispatch_rows(const kernels::DirectDispatchArgs& args) {
 
 void combine_rows(const kernels::DirectCombineArgs& args) {
   const auto type = static_cast<core::RowType>(args.row_type);
-  const int64_t row_bytes =
-      args.hidden * (type == core::RowType::kFloat32 ? int64_t{4} : int64_t{2});
+  const int64_t row_bytes = args.hidden * core::row_type_bytes(type);
   for (int64_t t = 0; t < args.num_tokens; ++t) {
     const int64_t weights_row = args.weight_rows == nullptr ? t : args.weight_rows[t];
     const int64_t g0 = args.token_group_begin[t];
@@ -74,7 +80,12 @@ class HostOps final : public DeviceOps {
     }
     return Status();
   }
-  void release(void* data) const override { std::free(data); }
+  void release(void* data) const override {
+    // As cudaFree waits for the device's work: queued work may still read or write `data`.
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    for (const std::shared_ptr<HostStream>& stream : owned_) stream->run_all();
+    std::free(data);
+  }
   Status upload(void* device, const void* host, size_t bytes,
                 const std::string& /*what*/) const override {
     if (bytes > 0) std::memcpy(device, host, bytes);
@@ -95,6 +106,7 @@ class HostOps final : public DeviceOps {
     return Status();
   }
   void destroy_stream(cudaStream_t stream) const override {
+    if (stream == nullptr) return;
     std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
     stream_of(stream)->run_all();  // queued work completes, as on a device
     for (auto it = owned_.begin(); it != owned_.end(); ++it) {
@@ -108,14 +120,19 @@ class HostOps final : public DeviceOps {
     *event = reinterpret_cast<cudaEvent_t>(new HostEvent);
     return Status();
   }
-  void destroy_event(cudaEvent_t event) const override { delete event_of(event); }
-  Status record(cudaEvent_t event, cudaStream_t stream, const char* /*what*/) const override {
+  void destroy_event(cudaEvent_t event) const override {
+    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    delete event_of(event);
+  }
+  Status record(cudaEvent_t event, cudaStream_t stream, const char* what) const override {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
     std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
     event_of(event)->stream = stream_of(stream)->shared_from_this();
     event_of(event)->position = stream_of(stream)->queued();
     return Status();
   }
-  Status wait(cudaStream_t stream, cudaEvent_t event, const char* /*what*/) const override {
+  Status wait(cudaStream_t stream, cudaEvent_t event, const char* what) const override {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
     std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
     HostEvent marked = *event_of(event);
     if (marked.stream != nullptr) {
@@ -123,26 +140,26 @@ class HostOps final : public DeviceOps {
     }
     return Status();
   }
-  Status synchronize(cudaStream_t stream, const std::string& /*what*/) const override {
+  Status synchronize(cudaStream_t stream, const std::string& what) const override {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
     std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
     stream_of(stream)->run_all();
     return Status();
   }
 
   Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
-              const std::string& /*what*/) const override {
+              const std::string& what) const override {
     if (bytes == 0) return Status();
-    return enqueue(stream, [to, from, bytes] { std::memcpy(to, from, bytes); });
+    return enqueue(stream, what, [to, from, bytes] { std::memcpy(to, from, bytes); });
   }
-  Status zero(void* to, size_t bytes, cudaStream_t stream,
-              const std::string& /*what*/) const override {
+  Status zero(void* to, size_t bytes, cudaStream_t stream, const std::string& what) const override {
     if (bytes == 0) return Status();
-    return enqueue(stream, [to, bytes] { std::memset(to, 0, bytes); });
+    return enqueue(stream, what, [to, bytes] { std::memset(to, 0, bytes); });
   }
   Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges, cudaStream_t stream,
-                     const std::string& /*what*/) const override {
+                     const std::string& what) const override {
     if (ranges.count <= 0 || ranges.most_rows <= 0 || row_bytes <= 0) return Status();
-    return enqueue(stream, [rows, row_bytes, ranges] {
+    return enqueue(stream, what, [rows, row_bytes, ranges] {
       for (int64_t i = 0; i < ranges.count; ++i) {
         const int64_t begin = ranges.pairs[2 * i];
         const int64_t end = ranges.pairs[2 * i + 1];
@@ -154,11 +171,11 @@ class HostOps final : public DeviceOps {
     });
   }
   Status direct_dispatch(const kernels::DirectDispatchArgs& args, cudaStream_t stream,
-                         const std::string& /*what*/) const override {
+                         const std::string& what) const override {
     if (args.num_stores <= 0 || (args.row_bytes <= 0 && args.extra_row_bytes <= 0)) {
       return Status();
     }
-    return enqueue(stream, [args] { dispatch_rows(args); });
+    return enqueue(stream, what, [args] { dispatch_rows(args); });
   }
   Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
                         const std::string& what) const override {
@@ -167,13 +184,14 @@ class HostOps final : public DeviceOps {
       return Status(StatusCode::kInternal,
                     what + ": row type " + std::to_string(args.row_type) + " has no combine");
     }
-    return enqueue(stream, [args] { combine_rows(args); });
+    return enqueue(stream, what, [args] { combine_rows(args); });
   }
 
  private:
   static constexpr size_t kAlign = 256;  // as cudaMalloc's
 
-  static Status enqueue(cudaStream_t stream, std::function<void()> work) {
+  static Status enqueue(cudaStream_t stream, const std::string& what, std::function<void()> work) {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
     std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
     stream_of(stream)->enqueue(std::move(work));
     return Status();

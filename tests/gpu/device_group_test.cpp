@@ -25,7 +25,7 @@ FUSCO_ON_EVERY_BACKEND(DeviceGroupRuns);
 
 TEST_P(DeviceGroupRuns, WorldSizes1248_EveryRoutingCase_MatchesReference) {
   for (int world : {1, 2, 4, 8}) {
-    auto group = gpu::DeviceGroup::create(world, GetParam());
+    auto group = group_on(GetParam(), world);
     ASSERT_TRUE(group.ok()) << group.status().to_string();
     int index = 0;
     for (const Case& c : one_node_cases(world)) {
@@ -53,7 +53,7 @@ TEST(UnfusedDevice, WorldSizes1248_EveryRoutingCase_MatchesReference) {
 }
 
 TEST_P(DeviceGroupRuns, RoutingOnTheDevice_WrittenOnTheRanksStreams_PlansLikeRoutingOnTheHost) {
-  auto group = gpu::DeviceGroup::create(2, GetParam());
+  auto group = group_on(GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory(ops_of(*group.value()));
   std::vector<std::vector<int64_t>> ids = {{0, 3, 1, 1, 2, -1}, {3, 2, -1, -1, 0, 0}};
@@ -78,7 +78,7 @@ TEST_P(DeviceGroupRuns, RoutingOnTheDevice_WrittenOnTheRanksStreams_PlansLikeRou
 }
 
 TEST_P(DeviceGroupRuns, RepeatedRuns_AreBitIdentical) {
-  auto group = gpu::DeviceGroup::create(4, GetParam());
+  auto group = group_on(GetParam(), 4);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
   c.world = 4;
@@ -96,8 +96,8 @@ TEST_P(DeviceGroupRuns, RepeatedRuns_AreBitIdentical) {
 }
 
 TEST_P(DeviceGroupRuns, HostMemoryOrAForeignPlan_IsAClearError) {
-  auto group = gpu::DeviceGroup::create(2, GetParam());
-  auto other = gpu::DeviceGroup::create(2, GetParam());
+  auto group = group_on(GetParam(), 2);
+  auto other = group_on(GetParam(), 2);
   ASSERT_TRUE(group.ok() && other.ok());
   std::vector<int64_t> ids = {0, 1, 1, 0};
   const std::vector<TensorView> idx(2, TensorView::host(ids.data(), DType::kInt64, {2, 2}));

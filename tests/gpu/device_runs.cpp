@@ -64,124 +64,164 @@ Result<std::vector<gpu::DevicePlan>> plans_of(gpu::DeviceGroup& group, const Cas
   return group.plan_on_device(idx, c.experts, map_of(c), options_of(c));
 }
 
-}  // namespace
+// One run's device buffers, every rank's.
+struct RunBuffers {
+  std::vector<TensorView> x, recv, y, weights, out, extra, extra_recv;
+  std::vector<size_t> y_bytes;
+};
 
-std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, Engine engine,
-                                      Planning planning) {
-  const auto world = static_cast<size_t>(c.world);
-  std::vector<RankResult> results(world);
-  const gpu::DeviceOps& ops = ops_of(group);
-  DeviceMemory memory(ops);
-  Result<std::vector<gpu::DevicePlan>> plans = plans_of(group, c, planning, memory);
-  if (!plans.ok()) {
-    for (RankResult& result : results) result.status = plans.status();
-    return results;
-  }
+// `rows` bytes of 0x5a (rows nothing should write stay so).
+std::vector<std::byte> filled(size_t bytes) {
+  return std::vector<std::byte>(bytes, std::byte{0x5a});
+}
+
+// Every rank's x, weights (and companion rows), written on its stream as its producer kernels
+// would write them, and its receive and output buffers.
+RunBuffers inputs_of(gpu::DeviceGroup& group, const Case& c,
+                     const std::vector<gpu::DevicePlan>& plans, DeviceMemory& memory) {
+  RunBuffers b;
   const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
   const size_t row_bytes = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
-  std::vector<TensorView> x, recv, y, weights, out;
-  for (size_t r = 0; r < world; ++r) {
-    const int rank = static_cast<int>(r);
+  for (int rank = 0; rank < c.world; ++rank) {
     const int64_t tokens = tokens_of(c, rank);
-    const int64_t rows = plans.value()[r].num_recv_rows();
-    // Inputs are written on the rank's stream, as its producer kernels would write them.
+    const auto rows = static_cast<size_t>(plans[static_cast<size_t>(rank)].num_recv_rows());
     cudaStream_t stream = group.stream(rank);
-    x.push_back(on_device(memory.written_on(stream, strided(x_of(c, rank), c, tokens)), c.dtype,
-                          tokens, c.hidden, pitch));
-    recv.push_back(on_device(memory.copy_of(std::vector<std::byte>(
-                                 static_cast<size_t>(rows) * row_bytes, std::byte{0x5a})),
-                             c.dtype, rows, c.hidden));
-    weights.push_back(
+    b.x.push_back(on_device(memory.written_on(stream, strided(x_of(c, rank), c, tokens)), c.dtype,
+                            tokens, c.hidden, pitch));
+    b.recv.push_back(on_device(memory.copy_of(filled(rows * row_bytes)), c.dtype,
+                               static_cast<int64_t>(rows), c.hidden));
+    b.weights.push_back(
         on_device(memory.written_on(stream, weights_of(c, rank)), DType::kFloat32, tokens, c.topk));
-    out.push_back(
-        on_device(memory.copy_of(std::vector<std::byte>(static_cast<size_t>(tokens) * row_bytes)),
-                  c.dtype, tokens, c.hidden));
+    b.out.push_back(on_device(memory.copy_of(filled(static_cast<size_t>(tokens) * row_bytes)),
+                              c.dtype, tokens, c.hidden));
+    if (c.extra_cols == 0) continue;
+    b.extra.push_back(on_device(memory.written_on(stream, extra_of(c, rank)), DType::kInt32, tokens,
+                                c.extra_cols));
+    b.extra_recv.push_back(
+        on_device(memory.copy_of(filled(rows * static_cast<size_t>(c.extra_cols) * 4)),
+                  DType::kInt32, static_cast<int64_t>(rows), c.extra_cols));
   }
-  std::vector<TensorView> extra, extra_recv;
-  for (size_t r = 0; r < world && c.extra_cols > 0; ++r) {
-    const int rank = static_cast<int>(r);
-    const int64_t rows = plans.value()[r].num_recv_rows();
-    extra.push_back(on_device(memory.written_on(group.stream(rank), extra_of(c, rank)),
-                              DType::kInt32, tokens_of(c, rank), c.extra_cols));
-    extra_recv.push_back(
-        on_device(memory.copy_of(std::vector<std::byte>(
-                      static_cast<size_t>(rows * c.extra_cols) * 4, std::byte{0x5a})),
-                  DType::kInt32, rows, c.extra_cols));
+  return b;
+}
+
+// Expert outputs are written on each rank's stream after its dispatch (as its GEMM would
+// write them)...
+void write_expert_outputs(gpu::DeviceGroup& group, const Case& c,
+                          const std::vector<gpu::DevicePlan>& plans, DeviceMemory& memory,
+                          RunBuffers& b) {
+  const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
+  for (int rank = 0; rank < c.world; ++rank) {
+    const int64_t rows = plans[static_cast<size_t>(rank)].num_recv_rows();
+    const std::vector<std::byte> bytes = strided(y_of(c, rank, rows), c, rows);
+    b.y.push_back(
+        on_device(memory.written_on(group.stream(rank), bytes), c.dtype, rows, c.hidden, pitch));
+    b.y_bytes.push_back(bytes.size());
   }
-  // Expert outputs are written on each rank's stream after its dispatch (as its GEMM would
-  // write them), and overwritten there after its combine (as the next layer reusing the
-  // buffer would): only the calls' barriers keep peers from reading them too early or late.
-  std::vector<size_t> y_bytes;
-  const auto write_expert_outputs = [&] {
-    for (size_t r = 0; r < world; ++r) {
-      const int64_t rows = plans.value()[r].num_recv_rows();
-      const std::vector<std::byte> bytes = strided(y_of(c, static_cast<int>(r), rows), c, rows);
-      y.push_back(on_device(memory.written_on(group.stream(static_cast<int>(r)), bytes), c.dtype,
-                            rows, c.hidden, pitch));
-      y_bytes.push_back(bytes.size());
-    }
-  };
-  const auto reuse_expert_outputs = [&] {
-    for (size_t r = 0; r < world; ++r) {
-      EXPECT_TRUE(ops.zero(y[r].data, y_bytes[r], group.stream(static_cast<int>(r)), "reuse").ok());
-    }
-  };
-  Status status;
+}
+
+// ...and overwritten there after its combine (as the next layer reusing the buffer would):
+// only the calls' barriers keep peers from reading them too early or too late.
+void reuse_expert_outputs(gpu::DeviceGroup& group, const RunBuffers& b) {
+  for (size_t r = 0; r < b.y.size(); ++r) {
+    EXPECT_TRUE(ops_of(group)
+                    .zero(b.y[r].data, b.y_bytes[r], group.stream(static_cast<int>(r)), "reuse")
+                    .ok());
+  }
+}
+
+Status run_engine(gpu::DeviceGroup& group, const Case& c, const std::vector<gpu::DevicePlan>& plans,
+                  Engine engine, DeviceMemory& memory, RunBuffers& b) {
+  const bool combine = dtype_supports_combine(c.dtype);
   if (engine == Engine::kFused) {
-    status = group.dispatch(plans.value(), x, recv, extra, extra_recv);
-    write_expert_outputs();
-    if (status.ok() && dtype_supports_combine(c.dtype)) {
-      status = group.combine(plans.value(), y, weights, out);
-      reuse_expert_outputs();
-    }
-  } else {
-    write_expert_outputs();
-    auto baseline =
-        baseline::UnfusedDevice::create(group, plans.value(), static_cast<int64_t>(row_bytes));
-    status = baseline.status();
-    if (status.ok()) status = baseline.value()->dispatch(x, recv);
-    if (status.ok() && dtype_supports_combine(c.dtype)) {
-      status = baseline.value()->combine(y, weights, out);
-    }
-    if (status.ok()) status = group.synchronize();  // before the baseline's buffers go
+    Status status = group.dispatch(plans, b.x, b.recv, b.extra, b.extra_recv);
+    write_expert_outputs(group, c, plans, memory, b);
+    if (status.ok() && combine) status = group.combine(plans, b.y, b.weights, b.out);
+    if (combine) reuse_expert_outputs(group, b);
+    return status;
   }
-  // Each rank's results as work queued on its own stream after the calls sees them: only
-  // the calls' barriers order them after the peers' stores.
-  for (size_t r = 0; r < world; ++r) {
-    cudaStream_t stream = group.stream(static_cast<int>(r));
-    const auto rows = static_cast<size_t>(plans.value()[r].num_recv_rows());
-    results[r].recv = memory.read_on(stream, recv[r].data, rows * row_bytes);
+  write_expert_outputs(group, c, plans, memory, b);
+  const auto row_bytes = static_cast<int64_t>(static_cast<size_t>(c.hidden) * dtype_size(c.dtype));
+  auto baseline = baseline::UnfusedDevice::create(group, plans, row_bytes);
+  Status status = baseline.status();
+  if (status.ok()) status = baseline.value()->dispatch(b.x, b.recv);
+  if (status.ok() && combine) status = baseline.value()->combine(b.y, b.weights, b.out);
+  if (status.ok()) status = group.synchronize();  // before the baseline's buffers go
+  return status;
+}
+
+// Each rank's results as work queued on its own stream after the calls sees them (only the
+// calls' barriers order that work after the peers' stores), ranks read in `order`.
+std::vector<RankResult> results_of(gpu::DeviceGroup& group, const Case& c, const RunBuffers& b,
+                                   DeviceMemory& memory, ReadOrder order) {
+  std::vector<RankResult> results(static_cast<size_t>(c.world));
+  for (int i = 0; i < c.world; ++i) {
+    const int rank = order == ReadOrder::kAscending ? i : c.world - 1 - i;
+    const auto r = static_cast<size_t>(rank);
+    cudaStream_t stream = group.stream(rank);
+    results[r].recv =
+        memory.read_on(stream, b.recv[r].data, static_cast<size_t>(b.recv[r].nbytes()));
     if (c.extra_cols > 0) {
-      results[r].extra_recv =
-          memory.read_on(stream, extra_recv[r].data, rows * static_cast<size_t>(c.extra_cols) * 4);
+      results[r].extra_recv = memory.read_on(stream, b.extra_recv[r].data,
+                                             static_cast<size_t>(b.extra_recv[r].nbytes()));
     }
     if (dtype_supports_combine(c.dtype)) {
-      results[r].out = memory.read_on(stream, out[r].data, static_cast<size_t>(out[r].nbytes()));
+      results[r].out =
+          memory.read_on(stream, b.out[r].data, static_cast<size_t>(b.out[r].nbytes()));
     }
-  }
-  if (status.ok()) status = group.synchronize();
-  for (size_t r = 0; r < world; ++r) {
-    RankResult counts = counts_of_device_plan(plans.value()[r]);
-    counts.status = status;
-    // The rows in blocks: an expert-major buffer planned on the device has room past them.
-    if (plans.value()[r].on_device()) {
-      results[r].recv.resize(static_cast<size_t>(rows_in_blocks(counts)) * row_bytes);
-      results[r].extra_recv.resize(
-          std::min(results[r].extra_recv.size(),
-                   static_cast<size_t>(rows_in_blocks(counts) * c.extra_cols) * 4));
-    }
-    counts.recv = std::move(results[r].recv);
-    counts.extra_recv = std::move(results[r].extra_recv);
-    counts.out = std::move(results[r].out);
-    results[r] = std::move(counts);
   }
   return results;
 }
 
+// `read` with each rank's counts (once its planning has ended) and the run's status; a plan
+// made on the device keeps the rows in its blocks (its buffer has room past them).
+std::vector<RankResult> with_counts(const Case& c, const std::vector<gpu::DevicePlan>& plans,
+                                    std::vector<RankResult> read, const Status& status) {
+  const size_t row_bytes = static_cast<size_t>(c.hidden) * dtype_size(c.dtype);
+  for (size_t r = 0; r < read.size(); ++r) {
+    RankResult counts = counts_of_device_plan(plans[r]);
+    counts.status = status;
+    if (plans[r].on_device()) {
+      const auto rows = static_cast<size_t>(rows_in_blocks(counts));
+      read[r].recv.resize(std::min(read[r].recv.size(), rows * row_bytes));
+      read[r].extra_recv.resize(
+          std::min(read[r].extra_recv.size(), rows * static_cast<size_t>(c.extra_cols) * 4));
+    }
+    counts.recv = std::move(read[r].recv);
+    counts.extra_recv = std::move(read[r].extra_recv);
+    counts.out = std::move(read[r].out);
+    read[r] = std::move(counts);
+  }
+  return read;
+}
+
+}  // namespace
+
+std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, Engine engine,
+                                      Planning planning, ReadOrder order) {
+  DeviceMemory memory(ops_of(group));
+  Result<std::vector<gpu::DevicePlan>> plans = plans_of(group, c, planning, memory);
+  if (!plans.ok()) {
+    std::vector<RankResult> results(static_cast<size_t>(c.world));
+    for (RankResult& result : results) result.status = plans.status();
+    return results;
+  }
+  RunBuffers buffers = inputs_of(group, c, plans.value(), memory);
+  Status status = run_engine(group, c, plans.value(), engine, memory, buffers);
+  std::vector<RankResult> read = results_of(group, c, buffers, memory, order);
+  if (status.ok()) status = group.synchronize();
+  return with_counts(c, plans.value(), std::move(read), status);
+}
+
 ::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,
                                                     Engine engine, Planning planning) {
-  const std::vector<RankResult> got = run_on_device(group, c, engine, planning);
-  return every_rank_matches(c, got);
+  // On the host backend a rank's results are read only after the work its stream waits for
+  // has run: reading in both orders catches a missed wait on either side of a rank pair.
+  for (ReadOrder order : {ReadOrder::kAscending, ReadOrder::kDescending}) {
+    ::testing::AssertionResult matched =
+        every_rank_matches(c, run_on_device(group, c, engine, planning, order));
+    if (!matched || !group.on_host()) return matched;
+  }
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace fusco::testing

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,9 @@
 
 namespace fusco::testing {
 
-// The backend of a group's device memory: CUDA, or the host backend (gpu::kHostDevice).
+// The backend of a group's device memory: CUDA, or the host backend (create_on_host).
 inline const gpu::DeviceOps& ops_of(const gpu::DeviceGroup& group) {
-  return group.device() == gpu::kHostDevice ? gpu::host_ops() : gpu::cuda_ops();
+  return group.on_host() ? gpu::host_ops() : gpu::cuda_ops();
 }
 
 // Device copies that free themselves, in a backend's device memory (CUDA unless told).
@@ -75,23 +76,33 @@ inline TensorView on_device(void* data, DType dtype, int64_t rows, int64_t cols,
   return view;
 }
 
-/// Tests of DeviceGroup that run on every backend: the host backend (gpu::kHostDevice)
-/// everywhere, CUDA device 0 where there is a GPU (skipped otherwise). GetParam(): the device.
-class OnEveryBackend : public ::testing::TestWithParam<int> {
+enum class Backend { kHost, kCuda };
+
+/// A DeviceGroup on `backend` (CUDA: device 0).
+inline Result<std::unique_ptr<gpu::DeviceGroup>> group_on(Backend backend, int world,
+                                                          int ranks_per_node = 0) {
+  return backend == Backend::kHost ? gpu::DeviceGroup::create_on_host(world, ranks_per_node)
+                                   : gpu::DeviceGroup::create(world, 0, ranks_per_node);
+}
+
+/// Tests of DeviceGroup that run on every backend: the host backend everywhere, CUDA where
+/// there is a GPU (skipped otherwise). GetParam(): the backend.
+class OnEveryBackend : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (GetParam() != gpu::kHostDevice) FUSCO_SKIP_WITHOUT_GPU();
+    if (GetParam() == Backend::kCuda) FUSCO_SKIP_WITHOUT_GPU();
   }
 };
 
 /// The test name suffix of a backend: Host or Cuda.
-inline std::string backend_name(const ::testing::TestParamInfo<int>& info) {
-  return info.param == gpu::kHostDevice ? "Host" : "Cuda";
+inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kHost ? "Host" : "Cuda";
 }
 
 /// Instantiates the OnEveryBackend suite `suite` for both backends.
-#define FUSCO_ON_EVERY_BACKEND(suite) \
-  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::Values(gpu::kHostDevice, 0), backend_name)
+#define FUSCO_ON_EVERY_BACKEND(suite)                                                          \
+  INSTANTIATE_TEST_SUITE_P(Backends, suite, ::testing::Values(Backend::kHost, Backend::kCuda), \
+                           backend_name)
 
 enum class Engine { kFused, kUnfusedBaseline };
 enum class Planning { kHost, kDevice };
@@ -106,10 +117,14 @@ RankResult counts_of_device_plan(const gpu::DevicePlan& plan);
 /// The receive rows the blocks of `counts` take (padded_tokens_per_expert summed).
 int64_t rows_in_blocks(const RankResult& counts);
 
+/// The order in which a run reads the ranks' results.
+enum class ReadOrder { kAscending, kDescending };
+
 /// Plans, dispatches and combines `c` on the group; every rank's result.
 std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c,
                                       Engine engine = Engine::kFused,
-                                      Planning planning = Planning::kHost);
+                                      Planning planning = Planning::kHost,
+                                      ReadOrder order = ReadOrder::kAscending);
 
 /// run_on_device against the reference, bit for bit.
 ::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,

@@ -16,10 +16,10 @@ namespace fusco::testing {
 namespace {
 
 // `c` on a group of its own world and nodes.
-::testing::AssertionResult on_nodes_matches_reference(Case c, int device) {
+::testing::AssertionResult on_nodes_matches_reference(Case c, Backend backend) {
   if (c.dtype == DType::kFloat64) c.dtype = DType::kInt64;  // the GPU sums fp32/fp16/bf16
   c.direct_access = true;
-  auto group = gpu::DeviceGroup::create(c.world, device, c.ranks_per_node);
+  auto group = group_on(backend, c.world, c.ranks_per_node);
   if (!group.ok()) return ::testing::AssertionFailure() << group.status().to_string();
   return device_matches_reference(*group.value(), c);
 }
@@ -53,7 +53,7 @@ TEST_P(DeviceGroupNodes, TwoNodesOfFour_EveryDedupAndRelayPolicy_DeepSeekRows) {
 }
 
 TEST_P(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
-  auto group = gpu::DeviceGroup::create(4, GetParam(), 2);
+  auto group = group_on(GetParam(), 4, 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   std::vector<int64_t> ids = {2, 3, 3, 2};  // every rank's tokens go to the other node
   const std::vector<TensorView> idx(4, TensorView::host(ids.data(), DType::kInt64, {2, 2}));
@@ -78,7 +78,7 @@ TEST_P(DeviceGroupNodes, PlansOfAnotherCall_AreAClearError) {
 }
 
 TEST_P(DeviceGroupNodes, PlanningOnTheDevice_IsForOneNode) {
-  auto group = gpu::DeviceGroup::create(4, GetParam(), 2);
+  auto group = group_on(GetParam(), 4, 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   DeviceMemory memory(ops_of(*group.value()));
   const std::vector<TensorView> idx(

@@ -1,4 +1,4 @@
-// The host backend of the GPU engine (gpu/device_ops.hpp, DeviceGroup device kHostDevice):
+// The host backend of the GPU engine (gpu/device_ops.hpp, DeviceGroup::create_on_host):
 // its streams run work only when forced, in the order events allow, so that work reading a
 // buffer without waiting for its writer reads stale bytes in every run; and what it does not
 // run says so.
@@ -87,7 +87,7 @@ TEST(HostBackend, EveryRanksStores_StartAtTheRankAfterIt) {
   // Review defect 5: with every source storing to rank 0 first, one GPU's inbound link
   // carried the whole node at a time.
   constexpr int kWorld = 4;
-  auto group = gpu::DeviceGroup::create(kWorld, gpu::kHostDevice);
+  auto group = gpu::DeviceGroup::create_on_host(kWorld);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   std::vector<int64_t> ids = {0, 1, 2, 3, 3, 2, 1, 0};  // two tokens, one expert per rank each
   TensorView idx = TensorView::host(ids.data(), DType::kInt64, {2, 4});
@@ -106,8 +106,24 @@ TEST(HostBackend, EveryRanksStores_StartAtTheRankAfterIt) {
   }
 }
 
+TEST(HostBackend, CreateOnHost_ChecksItsArgumentsAsCreateDoes) {
+  auto wide = gpu::DeviceGroup::create_on_host(73);
+  ASSERT_FALSE(wide.ok());
+  EXPECT_NE(wide.status().message().find("world_size = 73 is outside [1, 72]"), std::string::npos)
+      << wide.status().message();
+  auto negative = gpu::DeviceGroup::create_on_host(4, -1);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_NE(negative.status().message().find("ranks_per_node = -1"), std::string::npos)
+      << negative.status().message();
+  auto group = gpu::DeviceGroup::create_on_host(4, 2);
+  ASSERT_TRUE(group.ok()) << group.status().to_string();
+  EXPECT_TRUE(group.value()->on_host());
+  EXPECT_EQ(group.value()->device(), -1);
+  EXPECT_EQ(group.value()->world_size(), 4);
+}
+
 TEST(HostBackend, PlanningOnTheDeviceAndTheUnfusedBaseline_SayTheyNeedCuda) {
-  auto group = gpu::DeviceGroup::create(2, gpu::kHostDevice);
+  auto group = gpu::DeviceGroup::create_on_host(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   std::vector<int64_t> ids = {0, 1, 1, 0};
   TensorView idx = TensorView::host(ids.data(), DType::kInt64, {2, 2});
