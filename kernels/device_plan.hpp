@@ -11,33 +11,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/device_plan_steps.hpp"
+#include "core/planning_args.hpp"
 
 namespace fusco::kernels {
 
-struct DevicePlanningArgs {
-  core::GroupCounts group;  ///< The count matrix (every rank's layout written) and the map.
-  int rank = 0;
-  const void* topk_idx = nullptr;  ///< [T, k] int32 or int64, device memory.
-  bool ids_int64 = false;
-  int64_t num_tokens = 0;
-  int64_t topk = 0;
-  int64_t num_experts = 0;                ///< Logical experts E.
-  const int64_t* physical = nullptr;      ///< [E] physical expert of each logical one.
-  const int64_t* positions = nullptr;     ///< [T * k] this rank's layout positions.
-  int64_t* first_row = nullptr;           ///< [P] out: this rank's first row of each expert.
-  int64_t* limit = nullptr;               ///< [P] out: the row limit of each expert.
-  core::DirectStore* stores = nullptr;    ///< [T * k] out: one per (token, slot).
-  int64_t* token_group_begin = nullptr;   ///< [T + 1] out: token t is group t.
-  int64_t* group_term_begin = nullptr;    ///< [T + 1] out: token t's terms.
-  core::DirectTerm* terms = nullptr;      ///< [T * k] out: the first group_term_begin[T].
-  int64_t* tokens_per_expert = nullptr;   ///< [local experts] out: rows kept.
-  int64_t* dropped_per_expert = nullptr;  ///< [local experts] out: rows without room.
-  int64_t* padded_per_expert = nullptr;   ///< [local experts] out: rows of each block.
-  int64_t* unfilled = nullptr;  ///< [local experts][2] out: each block's rows left unfilled.
-  void* workspace = nullptr;    ///< device_planning_workspace_bytes() bytes of device memory.
-  size_t workspace_bytes = 0;
-};
+using DevicePlanningArgs = core::DevicePlanningArgs;
 
 /// Device scratch memory launch_device_planning needs for `num_tokens` tokens.
 size_t device_planning_workspace_bytes(int64_t num_tokens);

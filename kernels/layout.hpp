@@ -10,23 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/planning_args.hpp"
+
 namespace fusco::kernels {
 
-struct LayoutArgs {
-  const void* topk_idx = nullptr;  ///< [T, k] int32 or int64, device memory.
-  bool ids_int64 = false;
-  int64_t num_tokens = 0;
-  int topk = 0;
-  int64_t num_experts = 0;            ///< Logical experts E.
-  const int64_t* physical = nullptr;  ///< [E] physical expert of each logical one, device.
-  int64_t num_physical = 0;           ///< P.
-  int64_t* positions = nullptr;       ///< [T * k] out: row in expert order, -1 unused slot.
-  int64_t* expert_begin = nullptr;    ///< [P + 1] out: first row of each expert; [P] = rows.
-  /// [1] out: the first pair (token * k + slot) whose id is outside [-1, E), or INT64_MAX.
-  int64_t* first_bad = nullptr;
-  void* workspace = nullptr;  ///< layout_workspace_bytes() bytes of device memory.
-  size_t workspace_bytes = 0;
-};
+using LayoutArgs = core::LayoutArgs;
 
 /// Device scratch memory launch_layout needs for these sizes.
 size_t layout_workspace_bytes(int64_t num_tokens, int64_t num_physical);

@@ -77,7 +77,7 @@ class DeviceGroup {
   /// Its streams run their work lazily — when synchronize() or a wait of another stream
   /// forces them — so that work reading a buffer without waiting for its writer reads stale
   /// bytes. For testing the GPU engine's logic (and code that drives it) without a GPU;
-  /// stream(r) is then not a CUDA stream. plan_on_device is kUnsupported there.
+  /// stream(r) is then not a CUDA stream.
   static Result<std::unique_ptr<DeviceGroup>> create_on_host(int world_size,
                                                              int ranks_per_node = 0);
   ~DeviceGroup();

@@ -7,6 +7,7 @@
 #include "direct_dispatch.hpp"
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_ops.hpp"
+#include "layout.hpp"
 
 namespace fusco::gpu {
 
@@ -88,6 +89,17 @@ class CudaOps final : public DeviceOps {
   Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
                         const std::string& what) const override {
     return cuda_status(kernels::launch_direct_combine(args, stream), what);
+  }
+  Status layout(const core::LayoutArgs& args, int64_t* bad, cudaStream_t stream,
+                const std::string& what) const override {
+    FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(args, stream), what));
+    return cuda_status(
+        kernels::launch_record_bad_id(args.topk_idx, args.ids_int64, args.first_bad, bad, stream),
+        what);
+  }
+  Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
+                         const std::string& what) const override {
+    return cuda_status(kernels::launch_device_planning(args, stream), what);
   }
 };
 

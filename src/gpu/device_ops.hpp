@@ -20,6 +20,11 @@
 
 #include "fusco/status.hpp"
 
+namespace fusco::core {
+struct LayoutArgs;
+struct DevicePlanningArgs;
+}  // namespace fusco::core
+
 namespace fusco::kernels {
 struct DirectDispatchArgs;
 struct DirectCombineArgs;
@@ -79,6 +84,12 @@ class DeviceOps {
                                  const std::string& what) const = 0;
   virtual Status direct_combine(const kernels::DirectCombineArgs& args, cudaStream_t stream,
                                 const std::string& what) const = 0;
+  /// The planning kernels (kernels/layout.hpp, kernels/device_plan.hpp): one rank's layout,
+  /// then the record of its first bad id into bad[0..1]; its planning over the count matrix.
+  virtual Status layout(const core::LayoutArgs& args, int64_t* bad, cudaStream_t stream,
+                        const std::string& what) const = 0;
+  virtual Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
+                                 const std::string& what) const = 0;
 };
 
 /// Where a step's work goes: a backend's stream, and the step's name in errors.

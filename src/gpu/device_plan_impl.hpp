@@ -20,6 +20,7 @@ struct StagedGroupCopies;
 /// Device memory of one DeviceGroup::plan_on_device call that every rank's plan reads: the
 /// expert map and the group's count matrix (core::GroupCounts), in one allocation.
 struct GroupPlanning {
+  const DeviceOps* ops = nullptr;  ///< The backend of the group's plans.
   DeviceBuffer storage;
   int64_t* physical = nullptr;    ///< [E]
   int32_t* owner = nullptr;       ///< [P]

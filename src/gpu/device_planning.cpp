@@ -81,16 +81,19 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
   shape.num_recv_rows = device_recv_rows(options.layout, map, rank, recv_rows);
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
+  const DeviceOps& ops = *made->group->ops;
+  // The host backend's kernels keep their scratch on the host.
+  const bool on_host = ops.on_host();
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
       {pairs * sizeof(int64_t),
-       kernels::layout_workspace_bytes(shape.num_tokens, map.num_physical()),
-       kernels::device_planning_workspace_bytes(shape.num_tokens),
+       on_host ? 0 : kernels::layout_workspace_bytes(shape.num_tokens, map.num_physical()),
+       on_host ? 0 : kernels::device_planning_workspace_bytes(shape.num_tokens),
        static_cast<size_t>(map.num_physical()) * sizeof(int64_t),
        static_cast<size_t>(map.num_physical()) * sizeof(int64_t), local * sizeof(int64_t),
        local * sizeof(int64_t), local * sizeof(int64_t), 2 * local * sizeof(int64_t),
        3 * sizeof(int64_t)},
-      parts, "plan_on_device: plan buffers");
+      parts, "plan_on_device: plan buffers", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
   made->storage = std::move(storage).value();
   made->positions = static_cast<int64_t*>(parts[0]);
@@ -105,7 +108,7 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
   made->bad = static_cast<int64_t*>(parts[9]);
   const auto stores = static_cast<int64_t>(pairs);
   Result<DeviceProgramme> programme =
-      DeviceProgramme::allocate(stores, shape.num_tokens, shape.num_tokens, stores);
+      DeviceProgramme::allocate({stores, shape.num_tokens, shape.num_tokens, stores}, ops);
   FUSCO_RETURN_IF_ERROR(programme.status());
   auto plan = std::make_shared<DevicePlan::Impl>();
   plan->owner = owner;
@@ -115,8 +118,9 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
 }
 
 Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map,
-                                                    bool with_matrix) {
+                                                    bool with_matrix, const DeviceOps& ops) {
   auto group = std::make_shared<GroupPlanning>();
+  group->ops = &ops;
   const size_t begins = with_matrix ? static_cast<size_t>(map.world_size) *
                                           static_cast<size_t>(map.num_physical() + 1)
                                     : 0;
@@ -126,7 +130,7 @@ Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMa
        {map.physical_owner.data(), map.physical_owner.size() * sizeof(int32_t)},
        {map.rank_begin.data(), map.rank_begin.size() * sizeof(int64_t)},
        {nullptr, begins * sizeof(int64_t)}},
-      parts, "plan_on_device: expert map");
+      parts, "plan_on_device: expert map", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
   group->storage = std::move(storage).value();
   group->physical = static_cast<int64_t*>(parts[0]);
@@ -167,13 +171,12 @@ Status launch_rank_layout(const DevicePlan::Impl& plan, const TensorView& ids,
   layout.positions = made.positions;
   layout.expert_begin = begins_row;
   layout.first_bad = made.bad + 2;
+  const DeviceOps& ops = *made.group->ops;
   layout.workspace = made.layout_workspace;
-  layout.workspace_bytes = kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
-  const std::string what = "plan_on_device: layout of rank " + std::to_string(made.shape.rank);
-  FUSCO_RETURN_IF_ERROR(cuda_status(kernels::launch_layout(layout, stream), what));
-  return cuda_status(kernels::launch_record_bad_id(layout.topk_idx, layout.ids_int64,
-                                                   layout.first_bad, made.bad, stream),
-                     what);
+  layout.workspace_bytes =
+      ops.on_host() ? 0 : kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
+  return ops.layout(layout, made.bad, stream,
+                    "plan_on_device: layout of rank " + std::to_string(made.shape.rank));
 }
 
 Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
@@ -199,17 +202,18 @@ Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
   args.dropped_per_expert = made.dropped_per_expert;
   args.padded_per_expert = made.padded_per_expert;
   args.unfilled = made.unfilled;
+  const DeviceOps& ops = *made.group->ops;
   args.workspace = made.planning_workspace;
-  args.workspace_bytes = kernels::device_planning_workspace_bytes(args.num_tokens);
-  return cuda_status(kernels::launch_device_planning(args, stream),
-                     "plan_on_device: planning kernels of rank " + std::to_string(args.rank));
+  args.workspace_bytes =
+      ops.on_host() ? 0 : kernels::device_planning_workspace_bytes(args.num_tokens);
+  return ops.device_planning(
+      args, stream, "plan_on_device: planning kernels of rank " + std::to_string(args.rank));
 }
 
 Status routing_verdict(const DevicePlan::Impl& plan, const std::string& arg) {
   int64_t bad[2] = {-1, 0};
   FUSCO_RETURN_IF_ERROR(
-      cuda_status(cudaMemcpy(bad, plan.made->bad, sizeof(bad), cudaMemcpyDeviceToHost),
-                  "routing check of " + arg));
+      plan.made->group->ops->download(bad, plan.made->bad, sizeof(bad), "routing check of " + arg));
   if (bad[0] < 0) return Status();
   const detail::PlanData& shape = plan.made->shape;
   return Status(StatusCode::kInvalidArgument,
@@ -234,24 +238,19 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
                       " nodes; planning on the device is for the ranks of one node (staged rows "
                       "between nodes are planned on the host); DeviceGroup::plan() has it");
   }
-  if (impl_->ops->on_host()) {
-    return Status(StatusCode::kUnsupported,
-                  "plan_on_device: the planning kernels do not run on the host backend "
-                  "(DeviceGroup::create_on_host) yet; DeviceGroup::plan() does");
-  }
   Result<core::ResolvedExpertMap> resolved =
       core::resolve_expert_map(expert_map, num_experts, world);
   FUSCO_RETURN_IF_ERROR(resolved.status());
   const core::ResolvedExpertMap& map = resolved.value();
   FUSCO_RETURN_IF_ERROR(check_device_planning(options, map, max_recv_rows));
   FUSCO_RETURN_IF_ERROR(check_device_routing(topk_idx));
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaSetDevice(impl_->device), "cudaSetDevice"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops->use_device(impl_->device));
   std::vector<int64_t> tokens;
   tokens.reserve(topk_idx.size());
   for (const TensorView& ids : topk_idx) tokens.push_back(ids.shape[0]);
   const int64_t recv_rows = expert_major_rows(
       max_recv_rows, tokens, static_cast<int>(topk_idx.front().shape[1]), map, options.layout);
-  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, true);
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, true, *impl_->ops);
   FUSCO_RETURN_IF_ERROR(group.status());
   int64_t* begins = group.value()->begins;
   const core::GroupCounts counts =
@@ -287,8 +286,8 @@ Status DeviceGroup::check_routing(const std::vector<DevicePlan>& plans) {
   for (int r = 0; r < impl_->world; ++r) {
     const auto rr = static_cast<size_t>(r);
     if (!plans[rr].on_device()) continue;
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(impl_->streams[rr]),
-                                      "routing check of rank " + std::to_string(r)));
+    FUSCO_RETURN_IF_ERROR(
+        impl_->ops->synchronize(impl_->streams[rr], "routing check of rank " + std::to_string(r)));
     FUSCO_RETURN_IF_ERROR(routing_verdict(plans[rr].impl(), "topk_idx[" + std::to_string(r) + "]"));
   }
   return Status();

@@ -20,7 +20,7 @@ namespace fusco::gpu {
 
 /// The expert map in device memory, and with `with_matrix` an unfilled count matrix.
 Result<std::shared_ptr<GroupPlanning>> upload_group(const core::ResolvedExpertMap& map,
-                                                    bool with_matrix);
+                                                    bool with_matrix, const DeviceOps& ops);
 
 /// What the planning kernels read of the group: `begins` (the [W][P + 1] matrix in memory
 /// this rank's GPU reads), the map of `group`, the layout, every rank's receive rows.

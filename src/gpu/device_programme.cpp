@@ -49,15 +49,14 @@ DeviceProgramme programme_of(DeviceBuffer storage, const std::vector<void*>& par
 
 }  // namespace
 
-Result<DeviceProgramme> DeviceProgramme::allocate(int64_t stores, int64_t tokens, int64_t groups,
-                                                  int64_t terms) {
+Result<DeviceProgramme> DeviceProgramme::allocate(const Sizes& sizes, const DeviceOps& ops) {
   std::vector<void*> parts;
   Result<DeviceBuffer> storage =
-      DeviceBuffer::allocate_parts({static_cast<size_t>(stores) * sizeof(core::DirectStore),
-                                    static_cast<size_t>(tokens + 1) * sizeof(int64_t),
-                                    static_cast<size_t>(groups + 1) * sizeof(int64_t),
-                                    static_cast<size_t>(terms) * sizeof(core::DirectTerm)},
-                                   parts, "plan programme");
+      DeviceBuffer::allocate_parts({static_cast<size_t>(sizes.stores) * sizeof(core::DirectStore),
+                                    static_cast<size_t>(sizes.tokens + 1) * sizeof(int64_t),
+                                    static_cast<size_t>(sizes.groups + 1) * sizeof(int64_t),
+                                    static_cast<size_t>(sizes.terms) * sizeof(core::DirectTerm)},
+                                   parts, "plan programme", ops);
   FUSCO_RETURN_IF_ERROR(storage.status());
   return programme_of(std::move(storage).value(), parts);
 }

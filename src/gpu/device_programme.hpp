@@ -27,9 +27,15 @@ struct DeviceProgramme {
   /// The receive rows dispatch zeroes (the plan's padding), for one zeroing kernel.
   RowRanges padding;
 
-  /// Room for `stores` stores, `tokens` tokens, `groups` groups and `terms` terms.
-  static Result<DeviceProgramme> allocate(int64_t stores, int64_t tokens, int64_t groups,
-                                          int64_t terms);
+  /// How many of each a programme holds.
+  struct Sizes {
+    int64_t stores = 0;
+    int64_t tokens = 0;
+    int64_t groups = 0;
+    int64_t terms = 0;
+  };
+  /// Room for `sizes` (no padding ranges: plans made on the device zero their own).
+  static Result<DeviceProgramme> allocate(const Sizes& sizes, const DeviceOps& ops);
   /// The programme of `plan`, which must store every row directly (one node); a plan with
   /// staged rows (ranks on several nodes) is kUnsupported: the NCCL engine's inter-node path
   /// (GIN) is not built yet.

@@ -2,11 +2,14 @@
 // device memory, streams are lazy queues (gpu/host_streams.hpp), and the kernels run the same
 // per-row step functions as the CUDA kernels, lane by lane.
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <vector>
 
 #include "core/direct_steps.hpp"
+#include "core/host_planning.hpp"
 #include "core/reduce_steps.hpp"
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
@@ -47,20 +50,32 @@ void dispatch_rows(const kernels::DirectDispatchArgs& args) {
   }
 }
 
+// One accumulator per element, as the kernel's threads keep them, fed term by term (the
+// kernel's order per element; one pass over each term's row).
 void combine_rows(const kernels::DirectCombineArgs& args) {
   const auto type = static_cast<core::RowType>(args.row_type);
   const int64_t row_bytes = args.hidden * core::row_type_bytes(type);
+  std::vector<core::CombineAccumulator> sums(static_cast<size_t>(args.hidden));
   for (int64_t t = 0; t < args.num_tokens; ++t) {
     const int64_t weights_row = args.weight_rows == nullptr ? t : args.weight_rows[t];
-    const int64_t g0 = args.token_group_begin[t];
-    const int64_t groups = args.token_group_begin[t + 1] - g0;
+    const int64_t* group_begin = args.group_term_begin + args.token_group_begin[t];
+    const int64_t groups = args.token_group_begin[t + 1] - args.token_group_begin[t];
+    std::fill(sums.begin(), sums.end(), core::CombineAccumulator{});
+    for (int64_t g = 0; g < groups; ++g) {
+      for (int64_t i = group_begin[g]; i < group_begin[g + 1]; ++i) {
+        const float weight =
+            core::term_weight(args.topk_weights, args.topk, weights_row, args.terms[i]);
+        const char* row = core::term_source(args.expert_out, args.terms[i]);
+        for (int64_t h = 0; h < args.hidden; ++h) {
+          sums[static_cast<size_t>(h)].add(weight, core::load_element(row, h, type),
+                                           i == group_begin[g]);
+        }
+      }
+      for (core::CombineAccumulator& sum : sums) sum.close_group(g, groups, type);
+    }
     char* out_row = static_cast<char*>(args.out) + t * row_bytes;
     for (int64_t h = 0; h < args.hidden; ++h) {
-      core::store_element(
-          out_row, h,
-          core::combine_token_element(args.expert_out, args.terms, args.group_term_begin + g0,
-                                      groups, args.topk_weights, args.topk, weights_row, h, type),
-          type);
+      core::store_element(out_row, h, sums[static_cast<size_t>(h)].total, type);
     }
   }
 }
@@ -185,6 +200,17 @@ class HostOps final : public DeviceOps {
                     what + ": row type " + std::to_string(args.row_type) + " has no combine");
     }
     return enqueue(stream, what, [args] { combine_rows(args); });
+  }
+  Status layout(const core::LayoutArgs& args, int64_t* bad, cudaStream_t stream,
+                const std::string& what) const override {
+    return enqueue(stream, what, [args, bad] {
+      core::layout_on_host(args);
+      core::record_bad_id_on_host(args, bad);
+    });
+  }
+  Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
+                         const std::string& what) const override {
+    return enqueue(stream, what, [args] { core::planning_on_host(args); });
   }
 
  private:

@@ -81,7 +81,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   const auto matrix_bytes = static_cast<size_t>(im.world * row) * sizeof(int64_t);
   FUSCO_RETURN_IF_ERROR(im.ensure_counts_window(2 * matrix_bytes));
 
-  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false);
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false, cuda_ops());
   Result<std::shared_ptr<DevicePlan::Impl>> plan = Status(StatusCode::kAborted, "");
   if (group.ok()) {
     plan = allocate_device_plan(impl_.get(), topk_idx, im.rank, im.world, num_experts, map, options,

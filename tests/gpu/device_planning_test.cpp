@@ -3,8 +3,9 @@
 // case under capacity and expert-major layouts, dispatch and combine results and per-expert
 // counts equal to the reference bit for bit; bad ids reported by check_routing() and planned
 // as unused slots.
-// Skipped without a GPU (the argument checks run on the CPU in device_checks_test.cpp, the
-// planning arithmetic in tests/multirank/device_planning_test.cpp).
+// On the host backend everywhere and on CUDA where there is a GPU (the argument checks run on
+// the CPU in device_checks_test.cpp, the planning arithmetic alone in
+// tests/multirank/device_planning_test.cpp).
 
 #include <gtest/gtest.h>
 
@@ -22,10 +23,12 @@
 namespace fusco::testing {
 namespace {
 
-TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_MatchReference) {
-  FUSCO_SKIP_WITHOUT_GPU();
+using PlanOnDevice = OnEveryBackend;
+FUSCO_ON_EVERY_BACKEND(PlanOnDevice);
+
+TEST_P(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_MatchReference) {
   for (int world : {1, 2, 3, 4, 8}) {
-    auto group = gpu::DeviceGroup::create(world);
+    auto group = group_on(GetParam(), world);
     ASSERT_TRUE(group.ok()) << group.status().to_string();
     int index = 0;
     for (Case c : one_node_cases(world)) {
@@ -45,9 +48,8 @@ TEST(PlanOnDevice, WorldSizes12348_EveryRoutingCase_CapacityAndExpertMajor_Match
   }
 }
 
-TEST(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(8);
+TEST_P(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
+  auto group = group_on(GetParam(), 8);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
   c.world = 8;
@@ -61,9 +63,8 @@ TEST(PlanOnDevice, DeepSeekShape_Int32Ids_MatchesReference) {
   EXPECT_TRUE(device_matches_reference(*group.value(), c, Engine::kFused, Planning::kDevice));
 }
 
-TEST(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(4);
+TEST_P(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
+  auto group = group_on(GetParam(), 4);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
   Case c;
   c.world = 4;
@@ -83,11 +84,10 @@ TEST(PlanOnDevice, SamePlansAsPlanningOnTheHost_BitIdenticalResults) {
   }
 }
 
-TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(2);
+TEST_P(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing) {
+  auto group = group_on(GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
-  DeviceMemory memory;
+  DeviceMemory memory(ops_of(*group.value()));
   const std::vector<std::vector<int32_t>> ids = {{0, 3, 1, 1}, {2, 7, -1, 0}};  // 7: E = 4
   std::vector<TensorView> idx;
   for (const std::vector<int32_t>& rank_ids : ids) {
@@ -108,20 +108,16 @@ TEST(PlanOnDevice, IdOutsideTheExperts_IsReportedByCheckRouting_AndMovesNothing)
   ASSERT_TRUE(group.value()->synchronize().ok());
   for (const auto& [rank, want] :
        {std::pair{0, std::vector<int64_t>{2, 2}}, std::pair{1, std::vector<int64_t>{1, 1}}}) {
-    std::vector<int64_t> kept(2);
-    ASSERT_EQ(
-        cudaMemcpy(kept.data(), plans.value()[static_cast<size_t>(rank)].device_tokens_per_expert(),
-                   2 * sizeof(int64_t), cudaMemcpyDeviceToHost),
-        cudaSuccess);
-    EXPECT_EQ(kept, want) << "rank " << rank;
+    const RankResult counts =
+        counts_of_device_plan(plans.value()[static_cast<size_t>(rank)], ops_of(*group.value()));
+    EXPECT_EQ(counts.tokens_per_expert, want) << "rank " << rank;
   }
 }
 
-TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(2);
+TEST_P(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
+  auto group = group_on(GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
-  DeviceMemory memory;
+  DeviceMemory memory(ops_of(*group.value()));
   const std::vector<TensorView> idx(
       2, on_device(memory.copy_of(std::vector<std::byte>(16)), DType::kInt64, 1, 2));
   PlanOptions options;
@@ -132,7 +128,7 @@ TEST(PlanOnDevice, RankMajorLayout_IsUnsupportedAndNamesPlan) {
   EXPECT_NE(plans.status().message().find("DeviceGroup::plan() has it"), std::string::npos);
 }
 
-TEST(PlanOnDevice, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
+TEST(PlanOnDeviceCuda, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
   FUSCO_SKIP_WITHOUT_GPU();
   auto group = gpu::DeviceGroup::create(2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
@@ -150,11 +146,10 @@ TEST(PlanOnDevice, UnfusedBaselineWithDeviceMadePlans_IsAClearError) {
       << baseline.status().message();
 }
 
-TEST(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto group = gpu::DeviceGroup::create(2);
+TEST_P(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
+  auto group = group_on(GetParam(), 2);
   ASSERT_TRUE(group.ok()) << group.status().to_string();
-  DeviceMemory memory;
+  DeviceMemory memory(ops_of(*group.value()));
   const std::vector<TensorView> idx = {
       on_device(memory.copy_of(std::vector<std::byte>(3 * 2 * 8)), DType::kInt64, 3, 2),
       on_device(memory.copy_of(std::vector<std::byte>(5 * 2 * 8)), DType::kInt64, 5, 2)};
@@ -166,7 +161,7 @@ TEST(PlanOnDevice, ExpertMajorDefaultBound_IsTheMostThatCanArrive) {
     EXPECT_EQ(plan.num_recv_rows(), (3 + 5) * 2 + 2 * 3);  // all pairs + 2 experts x 3 padding
   }
   ASSERT_TRUE(group.value()->synchronize().ok());
-  const RankResult rank0 = counts_of_device_plan(plans.value()[0]);
+  const RankResult rank0 = counts_of_device_plan(plans.value()[0], ops_of(*group.value()));
   EXPECT_EQ(rank0.tokens_per_expert, (std::vector<int64_t>{16, 0}));
   EXPECT_EQ(rank0.padded_tokens_per_expert, (std::vector<int64_t>{16, 0}));
   EXPECT_EQ(rank0.dropped_per_expert, (std::vector<int64_t>{0, 0}));

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,11 @@ class OnEveryBackend : public ::testing::TestWithParam<Backend> {
   }
 };
 
+/// How GoogleTest prints a backend parameter.
+inline void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kHost ? "host" : "cuda");
+}
+
 /// The test name suffix of a backend: Host or Cuda.
 inline std::string backend_name(const ::testing::TestParamInfo<Backend>& info) {
   return info.param == Backend::kHost ? "Host" : "Cuda";
@@ -108,11 +114,13 @@ enum class Engine { kFused, kUnfusedBaseline };
 enum class Planning { kHost, kDevice };
 
 /// Rank `rank`'s routing of `c` in device memory (int32 ids when the case says so).
-TensorView device_routing(const Case& c, int rank, DeviceMemory& memory);
+TensorView device_routing(const Case& c, int rank, DeviceMemory& memory,
+                          cudaStream_t stream = nullptr);
 
 /// A rank's counts from a plan of either kind; a device-made plan's are read back from the
 /// device (call once its planning has ended).
-RankResult counts_of_device_plan(const gpu::DevicePlan& plan);
+RankResult counts_of_device_plan(const gpu::DevicePlan& plan,
+                                 const gpu::DeviceOps& ops = gpu::cuda_ops());
 
 /// The receive rows the blocks of `counts` take (padded_tokens_per_expert summed).
 int64_t rows_in_blocks(const RankResult& counts);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/device_plan_steps.hpp"
+#include "core/host_planning.hpp"
 #include "core/layout.hpp"
 #include "multirank/harness.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -34,48 +35,50 @@ struct KernelPlan {
   int64_t num_recv_rows = 0;
 };
 
-// Rank `rank`'s planning kernels over the group's counts, with ids of type Id.
+// Rank `rank`'s planning kernels over the group's counts, with ids of type Id, run on the host
+// (core::planning_on_host, the GPU engine's host backend).
 template <typename Id>
 KernelPlan plan_rank(const core::GroupCounts& group, const core::ResolvedExpertMap& map,
                      const std::vector<Id>& ids, const std::vector<int64_t>& positions, int rank,
                      int topk) {
   const int64_t tokens = static_cast<int64_t>(ids.size()) / topk;
+  const auto local = static_cast<size_t>(map.num_local(rank));
   std::vector<int64_t> first_row(static_cast<size_t>(group.physical));
   std::vector<int64_t> limit(static_cast<size_t>(group.physical));
+  std::vector<int64_t> token_group_begin(static_cast<size_t>(tokens) + 1);
+  std::vector<int64_t> unfilled(2 * local);
+  std::vector<core::DirectTerm> terms(ids.size());
   KernelPlan plan;
-  const auto rr = static_cast<size_t>(rank);
-  for (int64_t p = 0; p < group.physical; ++p) {  // the expert kernel
-    const core::ExpertPlace place = core::expert_place(group, p);
-    first_row[static_cast<size_t>(p)] = place.begin + core::rows_before_rank(group, rank, p);
-    limit[static_cast<size_t>(p)] = place.limit;
-    if (p >= map.rank_begin[rr] && p < map.rank_begin[rr + 1]) {
-      plan.tokens_per_expert.push_back(place.kept);
-      plan.dropped_per_expert.push_back(place.rows - place.kept);
-      plan.padded_tokens_per_expert.push_back(place.block);
-      plan.unfilled.emplace_back(place.begin + place.kept, place.unfilled_end());
-    }
-  }
-  core::TokenPlanning<Id> planning;
-  planning.ids = ids.data();
-  planning.topk = topk;
-  planning.num_experts = map.num_experts;
-  planning.physical = map.physical.data();
-  planning.positions = positions.data();
-  planning.own_begin = group.begins + static_cast<int64_t>(rank) * (group.physical + 1);
-  planning.first_row = first_row.data();
-  planning.limit = limit.data();
   plan.stores.resize(ids.size());
-  plan.group_term_begin.assign(static_cast<size_t>(tokens) + 1, 0);
-  for (int64_t t = 0; t < tokens; ++t) {  // the token kernel, then the exclusive scan
-    plan.group_term_begin[static_cast<size_t>(t) + 1] =
-        plan.group_term_begin[static_cast<size_t>(t)] +
-        core::place_token(group, planning, t, plan.stores.data());
-  }
-  plan.terms.resize(static_cast<size_t>(plan.group_term_begin.back()));
-  for (int64_t t = 0; t < tokens; ++t) {
-    core::token_terms(plan.stores.data(), topk, t, plan.group_term_begin[static_cast<size_t>(t)],
-                      plan.terms.data());
-  }
+  plan.group_term_begin.assign(static_cast<size_t>(tokens) + 1, -1);
+  plan.tokens_per_expert.resize(local);
+  plan.dropped_per_expert.resize(local);
+  plan.padded_tokens_per_expert.resize(local);
+  core::DevicePlanningArgs args;
+  args.group = group;
+  args.rank = rank;
+  args.topk_idx = ids.data();
+  args.ids_int64 = sizeof(Id) == sizeof(int64_t);
+  args.num_tokens = tokens;
+  args.topk = topk;
+  args.num_experts = map.num_experts;
+  args.physical = map.physical.data();
+  args.positions = positions.data();
+  args.first_row = first_row.data();
+  args.limit = limit.data();
+  args.stores = plan.stores.data();
+  args.token_group_begin = token_group_begin.data();
+  args.group_term_begin = plan.group_term_begin.data();
+  args.terms = terms.data();
+  args.tokens_per_expert = plan.tokens_per_expert.data();
+  args.dropped_per_expert = plan.dropped_per_expert.data();
+  args.padded_per_expert = plan.padded_tokens_per_expert.data();
+  args.unfilled = unfilled.data();
+  core::planning_on_host(args);
+  terms.resize(static_cast<size_t>(plan.group_term_begin.back()));
+  plan.terms = std::move(terms);
+  for (size_t s = 0; s < local; ++s)
+    plan.unfilled.emplace_back(unfilled[2 * s], unfilled[2 * s + 1]);
   plan.num_recv_rows =
       group.capacity_layout ? map.num_local(rank) * group.capacity : group.recv_rows;
   return plan;

@@ -1,6 +1,7 @@
-// The GPU layout's steps (core/layout_steps.hpp) run on the host, with a warp emulated lane by
-// lane: chunk counts, the exclusive scan, and warp placement must give exactly
-// core::build_layout's order. The GPU test runs the same steps in the kernel.
+// The GPU layout's steps (core/layout_steps.hpp) run on the host (core::layout_on_host, the
+// GPU engine's host backend), with a warp emulated lane by lane: chunk counts, the exclusive
+// scan, and warp placement must give exactly core::build_layout's order. The GPU test runs the
+// same steps in the kernel.
 
 #include "core/layout_steps.hpp"
 
@@ -10,6 +11,7 @@
 #include <limits>
 #include <random>
 
+#include "core/host_planning.hpp"
 #include "core/layout.hpp"
 
 namespace fusco::core {
@@ -21,64 +23,25 @@ struct DeviceLayout {
   int64_t first_bad = std::numeric_limits<int64_t>::max();
 };
 
-// What kernels/layout.cu computes, step by step, on the host.
+// What kernels/layout.cu computes, step by step, on the host (the host backend's layout).
 template <typename Id>
 DeviceLayout emulate(const std::vector<Id>& ids, int64_t tokens, int topk, int64_t experts,
                      const std::vector<int64_t>& physical, int64_t num_physical) {
-  const int64_t chunks = layout_chunks(tokens);
-  std::vector<int64_t> counts(static_cast<size_t>(num_physical * chunks), 0);
   DeviceLayout out;
-  for (int64_t c = 0; c < chunks; ++c) {
-    for (int64_t flat = layout_chunk_begin(c, tokens, topk);
-         flat < layout_chunk_begin(c + 1, tokens, topk); ++flat) {
-      const int64_t p = layout_physical(ids.data(), flat, experts, physical.data());
-      if (p >= 0) ++counts[static_cast<size_t>(layout_counter(p, c, chunks))];
-      if (p == -2) out.first_bad = std::min(out.first_bad, flat);
-    }
-  }
-  std::vector<int64_t> cursors(counts.size());
-  int64_t total = 0;
-  for (size_t i = 0; i < counts.size(); ++i) {
-    cursors[i] = total;
-    total += counts[i];
-  }
-  for (int64_t p = 0; p < num_physical; ++p) {  // no chunks (no tokens): every expert is empty
-    out.expert_begin.push_back(
-        chunks == 0 ? 0 : cursors[static_cast<size_t>(layout_counter(p, 0, chunks))]);
-  }
-  out.expert_begin.push_back(total);
   out.positions.assign(ids.size(), -7);
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = layout_chunk_begin(c + 1, tokens, topk);
-    for (int64_t first = layout_chunk_begin(c, tokens, topk); first < end; first += kLayoutWarp) {
-      int64_t p[kLayoutWarp];
-      for (int lane = 0; lane < kLayoutWarp; ++lane) {
-        const int64_t flat = first + lane;
-        p[lane] = flat < end ? layout_physical(ids.data(), flat, experts, physical.data()) : -3;
-      }
-      uint32_t same[kLayoutWarp];
-      for (int lane = 0; lane < kLayoutWarp; ++lane) {  // __match_any_sync
-        same[lane] = 0;
-        for (int other = 0; other < kLayoutWarp; ++other) {
-          same[lane] |= p[other] == p[lane] ? uint32_t{1} << other : 0u;
-        }
-      }
-      int64_t position[kLayoutWarp];
-      for (int lane = 0; lane < kLayoutWarp; ++lane) {
-        position[lane] = p[lane] >= 0
-                             ? cursors[static_cast<size_t>(layout_counter(p[lane], c, chunks))] +
-                                   layout_rank_in_group(same[lane], lane)
-                             : -1;
-      }
-      for (int lane = 0; lane < kLayoutWarp; ++lane) {  // after __syncwarp
-        if (p[lane] >= 0 && layout_last_in_group(same[lane], lane)) {
-          cursors[static_cast<size_t>(layout_counter(p[lane], c, chunks))] +=
-              __builtin_popcount(same[lane]);
-        }
-        if (first + lane < end) out.positions[static_cast<size_t>(first + lane)] = position[lane];
-      }
-    }
-  }
+  out.expert_begin.assign(static_cast<size_t>(num_physical) + 1, -7);
+  LayoutArgs args;
+  args.topk_idx = ids.data();
+  args.ids_int64 = sizeof(Id) == sizeof(int64_t);
+  args.num_tokens = tokens;
+  args.topk = topk;
+  args.num_experts = experts;
+  args.physical = physical.data();
+  args.num_physical = num_physical;
+  args.positions = out.positions.data();
+  args.expert_begin = out.expert_begin.data();
+  args.first_bad = &out.first_bad;
+  layout_on_host(args);
   return out;
 }
 

@@ -1,0 +1,54 @@
+#pragma once
+
+// The arguments of planning on the GPU (kernels/layout.hpp, kernels/device_plan.hpp), in one
+// CUDA-free place: the kernels and their host runs (core/host_planning.hpp) read the same.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/device_plan_steps.hpp"
+#include "core/direct_steps.hpp"
+
+namespace fusco::core {
+
+struct LayoutArgs {
+  const void* topk_idx = nullptr;  ///< [T, k] int32 or int64, device memory.
+  bool ids_int64 = false;
+  int64_t num_tokens = 0;
+  int topk = 0;
+  int64_t num_experts = 0;            ///< Logical experts E.
+  const int64_t* physical = nullptr;  ///< [E] physical expert of each logical one, device.
+  int64_t num_physical = 0;           ///< P.
+  int64_t* positions = nullptr;       ///< [T * k] out: row in expert order, -1 unused slot.
+  int64_t* expert_begin = nullptr;    ///< [P + 1] out: first row of each expert; [P] = rows.
+  /// [1] out: the first pair (token * k + slot) whose id is outside [-1, E), or INT64_MAX.
+  int64_t* first_bad = nullptr;
+  void* workspace = nullptr;  ///< layout_workspace_bytes() bytes of device memory.
+  size_t workspace_bytes = 0;
+};
+
+struct DevicePlanningArgs {
+  GroupCounts group;  ///< The count matrix (every rank's layout written) and the map.
+  int rank = 0;
+  const void* topk_idx = nullptr;  ///< [T, k] int32 or int64, device memory.
+  bool ids_int64 = false;
+  int64_t num_tokens = 0;
+  int64_t topk = 0;
+  int64_t num_experts = 0;                ///< Logical experts E.
+  const int64_t* physical = nullptr;      ///< [E] physical expert of each logical one.
+  const int64_t* positions = nullptr;     ///< [T * k] this rank's layout positions.
+  int64_t* first_row = nullptr;           ///< [P] out: this rank's first row of each expert.
+  int64_t* limit = nullptr;               ///< [P] out: the row limit of each expert.
+  DirectStore* stores = nullptr;          ///< [T * k] out: one per (token, slot).
+  int64_t* token_group_begin = nullptr;   ///< [T + 1] out: token t is group t.
+  int64_t* group_term_begin = nullptr;    ///< [T + 1] out: token t's terms.
+  DirectTerm* terms = nullptr;            ///< [T * k] out: the first group_term_begin[T].
+  int64_t* tokens_per_expert = nullptr;   ///< [local experts] out: rows kept.
+  int64_t* dropped_per_expert = nullptr;  ///< [local experts] out: rows without room.
+  int64_t* padded_per_expert = nullptr;   ///< [local experts] out: rows of each block.
+  int64_t* unfilled = nullptr;  ///< [local experts][2] out: each block's rows left unfilled.
+  void* workspace = nullptr;    ///< device_planning_workspace_bytes() bytes of device memory.
+  size_t workspace_bytes = 0;
+};
+
+}  // namespace fusco::core
