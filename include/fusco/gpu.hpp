@@ -9,7 +9,11 @@
 // several nodes also run the staged inter-node path (relays, partial sums) with those kernels.
 //
 // Calls are made from one host thread for all ranks at once and return after enqueueing;
-// rank r's results are ready on stream(r). Plans come from the CPU planner (a collective of
+// rank r's results are ready on stream(r). Streams: work writing rank r's inputs (routing,
+// x, expert outputs, weights) goes on stream(r) or before an event stream(r) waits for; work
+// reading its results on another stream waits for an event recorded on stream(r) after the
+// call; peers read rank r's expert outputs (and write its receive buffer) until the call's
+// last barrier, so later writers of those buffers go on stream(r) too. Plans come from the CPU planner (a collective of
 // the W ranks over host routing), uploaded once and reused by every dispatch and combine, or
 // from the planning kernels (plan_on_device: no host synchronisation between the router and
 // the dispatch).

@@ -113,7 +113,8 @@ class NcclCommunicator {
   Status synchronize(int64_t timeout_ms = 0);
 
   /// Collective: the plan of `topk_idx` [T, k] (host memory, or device memory copied to the
-  /// host first, synchronously), its programme uploaded.
+  /// host first, synchronously, once the work queued on stream() has run — the router's,
+  /// waited for up to options.timeout_ms), its programme uploaded.
   Result<DevicePlan> plan(const TensorView& topk_idx, int64_t num_experts,
                           const ExpertMap& expert_map = {},
                           const PlanOptions& options = PlanOptions());
@@ -143,6 +144,11 @@ class NcclCommunicator {
   /// With `extra_recv`, a companion tensor extra [T, E2] (device; strided rows allowed: fp8
   /// scales, token ids) rides with x's rows; *extra_recv becomes its received rows
   /// [num_recv_rows, E2], also in the receive window.
+  /// Streams: the call runs on stream(); work that writes x (or extra) must be on stream() or
+  /// ordered before the call (an event stream() waits for), and work that reads the returned
+  /// window on another stream must wait for an event recorded on stream() after the call —
+  /// and must be done before the next dispatch (the window is reused). Not capturable into a
+  /// CUDA graph (kUnsupported while stream() is capturing).
   Result<TensorView> dispatch(const DevicePlan& plan, const TensorView& x,
                               const TensorView& extra = TensorView(),
                               TensorView* extra_recv = nullptr);
@@ -156,6 +162,10 @@ class NcclCommunicator {
   /// (device; strided rows allowed) fp32/fp16/bf16; when it is not expert_out_buffer() it is
   /// first copied there, so it must lie outside the window (kInvalidArgument for another view
   /// into it). topk_weights [T, k] fp32 and out [T, H] (expert_out's dtype): device.
+  /// Streams as dispatch's: writers of expert_out and topk_weights on stream() or ordered
+  /// before the call; the expert-output window is read by peers until the call's last
+  /// barrier, so write the next expert outputs on stream() (or after an event recorded on it
+  /// after the call). Not capturable into a CUDA graph.
   Status combine(const DevicePlan& plan, const TensorView& expert_out,
                  const TensorView& topk_weights, const TensorView& out);
 

@@ -232,6 +232,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
                                               const TensorView& extra, TensorView* extra_recv) {
   const bool with_extra = extra_recv != nullptr;
   Status local = impl_->health();
+  if (local.ok()) local = impl_->not_capturing("dispatch");
   if (local.ok()) local = impl_->check_plan(plan);
   const int64_t hidden = x.ndim == 2 ? x.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(x.dtype));
@@ -344,6 +345,7 @@ Result<TensorView> NcclCommunicator::expert_out_buffer(const DevicePlan& plan, i
 Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& expert_out,
                                  const TensorView& topk_weights, const TensorView& out) {
   Status local = impl_->health();
+  if (local.ok()) local = impl_->not_capturing("combine");
   if (local.ok()) local = impl_->check_plan(plan);
   const int64_t hidden = expert_out.ndim == 2 ? expert_out.shape[1] : 0;
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));

@@ -357,6 +357,19 @@ struct NcclCommunicator::Impl {
                             transport::call_kind_name(static_cast<int32_t>(kind)));
   }
 
+  /// kUnsupported while `stream` is being captured into a CUDA graph: a call's barrier
+  /// epochs, agreement and waits are host work and host values that a replay would not redo.
+  Status not_capturing(const char* call) const {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamIsCapturing(stream, &capture), call));
+    if (capture == cudaStreamCaptureStatusNone) return Status();
+    return Status(StatusCode::kUnsupported,
+                  std::string(call) +
+                      ": stream() is being captured into a CUDA graph; NcclCommunicator calls "
+                      "cannot be captured (their barrier epochs and checks are host values a "
+                      "replay would repeat): make the call outside the capture");
+  }
+
   Status check_plan(const DevicePlan& plan) const {
     if (!plan.valid() || plan.impl().owner != this) {
       return Status(StatusCode::kInvalidArgument,
