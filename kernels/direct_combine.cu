@@ -6,6 +6,8 @@ namespace fusco::kernels {
 namespace {
 
 constexpr int kThreads = 128;
+// Terms whose 16-byte words one thread loads before summing them (a top-k of 8 in one go).
+constexpr int64_t kLoads = 8;
 
 struct alignas(16) Word {
   uint32_t v[4];
@@ -33,13 +35,29 @@ __global__ void direct_combine_kernel(DirectCombineArgs args) {
     for (int64_t w = threadIdx.x; w < row_bytes / 16; w += kThreads) {
       core::CombineAccumulator sum[kPerWord];
       for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t i = group_begin[g]; i < group_begin[g + 1]; ++i) {
-          const core::DirectTerm term = args.terms[i];
-          const Word word =
-              reinterpret_cast<const Word*>(core::term_source(args.expert_out, term))[w];
-          const float weight = core::term_weight(args.topk_weights, args.topk, weights_row, term);
-          for (int e = 0; e < kPerWord; ++e) {
-            sum[e].add(weight, core::load_element(&word, e, kType), i == group_begin[g]);
+        // Up to kLoads terms' words are loaded before any is summed (their loads in flight
+        // together), then summed in the plan's order.
+        for (int64_t first = group_begin[g]; first < group_begin[g + 1]; first += kLoads) {
+          const int64_t left = group_begin[g + 1] - first;
+          const int64_t count = left < kLoads ? left : kLoads;
+          Word words[kLoads];
+          float weights[kLoads];
+#pragma unroll
+          for (int b = 0; b < kLoads; ++b) {  // predicated, not broken: words stay registers
+            if (b < count) {
+              const core::DirectTerm term = args.terms[first + b];
+              words[b] = reinterpret_cast<const Word*>(core::term_source(args.expert_out, term))[w];
+              weights[b] = core::term_weight(args.topk_weights, args.topk, weights_row, term);
+            }
+          }
+#pragma unroll
+          for (int b = 0; b < kLoads; ++b) {
+            if (b < count) {
+              for (int e = 0; e < kPerWord; ++e) {
+                sum[e].add(weights[b], core::load_element(&words[b], e, kType),
+                           first + b == group_begin[g]);
+              }
+            }
           }
         }
         for (int e = 0; e < kPerWord; ++e) sum[e].close_group(g, groups, kType);

@@ -13,14 +13,13 @@
 // x, expert outputs, weights) goes on stream(r) or before an event stream(r) waits for; work
 // reading its results on another stream waits for an event recorded on stream(r) after the
 // call; peers read rank r's expert outputs (and write its receive buffer) until the call's
-// last barrier, so later writers of those buffers go on stream(r) too. Plans come from the CPU planner (a collective of
-// the W ranks over host routing), uploaded once and reused by every dispatch and combine, or
-// from the planning kernels (plan_on_device: no host synchronisation between the router and
-// the dispatch).
+// last barrier, so later writers of those buffers go on stream(r) too. Plans come from the CPU
+// planner (a collective of the W ranks over host routing), uploaded once and reused by every
+// dispatch and combine, or from the planning kernels (plan_on_device: no host synchronisation
+// between the router and the dispatch).
 
 #include <cuda_runtime_api.h>
 
-#include <functional>
 #include <memory>
 #include <vector>
 
@@ -157,9 +156,9 @@ class DeviceGroup {
 
  private:
   explicit DeviceGroup(std::unique_ptr<Impl> impl);
-  /// A group of `world_size` ranks whose backend `open` sets up.
+  /// A group of `world_size` ranks whose backend `open(impl, device)` sets up.
   static Result<std::unique_ptr<DeviceGroup>> make(int world_size, int ranks_per_node,
-                                                   const std::function<Status(Impl&)>& open);
+                                                   Status (*open)(Impl&, int), int device);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -101,6 +101,12 @@ class CudaOps final : public DeviceOps {
                          const std::string& what) const override {
     return cuda_status(kernels::launch_device_planning(args, stream), what);
   }
+  size_t layout_workspace_bytes(int64_t tokens, int64_t physical) const override {
+    return kernels::layout_workspace_bytes(tokens, physical);
+  }
+  size_t planning_workspace_bytes(int64_t tokens) const override {
+    return kernels::device_planning_workspace_bytes(tokens);
+  }
 };
 
 }  // namespace

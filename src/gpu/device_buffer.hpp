@@ -4,6 +4,7 @@
 // and cudaFree, or host memory for the host backend), filled from host memory.
 
 #include <cstddef>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -71,7 +72,8 @@ class DeviceBuffer {
   }
 
   /// allocate_parts for `pieces` (host bytes each), with every piece copied into its part (a
-  /// piece with a null source is allocated and left unfilled).
+  /// piece with a null source is allocated and left unfilled): one upload of a host image of
+  /// the whole allocation.
   static Result<DeviceBuffer> upload_parts(
       const std::vector<std::pair<const void*, size_t>>& pieces, std::vector<void*>& parts,
       const char* what, const DeviceOps& ops = cuda_ops()) {
@@ -80,10 +82,19 @@ class DeviceBuffer {
     for (const auto& piece : pieces) bytes.push_back(piece.second);
     Result<DeviceBuffer> buffer = allocate_parts(bytes, parts, what, ops);
     FUSCO_RETURN_IF_ERROR(buffer.status());
+    char* base = static_cast<char*>(buffer.value().data_);
+    size_t end = 0;
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (parts[i] != nullptr)
+        end = static_cast<size_t>(static_cast<char*>(parts[i]) - base) + bytes[i];
+    }
+    std::vector<char> image(end);
     for (size_t i = 0; i < pieces.size(); ++i) {
       if (pieces[i].second == 0 || pieces[i].first == nullptr) continue;
-      FUSCO_RETURN_IF_ERROR(ops.upload(parts[i], pieces[i].first, pieces[i].second, what));
+      std::memcpy(image.data() + (static_cast<char*>(parts[i]) - base), pieces[i].first,
+                  pieces[i].second);
     }
+    FUSCO_RETURN_IF_ERROR(ops.upload(base, image.data(), image.size(), what));
     return buffer;
   }
 

@@ -1,5 +1,4 @@
 #include <cstddef>
-#include <functional>
 #include <string>
 #include <thread>
 
@@ -76,8 +75,16 @@ StagedGroup staged_of(DeviceGroup::Impl& impl, const std::vector<DevicePlan>& pl
   return group;
 }
 
+// The host backend (device -1).
+Status open_host(DeviceGroup::Impl& impl, int device) {
+  impl.device = device;
+  impl.ops = &host_ops();
+  impl.scratch = StagedScratch(host_ops());
+  return Status();
+}
+
 // CUDA device `device`, made current for this thread.
-Status open_device(int device, DeviceGroup::Impl& impl) {
+Status open_device(DeviceGroup::Impl& impl, int device) {
   impl.device = device;
   int count = 0;
   FUSCO_RETURN_IF_ERROR(cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount"));
@@ -103,22 +110,16 @@ core::PeerTable table_of(const std::vector<TensorView>& views) {
 
 Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create(int world_size, int device,
                                                          int ranks_per_node) {
-  return make(world_size, ranks_per_node,
-              [device](Impl& impl) { return open_device(device, impl); });
+  return make(world_size, ranks_per_node, &open_device, device);
 }
 
 Result<std::unique_ptr<DeviceGroup>> DeviceGroup::create_on_host(int world_size,
                                                                  int ranks_per_node) {
-  return make(world_size, ranks_per_node, [](Impl& impl) {
-    impl.device = -1;
-    impl.ops = &host_ops();
-    impl.scratch = StagedScratch(host_ops());
-    return Status();
-  });
+  return make(world_size, ranks_per_node, &open_host, -1);
 }
 
 Result<std::unique_ptr<DeviceGroup>> DeviceGroup::make(int world_size, int ranks_per_node,
-                                                       const std::function<Status(Impl&)>& open) {
+                                                       Status (*open)(Impl&, int), int device) {
   if (world_size < 1 || world_size > core::kMaxDirectPeers) {
     return Status(StatusCode::kInvalidArgument,
                   "world_size = " + std::to_string(world_size) + " is outside [1, " +
@@ -131,7 +132,7 @@ Result<std::unique_ptr<DeviceGroup>> DeviceGroup::make(int world_size, int ranks
   }
   auto impl = std::make_unique<Impl>();
   impl->world = world_size;
-  FUSCO_RETURN_IF_ERROR(open(*impl));
+  FUSCO_RETURN_IF_ERROR(open(*impl, device));
   for (int r = 0; r < world_size; ++r) {
     cudaStream_t stream = nullptr;
     FUSCO_RETURN_IF_ERROR(impl->ops->create_stream(&stream));

@@ -75,8 +75,9 @@ class DeviceOps {
                       const std::string& what) const = 0;
   virtual Status zero(void* to, size_t bytes, cudaStream_t stream,
                       const std::string& what) const = 0;
-  /// Zeroes `ranges` of `rows` (contiguous rows of `row_bytes`) on `stream`: one kernel for
-  /// all of them (padding rows, or a capacity block's unfilled rows).
+  /// Zeroes `ranges` of `rows` (contiguous rows of `row_bytes`) on `stream`: one kernel launch
+  /// for all of them (one per 65535 ranges on CUDA) — padding rows, or a capacity block's
+  /// unfilled rows.
   virtual Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges,
                              cudaStream_t stream, const std::string& what) const = 0;
   /// The direct kernels (kernels/direct_dispatch.hpp, kernels/direct_combine.hpp).
@@ -90,6 +91,9 @@ class DeviceOps {
                         const std::string& what) const = 0;
   virtual Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
                                  const std::string& what) const = 0;
+  /// Scratch bytes the planning kernels need in device memory (0 on the host).
+  virtual size_t layout_workspace_bytes(int64_t tokens, int64_t physical) const = 0;
+  virtual size_t planning_workspace_bytes(int64_t tokens) const = 0;
 };
 
 /// Where a step's work goes: a backend's stream, and the step's name in errors.

@@ -11,7 +11,6 @@
 #include "core/layout.hpp"
 #include "device_plan.hpp"
 #include "fusco/gpu.hpp"
-#include "gpu/cuda_status.hpp"
 #include "gpu/device_checks.hpp"
 #include "gpu/device_group_impl.hpp"
 #include "gpu/device_plan_impl.hpp"
@@ -82,13 +81,10 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
   const DeviceOps& ops = *made->group->ops;
-  // The host backend's kernels keep their scratch on the host.
-  const bool on_host = ops.on_host();
   std::vector<void*> parts;
   Result<DeviceBuffer> storage = DeviceBuffer::allocate_parts(
-      {pairs * sizeof(int64_t),
-       on_host ? 0 : kernels::layout_workspace_bytes(shape.num_tokens, map.num_physical()),
-       on_host ? 0 : kernels::device_planning_workspace_bytes(shape.num_tokens),
+      {pairs * sizeof(int64_t), ops.layout_workspace_bytes(shape.num_tokens, map.num_physical()),
+       ops.planning_workspace_bytes(shape.num_tokens),
        static_cast<size_t>(map.num_physical()) * sizeof(int64_t),
        static_cast<size_t>(map.num_physical()) * sizeof(int64_t), local * sizeof(int64_t),
        local * sizeof(int64_t), local * sizeof(int64_t), 2 * local * sizeof(int64_t),
@@ -173,8 +169,7 @@ Status launch_rank_layout(const DevicePlan::Impl& plan, const TensorView& ids,
   layout.first_bad = made.bad + 2;
   const DeviceOps& ops = *made.group->ops;
   layout.workspace = made.layout_workspace;
-  layout.workspace_bytes =
-      ops.on_host() ? 0 : kernels::layout_workspace_bytes(layout.num_tokens, counts.physical);
+  layout.workspace_bytes = ops.layout_workspace_bytes(layout.num_tokens, counts.physical);
   return ops.layout(layout, made.bad, stream,
                     "plan_on_device: layout of rank " + std::to_string(made.shape.rank));
 }
@@ -204,8 +199,7 @@ Status launch_rank_planning(DevicePlan::Impl& plan, const TensorView& ids,
   args.unfilled = made.unfilled;
   const DeviceOps& ops = *made.group->ops;
   args.workspace = made.planning_workspace;
-  args.workspace_bytes =
-      ops.on_host() ? 0 : kernels::device_planning_workspace_bytes(args.num_tokens);
+  args.workspace_bytes = ops.planning_workspace_bytes(args.num_tokens);
   return ops.device_planning(
       args, stream, "plan_on_device: planning kernels of rank " + std::to_string(args.rank));
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -11,7 +12,8 @@
 namespace fusco::gpu {
 
 // The kernels read the plan's rows, terms and padding ranges as uploaded, byte for byte.
-static_assert(sizeof(std::pair<int64_t, int64_t>) == 2 * sizeof(int64_t));
+static_assert(sizeof(std::pair<int64_t, int64_t>) == 2 * sizeof(int64_t) &&
+              std::is_standard_layout_v<std::pair<int64_t, int64_t>>);
 static_assert(sizeof(detail::DirectRow) == sizeof(core::DirectStore) &&
               offsetof(detail::DirectRow, token) == offsetof(core::DirectStore, token) &&
               offsetof(detail::DirectRow, rank) == offsetof(core::DirectStore, rank) &&
@@ -35,7 +37,7 @@ std::vector<detail::DirectRow> rotated_stores(const detail::PlanData& plan) {
   return stores;
 }
 
-// The programme whose four arrays are `parts` of `storage`.
+// The programme whose arrays (and padding ranges, when uploaded) are `parts` of `storage`.
 DeviceProgramme programme_of(DeviceBuffer storage, const std::vector<void*>& parts) {
   DeviceProgramme programme;
   programme.storage = std::move(storage);

@@ -212,6 +212,10 @@ class HostOps final : public DeviceOps {
                          const std::string& what) const override {
     return enqueue(stream, what, [args] { core::planning_on_host(args); });
   }
+  size_t layout_workspace_bytes(int64_t /*tokens*/, int64_t /*physical*/) const override {
+    return 0;  // the host runs keep their scratch in host vectors
+  }
+  size_t planning_workspace_bytes(int64_t /*tokens*/) const override { return 0; }
 
  private:
   static constexpr size_t kAlign = 256;  // as cudaMalloc's

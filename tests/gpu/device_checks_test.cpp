@@ -115,6 +115,10 @@ TEST(DeviceChecks, ExpertOutInsideTheWindowInAnotherLayout_IsRefused) {
   EXPECT_TRUE(check_outside_window(outside, window.data, window_bytes).ok());
   outside.data = static_cast<char*>(window.data) - 8 * 32;  // right before it
   EXPECT_TRUE(check_outside_window(outside, window.data, window_bytes).ok());
+  TensorView straddling = window;
+  straddling.data = static_cast<char*>(window.data) - 4 * 32;  // its last half inside
+  expect_error(check_outside_window(straddling, window.data, window_bytes),
+               StatusCode::kInvalidArgument, "inside the expert-output window");
 }
 
 TEST(HostRouting, HostViewsPassThrough_DeviceViewsMustBeContiguousIdMatrices) {

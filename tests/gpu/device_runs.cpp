@@ -1,6 +1,8 @@
 #include "gpu/device_runs.hpp"
 
 #include <cstring>
+#include <functional>
+#include <string>
 #include <utility>
 
 #include "baseline/unfused_device.hpp"
@@ -218,11 +220,18 @@ std::vector<RankResult> run_on_device(gpu::DeviceGroup& group, const Case& c, En
 ::testing::AssertionResult device_matches_reference(gpu::DeviceGroup& group, const Case& c,
                                                     Engine engine, Planning planning) {
   // On the host backend a rank's results are read only after the work its stream waits for
-  // has run: alternating the order from call to call catches a missed wait on either side of
-  // a rank pair without running every case twice.
-  static int calls = 0;
-  const ReadOrder order = calls++ % 2 == 0 ? ReadOrder::kAscending : ReadOrder::kDescending;
-  return every_rank_matches(c, run_on_device(group, c, engine, planning, order));
+  // has run: the order, ascending or descending by a hash of the case (the same case, the
+  // same order, whichever tests ran before), catches a missed wait on either side of a rank
+  // pair across a suite's cases without running every case twice.
+  const ReadOrder order = std::hash<std::string>{}(c.describe()) % 2 == 0 ? ReadOrder::kAscending
+                                                                          : ReadOrder::kDescending;
+  ::testing::AssertionResult matched =
+      every_rank_matches(c, run_on_device(group, c, engine, planning, order));
+  if (!matched) {
+    matched << " (results read in " << (order == ReadOrder::kAscending ? "ascending" : "descending")
+            << " rank order)";
+  }
+  return matched;
 }
 
 }  // namespace fusco::testing

@@ -119,8 +119,7 @@ TensorView device_routing(const Case& c, int rank, DeviceMemory& memory,
 
 /// A rank's counts from a plan of either kind; a device-made plan's are read back from the
 /// device (call once its planning has ended).
-RankResult counts_of_device_plan(const gpu::DevicePlan& plan,
-                                 const gpu::DeviceOps& ops = gpu::cuda_ops());
+RankResult counts_of_device_plan(const gpu::DevicePlan& plan, const gpu::DeviceOps& ops);
 
 /// The receive rows the blocks of `counts` take (padded_tokens_per_expert summed).
 int64_t rows_in_blocks(const RankResult& counts);

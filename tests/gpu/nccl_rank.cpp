@@ -35,7 +35,7 @@ RankResult run_nccl_rank(const Case& c, gpu::NcclCommunicator& comm, bool copy_e
     if (!plan.ok()) result.status = plan.status();
     return result;
   }
-  result = counts_of_device_plan(plan.value());
+  result = counts_of_device_plan(plan.value(), gpu::cuda_ops());
   const int64_t rows = plan.value().num_recv_rows();
   const int64_t pitch = c.stride_pad == 0 ? 0 : c.hidden + c.stride_pad;
   DeviceMemory memory;

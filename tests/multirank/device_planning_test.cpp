@@ -77,8 +77,9 @@ KernelPlan plan_rank(const core::GroupCounts& group, const core::ResolvedExpertM
   core::planning_on_host(args);
   terms.resize(static_cast<size_t>(plan.group_term_begin.back()));
   plan.terms = std::move(terms);
-  for (size_t s = 0; s < local; ++s)
+  for (size_t s = 0; s < local; ++s) {
     plan.unfilled.emplace_back(unfilled[2 * s], unfilled[2 * s + 1]);
+  }
   plan.num_recv_rows =
       group.capacity_layout ? map.num_local(rank) * group.capacity : group.recv_rows;
   return plan;
