@@ -14,25 +14,10 @@ unsigned blocks_for(int64_t items) {
   return static_cast<unsigned>((items + kThreads - 1) / kThreads);
 }
 
-// Per physical expert: where this rank's rows for it start in its owner's buffer and their
-// limit; for the rank's own experts, rows kept and dropped, block rows, unfilled rows.
+// Per physical expert (core::plan_expert).
 __global__ void expert_kernel(DevicePlanningArgs args) {
-  const core::GroupCounts& group = args.group;
-  const int rank = args.rank;
   const int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (p >= group.physical) return;
-  const core::ExpertPlace place = core::expert_place(group, p);
-  args.first_row[p] = place.begin + core::rows_before_rank(group, rank, p);
-  args.limit[p] = place.limit;
-  const int64_t own_first = group.rank_begin[rank];
-  if (p >= own_first && p < group.rank_begin[rank + 1]) {
-    const int64_t s = p - own_first;
-    args.tokens_per_expert[s] = place.kept;
-    args.dropped_per_expert[s] = place.rows - place.kept;
-    args.padded_per_expert[s] = place.block;
-    args.unfilled[2 * s] = place.begin + place.kept;
-    args.unfilled[2 * s + 1] = place.unfilled_end();
-  }
+  if (p < args.group.physical) core::plan_expert(args, p);
 }
 
 // Per token: its stores and how many rows it delivers (counts[T] = 0 ends the scan input);
@@ -92,18 +77,9 @@ __global__ void record_bad_kernel(const void* ids, bool ids_int64, const int64_t
 
 template <typename Id>
 void launch_tokens(const DevicePlanningArgs& args, int64_t* counts, cudaStream_t stream) {
-  core::TokenPlanning<Id> planning;
-  planning.ids = static_cast<const Id*>(args.topk_idx);
-  planning.topk = args.topk;
-  planning.num_experts = args.num_experts;
-  planning.physical = args.physical;
-  planning.positions = args.positions;
-  planning.own_begin =
-      args.group.begins + static_cast<int64_t>(args.rank) * (args.group.physical + 1);
-  planning.first_row = args.first_row;
-  planning.limit = args.limit;
   token_kernel<<<blocks_for(args.num_tokens + 1), kThreads, 0, stream>>>(
-      args.group, planning, args.num_tokens, args.stores, counts, args.token_group_begin);
+      args.group, core::token_planning<Id>(args), args.num_tokens, args.stores, counts,
+      args.token_group_begin);
 }
 
 }  // namespace

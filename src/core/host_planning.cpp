@@ -84,37 +84,10 @@ void layout_ids(const LayoutArgs& a) {
   }
 }
 
-// The expert kernel: where this rank's rows for each physical expert start and their limit;
-// for its own experts the rows kept and dropped, block rows and unfilled rows.
-void place_experts(const DevicePlanningArgs& a) {
-  const GroupCounts& group = a.group;
-  const int64_t own_first = group.rank_begin[a.rank];
-  for (int64_t p = 0; p < group.physical; ++p) {
-    const ExpertPlace place = expert_place(group, p);
-    a.first_row[p] = place.begin + rows_before_rank(group, a.rank, p);
-    a.limit[p] = place.limit;
-    if (p < own_first || p >= group.rank_begin[a.rank + 1]) continue;
-    const int64_t s = p - own_first;
-    a.tokens_per_expert[s] = place.kept;
-    a.dropped_per_expert[s] = place.rows - place.kept;
-    a.padded_per_expert[s] = place.block;
-    a.unfilled[2 * s] = place.begin + place.kept;
-    a.unfilled[2 * s + 1] = place.unfilled_end();
-  }
-}
-
 // The token kernel and the scan of its counts, then the terms kernel.
 template <typename Id>
 void place_tokens(const DevicePlanningArgs& a) {
-  TokenPlanning<Id> planning;
-  planning.ids = static_cast<const Id*>(a.topk_idx);
-  planning.topk = a.topk;
-  planning.num_experts = a.num_experts;
-  planning.physical = a.physical;
-  planning.positions = a.positions;
-  planning.own_begin = a.group.begins + static_cast<int64_t>(a.rank) * (a.group.physical + 1);
-  planning.first_row = a.first_row;
-  planning.limit = a.limit;
+  const TokenPlanning<Id> planning = token_planning<Id>(a);
   a.group_term_begin[0] = 0;
   for (int64_t t = 0; t <= a.num_tokens; ++t) {
     a.token_group_begin[t] = t;
@@ -151,7 +124,7 @@ void record_bad_id_on_host(const LayoutArgs& args, int64_t* bad) {
 }
 
 void planning_on_host(const DevicePlanningArgs& args) {
-  place_experts(args);
+  for (int64_t p = 0; p < args.group.physical; ++p) plan_expert(args, p);
   if (args.ids_int64) {
     place_tokens<int64_t>(args);
   } else {

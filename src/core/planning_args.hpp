@@ -8,6 +8,7 @@
 
 #include "core/device_plan_steps.hpp"
 #include "core/direct_steps.hpp"
+#include "fusco/host_device.hpp"
 
 namespace fusco::core {
 
@@ -50,5 +51,37 @@ struct DevicePlanningArgs {
   void* workspace = nullptr;    ///< device_planning_workspace_bytes() bytes of device memory.
   size_t workspace_bytes = 0;
 };
+
+/// The expert kernel's work for physical expert `p`: where this rank's rows for it start in
+/// its owner's buffer and their limit; for the rank's own experts, rows kept and dropped,
+/// block rows, unfilled rows.
+FUSCO_HOST_DEVICE inline void plan_expert(const DevicePlanningArgs& a, int64_t p) {
+  const ExpertPlace place = expert_place(a.group, p);
+  a.first_row[p] = place.begin + rows_before_rank(a.group, a.rank, p);
+  a.limit[p] = place.limit;
+  const int64_t own_first = a.group.rank_begin[a.rank];
+  if (p < own_first || p >= a.group.rank_begin[a.rank + 1]) return;
+  const int64_t s = p - own_first;
+  a.tokens_per_expert[s] = place.kept;
+  a.dropped_per_expert[s] = place.rows - place.kept;
+  a.padded_per_expert[s] = place.block;
+  a.unfilled[2 * s] = place.begin + place.kept;
+  a.unfilled[2 * s + 1] = place.unfilled_end();
+}
+
+/// What the token kernel reads of `a` (ids of type Id).
+template <typename Id>
+FUSCO_HOST_DEVICE inline TokenPlanning<Id> token_planning(const DevicePlanningArgs& a) {
+  TokenPlanning<Id> planning;
+  planning.ids = static_cast<const Id*>(a.topk_idx);
+  planning.topk = a.topk;
+  planning.num_experts = a.num_experts;
+  planning.physical = a.physical;
+  planning.positions = a.positions;
+  planning.own_begin = a.group.begins + static_cast<int64_t>(a.rank) * (a.group.physical + 1);
+  planning.first_row = a.first_row;
+  planning.limit = a.limit;
+  return planning;
+}
 
 }  // namespace fusco::core
