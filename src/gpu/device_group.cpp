@@ -44,19 +44,11 @@ Result<std::vector<DevicePlan>> upload(const DeviceGroup::Impl* owner, std::vect
   std::vector<DevicePlan> result;
   for (size_t r = 0; r < plans.size(); ++r) {
     auto impl = std::make_shared<DevicePlan::Impl>();
-    Result<DeviceProgramme> uploaded =
-        staged ? DeviceProgramme::upload(plans[r].data(), lists[r].terms, ops)
-               : DeviceProgramme::upload(plans[r].data(), ops);
-    FUSCO_RETURN_IF_ERROR(uploaded.status());
-    if (staged) {
-      Result<std::shared_ptr<const DeviceStaged>> mine = DeviceStaged::upload(lists[r], ops);
-      FUSCO_RETURN_IF_ERROR(mine.status());
-      impl->staged = std::move(mine).value();
-      impl->copies = copies;
-    }
+    FUSCO_RETURN_IF_ERROR(
+        upload_rank_plan(plans[r].data(), ops, staged ? &lists[r] : nullptr, *impl));
+    impl->copies = copies;
     impl->owner = owner;
     impl->plan = std::move(plans[r]);
-    impl->programme = std::move(uploaded).value();
     result.emplace_back(std::move(impl));
   }
   return result;

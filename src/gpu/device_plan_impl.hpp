@@ -78,6 +78,14 @@ struct DevicePlan::Impl {
   }
 };
 
+/// One rank's plan in device memory, into `impl`: its programme and, when it stages rows
+/// between nodes, its staged lists (its return buffer then read as table entry W) — the
+/// lists `staged` when given (a one-GPU group builds and matches every rank's lists first,
+/// empty ones included), else built here when the plan has staged rows. The one place
+/// DeviceGroup and NcclCommunicator upload host plans.
+Status upload_rank_plan(const detail::PlanData& plan, const DeviceOps& ops,
+                        const detail::RankStaged* staged, DevicePlan::Impl& impl);
+
 /// Zeroes the receive rows of `plan` that no row fills (padding, or a capacity block's unfilled
 /// rows; rows of `row_bytes`, contiguous) on `on`'s stream, for plans made on either side
 /// (plans made on the device only on CUDA).

@@ -8,6 +8,9 @@
 #include <vector>
 
 #include "core/direct_steps.hpp"
+#include "gpu/device_plan_impl.hpp"
+#include "gpu/device_staged.hpp"
+#include "gpu/staged_programme.hpp"
 
 namespace fusco::gpu {
 
@@ -64,23 +67,6 @@ Result<DeviceProgramme> DeviceProgramme::allocate(const Sizes& sizes, const Devi
 }
 
 Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
-                                                const DeviceOps& ops) {
-  if (!plan.staged_out.empty() || !plan.staged_in.empty() || plan.return_rows_total != 0) {
-    return Status(StatusCode::kUnsupported,
-                  "rank " + std::to_string(plan.rank) + "'s plan spans " +
-                      std::to_string(plan.topology.num_nodes()) +
-                      " nodes; the GPU engine over NCCL stores into the ranks of one node only "
-                      "(its inter-node path over GIN is not built yet)");
-  }
-  std::vector<core::DirectTerm> terms;
-  terms.reserve(plan.terms.size());
-  for (const detail::CombineTerm& term : plan.terms) {
-    terms.push_back({term.rank, term.slot, term.row});
-  }
-  return upload(plan, terms, ops);
-}
-
-Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
                                                 const std::vector<core::DirectTerm>& terms,
                                                 const DeviceOps& ops) {
   const std::vector<detail::DirectRow> stores = rotated_stores(plan);
@@ -109,6 +95,31 @@ Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_b
                                        static_cast<size_t>((end - begin) * row_bytes), on.stream,
                                        on.what + ": zeroing padding rows"));
   }
+  return Status();
+}
+
+Status upload_rank_plan(const detail::PlanData& plan, const DeviceOps& ops,
+                        const detail::RankStaged* staged, DevicePlan::Impl& impl) {
+  if (staged == nullptr && plan.staged_out.empty() && plan.staged_in.empty()) {
+    std::vector<core::DirectTerm> terms;
+    terms.reserve(plan.terms.size());
+    for (const detail::CombineTerm& term : plan.terms) {
+      terms.push_back({term.rank, term.slot, term.row});
+    }
+    Result<DeviceProgramme> programme = DeviceProgramme::upload(plan, terms, ops);
+    FUSCO_RETURN_IF_ERROR(programme.status());
+    impl.programme = std::move(programme).value();
+    return Status();
+  }
+  Result<detail::RankStaged> built =
+      staged != nullptr ? Result<detail::RankStaged>(*staged) : detail::rank_staged(plan);
+  FUSCO_RETURN_IF_ERROR(built.status());
+  Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(built.value(), ops);
+  FUSCO_RETURN_IF_ERROR(lists.status());
+  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan, built.value().terms, ops);
+  FUSCO_RETURN_IF_ERROR(programme.status());
+  impl.staged = std::move(lists).value();
+  impl.programme = std::move(programme).value();
   return Status();
 }
 

@@ -36,12 +36,9 @@ struct DeviceProgramme {
   };
   /// Room for `sizes` (no padding ranges: plans made on the device zero their own).
   static Result<DeviceProgramme> allocate(const Sizes& sizes, const DeviceOps& ops);
-  /// The programme of `plan`, which must store every row directly (one node); a plan with
-  /// staged rows (ranks on several nodes) is kUnsupported: the NCCL engine's inter-node path
-  /// (GIN) is not built yet.
-  static Result<DeviceProgramme> upload(const detail::PlanData& plan, const DeviceOps& ops);
-  /// The programme of `plan` with its combine terms given (a plan with staged rows: terms
-  /// whose return-buffer rank is translated to a table entry, gpu/staged_programme.hpp).
+  /// The programme of `plan` with its combine terms given (the plan's own, or for a plan with
+  /// staged rows terms whose return-buffer rank is translated to a table entry,
+  /// gpu/staged_programme.hpp). upload_rank_plan (device_plan_impl.hpp) chooses.
   static Result<DeviceProgramme> upload(const detail::PlanData& plan,
                                         const std::vector<core::DirectTerm>& terms,
                                         const DeviceOps& ops);

@@ -149,25 +149,6 @@ NcclPath NcclCommunicator::path() const {
 cudaStream_t NcclCommunicator::stream() const { return impl_->stream; }
 ncclComm_t NcclCommunicator::nccl() const { return impl_->comm; }
 
-namespace {
-
-// `plan`'s programme in device memory; a plan that stages rows between nodes also gets its
-// staged lists (into impl.staged) and reads its return buffer as table entry W.
-Result<DeviceProgramme> upload_programme(const detail::PlanData& plan, DevicePlan::Impl& impl) {
-  if (plan.staged_out.empty() && plan.staged_in.empty()) {
-    return DeviceProgramme::upload(plan, cuda_ops());
-  }
-  Result<detail::RankStaged> staged = detail::rank_staged(plan);
-  FUSCO_RETURN_IF_ERROR(staged.status());
-  Result<std::shared_ptr<const DeviceStaged>> lists =
-      DeviceStaged::upload(staged.value(), cuda_ops());
-  FUSCO_RETURN_IF_ERROR(lists.status());
-  impl.staged = std::move(lists).value();
-  return DeviceProgramme::upload(plan, staged.value().terms, cuda_ops());
-}
-
-}  // namespace
-
 Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t num_experts,
                                           const ExpertMap& expert_map, const PlanOptions& options) {
   // Routing on the GPU is copied to the host first; every rank learns whether all copies
@@ -192,12 +173,12 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
-  Result<DeviceProgramme> programme = upload_programme(plan.value().data(), *impl);
+  const Status programme = upload_rank_plan(plan.value().data(), cuda_ops(), nullptr, *impl);
   // Every rank's receive rows: each window must hold the most of any rank.
   const int64_t my_rows = plan.value().num_recv_rows();
   transport::Proposal upload;
   upload.kind = transport::CallKind::kSetup;
-  upload.local = programme.status();
+  upload.local = programme;
   upload.payload = &my_rows;
   upload.payload_bytes = sizeof(my_rows);
   std::vector<int64_t> rows(static_cast<size_t>(impl_->world));
@@ -224,7 +205,6 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
     impl->send_recv = std::make_shared<const SendRecvProgramme>(std::move(lists).value());
   }
   impl->plan = std::move(plan).value();
-  impl->programme = std::move(programme).value();
   return DevicePlan(std::move(impl));
 }
 
