@@ -4,6 +4,7 @@
 
 #include "direct_combine.hpp"
 #include "gpu/cuda_status.hpp"
+#include "gpu/device_plan_impl.hpp"
 #include "gpu/row_moves.hpp"
 #include "gpu/stream_barrier.hpp"
 
@@ -131,9 +132,9 @@ Status UnfusedDevice::dispatch(const std::vector<TensorView>& x,
                                        lists_[d].stage_offsets[s + 1] - lists_[d].stage_offsets[s],
                                        row_bytes, stream, "all-to-all", d));
     }
-    FUSCO_RETURN_IF_ERROR(gpu::zero_padding_rows(
-        plans_[d].host().data(), recv[d].data, row_bytes,
-        {&gpu::cuda_ops(), stream, "unfused dispatch of rank " + std::to_string(d)}));
+    FUSCO_RETURN_IF_ERROR(
+        gpu::cuda_ops().zero_ranges(recv[d].data, row_bytes, plans_[d].impl().programme.padding,
+                                    stream, "unfused dispatch of rank " + std::to_string(d)));
     FUSCO_RETURN_IF_ERROR(gather(stage_[d].data(), recv[d].data, resort_[d],
                                  lists_[d].resort.size(), row_bytes, stream, "re-sort", d));
   }

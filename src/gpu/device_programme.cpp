@@ -87,17 +87,6 @@ Result<DeviceProgramme> DeviceProgramme::upload(const detail::PlanData& plan,
   return programme;
 }
 
-Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
-                         const Launch& on) {
-  for (const auto& [begin, end] : plan.padding) {
-    if (row_bytes == 0) break;
-    FUSCO_RETURN_IF_ERROR(on.ops->zero(static_cast<char*>(rows) + begin * row_bytes,
-                                       static_cast<size_t>((end - begin) * row_bytes), on.stream,
-                                       on.what + ": zeroing padding rows"));
-  }
-  return Status();
-}
-
 Status upload_rank_plan(const detail::PlanData& plan, const DeviceOps& ops,
                         const detail::RankStaged* staged, DevicePlan::Impl& impl) {
   if (staged == nullptr && plan.staged_out.empty() && plan.staged_in.empty()) {

@@ -44,10 +44,4 @@ struct DeviceProgramme {
                                         const DeviceOps& ops);
 };
 
-/// Zeroes `plan`'s padding rows of `rows` (rows of `row_bytes`, contiguous) on `on`'s stream;
-/// the receive buffers of every GPU path (x rows and companion rows alike). Nothing for 0
-/// bytes.
-Status zero_padding_rows(const detail::PlanData& plan, void* rows, int64_t row_bytes,
-                         const Launch& on);
-
 }  // namespace fusco::gpu

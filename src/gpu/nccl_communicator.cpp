@@ -245,10 +245,11 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   const detail::PlanData& data = plan.impl().data();
   if (!impl_->device_api) {
     const NcclLane lane = impl_->lane(data.options.timeout_ms);
-    FUSCO_RETURN_IF_ERROR(
-        send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, x, recv.data, lane));
+    FUSCO_RETURN_IF_ERROR(send_recv_dispatch(plan.impl().programme.padding, *plan.impl().send_recv,
+                                             impl_->scratch, x, recv.data, lane));
     if (with_extra) {
-      FUSCO_RETURN_IF_ERROR(send_recv_dispatch(data, *plan.impl().send_recv, impl_->scratch, extra,
+      FUSCO_RETURN_IF_ERROR(send_recv_dispatch(plan.impl().programme.padding,
+                                               *plan.impl().send_recv, impl_->scratch, extra,
                                                extra_view.data, lane));
       *extra_recv = extra_view;
     }

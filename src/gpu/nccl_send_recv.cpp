@@ -171,7 +171,7 @@ Status SendRecvBuffers::reserve(size_t send_needed, size_t stage_needed) {
   return Status();
 }
 
-Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
+Status send_recv_dispatch(const RowRanges& padding, const SendRecvProgramme& programme,
                           SendRecvBuffers& buffers, const TensorView& x, void* recv,
                           const NcclLane& lane) {
   cudaStream_t stream = lane.stream;
@@ -185,8 +185,7 @@ Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme&
   FUSCO_RETURN_IF_ERROR(exchange_per_peer(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
       static_cast<size_t>(row_bytes), lane, "dispatch: ncclSend/ncclRecv"));
-  FUSCO_RETURN_IF_ERROR(
-      zero_padding_rows(plan, recv, row_bytes, {&cuda_ops(), stream, "dispatch"}));
+  FUSCO_RETURN_IF_ERROR(cuda_ops().zero_ranges(recv, row_bytes, padding, stream, "dispatch"));
   return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
                 "dispatch: placing rows");

@@ -67,8 +67,9 @@ struct SendRecvBuffers {
   Status reserve(size_t send_needed, size_t stage_needed);
 };
 
-/// Dispatch: x (device, rows x_pitch apart) -> recv (contiguous, num_recv_rows rows).
-Status send_recv_dispatch(const detail::PlanData& plan, const SendRecvProgramme& programme,
+/// Dispatch: x (device, rows x_pitch apart) -> recv (contiguous, num_recv_rows rows), the
+/// plan's `padding` rows zeroed.
+Status send_recv_dispatch(const RowRanges& padding, const SendRecvProgramme& programme,
                           SendRecvBuffers& buffers, const TensorView& x, void* recv,
                           const NcclLane& lane);
 
