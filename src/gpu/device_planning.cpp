@@ -58,26 +58,26 @@ int64_t device_recv_rows(const RecvLayout& layout, const core::ResolvedExpertMap
                                                     : expert_major;
 }
 
-Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
-    const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
-    const core::ResolvedExpertMap& map, const PlanOptions& options, int64_t recv_rows,
-    std::shared_ptr<const GroupPlanning> group) {
+Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(const DevicePlanning& planning,
+                                                               const TensorView& ids, int rank) {
+  const core::ResolvedExpertMap& map = *planning.map;
+  const PlanOptions& options = *planning.options;
   auto made = std::make_shared<DeviceMadePlan>();
   detail::PlanData& shape = made->shape;
   shape.rank = rank;
-  shape.topology = Topology::single_node(world);
+  shape.topology = Topology::single_node(map.world_size);
   shape.options = options;
   shape.num_tokens = ids.shape[0];
   shape.topk = static_cast<int>(ids.shape[1]);
-  shape.num_experts = num_experts;
+  shape.num_experts = planning.num_experts;
   const auto rr = static_cast<size_t>(rank);
   for (int64_t p = map.rank_begin[rr]; p < map.rank_begin[rr + 1]; ++p) {
     shape.local_experts.push_back(map.physical_logical[static_cast<size_t>(p)]);
   }
   const bool capacity = options.layout.kind == RecvLayout::Kind::kCapacity;
   made->most_unfilled = capacity ? options.layout.capacity : options.layout.alignment;
-  made->group = std::move(group);
-  shape.num_recv_rows = device_recv_rows(options.layout, map, rank, recv_rows);
+  made->group = planning.group;
+  shape.num_recv_rows = device_recv_rows(options.layout, map, rank, planning.recv_rows);
   const auto pairs = static_cast<size_t>(shape.num_tokens * shape.topk);
   const auto local = static_cast<size_t>(made->local_experts());
   const DeviceOps& ops = *made->group->ops;
@@ -107,7 +107,7 @@ Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
       DeviceProgramme::allocate({stores, shape.num_tokens, shape.num_tokens, stores}, ops);
   FUSCO_RETURN_IF_ERROR(programme.status());
   auto plan = std::make_shared<DevicePlan::Impl>();
-  plan->owner = owner;
+  plan->owner = planning.owner;
   plan->programme = std::move(programme).value();
   plan->made = std::move(made);
   return plan;
@@ -250,10 +250,10 @@ Result<std::vector<DevicePlan>> DeviceGroup::plan_on_device(const std::vector<Te
   const core::GroupCounts counts =
       counts_of(begins, *group.value(), map, options.layout, recv_rows);
   std::vector<std::shared_ptr<DevicePlan::Impl>> plans;
+  const DevicePlanning planning{impl_.get(), num_experts, &map, &options, recv_rows, group.value()};
   for (int r = 0; r < world; ++r) {
     Result<std::shared_ptr<DevicePlan::Impl>> plan =
-        allocate_device_plan(impl_.get(), topk_idx[static_cast<size_t>(r)], r, world, num_experts,
-                             map, options, recv_rows, group.value());
+        allocate_device_plan(planning, topk_idx[static_cast<size_t>(r)], r);
     FUSCO_RETURN_IF_ERROR(plan.status());
     plans.push_back(std::move(plan).value());
   }

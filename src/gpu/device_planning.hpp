@@ -37,12 +37,20 @@ int64_t expert_major_rows(int64_t max_recv_rows, const std::vector<int64_t>& tok
 int64_t device_recv_rows(const RecvLayout& layout, const core::ResolvedExpertMap& map, int rank,
                          int64_t expert_major);
 
+/// What every rank's plan of one plan_on_device call shares.
+struct DevicePlanning {
+  const void* owner = nullptr;  ///< The group or communicator whose plans these are.
+  int64_t num_experts = 0;
+  const core::ResolvedExpertMap* map = nullptr;  ///< Resolved for the world.
+  const PlanOptions* options = nullptr;
+  int64_t recv_rows = 0;  ///< Every rank's expert-major receive rows.
+  std::shared_ptr<const GroupPlanning> group;
+};
+
 /// Rank `rank`'s plan of `ids` with every buffer allocated (nothing enqueued yet); under an
-/// expert-major layout its receive buffer has `recv_rows` rows.
-Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(
-    const void* owner, const TensorView& ids, int rank, int world, int64_t num_experts,
-    const core::ResolvedExpertMap& map, const PlanOptions& options, int64_t recv_rows,
-    std::shared_ptr<const GroupPlanning> group);
+/// expert-major layout its receive buffer has `planning.recv_rows` rows.
+Result<std::shared_ptr<DevicePlan::Impl>> allocate_device_plan(const DevicePlanning& planning,
+                                                               const TensorView& ids, int rank);
 
 /// Enqueues rank `plan`'s layout of `ids` on `stream`: its positions, and its expert_begin row
 /// into `begins_row` (P + 1 entries); then the record of its first bad id.

@@ -84,8 +84,9 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false, cuda_ops());
   Result<std::shared_ptr<DevicePlan::Impl>> plan = Status(StatusCode::kAborted, "");
   if (group.ok()) {
-    plan = allocate_device_plan(impl_.get(), topk_idx, im.rank, im.world, num_experts, map, options,
-                                recv_rows, group.value());
+    const DevicePlanning planning{impl_.get(), num_experts, &map,
+                                  &options,    recv_rows,   group.value()};
+    plan = allocate_device_plan(planning, topk_idx, im.rank);
   }
   FUSCO_RETURN_IF_ERROR(agree(im.allgather, group.ok() ? plan.status() : group.status(),
                               "plan_on_device allocation"));
