@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 namespace fusco::core {
@@ -64,12 +65,9 @@ void layout_ids(const LayoutArgs& a) {
   const auto* ids = static_cast<const Id*>(a.topk_idx);
   const int64_t chunks = layout_chunks(a.num_tokens);
   const std::vector<int64_t> counts = chunk_counts(a, ids, chunks);
-  std::vector<int64_t> cursors(counts.size());  // the exclusive scan
-  int64_t total = 0;
-  for (size_t i = 0; i < counts.size(); ++i) {
-    cursors[i] = total;
-    total += counts[i];
-  }
+  std::vector<int64_t> cursors(counts.size());
+  std::exclusive_scan(counts.begin(), counts.end(), cursors.begin(), int64_t{0});
+  const int64_t total = counts.empty() ? 0 : cursors.back() + counts.back();
   for (int64_t p = 0; p < a.num_physical; ++p) {  // no chunks (no tokens): every expert empty
     a.expert_begin[p] =
         chunks == 0 ? 0 : cursors[static_cast<size_t>(layout_counter(p, 0, chunks))];

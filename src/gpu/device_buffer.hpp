@@ -85,8 +85,9 @@ class DeviceBuffer {
     char* base = static_cast<char*>(buffer.value().data_);
     size_t end = 0;
     for (size_t i = 0; i < pieces.size(); ++i) {
-      if (parts[i] != nullptr)
+      if (parts[i] != nullptr) {
         end = static_cast<size_t>(static_cast<char*>(parts[i]) - base) + bytes[i];
+      }
     }
     std::vector<char> image(end);
     for (size_t i = 0; i < pieces.size(); ++i) {

@@ -87,8 +87,7 @@ Status upload_rank_plan(const detail::PlanData& plan, const DeviceOps& ops,
                         const detail::RankStaged* staged, DevicePlan::Impl& impl);
 
 /// Zeroes the receive rows of `plan` that no row fills (padding, or a capacity block's unfilled
-/// rows; rows of `row_bytes`, contiguous) on `on`'s stream, for plans made on either side
-/// (plans made on the device only on CUDA).
+/// rows; rows of `row_bytes`, contiguous) on `on`'s stream, for plans made on either side.
 Status zero_unfilled_rows(const DevicePlan::Impl& plan, void* rows, int64_t row_bytes,
                           const Launch& on);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -100,12 +101,16 @@ Status upload_rank_plan(const detail::PlanData& plan, const DeviceOps& ops,
     impl.programme = std::move(programme).value();
     return Status();
   }
-  Result<detail::RankStaged> built =
-      staged != nullptr ? Result<detail::RankStaged>(*staged) : detail::rank_staged(plan);
-  FUSCO_RETURN_IF_ERROR(built.status());
-  Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(built.value(), ops);
+  std::optional<detail::RankStaged> built;  // only when the group gave no lists
+  if (staged == nullptr) {
+    Result<detail::RankStaged> made = detail::rank_staged(plan);
+    FUSCO_RETURN_IF_ERROR(made.status());
+    built = std::move(made).value();
+    staged = &*built;
+  }
+  Result<std::shared_ptr<const DeviceStaged>> lists = DeviceStaged::upload(*staged, ops);
   FUSCO_RETURN_IF_ERROR(lists.status());
-  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan, built.value().terms, ops);
+  Result<DeviceProgramme> programme = DeviceProgramme::upload(plan, staged->terms, ops);
   FUSCO_RETURN_IF_ERROR(programme.status());
   impl.staged = std::move(lists).value();
   impl.programme = std::move(programme).value();

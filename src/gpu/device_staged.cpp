@@ -174,13 +174,20 @@ Result<char*> StagedScratch::holding(int rank, const detail::StagedStreams& stre
 
 namespace {
 
-// The dispatch kernel over `count` stores: rows of x (`pitch` apart) into table `to`.
-Status store_rows(const core::DirectStore* stores, int64_t count, const GroupRows& x,
+// Rows one step reads: `data`, rows `pitch` apart, of `row_bytes`.
+struct RowSource {
+  const void* data = nullptr;
+  int64_t pitch = 0;
+  int64_t row_bytes = 0;
+};
+
+// The dispatch kernel over `count` stores: rows of x into table `to`.
+Status store_rows(const core::DirectStore* stores, int64_t count, const RowSource& x,
                   const core::PeerTable& to, const Launch& on) {
   if (count == 0 || x.row_bytes <= 0) return Status();
   kernels::DirectDispatchArgs args;
-  args.x = x.source.front();
-  args.x_pitch = x.pitch.front();
+  args.x = x.data;
+  args.x_pitch = x.pitch;
   args.row_bytes = x.row_bytes;
   args.stores = stores;
   args.num_stores = count;
@@ -195,12 +202,12 @@ Status gather_staged(const DeviceStaged& staged, const void* x, int64_t pitch, i
   core::PeerTable staging{};  // the send staging as table entry 0
   staging.base[0] = send;
   staging.pitch[0] = row_bytes;
-  return store_rows(staged.gather, staged.gathers, {{x}, {pitch}, row_bytes}, staging, on);
+  return store_rows(staged.gather, staged.gathers, {x, pitch, row_bytes}, staging, on);
 }
 
 Status fan_out_staged(const DeviceStaged& staged, const char* arrive, int64_t row_bytes,
                       const core::PeerTable& recv, const Launch& on) {
-  return store_rows(staged.fanout, staged.fanouts, {{arrive}, {row_bytes}, row_bytes}, recv, on);
+  return store_rows(staged.fanout, staged.fanouts, {arrive, row_bytes, row_bytes}, recv, on);
 }
 
 Status return_staged(const DeviceStaged& staged, const core::PeerTable& expert_out,
