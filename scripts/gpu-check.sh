@@ -236,7 +236,7 @@ judge_tests() {
 }
 # The tests of the no-GPU error path skip where there is a GPU: left out; so are the host
 # backend's runs (CI runs them; they would only spend this step's time).
-gpu_filter='-*WithoutAGpu*:*/Host:HostStreams.*:HostBackend.*'
+gpu_filter='-*WithoutAGpu*:*/Host:HostStreams.*:HostBackend.*:NcclOnHost*:*/NcclOnHost*'
 gpu_tests() {
   [ -x "$tests_bin" ] || { detail="no fusco_gpu_tests (the build failed)"; return; }
   judge_tests "$out/gpu-tests.xml" "$tests_bin" --gtest_filter="$gpu_filter" \

@@ -30,6 +30,8 @@
 
 namespace fusco::gpu {
 
+class NcclOps;  // the NCCL operations of a backend (src/gpu/nccl_ops.hpp)
+
 /// How rows move between the GPUs.
 enum class NcclPath : int32_t {
   /// The device API where every rank reaches every other by load/store, else kSendRecv.
@@ -79,6 +81,18 @@ class NcclCommunicator {
   static Result<std::unique_ptr<NcclCommunicator>> create(
       Communicator host, Communicator::BootstrapAllgather allgather,
       const NcclOptions& options = NcclOptions());
+  /// The same communicator on the host backend, for tests without a GPU: the ranks are
+  /// threads of this process (each with its own Communicator of `host`'s group and the
+  /// group's allgather), device memory is host memory (TensorView::device kCuda, pointing to
+  /// host memory), streams are host queues that run lazily (DeviceGroup::create_on_host), the
+  /// windows are host memory every rank of the group addresses directly, ncclSend/ncclRecv
+  /// are copies between the ranks, and the kernels run their per-row steps on the CPU. Every
+  /// line of orchestration is the one create() runs. No GIN (inter_node = gin is refused with
+  /// kUnsupported, as on a network without it); stream() is a host backend stream (pass it to
+  /// nothing of CUDA's).
+  static Result<std::unique_ptr<NcclCommunicator>> create_on_host(
+      Communicator host, Communicator::BootstrapAllgather allgather,
+      const NcclOptions& options = NcclOptions());
   ~NcclCommunicator();
   NcclCommunicator(const NcclCommunicator&) = delete;
   NcclCommunicator& operator=(const NcclCommunicator&) = delete;
@@ -92,6 +106,8 @@ class NcclCommunicator {
   cudaStream_t stream() const;
   /// The NCCL communicator (nullptr once aborted after an overdue exchange; see synchronize).
   ncclComm_t nccl() const;
+  /// True for a communicator from create_on_host.
+  bool on_host() const;
 
   /// OK while every GPU barrier has completed in time. Each barrier wait on the GPU is bounded
   /// by the call's PlanOptions::timeout_ms; one that runs out (a peer that died or hangs)
@@ -173,6 +189,10 @@ class NcclCommunicator {
 
  private:
   explicit NcclCommunicator(std::unique_ptr<Impl> impl);
+  static Result<std::unique_ptr<NcclCommunicator>> make(Communicator host,
+                                                        Communicator::BootstrapAllgather allgather,
+                                                        const NcclOptions& options,
+                                                        const NcclOps& nccl);
   std::unique_ptr<Impl> impl_;
 };
 

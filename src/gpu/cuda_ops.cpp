@@ -1,13 +1,16 @@
 // The CUDA backend of the device operations: the runtime's calls and the kernels.
 
 #include <algorithm>
+#include <cstring>
 
+#include "bounded_barrier.hpp"
 #include "device_plan.hpp"
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
 #include "gpu/cuda_status.hpp"
 #include "gpu/device_ops.hpp"
 #include "layout.hpp"
+#include "row_gather.hpp"
 
 namespace fusco::gpu {
 
@@ -42,6 +45,16 @@ class CudaOps final : public DeviceOps {
     return cuda_status(cudaMemcpy(host, device, bytes, cudaMemcpyDeviceToHost), what);
   }
 
+  Status allocate_mapped(void** host, void** device, size_t bytes,
+                         const char* what) const override {
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaHostAlloc(host, bytes, cudaHostAllocMapped), what));
+    std::memset(*host, 0, bytes);
+    return cuda_status(cudaHostGetDevicePointer(device, *host, 0), what);
+  }
+  void release_mapped(void* host) const override {
+    if (host != nullptr) cudaFreeHost(host);
+  }
+
   Status create_stream(cudaStream_t* stream) const override {
     return cuda_status(cudaStreamCreateWithFlags(stream, cudaStreamNonBlocking), "stream");
   }
@@ -59,6 +72,20 @@ class CudaOps final : public DeviceOps {
   Status synchronize(cudaStream_t stream, const std::string& what) const override {
     return cuda_status(cudaStreamSynchronize(stream), what);
   }
+  bool reached(cudaEvent_t event) const override {
+    return cudaEventQuery(event) != cudaErrorNotReady;
+  }
+  Result<bool> idle(cudaStream_t stream, const std::string& what) const override {
+    const cudaError_t state = cudaStreamQuery(stream);
+    if (state == cudaErrorNotReady) return false;
+    FUSCO_RETURN_IF_ERROR(cuda_status(state, what));
+    return true;
+  }
+  Result<bool> capturing(cudaStream_t stream, const std::string& what) const override {
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamIsCapturing(stream, &capture), what));
+    return capture != cudaStreamCaptureStatusNone;
+  }
 
   Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
               const std::string& what) const override {
@@ -68,6 +95,20 @@ class CudaOps final : public DeviceOps {
   Status zero(void* to, size_t bytes, cudaStream_t stream, const std::string& what) const override {
     if (bytes == 0) return Status();
     return cuda_status(cudaMemsetAsync(to, 0, bytes, stream), what);
+  }
+  Status copy_rows(void* to, int64_t to_pitch, const void* from, int64_t from_pitch,
+                   int64_t row_bytes, int64_t rows, cudaStream_t stream,
+                   const std::string& what) const override {
+    if (rows <= 0 || row_bytes <= 0) return Status();
+    return cuda_status(
+        cudaMemcpy2DAsync(to, static_cast<size_t>(to_pitch), from, static_cast<size_t>(from_pitch),
+                          static_cast<size_t>(row_bytes), static_cast<size_t>(rows),
+                          cudaMemcpyDeviceToDevice, stream),
+        what);
+  }
+  Status gather_rows(const kernels::GatherRowsArgs& args, cudaStream_t stream,
+                     const std::string& what) const override {
+    return cuda_status(kernels::launch_gather_rows(args, stream), what);
   }
   Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges, cudaStream_t stream,
                      const std::string& what) const override {
@@ -100,6 +141,16 @@ class CudaOps final : public DeviceOps {
   Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
                          const std::string& what) const override {
     return cuda_status(kernels::launch_device_planning(args, stream), what);
+  }
+  Status publish_row(const int64_t* row, int64_t count, const core::PeerTable& peers, int world,
+                     int64_t offset_bytes, cudaStream_t stream,
+                     const std::string& what) const override {
+    return cuda_status(kernels::launch_publish_row(row, count, peers, world, offset_bytes, stream),
+                       what);
+  }
+  Status bounded_barrier(const kernels::BoundedBarrierArgs& args, cudaStream_t stream,
+                         const std::string& what) const override {
+    return cuda_status(kernels::launch_bounded_barrier(args, stream), what);
   }
   size_t layout_workspace_bytes(int64_t tokens, int64_t physical) const override {
     return kernels::layout_workspace_bytes(tokens, physical);

@@ -25,7 +25,13 @@ struct LayoutArgs;
 struct DevicePlanningArgs;
 }  // namespace fusco::core
 
+namespace fusco::core {
+struct PeerTable;
+}  // namespace fusco::core
+
 namespace fusco::kernels {
+struct BoundedBarrierArgs;
+struct GatherRowsArgs;
 struct DirectDispatchArgs;
 struct DirectCombineArgs;
 }  // namespace fusco::kernels
@@ -58,6 +64,10 @@ class DeviceOps {
                         const std::string& what) const = 0;
   virtual Status download(void* host, const void* device, size_t bytes,
                           const std::string& what) const = 0;
+  /// `bytes` of host memory the device can write (zeroed): its host address and the device's.
+  virtual Status allocate_mapped(void** host, void** device, size_t bytes,
+                                 const char* what) const = 0;
+  virtual void release_mapped(void* host) const = 0;
 
   virtual Status create_stream(cudaStream_t* stream) const = 0;
   virtual void destroy_stream(cudaStream_t stream) const = 0;
@@ -69,12 +79,29 @@ class DeviceOps {
   virtual Status wait(cudaStream_t stream, cudaEvent_t event, const char* what) const = 0;
   /// Waits until the work queued on `stream` has run; reports its first error.
   virtual Status synchronize(cudaStream_t stream, const std::string& what) const = 0;
+  /// Without waiting: whether the work `event` marks has run (also true on a device error,
+  /// which the stream reports). The host backend runs that work now, as a device progresses
+  /// on its own.
+  virtual bool reached(cudaEvent_t event) const = 0;
+  /// Without waiting: whether everything queued on `stream` has run, or its first error (the
+  /// host backend runs it now).
+  virtual Result<bool> idle(cudaStream_t stream, const std::string& what) const = 0;
+  /// Whether `stream` is being captured into a CUDA graph (never on the host).
+  virtual Result<bool> capturing(cudaStream_t stream, const std::string& what) const = 0;
 
   /// Device-to-device copy and zeroing, queued on `stream`.
   virtual Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
                       const std::string& what) const = 0;
   virtual Status zero(void* to, size_t bytes, cudaStream_t stream,
                       const std::string& what) const = 0;
+  /// `rows` rows of `row_bytes` from `from` (rows `from_pitch` bytes apart) to `to` (rows
+  /// `to_pitch` apart), queued on `stream`.
+  virtual Status copy_rows(void* to, int64_t to_pitch, const void* from, int64_t from_pitch,
+                           int64_t row_bytes, int64_t rows, cudaStream_t stream,
+                           const std::string& what) const = 0;
+  /// The row gather kernel (kernels/row_gather.hpp): row moves of the send/recv path.
+  virtual Status gather_rows(const kernels::GatherRowsArgs& args, cudaStream_t stream,
+                             const std::string& what) const = 0;
   /// Zeroes `ranges` of `rows` (contiguous rows of `row_bytes`) on `stream`: one kernel launch
   /// for all of them (one per 65535 ranges on CUDA) — padding rows, or a capacity block's
   /// unfilled rows.
@@ -90,6 +117,16 @@ class DeviceOps {
   virtual Status layout(const core::LayoutArgs& args, int64_t* bad, cudaStream_t stream,
                         const std::string& what) const = 0;
   virtual Status device_planning(const core::DevicePlanningArgs& args, cudaStream_t stream,
+                                 const std::string& what) const = 0;
+  /// kernels/device_plan.hpp's launch_publish_row: `count` int64 from `row` to `offset_bytes`
+  /// into every rank's buffer of `peers` (ranks [0, world)).
+  virtual Status publish_row(const int64_t* row, int64_t count, const core::PeerTable& peers,
+                             int world, int64_t offset_bytes, cudaStream_t stream,
+                             const std::string& what) const = 0;
+  /// The bounded barrier of a node's ranks (kernels/bounded_barrier.hpp). On the host backend
+  /// a member that has not arrived yet has its stream run up to its arrival, once its rank's
+  /// thread queued it.
+  virtual Status bounded_barrier(const kernels::BoundedBarrierArgs& args, cudaStream_t stream,
                                  const std::string& what) const = 0;
   /// Scratch bytes the planning kernels need in device memory (0 on the host).
   virtual size_t layout_workspace_bytes(int64_t tokens, int64_t physical) const = 0;

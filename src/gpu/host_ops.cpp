@@ -14,7 +14,9 @@
 #include "direct_combine.hpp"
 #include "direct_dispatch.hpp"
 #include "gpu/device_ops.hpp"
+#include "gpu/host_barrier.hpp"
 #include "gpu/host_streams.hpp"
+#include "row_gather.hpp"
 
 namespace fusco::gpu {
 
@@ -96,10 +98,17 @@ class HostOps final : public DeviceOps {
     return Status();
   }
   void release(void* data) const override {
-    // As cudaFree waits for the device's work: queued work may still read or write `data`.
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
-    for (const std::shared_ptr<HostStream>& stream : owned_) stream->run_all();
-    std::free(data);
+    // Freed once the work queued on every stream so far has run (queued work may still read
+    // or write `data`; cudaFree waits for it), without forcing it: a stream may belong to
+    // another rank whose work waits for this one.
+    if (data == nullptr) return;
+    std::lock_guard<HostLock> lock(host_streams_lock());
+    PendingFree pending{data, {}};
+    for (const std::shared_ptr<HostStream>& stream : owned_) {
+      if (stream->done() < stream->queued()) pending.after.emplace_back(stream, stream->queued());
+    }
+    pending_.push_back(std::move(pending));
+    free_what_ran();
   }
   Status upload(void* device, const void* host, size_t bytes,
                 const std::string& /*what*/) const override {
@@ -112,8 +121,17 @@ class HostOps final : public DeviceOps {
     return Status();
   }
 
+  Status allocate_mapped(void** host, void** device, size_t bytes,
+                         const char* what) const override {
+    FUSCO_RETURN_IF_ERROR(allocate(host, bytes, what));
+    if (bytes > 0) std::memset(*host, 0, bytes);
+    *device = *host;
+    return Status();
+  }
+  void release_mapped(void* host) const override { release(host); }
+
   Status create_stream(cudaStream_t* stream) const override {
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     auto* made = new HostStream;
     // Owned by itself until destroy_stream; events that mark it share it.
     owned_.emplace_back(made);
@@ -122,7 +140,7 @@ class HostOps final : public DeviceOps {
   }
   void destroy_stream(cudaStream_t stream) const override {
     if (stream == nullptr) return;
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     stream_of(stream)->run_all();  // queued work completes, as on a device
     for (auto it = owned_.begin(); it != owned_.end(); ++it) {
       if (it->get() == stream_of(stream)) {
@@ -130,25 +148,26 @@ class HostOps final : public DeviceOps {
         break;
       }
     }
+    free_what_ran();
   }
   Status create_event(cudaEvent_t* event) const override {
     *event = reinterpret_cast<cudaEvent_t>(new HostEvent);
     return Status();
   }
   void destroy_event(cudaEvent_t event) const override {
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     delete event_of(event);
   }
   Status record(cudaEvent_t event, cudaStream_t stream, const char* what) const override {
     FUSCO_RETURN_IF_ERROR(not_null(stream, what));
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     event_of(event)->stream = stream_of(stream)->shared_from_this();
     event_of(event)->position = stream_of(stream)->queued();
     return Status();
   }
   Status wait(cudaStream_t stream, cudaEvent_t event, const char* what) const override {
     FUSCO_RETURN_IF_ERROR(not_null(stream, what));
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     HostEvent marked = *event_of(event);
     if (marked.stream != nullptr) {
       stream_of(stream)->enqueue([marked] { marked.stream->run_until(marked.position); });
@@ -157,9 +176,24 @@ class HostOps final : public DeviceOps {
   }
   Status synchronize(cudaStream_t stream, const std::string& what) const override {
     FUSCO_RETURN_IF_ERROR(not_null(stream, what));
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     stream_of(stream)->run_all();
+    free_what_ran();
     return Status();
+  }
+  bool reached(cudaEvent_t event) const override {
+    std::lock_guard<HostLock> lock(host_streams_lock());
+    const HostEvent marked = *event_of(event);
+    if (marked.stream != nullptr) marked.stream->run_until(marked.position);
+    return true;
+  }
+  Result<bool> idle(cudaStream_t stream, const std::string& what) const override {
+    FUSCO_RETURN_IF_ERROR(synchronize(stream, what));
+    return true;
+  }
+  Result<bool> capturing(cudaStream_t stream, const std::string& what) const override {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
+    return false;
   }
 
   Status copy(void* to, const void* from, size_t bytes, cudaStream_t stream,
@@ -170,6 +204,31 @@ class HostOps final : public DeviceOps {
   Status zero(void* to, size_t bytes, cudaStream_t stream, const std::string& what) const override {
     if (bytes == 0) return Status();
     return enqueue(stream, what, [to, bytes] { std::memset(to, 0, bytes); });
+  }
+  Status copy_rows(void* to, int64_t to_pitch, const void* from, int64_t from_pitch,
+                   int64_t row_bytes, int64_t rows, cudaStream_t stream,
+                   const std::string& what) const override {
+    if (rows <= 0 || row_bytes <= 0) return Status();
+    return enqueue(stream, what, [=] {
+      for (int64_t r = 0; r < rows; ++r) {
+        std::memmove(static_cast<char*>(to) + r * to_pitch,
+                     static_cast<const char*>(from) + r * from_pitch,
+                     static_cast<size_t>(row_bytes));
+      }
+    });
+  }
+  Status gather_rows(const kernels::GatherRowsArgs& args, cudaStream_t stream,
+                     const std::string& what) const override {
+    if (args.num_rows <= 0 || args.row_bytes <= 0) return Status();
+    return enqueue(stream, what, [args] {
+      const int64_t pitch = args.src_pitch != 0 ? args.src_pitch : args.row_bytes;
+      for (int64_t i = 0; i < args.num_rows; ++i) {
+        const kernels::GatherRow move = args.rows[i];
+        std::memcpy(static_cast<char*>(args.dst) + move.row * args.row_bytes,
+                    static_cast<const char*>(args.src) + move.token * pitch,
+                    static_cast<size_t>(args.row_bytes));
+      }
+    });
   }
   Status zero_ranges(void* rows, int64_t row_bytes, const RowRanges& ranges, cudaStream_t stream,
                      const std::string& what) const override {
@@ -212,6 +271,28 @@ class HostOps final : public DeviceOps {
                          const std::string& what) const override {
     return enqueue(stream, what, [args] { core::planning_on_host(args); });
   }
+  Status publish_row(const int64_t* row, int64_t count, const core::PeerTable& peers, int world,
+                     int64_t offset_bytes, cudaStream_t stream,
+                     const std::string& what) const override {
+    if (count <= 0) return Status();
+    return enqueue(stream, what, [=] {
+      for (int p = 0; p < world; ++p) {
+        auto* to = reinterpret_cast<int64_t*>(peers.base[p] + offset_bytes);
+        if (to != row) std::memcpy(to, row, static_cast<size_t>(count) * sizeof(int64_t));
+      }
+    });
+  }
+  Status bounded_barrier(const kernels::BoundedBarrierArgs& args, cudaStream_t stream,
+                         const std::string& what) const override {
+    FUSCO_RETURN_IF_ERROR(not_null(stream, what));
+    if (args.count <= 0 || args.count > core::kMaxDirectPeers) {
+      return Status(StatusCode::kInternal,
+                    what + ": a barrier of " + std::to_string(args.count) + " members");
+    }
+    std::lock_guard<HostLock> lock(host_streams_lock());
+    enqueue_host_barrier(args, *stream_of(stream));
+    return Status();
+  }
   size_t layout_workspace_bytes(int64_t /*tokens*/, int64_t /*physical*/) const override {
     return 0;  // the host runs keep their scratch in host vectors
   }
@@ -222,13 +303,38 @@ class HostOps final : public DeviceOps {
 
   static Status enqueue(cudaStream_t stream, const std::string& what, std::function<void()> work) {
     FUSCO_RETURN_IF_ERROR(not_null(stream, what));
-    std::lock_guard<std::recursive_mutex> lock(host_streams_lock());
+    std::lock_guard<HostLock> lock(host_streams_lock());
     stream_of(stream)->enqueue(std::move(work));
     return Status();
   }
 
-  // Streams not yet destroyed (under host_streams_lock for changes).
+  // Memory to free once every stream it waits for has run to its position.
+  struct PendingFree {
+    void* data;
+    std::vector<std::pair<std::weak_ptr<HostStream>, uint64_t>> after;
+  };
+
+  // Frees the pending memory whose streams have run far enough (or are gone). Under the lock.
+  void free_what_ran() const {
+    auto ran = [](const PendingFree& pending) {
+      return std::all_of(pending.after.begin(), pending.after.end(), [](const auto& point) {
+        const std::shared_ptr<HostStream> stream = point.first.lock();
+        return stream == nullptr || stream->done() >= point.second;
+      });
+    };
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (ran(*it)) {
+        std::free(it->data);
+        it = pending_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Streams not yet destroyed, and memory not yet freed (changed under host_streams_lock).
   mutable std::vector<std::shared_ptr<HostStream>> owned_;
+  mutable std::vector<PendingFree> pending_;
 };
 
 }  // namespace

@@ -2,31 +2,63 @@
 
 // The host backend's streams and events (gpu/device_ops.hpp): a stream is a queue of work
 // that runs only when forced — by a host wait for the stream, or by work of another stream
-// that waits for an event recorded on it — on the thread that forces it. Work therefore runs
-// as late as the recorded orders allow, and never earlier than a GPU would run it.
+// that waits for an event recorded on it, or by a peer rank's barrier or exchange that needs
+// this stream's arrival (gpu/host_nccl_world.hpp) — on the thread that forces it. Work
+// therefore runs as late as the recorded orders allow, and never earlier than a GPU would
+// run it.
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace fusco::gpu {
 
+/// The one lock of the host backend's streams and events, held recursively by the thread
+/// that enqueues or runs work. A piece of work that waits for another rank (a barrier, an
+/// exchange) releases it fully while it waits, so that the other rank's thread can enqueue.
+class HostLock {
+ public:
+  void lock();
+  void unlock();
+  /// Releases the lock (whatever the depth), waits until another thread changed something
+  /// under it (released it) or until `deadline`, and takes it back at the same depth. False
+  /// once the deadline has passed.
+  bool wait_for_change(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::thread::id owner_;
+  int depth_ = 0;
+};
+
+HostLock& host_streams_lock();
+
 class HostStream : public std::enable_shared_from_this<HostStream> {
  public:
-  /// Queues `work` (position queued() afterwards).
+  /// Queues `work` (position queued() afterwards). Under host_streams_lock().
   void enqueue(std::function<void()> work);
-  /// Runs the queued work up to and including position `end` (positions count from 1).
+  /// Runs the queued work up to and including position `end` (positions count from 1), on
+  /// this thread; work another thread is running is waited for. Work running on this thread
+  /// already (a wait inside it that forces its own stream past itself: a cycle, which a GPU
+  /// would not leave either) is not waited for. Under host_streams_lock().
   void run_until(uint64_t end);
   /// Runs everything queued so far.
   void run_all() { run_until(queued_); }
   uint64_t queued() const { return queued_; }
+  /// Positions whose work has ended.
+  uint64_t done() const { return done_; }
 
  private:
   std::deque<std::function<void()>> work_;
   uint64_t queued_ = 0;
-  uint64_t ran_ = 0;
+  uint64_t done_ = 0;
+  std::thread::id runner_;  ///< The thread running work of this stream (none: idle).
 };
 
 /// What an event marks: a stream's position (none before its first record).
@@ -35,8 +67,11 @@ struct HostEvent {
   uint64_t position = 0;
 };
 
-/// The one lock of the host backend's streams and events: work runs under it (forcing a
-/// stream from several threads runs each piece of work once, in queue order).
-std::recursive_mutex& host_streams_lock();
+/// How work of one rank waits for another rank's work (a barrier arrival, a message): until
+/// `ready()` or `deadline`. Once `peer_work()` names where the other rank queued the work it
+/// needs, that stream runs up to it; until then the lock is released so that the other
+/// rank's thread can queue it. Under host_streams_lock(); false at the deadline.
+bool wait_for_peer(const std::function<bool()>& ready, const std::function<HostEvent()>& peer_work,
+                   std::chrono::steady_clock::time_point deadline);
 
 }  // namespace fusco::gpu

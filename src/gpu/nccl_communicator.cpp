@@ -30,7 +30,20 @@ Result<NcclOptions> NcclOptions::from_env() {
 
 Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     Communicator host, Communicator::BootstrapAllgather allgather, const NcclOptions& options) {
-  auto impl = std::make_unique<Impl>(std::move(host));
+  return make(std::move(host), std::move(allgather), options, cuda_nccl_ops());
+}
+
+Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create_on_host(
+    Communicator host, Communicator::BootstrapAllgather allgather, const NcclOptions& options) {
+  return make(std::move(host), std::move(allgather), options, host_nccl_ops());
+}
+
+bool NcclCommunicator::on_host() const { return impl_->ops().on_host(); }
+
+Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::make(
+    Communicator host, Communicator::BootstrapAllgather allgather, const NcclOptions& options,
+    const NcclOps& nccl) {
+  auto impl = std::make_unique<Impl>(std::move(host), nccl);
   impl->allgather = std::move(allgather);
   impl->options = options;
   impl->rank = impl->host.rank();
@@ -63,8 +76,7 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
         StatusCode::kInvalidArgument,
         "options.window_bytes = " + std::to_string(options.window_bytes) + " must be positive");
   } else {
-    int device = 0;
-    local = cuda_status(cudaGetDevice(&device), "cudaGetDevice");
+    local = nccl.check_device();
   }
   // The windows are symmetric and the path is collective: every rank must ask for the same.
   transport::Proposal setup;
@@ -81,23 +93,19 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
   ncclUniqueId id{};
   transport::Proposal id_step;
   id_step.kind = transport::CallKind::kSetup;
-  id_step.local = rank == 0 ? nccl_status(ncclGetUniqueId(&id), "ncclGetUniqueId") : Status();
+  id_step.local = rank == 0 ? nccl.unique_id(&id) : Status();
   id_step.payload = id.internal;
   id_step.payload_bytes = sizeof(id.internal);
   std::vector<char> ids(static_cast<size_t>(impl->world) * sizeof(id.internal));
   FUSCO_RETURN_IF_ERROR(transport::agree(
       gather, impl->world, id_step, reinterpret_cast<std::byte*>(ids.data()), "ncclGetUniqueId"));
   std::memcpy(id.internal, ids.data(), sizeof(id.internal));
-  FUSCO_RETURN_IF_ERROR(agree(
-      gather, nccl_status(ncclCommInitRank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"),
-      "ncclCommInitRank"));
+  FUSCO_RETURN_IF_ERROR(
+      agree(gather, nccl.init_rank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"));
 
   constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
   impl->window_bytes = (static_cast<size_t>(options.window_bytes) + kAlign - 1) / kAlign * kAlign;
-  FUSCO_RETURN_IF_ERROR(
-      agree(gather,
-            cuda_status(cudaStreamCreateWithFlags(&impl->stream, cudaStreamNonBlocking), "stream"),
-            "stream"));
+  FUSCO_RETURN_IF_ERROR(agree(gather, nccl.device().create_stream(&impl->stream), "stream"));
   if (options.path != NcclPath::kSendRecv) {
     const Status direct = impl->set_up_device_api();
     impl->device_api = direct.ok();
@@ -110,9 +118,10 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::create(
     }
   }
   if (!impl->device_api) {  // plain device memory; rows move by ncclSend/ncclRecv
-    Result<DeviceBuffer> recv = DeviceBuffer::allocate(impl->window_bytes, "receive buffer");
+    Result<DeviceBuffer> recv =
+        DeviceBuffer::allocate(impl->window_bytes, "receive buffer", nccl.device());
     Result<DeviceBuffer> expert =
-        DeviceBuffer::allocate(impl->window_bytes, "expert-output buffer");
+        DeviceBuffer::allocate(impl->window_bytes, "expert-output buffer", nccl.device());
     Status allocated = recv.ok() ? expert.status() : recv.status();
     FUSCO_RETURN_IF_ERROR(agree(gather, allocated, "buffer allocation"));
     impl->recv_plain = std::move(recv).value();
@@ -159,8 +168,8 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
     local =
         impl_->watch.wait(impl_->stream, options.timeout_ms, "plan (the work writing topk_idx)");
   }
-  Result<TensorView> routing =
-      local.ok() ? host_routing(cuda_ops(), topk_idx, copy, "topk_idx") : Result<TensorView>(local);
+  Result<TensorView> routing = local.ok() ? host_routing(impl_->ops(), topk_idx, copy, "topk_idx")
+                                          : Result<TensorView>(local);
   if (local.ok()) local = routing.status();
   transport::Proposal planning;
   planning.kind = transport::CallKind::kPlan;
@@ -173,7 +182,7 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
   FUSCO_RETURN_IF_ERROR(plan.status());
   auto impl = std::make_shared<DevicePlan::Impl>();
   impl->owner = impl_.get();
-  const Status programme = upload_rank_plan(plan.value().data(), cuda_ops(), nullptr, *impl);
+  const Status programme = upload_rank_plan(plan.value().data(), impl_->ops(), nullptr, *impl);
   // Every rank's receive rows: each window must hold the most of any rank.
   const int64_t my_rows = plan.value().num_recv_rows();
   transport::Proposal upload;
@@ -199,8 +208,8 @@ Result<DevicePlan> NcclCommunicator::plan(const TensorView& topk_idx, int64_t nu
     FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, learned, "plan exchange"));
   }
   if (!impl_->device_api) {  // every rank got here: the exchange above agreed
-    Result<SendRecvProgramme> lists =
-        SendRecvProgramme::build(plan.value().data(), impl_->lane(options.timeout_ms));
+    Result<SendRecvProgramme> lists = SendRecvProgramme::build(plan.value().data(), impl_->world,
+                                                               impl_->lane(options.timeout_ms));
     FUSCO_RETURN_IF_ERROR(agree(impl_->allgather, lists.status(), "plan exchange"));
     impl->send_recv = std::make_shared<const SendRecvProgramme>(std::move(lists).value());
   }
@@ -257,7 +266,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
   }
   const int64_t timeout_ms = data.options.timeout_ms;
   FUSCO_RETURN_IF_ERROR(impl_->barrier(timeout_ms, "dispatch (receive windows free)"));
-  const Launch on{&cuda_ops(), impl_->stream, "dispatch"};
+  const Launch on{&impl_->ops(), impl_->stream, "dispatch"};
   FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan.impl(), recv.data, row_bytes, on));
   FUSCO_RETURN_IF_ERROR(zero_unfilled_rows(plan.impl(), extra_view.data, extra_bytes, on));
   kernels::DirectDispatchArgs args;
@@ -280,8 +289,7 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
       args.extra_recv.pitch[p] = extra_bytes;
     }
   }
-  FUSCO_RETURN_IF_ERROR(
-      cuda_status(kernels::launch_direct_dispatch(args, impl_->stream), "dispatch kernel"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops().direct_dispatch(args, impl_->stream, "dispatch kernel"));
   if (plan.impl().staged != nullptr && impl_->gin != nullptr) {  // GIN between nodes
     const NcclStagedRank me = impl_->staged_rank(plan);
     GinTransfer& gin = *impl_->gin;
@@ -348,14 +356,10 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
                              expert_out, topk_weights, out, impl_->lane(data.options.timeout_ms));
   }
   if (expert_out.data != impl_->expert_window || expert_out.row_pitch_bytes() != row_bytes) {
-    if (data.num_recv_rows > 0 && row_bytes > 0) {
-      FUSCO_RETURN_IF_ERROR(cuda_status(
-          cudaMemcpy2DAsync(impl_->expert_window, static_cast<size_t>(row_bytes), expert_out.data,
-                            static_cast<size_t>(expert_out.row_pitch_bytes()),
-                            static_cast<size_t>(row_bytes), static_cast<size_t>(data.num_recv_rows),
-                            cudaMemcpyDeviceToDevice, impl_->stream),
-          "combine: copying expert_out into the expert-output window"));
-    }
+    FUSCO_RETURN_IF_ERROR(impl_->ops().copy_rows(
+        impl_->expert_window, row_bytes, expert_out.data, expert_out.row_pitch_bytes(), row_bytes,
+        data.num_recv_rows, impl_->stream,
+        "combine: copying expert_out into the expert-output window"));
   }
   const bool staged = plan.impl().staged != nullptr;
   GinTransfer* gin = staged ? impl_->gin.get() : nullptr;
@@ -392,8 +396,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
     args.expert_out.pitch[impl_->world] = row_bytes;
   }
   args.out = out.data;
-  FUSCO_RETURN_IF_ERROR(
-      cuda_status(kernels::launch_direct_combine(args, impl_->stream), "combine kernel"));
+  FUSCO_RETURN_IF_ERROR(impl_->ops().direct_combine(args, impl_->stream, "combine kernel"));
   if (gin != nullptr) {  // the returned rows are read: their senders may put again
     FUSCO_RETURN_IF_ERROR(
         gin->returned_read(impl_->staged_rank(plan), *impl_->dev_comm, row_bytes));

@@ -17,12 +17,12 @@
 #include "gpu/device_checks.hpp"
 #include "gpu/device_plan_impl.hpp"
 #include "gpu/nccl_gin.hpp"
+#include "gpu/nccl_ops.hpp"
 #include "gpu/nccl_send_recv.hpp"
 #include "gpu/nccl_staged.hpp"
 #include "gpu/nccl_status.hpp"
 #include "gpu/nccl_watch.hpp"
 #include "gpu/node_barrier.hpp"
-#include "nccl_lsa.hpp"
 #include "transport/agreement.hpp"
 
 namespace fusco::gpu {
@@ -48,28 +48,30 @@ inline TensorView window_view(void* base, DType dtype, int64_t rows, int64_t hid
 }
 
 struct NcclCommunicator::Impl {
-  explicit Impl(Communicator host_group) : host(std::move(host_group)) {
-    watch.watch_over(host.rank(), &comm);
+  Impl(Communicator host_group, const NcclOps& backend)
+      : host(std::move(host_group)), nccl(&backend), staged_scratch(backend.device()) {
+    watch.watch_over(host.rank(), &comm, backend);
+    scratch.ops = &backend.device();
   }
   Communicator host;
+  const NcclOps* nccl;  ///< NCCL's operations (or the host backend's), and the device's
   Communicator::BootstrapAllgather allgather;
   NcclOptions options;
   int rank = 0;
   int world = 0;
   ncclComm_t comm = nullptr;
   size_t window_bytes = 0;
-  void* recv_window = nullptr;
-  void* expert_window = nullptr;
-  ncclWindow_t recv_handle = nullptr;
-  ncclWindow_t expert_handle = nullptr;
+  void* recv_window = nullptr;    ///< recv_symmetric.base, or recv_plain's memory
+  void* expert_window = nullptr;  ///< expert_symmetric.base, or expert_plain's memory
+  SymmetricWindow recv_symmetric;
+  SymmetricWindow expert_symmetric;
   /// The device communicator: the device API's check and LSA team (barriers are fusco's own,
   /// bounded; GIN will add its contexts and signals to it).
   ncclDevComm* dev_comm = nullptr;
   core::PeerTable recv_peers{};
   core::PeerTable expert_peers{};
   /// The bounded barrier's arrival slots: a small symmetric window, zeroed at creation.
-  void* sync_window = nullptr;
-  ncclWindow_t sync_handle = nullptr;
+  SymmetricWindow sync_window;
   core::PeerTable sync_peers{};
   std::unique_ptr<NodeBarrier> bounded;
   /// NcclInterNode::kGin with several nodes: the staging window and its put bookkeeping.
@@ -83,8 +85,7 @@ struct NcclCommunicator::Impl {
   /// plan_on_device: a symmetric window of two count matrices (calls alternate between them,
   /// so a rank publishing the next plan's counts never overwrites a matrix a slower peer
   /// still reads), registered on first use and grown when a map needs more.
-  void* counts_window = nullptr;
-  ncclWindow_t counts_handle = nullptr;
+  SymmetricWindow counts_window;
   size_t counts_bytes = 0;
   core::PeerTable counts_peers{};
   int64_t device_plans = 0;  ///< plan_on_device calls so far: the next matrix is their parity.
@@ -98,47 +99,37 @@ struct NcclCommunicator::Impl {
     if (stream != nullptr) {
       // Bounded: an exchange whose peer is gone aborts the communicator instead of hanging.
       (void)watch.wait(stream, longest_timeout_ms, "destroying the NcclCommunicator");
-      cudaStreamDestroy(stream);
+      ops().destroy_stream(stream);
     }
     if (device_api) release_device_api();
-    if (comm != nullptr) ncclCommDestroy(comm);
+    if (comm != nullptr) nccl->destroy(comm);
   }
+
+  const DeviceOps& ops() const { return nccl->device(); }
 
   // This rank's exchanges of a call whose PlanOptions::timeout_ms is `timeout_ms`.
   NcclLane lane(int64_t timeout_ms) {
     longest_timeout_ms = std::max(longest_timeout_ms, timeout_ms);
-    return NcclLane{comm, stream, &watch, timeout_ms};
+    return NcclLane{nccl, comm, stream, &watch, timeout_ms};
   }
 
   // The device-API path: symmetric windows, device communicator, LSA pointers of this rank's
   // node. Every step's verdict is agreed on by all ranks; a failure leaves what was made for
   // release_device_api.
   Status set_up_device_api() {
-    Status allocated =
-        nccl_status(ncclMemAlloc(&recv_window, window_bytes), "ncclMemAlloc (receive window)");
-    if (allocated.ok()) {
-      allocated = nccl_status(ncclMemAlloc(&expert_window, window_bytes),
-                              "ncclMemAlloc (expert-output window)");
-    }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, allocated, "window allocation"));
     FUSCO_RETURN_IF_ERROR(
-        agree(allgather,
-              nccl_status(ncclCommWindowRegister(comm, recv_window, window_bytes, &recv_handle,
-                                                 NCCL_WIN_COLL_SYMMETRIC),
-                          "ncclCommWindowRegister (receive window)"),
+        agree(allgather, nccl->open_window(comm, window_bytes, &recv_symmetric, "receive window"),
               "window registration"));
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather,
-              nccl_status(ncclCommWindowRegister(comm, expert_window, window_bytes, &expert_handle,
-                                                 NCCL_WIN_COLL_SYMMETRIC),
-                          "ncclCommWindowRegister (expert-output window)"),
-              "window registration"));
+    FUSCO_RETURN_IF_ERROR(agree(
+        allgather, nccl->open_window(comm, window_bytes, &expert_symmetric, "expert-output window"),
+        "window registration"));
+    recv_window = recv_symmetric.base;
+    expert_window = expert_symmetric.base;
     int lsa_size = 0;
     int gin_contexts = 0;
     const bool with_gin = options.inter_node == NcclInterNode::kGin && several_nodes();
-    Status made = nccl_status(kernels::create_dev_comm(comm, with_gin ? gin_signal_count(world) : 0,
-                                                       &dev_comm, &lsa_size, &gin_contexts),
-                              "ncclDevCommCreate");
+    Status made = nccl->open_device_comm(comm, with_gin ? gin_signal_count(world) : 0, &dev_comm,
+                                         &lsa_size, &gin_contexts);
     if (made.ok() && with_gin && gin_contexts == 0) {
       made = Status(StatusCode::kUnsupported,
                     "options.inter_node = gin, but NCCL offers no GIN on rank " +
@@ -147,7 +138,7 @@ struct NcclCommunicator::Impl {
                         "on any network");
     }
     for (const int peer : node_peers()) {
-      if (made.ok() && kernels::lsa_rank_of(comm, peer) < 0) {
+      if (made.ok() && nccl->lsa_rank_of(comm, peer) < 0) {
         made = Status(StatusCode::kUnsupported,
                       "rank " + std::to_string(peer) + ", on rank " + std::to_string(rank) +
                           "'s node of the host topology, is not load/store accessible from it "
@@ -168,9 +159,9 @@ struct NcclCommunicator::Impl {
     }
 
     // Every node peer's LSA address of the windows (on the stream create() made).
-    Status pointers = lsa_peers(recv_handle, recv_peers);
-    if (pointers.ok()) pointers = lsa_peers(expert_handle, expert_peers);
-    if (pointers.ok()) pointers = lsa_peers(sync_handle, sync_peers);
+    Status pointers = lsa_peers(recv_symmetric.handle, recv_peers);
+    if (pointers.ok()) pointers = lsa_peers(expert_symmetric.handle, expert_peers);
+    if (pointers.ok()) pointers = lsa_peers(sync_window.handle, sync_peers);
     return agree(allgather, pointers, "LSA pointers");
   }
 
@@ -180,15 +171,14 @@ struct NcclCommunicator::Impl {
   Status set_up_sync_window() {
     constexpr size_t kBytes = NCCL_WIN_REQUIRED_ALIGNMENT;
     static_assert(kBytes >= sizeof(uint64_t) * core::kMaxDirectPeers);
-    FUSCO_RETURN_IF_ERROR(
-        nccl_status(ncclMemAlloc(&sync_window, kBytes), "ncclMemAlloc (barrier window)"));
-    FUSCO_RETURN_IF_ERROR(nccl_status(
-        ncclCommWindowRegister(comm, sync_window, kBytes, &sync_handle, NCCL_WIN_COLL_SYMMETRIC),
-        "ncclCommWindowRegister (barrier window)"));
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaMemset(sync_window, 0, kBytes), "barrier window"));
+    FUSCO_RETURN_IF_ERROR(nccl->open_window(comm, kBytes, &sync_window, "barrier window"));
+    // Zeroed on the stream every barrier runs on, and waited for (the default stream does
+    // not order with it).
+    FUSCO_RETURN_IF_ERROR(ops().zero(sync_window.base, kBytes, stream, "barrier window"));
+    FUSCO_RETURN_IF_ERROR(ops().synchronize(stream, "barrier window"));
     const std::vector<int> peers = node_peers();
     Result<std::unique_ptr<NodeBarrier>> made =
-        NodeBarrier::create(rank, peers.front(), static_cast<int>(peers.size()));
+        NodeBarrier::create(ops(), rank, peers.front(), static_cast<int>(peers.size()));
     FUSCO_RETURN_IF_ERROR(made.status());
     bounded = std::move(made).value();
     return Status();
@@ -217,23 +207,10 @@ struct NcclCommunicator::Impl {
     std::vector<int> lsa_of;
     lsa_of.reserve(static_cast<size_t>(world));
     for (int p = 0; p < world; ++p) {
-      lsa_of.push_back(topology.same_node(p, rank) ? kernels::lsa_rank_of(comm, p) : -1);
+      lsa_of.push_back(topology.same_node(p, rank) ? nccl->lsa_rank_of(comm, p) : -1);
     }
-    Result<DeviceBuffer> lsa_device = DeviceBuffer::upload(lsa_of, "LSA ranks");
-    FUSCO_RETURN_IF_ERROR(lsa_device.status());
-    Result<DeviceBuffer> found =
-        DeviceBuffer::allocate(sizeof(void*) * static_cast<size_t>(world), "LSA pointers");
-    FUSCO_RETURN_IF_ERROR(found.status());
-    std::vector<void*> addresses(static_cast<size_t>(world), nullptr);
-    void** out = static_cast<void**>(found.value().data());
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        kernels::launch_lsa_pointers(window, lsa_device.value().as<int>(), world, out, stream),
-        "LSA pointers"));
-    FUSCO_RETURN_IF_ERROR(
-        cuda_status(cudaMemcpyAsync(addresses.data(), out, addresses.size() * sizeof(void*),
-                                    cudaMemcpyDeviceToHost, stream),
-                    "LSA pointers"));
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamSynchronize(stream), "LSA pointers"));
+    std::vector<void*> addresses;
+    FUSCO_RETURN_IF_ERROR(nccl->lsa_addresses(window, lsa_of, stream, &addresses));
     table = core::PeerTable{};
     for (const int p : node_peers()) {
       table.base[p] = static_cast<char*>(addresses[static_cast<size_t>(p)]);
@@ -257,16 +234,11 @@ struct NcclCommunicator::Impl {
         watch.wait(stream, longest_timeout_ms, "count window (waiting for the earlier calls)"),
         "count window"));
     release_counts_window();
-    FUSCO_RETURN_IF_ERROR(agree(
-        allgather, nccl_status(ncclMemAlloc(&counts_window, size), "ncclMemAlloc (count window)"),
-        "count window allocation"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather,
+                                nccl->open_window(comm, size, &counts_window, "count window"),
+                                "count window registration"));
     FUSCO_RETURN_IF_ERROR(
-        agree(allgather,
-              nccl_status(ncclCommWindowRegister(comm, counts_window, size, &counts_handle,
-                                                 NCCL_WIN_COLL_SYMMETRIC),
-                          "ncclCommWindowRegister (count window)"),
-              "window registration"));
-    FUSCO_RETURN_IF_ERROR(agree(allgather, lsa_peers(counts_handle, counts_peers), "LSA pointers"));
+        agree(allgather, lsa_peers(counts_window.handle, counts_peers), "LSA pointers"));
     counts_bytes = size;
     return Status();
   }
@@ -274,10 +246,7 @@ struct NcclCommunicator::Impl {
   // After an abort (comm is nullptr) the registrations went with the communicator; the memory
   // is still this rank's to free.
   void release_counts_window() {
-    if (counts_handle != nullptr && comm != nullptr) ncclCommWindowDeregister(comm, counts_handle);
-    if (counts_window != nullptr) ncclMemFree(counts_window);
-    counts_handle = nullptr;
-    counts_window = nullptr;
+    nccl->close_window(comm, &counts_window);
     counts_bytes = 0;
   }
 
@@ -285,20 +254,12 @@ struct NcclCommunicator::Impl {
     if (gin != nullptr && comm == nullptr) gin->communicator_aborted();
     gin.reset();
     release_counts_window();
-    if (comm != nullptr) {
-      kernels::destroy_dev_comm(comm, dev_comm);
-      if (recv_handle != nullptr) ncclCommWindowDeregister(comm, recv_handle);
-      if (expert_handle != nullptr) ncclCommWindowDeregister(comm, expert_handle);
-      if (sync_handle != nullptr) ncclCommWindowDeregister(comm, sync_handle);
-    }
+    if (comm != nullptr && dev_comm != nullptr) nccl->close_device_comm(comm, dev_comm);
     dev_comm = nullptr;
-    recv_handle = expert_handle = nullptr;
-    if (recv_window != nullptr) ncclMemFree(recv_window);
-    if (expert_window != nullptr) ncclMemFree(expert_window);
+    for (SymmetricWindow* window : {&recv_symmetric, &expert_symmetric, &sync_window}) {
+      nccl->close_window(comm, window);
+    }
     recv_window = expert_window = nullptr;
-    if (sync_window != nullptr) ncclMemFree(sync_window);
-    sync_handle = nullptr;
-    sync_window = nullptr;
     bounded.reset();
   }
 
@@ -360,9 +321,9 @@ struct NcclCommunicator::Impl {
   /// kUnsupported while `stream` is being captured into a CUDA graph: a call's barrier
   /// epochs, agreement and waits are host work and host values that a replay would not redo.
   Status not_capturing(const char* call) const {
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    FUSCO_RETURN_IF_ERROR(cuda_status(cudaStreamIsCapturing(stream, &capture), call));
-    if (capture == cudaStreamCaptureStatusNone) return Status();
+    Result<bool> capturing = ops().capturing(stream, call);
+    FUSCO_RETURN_IF_ERROR(capturing.status());
+    if (!capturing.value()) return Status();
     return Status(StatusCode::kUnsupported,
                   std::string(call) +
                       ": stream() is being captured into a CUDA graph; NcclCommunicator calls "

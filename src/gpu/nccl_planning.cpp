@@ -81,7 +81,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   const auto matrix_bytes = static_cast<size_t>(im.world * row) * sizeof(int64_t);
   FUSCO_RETURN_IF_ERROR(im.ensure_counts_window(2 * matrix_bytes));
 
-  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false, cuda_ops());
+  Result<std::shared_ptr<GroupPlanning>> group = upload_group(map, false, im.ops());
   Result<std::shared_ptr<DevicePlan::Impl>> plan = Status(StatusCode::kAborted, "");
   if (group.ok()) {
     const DevicePlanning planning{impl_.get(), num_experts, &map,
@@ -91,7 +91,7 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   FUSCO_RETURN_IF_ERROR(agree(im.allgather, group.ok() ? plan.status() : group.status(),
                               "plan_on_device allocation"));
   const auto offset = static_cast<int64_t>((im.device_plans++ % 2) * matrix_bytes);
-  auto* begins = reinterpret_cast<int64_t*>(static_cast<char*>(im.counts_window) + offset);
+  auto* begins = reinterpret_cast<int64_t*>(static_cast<char*>(im.counts_window.base) + offset);
   const core::GroupCounts counts =
       counts_of(begins, *group.value(), map, options.layout, recv_rows);
   DevicePlan::Impl& made = *plan.value();
@@ -101,11 +101,10 @@ Result<DevicePlan> NcclCommunicator::plan_on_device(const TensorView& topk_idx, 
   }
   int64_t* own_row = begins + im.rank * row;
   FUSCO_RETURN_IF_ERROR(launch_rank_layout(made, topk_idx, counts, own_row, im.stream));
-  FUSCO_RETURN_IF_ERROR(cuda_status(
-      kernels::launch_publish_row(own_row, row, im.counts_peers, im.world,
-                                  offset + im.rank * row * static_cast<int64_t>(sizeof(int64_t)),
-                                  im.stream),
-      "plan_on_device: publishing the counts"));
+  FUSCO_RETURN_IF_ERROR(
+      im.ops().publish_row(own_row, row, im.counts_peers, im.world,
+                           offset + im.rank * row * static_cast<int64_t>(sizeof(int64_t)),
+                           im.stream, "plan_on_device: publishing the counts"));
   FUSCO_RETURN_IF_ERROR(im.barrier(options.timeout_ms, "plan_on_device (counts published)"));
   FUSCO_RETURN_IF_ERROR(launch_rank_planning(made, topk_idx, counts, im.stream));
   return DevicePlan(std::move(plan).value());

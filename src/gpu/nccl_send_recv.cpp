@@ -4,8 +4,6 @@
 #include <string>
 
 #include "direct_combine.hpp"
-#include "gpu/cuda_status.hpp"
-#include "gpu/nccl_status.hpp"
 #include "gpu/row_moves.hpp"
 
 namespace fusco::gpu {
@@ -50,8 +48,9 @@ std::vector<int64_t> ones(size_t world) {
 }
 
 Status gather(const void* src, int64_t src_pitch, void* dst, const DeviceBuffer& moves,
-              size_t count, int64_t row_bytes, cudaStream_t stream, const char* what) {
-  return cuda_status(launch_moves(src, src_pitch, dst, moves, count, row_bytes, stream), what);
+              size_t count, int64_t row_bytes, const Launch& on) {
+  return on.ops->gather_rows(moves_args(src, src_pitch, dst, moves, count, row_bytes), on.stream,
+                             on.what);
 }
 
 }  // namespace
@@ -61,27 +60,19 @@ Status exchange_blocks(const void* send, const std::vector<detail::StagedBlock>&
                        const NcclLane& lane, const std::string& what) {
   if (item_bytes == 0) return Status();
   FUSCO_RETURN_IF_ERROR(lane.watch->check());  // an aborted communicator takes no calls
-  ncclComm_t comm = lane.comm;
-  cudaStream_t stream = lane.stream;
-  FUSCO_RETURN_IF_ERROR(nccl_status(ncclGroupStart(), what));
-  Status status;
-  for (const detail::StagedBlock& block : sends) {
-    if (block.rows <= 0 || !status.ok()) continue;
-    status = nccl_status(
-        ncclSend(static_cast<const char*>(send) + block.begin * item_bytes,
-                 static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
-        what);
-  }
-  for (const detail::StagedBlock& block : recvs) {
-    if (block.rows <= 0 || !status.ok()) continue;
-    status = nccl_status(
-        ncclRecv(static_cast<char*>(recv) + block.begin * item_bytes,
-                 static_cast<size_t>(block.rows) * item_bytes, ncclUint8, block.peer, comm, stream),
-        what);
-  }
-  const Status ended = nccl_status(ncclGroupEnd(), what);
-  FUSCO_RETURN_IF_ERROR(status.ok() ? ended : status);
-  return lane.watch->mark(stream, what, peers_of(sends, recvs), lane.timeout_ms);
+  auto blocks = [item_bytes](const void* base, const std::vector<detail::StagedBlock>& list) {
+    std::vector<PeerBlock> out;
+    for (const detail::StagedBlock& block : list) {
+      if (block.rows <= 0) continue;
+      out.push_back({block.peer,
+                     const_cast<char*>(static_cast<const char*>(base)) + block.begin * item_bytes,
+                     static_cast<size_t>(block.rows) * item_bytes});
+    }
+    return out;
+  };
+  FUSCO_RETURN_IF_ERROR(lane.nccl->exchange(lane.comm, blocks(send, sends), blocks(recv, recvs),
+                                            lane.stream, lane.timeout_ms, what));
+  return lane.watch->mark(lane.stream, what, peers_of(sends, recvs), lane.timeout_ms);
 }
 
 Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
@@ -90,27 +81,24 @@ Result<std::vector<int64_t>> exchange_values(const std::vector<int64_t>& mine,
                                              const std::vector<detail::StagedBlock>& recvs,
                                              size_t per_item, const NcclLane& lane,
                                              const std::string& what) {
-  Result<DeviceBuffer> out = DeviceBuffer::upload(mine, "plan exchange");
-  Result<DeviceBuffer> in = DeviceBuffer::allocate(incoming * sizeof(int64_t), "plan exchange");
+  const DeviceOps& ops = lane.nccl->device();
+  Result<DeviceBuffer> out = DeviceBuffer::upload(mine, "plan exchange", ops);
+  Result<DeviceBuffer> in =
+      DeviceBuffer::allocate(incoming * sizeof(int64_t), "plan exchange", ops);
   FUSCO_RETURN_IF_ERROR(out.status());
   FUSCO_RETURN_IF_ERROR(in.status());
   FUSCO_RETURN_IF_ERROR(exchange_blocks(out.value().data(), sends, in.value().data(), recvs,
                                         per_item * sizeof(int64_t), lane, what));
-  std::vector<int64_t> values(incoming);
-  if (!values.empty()) {
-    FUSCO_RETURN_IF_ERROR(cuda_status(
-        cudaMemcpyAsync(values.data(), in.value().data(), values.size() * sizeof(int64_t),
-                        cudaMemcpyDeviceToHost, lane.stream),
-        what));
-  }
   FUSCO_RETURN_IF_ERROR(lane.watch->wait(lane.stream, lane.timeout_ms, what));
+  std::vector<int64_t> values(incoming);
+  FUSCO_RETURN_IF_ERROR(
+      ops.download(values.data(), in.value().data(), values.size() * sizeof(int64_t), what));
   return values;
 }
 
-Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
+Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan, int world,
                                                    const NcclLane& lane) {
-  int world = 0;
-  FUSCO_RETURN_IF_ERROR(nccl_status(ncclCommCount(lane.comm, &world), "ncclCommCount"));
+  const DeviceOps& ops = lane.nccl->device();
   Result<UnfusedDeviceLists> built = send_side_lists(plan, world);
   FUSCO_RETURN_IF_ERROR(built.status());
   UnfusedDeviceLists lists = std::move(built).value();
@@ -140,10 +128,11 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
   programme.stage_offsets = lists.stage_offsets;
   programme.send_rows = lists.send_offsets[w];
   programme.stage_rows = lists.stage_offsets[w];
-  Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload");
-  Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload");
-  Result<DeviceBuffer> unsort = DeviceBuffer::upload(inverse_moves(lists.resort), "plan upload");
-  Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload");
+  Result<DeviceBuffer> permute = DeviceBuffer::upload(lists.permute, "plan upload", ops);
+  Result<DeviceBuffer> resort = DeviceBuffer::upload(lists.resort, "plan upload", ops);
+  Result<DeviceBuffer> unsort =
+      DeviceBuffer::upload(inverse_moves(lists.resort), "plan upload", ops);
+  Result<DeviceBuffer> terms = DeviceBuffer::upload(lists.return_terms, "plan upload", ops);
   for (const Status& status :
        {permute.status(), resort.status(), unsort.status(), terms.status()}) {
     FUSCO_RETURN_IF_ERROR(status);
@@ -157,13 +146,13 @@ Result<SendRecvProgramme> SendRecvProgramme::build(const detail::PlanData& plan,
 
 Status SendRecvBuffers::reserve(size_t send_needed, size_t stage_needed) {
   if (send_needed > send_bytes) {
-    Result<DeviceBuffer> grown = DeviceBuffer::allocate(send_needed, "send buffer");
+    Result<DeviceBuffer> grown = DeviceBuffer::allocate(send_needed, "send buffer", *ops);
     FUSCO_RETURN_IF_ERROR(grown.status());
     send = std::move(grown).value();
     send_bytes = send_needed;
   }
   if (stage_needed > stage_bytes) {
-    Result<DeviceBuffer> grown = DeviceBuffer::allocate(stage_needed, "staging buffer");
+    Result<DeviceBuffer> grown = DeviceBuffer::allocate(stage_needed, "staging buffer", *ops);
     FUSCO_RETURN_IF_ERROR(grown.status());
     stage = std::move(grown).value();
     stage_bytes = stage_needed;
@@ -174,28 +163,28 @@ Status SendRecvBuffers::reserve(size_t send_needed, size_t stage_needed) {
 Status send_recv_dispatch(const RowRanges& padding, const SendRecvProgramme& programme,
                           SendRecvBuffers& buffers, const TensorView& x, void* recv,
                           const NcclLane& lane) {
-  cudaStream_t stream = lane.stream;
+  const DeviceOps& ops = lane.nccl->device();
   const int64_t row_bytes = x.shape[1] * static_cast<int64_t>(dtype_size(x.dtype));
   if (row_bytes == 0) return Status();
   FUSCO_RETURN_IF_ERROR(buffers.reserve(static_cast<size_t>(programme.send_rows * row_bytes),
                                         static_cast<size_t>(programme.stage_rows * row_bytes)));
   FUSCO_RETURN_IF_ERROR(gather(x.data, x.row_pitch_bytes(), buffers.send.data(), programme.permute,
-                               static_cast<size_t>(programme.send_rows), row_bytes, stream,
-                               "dispatch: gathering rows by destination"));
+                               static_cast<size_t>(programme.send_rows), row_bytes,
+                               {&ops, lane.stream, "dispatch: gathering rows by destination"}));
   FUSCO_RETURN_IF_ERROR(exchange_per_peer(
       buffers.send.data(), programme.send_offsets, buffers.stage.data(), programme.stage_offsets,
       static_cast<size_t>(row_bytes), lane, "dispatch: ncclSend/ncclRecv"));
-  FUSCO_RETURN_IF_ERROR(cuda_ops().zero_ranges(recv, row_bytes, padding, stream, "dispatch"));
+  FUSCO_RETURN_IF_ERROR(ops.zero_ranges(recv, row_bytes, padding, lane.stream, "dispatch"));
   return gather(buffers.stage.data(), row_bytes, recv, programme.resort,
-                static_cast<size_t>(programme.stage_rows), row_bytes, stream,
-                "dispatch: placing rows");
+                static_cast<size_t>(programme.stage_rows), row_bytes,
+                {&ops, lane.stream, "dispatch: placing rows"});
 }
 
 Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& groups,
                          const SendRecvProgramme& programme, SendRecvBuffers& buffers,
                          const TensorView& expert_out, const TensorView& topk_weights,
                          const TensorView& out, const NcclLane& lane) {
-  cudaStream_t stream = lane.stream;
+  const DeviceOps& ops = lane.nccl->device();
   const int64_t hidden = expert_out.shape[1];
   const int64_t row_bytes = hidden * static_cast<int64_t>(dtype_size(expert_out.dtype));
   if (row_bytes > 0) {
@@ -203,8 +192,8 @@ Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& gr
                                           static_cast<size_t>(programme.stage_rows * row_bytes)));
     FUSCO_RETURN_IF_ERROR(gather(expert_out.data, expert_out.row_pitch_bytes(),
                                  buffers.stage.data(), programme.unsort,
-                                 static_cast<size_t>(programme.stage_rows), row_bytes, stream,
-                                 "combine: gathering rows by source"));
+                                 static_cast<size_t>(programme.stage_rows), row_bytes,
+                                 {&ops, lane.stream, "combine: gathering rows by source"}));
     FUSCO_RETURN_IF_ERROR(exchange_per_peer(
         buffers.stage.data(), programme.stage_offsets, buffers.send.data(), programme.send_offsets,
         static_cast<size_t>(row_bytes), lane, "combine: ncclSend/ncclRecv"));
@@ -221,7 +210,7 @@ Status send_recv_combine(const detail::PlanData& plan, const DeviceProgramme& gr
   args.expert_out.base[0] = static_cast<char*>(buffers.send.data());
   args.expert_out.pitch[0] = row_bytes;
   args.out = out.data;
-  return cuda_status(kernels::launch_direct_combine(args, stream), "combine: summing rows");
+  return ops.direct_combine(args, lane.stream, "combine: summing rows");
 }
 
 }  // namespace fusco::gpu

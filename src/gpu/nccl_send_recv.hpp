@@ -52,13 +52,16 @@ struct SendRecvProgramme {
   int64_t send_rows = 0;
   int64_t stage_rows = 0;
 
-  /// Collective over `comm`: the send side from `plan`, then every destination learns the
-  /// receive rows of what it gets (counts, then row indices, by ncclSend/ncclRecv).
-  static Result<SendRecvProgramme> build(const detail::PlanData& plan, const NcclLane& lane);
+  /// Collective over the lane's communicator of `world` ranks: the send side from `plan`, then
+  /// every destination learns the receive rows of what it gets (counts, then row indices, by
+  /// ncclSend/ncclRecv).
+  static Result<SendRecvProgramme> build(const detail::PlanData& plan, int world,
+                                         const NcclLane& lane);
 };
 
 /// Scratch buffers of the path, grown on demand.
 struct SendRecvBuffers {
+  const DeviceOps* ops = &cuda_ops();
   DeviceBuffer send;
   DeviceBuffer stage;
   size_t send_bytes = 0;

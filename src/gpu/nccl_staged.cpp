@@ -23,9 +23,9 @@ Result<char*> gather_and_exchange(const NcclStagedRank& me, const void* x, int64
   Result<char*> arrived = buffer(me, arrive, row_bytes);
   FUSCO_RETURN_IF_ERROR(sent.status());
   FUSCO_RETURN_IF_ERROR(arrived.status());
-  FUSCO_RETURN_IF_ERROR(
-      gather_staged(me.staged, x, pitch, row_bytes, sent.value(),
-                    {&cuda_ops(), me.lane.stream, std::string(what) + ": gathering staged rows"}));
+  FUSCO_RETURN_IF_ERROR(gather_staged(
+      me.staged, x, pitch, row_bytes, sent.value(),
+      {&me.lane.nccl->device(), me.lane.stream, std::string(what) + ": gathering staged rows"}));
   const detail::StagedBlocks blocks = detail::dispatch_blocks(streams);
   FUSCO_RETURN_IF_ERROR(exchange_blocks(sent.value(), blocks.sends, arrived.value(), blocks.recvs,
                                         static_cast<size_t>(row_bytes), me.lane,
@@ -52,7 +52,7 @@ Status nccl_staged_dispatch(const NcclStagedRank& me, const void* x, int64_t pit
   FUSCO_RETURN_IF_ERROR(arrived.status());
   return fan_out_staged(
       me.staged, arrived.value(), row_bytes, recv,
-      {&cuda_ops(), me.lane.stream, "dispatch: fanning out rows from other nodes"});
+      {&me.lane.nccl->device(), me.lane.stream, "dispatch: fanning out rows from other nodes"});
 }
 
 Status nccl_staged_weights(const NcclStagedRank& me, const float* topk_weights, int64_t topk) {
@@ -75,10 +75,10 @@ Result<char*> nccl_staged_return(const NcclStagedRank& me, const core::PeerTable
     FUSCO_RETURN_IF_ERROR(status);
   }
   if (row_bytes <= 0) return returned;
-  FUSCO_RETURN_IF_ERROR(
-      return_staged(me.staged, expert_out, reinterpret_cast<const float*>(weights.value()),
-                    {topk, hidden, row_type}, relay.value(),
-                    {&cuda_ops(), me.lane.stream, "combine: return rows of other nodes' tokens"}));
+  FUSCO_RETURN_IF_ERROR(return_staged(
+      me.staged, expert_out, reinterpret_cast<const float*>(weights.value()),
+      {topk, hidden, row_type}, relay.value(),
+      {&me.lane.nccl->device(), me.lane.stream, "combine: return rows of other nodes' tokens"}));
   const detail::StagedBlocks blocks = detail::return_blocks(streams);
   FUSCO_RETURN_IF_ERROR(exchange_blocks(relay.value(), blocks.sends, returned.value(), blocks.recvs,
                                         static_cast<size_t>(row_bytes), me.lane,

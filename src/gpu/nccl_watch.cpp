@@ -4,41 +4,39 @@
 #include <thread>
 #include <utility>
 
-#include "gpu/cuda_status.hpp"
-
 namespace fusco::gpu {
 
-Result<StreamMarker> StreamMarker::record(cudaStream_t stream, const std::string& what) {
+Result<StreamMarker> StreamMarker::record(const DeviceOps& ops, cudaStream_t stream,
+                                          const std::string& what) {
   cudaEvent_t event = nullptr;
-  FUSCO_RETURN_IF_ERROR(
-      cuda_status(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), what));
-  StreamMarker marker(event);
-  FUSCO_RETURN_IF_ERROR(cuda_status(cudaEventRecord(event, stream), what));
+  FUSCO_RETURN_IF_ERROR(ops.create_event(&event));
+  StreamMarker marker(ops, event);
+  FUSCO_RETURN_IF_ERROR(ops.record(event, stream, what.c_str()));
   return marker;
 }
 
 StreamMarker::StreamMarker(StreamMarker&& other) noexcept
-    : event_(std::exchange(other.event_, nullptr)) {}
+    : ops_(other.ops_), event_(std::exchange(other.event_, nullptr)) {}
 
 StreamMarker& StreamMarker::operator=(StreamMarker&& other) noexcept {
   if (this != &other) {
-    if (event_ != nullptr) cudaEventDestroy(event_);
+    if (event_ != nullptr) ops_->destroy_event(event_);
+    ops_ = other.ops_;
     event_ = std::exchange(other.event_, nullptr);
   }
   return *this;
 }
 
 StreamMarker::~StreamMarker() {
-  if (event_ != nullptr) cudaEventDestroy(event_);
+  if (event_ != nullptr) ops_->destroy_event(event_);
 }
 
-bool StreamMarker::reached() const {
-  return event_ == nullptr || cudaEventQuery(event_) != cudaErrorNotReady;
-}
+bool StreamMarker::reached() const { return event_ == nullptr || ops_->reached(event_); }
 
 Status NcclWatch::mark(cudaStream_t stream, const std::string& what, std::vector<int> peers,
                        int64_t timeout_ms) {
-  Result<StreamMarker> marker = StreamMarker::record(stream, what + ": marking the stream");
+  Result<StreamMarker> marker =
+      StreamMarker::record(nccl_->device(), stream, what + ": marking the stream");
   FUSCO_RETURN_IF_ERROR(marker.status());
   steps_.add(std::move(marker).value(), what, std::move(peers), timeout_ms, core::StepClock::now());
   return Status();
@@ -48,7 +46,7 @@ Status NcclWatch::fail(Status why) {
   if (fault_.ok()) {
     fault_ = std::move(why);
     if (comm_ != nullptr && *comm_ != nullptr) {
-      ncclCommAbort(*comm_);  // ends the GPU's waits in NCCL: the stream moves on
+      nccl_->abort(*comm_);  // ends the GPU's waits in NCCL: the stream moves on
       *comm_ = nullptr;
     }
     steps_.clear();
@@ -61,14 +59,13 @@ Status NcclWatch::check() {
   if (const auto* late = steps_.overdue(core::StepClock::now())) {
     return fail(core::overdue_status(rank_, *late));
   }
-  ncclResult_t async = ncclSuccess;
-  if (comm_ != nullptr && *comm_ != nullptr &&
-      ncclCommGetAsyncError(*comm_, &async) == ncclSuccess && async != ncclSuccess &&
-      async != ncclInProgress) {
+  std::string message;
+  const ncclResult_t async =
+      comm_ != nullptr && *comm_ != nullptr ? nccl_->async_error(*comm_, &message) : ncclSuccess;
+  if (async != ncclSuccess && async != ncclInProgress) {
     return fail(Status(StatusCode::kAborted,
-                       "rank " + std::to_string(rank_) + ": NCCL reported " +
-                           ncclGetErrorString(async) + " (" + ncclGetLastError(*comm_) +
-                           ") during the exchanges with rank(s) " +
+                       "rank " + std::to_string(rank_) + ": NCCL reported " + message +
+                           " during the exchanges with rank(s) " +
                            core::rank_list(steps_.oldest() != nullptr ? steps_.oldest()->peers
                                                                       : std::vector<int>{}) +
                            "; the NCCL communicator was aborted and the NcclCommunicator must "
@@ -85,8 +82,8 @@ Status NcclWatch::wait(cudaStream_t stream, int64_t timeout_ms, const std::strin
   const auto spin_until = start + std::chrono::milliseconds(2);
   while (true) {
     FUSCO_RETURN_IF_ERROR(check());
-    const cudaError_t state = cudaStreamQuery(stream);
-    if (state != cudaErrorNotReady) return cuda_status(state, what);
+    Result<bool> idle = nccl_->device().idle(stream, what);
+    if (!idle.ok() || idle.value()) return idle.status();
     const auto now = core::StepClock::now();
     if (now >= deadline) {
       return fail(Status(StatusCode::kTimeout,

@@ -19,13 +19,15 @@
 
 #include "core/step_deadlines.hpp"
 #include "fusco/status.hpp"
+#include "gpu/nccl_ops.hpp"
 
 namespace fusco::gpu {
 
 /// A point of a stream, reached once the GPU ran everything enqueued before it.
 class StreamMarker {
  public:
-  static Result<StreamMarker> record(cudaStream_t stream, const std::string& what);
+  static Result<StreamMarker> record(const DeviceOps& ops, cudaStream_t stream,
+                                     const std::string& what);
   StreamMarker(StreamMarker&& other) noexcept;
   StreamMarker& operator=(StreamMarker&& other) noexcept;
   StreamMarker(const StreamMarker&) = delete;
@@ -36,17 +38,20 @@ class StreamMarker {
   bool reached() const;
 
  private:
-  explicit StreamMarker(cudaEvent_t event) : event_(event) {}
+  StreamMarker(const DeviceOps& ops, cudaEvent_t event) : ops_(&ops), event_(event) {}
+  const DeviceOps* ops_ = nullptr;
   cudaEvent_t event_ = nullptr;
 };
 
 /// One rank's NCCL exchanges in flight and the communicator they run on.
 class NcclWatch {
  public:
-  /// Watches over `*comm` (the owner's handle: set to nullptr once aborted) for `rank`.
-  void watch_over(int rank, ncclComm_t* comm) {
+  /// Watches over `*comm` (the owner's handle: set to nullptr once aborted) of `nccl` for
+  /// `rank`.
+  void watch_over(int rank, ncclComm_t* comm, const NcclOps& nccl) {
     rank_ = rank;
     comm_ = comm;
+    nccl_ = &nccl;
   }
 
   /// After an exchange with `peers` enqueued on `stream`: it must end within `timeout_ms`.
@@ -69,12 +74,14 @@ class NcclWatch {
 
   int rank_ = 0;
   ncclComm_t* comm_ = nullptr;
+  const NcclOps* nccl_ = &cuda_nccl_ops();
   core::StepDeadlines<StreamMarker> steps_;
   Status fault_;
 };
 
 /// Where a rank's grouped ncclSend/ncclRecv go and what bounds them.
 struct NcclLane {
+  const NcclOps* nccl;  ///< and its device operations
   ncclComm_t comm;
   cudaStream_t stream;
   NcclWatch* watch;    ///< marks every exchange

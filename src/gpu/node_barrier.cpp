@@ -1,28 +1,25 @@
 #include "gpu/node_barrier.hpp"
 
-#include "gpu/cuda_status.hpp"
+#include <atomic>
 
 namespace fusco::gpu {
 
-Result<std::unique_ptr<NodeBarrier>> NodeBarrier::create(int rank, int first, int count) {
-  std::unique_ptr<NodeBarrier> barrier(new NodeBarrier());
+Result<std::unique_ptr<NodeBarrier>> NodeBarrier::create(const DeviceOps& ops, int rank, int first,
+                                                         int count) {
+  std::unique_ptr<NodeBarrier> barrier(new NodeBarrier(ops));
   barrier->rank_ = rank;
   barrier->first_ = first;
   barrier->count_ = count;
   void* host = nullptr;
-  FUSCO_RETURN_IF_ERROR(cuda_status(
-      cudaHostAlloc(&host, sizeof(kernels::BarrierFault), cudaHostAllocMapped), "barrier fault"));
-  barrier->host_ = new (host) kernels::BarrierFault();
   void* device = nullptr;
   FUSCO_RETURN_IF_ERROR(
-      cuda_status(cudaHostGetDevicePointer(&device, host, 0), "barrier fault (device address)"));
+      ops.allocate_mapped(&host, &device, sizeof(kernels::BarrierFault), "barrier fault"));
+  barrier->host_ = new (host) kernels::BarrierFault();
   barrier->device_ = static_cast<kernels::BarrierFault*>(device);
   return barrier;
 }
 
-NodeBarrier::~NodeBarrier() {
-  if (host_ != nullptr) cudaFreeHost(host_);
-}
+NodeBarrier::~NodeBarrier() { ops_->release_mapped(host_); }
 
 Status NodeBarrier::sync(const core::PeerTable& slots, int64_t timeout_ms, const std::string& what,
                          cudaStream_t stream) {
@@ -37,7 +34,7 @@ Status NodeBarrier::sync(const core::PeerTable& slots, int64_t timeout_ms, const
   args.wait = name_wait(what, timeout_ms);
   args.timeout_ns = timeout_ms * 1000000;
   args.fault = device_;
-  return cuda_status(kernels::launch_bounded_barrier(args, stream), what + ": barrier");
+  return ops_->bounded_barrier(args, stream, what + ": barrier");
 }
 
 uint64_t NodeBarrier::name_wait(const std::string& what, int64_t timeout_ms) {
@@ -48,10 +45,11 @@ uint64_t NodeBarrier::name_wait(const std::string& what, int64_t timeout_ms) {
 }
 
 Status NodeBarrier::health() const {
-  const volatile kernels::BarrierFault* fault = host_;
-  const int64_t peer = fault->peer;
+  // Written by the device (or a host rank's thread) while this reads: the peer is stored last.
+  const int64_t peer = std::atomic_ref<int64_t>(host_->peer).load(std::memory_order_acquire);
   if (peer < 0) return Status();
-  const auto wait = static_cast<uint64_t>(fault->wait);
+  const auto wait =
+      static_cast<uint64_t>(std::atomic_ref<int64_t>(host_->wait).load(std::memory_order_relaxed));
   const bool named = wait + kNamed > waits_;  // still remembered
   const std::string step = named ? steps_[wait % kNamed] : "an earlier call";
   const std::string waited =

@@ -14,13 +14,15 @@
 #include "bounded_barrier.hpp"
 #include "core/direct_steps.hpp"
 #include "fusco/status.hpp"
+#include "gpu/device_ops.hpp"
 
 namespace fusco::gpu {
 
 class NodeBarrier {
  public:
-  /// For rank `rank` of the members [first, first + count).
-  static Result<std::unique_ptr<NodeBarrier>> create(int rank, int first, int count);
+  /// For rank `rank` of the members [first, first + count), on `ops`' streams.
+  static Result<std::unique_ptr<NodeBarrier>> create(const DeviceOps& ops, int rank, int first,
+                                                     int count);
   ~NodeBarrier();
   NodeBarrier(const NodeBarrier&) = delete;
   NodeBarrier& operator=(const NodeBarrier&) = delete;
@@ -41,7 +43,8 @@ class NodeBarrier {
   Status health() const;
 
  private:
-  NodeBarrier() = default;
+  explicit NodeBarrier(const DeviceOps& ops) : ops_(&ops) {}
+  const DeviceOps* ops_;
   kernels::BarrierFault* host_ = nullptr;    ///< Mapped, written by the device.
   kernels::BarrierFault* device_ = nullptr;  ///< Its device address.
   int rank_ = 0;

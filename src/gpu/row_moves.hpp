@@ -18,11 +18,11 @@ static_assert(sizeof(RowMove) == sizeof(kernels::GatherRow) &&
               offsetof(RowMove, from) == offsetof(kernels::GatherRow, token) &&
               offsetof(RowMove, to) == offsetof(kernels::GatherRow, row));
 
-/// Copies row moves[i].from of `src` (rows `src_pitch` bytes apart) to row moves[i].to of
-/// `dst` (rows `row_bytes` apart), for the `count` moves, on `stream`.
-inline cudaError_t launch_moves(const void* src, int64_t src_pitch, void* dst,
-                                const DeviceBuffer& moves, size_t count, int64_t row_bytes,
-                                cudaStream_t stream) {
+/// The gather that copies row moves[i].from of `src` (rows `src_pitch` bytes apart) to row
+/// moves[i].to of `dst` (rows `row_bytes` apart), for the `count` moves.
+inline kernels::GatherRowsArgs moves_args(const void* src, int64_t src_pitch, void* dst,
+                                          const DeviceBuffer& moves, size_t count,
+                                          int64_t row_bytes) {
   kernels::GatherRowsArgs args;
   args.src = src;
   args.dst = dst;
@@ -30,7 +30,15 @@ inline cudaError_t launch_moves(const void* src, int64_t src_pitch, void* dst,
   args.num_rows = static_cast<int64_t>(count);
   args.row_bytes = row_bytes;
   args.src_pitch = src_pitch;
-  return kernels::launch_gather_rows(args, stream);
+  return args;
+}
+
+/// That gather on `stream` (the row gather kernel).
+inline cudaError_t launch_moves(const void* src, int64_t src_pitch, void* dst,
+                                const DeviceBuffer& moves, size_t count, int64_t row_bytes,
+                                cudaStream_t stream) {
+  return kernels::launch_gather_rows(moves_args(src, src_pitch, dst, moves, count, row_bytes),
+                                     stream);
 }
 
 }  // namespace fusco::gpu

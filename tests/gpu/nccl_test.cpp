@@ -1,7 +1,9 @@
-// fusco::gpu::NcclCommunicator in one process: world size 1 through the real NCCL path
+// fusco::gpu::NcclCommunicator in one process: world size 1 through the NCCL path
 // (communicator, symmetric windows, device communicator, LSA pointers and barriers) over the
-// one-node routing cases, against the reference. Skipped without a GPU, except the check that
-// creating one without a GPU says so. tests/process/nccl_mpi_test.cpp runs several ranks.
+// one-node routing cases, against the reference, and its argument checks — on both backends
+// (the CUDA runs are skipped without a GPU; so is the check that creating one without a GPU
+// says so, with one). tests/gpu/nccl_host_test.cpp runs several ranks as threads on the host
+// backend, tests/process/nccl_mpi_test.cpp as processes with GPUs.
 
 #include <gtest/gtest.h>
 
@@ -10,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "gpu/device_runs.hpp"
 #include "gpu/gpu_presence.hpp"
 #include "gpu/nccl_rank.hpp"
 #include "multirank/one_node_cases.hpp"
@@ -24,20 +27,31 @@ Communicator::BootstrapAllgather alone() {
   };
 }
 
+// NcclCommunicator::create, or create_on_host.
+Result<std::unique_ptr<gpu::NcclCommunicator>> create_on(Backend backend, Communicator host,
+                                                         Communicator::BootstrapAllgather gather,
+                                                         const gpu::NcclOptions& options) {
+  return backend == Backend::kHost
+             ? gpu::NcclCommunicator::create_on_host(std::move(host), std::move(gather), options)
+             : gpu::NcclCommunicator::create(std::move(host), std::move(gather), options);
+}
+
 Result<std::unique_ptr<gpu::NcclCommunicator>> make_single(
-    gpu::NcclPath path = gpu::NcclPath::kDeviceApi, int64_t window_bytes = 64 << 20) {
+    Backend backend, gpu::NcclPath path = gpu::NcclPath::kDeviceApi,
+    int64_t window_bytes = 64 << 20) {
   auto host = Communicator::create_local(1, Topology::single_node(1));
   if (!host.ok()) return host.status();
   gpu::NcclOptions options;
   options.window_bytes = window_bytes;
   options.path = path;
-  return gpu::NcclCommunicator::create(std::move(host.value()[0]), alone(), options);
+  return create_on(backend, std::move(host.value()[0]), alone(), options);
 }
 
-TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPaths) {
-  FUSCO_SKIP_WITHOUT_GPU();
+class NcclCommunicatorRuns : public OnEveryBackend {};
+
+TEST_P(NcclCommunicatorRuns, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPaths) {
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
-    auto comm = make_single(path);
+    auto comm = make_single(GetParam(), path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
     ASSERT_EQ(comm.value()->path(), path);
     int index = 0;
@@ -53,10 +67,9 @@ TEST(NcclCommunicator, WorldSizeOne_EveryRoutingCase_MatchesReference_OnBothPath
   }
 }
 
-TEST(NcclCommunicator, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegativeTimeout) {
-  FUSCO_SKIP_WITHOUT_GPU();
+TEST_P(NcclCommunicatorRuns, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegativeTimeout) {
   for (gpu::NcclPath path : {gpu::NcclPath::kDeviceApi, gpu::NcclPath::kSendRecv}) {
-    auto comm = make_single(path);
+    auto comm = make_single(GetParam(), path);
     ASSERT_TRUE(comm.ok()) << comm.status().to_string();
     const Case c = one_node_cases(1).front();
     EXPECT_TRUE(matches_expected(c, expected_of(c), 0, run_nccl_rank(c, *comm.value(), false)));
@@ -70,9 +83,8 @@ TEST(NcclCommunicator, Synchronize_WaitsForTheCalls_OnBothPaths_AndRefusesANegat
   }
 }
 
-TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExpertMajor) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto comm = make_single(gpu::NcclPath::kDeviceApi);
+TEST_P(NcclCommunicatorRuns, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExpertMajor) {
+  auto comm = make_single(GetParam(), gpu::NcclPath::kDeviceApi);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   int index = 0;
   for (Case c : one_node_cases(1)) {
@@ -89,9 +101,8 @@ TEST(NcclCommunicator, PlanOnDevice_WorldSizeOne_EveryRoutingCase_CapacityAndExp
   }
 }
 
-TEST(NcclCommunicator, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto comm = make_single(gpu::NcclPath::kSendRecv);
+TEST_P(NcclCommunicatorRuns, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan) {
+  auto comm = make_single(GetParam(), gpu::NcclPath::kSendRecv);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   Case c;
   c.world = 1;
@@ -102,9 +113,8 @@ TEST(NcclCommunicator, PlanOnDevice_OnTheSendRecvPath_IsUnsupportedAndNamesPlan)
   EXPECT_NE(got.status.message().find("plan() has it"), std::string::npos) << got.status.message();
 }
 
-TEST(NcclCommunicator, RowsBeyondTheWindow_AreAClearError) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  auto comm = make_single(gpu::NcclPath::kAuto, 4096);
+TEST_P(NcclCommunicatorRuns, RowsBeyondTheWindow_AreAClearError) {
+  auto comm = make_single(GetParam(), gpu::NcclPath::kAuto, 4096);
   ASSERT_TRUE(comm.ok()) << comm.status().to_string();
   Case c;
   c.world = 1;
@@ -161,8 +171,7 @@ TEST(NcclCommunicator, OptionsOutsideTheirEnums_AreRefusedNamingTheField) {
   }
 }
 
-TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
-  FUSCO_SKIP_WITHOUT_GPU();
+TEST_P(NcclCommunicatorRuns, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
   auto two = Communicator::create_local(2, Topology::single_node(2));
   ASSERT_TRUE(two.ok());
   // Rank 1 asks for another window size: both fail at setup, before any NCCL call.
@@ -174,8 +183,8 @@ TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
       gpu::NcclOptions options;
       if (r == 1) options.window_bytes *= 2;
       got[static_cast<size_t>(r)] =
-          gpu::NcclCommunicator::create(std::move(two.value()[static_cast<size_t>(r)]),
-                                        exchange.of(r), options)
+          create_on(GetParam(), std::move(two.value()[static_cast<size_t>(r)]), exchange.of(r),
+                    options)
               .status();
     });
   }
@@ -189,7 +198,7 @@ TEST(NcclCommunicator, OptionsThatDifferBetweenRanks_AreAMismatchOnEveryRank) {
 
 TEST(NcclCommunicator, WithoutAGpu_CreateSaysSo) {
   if (cuda_devices() > 0) GTEST_SKIP() << "a CUDA device is present";
-  auto comm = make_single();
+  auto comm = make_single(Backend::kCuda);
   ASSERT_FALSE(comm.ok());
   EXPECT_EQ(comm.status().code(), StatusCode::kUnsupported) << comm.status().to_string();
   EXPECT_NE(comm.status().message().find("cudaGetDevice"), std::string::npos);
@@ -213,6 +222,8 @@ TEST(NcclCommunicator, SeveralNodes_OnTheSendRecvPath_AreRefusedNamingThePath) {
   EXPECT_NE(comm.status().message().find("options.path = sendrecv"), std::string::npos)
       << comm.status().message();
 }
+
+FUSCO_ON_EVERY_BACKEND(NcclCommunicatorRuns);
 
 }  // namespace
 }  // namespace fusco::testing

@@ -50,7 +50,7 @@ class HeldStream {
 
 // A held stream and the watch of rank `rank` over no communicator.
 struct Watched {
-  explicit Watched(int rank) { watch.watch_over(rank, &comm); }
+  explicit Watched(int rank) { watch.watch_over(rank, &comm, gpu::cuda_nccl_ops()); }
   HeldStream held;
   ncclComm_t comm = nullptr;
   gpu::NcclWatch watch;

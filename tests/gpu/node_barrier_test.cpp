@@ -1,14 +1,17 @@
 // The bounded barrier of a node's ranks (kernels/bounded_barrier.cu with its host side,
-// src/gpu/node_barrier.hpp), run by logical ranks sharing one GPU, their arrival slots in
-// plain device memory: members that all come pass every barrier; a peer that never comes
-// costs one timeout, after which the waiting rank's health names it, the step and the
-// timeout, and later barriers wait no more. Skipped without a GPU.
+// src/gpu/node_barrier.hpp), run by logical ranks sharing one device, their arrival slots in
+// plain device memory, on both backends: members that all come pass every barrier (on the
+// host backend with each rank's barriers queued by its own thread, and with one thread
+// queueing all: lazy streams run a member up to its arrival); a peer that never comes costs
+// one timeout, after which the waiting rank's health names it, the step and the timeout, and
+// later barriers wait no more. The CUDA runs are skipped without a GPU.
 
 #include "gpu/node_barrier.hpp"
 
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "gpu/device_buffer.hpp"
@@ -18,12 +21,15 @@
 namespace fusco::testing {
 namespace {
 
+const gpu::DeviceOps& ops_of(Backend backend) {
+  return backend == Backend::kHost ? gpu::host_ops() : gpu::cuda_ops();
+}
+
 // `ranks` arrival-slot arrays in one zeroed device allocation, as a peer table.
-core::PeerTable zeroed_slots(gpu::DeviceBuffer& memory, int ranks) {
+core::PeerTable zeroed_slots(const gpu::DeviceOps& ops, gpu::DeviceBuffer& memory, int ranks) {
   const size_t each = sizeof(uint64_t) * core::kMaxDirectPeers;
-  memory =
-      std::move(gpu::DeviceBuffer::allocate(each * static_cast<size_t>(ranks), "slots")).value();
-  EXPECT_EQ(cudaMemset(memory.data(), 0, each * static_cast<size_t>(ranks)), cudaSuccess);
+  const std::vector<uint64_t> zeros(core::kMaxDirectPeers * static_cast<size_t>(ranks), 0);
+  memory = std::move(gpu::DeviceBuffer::upload(zeros, "slots", ops)).value();
   core::PeerTable table{};
   for (int r = 0; r < ranks; ++r) {
     table.base[r] = static_cast<char*>(memory.data()) + each * static_cast<size_t>(r);
@@ -31,45 +37,86 @@ core::PeerTable zeroed_slots(gpu::DeviceBuffer& memory, int ranks) {
   return table;
 }
 
-TEST(NodeBarrier, MembersThatAllCome_PassEveryBarrier) {
-  FUSCO_SKIP_WITHOUT_GPU();
-  constexpr int kRanks = 3;
-  gpu::DeviceBuffer memory;
-  const core::PeerTable slots = zeroed_slots(memory, kRanks);
+// The members of one barrier group with a stream each.
+struct Members {
   std::vector<std::unique_ptr<gpu::NodeBarrier>> barriers;
-  std::vector<cudaStream_t> streams(kRanks);
-  for (int r = 0; r < kRanks; ++r) {
-    auto made = gpu::NodeBarrier::create(r, 0, kRanks);
-    ASSERT_TRUE(made.ok()) << made.status().to_string();
-    barriers.push_back(std::move(made).value());
-    ASSERT_EQ(cudaStreamCreateWithFlags(&streams[static_cast<size_t>(r)], cudaStreamNonBlocking),
-              cudaSuccess);
+  std::vector<cudaStream_t> streams;
+  const gpu::DeviceOps* ops;
+
+  Members(const gpu::DeviceOps& backend, int ranks) : ops(&backend) {
+    for (int r = 0; r < ranks; ++r) {
+      auto made = gpu::NodeBarrier::create(backend, r, 0, ranks);
+      EXPECT_TRUE(made.ok()) << made.status().to_string();
+      barriers.push_back(std::move(made).value());
+      cudaStream_t stream = nullptr;
+      EXPECT_TRUE(backend.create_stream(&stream).ok());
+      streams.push_back(stream);
+    }
   }
+  ~Members() {
+    for (cudaStream_t stream : streams) ops->destroy_stream(stream);
+  }
+  Members(const Members&) = delete;
+  Members& operator=(const Members&) = delete;
+};
+
+class NodeBarrierRuns : public OnEveryBackend {};
+
+TEST_P(NodeBarrierRuns, MembersThatAllCome_PassEveryBarrier) {
+  constexpr int kRanks = 3;
+  const gpu::DeviceOps& ops = ops_of(GetParam());
+  gpu::DeviceBuffer memory;
+  const core::PeerTable slots = zeroed_slots(ops, memory, kRanks);
+  Members members(ops, kRanks);
   for (int round = 0; round < 5; ++round) {
     for (int r = 0; r < kRanks; ++r) {
       const auto rr = static_cast<size_t>(r);
-      ASSERT_TRUE(barriers[rr]->sync(slots, 10000, "round", streams[rr]).ok());
+      ASSERT_TRUE(members.barriers[rr]->sync(slots, 10000, "round", members.streams[rr]).ok());
     }
   }
   for (int r = 0; r < kRanks; ++r) {
     const auto rr = static_cast<size_t>(r);
-    ASSERT_EQ(cudaStreamSynchronize(streams[rr]), cudaSuccess);
-    EXPECT_TRUE(barriers[rr]->health().ok()) << barriers[rr]->health().to_string();
-    cudaStreamDestroy(streams[rr]);
+    ASSERT_TRUE(ops.synchronize(members.streams[rr], "test").ok());
+    EXPECT_TRUE(members.barriers[rr]->health().ok()) << members.barriers[rr]->health().to_string();
   }
 }
 
-TEST(NodeBarrier, APeerThatNeverComes_CostsOneTimeout_AndIsNamed) {
-  FUSCO_SKIP_WITHOUT_GPU();
+TEST_P(NodeBarrierRuns, MembersOnThreadsOfTheirOwn_PassEveryBarrier_WhoeverWaitsFirst) {
+  constexpr int kRanks = 4;
+  const gpu::DeviceOps& ops = ops_of(GetParam());
   gpu::DeviceBuffer memory;
-  const core::PeerTable slots = zeroed_slots(memory, 2);
-  auto made = gpu::NodeBarrier::create(0, 0, 2);  // rank 1 never calls
+  const core::PeerTable slots = zeroed_slots(ops, memory, kRanks);
+  Members members(ops, kRanks);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < kRanks; ++r) {
+    threads.emplace_back([&, r] {
+      const auto rr = static_cast<size_t>(r);
+      for (int round = 0; round < 20; ++round) {
+        EXPECT_TRUE(members.barriers[rr]->sync(slots, 20000, "round", members.streams[rr]).ok());
+        // Some ranks wait on every round, others only at the end.
+        if (r % 2 == 0) {
+          EXPECT_TRUE(ops.synchronize(members.streams[rr], "round").ok());
+        }
+      }
+      EXPECT_TRUE(ops.synchronize(members.streams[rr], "test").ok());
+      EXPECT_TRUE(members.barriers[rr]->health().ok())
+          << members.barriers[rr]->health().to_string();
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+}
+
+TEST_P(NodeBarrierRuns, APeerThatNeverComes_CostsOneTimeout_AndIsNamed) {
+  const gpu::DeviceOps& ops = ops_of(GetParam());
+  gpu::DeviceBuffer memory;
+  const core::PeerTable slots = zeroed_slots(ops, memory, 2);
+  auto made = gpu::NodeBarrier::create(ops, 0, 0, 2);  // rank 1 never calls
   ASSERT_TRUE(made.ok()) << made.status().to_string();
   gpu::NodeBarrier& barrier = *made.value();
   cudaStream_t stream = nullptr;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_TRUE(ops.create_stream(&stream).ok());
   ASSERT_TRUE(barrier.sync(slots, 50, "dispatch (receive windows free)", stream).ok());
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);  // returns: the wait was bounded
+  ASSERT_TRUE(ops.synchronize(stream, "test").ok());  // returns: the wait was bounded
   const Status health = barrier.health();
   ASSERT_EQ(health.code(), StatusCode::kAborted) << health.to_string();
   for (const char* words : {"waited more than 50 ms for rank 1", "dispatch (receive windows free)",
@@ -77,11 +124,13 @@ TEST(NodeBarrier, APeerThatNeverComes_CostsOneTimeout_AndIsNamed) {
     EXPECT_NE(health.message().find(words), std::string::npos) << health.message();
   }
   ASSERT_TRUE(barrier.sync(slots, 60000, "combine", stream).ok());  // no wait after a fault
-  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  ASSERT_TRUE(ops.synchronize(stream, "test").ok());
   EXPECT_NE(barrier.health().message().find("dispatch"), std::string::npos)
       << "the first fault stays the one reported";
-  cudaStreamDestroy(stream);
+  ops.destroy_stream(stream);
 }
+
+FUSCO_ON_EVERY_BACKEND(NodeBarrierRuns);
 
 }  // namespace
 }  // namespace fusco::testing

@@ -108,33 +108,9 @@ std::string several_nodes_match(gpu::NcclInterNode inter_node) {
   EXPECT_TRUE(comm.ok()) << comm.status().to_string();
   if (!comm.ok()) return "";
   EXPECT_EQ(comm.value()->path(), gpu::NcclPath::kDeviceApi);
-  std::vector<Case> cases;
-  for (Dedup dedup : {Dedup::kNone, Dedup::kRank, Dedup::kNode}) {
-    for (RelayPolicy relay : {RelayPolicy::kRailAligned, RelayPolicy::kBalanced}) {
-      Case c;
-      c.dedup = dedup;
-      c.relay = relay;
-      c.experts = 4 * world;
-      c.topk = 4;
-      c.hidden = 128;
-      c.extra_cols = 2;  // the companion rows take the staged path too
-      cases.push_back(c);
-    }
-  }
-  Case hot;  // T = 0 on rank 0, every slot of the others on one expert of the last node
-  hot.tokens.assign(static_cast<size_t>(world), 16);
-  hot.tokens[0] = 0;
-  hot.experts = world;
-  for (int r = 0; r < world; ++r) {
-    hot.ids.push_back(std::vector<int64_t>(r == 0 ? 0 : 16 * 4, world - 1));
-  }
-  hot.hidden = 7;
-  hot.dtype = DType::kFloat32;
-  cases.push_back(hot);
+  std::vector<Case> cases = staged_cases(world, ranks_per_node);
   for (size_t i = 0; i < cases.size(); ++i) {
-    Case& c = cases[i];
-    c.world = world;
-    c.ranks_per_node = ranks_per_node;
+    const Case& c = cases[i];
     const Expected want = expected_of(c);
     for (bool copy : {false, true}) {
       EXPECT_TRUE(matches_expected(c, want, rank, run_nccl_rank(c, *comm.value(), copy)))
