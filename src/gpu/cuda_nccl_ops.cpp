@@ -35,10 +35,12 @@ class CudaNcclOps final : public NcclOps {
     return async;
   }
 
-  Status open_window(ncclComm_t comm, size_t bytes, SymmetricWindow* window,
-                     const std::string& what) const override {
-    FUSCO_RETURN_IF_ERROR(
-        nccl_status(ncclMemAlloc(&window->base, bytes), "ncclMemAlloc (" + what + ")"));
+  Status allocate_window(size_t bytes, SymmetricWindow* window,
+                         const std::string& what) const override {
+    return nccl_status(ncclMemAlloc(&window->base, bytes), "ncclMemAlloc (" + what + ")");
+  }
+  Status register_window(ncclComm_t comm, size_t bytes, SymmetricWindow* window,
+                         const std::string& what) const override {
     return nccl_status(
         ncclCommWindowRegister(comm, window->base, bytes, &window->handle, NCCL_WIN_COLL_SYMMETRIC),
         "ncclCommWindowRegister (" + what + ")");

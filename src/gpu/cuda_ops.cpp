@@ -49,7 +49,13 @@ class CudaOps final : public DeviceOps {
                          const char* what) const override {
     FUSCO_RETURN_IF_ERROR(cuda_status(cudaHostAlloc(host, bytes, cudaHostAllocMapped), what));
     std::memset(*host, 0, bytes);
-    return cuda_status(cudaHostGetDevicePointer(device, *host, 0), what);
+    const Status mapped = cuda_status(cudaHostGetDevicePointer(device, *host, 0),
+                                      std::string(what) + " (device address)");
+    if (!mapped.ok()) {
+      cudaFreeHost(*host);
+      *host = nullptr;
+    }
+    return mapped;
   }
   void release_mapped(void* host) const override {
     if (host != nullptr) cudaFreeHost(host);

@@ -2,6 +2,7 @@
 // sharing a world (gpu/host_nccl_world.hpp), memory and streams of host_ops().
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 
@@ -42,7 +43,10 @@ class HostNcclOps final : public NcclOps {
   void abort(ncclComm_t comm) const override {
     std::lock_guard<HostLock> lock(host_streams_lock());
     comm_of(comm)->state->aborted = true;  // its queued exchanges give up
-    delete comm_of(comm);
+    // Kept, with its world, for the life of the process: the rank's queued work (barrier
+    // arrivals, stores) may still address the world's windows.
+    static std::vector<std::unique_ptr<HostNcclComm>> aborted;
+    aborted.emplace_back(comm_of(comm));
   }
   ncclResult_t async_error(ncclComm_t comm, std::string* message) const override {
     std::lock_guard<HostLock> lock(host_streams_lock());
@@ -52,18 +56,29 @@ class HostNcclOps final : public NcclOps {
     return ncclRemoteError;
   }
 
-  Status open_window(ncclComm_t comm, size_t bytes, SymmetricWindow* window,
-                     const std::string& /*what*/) const override {
+  Status allocate_window(size_t bytes, SymmetricWindow* window,
+                         const std::string& what) const override {
+    constexpr size_t kAlign = 4096;
+    window->base = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
+    if (window->base == nullptr) {
+      return Status(StatusCode::kOutOfMemory,
+                    what + ": no host memory for " + std::to_string(bytes) + " bytes");
+    }
+    std::memset(window->base, 0, bytes);
+    return Status();
+  }
+  Status register_window(ncclComm_t comm, size_t /*bytes*/, SymmetricWindow* window,
+                         const std::string& /*what*/) const override {
     std::lock_guard<HostLock> lock(host_streams_lock());
     HostNcclComm& me = *comm_of(comm);
-    Result<ncclWindow_t> handle = me.world->open_window(me.windows++, me.rank, bytes);
-    FUSCO_RETURN_IF_ERROR(handle.status());
-    window->handle = handle.value();
-    window->base = HostNcclWorld::part(window->handle, me.rank);
+    window->handle = me.world->register_part(me.windows++, me.rank, window->base);
     return Status();
   }
   void close_window(ncclComm_t /*comm*/, SymmetricWindow* window) const override {
-    *window = SymmetricWindow{};  // the world frees the memory when its last rank ends
+    // A registered part is the world's, freed when its last rank ends (peers' queued work
+    // may still address it).
+    if (window->handle == nullptr) std::free(window->base);
+    *window = SymmetricWindow{};
   }
 
   Status open_device_comm(ncclComm_t comm, int /*gin_signals*/, ncclDevComm** dev, int* lsa_size,

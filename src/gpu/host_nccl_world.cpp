@@ -47,17 +47,11 @@ HostNcclWorld::~HostNcclWorld() {
   }
 }
 
-Result<ncclWindow_t> HostNcclWorld::open_window(size_t index, int rank, size_t bytes) {
-  if (parts_.size() <= index)
+ncclWindow_t HostNcclWorld::register_part(size_t index, int rank, void* part) {
+  if (parts_.size() <= index) {
     parts_.resize(index + 1, std::vector<void*>(static_cast<size_t>(size_), nullptr));
-  while (handles_.size() <= index) handles_.push_back(HostWindow{this, handles_.size()});
-  constexpr size_t kAlign = 4096;
-  void* part = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
-  if (part == nullptr) {
-    return Status(StatusCode::kOutOfMemory,
-                  "window of " + std::to_string(bytes) + " bytes (host backend)");
   }
-  std::memset(part, 0, bytes);
+  while (handles_.size() <= index) handles_.push_back(HostWindow{this, handles_.size()});
   std::free(parts_[index][static_cast<size_t>(rank)]);
   parts_[index][static_cast<size_t>(rank)] = part;
   return reinterpret_cast<ncclWindow_t>(&handles_[index]);

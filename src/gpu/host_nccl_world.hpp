@@ -59,9 +59,10 @@ class HostNcclWorld {
 
   int size() const { return size_; }
 
-  /// Rank `rank`'s part of window `index` (its index-th window opened), `bytes` of zeroed
-  /// memory the world owns until it ends (peers' queued work may still address it).
-  Result<ncclWindow_t> open_window(size_t index, int rank, size_t bytes);
+  /// Registers `part` (from std::aligned_alloc) as rank `rank`'s part of window `index` (its
+  /// index-th window registered); the world owns it until it ends (peers' queued work may
+  /// still address it).
+  ncclWindow_t register_part(size_t index, int rank, void* part);
   /// `rank`'s part of the window `handle` (nullptr where it has not opened it yet).
   static void* part(ncclWindow_t handle, int rank);
 

@@ -26,15 +26,22 @@ class HostLock {
   void lock();
   void unlock();
   /// Releases the lock (whatever the depth), waits until another thread changed something
-  /// under it (released it) or until `deadline`, and takes it back at the same depth. False
-  /// once the deadline has passed.
+  /// under it (held it and let it go: every change is made under it) or until `deadline`,
+  /// and takes it back at the same depth. False once the deadline has passed.
   bool wait_for_change(std::chrono::steady_clock::time_point deadline);
+  /// Notes that the holder changed something others may wait for (queued work, ran work):
+  /// its next wait_for_change wakes the waiters. (A holder that only looked wakes nobody, so
+  /// two waiters never wake each other in turn.)
+  void touch() { touched_ = true; }
 
  private:
   std::mutex mutex_;
-  std::condition_variable changed_;
+  std::condition_variable free_;     ///< The lock was let go.
+  std::condition_variable changed_;  ///< A holder let it go (generation_ moved).
   std::thread::id owner_;
   int depth_ = 0;
+  uint64_t generation_ = 0;  ///< Changes seen by waiters: releases after a change.
+  bool touched_ = false;     ///< The holder changed something since it took the lock.
 };
 
 HostLock& host_streams_lock();
@@ -44,12 +51,17 @@ class HostStream : public std::enable_shared_from_this<HostStream> {
   /// Queues `work` (position queued() afterwards). Under host_streams_lock().
   void enqueue(std::function<void()> work);
   /// Runs the queued work up to and including position `end` (positions count from 1), on
-  /// this thread; work another thread is running is waited for. Work running on this thread
-  /// already (a wait inside it that forces its own stream past itself: a cycle, which a GPU
-  /// would not leave either) is not waited for. Under host_streams_lock().
-  void run_until(uint64_t end);
+  /// this thread; work another thread is running is waited for, until `deadline`. Work running
+  /// on this thread already (a wait inside it that forces its own stream past itself: a
+  /// cycle, which a GPU would not leave either) is not waited for. False where it stopped
+  /// short. Under host_streams_lock().
+  bool run_until(uint64_t end, std::chrono::steady_clock::time_point deadline = forever());
   /// Runs everything queued so far.
   void run_all() { run_until(queued_); }
+  /// A deadline an hour away: waits that other bounds end first.
+  static std::chrono::steady_clock::time_point forever() {
+    return std::chrono::steady_clock::now() + std::chrono::hours(1);
+  }
   uint64_t queued() const { return queued_; }
   /// Positions whose work has ended.
   uint64_t done() const { return done_; }

@@ -117,12 +117,8 @@ struct NcclCommunicator::Impl {
   // node. Every step's verdict is agreed on by all ranks; a failure leaves what was made for
   // release_device_api.
   Status set_up_device_api() {
-    FUSCO_RETURN_IF_ERROR(
-        agree(allgather, nccl->open_window(comm, window_bytes, &recv_symmetric, "receive window"),
-              "window registration"));
-    FUSCO_RETURN_IF_ERROR(agree(
-        allgather, nccl->open_window(comm, window_bytes, &expert_symmetric, "expert-output window"),
-        "window registration"));
+    FUSCO_RETURN_IF_ERROR(open_window(window_bytes, recv_symmetric, "receive window"));
+    FUSCO_RETURN_IF_ERROR(open_window(window_bytes, expert_symmetric, "expert-output window"));
     recv_window = recv_symmetric.base;
     expert_window = expert_symmetric.base;
     int lsa_size = 0;
@@ -165,13 +161,22 @@ struct NcclCommunicator::Impl {
     return agree(allgather, pointers, "LSA pointers");
   }
 
+  // Collective: a symmetric window of `bytes`, allocated, then registered (collective in
+  // NCCL: every rank must come, so all agree that every allocation worked first).
+  Status open_window(size_t bytes, SymmetricWindow& window, const std::string& what) {
+    FUSCO_RETURN_IF_ERROR(agree(allgather, nccl->allocate_window(bytes, &window, what),
+                                (what + " allocation").c_str()));
+    return agree(allgather, nccl->register_window(comm, bytes, &window, what),
+                 (what + " registration").c_str());
+  }
+
   // The bounded barrier: its symmetric window of arrival slots, zeroed before any peer can
   // store into it (every rank agrees on this step before the first barrier), and its fault
-  // record. Local: the caller agrees on the verdict.
+  // record. The window's steps are agreed on; the caller agrees on the verdict.
   Status set_up_sync_window() {
     constexpr size_t kBytes = NCCL_WIN_REQUIRED_ALIGNMENT;
     static_assert(kBytes >= sizeof(uint64_t) * core::kMaxDirectPeers);
-    FUSCO_RETURN_IF_ERROR(nccl->open_window(comm, kBytes, &sync_window, "barrier window"));
+    FUSCO_RETURN_IF_ERROR(open_window(kBytes, sync_window, "barrier window"));
     // Zeroed on the stream every barrier runs on, and waited for (the default stream does
     // not order with it).
     FUSCO_RETURN_IF_ERROR(ops().zero(sync_window.base, kBytes, stream, "barrier window"));
@@ -234,9 +239,7 @@ struct NcclCommunicator::Impl {
         watch.wait(stream, longest_timeout_ms, "count window (waiting for the earlier calls)"),
         "count window"));
     release_counts_window();
-    FUSCO_RETURN_IF_ERROR(agree(allgather,
-                                nccl->open_window(comm, size, &counts_window, "count window"),
-                                "count window registration"));
+    FUSCO_RETURN_IF_ERROR(open_window(size, counts_window, "count window"));
     FUSCO_RETURN_IF_ERROR(
         agree(allgather, lsa_peers(counts_window.handle, counts_peers), "LSA pointers"));
     counts_bytes = size;

@@ -58,9 +58,13 @@ class NcclOps {
   /// NCCL's asynchronous error (ncclSuccess, ncclInProgress or the error) and its message.
   virtual ncclResult_t async_error(ncclComm_t comm, std::string* message) const = 0;
 
-  /// Collective: a symmetric window of `bytes`, allocated and registered.
-  virtual Status open_window(ncclComm_t comm, size_t bytes, SymmetricWindow* window,
-                             const std::string& what) const = 0;
+  /// `bytes` of memory for a symmetric window (ncclMemAlloc; zeroed on the host backend).
+  virtual Status allocate_window(size_t bytes, SymmetricWindow* window,
+                                 const std::string& what) const = 0;
+  /// Collective: registers the window allocate_window made (every rank must come: agree on
+  /// the allocations first).
+  virtual Status register_window(ncclComm_t comm, size_t bytes, SymmetricWindow* window,
+                                 const std::string& what) const = 0;
   /// Deregisters (unless the communicator was aborted: `comm` nullptr) and frees.
   virtual void close_window(ncclComm_t comm, SymmetricWindow* window) const = 0;
 
