@@ -75,7 +75,10 @@ class NcclCommunicator {
   /// Collective over the processes of `host` (one per GPU; this process's current CUDA device
   /// is its GPU): an NCCL communicator from a unique id that rank 0 makes and `allgather`
   /// hands out, the two windows, a device communicator (ncclDevCommCreate) and every peer's
-  /// LSA pointer into both windows for the ranks of its node (`host`'s topology).
+  /// LSA pointer into both windows for the ranks of its node (`host`'s topology). With
+  /// several nodes the windows and the device communicator are a node communicator's (one
+  /// per node of `host`'s topology), so nodes may differ in size and no GIN is needed unless
+  /// inter_node = gin asks for it.
   /// kUnsupported on the device-API path when a rank of this rank's node is not load/store
   /// accessible from it, and for several nodes on the ncclSend/ncclRecv path.
   static Result<std::unique_ptr<NcclCommunicator>> create(

@@ -295,12 +295,12 @@ Result<TensorView> NcclCommunicator::dispatch(const DevicePlan& plan, const Tens
     GinTransfer& gin = *impl_->gin;
     const detail::PutDestinations& to = *plan.impl().put_destinations;
     const int64_t chunk = data.options.chunk_bytes;
-    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->dev_comm, to, *impl_->bounded, chunk, x.data,
+    FUSCO_RETURN_IF_ERROR(gin.dispatch(me, *impl_->gin_dev_comm, to, *impl_->bounded, chunk, x.data,
                                        x.row_pitch_bytes(), row_bytes, args.recv, GinStep::kRows,
                                        kSendRows, kArriveRows));
     if (with_extra) {
       FUSCO_RETURN_IF_ERROR(gin.dispatch(
-          me, *impl_->dev_comm, to, *impl_->bounded, chunk, extra.data, extra.row_pitch_bytes(),
+          me, *impl_->gin_dev_comm, to, *impl_->bounded, chunk, extra.data, extra.row_pitch_bytes(),
           extra_bytes, args.extra_recv, GinStep::kExtra, kSendExtra, kArriveExtra));
     }
   } else if (plan.impl().staged != nullptr) {  // rows between nodes, fanned out by relays
@@ -366,7 +366,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   const int64_t timeout_ms = data.options.timeout_ms;
   const auto* weights = static_cast<const float*>(topk_weights.data);
   if (gin != nullptr) {  // the weight rows of the entries to their relays
-    FUSCO_RETURN_IF_ERROR(gin->weights(impl_->staged_rank(plan), *impl_->dev_comm,
+    FUSCO_RETURN_IF_ERROR(gin->weights(impl_->staged_rank(plan), *impl_->gin_dev_comm,
                                        *plan.impl().put_destinations, *impl_->bounded, weights,
                                        data.topk));
   } else if (staged) {
@@ -386,7 +386,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   for (int p = 0; p < impl_->world; ++p) args.expert_out.pitch[p] = row_bytes;
   if (staged) {  // other nodes' sums come back; this rank's combine reads them as entry W
     Result<char*> returned =
-        gin != nullptr ? gin->returns(impl_->staged_rank(plan), *impl_->dev_comm,
+        gin != nullptr ? gin->returns(impl_->staged_rank(plan), *impl_->gin_dev_comm,
                                       *plan.impl().put_destinations, *impl_->bounded,
                                       args.expert_out, data.topk, hidden, args.row_type, row_bytes)
                        : nccl_staged_return(impl_->staged_rank(plan), args.expert_out, data.topk,
@@ -399,7 +399,7 @@ Status NcclCommunicator::combine(const DevicePlan& plan, const TensorView& exper
   FUSCO_RETURN_IF_ERROR(impl_->ops().direct_combine(args, impl_->stream, "combine kernel"));
   if (gin != nullptr) {  // the returned rows are read: their senders may put again
     FUSCO_RETURN_IF_ERROR(
-        gin->returned_read(impl_->staged_rank(plan), *impl_->dev_comm, row_bytes));
+        gin->returned_read(impl_->staged_rank(plan), *impl_->gin_dev_comm, row_bytes));
   }
   // No rank overwrites its window while a peer still reads it.
   return impl_->barrier(timeout_ms, "combine (every window read)");

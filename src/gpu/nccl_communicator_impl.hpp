@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -60,14 +61,23 @@ struct NcclCommunicator::Impl {
   int rank = 0;
   int world = 0;
   ncclComm_t comm = nullptr;
+  /// With several nodes: this rank's node as a communicator of its own (ncclCommInitRank with
+  /// the node's unique id), on which the windows, their LSA addresses and the device
+  /// communicator live. NCCL's device communicator over the whole world would turn GIN on
+  /// across nodes (failing where the network has none) and make its LSA team the gcd of the
+  /// node sizes (refusing uneven nodes); a node's own communicator does neither. One node:
+  /// nullptr (`comm` serves).
+  ncclComm_t node_comm = nullptr;
   size_t window_bytes = 0;
   void* recv_window = nullptr;    ///< recv_symmetric.base, or recv_plain's memory
   void* expert_window = nullptr;  ///< expert_symmetric.base, or expert_plain's memory
   SymmetricWindow recv_symmetric;
   SymmetricWindow expert_symmetric;
-  /// The device communicator: the device API's check and LSA team (barriers are fusco's own,
-  /// bounded; GIN will add its contexts and signals to it).
+  /// The device communicator of lsa_comm(): the device API's check and LSA team (barriers are
+  /// fusco's own, bounded).
   ncclDevComm* dev_comm = nullptr;
+  /// With inter_node = gin: the world's device communicator, with GIN contexts and signals.
+  ncclDevComm* gin_dev_comm = nullptr;
   core::PeerTable recv_peers{};
   core::PeerTable expert_peers{};
   /// The bounded barrier's arrival slots: a small symmetric window, zeroed at creation.
@@ -102,10 +112,20 @@ struct NcclCommunicator::Impl {
       ops().destroy_stream(stream);
     }
     if (device_api) release_device_api();
+    if (node_comm != nullptr) nccl->destroy(node_comm);
     if (comm != nullptr) nccl->destroy(comm);
   }
 
   const DeviceOps& ops() const { return nccl->device(); }
+
+  /// The communicator of the windows and their load/store addresses: the node's.
+  ncclComm_t lsa_comm() const { return node_comm != nullptr ? node_comm : comm; }
+
+  /// `rank`'s rank in lsa_comm() (it must be on this rank's node).
+  int lsa_comm_rank(int of) const {
+    return node_comm != nullptr ? of - host.topology().node_first_rank(host.topology().node_of(of))
+                                : of;
+  }
 
   // This rank's exchanges of a call whose PlanOptions::timeout_ms is `timeout_ms`.
   NcclLane lane(int64_t timeout_ms) {
@@ -117,36 +137,15 @@ struct NcclCommunicator::Impl {
   // node. Every step's verdict is agreed on by all ranks; a failure leaves what was made for
   // release_device_api.
   Status set_up_device_api() {
+    if (several_nodes()) FUSCO_RETURN_IF_ERROR(open_node_comm());
     FUSCO_RETURN_IF_ERROR(open_window(window_bytes, recv_symmetric, "receive window"));
     FUSCO_RETURN_IF_ERROR(open_window(window_bytes, expert_symmetric, "expert-output window"));
     recv_window = recv_symmetric.base;
     expert_window = expert_symmetric.base;
-    int lsa_size = 0;
-    int gin_contexts = 0;
-    const bool with_gin = options.inter_node == NcclInterNode::kGin && several_nodes();
-    Status made = nccl->open_device_comm(comm, with_gin ? gin_signal_count(world) : 0, &dev_comm,
-                                         &lsa_size, &gin_contexts);
-    if (made.ok() && with_gin && gin_contexts == 0) {
-      made = Status(StatusCode::kUnsupported,
-                    "options.inter_node = gin, but NCCL offers no GIN on rank " +
-                        std::to_string(rank) +
-                        " (no network it can drive from the GPU); inter_node = sendrecv works "
-                        "on any network");
-    }
-    for (const int peer : node_peers()) {
-      if (made.ok() && nccl->lsa_rank_of(comm, peer) < 0) {
-        made = Status(StatusCode::kUnsupported,
-                      "rank " + std::to_string(peer) + ", on rank " + std::to_string(rank) +
-                          "'s node of the host topology, is not load/store accessible from it "
-                          "(NCCL's LSA team holds " +
-                          std::to_string(lsa_size) +
-                          " ranks): a node must be ranks that share an NVLink domain");
-      }
-    }
-    FUSCO_RETURN_IF_ERROR(agree(allgather, made, "ncclDevCommCreate"));
+    FUSCO_RETURN_IF_ERROR(agree(allgather, check_device_comms(), "ncclDevCommCreate"));
 
     FUSCO_RETURN_IF_ERROR(agree(allgather, set_up_sync_window(), "barrier window"));
-    if (with_gin) {
+    if (with_gin()) {
       Result<std::unique_ptr<GinTransfer>> staging =
           GinTransfer::create(comm, window_bytes, rank, world);
       const Status made_staging = staging.status();
@@ -161,12 +160,66 @@ struct NcclCommunicator::Impl {
     return agree(allgather, pointers, "LSA pointers");
   }
 
+  bool with_gin() const { return options.inter_node == NcclInterNode::kGin && several_nodes(); }
+
+  // Collective: node_comm, from a unique id the node's first rank makes (every rank's id goes
+  // through the allgather; each takes its node's).
+  Status open_node_comm() {
+    const Topology& topology = host.topology();
+    const int first = topology.node_first_rank(topology.node_of(rank));
+    ncclUniqueId id{};
+    transport::Proposal step;
+    step.kind = transport::CallKind::kSetup;
+    step.local = rank == first ? nccl->unique_id(&id) : Status();
+    step.payload = id.internal;
+    step.payload_bytes = sizeof(id.internal);
+    std::vector<char> ids(static_cast<size_t>(world) * sizeof(id.internal));
+    FUSCO_RETURN_IF_ERROR(transport::agree(allgather, world, step,
+                                           reinterpret_cast<std::byte*>(ids.data()),
+                                           "ncclGetUniqueId (node)"));
+    std::memcpy(id.internal, ids.data() + static_cast<size_t>(first) * sizeof(id.internal),
+                sizeof(id.internal));
+    return agree(
+        allgather,
+        nccl->init_rank(&node_comm, topology.node_size(topology.node_of(rank)), id, rank - first),
+        "ncclCommInitRank (node)");
+  }
+
+  // The device communicators: lsa_comm()'s, whose LSA team must hold this rank's node, and
+  // with GIN the world's, which must offer GIN. Local: the caller agrees on the verdict.
+  Status check_device_comms() {
+    int lsa_size = 0;
+    int gin_contexts = 0;
+    FUSCO_RETURN_IF_ERROR(
+        nccl->open_device_comm(lsa_comm(), 0, &dev_comm, &lsa_size, &gin_contexts));
+    for (const int peer : node_peers()) {
+      if (nccl->lsa_rank_of(lsa_comm(), lsa_comm_rank(peer)) < 0) {
+        return Status(StatusCode::kUnsupported,
+                      "rank " + std::to_string(peer) + ", on rank " + std::to_string(rank) +
+                          "'s node of the host topology, is not load/store accessible from it "
+                          "(NCCL's LSA team holds " +
+                          std::to_string(lsa_size) +
+                          " ranks): a node must be ranks that share an NVLink domain");
+      }
+    }
+    if (!with_gin()) return Status();
+    int world_lsa = 0;
+    FUSCO_RETURN_IF_ERROR(nccl->open_device_comm(comm, gin_signal_count(world), &gin_dev_comm,
+                                                 &world_lsa, &gin_contexts));
+    if (gin_contexts > 0) return Status();
+    return Status(StatusCode::kUnsupported,
+                  "options.inter_node = gin, but NCCL offers no GIN on rank " +
+                      std::to_string(rank) +
+                      " (no network it can drive from the GPU); inter_node = sendrecv works on "
+                      "any network");
+  }
+
   // Collective: a symmetric window of `bytes`, allocated, then registered (collective in
   // NCCL: every rank must come, so all agree that every allocation worked first).
   Status open_window(size_t bytes, SymmetricWindow& window, const std::string& what) {
     FUSCO_RETURN_IF_ERROR(agree(allgather, nccl->allocate_window(bytes, &window, what),
                                 (what + " allocation").c_str()));
-    return agree(allgather, nccl->register_window(comm, bytes, &window, what),
+    return agree(allgather, nccl->register_window(lsa_comm(), bytes, &window, what),
                  (what + " registration").c_str());
   }
 
@@ -212,7 +265,8 @@ struct NcclCommunicator::Impl {
     std::vector<int> lsa_of;
     lsa_of.reserve(static_cast<size_t>(world));
     for (int p = 0; p < world; ++p) {
-      lsa_of.push_back(topology.same_node(p, rank) ? nccl->lsa_rank_of(comm, p) : -1);
+      lsa_of.push_back(topology.same_node(p, rank) ? nccl->lsa_rank_of(lsa_comm(), lsa_comm_rank(p))
+                                                   : -1);
     }
     std::vector<void*> addresses;
     FUSCO_RETURN_IF_ERROR(nccl->lsa_addresses(window, lsa_of, stream, &addresses));
@@ -249,18 +303,26 @@ struct NcclCommunicator::Impl {
   // After an abort (comm is nullptr) the registrations went with the communicator; the memory
   // is still this rank's to free.
   void release_counts_window() {
-    nccl->close_window(comm, &counts_window);
+    nccl->close_window(lsa_comm(), &counts_window);
     counts_bytes = 0;
   }
 
   void release_device_api() {
+    if (comm == nullptr && node_comm != nullptr) {  // the world was aborted: the node goes too
+      nccl->abort(node_comm);
+      node_comm = nullptr;
+    }
     if (gin != nullptr && comm == nullptr) gin->communicator_aborted();
     gin.reset();
     release_counts_window();
-    if (comm != nullptr && dev_comm != nullptr) nccl->close_device_comm(comm, dev_comm);
+    if (comm != nullptr && gin_dev_comm != nullptr) nccl->close_device_comm(comm, gin_dev_comm);
+    gin_dev_comm = nullptr;
+    if (lsa_comm() != nullptr && dev_comm != nullptr) {
+      nccl->close_device_comm(lsa_comm(), dev_comm);
+    }
     dev_comm = nullptr;
     for (SymmetricWindow* window : {&recv_symmetric, &expert_symmetric, &sync_window}) {
-      nccl->close_window(comm, window);
+      nccl->close_window(lsa_comm(), window);
     }
     recv_window = expert_window = nullptr;
     bounded.reset();
