@@ -3,8 +3,9 @@
 # multi-rank, Python package, installed-package, public headers, GPU tests that skip without a
 # GPU), a benchmark smoke run that must report no wrong value, the GPU check script in its
 # no-GPU mode (built against the NCCL wheel PyTorch users have), then the unit and multi-rank tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and the
-# libFuzzer targets for a bounded time.
+# and the GPU engine on its host backend (ranks as threads, lazy streams) again under
+# AddressSanitizer + UndefinedBehaviorSanitizer and under ThreadSanitizer, and the libFuzzer
+# targets for a bounded time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,17 +36,22 @@ echo "== GPU check without a GPU (scripts/gpu-check.sh end to end; NCCL from PyP
 tests/scripts/check_gpu_check.sh "${TMPDIR:-/tmp}/fusco-gpu-check-$(printf %s "$root" | cksum | cut -d' ' -f1)"
 
 echo "== sanitizers: address + undefined"
+# (CUDA on, one architecture: the kernels are not sanitized, the host code driving them is)
 scripts/configure.sh build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=address,undefined \
-  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_PYTHON=OFF -DCMAKE_CUDA_ARCHITECTURES=90
 cmake --build build-asan -j "$jobs"
 (cd build-asan && ctest --output-on-failure -j "$jobs")
 
 echo "== sanitizers: thread"
 scripts/configure.sh build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFUSCO_SANITIZE=thread \
   -DFUSCO_WITH_UCX=OFF -DFUSCO_WITH_MPI=OFF \
-  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_CUDA=OFF -DFUSCO_WITH_PYTHON=OFF
-cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests
+  -DFUSCO_BUILD_BENCH=OFF -DFUSCO_WITH_PYTHON=OFF -DCMAKE_CUDA_ARCHITECTURES=90
+cmake --build build-tsan -j "$jobs" --target fusco_multirank_tests fusco_gpu_tests
 (cd build-tsan && ctest --output-on-failure -j "$jobs" -R '^(DispatchCombine|Errors|UnfusedBaseline|PlanStats|IdentityExperts|PeerQuiet|Abort|StoppedRank|Async|Replicas|Relay|Layout|StridedRows|Companion|CombineRounds|ConcurrentCalls|MovedFromCommunicator)\.')
+# The GPU engine's host backend where ranks are threads forcing each other's lazy streams (the
+# NCCL engine, the node barrier; DeviceGroup drives all its ranks from one thread).
+(cd build-tsan && ctest --output-on-failure -j "$jobs" \
+  -R '(NcclOnHost|^Backends/(NcclCommunicatorRuns|NodeBarrierRuns)\..*/Host( |$)|^HostStreams\.)')
 
 echo "== fuzzing (libFuzzer, clang, ASan + UBSan; 30 s per target)"
 scripts/fuzz.sh

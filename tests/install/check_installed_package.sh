@@ -16,7 +16,8 @@ cmake --build "$work/example" >/dev/null
 # With the GPU engine installed, a program linking fusco::fusco_gpu builds and runs too.
 if ls "$work"/prefix/lib*/libfusco_gpu.a >/dev/null 2>&1; then
   cmake -S "$source/tests/install/gpu_consumer" -B "$work/gpu_consumer" \
-    -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+    -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS="$flags" \
+    -DCMAKE_EXE_LINKER_FLAGS="$flags" >/dev/null
   cmake --build "$work/gpu_consumer" >/dev/null
   "$work/gpu_consumer/gpu_consumer"
 fi
