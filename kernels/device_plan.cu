@@ -54,12 +54,14 @@ __global__ void zero_unfilled_kernel(char* rows, int64_t row_bytes, const int64_
   }
 }
 
-// One block per destination rank.
+// One block per destination rank; the stores into peers are fenced at system scope before
+// the kernel ends (as the dispatch kernel's: the barrier that follows publishes them).
 __global__ void publish_kernel(const int64_t* row, int64_t count, core::PeerTable peers,
                                int64_t offset_bytes) {
   auto* to = reinterpret_cast<int64_t*>(peers.base[blockIdx.x] + offset_bytes);
   if (to == row) return;
   for (int64_t i = threadIdx.x; i < count; i += blockDim.x) to[i] = row[i];
+  __threadfence_system();
 }
 
 __global__ void record_bad_kernel(const void* ids, bool ids_int64, const int64_t* first_bad,

@@ -6,7 +6,12 @@ namespace {
 
 constexpr int kWarpsPerBlock = 8;
 
-// One warp per stored row: a row of 7168 bf16 is 896 16-byte words, 28 per lane.
+// One warp per stored row: a row of 7168 bf16 is 896 16-byte words, 28 per lane. The rows
+// may go to peer GPUs (LSA pointers): each storing thread ends with a system-scope fence, so
+// its stores are visible to every GPU before the kernel ends and the node barrier after it
+// publishes its epoch (issue 15, defect 14: the barrier's own leading fence orders only the
+// barrier thread's view, not other threads' stores of an earlier kernel, under the PTX
+// memory model's letter).
 __global__ void direct_dispatch_kernel(DirectDispatchArgs args) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (i >= args.num_stores) {
@@ -24,6 +29,7 @@ __global__ void direct_dispatch_kernel(DirectDispatchArgs args) {
                         static_cast<const char*>(args.extra) + store.token * args.extra_pitch,
                         args.extra_row_bytes, lane, 32);
   }
+  __threadfence_system();
 }
 
 }  // namespace
