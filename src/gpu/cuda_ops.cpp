@@ -49,8 +49,8 @@ class CudaOps final : public DeviceOps {
                          const char* what) const override {
     FUSCO_RETURN_IF_ERROR(cuda_status(cudaHostAlloc(host, bytes, cudaHostAllocMapped), what));
     std::memset(*host, 0, bytes);
-    const Status mapped = cuda_status(cudaHostGetDevicePointer(device, *host, 0),
-                                      std::string(what) + " (device address)");
+    Status mapped = cuda_status(cudaHostGetDevicePointer(device, *host, 0),
+                                std::string(what) + " (device address)");
     if (!mapped.ok()) {
       cudaFreeHost(*host);
       *host = nullptr;
