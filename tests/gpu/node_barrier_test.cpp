@@ -37,13 +37,17 @@ core::PeerTable zeroed_slots(const gpu::DeviceOps& ops, gpu::DeviceBuffer& memor
   return table;
 }
 
-// The members of one barrier group with a stream each.
+// The members of one barrier group on a backend, with a stream each and their arrival slots.
 struct Members {
+  const gpu::DeviceOps* ops;
+  gpu::DeviceBuffer memory;
+  core::PeerTable slots;
   std::vector<std::unique_ptr<gpu::NodeBarrier>> barriers;
   std::vector<cudaStream_t> streams;
-  const gpu::DeviceOps* ops;
 
-  Members(const gpu::DeviceOps& backend, int ranks) : ops(&backend) {
+  Members(Backend backend_kind, int ranks)
+      : ops(&ops_of(backend_kind)), slots(zeroed_slots(*ops, memory, ranks)) {
+    const gpu::DeviceOps& backend = *ops;
     for (int r = 0; r < ranks; ++r) {
       auto made = gpu::NodeBarrier::create(backend, r, 0, ranks);
       EXPECT_TRUE(made.ok()) << made.status().to_string();
@@ -64,14 +68,13 @@ class NodeBarrierRuns : public OnEveryBackend {};
 
 TEST_P(NodeBarrierRuns, MembersThatAllCome_PassEveryBarrier) {
   constexpr int kRanks = 3;
-  const gpu::DeviceOps& ops = ops_of(GetParam());
-  gpu::DeviceBuffer memory;
-  const core::PeerTable slots = zeroed_slots(ops, memory, kRanks);
-  Members members(ops, kRanks);
+  Members members(GetParam(), kRanks);
+  const gpu::DeviceOps& ops = *members.ops;
   for (int round = 0; round < 5; ++round) {
     for (int r = 0; r < kRanks; ++r) {
       const auto rr = static_cast<size_t>(r);
-      ASSERT_TRUE(members.barriers[rr]->sync(slots, 10000, "round", members.streams[rr]).ok());
+      ASSERT_TRUE(
+          members.barriers[rr]->sync(members.slots, 10000, "round", members.streams[rr]).ok());
     }
   }
   for (int r = 0; r < kRanks; ++r) {
@@ -83,16 +86,15 @@ TEST_P(NodeBarrierRuns, MembersThatAllCome_PassEveryBarrier) {
 
 TEST_P(NodeBarrierRuns, MembersOnThreadsOfTheirOwn_PassEveryBarrier_WhoeverWaitsFirst) {
   constexpr int kRanks = 4;
-  const gpu::DeviceOps& ops = ops_of(GetParam());
-  gpu::DeviceBuffer memory;
-  const core::PeerTable slots = zeroed_slots(ops, memory, kRanks);
-  Members members(ops, kRanks);
+  Members members(GetParam(), kRanks);
+  const gpu::DeviceOps& ops = *members.ops;
   std::vector<std::thread> threads;
   for (int r = 0; r < kRanks; ++r) {
     threads.emplace_back([&, r] {
       const auto rr = static_cast<size_t>(r);
       for (int round = 0; round < 20; ++round) {
-        EXPECT_TRUE(members.barriers[rr]->sync(slots, 20000, "round", members.streams[rr]).ok());
+        EXPECT_TRUE(
+            members.barriers[rr]->sync(members.slots, 20000, "round", members.streams[rr]).ok());
         // Some ranks wait on every round, others only at the end.
         if (r % 2 == 0) {
           EXPECT_TRUE(ops.synchronize(members.streams[rr], "round").ok());
