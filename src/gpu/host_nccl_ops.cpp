@@ -58,13 +58,10 @@ class HostNcclOps final : public NcclOps {
 
   Status allocate_window(size_t bytes, SymmetricWindow* window,
                          const std::string& what) const override {
-    constexpr size_t kAlign = 4096;
-    window->base = std::aligned_alloc(kAlign, (bytes + kAlign - 1) / kAlign * kAlign);
-    if (window->base == nullptr) {
-      return Status(StatusCode::kOutOfMemory,
-                    what + ": no host memory for " + std::to_string(bytes) + " bytes");
-    }
-    std::memset(window->base, 0, bytes);
+    // Host memory as the backend's allocations (std::aligned_alloc: std::free frees it),
+    // zeroed as a fresh window is on NCCL.
+    FUSCO_RETURN_IF_ERROR(device().allocate(&window->base, bytes, what.c_str()));
+    if (bytes > 0) std::memset(window->base, 0, bytes);
     return Status();
   }
   Status register_window(ncclComm_t comm, size_t /*bytes*/, SymmetricWindow* window,

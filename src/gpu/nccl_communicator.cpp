@@ -89,19 +89,10 @@ Result<std::unique_ptr<NcclCommunicator>> NcclCommunicator::make(
   FUSCO_RETURN_IF_ERROR(transport::agree(gather, impl->world, setup, nullptr, "NCCL setup"));
 
   // Rank 0's unique id, to every rank.
-  static_assert(sizeof(ncclUniqueId::internal) <= transport::kMaxAgreementPayload);
-  ncclUniqueId id{};
-  transport::Proposal id_step;
-  id_step.kind = transport::CallKind::kSetup;
-  id_step.local = rank == 0 ? nccl.unique_id(&id) : Status();
-  id_step.payload = id.internal;
-  id_step.payload_bytes = sizeof(id.internal);
-  std::vector<char> ids(static_cast<size_t>(impl->world) * sizeof(id.internal));
-  FUSCO_RETURN_IF_ERROR(transport::agree(
-      gather, impl->world, id_step, reinterpret_cast<std::byte*>(ids.data()), "ncclGetUniqueId"));
-  std::memcpy(id.internal, ids.data(), sizeof(id.internal));
-  FUSCO_RETURN_IF_ERROR(
-      agree(gather, nccl.init_rank(&impl->comm, impl->world, id, rank), "ncclCommInitRank"));
+  Result<ncclUniqueId> id = impl->unique_id_of(0, "ncclGetUniqueId");
+  FUSCO_RETURN_IF_ERROR(id.status());
+  FUSCO_RETURN_IF_ERROR(agree(gather, nccl.init_rank(&impl->comm, impl->world, id.value(), rank),
+                              "ncclCommInitRank"));
 
   constexpr size_t kAlign = NCCL_WIN_REQUIRED_ALIGNMENT;
   impl->window_bytes = (static_cast<size_t>(options.window_bytes) + kAlign - 1) / kAlign * kAlign;

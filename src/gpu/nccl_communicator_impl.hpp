@@ -162,27 +162,34 @@ struct NcclCommunicator::Impl {
 
   bool with_gin() const { return options.inter_node == NcclInterNode::kGin && several_nodes(); }
 
-  // Collective: node_comm, from a unique id the node's first rank makes (every rank's id goes
-  // through the allgather; each takes its node's).
+  // Collective: the unique id rank `maker` makes (every rank's id goes through the
+  // allgather, as in one step every rank proposes; each takes `maker`'s); `step` names it.
+  Result<ncclUniqueId> unique_id_of(int maker, const char* step) const {
+    static_assert(sizeof(ncclUniqueId::internal) <= transport::kMaxAgreementPayload);
+    ncclUniqueId id{};
+    transport::Proposal proposal;
+    proposal.kind = transport::CallKind::kSetup;
+    proposal.local = rank == maker ? nccl->unique_id(&id) : Status();
+    proposal.payload = id.internal;
+    proposal.payload_bytes = sizeof(id.internal);
+    std::vector<char> ids(static_cast<size_t>(world) * sizeof(id.internal));
+    FUSCO_RETURN_IF_ERROR(transport::agree(allgather, world, proposal,
+                                           reinterpret_cast<std::byte*>(ids.data()), step));
+    std::memcpy(id.internal, ids.data() + static_cast<size_t>(maker) * sizeof(id.internal),
+                sizeof(id.internal));
+    return id;
+  }
+
+  // Collective: node_comm, from a unique id the node's first rank makes.
   Status open_node_comm() {
     const Topology& topology = host.topology();
     const int first = topology.node_first_rank(topology.node_of(rank));
-    ncclUniqueId id{};
-    transport::Proposal step;
-    step.kind = transport::CallKind::kSetup;
-    step.local = rank == first ? nccl->unique_id(&id) : Status();
-    step.payload = id.internal;
-    step.payload_bytes = sizeof(id.internal);
-    std::vector<char> ids(static_cast<size_t>(world) * sizeof(id.internal));
-    FUSCO_RETURN_IF_ERROR(transport::agree(allgather, world, step,
-                                           reinterpret_cast<std::byte*>(ids.data()),
-                                           "ncclGetUniqueId (node)"));
-    std::memcpy(id.internal, ids.data() + static_cast<size_t>(first) * sizeof(id.internal),
-                sizeof(id.internal));
-    return agree(
-        allgather,
-        nccl->init_rank(&node_comm, topology.node_size(topology.node_of(rank)), id, rank - first),
-        "ncclCommInitRank (node)");
+    Result<ncclUniqueId> id = unique_id_of(first, "ncclGetUniqueId (node)");
+    FUSCO_RETURN_IF_ERROR(id.status());
+    return agree(allgather,
+                 nccl->init_rank(&node_comm, topology.node_size(topology.node_of(rank)), id.value(),
+                                 rank - first),
+                 "ncclCommInitRank (node)");
   }
 
   // The device communicators: lsa_comm()'s, whose LSA team must hold this rank's node, and
